@@ -77,3 +77,106 @@ int test_finish(void)
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;
 }
+
+/* ---- GPU tests ---------------------------------------------------------------- */
+#include "common/half.h"
+#include "vk/memory.h"
+
+vkd_device *test_device_open(uint64_t max_binding)
+{
+    vkd_device_opts o;
+    vkd_device_opts_init(&o);
+    o.validation = getenv("VKD_NO_VALIDATION") == NULL;
+    o.max_binding_override = max_binding;
+    const char *dev = getenv("VKD_TEST_DEVICE");
+    if (dev)
+        o.device_index = atoi(dev);
+    vkd_device *d = NULL;
+    vkd_result r = vkd_device_create(&o, &d);
+    TEST_CHECK(r == VKD_OK, "device creation failed: %s", vkd_result_str(r));
+    if (r) {
+        printf("%d passed, %d failed\n", test_passed, test_failed);
+        exit(1);
+    }
+    static int printed;
+    if (!printed++)
+        printf("device: %s (%s), 16-bit storage %s, max binding %llu\n", d->caps.name, d->caps.driver,
+               d->caps.storage16 ? "yes" : "no", (unsigned long long)d->caps.max_binding);
+    return d;
+}
+
+void test_device_close(vkd_device *d)
+{
+    if (!d)
+        return;
+    vkd_device_wait_idle(d);
+    TEST_CHECK(d->validation_errors == 0, "%u Vulkan validation errors", d->validation_errors);
+    vkd_device_destroy(d);
+}
+
+int test_dtypes(const vkd_device *d, vkd_dtype out[2])
+{
+    out[0] = VKD_F32;
+    if (!d->caps.storage16) {
+        printf("note: no 16-bit storage on this device: fp16 variants not run here\n");
+        return 1;
+    }
+    out[1] = VKD_F16;
+    return 2;
+}
+
+void test_fill_normal(test_rng *r, float *x, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(scale * test_rng_normal(r));
+}
+
+void test_round_to(vkd_dtype dt, float *x, size_t n)
+{
+    if (dt == VKD_F16)
+        for (size_t i = 0; i < n; i++)
+            x[i] = vkd_half_to_float(vkd_float_to_half(x[i]));
+}
+
+vkd_tensor test_tensor_from(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *shape, const float *data)
+{
+    vkd_tensor t;
+    vkd_result r = vkd_tensor_create(d, dt, ndim, shape, &t);
+    TEST_CHECK(r == VKD_OK, "tensor create: %s", vkd_result_str(r));
+    if (!r && data) {
+        r = vkd_tensor_upload_f32(d, &t, data);
+        TEST_CHECK(r == VKD_OK, "upload: %s", vkd_result_str(r));
+    }
+    return t;
+}
+
+vkd_tensor test_tensor_poisoned(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *shape)
+{
+    vkd_tensor t = test_tensor_from(d, dt, ndim, shape, NULL);
+    /* NaN in both encodings: an element the op forgets to write fails the comparison */
+    vkd_buffer_fill(d, &t.buf, dt == VKD_F16 ? 0x7e007e00u : 0x7fc00000u);
+    return t;
+}
+
+double test_expect_close(vkd_device *d, const vkd_tensor *t, const double *ref, double max_nmse, const char *what)
+{
+    size_t n = (size_t)vkd_tensor_numel(t);
+    float *got = malloc(n * sizeof *got);
+    if (!got) {
+        TEST_CHECK(0, "%s: out of memory", what);
+        return INFINITY;
+    }
+    vkd_result r = vkd_tensor_download_f32(d, t, got);
+    TEST_CHECK(r == VKD_OK, "%s: download %s", what, vkd_result_str(r));
+    size_t bad;
+    double tol_rel = t->dtype == VKD_F16 ? 2e-2 : 1e-3;
+    double e = test_nmse(got, ref, n, tol_rel * 1e-2, tol_rel, &bad);
+    int ok = e <= max_nmse;
+    printf("%s %-60s nmse %.3g (max %.1g)", ok ? "ok  " : "FAIL", what, e, max_nmse);
+    if (bad != SIZE_MAX)
+        printf("  first mismatch at %zu: got %.8g want %.8g", bad, got[bad], ref[bad]);
+    printf("\n");
+    TEST_CHECK(ok, "%s: nmse %.3g > %.3g", what, e, max_nmse);
+    free(got);
+    return e;
+}

@@ -47,3 +47,25 @@ double test_nmse(const float *got, const double *ref, size_t n, double tol_abs, 
 int test_finish(void);
 
 #endif
+
+/* ---- GPU tests ----------------------------------------------------------------
+ * test_device_open: a device with the Khronos validation layer on (any validation
+ * error fails the test at test_device_close). max_binding > 0 lowers
+ * maxStorageBufferRange to exercise the split paths with small tensors. */
+#include "vk/device.h"
+#include "ops/tensor.h"
+vkd_device *test_device_open(uint64_t max_binding);
+void test_device_close(vkd_device *d);
+/* The dtypes to test on this device: F32 always, F16 when it has 16-bit storage. */
+int test_dtypes(const vkd_device *d, vkd_dtype out[2]);
+/* Fill a host array with N(0, scale^2) values. */
+void test_fill_normal(test_rng *r, float *x, size_t n, double scale);
+/* Values as the device sees them: rounded to fp16 when dt is F16 (so the double
+ * reference starts from the same inputs). */
+void test_round_to(vkd_dtype dt, float *x, size_t n);
+/* Upload host data into a new device tensor; the output tensors are poisoned with NaN. */
+vkd_tensor test_tensor_from(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *shape, const float *data);
+vkd_tensor test_tensor_poisoned(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *shape);
+/* Compare a device tensor against a double reference; prints nmse and the first
+ * mismatch; counts one check. Returns the nmse. */
+double test_expect_close(vkd_device *d, const vkd_tensor *t, const double *ref, double max_nmse, const char *what);

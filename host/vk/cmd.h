@@ -1,0 +1,57 @@
+/* Command recording: dispatches with their descriptor sets, barriers, GPU timestamps.
+ *
+ * A vkd_cmd is recorded once and may be submitted many times (decision 5: record
+ * once, replay per step). Its descriptor sets live as long as it does. */
+#ifndef VKD_CMD_H
+#define VKD_CMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <volk.h>
+
+#include "vk/device.h"
+#include "vk/memory.h"
+#include "vk/pipeline.h"
+
+/* A range of a buffer bound to one binding. Offset is relative to the vkd_buffer. */
+typedef struct vkd_binding {
+    const vkd_buffer *buf;
+    VkDeviceSize offset;
+    VkDeviceSize range;
+} vkd_binding;
+
+typedef struct vkd_cmd vkd_cmd;
+
+vkd_result vkd_cmd_create(vkd_device *d, vkd_cmd **out);
+void vkd_cmd_destroy(vkd_cmd *c);
+
+/* Start recording (drops anything recorded before). */
+vkd_result vkd_cmd_begin(vkd_cmd *c);
+/* Record one dispatch. The binding ranges are checked against maxStorageBufferRange
+ * and the offset alignment; push is copied (push_size <= VKD_PUSH_MAX). A barrier
+ * making earlier shader writes visible is recorded before it. */
+vkd_result vkd_cmd_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_binding *b, uint32_t n_bindings,
+                            const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz,
+                            const char *label);
+vkd_result vkd_cmd_end(vkd_cmd *c);
+/* Submit the recorded work and wait for it. May be called many times after end. */
+vkd_result vkd_cmd_submit_wait(vkd_cmd *c);
+
+/* Number of dispatches recorded. */
+uint32_t vkd_cmd_dispatch_count(const vkd_cmd *c);
+
+/* With timestamps on (device opts), the GPU time of each dispatch of the last submit.
+ * Returns the count; labels[i] points into the cmd and lives until the next begin. */
+uint32_t vkd_cmd_timings(const vkd_cmd *c, const char *const **labels, const double **ms);
+/* GPU time of the whole last submission in ms (0 without timestamps). */
+double vkd_cmd_total_ms(const vkd_cmd *c);
+
+/* Find the largest binding window containing bytes [off, off+len) of buf that a
+ * descriptor may address: the window starts at an aligned offset <= off. Returns
+ * the binding and, in *elem_shift, how many `elem_size` elements into the window
+ * `off` lies. Fails with VKD_ERR_TOO_LARGE when the span cannot be bound in one
+ * range (the op must split its work). */
+vkd_result vkd_binding_window(const vkd_device *d, const vkd_buffer *buf, VkDeviceSize off, VkDeviceSize len,
+                              uint32_t elem_size, vkd_binding *out, uint32_t *elem_shift);
+
+#endif

@@ -1,0 +1,510 @@
+/* Instance/device creation and feature probing. See device.h. */
+#include "vk/device.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "vk/memory.h"
+#include "vk/pipeline.h"
+#include "vk/vk_util.h"
+
+#define NO_DRIVER_HINT                                                                       \
+    "install a Vulkan driver: on Debian/Ubuntu `apt-get install mesa-vulkan-drivers` (lavapipe " \
+    "runs on any CPU), or your GPU vendor's driver"
+
+void vkd_device_opts_init(vkd_device_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->device_index = -1;
+}
+
+const char *vkd_device_type_str(VkPhysicalDeviceType t)
+{
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+/* The loader and driver are found at run time through volk, so a machine without
+ * them gets a message instead of a dynamic-link failure. volkInitialize is
+ * idempotent enough to call per device creation. */
+static vkd_result load_vulkan(void)
+{
+    static int loaded;
+    if (loaded)
+        return VKD_OK;
+    if (volkInitialize() != VK_SUCCESS) {
+        VKD_ERROR("the Vulkan loader (libvulkan) was not found; on Debian/Ubuntu `apt-get install "
+                  "libvulkan1 mesa-vulkan-drivers`; " NO_DRIVER_HINT);
+        return VKD_ERR_NO_VULKAN;
+    }
+    loaded = 1;
+    return VKD_OK;
+}
+
+static bool has_layer(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkLayerProperties *p = calloc(n, sizeof *p);
+    if (!p)
+        return false;
+    bool found = false;
+    if (vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; i++)
+            if (!strcmp(p[i].layerName, name))
+                found = true;
+    free(p);
+    return found;
+}
+
+static bool has_instance_ext(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkExtensionProperties *p = calloc(n, sizeof *p);
+    if (!p)
+        return false;
+    bool found = false;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; i++)
+            if (!strcmp(p[i].extensionName, name))
+                found = true;
+    free(p);
+    return found;
+}
+
+static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
+                                               VkDebugUtilsMessageTypeFlagsEXT type,
+                                               const VkDebugUtilsMessengerCallbackDataEXT *data,
+                                               void *user)
+{
+    vkd_device *d = user;
+    if (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
+        d->validation_errors++;
+        VKD_ERROR("validation: %s", data->pMessage);
+    } else if (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
+        d->validation_warnings++;
+        VKD_WARN("validation: %s", data->pMessage);
+    }
+    return VK_FALSE;
+}
+
+static vkd_result create_instance(vkd_device *d, bool validation)
+{
+    uint32_t loader_version = VK_API_VERSION_1_0;
+    if (vkEnumerateInstanceVersion)
+        vkEnumerateInstanceVersion(&loader_version);
+    if (loader_version < VK_API_VERSION_1_1) {
+        VKD_ERROR("the Vulkan loader is version 1.0; vkdiff needs 1.1 or newer");
+        return VKD_ERR_NO_VULKAN;
+    }
+    VkApplicationInfo app = {
+        .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+        .pApplicationName = "vkdiff",
+        .pEngineName = "vkdiff",
+        .apiVersion = loader_version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : loader_version,
+    };
+    const char *layers[1];
+    uint32_t n_layers = 0;
+    const char *exts[4];
+    uint32_t n_exts = 0;
+    bool debug = false;
+    if (validation) {
+        if (has_layer("VK_LAYER_KHRONOS_validation"))
+            layers[n_layers++] = "VK_LAYER_KHRONOS_validation";
+        else
+            VKD_WARN("validation requested but VK_LAYER_KHRONOS_validation is not installed "
+                     "(Debian: vulkan-validationlayers)");
+        if (has_instance_ext(VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
+            exts[n_exts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+            debug = true;
+        }
+    }
+    VkInstanceCreateFlags flags = 0;
+    if (has_instance_ext(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+        /* MoltenVK and other portability drivers are only listed when asked for. */
+        exts[n_exts++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
+        flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
+    }
+    VkDebugUtilsMessengerCreateInfoEXT dbg = {
+        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT |
+                           VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
+        .pfnUserCallback = debug_cb,
+        .pUserData = d,
+    };
+    VkInstanceCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+        .pNext = debug ? &dbg : NULL,
+        .flags = flags,
+        .pApplicationInfo = &app,
+        .enabledLayerCount = n_layers,
+        .ppEnabledLayerNames = layers,
+        .enabledExtensionCount = n_exts,
+        .ppEnabledExtensionNames = exts,
+    };
+    VkResult r = vkCreateInstance(&ci, NULL, &d->instance);
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER) {
+        VKD_ERROR("no Vulkan driver is installed; " NO_DRIVER_HINT);
+        return VKD_ERR_NO_VULKAN;
+    }
+    VK_TRY(r);
+    volkLoadInstance(d->instance);
+    if (debug)
+        VK_TRY(vkCreateDebugUtilsMessengerEXT(d->instance, &dbg, NULL, &d->messenger));
+    return VKD_OK;
+}
+
+static bool has_device_ext(const VkExtensionProperties *e, uint32_t n, const char *name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (!strcmp(e[i].extensionName, name))
+            return true;
+    return false;
+}
+
+/* Reads caps of one physical device; *exts (caller frees) gets its extension list. */
+static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProperties **exts,
+                        uint32_t *n_exts, uint32_t *queue_family)
+{
+    memset(c, 0, sizeof *c);
+    *exts = NULL;
+    *n_exts = 0;
+    VK_TRY(vkEnumerateDeviceExtensionProperties(pd, NULL, n_exts, NULL));
+    *exts = calloc(*n_exts ? *n_exts : 1, sizeof **exts);
+    if (!*exts)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    VK_TRY(vkEnumerateDeviceExtensionProperties(pd, NULL, n_exts, *exts));
+    bool ext_f16i8 = has_device_ext(*exts, *n_exts, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+    bool ext_8bit = has_device_ext(*exts, *n_exts, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
+
+    VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    VkPhysicalDeviceSubgroupProperties sub = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sub};
+    sub.pNext = &m3;
+    VkPhysicalDeviceProperties p0;
+    vkGetPhysicalDeviceProperties(pd, &p0);
+    if (p0.apiVersion >= VK_API_VERSION_1_2 ||
+        has_device_ext(*exts, *n_exts, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME))
+        m3.pNext = &drv;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    const VkPhysicalDeviceProperties *p = &p2.properties;
+    snprintf(c->name, sizeof c->name, "%s", p->deviceName);
+    if (drv.driverName[0])
+        snprintf(c->driver, sizeof c->driver, "%s %s", drv.driverName, drv.driverInfo);
+    else
+        snprintf(c->driver, sizeof c->driver, "driver version 0x%x", p->driverVersion);
+    c->type = p->deviceType;
+    c->api_version = p->apiVersion;
+    c->vendor_id = p->vendorID;
+    c->device_id = p->deviceID;
+    c->subgroup_size = sub.subgroupSize;
+    c->max_alloc = m3.maxMemoryAllocationSize;
+    c->max_binding = p->limits.maxStorageBufferRange;
+    c->ssbo_align = p->limits.minStorageBufferOffsetAlignment;
+    c->max_wg_invocations = p->limits.maxComputeWorkGroupInvocations;
+    memcpy(c->max_wg_count, p->limits.maxComputeWorkGroupCount, sizeof c->max_wg_count);
+    c->max_shared = p->limits.maxComputeSharedMemorySize;
+    c->timestamp_period = p->limits.timestampPeriod;
+    memcpy(c->pipeline_cache_uuid, p->pipelineCacheUUID, VK_UUID_SIZE);
+
+    VkPhysicalDeviceShaderFloat16Int8Features f16i8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    VkPhysicalDevice8BitStorageFeatures s8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES};
+    VkPhysicalDevice16BitStorageFeatures s16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
+    void **tail = &s16.pNext;
+    bool v12 = p->apiVersion >= VK_API_VERSION_1_2;
+    if (v12 || ext_f16i8) {
+        *tail = &f16i8;
+        tail = &f16i8.pNext;
+    }
+    if (v12 || ext_8bit) {
+        *tail = &s8;
+        tail = &s8.pNext;
+    }
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    c->storage16 = s16.storageBuffer16BitAccess;
+    c->fp16_arith = f16i8.shaderFloat16;
+    c->int8_arith = f16i8.shaderInt8;
+    c->storage8 = s8.storageBuffer8BitAccess;
+    c->coop_matrix = has_device_ext(*exts, *n_exts, "VK_KHR_cooperative_matrix");
+    c->memory_budget = has_device_ext(*exts, *n_exts, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    c->subgroup_size_control = p->apiVersion >= VK_API_VERSION_1_3 ||
+                               has_device_ext(*exts, *n_exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, NULL);
+    VkQueueFamilyProperties *q = calloc(nq ? nq : 1, sizeof *q);
+    if (!q)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, q);
+    *queue_family = UINT32_MAX;
+    /* Prefer a compute-only queue family (async compute on discrete GPUs), else any with compute. */
+    for (uint32_t i = 0; i < nq; i++)
+        if ((q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(q[i].queueFlags & VK_QUEUE_GRAPHICS_BIT)) {
+            *queue_family = i;
+            break;
+        }
+    if (*queue_family == UINT32_MAX)
+        for (uint32_t i = 0; i < nq; i++)
+            if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+                *queue_family = i;
+                break;
+            }
+    if (*queue_family != UINT32_MAX)
+        c->timestamps = q[*queue_family].timestampValidBits > 0 && p->limits.timestampPeriod > 0;
+    free(q);
+
+    VkPhysicalDeviceMemoryProperties mp;
+    vkGetPhysicalDeviceMemoryProperties(pd, &mp);
+    for (uint32_t i = 0; i < mp.memoryHeapCount; i++)
+        if ((mp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mp.memoryHeaps[i].size > c->device_local_bytes)
+            c->device_local_bytes = mp.memoryHeaps[i].size;
+    if (*queue_family == UINT32_MAX)
+        return VKD_ERR_NO_DEVICE;
+    return VKD_OK;
+}
+
+static int type_rank(VkPhysicalDeviceType t)
+{
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
+    default: return 0;
+    }
+}
+
+static vkd_result enumerate(VkInstance inst, VkPhysicalDevice **pds, uint32_t *n)
+{
+    *pds = NULL;
+    *n = 0;
+    VK_TRY(vkEnumeratePhysicalDevices(inst, n, NULL));
+    if (*n == 0) {
+        VKD_ERROR("the Vulkan loader found no device; " NO_DRIVER_HINT);
+        return VKD_ERR_NO_VULKAN;
+    }
+    *pds = calloc(*n, sizeof **pds);
+    if (!*pds)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    VK_TRY(vkEnumeratePhysicalDevices(inst, n, *pds));
+    return VKD_OK;
+}
+
+static const char *yes(bool b) { return b ? "yes" : "no"; }
+
+vkd_result vkd_device_list(FILE *f)
+{
+    vkd_result res = load_vulkan();
+    if (res)
+        return res;
+    vkd_device tmp;
+    memset(&tmp, 0, sizeof tmp);
+    if ((res = create_instance(&tmp, false)))
+        return res;
+    VkPhysicalDevice *pds = NULL;
+    uint32_t n = 0;
+    if ((res = enumerate(tmp.instance, &pds, &n)))
+        goto done;
+    for (uint32_t i = 0; i < n; i++) {
+        vkd_device_caps c;
+        VkExtensionProperties *exts = NULL;
+        uint32_t n_exts = 0, qf = 0;
+        vkd_result pr = probe(pds[i], &c, &exts, &n_exts, &qf);
+        free(exts);
+        fprintf(f, "device %u: %s\n", i, c.name);
+        fprintf(f, "  type:              %s\n", vkd_device_type_str(c.type));
+        fprintf(f, "  driver:            %s\n", c.driver);
+        fprintf(f, "  Vulkan:            %u.%u.%u\n", VK_API_VERSION_MAJOR(c.api_version),
+                VK_API_VERSION_MINOR(c.api_version), VK_API_VERSION_PATCH(c.api_version));
+        if (pr) {
+            fprintf(f, "  (not usable: %s)\n", vkd_result_str(pr));
+            continue;
+        }
+        VkPhysicalDeviceMemoryProperties mp;
+        vkGetPhysicalDeviceMemoryProperties(pds[i], &mp);
+        for (uint32_t h = 0; h < mp.memoryHeapCount; h++)
+            fprintf(f, "  memory heap %u:     %.2f GiB%s\n", h, mp.memoryHeaps[h].size / 1073741824.0,
+                    (mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? " device-local" : "");
+        fprintf(f, "  subgroup size:     %u\n", c.subgroup_size);
+        fprintf(f, "  fp16 arithmetic:   %s\n", yes(c.fp16_arith));
+        fprintf(f, "  16-bit storage:    %s\n", yes(c.storage16));
+        fprintf(f, "  int8 arithmetic:   %s\n", yes(c.int8_arith));
+        fprintf(f, "  cooperative matrix:%s\n", c.coop_matrix ? " yes" : " no");
+        fprintf(f, "  memory budget:     %s\n", yes(c.memory_budget));
+        fprintf(f, "  max allocation:    %.0f MiB\n", c.max_alloc / 1048576.0);
+        fprintf(f, "  max binding range: %.0f MiB\n", c.max_binding / 1048576.0);
+        fprintf(f, "  shared memory:     %u KiB\n", c.max_shared / 1024);
+    }
+done:
+    free(pds);
+    vkDestroyInstance(tmp.instance, NULL);
+    return res;
+}
+
+static vkd_result pick(VkPhysicalDevice *pds, uint32_t n, int index, uint32_t *chosen)
+{
+    if (index >= 0) {
+        if ((uint32_t)index >= n) {
+            VKD_ERROR("--device %d: there are only %u Vulkan devices (see --list-devices)", index, n);
+            return VKD_ERR_NO_DEVICE;
+        }
+        *chosen = (uint32_t)index;
+        return VKD_OK;
+    }
+    int best = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(pds[i], &p);
+        if (p.apiVersion < VK_API_VERSION_1_1)
+            continue;
+        int rank = type_rank(p.deviceType);
+        if (best < rank) {
+            best = rank;
+            *chosen = i;
+        }
+    }
+    if (best < 0) {
+        VKD_ERROR("no Vulkan 1.1 device found; " NO_DRIVER_HINT);
+        return VKD_ERR_NO_DEVICE;
+    }
+    return VKD_OK;
+}
+
+static void cache_path_init(vkd_device *d, const char *dir)
+{
+    d->cache_path[0] = 0;
+    if (!dir || !*dir)
+        return;
+    char uuid[2 * VK_UUID_SIZE + 1];
+    for (unsigned i = 0; i < VK_UUID_SIZE; i++)
+        snprintf(uuid + 2 * i, 3, "%02x", d->caps.pipeline_cache_uuid[i]);
+    /* The UUID changes with the driver build, so a cache from an old driver is never fed to a new one. */
+    snprintf(d->cache_path, sizeof d->cache_path, "%s/pipelines-%08x-%08x-%s.bin", dir, d->caps.vendor_id,
+             d->caps.device_id, uuid);
+}
+
+vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
+{
+    vkd_device_opts defaults;
+    if (!opts) {
+        vkd_device_opts_init(&defaults);
+        opts = &defaults;
+    }
+    *out = NULL;
+    vkd_result res = load_vulkan();
+    if (res)
+        return res;
+    vkd_device *d = calloc(1, sizeof *d);
+    if (!d)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    VkPhysicalDevice *pds = NULL;
+    VkExtensionProperties *exts = NULL;
+    uint32_t n = 0, n_exts = 0, chosen = 0;
+    if ((res = create_instance(d, opts->validation)))
+        goto fail;
+    if ((res = enumerate(d->instance, &pds, &n)))
+        goto fail;
+    if ((res = pick(pds, n, opts->device_index, &chosen)))
+        goto fail;
+    d->phys = pds[chosen];
+    if ((res = probe(d->phys, &d->caps, &exts, &n_exts, &d->queue_family))) {
+        VKD_ERROR("device %u (%s) has no compute queue", chosen, d->caps.name);
+        goto fail;
+    }
+    if (opts->max_binding_override && opts->max_binding_override < d->caps.max_binding)
+        d->caps.max_binding = opts->max_binding_override & ~(uint64_t)255;
+    vkGetPhysicalDeviceMemoryProperties(d->phys, &d->memprops);
+    d->use_f16 = d->caps.storage16 && !opts->force_fp32;
+    d->timestamps = opts->timestamps && d->caps.timestamps;
+
+    /* Enable only what we use; everything optional was probed above. */
+    const char *dev_exts[4];
+    uint32_t n_dev_exts = 0;
+    if (d->caps.memory_budget)
+        dev_exts[n_dev_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    if (has_device_ext(exts, n_exts, "VK_KHR_portability_subset"))
+        dev_exts[n_dev_exts++] = "VK_KHR_portability_subset";
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .storageBuffer16BitAccess = d->use_f16,
+    };
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+        .queueFamilyIndex = d->queue_family,
+        .queueCount = 1,
+        .pQueuePriorities = &prio,
+    };
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
+    VkDeviceCreateInfo dci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = &f2,
+        .queueCreateInfoCount = 1,
+        .pQueueCreateInfos = &qci,
+        .enabledExtensionCount = n_dev_exts,
+        .ppEnabledExtensionNames = dev_exts,
+    };
+    VK_TRY_GOTO(vkCreateDevice(d->phys, &dci, NULL, &d->dev), res);
+    vkGetDeviceQueue(d->dev, d->queue_family, 0, &d->queue);
+    VkCommandPoolCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+        .queueFamilyIndex = d->queue_family,
+    };
+    VK_TRY_GOTO(vkCreateCommandPool(d->dev, &pci, NULL, &d->cmd_pool), res);
+    cache_path_init(d, opts->cache_dir);
+    if ((res = vkd_memory_create(d, &d->mem)))
+        goto fail;
+    if ((res = vkd_pipelines_create(d, &d->pipes)))
+        goto fail;
+    VKD_INFO("device: %s (%s), %s, fp16 storage %s", d->caps.name, vkd_device_type_str(d->caps.type),
+             d->caps.driver, d->use_f16 ? "on" : "off");
+    free(pds);
+    free(exts);
+    *out = d;
+    return VKD_OK;
+fail:
+    free(pds);
+    free(exts);
+    vkd_device_destroy(d);
+    return res;
+}
+
+vkd_result vkd_device_wait_idle(vkd_device *d)
+{
+    VK_TRY(vkDeviceWaitIdle(d->dev));
+    return VKD_OK;
+}
+
+void vkd_device_destroy(vkd_device *d)
+{
+    if (!d)
+        return;
+    if (d->dev)
+        vkDeviceWaitIdle(d->dev);
+    vkd_pipelines_destroy(d, d->pipes);
+    vkd_memory_destroy(d, d->mem);
+    if (d->cmd_pool)
+        vkDestroyCommandPool(d->dev, d->cmd_pool, NULL);
+    if (d->dev)
+        vkDestroyDevice(d->dev, NULL);
+    if (d->messenger)
+        vkDestroyDebugUtilsMessengerEXT(d->instance, d->messenger, NULL);
+    if (d->instance)
+        vkDestroyInstance(d->instance, NULL);
+    free(d);
+}

@@ -1,0 +1,90 @@
+/* Vulkan instance + device: discovery, feature probing, selection, creation.
+ *
+ * One vkd_device owns: the instance (with the validation layer when asked), the
+ * logical device and its compute queue, the memory allocator (memory.h), the
+ * pipeline cache (pipeline.h) and a command pool (cmd.h). */
+#ifndef VKD_DEVICE_H
+#define VKD_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <volk.h>
+
+#include "common/result.h"
+
+/* What a device can do, read once at creation. Every extension is optional. */
+typedef struct vkd_device_caps {
+    char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+    char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 4];
+    VkPhysicalDeviceType type;
+    uint32_t api_version;
+    uint32_t vendor_id, device_id;
+    uint32_t subgroup_size;
+    bool fp16_arith;        /* shaderFloat16 */
+    bool int8_arith;        /* shaderInt8 */
+    bool storage16;         /* storageBuffer16BitAccess: fp16 tensors in storage buffers */
+    bool storage8;          /* storageBuffer8BitAccess */
+    bool coop_matrix;       /* VK_KHR_cooperative_matrix */
+    bool memory_budget;     /* VK_EXT_memory_budget */
+    bool subgroup_size_control;
+    bool timestamps;        /* compute queue supports timestamps */
+    float timestamp_period; /* ns per tick */
+    uint64_t max_alloc;     /* maxMemoryAllocationSize */
+    uint64_t max_binding;   /* maxStorageBufferRange (possibly lowered by an override) */
+    uint64_t ssbo_align;    /* minStorageBufferOffsetAlignment */
+    uint32_t max_wg_invocations;
+    uint32_t max_wg_count[3];
+    uint32_t max_shared;    /* maxComputeSharedMemorySize */
+    uint64_t device_local_bytes; /* size of the largest device-local heap */
+    uint8_t pipeline_cache_uuid[VK_UUID_SIZE];
+} vkd_device_caps;
+
+typedef struct vkd_device_opts {
+    int device_index;          /* -1: prefer discrete, then integrated, then virtual, then CPU */
+    bool validation;           /* enable VK_LAYER_KHRONOS_validation (errors are counted) */
+    bool force_fp32;           /* ignore 16-bit storage: run the fp32 path */
+    bool timestamps;           /* record GPU timestamps per dispatch */
+    uint64_t max_binding_override; /* >0: pretend maxStorageBufferRange is this (tests the split path) */
+    const char *cache_dir;     /* pipeline cache folder; NULL: no on-disk cache */
+} vkd_device_opts;
+
+void vkd_device_opts_init(vkd_device_opts *o);
+
+struct vkd_memory;
+struct vkd_pipelines;
+
+typedef struct vkd_device {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice phys;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool cmd_pool;
+    VkPhysicalDeviceMemoryProperties memprops;
+    vkd_device_caps caps;
+    bool use_f16;                /* tensors are stored as fp16 (16-bit storage present, not forced off) */
+    bool timestamps;
+    uint32_t validation_errors;  /* validation messages of error severity seen so far */
+    uint32_t validation_warnings;
+    struct vkd_memory *mem;
+    struct vkd_pipelines *pipes;
+    char cache_path[1024];       /* on-disk pipeline cache file, "" if none */
+} vkd_device;
+
+/* Create a device. On failure *out is NULL and the log says why, e.g. no driver
+ * (VKD_ERR_NO_VULKAN / VKD_ERR_NO_DEVICE, naming the package that provides one). */
+vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out);
+/* Saves the pipeline cache, frees everything. Accepts NULL and half-built devices. */
+void vkd_device_destroy(vkd_device *d);
+
+/* Print every device with its type, driver, heaps, subgroup size and features. */
+vkd_result vkd_device_list(FILE *f);
+
+const char *vkd_device_type_str(VkPhysicalDeviceType t);
+
+/* Wait for the device to be idle (used before teardown and in tests). */
+vkd_result vkd_device_wait_idle(vkd_device *d);
+
+#endif

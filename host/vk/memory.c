@@ -1,0 +1,423 @@
+/* Block sub-allocator and staging transfers. See memory.h. */
+#include "vk/memory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "vk/vk_util.h"
+
+#define BLOCK_DEFAULT (256ull << 20) /* large enough to hold any SD weight, small enough for phones */
+#define ALIGN 256ull                 /* >= minStorageBufferOffsetAlignment on every known device */
+#define STAGING_SIZE (32ull << 20)
+
+typedef struct { VkDeviceSize off, size; } range;
+
+typedef struct vkd_block {
+    VkDeviceMemory mem;
+    VkBuffer buf;
+    VkDeviceSize size;
+    uint8_t *mapped;   /* non-NULL when the memory type is host-visible and coherent */
+    range *free;       /* sorted by offset, coalesced */
+    uint32_t n_free, cap_free;
+    struct vkd_block *next;
+} vkd_block;
+
+typedef struct vkd_memory {
+    vkd_block *blocks;
+    uint32_t type_index;     /* memory type of the blocks */
+    bool blocks_mapped;
+    VkDeviceSize block_size;
+    VkDeviceSize align;
+    vkd_memory_stats stats;
+    /* staging, only when device memory is not host-visible */
+    VkBuffer staging_buf;
+    VkDeviceMemory staging_mem;
+    uint8_t *staging_map;
+    VkCommandBuffer cb;
+    VkFence fence;
+} vkd_memory;
+
+static int find_type(const VkPhysicalDeviceMemoryProperties *mp, uint32_t bits, VkMemoryPropertyFlags want)
+{
+    for (uint32_t i = 0; i < mp->memoryTypeCount; i++)
+        if ((bits & (1u << i)) && (mp->memoryTypes[i].propertyFlags & want) == want)
+            return (int)i;
+    return -1;
+}
+
+static VkBufferUsageFlags usage(void)
+{
+    return VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+}
+
+static vkd_result make_buffer(vkd_device *d, VkDeviceSize size, VkBuffer *buf, VkMemoryRequirements *req)
+{
+    VkBufferCreateInfo bci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+        .size = size,
+        .usage = usage(),
+        .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+    };
+    VK_TRY(vkCreateBuffer(d->dev, &bci, NULL, buf));
+    vkGetBufferMemoryRequirements(d->dev, *buf, req);
+    return VKD_OK;
+}
+
+vkd_result vkd_memory_create(vkd_device *d, vkd_memory **out)
+{
+    vkd_result res = VKD_OK;
+    vkd_memory *m = calloc(1, sizeof *m);
+    if (!m)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    *out = m;
+    m->align = d->caps.ssbo_align > ALIGN ? d->caps.ssbo_align : ALIGN;
+    m->block_size = BLOCK_DEFAULT;
+    if (d->caps.max_alloc && m->block_size > d->caps.max_alloc)
+        m->block_size = d->caps.max_alloc;
+    /* Find the memory type our storage buffers can live in. */
+    VkBuffer probe = VK_NULL_HANDLE;
+    VkMemoryRequirements req;
+    if ((res = make_buffer(d, 4096, &probe, &req)))
+        return res;
+    vkDestroyBuffer(d->dev, probe, NULL);
+    /* UMA devices (lavapipe, phones, iGPUs) often expose device-local memory that is
+     * also host-visible: then uploads are a memcpy and no staging is needed. */
+    int t = find_type(&d->memprops, req.memoryTypeBits,
+                      VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                          VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+    if (t >= 0 && d->caps.type != VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU) {
+        m->blocks_mapped = true;
+    } else {
+        /* On discrete GPUs the host-visible device-local window (ReBAR) is slow to read; use staging. */
+        t = find_type(&d->memprops, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+        if (t < 0)
+            t = find_type(&d->memprops, req.memoryTypeBits, 0);
+    }
+    if (t < 0) {
+        VKD_ERROR("no memory type for storage buffers");
+        return VKD_ERR_VULKAN;
+    }
+    m->type_index = (uint32_t)t;
+    if (!m->blocks_mapped) {
+        VkMemoryRequirements sreq;
+        if ((res = make_buffer(d, STAGING_SIZE, &m->staging_buf, &sreq)))
+            return res;
+        int st = find_type(&d->memprops, sreq.memoryTypeBits,
+                           VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT |
+                               VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
+        if (st < 0)
+            st = find_type(&d->memprops, sreq.memoryTypeBits,
+                           VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+        if (st < 0) {
+            VKD_ERROR("no host-visible memory type for staging");
+            return VKD_ERR_VULKAN;
+        }
+        VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                                   .allocationSize = sreq.size, .memoryTypeIndex = (uint32_t)st};
+        VK_TRY(vkAllocateMemory(d->dev, &ai, NULL, &m->staging_mem));
+        VK_TRY(vkBindBufferMemory(d->dev, m->staging_buf, m->staging_mem, 0));
+        void *p;
+        VK_TRY(vkMapMemory(d->dev, m->staging_mem, 0, VK_WHOLE_SIZE, 0, &p));
+        m->staging_map = p;
+    }
+    VkCommandBufferAllocateInfo cai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                       .commandPool = d->cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                       .commandBufferCount = 1};
+    VK_TRY(vkAllocateCommandBuffers(d->dev, &cai, &m->cb));
+    VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VK_TRY(vkCreateFence(d->dev, &fci, NULL, &m->fence));
+    return VKD_OK;
+}
+
+static void block_free(vkd_device *d, vkd_block *b)
+{
+    if (b->buf)
+        vkDestroyBuffer(d->dev, b->buf, NULL);
+    if (b->mem)
+        vkFreeMemory(d->dev, b->mem, NULL);
+    free(b->free);
+    free(b);
+}
+
+void vkd_memory_destroy(vkd_device *d, vkd_memory *m)
+{
+    if (!m)
+        return;
+    while (m->blocks) {
+        vkd_block *n = m->blocks->next;
+        block_free(d, m->blocks);
+        m->blocks = n;
+    }
+    if (m->staging_buf)
+        vkDestroyBuffer(d->dev, m->staging_buf, NULL);
+    if (m->staging_mem)
+        vkFreeMemory(d->dev, m->staging_mem, NULL);
+    if (m->fence)
+        vkDestroyFence(d->dev, m->fence, NULL);
+    if (m->cb)
+        vkFreeCommandBuffers(d->dev, d->cmd_pool, 1, &m->cb);
+    free(m);
+}
+
+void vkd_memory_stats_get(const vkd_device *d, vkd_memory_stats *s) { *s = d->mem->stats; }
+
+static vkd_result block_new(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd_block **out)
+{
+    vkd_result res = VKD_OK;
+    vkd_block *b = calloc(1, sizeof *b);
+    if (!b)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    b->cap_free = 16;
+    b->free = calloc(b->cap_free, sizeof *b->free);
+    if (!b->free) {
+        res = VKD_ERR_OUT_OF_HOST_MEMORY;
+        goto fail;
+    }
+    VkMemoryRequirements req;
+    if ((res = make_buffer(d, size, &b->buf, &req)))
+        goto fail;
+    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                               .allocationSize = req.size, .memoryTypeIndex = m->type_index};
+    VkResult vr = vkAllocateMemory(d->dev, &ai, NULL, &b->mem);
+    if (vr != VK_SUCCESS) {
+        VKD_ERROR("could not allocate %.1f MiB of device memory (%s; %.1f MiB already held in %u blocks)",
+                  req.size / 1048576.0, vkd_vk_result_name(vr), m->stats.reserved / 1048576.0, m->stats.blocks);
+        res = vr == VK_ERROR_OUT_OF_HOST_MEMORY ? VKD_ERR_OUT_OF_HOST_MEMORY : VKD_ERR_OUT_OF_DEVICE_MEMORY;
+        goto fail;
+    }
+    VK_TRY_GOTO(vkBindBufferMemory(d->dev, b->buf, b->mem, 0), res);
+    if (m->blocks_mapped) {
+        void *p;
+        VK_TRY_GOTO(vkMapMemory(d->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &p), res);
+        b->mapped = p;
+    }
+    b->size = size;
+    b->free[0] = (range){0, size};
+    b->n_free = 1;
+    b->next = m->blocks;
+    m->blocks = b;
+    m->stats.reserved += size;
+    m->stats.blocks++;
+    *out = b;
+    return VKD_OK;
+fail:
+    block_free(d, b);
+    return res;
+}
+
+static bool block_take(vkd_block *b, VkDeviceSize size, VkDeviceSize align, VkDeviceSize *off)
+{
+    for (uint32_t i = 0; i < b->n_free; i++) {
+        range *r = &b->free[i];
+        VkDeviceSize start = (r->off + align - 1) / align * align;
+        if (start + size > r->off + r->size)
+            continue;
+        /* blocks hand out aligned offsets only, so start == r->off in practice */
+        VkDeviceSize end = start + size;
+        VkDeviceSize r_end = r->off + r->size;
+        if (start == r->off && end == r_end) {
+            memmove(r, r + 1, (b->n_free - i - 1) * sizeof *r);
+            b->n_free--;
+        } else if (start == r->off) {
+            r->off = end;
+            r->size = r_end - end;
+        } else {
+            /* keep the head as is, only possible with a stricter alignment request */
+            r->size = start - r->off;
+            if (end < r_end) {
+                /* would need a split: not used since all sizes are multiples of align */
+                return false;
+            }
+        }
+        *off = start;
+        return true;
+    }
+    return false;
+}
+
+static vkd_result block_give(vkd_block *b, VkDeviceSize off, VkDeviceSize size)
+{
+    uint32_t i = 0;
+    while (i < b->n_free && b->free[i].off < off)
+        i++;
+    bool merge_prev = i > 0 && b->free[i - 1].off + b->free[i - 1].size == off;
+    bool merge_next = i < b->n_free && off + size == b->free[i].off;
+    if (merge_prev && merge_next) {
+        b->free[i - 1].size += size + b->free[i].size;
+        memmove(&b->free[i], &b->free[i + 1], (b->n_free - i - 1) * sizeof *b->free);
+        b->n_free--;
+    } else if (merge_prev) {
+        b->free[i - 1].size += size;
+    } else if (merge_next) {
+        b->free[i].off = off;
+        b->free[i].size += size;
+    } else {
+        if (b->n_free == b->cap_free) {
+            range *nf = realloc(b->free, 2 * b->cap_free * sizeof *nf);
+            if (!nf)
+                return VKD_ERR_OUT_OF_HOST_MEMORY;
+            b->free = nf;
+            b->cap_free *= 2;
+        }
+        memmove(&b->free[i + 1], &b->free[i], (b->n_free - i) * sizeof *b->free);
+        b->free[i] = (range){off, size};
+        b->n_free++;
+    }
+    return VKD_OK;
+}
+
+vkd_result vkd_buffer_create(vkd_device *d, VkDeviceSize size, vkd_buffer *out)
+{
+    vkd_memory *m = d->mem;
+    memset(out, 0, sizeof *out);
+    if (size == 0)
+        size = 1;
+    size = (size + m->align - 1) / m->align * m->align;
+    if (d->caps.max_alloc && size > d->caps.max_alloc) {
+        VKD_ERROR("a buffer of %.1f MiB is larger than this device's maxMemoryAllocationSize (%.1f MiB)",
+                  size / 1048576.0, d->caps.max_alloc / 1048576.0);
+        return VKD_ERR_TOO_LARGE;
+    }
+    VkDeviceSize off = 0;
+    vkd_block *b;
+    for (b = m->blocks; b; b = b->next)
+        if (block_take(b, size, m->align, &off))
+            break;
+    if (!b) {
+        vkd_result res = block_new(d, m, size > m->block_size ? size : m->block_size, &b);
+        if (res)
+            return res;
+        if (!block_take(b, size, m->align, &off))
+            return VKD_ERR_INTERNAL;
+    }
+    out->vk = b->buf;
+    out->offset = off;
+    out->size = size;
+    out->block = b;
+    out->mapped = b->mapped ? b->mapped + off : NULL;
+    m->stats.allocated += size;
+    if (m->stats.allocated > m->stats.peak_allocated)
+        m->stats.peak_allocated = m->stats.allocated;
+    return VKD_OK;
+}
+
+void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b)
+{
+    if (!d || !b || !b->block)
+        return;
+    vkd_memory *m = d->mem;
+    if (block_give(b->block, b->offset, b->size) == VKD_OK)
+        m->stats.allocated -= b->size;
+    /* Return fully free, oversized blocks to the driver at once: they were made for one tensor. */
+    vkd_block *blk = b->block;
+    if (blk->n_free == 1 && blk->free[0].size == blk->size && blk->size > m->block_size) {
+        vkd_block **pp = &m->blocks;
+        while (*pp && *pp != blk)
+            pp = &(*pp)->next;
+        if (*pp) {
+            *pp = blk->next;
+            m->stats.reserved -= blk->size;
+            m->stats.blocks--;
+            block_free(d, blk);
+        }
+    }
+    memset(b, 0, sizeof *b);
+}
+
+/* One blocking copy through the staging buffer. */
+static vkd_result staged_copy(vkd_device *d, VkBuffer src, VkDeviceSize src_off, VkBuffer dst, VkDeviceSize dst_off,
+                              VkDeviceSize n)
+{
+    vkd_memory *m = d->mem;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VK_TRY(vkResetCommandBuffer(m->cb, 0));
+    VK_TRY(vkBeginCommandBuffer(m->cb, &bi));
+    VkBufferCopy c = {src_off, dst_off, n};
+    vkCmdCopyBuffer(m->cb, src, dst, 1, &c);
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT};
+    vkCmdPipelineBarrier(m->cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0,
+                         NULL);
+    VK_TRY(vkEndCommandBuffer(m->cb));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &m->cb};
+    VK_TRY(vkResetFences(d->dev, 1, &m->fence));
+    VK_TRY(vkQueueSubmit(d->queue, 1, &si, m->fence));
+    VK_TRY(vkWaitForFences(d->dev, 1, &m->fence, VK_TRUE, UINT64_MAX));
+    return VKD_OK;
+}
+
+static vkd_result check_range(const vkd_buffer *b, VkDeviceSize off, VkDeviceSize n)
+{
+    if (!b->block || off > b->size || n > b->size - off) {
+        VKD_ERROR("buffer access [%llu, +%llu) outside a buffer of %llu bytes", (unsigned long long)off,
+                  (unsigned long long)n, (unsigned long long)b->size);
+        return VKD_ERR_INVALID_ARG;
+    }
+    return VKD_OK;
+}
+
+vkd_result vkd_buffer_upload(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, const void *src, VkDeviceSize n)
+{
+    vkd_result res = check_range(b, off, n);
+    if (res)
+        return res;
+    if (b->mapped) {
+        /* Device writes from earlier submissions must be finished before we overwrite. */
+        memcpy(b->mapped + off, src, n);
+        return VKD_OK;
+    }
+    vkd_memory *m = d->mem;
+    for (VkDeviceSize done = 0; done < n;) {
+        VkDeviceSize chunk = n - done < STAGING_SIZE ? n - done : STAGING_SIZE;
+        memcpy(m->staging_map, (const uint8_t *)src + done, chunk);
+        if ((res = staged_copy(d, m->staging_buf, 0, b->vk, b->offset + off + done, chunk)))
+            return res;
+        done += chunk;
+    }
+    return VKD_OK;
+}
+
+vkd_result vkd_buffer_download(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, void *dst, VkDeviceSize n)
+{
+    vkd_result res = check_range(b, off, n);
+    if (res)
+        return res;
+    if (b->mapped) {
+        memcpy(dst, b->mapped + off, n);
+        return VKD_OK;
+    }
+    vkd_memory *m = d->mem;
+    for (VkDeviceSize done = 0; done < n;) {
+        VkDeviceSize chunk = n - done < STAGING_SIZE ? n - done : STAGING_SIZE;
+        if ((res = staged_copy(d, b->vk, b->offset + off + done, m->staging_buf, 0, chunk)))
+            return res;
+        memcpy((uint8_t *)dst + done, m->staging_map, chunk);
+        done += chunk;
+    }
+    return VKD_OK;
+}
+
+vkd_result vkd_buffer_fill(vkd_device *d, const vkd_buffer *b, uint32_t pattern)
+{
+    if (b->mapped) {
+        for (VkDeviceSize i = 0; i + 4 <= b->size; i += 4)
+            memcpy(b->mapped + i, &pattern, 4);
+        return VKD_OK;
+    }
+    vkd_memory *m = d->mem;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VK_TRY(vkResetCommandBuffer(m->cb, 0));
+    VK_TRY(vkBeginCommandBuffer(m->cb, &bi));
+    vkCmdFillBuffer(m->cb, b->vk, b->offset, b->size, pattern);
+    VK_TRY(vkEndCommandBuffer(m->cb));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &m->cb};
+    VK_TRY(vkResetFences(d->dev, 1, &m->fence));
+    VK_TRY(vkQueueSubmit(d->queue, 1, &si, m->fence));
+    VK_TRY(vkWaitForFences(d->dev, 1, &m->fence, VK_TRUE, UINT64_MAX));
+    return VKD_OK;
+}

@@ -1,0 +1,46 @@
+/* Device memory: a few large blocks, sub-allocated; staging for upload/readback.
+ *
+ * Every block has one VkBuffer spanning it, so a vkd_buffer is (block buffer, offset,
+ * size). No allocation exceeds maxMemoryAllocationSize; a request that cannot fit is
+ * VKD_ERR_TOO_LARGE or VKD_ERR_OUT_OF_DEVICE_MEMORY, logged with the size asked for. */
+#ifndef VKD_MEMORY_H
+#define VKD_MEMORY_H
+
+#include <stdint.h>
+#include <volk.h>
+
+#include "vk/device.h"
+
+struct vkd_block;
+
+typedef struct vkd_buffer {
+    VkBuffer vk;            /* the block's buffer */
+    VkDeviceSize offset;    /* byte offset of this allocation inside vk */
+    VkDeviceSize size;      /* bytes */
+    struct vkd_block *block;
+    uint8_t *mapped;        /* host pointer to byte 0 of this allocation when the memory is host-visible */
+} vkd_buffer;
+
+typedef struct vkd_memory_stats {
+    uint64_t allocated;      /* bytes in live sub-allocations */
+    uint64_t peak_allocated; /* high-water mark of allocated */
+    uint64_t reserved;       /* bytes of VkDeviceMemory held in blocks */
+    uint32_t blocks;
+} vkd_memory_stats;
+
+vkd_result vkd_memory_create(vkd_device *d, struct vkd_memory **out);
+void vkd_memory_destroy(vkd_device *d, struct vkd_memory *m);
+void vkd_memory_stats_get(const vkd_device *d, vkd_memory_stats *s);
+
+/* Device-local storage buffer of `size` bytes (rounded up to 256). */
+vkd_result vkd_buffer_create(vkd_device *d, VkDeviceSize size, vkd_buffer *out);
+/* Frees a buffer made by vkd_buffer_create; safe on a zeroed or already destroyed buffer. */
+void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b);
+
+/* Copy host bytes into b at byte offset `off`, and back. Blocking. */
+vkd_result vkd_buffer_upload(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, const void *src, VkDeviceSize n);
+vkd_result vkd_buffer_download(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, void *dst, VkDeviceSize n);
+/* Fill with a 32-bit pattern (used to poison outputs in tests). */
+vkd_result vkd_buffer_fill(vkd_device *d, const vkd_buffer *b, uint32_t pattern);
+
+#endif

@@ -1,0 +1,243 @@
+/* Pipeline creation and the on-disk pipeline cache. See pipeline.h. */
+#include "vk/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "vk/spirv_table.h"
+#include "vk/vk_util.h"
+
+typedef struct entry {
+    char name[64];
+    uint32_t spec[VKD_MAX_SPEC];
+    uint32_t n_spec, n_bindings;
+    vkd_pipeline p;
+} entry;
+
+typedef struct vkd_pipelines {
+    VkPipelineCache cache;
+    VkDescriptorSetLayout set_layouts[VKD_MAX_BINDINGS + 1];
+    VkPipelineLayout layouts[VKD_MAX_BINDINGS + 1];
+    VkShaderModule *modules; /* one per vkd_spirv_table entry, created lazily */
+    entry *entries;
+    uint32_t n, cap;
+    vkd_pipeline_stats stats;
+} vkd_pipelines;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    void *buf = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long len = ftell(f);
+        if (len > 0 && len < (1l << 30) && fseek(f, 0, SEEK_SET) == 0) {
+            buf = malloc((size_t)len);
+            if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+                free(buf);
+                buf = NULL;
+            }
+            *n = (size_t)len;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+vkd_result vkd_pipelines_create(vkd_device *d, vkd_pipelines **out)
+{
+    vkd_pipelines *p = calloc(1, sizeof *p);
+    if (!p)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    *out = p;
+    p->modules = calloc(vkd_spirv_table_len ? vkd_spirv_table_len : 1, sizeof *p->modules);
+    if (!p->modules)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    size_t n = 0;
+    void *data = d->cache_path[0] ? read_file(d->cache_path, &n) : NULL;
+    /* The driver validates the header (vendor, device, UUID) and ignores a foreign blob. */
+    VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+                                    .initialDataSize = data ? n : 0, .pInitialData = data};
+    VkResult r = vkCreatePipelineCache(d->dev, &ci, NULL, &p->cache);
+    if (r != VK_SUCCESS && data) {
+        VKD_WARN("pipeline cache %s rejected (%s); starting empty", d->cache_path, vkd_vk_result_name(r));
+        ci.initialDataSize = 0;
+        ci.pInitialData = NULL;
+        r = vkCreatePipelineCache(d->dev, &ci, NULL, &p->cache);
+    }
+    if (r == VK_SUCCESS && data)
+        p->stats.cache_bytes_loaded = n;
+    free(data);
+    VK_TRY(r);
+    for (uint32_t b = 1; b <= VKD_MAX_BINDINGS; b++) {
+        VkDescriptorSetLayoutBinding bind[VKD_MAX_BINDINGS];
+        for (uint32_t i = 0; i < b; i++)
+            bind[i] = (VkDescriptorSetLayoutBinding){.binding = i,
+                                                     .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                                     .descriptorCount = 1,
+                                                     .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+        VkDescriptorSetLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                               .bindingCount = b, .pBindings = bind};
+        VK_TRY(vkCreateDescriptorSetLayout(d->dev, &lci, NULL, &p->set_layouts[b]));
+        VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, VKD_PUSH_MAX};
+        VkPipelineLayoutCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                          .setLayoutCount = 1, .pSetLayouts = &p->set_layouts[b],
+                                          .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
+        VK_TRY(vkCreatePipelineLayout(d->dev, &pci, NULL, &p->layouts[b]));
+    }
+    return VKD_OK;
+}
+
+vkd_result vkd_pipeline_cache_save(vkd_device *d)
+{
+    vkd_pipelines *p = d->pipes;
+    if (!p || !p->cache || !d->cache_path[0] || p->stats.created == 0)
+        return VKD_OK;
+    size_t n = 0;
+    VK_TRY(vkGetPipelineCacheData(d->dev, p->cache, &n, NULL));
+    void *buf = malloc(n ? n : 1);
+    if (!buf)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_result res = VKD_OK;
+    VkResult r = vkGetPipelineCacheData(d->dev, p->cache, &n, buf);
+    if (r == VK_SUCCESS) {
+        /* write to a temporary name and rename, so a crash never leaves half a cache */
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp", d->cache_path);
+        FILE *f = fopen(tmp, "wb");
+        if (f && fwrite(buf, 1, n, f) == n && fclose(f) == 0) {
+            if (rename(tmp, d->cache_path) != 0)
+                remove(tmp);
+        } else {
+            if (f)
+                fclose(f);
+            remove(tmp);
+            VKD_WARN("could not write the pipeline cache %s", d->cache_path);
+            res = VKD_ERR_IO;
+        }
+    }
+    free(buf);
+    return res;
+}
+
+void vkd_pipelines_destroy(vkd_device *d, vkd_pipelines *p)
+{
+    if (!p)
+        return;
+    vkd_pipeline_cache_save(d);
+    for (uint32_t i = 0; i < p->n; i++)
+        vkDestroyPipeline(d->dev, p->entries[i].p.pipeline, NULL);
+    free(p->entries);
+    if (p->modules)
+        for (size_t i = 0; i < vkd_spirv_table_len; i++)
+            if (p->modules[i])
+                vkDestroyShaderModule(d->dev, p->modules[i], NULL);
+    free(p->modules);
+    for (uint32_t b = 0; b <= VKD_MAX_BINDINGS; b++) {
+        if (p->layouts[b])
+            vkDestroyPipelineLayout(d->dev, p->layouts[b], NULL);
+        if (p->set_layouts[b])
+            vkDestroyDescriptorSetLayout(d->dev, p->set_layouts[b], NULL);
+    }
+    if (p->cache)
+        vkDestroyPipelineCache(d->dev, p->cache, NULL);
+    free(p);
+}
+
+static vkd_result module_get(vkd_device *d, const char *name, VkShaderModule *out)
+{
+    vkd_pipelines *p = d->pipes;
+    for (size_t i = 0; i < vkd_spirv_table_len; i++) {
+        if (strcmp(vkd_spirv_table[i].name, name))
+            continue;
+        if (!p->modules[i]) {
+            VkShaderModuleCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                           .codeSize = *vkd_spirv_sizes[i], .pCode = vkd_spirv_table[i].words};
+            VK_TRY(vkCreateShaderModule(d->dev, &ci, NULL, &p->modules[i]));
+        }
+        *out = p->modules[i];
+        return VKD_OK;
+    }
+    VKD_ERROR("shader %s is not in the embedded table", name);
+    return VKD_ERR_NO_SHADER;
+}
+
+vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
+                            uint32_t n_bindings, const vkd_pipeline **out)
+{
+    vkd_pipelines *p = d->pipes;
+    if (n_spec < 3 || n_spec > VKD_MAX_SPEC || n_bindings < 1 || n_bindings > VKD_MAX_BINDINGS ||
+        strlen(name) >= sizeof p->entries[0].name)
+        return VKD_ERR_INTERNAL;
+    for (uint32_t i = 0; i < p->n; i++) {
+        entry *e = &p->entries[i];
+        if (e->n_spec == n_spec && e->n_bindings == n_bindings && !memcmp(e->spec, spec, n_spec * 4) &&
+            !strcmp(e->name, name)) {
+            *out = &e->p;
+            return VKD_OK;
+        }
+    }
+    uint64_t inv = (uint64_t)spec[0] * spec[1] * spec[2];
+    if (inv == 0 || inv > d->caps.max_wg_invocations) {
+        VKD_ERROR("%s: workgroup %ux%ux%u exceeds this device's %u invocations", name, spec[0], spec[1], spec[2],
+                  d->caps.max_wg_invocations);
+        return VKD_ERR_INTERNAL;
+    }
+    VkShaderModule mod = VK_NULL_HANDLE;
+    vkd_result res = module_get(d, name, &mod);
+    if (res)
+        return res;
+    if (p->n == p->cap) {
+        /* Pipelines are handed out by pointer, so the table never moves: one fixed
+         * allocation, far above the few dozen variants a model uses. */
+        if (p->cap) {
+            VKD_ERROR("more than %u pipeline variants", p->cap);
+            return VKD_ERR_INTERNAL;
+        }
+        p->entries = calloc(1024, sizeof *p->entries);
+        if (!p->entries)
+            return VKD_ERR_OUT_OF_HOST_MEMORY;
+        p->cap = 1024;
+    }
+    VkSpecializationMapEntry map[VKD_MAX_SPEC];
+    for (uint32_t i = 0; i < n_spec; i++)
+        map[i] = (VkSpecializationMapEntry){i, i * 4, 4};
+    VkSpecializationInfo si = {n_spec, map, n_spec * 4, spec};
+    VkComputePipelineCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .stage = VK_SHADER_STAGE_COMPUTE_BIT, .module = mod, .pName = "main",
+                  .pSpecializationInfo = &si},
+        .layout = p->layouts[n_bindings],
+    };
+    entry *e = &p->entries[p->n];
+    double t0 = now_ms();
+    VK_TRY(vkCreateComputePipelines(d->dev, p->cache, 1, &ci, NULL, &e->p.pipeline));
+    p->stats.create_ms += now_ms() - t0;
+    p->stats.created++;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    memcpy(e->spec, spec, n_spec * 4);
+    e->n_spec = n_spec;
+    e->n_bindings = n_bindings;
+    e->p.layout = p->layouts[n_bindings];
+    e->p.set_layout = p->set_layouts[n_bindings];
+    e->p.n_bindings = n_bindings;
+    memcpy(e->p.local, spec, 12);
+    snprintf(e->p.name, sizeof e->p.name, "%s", name);
+    p->n++;
+    VKD_DEBUG("pipeline %s [%u %u %u ...] created in %.1f ms", name, spec[0], spec[1], spec[2], now_ms() - t0);
+    *out = &e->p;
+    return VKD_OK;
+}
+
+void vkd_pipeline_stats_get(const vkd_device *d, vkd_pipeline_stats *s) { *s = d->pipes->stats; }

@@ -1,0 +1,48 @@
+/* Compute pipelines, created on first use and keyed by (shader, specialization
+ * constants, binding count); a VkPipelineCache saved to disk between runs.
+ *
+ * Shader conventions (shaders/common.glsl):
+ *   - every binding is a storage buffer, set 0, bindings 0..n_bindings-1;
+ *   - specialization constants 0,1,2 are local_size_x/y/z; 3.. are per-shader;
+ *   - one push-constant block of at most VKD_PUSH_MAX bytes (structs in host/ops/push.h). */
+#ifndef VKD_PIPELINE_H
+#define VKD_PIPELINE_H
+
+#include <stdint.h>
+#include <volk.h>
+
+#include "vk/device.h"
+
+#define VKD_PUSH_MAX 128
+#define VKD_MAX_SPEC 12
+#define VKD_MAX_BINDINGS 8
+
+typedef struct vkd_pipeline {
+    VkPipeline pipeline;
+    VkPipelineLayout layout;
+    VkDescriptorSetLayout set_layout;
+    uint32_t n_bindings;
+    uint32_t local[3];
+    char name[64];
+} vkd_pipeline;
+
+typedef struct vkd_pipeline_stats {
+    uint32_t created;       /* pipelines created in this run */
+    double create_ms;       /* wall time spent creating them */
+    uint64_t cache_bytes_loaded;
+} vkd_pipeline_stats;
+
+vkd_result vkd_pipelines_create(vkd_device *d, struct vkd_pipelines **out);
+/* Saves the on-disk cache (when the device has a cache path) and frees everything. */
+void vkd_pipelines_destroy(vkd_device *d, struct vkd_pipelines *p);
+
+/* Get or create the pipeline for shader `name` (e.g. "matmul_f16") with spec
+ * constants spec[0..n_spec-1] (spec[0..2] = local size) and n_bindings storage buffers. */
+vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
+                            uint32_t n_bindings, const vkd_pipeline **out);
+
+void vkd_pipeline_stats_get(const vkd_device *d, vkd_pipeline_stats *s);
+/* Writes the cache file now (also done at destroy). */
+vkd_result vkd_pipeline_cache_save(vkd_device *d);
+
+#endif
