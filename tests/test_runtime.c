@@ -1,0 +1,143 @@
+#define _POSIX_C_SOURCE 200809L
+/* The Vulkan runtime: allocator accounting and limits, the on-disk pipeline cache,
+ * a missing driver, timestamps. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "harness.h"
+#include "ops/eltwise.h"
+#include "vk/memory.h"
+#include "vk/pipeline.h"
+
+static char last_error[4096];
+static void capture(vkd_log_level lvl, const char *msg, void *user)
+{
+    (void)user;
+    if (lvl == VKD_LOG_ERROR)
+        snprintf(last_error, sizeof last_error, "%s", msg);
+}
+
+static void test_allocator_reuses_freed_ranges_and_refuses_oversized(void)
+{
+    vkd_device *d = test_device_open(0);
+    vkd_buffer b[64];
+    vkd_memory_stats s0, s1;
+    vkd_memory_stats_get(d, &s0);
+    for (int i = 0; i < 64; i++)
+        TEST_CHECK(vkd_buffer_create(d, 1000 + 4096 * (uint64_t)i, &b[i]) == VKD_OK, "alloc %d", i);
+    for (int i = 0; i < 64; i += 2)
+        vkd_buffer_destroy(d, &b[i]);
+    for (int i = 0; i < 64; i += 2)
+        TEST_CHECK(vkd_buffer_create(d, 1000 + 4096 * (uint64_t)i, &b[i]) == VKD_OK, "realloc %d", i);
+    vkd_memory_stats_get(d, &s1);
+    TEST_CHECK(s1.blocks == s0.blocks + 1, "freed ranges are reused inside one block (%u blocks)", s1.blocks);
+    /* overlapping allocations would corrupt each other: write distinct patterns, read back */
+    for (int i = 0; i < 64; i++) {
+        uint32_t v = 0x1000 + (uint32_t)i;
+        vkd_buffer_fill(d, &b[i], v);
+    }
+    int ok = 1;
+    for (int i = 0; i < 64; i++) {
+        uint32_t first, last;
+        vkd_buffer_download(d, &b[i], 0, &first, 4);
+        vkd_buffer_download(d, &b[i], b[i].size - 4, &last, 4);
+        ok &= first == 0x1000u + (uint32_t)i && last == 0x1000u + (uint32_t)i;
+    }
+    TEST_CHECK(ok, "sub-allocations do not overlap");
+    for (int i = 0; i < 64; i++)
+        vkd_buffer_destroy(d, &b[i]);
+    vkd_memory_stats_get(d, &s1);
+    TEST_CHECK(s1.allocated == s0.allocated, "all bytes returned (%llu vs %llu)", (unsigned long long)s1.allocated,
+               (unsigned long long)s0.allocated);
+
+    vkd_buffer huge;
+    vkd_log_set(capture, NULL, VKD_LOG_WARN);
+    vkd_result r = vkd_buffer_create(d, d->caps.max_alloc + 1, &huge);
+    vkd_log_set(NULL, NULL, VKD_LOG_WARN);
+    TEST_CHECK(r == VKD_ERR_TOO_LARGE, "an allocation over maxMemoryAllocationSize is refused (%s)", vkd_result_str(r));
+    TEST_CHECK(strstr(last_error, "MiB") != NULL, "the message gives the size asked for: %s", last_error);
+    /* out-of-range host access is an error, not a crash */
+    vkd_buffer small;
+    TEST_CHECK(vkd_buffer_create(d, 16, &small) == VKD_OK, "small alloc");
+    char x[512] = {0};
+    vkd_log_set(capture, NULL, VKD_LOG_WARN);
+    TEST_CHECK(vkd_buffer_upload(d, &small, 0, x, sizeof x) == VKD_ERR_INVALID_ARG, "upload past the end refused");
+    vkd_log_set(NULL, NULL, VKD_LOG_WARN);
+    vkd_buffer_destroy(d, &small);
+    vkd_buffer_destroy(d, &small); /* double destroy is harmless */
+    test_device_close(d);
+}
+
+static void test_pipeline_cache_is_saved_and_reloaded(void)
+{
+    const char *dir = test_build_path("pipeline-cache-test");
+    mkdir(dir, 0755);
+    for (int run = 0; run < 2; run++) {
+        vkd_device_opts o;
+        vkd_device_opts_init(&o);
+        o.validation = true;
+        o.cache_dir = dir;
+        o.timestamps = true;
+        vkd_device *d = NULL;
+        TEST_CHECK(vkd_device_create(&o, &d) == VKD_OK, "device");
+        if (!d)
+            return;
+        vkd_pipeline_stats ps;
+        vkd_pipeline_stats_get(d, &ps);
+        if (run == 0) {
+            remove(d->cache_path);
+            /* first run in this folder may have found an old file; removed now */
+        } else {
+            TEST_CHECK(ps.cache_bytes_loaded > 0, "second run loads the cache written by the first (%s)", d->cache_path);
+        }
+        int64_t shape[1] = {1000};
+        vkd_tensor t;
+        TEST_CHECK(vkd_tensor_create(d, VKD_F32, 1, shape, &t) == VKD_OK, "tensor");
+        vkd_cmd *c;
+        TEST_CHECK(vkd_cmd_create(d, &c) == VKD_OK, "cmd");
+        vkd_cmd_begin(c);
+        vkd_op_silu(c, &t, &t);
+        vkd_op_scale(c, &t, 2.0f, 1.0f, &t);
+        vkd_cmd_end(c);
+        TEST_CHECK(vkd_cmd_submit_wait(c) == VKD_OK, "submit");
+        TEST_CHECK(vkd_cmd_submit_wait(c) == VKD_OK, "a recorded command buffer replays");
+        const char *const *labels;
+        const double *ms;
+        uint32_t n = vkd_cmd_timings(c, &labels, &ms);
+        TEST_CHECK(n == 2 && !strcmp(labels[0], "silu") && ms[0] >= 0, "timestamps per dispatch (%u)", n);
+        vkd_cmd_destroy(c);
+        vkd_tensor_destroy(d, &t);
+        char path[1024];
+        snprintf(path, sizeof path, "%s", d->cache_path);
+        test_device_close(d);
+        struct stat st;
+        TEST_CHECK(stat(path, &st) == 0 && st.st_size > 0, "cache file written: %s", path);
+    }
+}
+
+static void test_missing_driver_names_the_package(void)
+{
+    /* Point the loader at a driver manifest that does not exist: as on a machine with no driver. */
+    setenv("VK_ICD_FILENAMES", "/nonexistent/vkdiff-test-icd.json", 1);
+    setenv("VK_DRIVER_FILES", "/nonexistent/vkdiff-test-icd.json", 1);
+    vkd_log_set(capture, NULL, VKD_LOG_WARN);
+    vkd_device *d = NULL;
+    last_error[0] = 0;
+    vkd_result r = vkd_device_create(NULL, &d);
+    vkd_log_set(NULL, NULL, VKD_LOG_WARN);
+    TEST_CHECK(d == NULL && (r == VKD_ERR_NO_VULKAN || r == VKD_ERR_NO_DEVICE), "no device without a driver (%s)",
+               vkd_result_str(r));
+    TEST_CHECK(strstr(last_error, "mesa-vulkan-drivers") != NULL, "message names the package: %s", last_error);
+    unsetenv("VK_ICD_FILENAMES");
+    unsetenv("VK_DRIVER_FILES");
+}
+
+int main(void)
+{
+    test_allocator_reuses_freed_ranges_and_refuses_oversized();
+    test_pipeline_cache_is_saved_and_reloaded();
+    test_missing_driver_names_the_package(); /* last: it changes the loader's environment */
+    return test_finish();
+}

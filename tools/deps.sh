@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what vkdiff needs to build and test, when it is missing (Debian/Ubuntu).
+# Usage: tools/deps.sh [--test]   (--test adds the validation layers, clang for fuzzing, torch for the oracle)
+set -euo pipefail
+pkgs=(cmake ninja-build gcc pkg-config libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
+      libpng-dev libcjson-dev zlib1g-dev libopenblas-dev mesa-vulkan-drivers)
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=(vulkan-validationlayers clang libclang-rt-dev python3 python3-numpy)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "vkdiff: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
