@@ -67,6 +67,25 @@ static void test_allocator_reuses_freed_ranges_and_refuses_oversized(void)
     vkd_log_set(NULL, NULL, VKD_LOG_WARN);
     vkd_buffer_destroy(d, &small);
     vkd_buffer_destroy(d, &small); /* double destroy is harmless */
+
+    /* a pool keeps its own blocks and shows in the device totals */
+    vkd_pool *pool = NULL;
+    vkd_memory_stats before, during, after;
+    vkd_memory_stats_get(d, &before);
+    TEST_CHECK(vkd_pool_create(d, &pool) == VKD_OK, "pool");
+    vkd_buffer pb[3];
+    for (int i = 0; i < 3; i++)
+        TEST_CHECK(vkd_buffer_create_in(d, pool, 1 << 20, &pb[i]) == VKD_OK, "pool alloc");
+    vkd_buffer_destroy(d, &pb[1]);
+    vkd_buffer again;
+    TEST_CHECK(vkd_buffer_create_in(d, pool, 1 << 20, &again) == VKD_OK && again.offset == pb[0].offset + (1 << 20),
+               "a range freed in a pool is reused by the next allocation of that pool");
+    vkd_memory_stats_get(d, &during);
+    TEST_CHECK(during.allocated == before.allocated + 3 * (1 << 20), "device totals include the pool");
+    vkd_pool_destroy(d, pool);
+    vkd_memory_stats_get(d, &after);
+    TEST_CHECK(after.allocated == before.allocated && after.reserved == before.reserved,
+               "destroying the pool returns its blocks");
     test_device_close(d);
 }
 

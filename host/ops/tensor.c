@@ -19,6 +19,12 @@ int64_t vkd_tensor_numel(const vkd_tensor *t)
 
 vkd_result vkd_tensor_create(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *shape, vkd_tensor *out)
 {
+    return vkd_tensor_create_in(d, NULL, dt, ndim, shape, out);
+}
+
+vkd_result vkd_tensor_create_in(vkd_device *d, vkd_pool *pool, vkd_dtype dt, int ndim, const int64_t *shape,
+                                vkd_tensor *out)
+{
     memset(out, 0, sizeof *out);
     if (ndim < 1 || ndim > VKD_MAX_DIMS)
         return VKD_ERR_INVALID_ARG;
@@ -30,7 +36,7 @@ vkd_result vkd_tensor_create(vkd_device *d, vkd_dtype dt, int ndim, const int64_
         }
         n *= shape[i];
     }
-    vkd_result r = vkd_buffer_create(d, (VkDeviceSize)n * vkd_dtype_size(dt), &out->buf);
+    vkd_result r = vkd_buffer_create_in(d, pool ? pool : d->mem, (VkDeviceSize)n * vkd_dtype_size(dt), &out->buf);
     if (r)
         return r;
     out->dtype = dt;

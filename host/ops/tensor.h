@@ -32,6 +32,9 @@ static inline VkDeviceSize vkd_tensor_bytes(const vkd_tensor *t)
 
 /* Allocate a tensor (zeroed struct on failure). */
 vkd_result vkd_tensor_create(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *shape, vkd_tensor *out);
+/* Same, from a pool (NULL: the device's general memory). */
+vkd_result vkd_tensor_create_in(vkd_device *d, vkd_pool *pool, vkd_dtype dt, int ndim, const int64_t *shape,
+                                vkd_tensor *out);
 void vkd_tensor_destroy(vkd_device *d, vkd_tensor *t);
 /* A view of rows [row0, row0+rows) of the outermost dimension (no allocation). */
 vkd_tensor vkd_tensor_rows(const vkd_tensor *t, int64_t row0, int64_t rows);

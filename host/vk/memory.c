@@ -20,6 +20,7 @@ typedef struct vkd_block {
     uint8_t *mapped;   /* non-NULL when the memory type is host-visible and coherent */
     range *free;       /* sorted by offset, coalesced */
     uint32_t n_free, cap_free;
+    struct vkd_memory *owner; /* the pool this block belongs to */
     struct vkd_block *next;
 } vkd_block;
 
@@ -30,6 +31,7 @@ typedef struct vkd_memory {
     VkDeviceSize block_size;
     VkDeviceSize align;
     vkd_memory_stats stats;
+    bool is_pool;            /* a separate pool (vkd_pool_create): no staging of its own */
     /* staging, only when device memory is not host-visible */
     VkBuffer staging_buf;
     VkDeviceMemory staging_mem;
@@ -62,6 +64,35 @@ static vkd_result make_buffer(vkd_device *d, VkDeviceSize size, VkBuffer *buf, V
     VK_TRY(vkCreateBuffer(d->dev, &bci, NULL, buf));
     vkGetBufferMemoryRequirements(d->dev, *buf, req);
     return VKD_OK;
+}
+
+vkd_result vkd_pool_create(vkd_device *d, vkd_memory **out)
+{
+    vkd_memory *m = calloc(1, sizeof *m);
+    if (!m)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    *m = *d->mem;
+    m->blocks = NULL;
+    memset(&m->stats, 0, sizeof m->stats);
+    m->is_pool = true;
+    m->staging_buf = VK_NULL_HANDLE;
+    m->staging_mem = VK_NULL_HANDLE;
+    m->staging_map = NULL;
+    m->cb = VK_NULL_HANDLE;
+    m->fence = VK_NULL_HANDLE;
+    *out = m;
+    return VKD_OK;
+}
+
+void vkd_pool_destroy(vkd_device *d, vkd_memory *m)
+{
+    if (!m)
+        return;
+    if (d->mem) {
+        d->mem->stats.reserved -= m->stats.reserved;
+        d->mem->stats.allocated -= m->stats.allocated;
+    }
+    vkd_memory_destroy(d, m);
 }
 
 vkd_result vkd_memory_create(vkd_device *d, vkd_memory **out)
@@ -193,12 +224,15 @@ static vkd_result block_new(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd
         b->mapped = p;
     }
     b->size = size;
+    b->owner = m;
     b->free[0] = (range){0, size};
     b->n_free = 1;
     b->next = m->blocks;
     m->blocks = b;
     m->stats.reserved += size;
     m->stats.blocks++;
+    if (m != d->mem && d->mem)
+        d->mem->stats.reserved += size;
     *out = b;
     return VKD_OK;
 fail:
@@ -269,7 +303,11 @@ static vkd_result block_give(vkd_block *b, VkDeviceSize off, VkDeviceSize size)
 
 vkd_result vkd_buffer_create(vkd_device *d, VkDeviceSize size, vkd_buffer *out)
 {
-    vkd_memory *m = d->mem;
+    return vkd_buffer_create_in(d, d->mem, size, out);
+}
+
+vkd_result vkd_buffer_create_in(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd_buffer *out)
+{
     memset(out, 0, sizeof *out);
     if (size == 0)
         size = 1;
@@ -299,6 +337,12 @@ vkd_result vkd_buffer_create(vkd_device *d, VkDeviceSize size, vkd_buffer *out)
     m->stats.allocated += size;
     if (m->stats.allocated > m->stats.peak_allocated)
         m->stats.peak_allocated = m->stats.allocated;
+    if (m != d->mem) {
+        /* pools also count towards the device-wide figures */
+        d->mem->stats.allocated += size;
+        if (d->mem->stats.allocated > d->mem->stats.peak_allocated)
+            d->mem->stats.peak_allocated = d->mem->stats.allocated;
+    }
     return VKD_OK;
 }
 
@@ -306,9 +350,12 @@ void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b)
 {
     if (!d || !b || !b->block)
         return;
-    vkd_memory *m = d->mem;
-    if (block_give(b->block, b->offset, b->size) == VKD_OK)
+    vkd_memory *m = b->block->owner;
+    if (block_give(b->block, b->offset, b->size) == VKD_OK) {
         m->stats.allocated -= b->size;
+        if (m != d->mem)
+            d->mem->stats.allocated -= b->size;
+    }
     /* Return fully free, oversized blocks to the driver at once: they were made for one tensor. */
     vkd_block *blk = b->block;
     if (blk->n_free == 1 && blk->free[0].size == blk->size && blk->size > m->block_size) {
@@ -318,6 +365,8 @@ void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b)
         if (*pp) {
             *pp = blk->next;
             m->stats.reserved -= blk->size;
+            if (m != d->mem)
+                d->mem->stats.reserved -= blk->size;
             m->stats.blocks--;
             block_free(d, blk);
         }

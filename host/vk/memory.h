@@ -34,7 +34,16 @@ void vkd_memory_stats_get(const vkd_device *d, vkd_memory_stats *s);
 
 /* Device-local storage buffer of `size` bytes (rounded up to 256). */
 vkd_result vkd_buffer_create(vkd_device *d, VkDeviceSize size, vkd_buffer *out);
-/* Frees a buffer made by vkd_buffer_create; safe on a zeroed or already destroyed buffer. */
+/* A separate pool of blocks (e.g. one recorded model's activations): ranges freed
+ * while recording are reused only by later allocations from the same pool, so a
+ * recorded command buffer can be replayed while the rest of the device allocates.
+ * Destroying the pool frees its blocks (its buffers must not be used after). */
+typedef struct vkd_memory vkd_pool;
+vkd_result vkd_pool_create(vkd_device *d, vkd_pool **out);
+void vkd_pool_destroy(vkd_device *d, vkd_pool *p);
+vkd_result vkd_buffer_create_in(vkd_device *d, vkd_pool *p, VkDeviceSize size, vkd_buffer *out);
+
+/* Frees a buffer made by vkd_buffer_create(_in); safe on a zeroed or already destroyed buffer. */
 void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b);
 
 /* Copy host bytes into b at byte offset `off`, and back. Blocking. */

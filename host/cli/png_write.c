@@ -1,0 +1,83 @@
+#define _POSIX_C_SOURCE 200809L
+#include "png_write.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef VKD_HAVE_PNG
+#include <png.h>
+#include <setjmp.h>
+
+static int write_file(FILE *f, const uint8_t *rgb, int w, int h, const char *parameters)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    if (!png)
+        return -1;
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_text text;
+    memset(&text, 0, sizeof text);
+    if (parameters) {
+        text.compression = PNG_TEXT_COMPRESSION_NONE;
+        text.key = (char *)"parameters";
+        text.text = (char *)parameters;
+        text.text_length = strlen(parameters);
+        png_set_text(png, info, &text, 1);
+    }
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++)
+        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)w * 3));
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, n, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        fprintf(stderr, "vkdiff: cannot write %s: ", tmp);
+        perror(NULL);
+        free(tmp);
+        return -1;
+    }
+    int rc = write_file(f, rgb, width, height, parameters);
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0) {
+        fprintf(stderr, "vkdiff: cannot rename %s to %s: ", tmp, path);
+        perror(NULL);
+        rc = -1;
+    }
+    if (rc != 0) {
+        remove(tmp);
+        fprintf(stderr, "vkdiff: writing %s failed; nothing was written\n", path);
+    }
+    free(tmp);
+    return rc;
+}
+#else
+int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters)
+{
+    (void)rgb; (void)width; (void)height; (void)parameters;
+    fprintf(stderr, "vkdiff: built without libpng; cannot write %s\n", path);
+    return -1;
+}
+#endif

@@ -1,0 +1,12 @@
+/* PNG output for the CLI (the library itself never touches PNG, decision 11). */
+#ifndef VKD_PNG_WRITE_H
+#define VKD_PNG_WRITE_H
+#include <stdint.h>
+
+/* Write an 8-bit RGB image with an optional tEXt chunk "parameters" (A1111's
+ * generation-parameters format, read back by other tools). The file is written
+ * under a temporary name in the same folder and renamed, so a failure never
+ * leaves half an image. Returns 0 on success, else prints why and returns -1. */
+int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters);
+
+#endif
