@@ -1,0 +1,123 @@
+/* Linear layer on the tiled GEMM core (shaders/matmul.comp + gemm.glsl). */
+#include "ops/matmul.h"
+
+#include <stdlib.h>
+
+#include "common/log.h"
+
+vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
+{
+    /* 128x128 tiles with 8x8 per invocation: 256 invocations, 16.5 KiB shared */
+    vkd_gemm_tile big = {128, 128, 16, 8, 8};
+    /* 64x64 with 4x4: 256 invocations, 8.3 KiB; also what a CPU device (lavapipe)
+     * runs, where each shader register is a SIMD vector and 64 accumulators spill */
+    vkd_gemm_tile mid = {64, 64, 16, 4, 4};
+    /* 32x32 with 4x4: 64 invocations, 4.2 KiB, for small devices */
+    vkd_gemm_tile small = {32, 32, 16, 4, 4};
+    const vkd_gemm_tile *t = d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? &mid : &big;
+    const vkd_gemm_tile *order[3] = {t, &mid, &small};
+    for (int i = 0; i < 3; i++) {
+        uint32_t inv = (order[i]->bm / order[i]->tm) * (order[i]->bn / order[i]->tn);
+        uint32_t shared = order[i]->bk * (order[i]->bm + order[i]->bn + 2) * 4;
+        if (inv <= d->caps.max_wg_invocations && shared <= d->caps.max_shared)
+            return *order[i];
+    }
+    return small;
+}
+
+void vkd_gemm_tile_spec(const vkd_gemm_tile *t, uint32_t spec[8])
+{
+    spec[0] = (t->bm / t->tm) * (t->bn / t->tn);
+    spec[1] = 1;
+    spec[2] = 1;
+    spec[3] = t->bm;
+    spec[4] = t->bn;
+    spec[5] = t->bk;
+    spec[6] = t->tm;
+    spec[7] = t->tn;
+}
+
+vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,
+                                    vkd_tensor *out)
+{
+    int64_t shape[2] = {n_out, n_in};
+    vkd_result r = vkd_tensor_create(d, dt, 2, shape, out);
+    if (r)
+        return r;
+    if ((r = vkd_tensor_upload_f32(d, out, w)))
+        vkd_tensor_destroy(d, out);
+    return r;
+}
+
+vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_tensor *bias,
+                         const vkd_tensor *residual, vkd_tensor *out)
+{
+    static const char op[] = "linear";
+    if (w->ndim != 2)
+        return vkd_op_shape_error(op, "weight must be [N, K]", w);
+    int64_t n = w->shape[0], k = w->shape[1];
+    if (a->shape[a->ndim - 1] != k)
+        return vkd_op_shape_error(op, "input's last dimension must equal the weight's K", a);
+    int64_t m = vkd_tensor_numel(a) / k;
+    if (out->ndim != a->ndim || out->shape[out->ndim - 1] != n || vkd_tensor_numel(out) != m * n)
+        return vkd_op_shape_error(op, "output must be a's shape with the last dimension N", out);
+    for (int i = 0; i < a->ndim - 1; i++)
+        if (out->shape[i] != a->shape[i])
+            return vkd_op_shape_error(op, "output must be a's shape with the last dimension N", out);
+    if (bias && vkd_tensor_numel(bias) != n)
+        return vkd_op_shape_error(op, "bias must have N elements", bias);
+    if (residual && vkd_tensor_numel(residual) != m * n)
+        return vkd_op_shape_error(op, "residual must have the output's shape", residual);
+    if (w->dtype != a->dtype || out->dtype != a->dtype || (bias && bias->dtype != a->dtype) ||
+        (residual && residual->dtype != a->dtype))
+        return vkd_op_shape_error(op, "all operands must share a dtype", out);
+
+    int64_t maxe = vkd_op_max_elems(c, a->dtype);
+    if (n * k > maxe) {
+        VKD_ERROR("linear: weight [%lld, %lld] exceeds one binding window (%lld elements)", (long long)n,
+                  (long long)k, (long long)maxe);
+        return VKD_ERR_TOO_LARGE;
+    }
+    vkd_gemm_tile tile = vkd_gemm_tile_for(vkd_cmd_device(c));
+    uint32_t spec[8];
+    vkd_gemm_tile_spec(&tile, spec);
+    const vkd_pipeline *p;
+    vkd_result r = vkd_op_pipeline(c, "matmul", a->dtype, spec, 8, 5, &p);
+    if (r)
+        return r;
+
+    /* rows per dispatch: a, out and residual windows must fit, and the grid's y */
+    int64_t rows = maxe / (k > n ? k : n);
+    if (rows > 65535ll * tile.bm)
+        rows = 65535ll * tile.bm;
+    if (rows >= tile.bm)
+        rows -= rows % tile.bm;
+    if (rows < 1) {
+        VKD_ERROR("linear: one row of K=%lld / N=%lld exceeds a binding window", (long long)k, (long long)n);
+        return VKD_ERR_TOO_LARGE;
+    }
+    vkd_binding bind[5];
+    vkd_push_gemm pc = {.N = (uint32_t)n, .K = (uint32_t)k,
+                        .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0)};
+    if ((r = vkd_op_bind(c, w, 0, n * k, &bind[1], &pc.w_off)))
+        return r;
+    /* unused operands still need a buffer: bind the weight window again */
+    bind[2] = bind[1];
+    if (bias && (r = vkd_op_bind(c, bias, 0, n, &bind[2], &pc.b_off)))
+        return r;
+    for (int64_t m0 = 0; m0 < m; m0 += rows) {
+        int64_t mc = m - m0 < rows ? m - m0 : rows;
+        pc.M = (uint32_t)mc;
+        if ((r = vkd_op_bind(c, a, m0 * k, mc * k, &bind[0], &pc.a_off)))
+            return r;
+        if ((r = vkd_op_bind(c, out, m0 * n, mc * n, &bind[4], &pc.o_off)))
+            return r;
+        bind[3] = bind[1];
+        if (residual && (r = vkd_op_bind(c, residual, m0 * n, mc * n, &bind[3], &pc.r_off)))
+            return r;
+        if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),
+                                  vkd_div_up((uint64_t)mc, tile.bm), 1, op)))
+            return r;
+    }
+    return VKD_OK;
+}

@@ -1,0 +1,35 @@
+/* Linear layer (nn.Linear): out[M, N] = a[M, K] · w[N, K]^T (+ bias[N]) (+ residual[M, N]).
+ * Leading dimensions of a are flattened into M; the work is split by rows of M when
+ * a, out or residual exceed one binding window. Weights stay in PyTorch's [out, in]
+ * layout, which is what the GEMM core (shaders/gemm.glsl) reads. */
+#ifndef VKD_MATMUL_H
+#define VKD_MATMUL_H
+
+#include "ops/op.h"
+#include "push_matmul.h"
+
+/* Tile shape of the GEMM core (spec constants 3..7 of matmul/conv2d). */
+typedef struct vkd_gemm_tile {
+    uint32_t bm, bn, bk, tm, tn;
+} vkd_gemm_tile;
+
+/* The tile used on this device: large register blocks for GPUs, a smaller one for
+ * devices with little shared memory or few invocations per workgroup. */
+vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d);
+/* spec[0..7] for a tile: local size (bm/tm * bn/tn, 1, 1) then the tile. */
+void vkd_gemm_tile_spec(const vkd_gemm_tile *t, uint32_t spec[8]);
+
+/* Upload nn.Linear weights given as fp32 [n_out, n_in] (PyTorch layout) into a new
+ * tensor of dtype dt, shape [n_out, n_in]. The caller owns *out (vkd_tensor_destroy). */
+vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,
+                                    vkd_tensor *out);
+
+/* a: [..., K]; w: [N, K]; bias: [N] or NULL; residual: out's shape or NULL (may be
+ * the same tensor as out: each element is read before it is written);
+ * out: [..., N] with a's leading dims. All tensors share one dtype; out must not
+ * overlap a. Returns VKD_ERR_SHAPE (logged) on mismatched shapes, VKD_ERR_TOO_LARGE
+ * when w alone exceeds a binding window. */
+vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_tensor *bias,
+                         const vkd_tensor *residual, vkd_tensor *out);
+
+#endif

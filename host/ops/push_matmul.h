@@ -1,0 +1,34 @@
+/* Linear layer and implicit-GEMM convolution (shaders/gemm.glsl, matmul.comp,
+ * conv2d.comp): out[m, n] = sum_k A(m, k) * w[n, k] (+ bias[n]) (+ res[m, n]).
+ * Both ops share the GEMM core, so the first fields are common; conv2d adds the
+ * im2col geometry. Element offsets (*_off) are positions inside binding windows. */
+#include "push.h"
+
+#define VKD_GEMM_BIAS 1u     /* flags: add bias[n] */
+#define VKD_GEMM_RESIDUAL 2u /* flags: add res[m, n] (same layout as out) */
+
+VKD_PUSH_BEGIN(vkd_push_gemm)
+    pc_uint M;       /* output rows in this dispatch */
+    pc_uint N;       /* output columns (out features / Cout) */
+    pc_uint K;       /* reduction length (in features / kh*kw*Cin) */
+    pc_uint a_off;
+    pc_uint w_off;   /* w is [N, K] row-major */
+    pc_uint b_off;
+    pc_uint r_off;
+    pc_uint o_off;   /* out and res are [M, N] row-major from here */
+    pc_uint flags;
+    /* conv2d only: A(m, k) reads input pixel (img, iy, ix) channel ci, where
+     * m = (img * rows + oy - oy0) * ow + ox and k = (ky * kw + kx) * cin + ci */
+    pc_uint cin;
+    pc_uint h;       /* input height and width (bounds for the zero padding) */
+    pc_uint w;
+    pc_uint ow;      /* output width */
+    pc_uint rows;    /* output rows per image in this dispatch */
+    pc_uint oy0;     /* first output row of this dispatch */
+    pc_uint iy_lo;   /* first input row inside the input window */
+    pc_uint img_stride; /* elements between images in the input window */
+    pc_uint stride;
+    pc_uint pad_top;
+    pc_uint pad_left;
+    pc_uint kw;
+VKD_PUSH_END(vkd_push_gemm)

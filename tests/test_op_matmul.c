@@ -1,0 +1,121 @@
+/* Linear layer against a double reference, both storage precisions, SD shapes and
+ * awkward ones, bias/residual epilogues, and the split-by-rows path on a device
+ * whose binding range is lowered. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ops/matmul.h"
+
+enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4 };
+
+static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int64_t k, int64_t n, int flags,
+                     test_rng *rng)
+{
+    size_t na = (size_t)(batch * m * k), nw = (size_t)(n * k), no = (size_t)(batch * m * n);
+    float *a = malloc(na * 4), *w = malloc(nw * 4), *b = malloc((size_t)n * 4), *res = malloc(no * 4);
+    double *ref = malloc(no * 8);
+    test_fill_normal(rng, a, na, 1.0);
+    test_fill_normal(rng, w, nw, 1.0 / sqrt((double)k));
+    test_fill_normal(rng, b, (size_t)n, 0.5);
+    test_fill_normal(rng, res, no, 1.0);
+    test_round_to(dt, a, na);
+    test_round_to(dt, w, nw);
+    test_round_to(dt, b, (size_t)n);
+    test_round_to(dt, res, no);
+    for (int64_t i = 0; i < batch * m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t q = 0; q < k; q++)
+                s += (double)a[i * k + q] * w[j * k + q];
+            if (flags & BIAS)
+                s += b[j];
+            if (flags & (RES | RES_IN_PLACE))
+                s += res[i * n + j];
+            ref[i * n + j] = s;
+        }
+    int64_t ashape[3] = {batch, m, k}, oshape[3] = {batch, m, n}, bshape[1] = {n};
+    vkd_tensor ta = test_tensor_from(d, dt, 3, ashape, a);
+    vkd_tensor tw;
+    vkd_result r = vkd_linear_weight_upload(d, dt, w, n, k, &tw);
+    TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
+    vkd_tensor tb = test_tensor_from(d, dt, 1, bshape, b);
+    vkd_tensor tr = test_tensor_from(d, dt, 3, oshape, res);
+    vkd_tensor to = flags & RES_IN_PLACE ? tr : test_tensor_poisoned(d, dt, 3, oshape);
+    vkd_cmd *c = NULL;
+    if (!r) r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_cmd_begin(c);
+    if (!r) r = vkd_op_linear(c, &ta, &tw, flags & BIAS ? &tb : NULL, flags & (RES | RES_IN_PLACE) ? &tr : NULL, &to);
+    if (!r) r = vkd_cmd_end(c);
+    if (!r) r = vkd_cmd_submit_wait(c);
+    TEST_CHECK(r == VKD_OK, "linear: %s", vkd_result_str(r));
+    char what[128];
+    snprintf(what, sizeof what, "linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
+             (long long)(batch * m), (long long)k, (long long)n, (long long)k, flags & BIAS ? " +bias" : "",
+             flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
+    /* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
+    test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &ta);
+    vkd_tensor_destroy(d, &tw);
+    vkd_tensor_destroy(d, &tb);
+    vkd_tensor_destroy(d, &tr);
+    if (!(flags & RES_IN_PLACE))
+        vkd_tensor_destroy(d, &to);
+    free(a);
+    free(w);
+    free(b);
+    free(res);
+    free(ref);
+}
+
+static void test_linear_rejects_bad_shapes(vkd_device *d)
+{
+    int64_t as[2] = {4, 8}, ws[2] = {5, 9}, os[2] = {4, 5}, bs[1] = {6};
+    vkd_tensor a = test_tensor_from(d, VKD_F32, 2, as, NULL), w = test_tensor_from(d, VKD_F32, 2, ws, NULL);
+    vkd_tensor o = test_tensor_from(d, VKD_F32, 2, os, NULL), b = test_tensor_from(d, VKD_F32, 1, bs, NULL);
+    vkd_cmd *c = NULL;
+    vkd_result r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_cmd_begin(c);
+    TEST_CHECK(r == VKD_OK, "cmd: %s", vkd_result_str(r));
+    TEST_CHECK(vkd_op_linear(c, &a, &w, NULL, NULL, &o) == VKD_ERR_SHAPE, "K mismatch must be a shape error");
+    w.shape[1] = 8;
+    TEST_CHECK(vkd_op_linear(c, &a, &w, &b, NULL, &o) == VKD_ERR_SHAPE, "bias size mismatch must be a shape error");
+    TEST_CHECK(vkd_op_linear(c, &a, &w, NULL, &a, &o) == VKD_ERR_SHAPE, "residual mismatch must be a shape error");
+    TEST_CHECK(vkd_cmd_dispatch_count(c) == 0, "nothing recorded on error");
+    vkd_cmd_end(c);
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &a);
+    vkd_tensor_destroy(d, &w);
+    vkd_tensor_destroy(d, &o);
+    vkd_tensor_destroy(d, &b);
+}
+
+int main(void)
+{
+    test_rng rng = {test_seed()};
+    vkd_device *d = test_device_open(0);
+    vkd_dtype dts[2];
+    int ndt = test_dtypes(d, dts);
+    test_linear_rejects_bad_shapes(d);
+    for (int i = 0; i < ndt; i++) {
+        run_case(d, dts[i], 2, 77, 768, 320, 0, &rng);          /* cross-attn k/v from CLIP context */
+        run_case(d, dts[i], 1, 4096, 320, 320, BIAS | RES, &rng); /* attn out proj at 64x64 */
+        run_case(d, dts[i], 1, 64, 1280, 5120, BIAS, &rng);     /* GEGLU proj at C=1280 (few rows) */
+        run_case(d, dts[i], 1, 40, 5120, 320, BIAS | RES_IN_PLACE, &rng); /* FF out, long K */
+        run_case(d, dts[i], 1, 4095, 7, 33, BIAS | RES, &rng);  /* nothing a multiple of a tile */
+        run_case(d, dts[i], 3, 5, 1, 1, BIAS, &rng);
+    }
+    test_device_close(d);
+
+    /* 64 KiB bindings: a [600, 40] input and [600, 70] output must be split by rows. */
+    d = test_device_open(64 * 1024);
+    ndt = test_dtypes(d, dts);
+    for (int i = 0; i < ndt; i++) {
+        run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
+        run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
+    }
+    test_device_close(d);
+    return test_finish();
+}
