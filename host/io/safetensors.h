@@ -1,0 +1,109 @@
+/* safetensors reader: memory-mapped, every header field checked before use.
+ *
+ * The file is untrusted (DESIGN.md decision 10): the 8-byte header length, the JSON,
+ * every dtype, shape and offset are validated against the file size before any tensor
+ * is exposed. A failure returns VKD_ERR_FORMAT (damaged), VKD_ERR_UNSUPPORTED (pickle,
+ * unknown dtype) or VKD_ERR_IO and logs one message naming the file, the tensor and the
+ * problem.
+ *
+ * Format (https://github.com/huggingface/safetensors): u64 little-endian N, N bytes of
+ * JSON {"name": {"dtype": "F16", "shape": [..], "data_offsets": [begin, end]}, ...,
+ * "__metadata__": {"k": "v"}}, then the data section; offsets are relative to it.
+ *
+ * Every dtype of the safetensors spec is accepted structurally (real SD1 files carry an
+ * I64 `position_ids`), but only the float ones (F32, F16, BF16, F8_E4M3, F8_E5M2, F64)
+ * convert; vkd_st_tensor_to_* refuses the others by name. A dtype string outside the
+ * spec refuses the whole file. */
+#ifndef VKD_IO_SAFETENSORS_H
+#define VKD_IO_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/result.h"
+
+#define VKD_ST_MAX_RANK 8
+/* Real SDXL headers are ~0.2 MB; a larger header than this is refused unparsed. */
+#define VKD_ST_MAX_HEADER (64u << 20)
+/* Longest tensor or metadata key accepted, in bytes. */
+#define VKD_ST_MAX_NAME 1024
+
+typedef enum vkd_st_dtype {
+    VKD_ST_F32 = 0,
+    VKD_ST_F16,
+    VKD_ST_BF16,
+    VKD_ST_F8_E4M3,
+    VKD_ST_F8_E5M2,
+    VKD_ST_F64,
+    /* below: parsed and size-checked, never converted */
+    VKD_ST_I64,
+    VKD_ST_I32,
+    VKD_ST_I16,
+    VKD_ST_I8,
+    VKD_ST_U64,
+    VKD_ST_U32,
+    VKD_ST_U16,
+    VKD_ST_U8,
+    VKD_ST_BOOL,
+    VKD_ST_COUNT
+} vkd_st_dtype;
+
+const char *vkd_st_dtype_name(vkd_st_dtype t);  /* "F16"; never NULL */
+size_t vkd_st_dtype_size(vkd_st_dtype t);       /* bytes per element */
+int vkd_st_dtype_is_float(vkd_st_dtype t);      /* 1 if vkd_st_tensor_to_* converts it */
+
+/* One tensor of an open file. All pointers belong to the file and stay valid until
+ * vkd_st_close. `data` points into the mapping and is NOT aligned in general. */
+typedef struct vkd_st_tensor {
+    const char *name;                 /* valid UTF-8, unique in the file */
+    vkd_st_dtype dtype;
+    int rank;                         /* 0..VKD_ST_MAX_RANK */
+    int64_t shape[VKD_ST_MAX_RANK];   /* each >= 0 */
+    size_t nelem;                     /* product of shape */
+    size_t nbytes;                    /* nelem * dtype size == end - begin */
+    uint64_t offset;                  /* begin, relative to the data section */
+    const void *data;
+} vkd_st_tensor;
+
+typedef struct vkd_st_file vkd_st_file;
+
+/* Map and validate a file. *out is NULL on failure. Pickled checkpoints (.ckpt .pt
+ * .pth .bin, or zip/pickle magic bytes) are refused with VKD_ERR_UNSUPPORTED and a
+ * message saying how to convert them; nothing of them is read beyond the magic. */
+vkd_result vkd_st_open(const char *path, vkd_st_file **out);
+/* Validate a file already in memory; `data` is not copied and must outlive the file.
+ * `label` names it in messages (may be NULL). */
+vkd_result vkd_st_open_memory(const void *data, size_t size, const char *label, vkd_st_file **out);
+/* Map `length` bytes at `offset` of an open descriptor (Android: AAsset_openFileDescriptor).
+ * The descriptor may be closed after the call. */
+vkd_result vkd_st_open_fd(int fd, uint64_t offset, size_t length, const char *label, vkd_st_file **out);
+void vkd_st_close(vkd_st_file *f); /* NULL is fine */
+
+const char *vkd_st_label(const vkd_st_file *f);       /* the path or label */
+size_t vkd_st_count(const vkd_st_file *f);
+const vkd_st_tensor *vkd_st_at(const vkd_st_file *f, size_t i); /* in file (offset) order */
+const vkd_st_tensor *vkd_st_find(const vkd_st_file *f, const char *name); /* NULL if absent */
+size_t vkd_st_metadata_count(const vkd_st_file *f);
+/* i-th metadata pair (sorted by key); returns 0 when out of range. */
+int vkd_st_metadata_at(const vkd_st_file *f, size_t i, const char **key, const char **value);
+const char *vkd_st_metadata(const vkd_st_file *f, const char *key); /* NULL if absent */
+
+/* Convert a whole tensor to f32 / f16 into dst (nelem elements, caller-owned).
+ * F16/BF16/F8 -> f32 and F8 -> f16 are exact; F32/BF16/F64 -> f16 round to nearest even
+ * (overflow gives inf). Non-float dtypes return VKD_ERR_UNSUPPORTED. */
+vkd_result vkd_st_tensor_to_f32(const vkd_st_tensor *t, float *dst);
+vkd_result vkd_st_tensor_to_f16(const vkd_st_tensor *t, uint16_t *dst);
+
+/* Element conversions, exported for tests and for the weight loader. */
+float vkd_f16_to_f32(uint16_t h);
+uint16_t vkd_f32_to_f16(float f);
+float vkd_bf16_to_f32(uint16_t b);
+float vkd_f8e4m3_to_f32(uint8_t v);
+float vkd_f8e5m2_to_f32(uint8_t v);
+
+/* Convert `n` elements starting at element `first` of `src` (raw bytes of dtype t).
+ * Used for row slices and transposes; same exactness as above. */
+vkd_result vkd_st_convert_f32(vkd_st_dtype t, const void *src, size_t first, size_t n, float *dst);
+vkd_result vkd_st_convert_f16(vkd_st_dtype t, const void *src, size_t first, size_t n, uint16_t *dst);
+
+#endif
