@@ -1,0 +1,155 @@
+/* Group norm (shaders/groupnorm.comp): STATS per row block, COMBINE per group, APPLY
+ * per element. Rows are chunked so every x/out window fits one binding. */
+#include "ops/groupnorm.h"
+
+#include "common/log.h"
+#include "push_groupnorm.h"
+
+#define LOCAL 256
+/* Group elements one STATS workgroup reduces: a few per invocation, and enough
+ * blocks for a 64x64 SD latent to fill a GPU (4096 rows x 10 ch/group -> 21 blocks). */
+#define BLOCK_ELEMS 2048
+
+typedef struct gn_plan {
+    int64_t n, hw, c;
+    uint32_t cpg;
+    int64_t block_rows;     /* rows per STATS block */
+    int64_t nblk;           /* blocks per sample */
+    int64_t chunk_rows;     /* rows per dispatch when one sample is split */
+    int whole;              /* the whole tensor fits one window: one dispatch per pass */
+    int64_t scratch;        /* fp32 elements of scratch */
+} gn_plan;
+
+static vkd_result plan_make(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, gn_plan *p)
+{
+    if (x->ndim != 3)
+        return vkd_op_shape_error("groupnorm", "want x [N, HW, C]", x);
+    p->n = x->shape[0];
+    p->hw = x->shape[1];
+    p->c = x->shape[2];
+    if (groups == 0 || p->c % groups)
+        return vkd_op_shape_error("groupnorm", "channels must be a multiple of groups", x);
+    p->cpg = (uint32_t)(p->c / groups);
+    int64_t maxe = vkd_op_max_elems(c, x->dtype);
+    int64_t rows_per_window = maxe / p->c;
+    if (rows_per_window < 1) {
+        VKD_ERROR("groupnorm: one row of %lld channels exceeds a binding window", (long long)p->c);
+        return VKD_ERR_TOO_LARGE;
+    }
+    int64_t rb = BLOCK_ELEMS / p->cpg;
+    if (rb < 1)
+        rb = 1;
+    if (rb > rows_per_window)
+        rb = rows_per_window;
+    if (rb > p->hw)
+        rb = p->hw;
+    p->block_rows = rb;
+    p->nblk = (p->hw + rb - 1) / rb;
+    p->whole = vkd_tensor_numel(x) <= maxe;
+    p->chunk_rows = p->whole ? p->hw : rows_per_window / rb * rb;
+    p->scratch = p->n * groups * (p->nblk * 4 + 3);
+    if (p->chunk_rows / rb > 65535 || p->n > 65535 || p->scratch > vkd_op_max_elems(c, VKD_F32)) {
+        VKD_ERROR("groupnorm: %lld x %lld x %lld is too large", (long long)p->n, (long long)p->hw, (long long)p->c);
+        return VKD_ERR_TOO_LARGE;
+    }
+    return VKD_OK;
+}
+
+vkd_result vkd_op_groupnorm_scratch_numel(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *numel)
+{
+    gn_plan p;
+    vkd_result r = plan_make(c, x, groups, &p);
+    *numel = r ? 0 : p.scratch;
+    return r;
+}
+
+/* One dispatch of `mode` over samples [n0, n0+ns) and rows [row0, row0+rows). */
+static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd_push_groupnorm pc, int64_t n0,
+                       int64_t ns, int64_t row0, int64_t rows, const vkd_tensor *x, const vkd_tensor *gamma,
+                       const vkd_tensor *beta, const vkd_tensor *scratch, vkd_tensor *out)
+{
+    vkd_binding b[5];
+    int64_t e0 = (n0 * p->hw + row0) * p->c, ne = ((ns - 1) * p->hw + rows) * p->c;
+    uint32_t soff;
+    vkd_result r;
+    if ((r = vkd_op_bind(c, x, e0, ne, &b[0], &pc.x_off)) || (r = vkd_op_bind(c, gamma, 0, p->c, &b[1], &pc.g_off)) ||
+        (r = vkd_op_bind(c, beta, 0, p->c, &b[2], &pc.b_off)) ||
+        (r = vkd_op_bind(c, scratch, 0, p->scratch, &b[3], &soff)) || (r = vkd_op_bind(c, out, e0, ne, &b[4], &pc.o_off)))
+        return r;
+    pc.s_off = soff;
+    pc.fin_off = soff + (uint32_t)(p->n * pc.groups * p->nblk * 4);
+    pc.n0 = (uint32_t)n0;
+    pc.rows = (uint32_t)rows;
+    pc.blk0 = (uint32_t)(row0 / p->block_rows);
+    pc.stride_n = (uint32_t)(p->hw * p->c);
+    uint32_t gx, gy = 1, gz = 1;
+    if (pc.mode == VKD_GN_STATS) {
+        gx = vkd_div_up((uint64_t)rows, (uint64_t)p->block_rows);
+        gy = pc.groups;
+        gz = (uint32_t)ns;
+    } else if (pc.mode == VKD_GN_COMBINE) {
+        gx = pc.groups;
+        gy = (uint32_t)p->n;
+    } else {
+        pc.n = (uint32_t)(ns * rows * p->c);
+        vkd_op_grid_1d(pc.n, LOCAL, &gx, &gy);
+    }
+    static const char *const labels[] = {"groupnorm_stats", "groupnorm_combine", "groupnorm_apply"};
+    return vkd_cmd_dispatch(c, pl, b, 5, &pc, sizeof pc, gx, gy, gz, labels[pc.mode]);
+}
+
+/* Run one pass over the whole tensor, chunked by the plan. */
+static vkd_result pass_all(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd_push_groupnorm pc,
+                           const vkd_tensor *x, const vkd_tensor *gamma, const vkd_tensor *beta,
+                           const vkd_tensor *scratch, vkd_tensor *out)
+{
+    if (p->whole)
+        return pass(c, pl, p, pc, 0, p->n, 0, p->hw, x, gamma, beta, scratch, out);
+    for (int64_t n = 0; n < p->n; n++)
+        for (int64_t r0 = 0; r0 < p->hw; r0 += p->chunk_rows) {
+            int64_t rows = p->hw - r0 < p->chunk_rows ? p->hw - r0 : p->chunk_rows;
+            vkd_result r = pass(c, pl, p, pc, n, 1, r0, rows, x, gamma, beta, scratch, out);
+            if (r)
+                return r;
+        }
+    return VKD_OK;
+}
+
+vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
+                            const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out)
+{
+    gn_plan p;
+    vkd_result r = plan_make(c, x, groups, &p);
+    if (r)
+        return r;
+    if (gamma->dtype != x->dtype || vkd_tensor_numel(gamma) != p.c)
+        return vkd_op_shape_error("groupnorm", "gamma must be [C] in x's dtype", gamma);
+    if (beta->dtype != x->dtype || vkd_tensor_numel(beta) != p.c)
+        return vkd_op_shape_error("groupnorm", "beta must be [C] in x's dtype", beta);
+    if (out->dtype != x->dtype || out->ndim != 3 || vkd_tensor_numel(out) != vkd_tensor_numel(x) ||
+        out->shape[2] != p.c)
+        return vkd_op_shape_error("groupnorm", "out must have x's shape and dtype", out);
+    if (scratch->dtype != VKD_F32 || vkd_tensor_numel(scratch) < p.scratch) {
+        VKD_ERROR("groupnorm: scratch needs %lld fp32 elements", (long long)p.scratch);
+        return vkd_op_shape_error("groupnorm", "scratch too small or not fp32", scratch);
+    }
+    if (!(eps > 0.0f)) {
+        VKD_ERROR("groupnorm: eps must be positive (got %g)", (double)eps);
+        return VKD_ERR_INVALID_ARG;
+    }
+    const vkd_pipeline *pl;
+    uint32_t spec[3] = {LOCAL, 1, 1};
+    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 5, &pl)))
+        return r;
+    vkd_push_groupnorm pc = {.c = (uint32_t)p.c, .cpg = p.cpg, .groups = groups, .block_rows = (uint32_t)p.block_rows,
+                             .nblk = (uint32_t)p.nblk, .silu = silu, .eps = eps};
+    pc.mode = VKD_GN_STATS;
+    if ((r = pass_all(c, pl, &p, pc, x, gamma, beta, scratch, out)))
+        return r;
+    pc.mode = VKD_GN_COMBINE; /* one dispatch: the bindings of the first chunk are just placeholders */
+    if ((r = pass(c, pl, &p, pc, 0, 1, 0, p.whole ? p.hw : p.chunk_rows < p.hw ? p.chunk_rows : p.hw, x, gamma, beta,
+                  scratch, out)))
+        return r;
+    pc.mode = VKD_GN_APPLY;
+    return pass_all(c, pl, &p, pc, x, gamma, beta, scratch, out);
+}

@@ -1,0 +1,25 @@
+/* Group norm over channels-last feature maps, optional fused SiLU.
+ *
+ * eps is the caller's: CompVis UNet ResBlocks use 1e-5 (`normalization` in
+ * ldm/modules/diffusionmodules/util.py: GroupNorm32(32, C) with torch's default eps),
+ * SpatialTransformer and every VAE norm use 1e-6 (`Normalize` in attention.py/model.py). */
+#ifndef VKD_GROUPNORM_H
+#define VKD_GROUPNORM_H
+
+#include <stdbool.h>
+
+#include "ops/op.h"
+
+/* Elements (fp32) of scratch vkd_op_groupnorm needs for x with `groups` groups.
+ * Returns VKD_ERR_SHAPE / VKD_ERR_TOO_LARGE as vkd_op_groupnorm would. */
+vkd_result vkd_op_groupnorm_scratch_numel(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *numel);
+
+/* x: [N, HW, C], gamma/beta: [C] (x's dtype), scratch: fp32 with at least
+ * vkd_op_groupnorm_scratch_numel elements (per-block statistics; contents are
+ * overwritten), out: x's shape and dtype (may alias x).
+ * out = (x - mean_g) / sqrt(var_g + eps) * gamma + beta, then SiLU when silu is set;
+ * mean/var (biased) over the HW x C/groups values of each sample's group, in fp32. */
+vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
+                            const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out);
+
+#endif

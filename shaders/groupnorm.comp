@@ -1,0 +1,141 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Group norm, three passes (host/ops/push_groupnorm.h). Statistics in fp32: each
+// block takes its mean first and then the centered sum of squares (no E[x^2]-E[x]^2
+// cancellation); blocks are merged with Chan's pairwise update.
+#include "common.glsl"
+#include "push_groupnorm.h"
+
+layout(std430, binding = 0) readonly buffer X { T x[]; };
+layout(std430, binding = 1) readonly buffer Gm { T gamma[]; };
+layout(std430, binding = 2) readonly buffer Bt { T beta[]; };
+layout(std430, binding = 3) buffer S { float s[]; };
+layout(std430, binding = 4) writeonly buffer O { T o[]; };
+
+shared float sh_a[gl_WorkGroupSize.x];
+shared float sh_b[gl_WorkGroupSize.x];
+shared uint sh_n[gl_WorkGroupSize.x];
+
+float wg_sum(float v)
+{
+    uint l = gl_LocalInvocationID.x;
+    sh_a[l] = v;
+    barrier();
+    for (uint h = gl_WorkGroupSize.x / 2; h > 0; h >>= 1) {
+        if (l < h)
+            sh_a[l] += sh_a[l + h];
+        barrier();
+    }
+    float r = sh_a[0];
+    barrier();
+    return r;
+}
+
+// Chan et al.: merge (nb, mb, qb) into (na, ma, qa); q = centered sum of squares.
+void merge(inout uint na, inout float ma, inout float qa, uint nb, float mb, float qb)
+{
+    if (nb == 0u)
+        return;
+    uint n = na + nb;
+    float d = mb - ma;
+    float fb = float(nb) / float(n);
+    ma += d * fb;
+    qa += qb + d * d * float(na) * fb;
+    na = n;
+}
+
+void stats()
+{
+    uint l = gl_LocalInvocationID.x;
+    uint bx = gl_WorkGroupID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
+    uint r0 = bx * pc.block_rows;
+    uint nr = min(pc.block_rows, pc.rows - r0);
+    uint cnt = nr * pc.cpg;
+    uint base = pc.x_off + z * pc.stride_n + r0 * pc.c + g * pc.cpg;
+    // Shifting by the block's first value keeps the sums small when |mean| >> std
+    // (x - k is exact for nearby values), so the block mean is good to ~1 ulp.
+    float k = float(x[base]);
+    float acc = 0.0;
+    for (uint e = l; e < cnt; e += gl_WorkGroupSize.x) {
+        uint r = e / pc.cpg;
+        acc += float(x[base + r * pc.c + (e - r * pc.cpg)]) - k;
+    }
+    float dm = wg_sum(acc) / float(cnt);
+    acc = 0.0;
+    for (uint e = l; e < cnt; e += gl_WorkGroupSize.x) {
+        uint r = e / pc.cpg;
+        float d = (float(x[base + r * pc.c + (e - r * pc.cpg)]) - k) - dm;
+        acc += d * d;
+    }
+
+    float q = wg_sum(acc);
+    if (l == 0u) {
+        uint i = pc.s_off + (((pc.n0 + z) * pc.groups + g) * pc.nblk + pc.blk0 + bx) * 4u;
+        s[i] = uintBitsToFloat(cnt);
+        s[i + 1u] = k;
+        s[i + 2u] = dm;
+        s[i + 3u] = q;
+    }
+}
+
+void combine()
+{
+    uint l = gl_LocalInvocationID.x;
+    uint g = gl_WorkGroupID.x, n = gl_WorkGroupID.y;
+    uint base = pc.s_off + (n * pc.groups + g) * pc.nblk * 4u;
+    // Merge block means relative to the first block's shift: k_b - k0 is exact for
+    // nearby values, so the group mean keeps bits below fp32's ulp of |mean|.
+    float k0 = s[base + 1u];
+    uint cn = 0u;
+    float m = 0.0, q = 0.0;
+    for (uint b = l; b < pc.nblk; b += gl_WorkGroupSize.x) {
+        uint i = base + b * 4u;
+        merge(cn, m, q, floatBitsToUint(s[i]), (s[i + 1u] - k0) + s[i + 2u], s[i + 3u]);
+    }
+    sh_n[l] = cn;
+    sh_a[l] = m;
+    sh_b[l] = q;
+    barrier();
+    for (uint h = gl_WorkGroupSize.x / 2; h > 0; h >>= 1) {
+        if (l < h) {
+            merge(cn, m, q, sh_n[l + h], sh_a[l + h], sh_b[l + h]);
+            sh_n[l] = cn;
+            sh_a[l] = m;
+            sh_b[l] = q;
+        }
+        barrier();
+    }
+    if (l == 0u) {
+        uint f = pc.fin_off + (n * pc.groups + g) * 3u;
+        s[f] = k0;
+        s[f + 1u] = m;
+        s[f + 2u] = 1.0 / sqrt(q / float(cn) + pc.eps);
+    }
+}
+
+void apply()
+{
+    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (i >= pc.n)
+        return;
+    uint per = pc.rows * pc.c;
+    uint z = i / per;
+    uint r = i - z * per;
+    uint c = r % pc.c;
+    uint f = pc.fin_off + ((pc.n0 + z) * pc.groups + c / pc.cpg) * 3u;
+    float y = ((float(x[pc.x_off + z * pc.stride_n + r]) - s[f]) - s[f + 1u]) * s[f + 2u];
+    y = y * float(gamma[pc.g_off + c]) + float(beta[pc.b_off + c]);
+    if (pc.silu != 0u)
+        y = silu(y);
+    o[pc.o_off + z * pc.stride_n + r] = T(y);
+}
+
+void main()
+{
+    if (pc.mode == VKD_GN_STATS)
+        stats();
+    else if (pc.mode == VKD_GN_COMBINE)
+        combine();
+    else
+        apply();
+}
