@@ -2,6 +2,8 @@
  * conv2d.comp): out[m, n] = sum_k A(m, k) * w[n, k] (+ bias[n]) (+ res[m, n]).
  * Both ops share the GEMM core, so the first fields are common; conv2d adds the
  * im2col geometry. Element offsets (*_off) are positions inside binding windows. */
+#ifndef VKD_PUSH_MATMUL_H
+#define VKD_PUSH_MATMUL_H
 #include "push.h"
 
 #define VKD_GEMM_BIAS 1u     /* flags: add bias[n] */
@@ -32,3 +34,5 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint pad_left;
     pc_uint kw;
 VKD_PUSH_END(vkd_push_gemm)
+
+#endif

@@ -1,0 +1,44 @@
+/* 2D convolution over channels-last activations, as an implicit GEMM on the tiled
+ * core of shaders/gemm.glsl (shaders/conv2d.comp; 1x1 stride-1 convs run the
+ * linear kernel). Feature maps larger than one binding window are split by output
+ * rows, each window holding the input rows (halo included) those rows read. */
+#ifndef VKD_CONV2D_H
+#define VKD_CONV2D_H
+
+#include "ops/op.h"
+
+typedef struct vkd_conv2d_params {
+    int stride;
+    /* zero padding per side; the VAE encoder's downsample is F.pad(x, (0,1,0,1))
+     * then a stride-2 conv: top 0, bottom 1, left 0, right 1 */
+    int pad_top, pad_bottom, pad_left, pad_right;
+} vkd_conv2d_params;
+
+/* stride s, the same padding p on every side (nn.Conv2d(padding=p)) */
+static inline vkd_conv2d_params vkd_conv2d_params_sym(int s, int p)
+{
+    vkd_conv2d_params c = {s, p, p, p, p};
+    return c;
+}
+
+/* Output size of a conv along one axis: (in + pad_lo + pad_hi - k) / stride + 1. */
+static inline int64_t vkd_conv2d_out_dim(int64_t in, int k, int stride, int pad_lo, int pad_hi)
+{
+    return (in + pad_lo + pad_hi - k) / stride + 1;
+}
+
+/* Re-lay PyTorch conv weights w [cout, cin, kh, kw] (fp32, host) as [cout, kh, kw, cin]
+ * (so the GEMM reduction index k = (ky*kw + kx)*cin + ci runs along memory) and upload
+ * into a new tensor of dtype dt with shape [cout, kh, kw, cin]. Caller owns *out. */
+vkd_result vkd_conv2d_weight_upload(vkd_device *d, vkd_dtype dt, const float *w_pytorch, int64_t cout, int64_t cin,
+                                    int kh, int kw, vkd_tensor *out);
+
+/* x: [N, H*W, Cin] (h, w given); weight: [Cout, kh, kw, Cin] from vkd_conv2d_weight_upload;
+ * bias: [Cout] or NULL; residual: out's shape or NULL (may be out itself);
+ * out: [N, OH*OW, Cout] with OH, OW from vkd_conv2d_out_dim. One dtype for all;
+ * out must not overlap x. VKD_ERR_SHAPE (logged) on a mismatch. */
+vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, const vkd_tensor *weight,
+                         const vkd_tensor *bias, const vkd_tensor *residual, const vkd_conv2d_params *p,
+                         vkd_tensor *out);
+
+#endif
