@@ -691,7 +691,8 @@ vkd_result vkd_weights_open(const char *model_path, const char *vae_path, vkd_we
         r = open_vae_override(w, vae_path);
     if (r)
         goto fail;
-    qsort(w->t, w->n, sizeof *w->t, cmp_wt);
+    if (w->n)
+        qsort(w->t, w->n, sizeof *w->t, cmp_wt);
     for (size_t i = 1; i < w->n; i++)
         if (strcmp(w->t[i - 1].name, w->t[i].name) == 0) {
             VKD_ERROR("'%s' (in %s) and '%s' (in %s) both map to '%s'", w->t[i - 1].src->name, w->t[i - 1].file,
