@@ -1,0 +1,191 @@
+/* Fused multi-head attention (shaders/attention.comp). */
+#include "ops/attention.h"
+
+#include <math.h>
+
+#include "common/log.h"
+#include "push_attention.h"
+
+void vkd_attention_params_init(vkd_attention_params *p)
+{
+    *p = (vkd_attention_params){.heads = 1};
+}
+
+/* Workgroup shape: specialization constants 0 and 3..6 of the shader. */
+typedef struct tiling {
+    uint32_t wg, r, bc, kd, dv, nsplit; /* wg invocations of r query rows each: br = wg * r rows */
+    uint32_t br;
+} tiling;
+
+static uint64_t shared_bytes(const tiling *t)
+{
+    return 4ull * ((uint64_t)t->bc * t->kd + (uint64_t)t->br * (t->dv + 1));
+}
+
+/* Three head-dim classes keep the pipeline count small (lavapipe compiles each one
+ * for seconds): D <= 64 (CLIP, SD2 UNet, SD1 UNet's 40), D <= 160 (SD1 UNet's 80 and
+ * 160) and larger (the VAE's single 512-wide head), whose output columns are split
+ * over DV = 128 wide workgroups so that the accumulators fit in shared memory. */
+static bool pick_tiling(const vkd_device *d, int64_t dim, tiling *t)
+{
+    if (dim <= 64)
+        *t = (tiling){.wg = 32, .r = 4, .bc = 16, .kd = 64, .dv = 64};
+    else if (dim <= 160)
+        *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 160, .dv = 160};
+    else
+        *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 128, .dv = 128};
+    t->br = t->wg * t->r;
+    while (shared_bytes(t) > d->caps.max_shared) {
+        if (t->wg > 4)
+            t->br = (t->wg /= 2) * t->r;
+        else if (t->bc > 4)
+            t->bc /= 2;
+        else if (t->kd > 16)
+            t->kd /= 2;
+        else if (t->dv > 16)
+            t->dv /= 2;
+        else
+            return false;
+    }
+    t->nsplit = vkd_div_up((uint64_t)dim, t->dv);
+    return true;
+}
+
+/* One operand of the attention: a tensor [N, L, C] read as rows of stride C from column col. */
+typedef struct operand {
+    const vkd_tensor *t;
+    int64_t len, stride, col; /* L, C, column of head 0 */
+} operand;
+
+/* Bind flattened rows [row, row + rows) of an operand (rows of all heads): *off gets
+ * the element index of column col of the first row inside the window. */
+static vkd_result bind_rows(vkd_cmd *c, const operand *o, int64_t hd, int64_t row, int64_t rows, vkd_binding *b,
+                            uint32_t *off)
+{
+    return vkd_op_bind(c, o->t, row * o->stride + o->col, (rows - 1) * o->stride + hd, b, off);
+}
+
+static vkd_result check_operand(const char *name, const char *what, const vkd_tensor *t, const vkd_tensor *ref, int64_t col,
+                                int64_t hd)
+{
+    if (t->ndim != 3)
+        return vkd_op_shape_error("attention", what, t);
+    if (t->dtype != ref->dtype)
+        return vkd_op_shape_error("attention", "q, k, v and out must share a dtype", t);
+    if (t->shape[0] != ref->shape[0])
+        return vkd_op_shape_error("attention", "batch sizes of q, k, v and out differ", t);
+    if (col < 0 || col + hd > t->shape[2]) {
+        VKD_ERROR("attention: columns %lld..%lld (heads * head_dim from the column offset) lie outside %s's last "
+                  "dimension %lld",
+                  (long long)col, (long long)(col + hd - 1), name, (long long)t->shape[2]);
+        return VKD_ERR_SHAPE;
+    }
+    return VKD_OK;
+}
+
+vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v,
+                            vkd_tensor *out, const vkd_attention_params *p)
+{
+    vkd_result r;
+    if (!q || !k || !v || !out || !p)
+        return VKD_ERR_INVALID_ARG;
+    if (out->ndim != 3)
+        return vkd_op_shape_error("attention", "out must be [N, Lq, C]", out);
+    int64_t heads = p->heads;
+    int64_t dim = p->head_dim ? p->head_dim : (heads > 0 ? (out->shape[2] - p->out_col) / heads : 0);
+    if (heads < 1 || dim < 1 || heads > 65535) {
+        VKD_ERROR("attention: need 1 <= heads <= 65535 and head_dim >= 1 (got heads %lld, head_dim %lld)",
+                  (long long)heads, (long long)dim);
+        return VKD_ERR_SHAPE;
+    }
+    int64_t hd = heads * dim;
+    if ((r = check_operand("q", "q must be [N, Lq, C]", q, out, p->q_col, hd)) ||
+        (r = check_operand("k", "k must be [N, Lk, C]", k, out, p->k_col, hd)) ||
+        (r = check_operand("v", "v must be [N, Lk, C]", v, out, p->v_col, hd)) ||
+        (r = check_operand("out", "out must be [N, Lq, C]", out, out, p->out_col, hd)))
+        return r;
+    if (q->shape[1] != out->shape[1] || q->shape[1] < 1)
+        return vkd_op_shape_error("attention", "q and out need the same number (>= 1) of query rows", q);
+    if (k->shape[1] != v->shape[1] || k->shape[1] < 1)
+        return vkd_op_shape_error("attention", "k and v need the same number (>= 1) of key rows", v);
+    if (out->dtype != VKD_F32 && out->dtype != VKD_F16)
+        return vkd_op_shape_error("attention", "dtype must be f32 or f16", out);
+
+    vkd_device *d = vkd_cmd_device(c);
+    tiling tl;
+    if (!pick_tiling(d, dim, &tl)) {
+        VKD_ERROR("attention: head_dim %lld needs more shared memory than this device has (%u bytes)",
+                  (long long)dim, d->caps.max_shared);
+        return VKD_ERR_UNSUPPORTED;
+    }
+    const vkd_pipeline *pipe;
+    uint32_t spec[8] = {tl.wg, 1, 1, tl.bc, tl.kd, tl.dv, tl.nsplit, tl.r};
+    if ((r = vkd_op_pipeline(c, "attention", out->dtype, spec, 8, 4, &pipe)))
+        return r;
+
+    int64_t n = out->shape[0], lq = q->shape[1], lk = k->shape[1];
+    operand oq = {q, lq, q->shape[2], p->q_col}, ok = {k, lk, k->shape[2], p->k_col};
+    operand ov = {v, lk, v->shape[2], p->v_col}, oo = {out, lq, out->shape[2], p->out_col};
+    vkd_push_attention pc = {
+        .lk = (uint32_t)lk, .d = (uint32_t)dim, .causal = p->causal ? 1 : 0,
+        .scale = p->scale != 0.0f ? p->scale : (float)(1.0 / sqrt((double)dim)),
+        .q_rs = (uint32_t)oq.stride, .k_rs = (uint32_t)ok.stride, .v_rs = (uint32_t)ov.stride,
+        .o_rs = (uint32_t)oo.stride,
+    };
+    vkd_binding bind[4];
+    const uint32_t max_groups = d->caps.max_wg_count[0] < 65535 ? d->caps.max_wg_count[0] : 65535;
+
+    /* Everything in one dispatch when every tensor fits one window (the usual case). */
+    if (vkd_div_up((uint64_t)lq, tl.br) <= max_groups && (uint64_t)n * tl.nsplit <= d->caps.max_wg_count[2] &&
+        !bind_rows(c, &oq, hd, 0, n * lq, &bind[0], &pc.q_off) &&
+        !bind_rows(c, &ok, hd, 0, n * lk, &bind[1], &pc.k_off) &&
+        !bind_rows(c, &ov, hd, 0, n * lk, &bind[2], &pc.v_off) &&
+        !bind_rows(c, &oo, hd, 0, n * lq, &bind[3], &pc.o_off)) {
+        pc.rows = (uint32_t)lq;
+        pc.q_bs = (uint32_t)(lq * oq.stride);
+        pc.k_bs = (uint32_t)(lk * ok.stride);
+        pc.v_bs = (uint32_t)(lk * ov.stride);
+        pc.o_bs = (uint32_t)(lq * oo.stride);
+        return vkd_cmd_dispatch(c, pipe, bind, 4, &pc, sizeof pc, vkd_div_up((uint64_t)lq, tl.br), (uint32_t)heads,
+                                (uint32_t)(n * tl.nsplit), "attention");
+    }
+
+    /* Otherwise one batch item at a time, its query rows in chunks whose q and out
+     * windows fit; each workgroup still sees all keys of its batch item. */
+    int64_t max_elems = vkd_op_max_elems(c, out->dtype);
+    int64_t chunk = (int64_t)max_groups * tl.br;
+    int64_t fit_q = max_elems >= hd ? (max_elems - hd) / oq.stride + 1 : 0;
+    int64_t fit_o = max_elems >= hd ? (max_elems - hd) / oo.stride + 1 : 0;
+    if (fit_q < chunk) chunk = fit_q;
+    if (fit_o < chunk) chunk = fit_o;
+    if (chunk >= tl.br)
+        chunk = chunk / tl.br * tl.br; /* whole workgroups per dispatch */
+    if (chunk < 1) {
+        VKD_ERROR("attention: one query row of q or out does not fit in a binding window (%llu bytes)",
+                  (unsigned long long)d->caps.max_binding);
+        return VKD_ERR_TOO_LARGE;
+    }
+    pc.q_bs = pc.k_bs = pc.v_bs = pc.o_bs = 0;
+    for (int64_t b = 0; b < n; b++) {
+        if ((r = bind_rows(c, &ok, hd, b * lk, lk, &bind[1], &pc.k_off)) ||
+            (r = bind_rows(c, &ov, hd, b * lk, lk, &bind[2], &pc.v_off))) {
+            char s[96];
+            VKD_ERROR("attention: k and v of one batch item (%lld rows of %s) must each fit in one binding window "
+                      "(%llu bytes); this device cannot run this attention",
+                      (long long)lk, vkd_tensor_str(k, s, sizeof s), (unsigned long long)d->caps.max_binding);
+            return r == VKD_ERR_TOO_LARGE ? r : VKD_ERR_INTERNAL;
+        }
+        for (int64_t r0 = 0; r0 < lq; r0 += chunk) {
+            int64_t rows = lq - r0 < chunk ? lq - r0 : chunk;
+            if ((r = bind_rows(c, &oq, hd, b * lq + r0, rows, &bind[0], &pc.q_off)) ||
+                (r = bind_rows(c, &oo, hd, b * lq + r0, rows, &bind[3], &pc.o_off)))
+                return r;
+            pc.rows = (uint32_t)rows;
+            pc.row0 = (uint32_t)r0;
+            if ((r = vkd_cmd_dispatch(c, pipe, bind, 4, &pc, sizeof pc, vkd_div_up((uint64_t)rows, tl.br),
+                                      (uint32_t)heads, tl.nsplit, "attention")))
+                return r;
+        }
+    }
+    return VKD_OK;
+}
