@@ -6,7 +6,7 @@ and \\s, and lower-cases with Python's str.lower(). The C tokenizer needs the sa
 classes; rather than hand-typing a few ranges, they are read here from the very
 implementations the reference uses, so the C side agrees with it for every code point
 these versions know (regex module and Python's Unicode database; the versions are
-written into the header). Run:  python3 tools/gen_unicode_tables.py > host/text/unicode_tables.h
+written into the header). Run (Debian: python3-regex):  /usr/bin/python3 tools/gen_unicode_tables.py > host/text/unicode_tables.h
 """
 import sys
 import unicodedata

@@ -10,6 +10,8 @@
  *     apos and nbsp (HTML5 has 2,231); other names pass through unchanged.
  *   - Unicode classes and lower-casing come from tables generated from Python 3.11
  *     (Unicode 14) and the regex module: code points newer than that are "other".
+ *   - HF's CLIPTokenizer without ftfy installed cleans text with BERT's BasicTokenizer
+ *     instead, which puts spaces around CJK ideographs; that variant is not followed.
  *
  * A tokenizer keeps a cache of encoded words, so it is not safe to share between
  * threads; load one per thread. */

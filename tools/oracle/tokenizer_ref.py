@@ -11,7 +11,7 @@ One deliberate difference from openai/CLIP: ftfy.fix_text is skipped (ftfy is no
 Debian and vkdiff does not do it either); html.unescape, whitespace_clean and lower()
 are as in the original. Needs the `regex` module (Debian: python3-regex).
 
-Usage: python3 tools/oracle/tokenizer_ref.py [--vocab ../shared/clip/bpe_simple_vocab_16e6.txt.gz]
+Usage: /usr/bin/python3 tools/oracle/tokenizer_ref.py [--vocab ../shared/clip/bpe_simple_vocab_16e6.txt.gz]
                                             [--out tests/data/tokenizer_golden.json]
        python3 tools/oracle/tokenizer_ref.py --encode "some text"
 """
