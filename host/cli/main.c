@@ -1,21 +1,121 @@
-/* vkdiff command line. */
+/* vkdiff command line: generation, plus the verbs info, tokenize, bench. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
+#include "models/info.h"
+#include "png_write.h"
+#include "text/tokenize_cmd.h"
 #include "vk/device.h"
+#include "vkdiff.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: vkdiff [options]\n"
-            "       vkdiff --list-devices          list Vulkan devices and their features\n"
-            "       vkdiff bench ops [--device N]  time each op at SD1.5 512x512 shapes\n"
-            "options:\n"
-            "  --device N      use Vulkan device N (default: discrete, then integrated, then CPU)\n"
-            "  -v              verbose\n"
-            "  -h, --help      this help\n");
+            "usage: vkdiff -m MODEL -p PROMPT [options]      generate an image\n"
+            "       vkdiff --list-devices                    list Vulkan devices and their features\n"
+            "       vkdiff info MODEL [--vae FILE]           describe a checkpoint (family, config, memory)\n"
+            "       vkdiff tokenize --tokenizer PATH TEXT    print CLIP token ids\n"
+            "       vkdiff bench ops [--device N]            time each op at SD1.5 512x512 shapes\n"
+            "\n"
+            "generation options:\n"
+            "  -m, --model PATH       .safetensors checkpoint (CompVis/A1111 layout) or diffusers folder\n"
+            "  --vae PATH             a separate VAE replacing the checkpoint's\n"
+            "  --tokenizer PATH       bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt\n"
+            "                         (default: the model's tokenizer/ folder)\n"
+            "  -p, --prompt TEXT      what to draw; (word:1.3) / (word) / [word] emphasis as in A1111\n"
+            "  -n, --negative TEXT    negative prompt\n"
+            "  -W, --width N          image width, multiple of 8 (default 512)\n"
+            "  -H, --height N         image height, multiple of 8 (default 512)\n"
+            "  --steps N              sampling steps (default 20)\n"
+            "  --cfg X                guidance scale (default 7; 1 = no guidance, one UNet pass per step)\n"
+            "  --seed N               seed (default -1: random, printed)\n"
+            "  --sampler NAME         euler, euler_a (default), heun, dpm++2m, ddim, lcm\n"
+            "  --schedule NAME        discrete (default), karras, trailing (SD-Turbo)\n"
+            "  --rng cpu|cuda         torch CPU randn (ComfyUI, default) or CUDA Philox (A1111)\n"
+            "  --prediction eps|v     model output type (default eps; v for SD 2.x 768)\n"
+            "  --clip-skip N          2 = penultimate text-encoder layer (SD1); SD2 always uses it\n"
+            "  --batch-count N        images in a row, seed + i each, files numbered (default 1)\n"
+            "  --precision fp16|fp32  storage precision (default: fp16 where the device has 16-bit storage)\n"
+            "  --device N             Vulkan device (default: discrete, then integrated, then CPU)\n"
+            "  -o, --output PATH      PNG to write (default output.png)\n"
+            "  -v                     verbose: per-stage times\n");
+}
+
+static const char *a1111_sampler(const char *s)
+{
+    static const char *const map[][2] = {{"euler", "Euler"}, {"euler_a", "Euler a"}, {"heun", "Heun"},
+                                         {"dpm++2m", "DPM++ 2M"}, {"ddim", "DDIM"}, {"lcm", "LCM"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], s))
+            return map[i][1];
+    return s;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+typedef struct progress_state {
+    int tty;
+    double t0;
+    int image, images;
+} progress_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int progress(void *user, int step, int total)
+{
+    progress_state *s = user;
+    double el = now_s() - s->t0;
+    double rate = step > 0 ? step / el : 0;
+    double eta = rate > 0 ? (total - step) / rate : 0;
+    if (s->tty) {
+        int width = 30, fill = total ? step * width / total : 0;
+        fprintf(stderr, "\r  [%.*s%*s] %d/%d  %.2f it/s  ETA %.0fs ", fill, "##############################",
+                width - fill, "", step, total, rate, eta);
+        if (step == total)
+            fputc('\n', stderr);
+    } else if (step == total || step == 1 || step % 5 == 0) {
+        fprintf(stderr, "step %d/%d  %.2f it/s  ETA %.0fs\n", step, total, rate, eta);
+    }
+    return 0;
+}
+
+static int parse_int(const char *s, const char *opt, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "vkdiff: %s expects an integer between %lld and %lld (got '%s')\n", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int readable(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || (!S_ISDIR(st.st_mode) && access(path, R_OK) != 0)) {
+        fprintf(stderr, "vkdiff: cannot read %s '%s': %s\n", what, path, strerror(errno ? errno : EACCES));
+        return 0;
+    }
+    return 1;
 }
 
 int vkd_cli_bench_ops(int argc, char **argv);
@@ -24,23 +124,220 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "bench"))
         return vkd_cli_bench_ops(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "tokenize"))
+        return vkd_tokenize_main(argc - 1, argv + 1, stdout);
+    if (argc >= 2 && !strcmp(argv[1], "info")) {
+        const char *model = NULL, *vae = NULL;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--vae") && i + 1 < argc)
+                vae = argv[++i];
+            else if (!strcmp(argv[i], "-v"))
+                vkd_log_set(NULL, NULL, VKD_LOG_DEBUG);
+            else if (!model)
+                model = argv[i];
+        }
+        if (!model) {
+            fprintf(stderr, "usage: vkdiff info MODEL [--vae FILE] [-v]\n");
+            return 2;
+        }
+        return vkd_info_print(stdout, model, vae) == VKD_OK ? 0 : 1;
+    }
+
+    vkd_ctx_params cp;
+    vkd_ctx_params_init(&cp);
+    vkd_gen_params gp;
+    vkd_gen_params_init(&gp);
+    const char *out = "output.png";
+    long long batch_count = 1, v;
+    int verbose = 0;
+    const char *precision = "auto";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--list-devices")) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define TAKES_VALUE                                                              \
+    do {                                                                         \
+        if (!val) {                                                              \
+            fprintf(stderr, "vkdiff: %s needs a value\n", a);                    \
+            return 2;                                                            \
+        }                                                                        \
+        i++;                                                                     \
+    } while (0)
+        if (!strcmp(a, "--list-devices")) {
             vkd_result r = vkd_device_list(stdout);
             if (r)
                 fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
             return r ? 1 : 0;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "-v")) {
-            vkd_log_set(NULL, NULL, VKD_LOG_DEBUG);
+        } else if (!strcmp(a, "-v")) {
+            verbose = 1;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            TAKES_VALUE;
+            cp.model_path = val;
+        } else if (!strcmp(a, "--vae")) {
+            TAKES_VALUE;
+            cp.vae_path = val;
+        } else if (!strcmp(a, "--tokenizer")) {
+            TAKES_VALUE;
+            cp.tokenizer_path = val;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            TAKES_VALUE;
+            gp.prompt = val;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--negative")) {
+            TAKES_VALUE;
+            gp.negative = val;
+        } else if (!strcmp(a, "-W") || !strcmp(a, "--width")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 1, 1 << 16, &v))
+                return 2;
+            gp.width = (int)v;
+        } else if (!strcmp(a, "-H") || !strcmp(a, "--height")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 1, 1 << 16, &v))
+                return 2;
+            gp.height = (int)v;
+        } else if (!strcmp(a, "--steps")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 1, 1000, &v))
+                return 2;
+            gp.steps = (int)v;
+        } else if (!strcmp(a, "--cfg")) {
+            TAKES_VALUE;
+            char *end;
+            gp.cfg = strtof(val, &end);
+            if (*end || end == val) {
+                fprintf(stderr, "vkdiff: --cfg expects a number (got '%s')\n", val);
+                return 2;
+            }
+        } else if (!strcmp(a, "--seed")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, -1, 0x7fffffffffffffffll, &v))
+                return 2;
+            gp.seed = v;
+        } else if (!strcmp(a, "--sampler")) {
+            TAKES_VALUE;
+            gp.sampler = val;
+        } else if (!strcmp(a, "--schedule")) {
+            TAKES_VALUE;
+            gp.schedule = val;
+        } else if (!strcmp(a, "--rng")) {
+            TAKES_VALUE;
+            gp.rng = val;
+        } else if (!strcmp(a, "--prediction")) {
+            TAKES_VALUE;
+            gp.prediction = val;
+        } else if (!strcmp(a, "--clip-skip")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 0, 12, &v))
+                return 2;
+            gp.clip_skip = (int)v;
+        } else if (!strcmp(a, "--batch-count")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 1, 10000, &batch_count))
+                return 2;
+        } else if (!strcmp(a, "--precision")) {
+            TAKES_VALUE;
+            precision = val;
+        } else if (!strcmp(a, "--device")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 0, 64, &v))
+                return 2;
+            cp.device_index = (int)v;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            TAKES_VALUE;
+            out = val;
         } else {
-            fprintf(stderr, "vkdiff: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "vkdiff: unknown argument '%s' (see vkdiff --help)\n", a);
             return 2;
         }
     }
-    usage(stderr);
-    return 2;
+    if (!cp.model_path) {
+        fprintf(stderr, "vkdiff: no model: pass -m MODEL (see vkdiff --help)\n");
+        return 2;
+    }
+    if (!strcmp(precision, "fp32"))
+        cp.precision = VKD_PRECISION_FP32;
+    else if (!strcmp(precision, "fp16"))
+        cp.precision = VKD_PRECISION_FP16;
+    else if (strcmp(precision, "auto")) {
+        fprintf(stderr, "vkdiff: --precision expects fp16, fp32 or auto (got '%s')\n", precision);
+        return 2;
+    }
+    if (!gp.prompt) {
+        fprintf(stderr, "vkdiff: no prompt: pass -p TEXT\n");
+        return 2;
+    }
+    /* everything that can be checked without the GPU, before touching it */
+    if (vkd_gen_params_check(&gp) != VKD_OK)
+        return 2;
+    if (!readable(cp.model_path, "model") || (cp.vae_path && !readable(cp.vae_path, "VAE")) ||
+        (cp.tokenizer_path && !readable(cp.tokenizer_path, "tokenizer")))
+        return 1;
+    vkd_log_set(NULL, NULL, verbose ? VKD_LOG_INFO : VKD_LOG_WARN);
+
+    vkd_ctx *ctx = NULL;
+    vkd_result r = vkd_ctx_create(&cp, &ctx);
+    if (r) {
+        fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
+        return 1;
+    }
+    uint8_t *rgb = malloc(vkd_image_bytes(&gp));
+    if (!rgb) {
+        fprintf(stderr, "vkdiff: out of memory\n");
+        vkd_ctx_free(ctx);
+        return 1;
+    }
+    progress_state ps = {.tty = isatty(2), .images = (int)batch_count};
+    gp.progress = progress;
+    gp.progress_user = &ps;
+    int64_t seed0 = gp.seed;
+    int rc = 0;
+    for (long long b = 0; b < batch_count && rc == 0; b++) {
+        gp.seed = seed0 < 0 ? (b == 0 ? -1 : gp.seed_used + 1) : seed0 + b;
+        ps.t0 = now_s();
+        ps.image = (int)b;
+        r = vkd_generate(ctx, &gp, rgb);
+        if (r) {
+            fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
+            rc = 1;
+            break;
+        }
+        if (seed0 < 0 && b == 0)
+            fprintf(stderr, "seed %lld\n", (long long)gp.seed_used);
+        char path[4096];
+        if (batch_count > 1) {
+            const char *dot = strrchr(out, '.');
+            int stem = dot && dot > strrchr(out, '/') ? (int)(dot - out) : (int)strlen(out);
+            snprintf(path, sizeof path, "%.*s-%03lld%s", stem, out, b, dot ? dot : ".png");
+        } else {
+            snprintf(path, sizeof path, "%s", out);
+        }
+        /* A1111 infotext (modules/processing.py create_infotext) */
+        char params[8192];
+        int k = snprintf(params, sizeof params, "%s\n", gp.prompt);
+        if (gp.negative && *gp.negative)
+            k += snprintf(params + k, sizeof params - (size_t)k, "Negative prompt: %s\n", gp.negative);
+        k += snprintf(params + k, sizeof params - (size_t)k,
+                      "Steps: %d, Sampler: %s, %sCFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s", gp.steps,
+                      a1111_sampler(gp.sampler), !strcmp(gp.schedule, "karras") ? "Schedule type: Karras, " : "",
+                      gp.cfg, (long long)gp.seed_used, gp.width, gp.height, base_name(cp.model_path));
+        if (gp.clip_skip > 1)
+            k += snprintf(params + k, sizeof params - (size_t)k, ", Clip skip: %d", gp.clip_skip);
+        if (!strcmp(gp.rng, "cpu"))
+            snprintf(params + k, sizeof params - (size_t)k, ", RNG: CPU");
+        if (vkd_png_write(path, rgb, gp.width, gp.height, params)) {
+            rc = 1;
+            break;
+        }
+        vkd_timings t;
+        vkd_last_timings(ctx, &t);
+        fprintf(stderr, "wrote %s (%.1f s)\n", path, t.total_ms / 1000);
+        if (verbose)
+            fprintf(stderr, "  text %.0f ms, UNet %.0f ms for %d evaluations (%.0f ms each), VAE %.0f ms\n", t.text_ms,
+                    t.unet_ms, t.unet_evals, t.unet_evals ? t.unet_ms / t.unet_evals : 0, t.vae_ms);
+    }
+    free(rgb);
+    vkd_ctx_free(ctx);
+    return rc;
 }

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
 #include "common/log.h"
 
 #define UNET "model.diffusion_model."
@@ -175,6 +178,42 @@ static void detect_text(const vkd_weights *w, vkd_text_config *t, const char *pr
     t->heads = t->width / 64;
 }
 
+/* Head layout is the one number the weights cannot tell (see detect.h). Real
+ * checkpoints follow their family's; small models made by our own tools (the oracle's
+ * tiny checkpoints, weights/) record theirs in the safetensors metadata key
+ * "vkdiff.config": JSON with unet.num_heads or unet.num_head_channels (-1 = unused)
+ * and text.heads. Nothing else in that key is read. */
+static void apply_head_overrides(const vkd_weights *w, vkd_model_config *cfg)
+{
+    for (size_t i = 0; i < vkd_weights_file_count(w); i++) {
+        const char *js = vkd_st_metadata(vkd_weights_file(w, i), "vkdiff.config");
+        if (!js)
+            continue;
+        cJSON *root = cJSON_Parse(js);
+        if (!root) {
+            VKD_WARN("%s: metadata vkdiff.config is not JSON; ignored", vkd_st_label(vkd_weights_file(w, i)));
+            continue;
+        }
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "unet");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text");
+        const cJSON *nh = u ? cJSON_GetObjectItemCaseSensitive(u, "num_heads") : NULL;
+        const cJSON *hd = u ? cJSON_GetObjectItemCaseSensitive(u, "num_head_channels") : NULL;
+        const cJSON *th = t ? cJSON_GetObjectItemCaseSensitive(t, "heads") : NULL;
+        if (cJSON_IsNumber(nh) && nh->valueint > 0 && nh->valueint <= 1024) {
+            cfg->unet.num_heads = nh->valueint;
+            cfg->unet.head_dim = 0;
+        }
+        if (cJSON_IsNumber(hd) && hd->valueint > 0 && hd->valueint <= 1024) {
+            cfg->unet.head_dim = hd->valueint;
+            cfg->unet.num_heads = 0;
+        }
+        if (cJSON_IsNumber(th) && th->valueint > 0 && th->valueint <= 1024)
+            for (int k = 0; k < cfg->n_text; k++)
+                cfg->text[k].heads = th->valueint;
+        cJSON_Delete(root);
+    }
+}
+
 vkd_result vkd_model_detect(const vkd_weights *w, vkd_model_config *cfg, char *why, size_t wl)
 {
     char local[256];
@@ -252,19 +291,20 @@ vkd_result vkd_model_detect(const vkd_weights *w, vkd_model_config *cfg, char *w
         }
         cfg->vae.scale_factor = 0.18215f;
     }
+    apply_head_overrides(w, cfg);
     for (int i = 0; i < u->num_levels; i++) {
         int c = u->model_channels * u->channel_mult[i];
         if (u->transformer_depth[i] && (u->head_dim ? c % u->head_dim : c % u->num_heads)) {
             say(why, wl, "attention width %d at level %d does not split into %s", c, i,
-                u->head_dim ? "64-wide heads" : "8 heads");
+                u->head_dim ? "the head width" : "the head count");
             goto refuse;
         }
     }
     for (int k = 0; k < cfg->n_text; k++) {
         vkd_text_config *t = &cfg->text[k];
-        if (!t->width || t->width % 64 || !t->layers || !t->positions || !t->vocab || !t->mlp) {
-            say(why, wl, "text encoder %s is incomplete or has width %d (not a multiple of 64-wide heads)", t->prefix,
-                t->width);
+        if (!t->width || !t->heads || t->width % t->heads || !t->layers || !t->positions || !t->vocab || !t->mlp) {
+            say(why, wl, "text encoder %s is incomplete or has width %d (not a multiple of %d heads)", t->prefix,
+                t->width, t->heads);
             goto refuse;
         }
     }

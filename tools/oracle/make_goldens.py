@@ -43,7 +43,7 @@ SCALE_FACTOR = 0.18215
 # small (random weights do not compress), hence 32 channels at both UNet levels. The
 # head split is not in the weights: SD1 keeps its family's 8 heads; the SD2-like UNet
 # uses 16-wide heads (SD2 proper: 64) and the text encoders 4 heads, so a C test must
-# take heads from the metadata ("config" in the golden, "vkdiff.tiny_config" in the
+# take heads from the metadata ("config" in the golden, "vkdiff.config" in the
 # checkpoint) rather than from the family defaults.
 # The VAE keeps 4 levels (factor 8 between image and latent, as SD's VAE). SD1's has an
 # encoder; SD2's is decoder-only (no encoder.*, no quant_conv) and changes channel count
@@ -381,7 +381,7 @@ def main():
         ck = os.path.join(a.out, f"tiny-{fam}.safetensors")
         sd = checkpoint_tensors(model, f16)
         write_safetensors(ck, sd, {"format": "pt", "vkdiff.oracle": "tools/oracle/make_goldens.py",
-                                   "vkdiff.tiny_config": config_json(cfg)})
+                                   "vkdiff.config": config_json(cfg)})
         with torch.no_grad():
             G, calls = goldens(model, cfg)
         gp = os.path.join(a.out, f"golden-tiny-{fam}.safetensors")

@@ -1,0 +1,263 @@
+/* Op wrappers with an error latch. See graph.h. */
+#include "models/graph.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "ops/concat.h"
+#include "ops/conv2d.h"
+#include "ops/eltwise.h"
+#include "ops/geglu.h"
+#include "ops/groupnorm.h"
+#include "ops/layernorm.h"
+#include "ops/matmul.h"
+#include "ops/upsample.h"
+
+bool g_ok(const vkd_graph *g) { return g->err == VKD_OK; }
+
+vkd_result g_fail(vkd_graph *g, vkd_result r)
+{
+    if (g->err == VKD_OK)
+        g->err = r;
+    return g->err;
+}
+
+static vkd_tensor empty(void)
+{
+    vkd_tensor t;
+    memset(&t, 0, sizeof t);
+    return t;
+}
+
+vkd_tensor g_new(vkd_graph *g, int ndim, const int64_t *shape)
+{
+    vkd_tensor t = empty();
+    if (!g_ok(g))
+        return t;
+    vkd_result r = vkd_tensor_create_in(g->d, g->pool, g->dt, ndim, shape, &t);
+    if (r)
+        g_fail(g, r);
+    return t;
+}
+
+vkd_tensor g_new3(vkd_graph *g, int64_t n, int64_t l, int64_t c)
+{
+    int64_t s[3] = {n, l, c};
+    return g_new(g, 3, s);
+}
+
+void g_free(vkd_graph *g, vkd_tensor *t)
+{
+    if (t && t->owner)
+        vkd_tensor_destroy(g->d, t);
+}
+
+static void check(vkd_graph *g, vkd_result r)
+{
+    if (r)
+        g_fail(g, r);
+}
+
+vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const vkd_tensor *w = vkd_wstore_get(g->ws, VKD_W_LINEAR, "%s.weight", name);
+    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name)
+                                                                  : NULL;
+    if (!w || (vkd_wstore_has(g->ws, "%s.bias", name) && !b)) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return empty();
+    }
+    int64_t shape[VKD_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = w->shape[0];
+    vkd_tensor out = g_new(g, x->ndim, shape);
+    if (g_ok(g))
+        check(g, vkd_op_linear(g->c, x, w, b, residual, &out));
+    return out;
+}
+
+static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
+                       int pr, const vkd_tensor *residual, const char *name)
+{
+    const vkd_tensor *wt = vkd_wstore_get(g->ws, VKD_W_CONV, "%s.weight", name);
+    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name)
+                                                                  : NULL;
+    if (!wt) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return empty();
+    }
+    /* wt: [Cout, kh, kw, Cin] */
+    int kh = (int)wt->shape[1], kw = (int)wt->shape[2];
+    int64_t oh = vkd_conv2d_out_dim(h, kh, stride, pt, pb), ow = vkd_conv2d_out_dim(w, kw, stride, pl, pr);
+    vkd_tensor out = g_new3(g, x->shape[0], oh * ow, wt->shape[0]);
+    vkd_conv2d_params p = {.stride = stride, .pad_top = pt, .pad_bottom = pb, .pad_left = pl, .pad_right = pr};
+    if (g_ok(g))
+        check(g, vkd_op_conv2d(g->c, x, h, w, wt, b, residual, &p, &out));
+    return out;
+}
+
+vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pad,
+                  const vkd_tensor *residual, const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return conv(g, x, h, w, stride, pad, pad, pad, pad, residual, name);
+}
+
+vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
+                      int pr, const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return conv(g, x, h, w, stride, pt, pb, pl, pr, NULL, name);
+}
+
+vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu, const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const vkd_tensor *gw = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.weight", name);
+    const vkd_tensor *gb = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name);
+    if (!gw || !gb) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return empty();
+    }
+    int64_t numel = 0;
+    check(g, vkd_op_groupnorm_scratch_numel(g->c, x, (uint32_t)groups, &numel));
+    vkd_tensor scratch = empty();
+    if (g_ok(g)) {
+        int64_t s[1] = {numel > 0 ? numel : 1};
+        check(g, vkd_tensor_create_in(g->d, g->pool, VKD_F32, 1, s, &scratch));
+    }
+    vkd_tensor out = g_new(g, x->ndim, x->shape);
+    if (g_ok(g))
+        check(g, vkd_op_groupnorm(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out));
+    g_free(g, &scratch);
+    return out;
+}
+
+vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float eps, const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const vkd_tensor *gw = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.weight", name);
+    const vkd_tensor *gb = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name);
+    if (!gw || !gb) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return empty();
+    }
+    vkd_tensor out = g_new(g, x->ndim, x->shape);
+    if (g_ok(g))
+        check(g, vkd_op_layernorm(g->c, x, eps, gw, gb, &out));
+    return out;
+}
+
+vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v, int heads,
+                       bool causal)
+{
+    vkd_tensor out = g_new(g, q->ndim, q->shape);
+    if (!g_ok(g))
+        return out;
+    vkd_attention_params p;
+    vkd_attention_params_init(&p);
+    p.heads = heads;
+    p.causal = causal;
+    check(g, vkd_op_attention(g->c, q, k, v, &out, &p));
+    return out;
+}
+
+vkd_tensor g_add(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b)
+{
+    vkd_tensor out = g_new(g, a->ndim, a->shape);
+    if (g_ok(g))
+        check(g, vkd_op_add(g->c, a, b, &out));
+    return out;
+}
+
+void g_add_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *b)
+{
+    if (g_ok(g))
+        check(g, vkd_op_add(g->c, a, b, a));
+}
+
+vkd_tensor g_silu(vkd_graph *g, const vkd_tensor *x)
+{
+    vkd_tensor out = g_new(g, x->ndim, x->shape);
+    if (g_ok(g))
+        check(g, vkd_op_silu(g->c, x, &out));
+    return out;
+}
+
+void g_act_inplace(vkd_graph *g, vkd_tensor *x, int kind)
+{
+    if (!g_ok(g))
+        return;
+    if (kind == 0)
+        check(g, vkd_op_silu(g->c, x, x));
+    else if (kind == 1)
+        check(g, vkd_op_gelu(g->c, x, x));
+    else
+        check(g, vkd_op_quick_gelu(g->c, x, x));
+}
+
+vkd_tensor g_geglu(vkd_graph *g, const vkd_tensor *x)
+{
+    int64_t shape[VKD_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] /= 2;
+    vkd_tensor out = g_new(g, x->ndim, shape);
+    if (g_ok(g))
+        check(g, vkd_op_geglu(g->c, x, &out));
+    return out;
+}
+
+vkd_tensor g_upsample2x(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w)
+{
+    vkd_tensor out = g_new3(g, x->shape[0], 4 * h * w, x->shape[2]);
+    if (g_ok(g))
+        check(g, vkd_op_upsample2x(g->c, x, h, w, &out));
+    return out;
+}
+
+vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b)
+{
+    vkd_tensor out = g_new3(g, a->shape[0], a->shape[1], a->shape[2] + b->shape[2]);
+    if (g_ok(g))
+        check(g, vkd_op_concat(g->c, a, b, &out));
+    return out;
+}
+
+void g_add_rows_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *v)
+{
+    if (g_ok(g))
+        check(g, vkd_op_add_rows(g->c, a, v, a));
+}

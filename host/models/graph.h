@@ -1,0 +1,74 @@
+/* Recording a model evaluation: the ops of host/ops/ wrapped with an error latch,
+ * weights looked up by checkpoint key, activations from a pool.
+ *
+ * Model code reads like the network:
+ *
+ *   vkd_tensor h = g_groupnorm(g, &x, 32, 1e-5f, true, "%sin_layers.0", p);   // [N, HW, C]
+ *   vkd_tensor y = g_conv(g, &h, H, W, 1, 1, NULL, "%sin_layers.2", p);      // [N, HW, Cout]
+ *   g_free(g, &h);
+ *
+ * After the first failure every call is a no-op returning an empty tensor, and
+ * g->err holds the first error; the caller checks it once at the end.
+ *
+ * Activation lifetimes: a tensor freed with g_free while recording is reused by a
+ * later allocation from the same pool. That is safe because every dispatch is
+ * separated from the next by a full barrier (host/vk/cmd.c), so a later write cannot
+ * overtake an earlier read. The pool outlives the recorded command buffer. */
+#ifndef VKD_MODELS_GRAPH_H
+#define VKD_MODELS_GRAPH_H
+
+#include <stdbool.h>
+
+#include "models/wstore.h"
+#include "ops/attention.h"
+#include "vk/cmd.h"
+
+typedef struct vkd_graph {
+    vkd_device *d;
+    vkd_cmd *c;
+    vkd_pool *pool;   /* activations */
+    vkd_wstore *ws;   /* weights */
+    vkd_dtype dt;     /* activation dtype (= weight dtype) */
+    vkd_result err;   /* first error, VKD_OK if none */
+} vkd_graph;
+
+#if defined(__GNUC__)
+#define VKD_FMT(a, b) __attribute__((format(printf, a, b)))
+#else
+#define VKD_FMT(a, b)
+#endif
+
+vkd_tensor g_new(vkd_graph *g, int ndim, const int64_t *shape);
+vkd_tensor g_new3(vkd_graph *g, int64_t n, int64_t l, int64_t c);
+void g_free(vkd_graph *g, vkd_tensor *t);
+bool g_ok(const vkd_graph *g);
+/* Latch an error that is not an op's (e.g. a bad config). Returns g->err. */
+vkd_result g_fail(vkd_graph *g, vkd_result r);
+
+/* nn.Linear "<name>.weight" (+ "<name>.bias" when present) (+ residual, which may be reused as out) */
+VKD_FMT(4, 5) vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...);
+/* nn.Conv2d "<name>.weight/.bias", square kernel from the weight; symmetric padding */
+VKD_FMT(8, 9) vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pad,
+                                const vkd_tensor *residual, const char *fmt, ...);
+/* conv with explicit (top, bottom, left, right) padding (the VAE encoder's downsample) */
+VKD_FMT(10, 11) vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt,
+                                      int pb, int pl, int pr, const char *fmt, ...);
+/* nn.GroupNorm "<name>.weight/.bias" */
+VKD_FMT(6, 7) vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu,
+                                     const char *fmt, ...);
+/* nn.LayerNorm "<name>.weight/.bias" over the last dim */
+VKD_FMT(4, 5) vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float eps, const char *fmt, ...);
+
+vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v, int heads,
+                       bool causal);
+vkd_tensor g_add(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b);
+void g_add_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *b);
+vkd_tensor g_silu(vkd_graph *g, const vkd_tensor *x);
+void g_act_inplace(vkd_graph *g, vkd_tensor *x, int kind); /* 0 silu, 1 gelu, 2 quick_gelu */
+vkd_tensor g_geglu(vkd_graph *g, const vkd_tensor *x);     /* [M, 2F] -> [M, F] */
+vkd_tensor g_upsample2x(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w);
+vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b);
+/* a [N, L, C] += v [N, C] broadcast over L */
+void g_add_rows_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *v);
+
+#endif

@@ -1,0 +1,207 @@
+/* SD UNet. Architecture: CompVis ldm/modules/diffusionmodules/openaimodel.py
+ * (UNetModel, ResBlock, Downsample, Upsample) and ldm/modules/attention.py
+ * (SpatialTransformer, BasicTransformerBlock, CrossAttention, FeedForward/GEGLU).
+ * Activations are channels-last [N, H*W, C] throughout. */
+#include "models/unet.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "ops/timestep_embedding.h"
+
+#define P "model.diffusion_model."
+#define GN_EPS_RES 1e-5f  /* ResBlock / out norm: GroupNorm32 default eps (util.py normalization) */
+#define GN_EPS_XF 1e-6f   /* SpatialTransformer norm: Normalize() in attention.py */
+#define LN_EPS 1e-5f      /* nn.LayerNorm default in BasicTransformerBlock */
+
+/* ResBlock: in_layers = [GN, SiLU, conv3x3], emb_layers = [SiLU, linear],
+ * out_layers = [GN, SiLU, dropout, conv3x3], skip_connection = identity or 1x1 conv.
+ * emb_silu: SiLU(time embedding) [N, temb], computed once per evaluation. */
+static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, int64_t h, int64_t w,
+                           const vkd_tensor *emb_silu)
+{
+    vkd_tensor a = g_groupnorm(g, x, 32, GN_EPS_RES, true, "%sin_layers.0", p);      // [N, HW, Cin]
+    vkd_tensor b = g_conv(g, &a, h, w, 1, 1, NULL, "%sin_layers.2", p);              // [N, HW, Cout]
+    g_free(g, &a);
+    vkd_tensor e = g_linear(g, emb_silu, NULL, "%semb_layers.1", p);                // [N, Cout]
+    g_add_rows_inplace(g, &b, &e);
+    g_free(g, &e);
+    vkd_tensor c = g_groupnorm(g, &b, 32, GN_EPS_RES, true, "%sout_layers.0", p);
+    g_free(g, &b);
+    vkd_tensor skip = *x;
+    bool own_skip = false;
+    if (g_ok(g) && vkd_wstore_has(g->ws, "%sskip_connection.weight", p)) {
+        skip = g_conv(g, x, h, w, 1, 0, NULL, "%sskip_connection", p);              // [N, HW, Cout]
+        own_skip = true;
+    }
+    /* out_layers.3 with the skip added in the conv epilogue */
+    vkd_tensor out = g_conv(g, &c, h, w, 1, 1, &skip, "%sout_layers.3", p);
+    g_free(g, &c);
+    if (own_skip)
+        g_free(g, &skip);
+    return out;
+}
+
+/* CrossAttention: to_q/to_k/to_v without bias, to_out.0 with bias; residual fused. */
+static vkd_tensor attention(vkd_graph *g, const char *p, const vkd_tensor *xn, const vkd_tensor *ctx, int heads,
+                            const vkd_tensor *residual)
+{
+    vkd_tensor q = g_linear(g, xn, NULL, "%sto_q", p);   // [N, HW, C]
+    vkd_tensor k = g_linear(g, ctx, NULL, "%sto_k", p);  // [N, L, C]
+    vkd_tensor v = g_linear(g, ctx, NULL, "%sto_v", p);  // [N, L, C]
+    vkd_tensor a = g_attention(g, &q, &k, &v, heads, false);
+    g_free(g, &q);
+    g_free(g, &k);
+    g_free(g, &v);
+    vkd_tensor out = g_linear(g, &a, residual, "%sto_out.0", p);
+    g_free(g, &a);
+    return out;
+}
+
+/* SpatialTransformer: GN -> proj_in -> depth x BasicTransformerBlock -> proj_out, + x.
+ * proj_in/out are 1x1 convs (SD1) or linears (SD2); on channels-last data both are a
+ * linear layer (the store turns a [C, C, 1, 1] kernel into [C, C]). */
+static vkd_tensor transformer(vkd_graph *g, const vkd_unet_config *cfg, const char *p, const vkd_tensor *x,
+                              int depth, const vkd_tensor *ctx)
+{
+    int64_t ch = x->shape[2];
+    int heads = cfg->head_dim ? (int)(ch / cfg->head_dim) : cfg->num_heads;
+    vkd_tensor n = g_groupnorm(g, x, 32, GN_EPS_XF, false, "%snorm", p);
+    vkd_tensor h = g_linear(g, &n, NULL, "%sproj_in", p);                             // [N, HW, C]
+    g_free(g, &n);
+    char b[300];
+    for (int d = 0; d < depth && g_ok(g); d++) {
+        vkd_tensor t;
+        snprintf(b, sizeof b, "%stransformer_blocks.%d.", p, d);
+        char sub[340];
+        t = g_layernorm(g, &h, LN_EPS, "%snorm1", b);
+        snprintf(sub, sizeof sub, "%sattn1.", b);
+        vkd_tensor h1 = attention(g, sub, &t, &t, heads, &h);                         // self
+        g_free(g, &t);
+        g_free(g, &h);
+        t = g_layernorm(g, &h1, LN_EPS, "%snorm2", b);
+        snprintf(sub, sizeof sub, "%sattn2.", b);
+        vkd_tensor h2 = attention(g, sub, &t, ctx, heads, &h1);                       // cross
+        g_free(g, &t);
+        g_free(g, &h1);
+        t = g_layernorm(g, &h2, LN_EPS, "%snorm3", b);
+        vkd_tensor pr = g_linear(g, &t, NULL, "%sff.net.0.proj", b);                  // [N, HW, 8C]
+        g_free(g, &t);
+        vkd_tensor gg = g_geglu(g, &pr);                                              // [N, HW, 4C]
+        g_free(g, &pr);
+        h = g_linear(g, &gg, &h2, "%sff.net.2", b);                                   // [N, HW, C]
+        g_free(g, &gg);
+        g_free(g, &h2);
+    }
+    vkd_tensor out = g_linear(g, &h, x, "%sproj_out", p);
+    g_free(g, &h);
+    return out;
+}
+
+vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_tensor *x, int64_t h, int64_t w,
+                           const vkd_tensor *t, const vkd_tensor *context, vkd_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t n = x->shape[0];
+    int64_t mult = (int64_t)1 << (cfg->num_levels - 1);
+    if (x->ndim != 3 || x->shape[1] != h * w || x->shape[2] != cfg->in_channels || h % mult || w % mult)
+        return vkd_op_shape_error("unet", "x must be [N, H*W, in_channels] with H, W multiples of 2^(levels-1)", x);
+    if (cfg->adm_in_channels)
+        return g_fail(g, VKD_ERR_UNSUPPORTED);
+
+    /* time embedding: sinusoidal(t, model_channels) -> linear -> SiLU -> linear; the
+     * ResBlocks all take SiLU(emb), so it is applied once here. */
+    int64_t ts[2] = {n, cfg->model_channels};
+    vkd_tensor temb = g_new(g, 2, ts);
+    if (g_ok(g))
+        g_fail(g, vkd_op_timestep_embedding(g->c, t, (uint32_t)cfg->model_channels, 10000.0, &temb));
+    vkd_tensor e1 = g_linear(g, &temb, NULL, P "time_embed.0");
+    g_free(g, &temb);
+    g_act_inplace(g, &e1, 0);
+    vkd_tensor emb = g_linear(g, &e1, NULL, P "time_embed.2");                    // [N, 1280]
+    g_free(g, &e1);
+    g_act_inplace(g, &emb, 0);
+
+    /* input blocks; every block's output is kept for the skip connections */
+    vkd_tensor skips[64];
+    int64_t skip_h[64], skip_w[64];
+    int ns = 0, blk = 0;
+    vkd_tensor cur = g_conv(g, x, h, w, 1, 1, NULL, P "input_blocks.0.0");        // [N, HW, mc]
+    skips[ns] = cur, skip_h[ns] = h, skip_w[ns++] = w;
+    blk = 1;
+    char p[200];
+    for (int l = 0; l < cfg->num_levels && g_ok(g); l++) {
+        for (int r = 0; r < cfg->num_res_blocks && g_ok(g); r++, blk++) {
+            snprintf(p, sizeof p, P "input_blocks.%d.0.", blk);
+            vkd_tensor y = resblock(g, p, &cur, h, w, &emb);
+            if (cfg->transformer_depth[l]) {
+                snprintf(p, sizeof p, P "input_blocks.%d.1.", blk);
+                vkd_tensor z = transformer(g, cfg, p, &y, cfg->transformer_depth[l], context);
+                g_free(g, &y);
+                y = z;
+            }
+            cur = y;
+            skips[ns] = cur, skip_h[ns] = h, skip_w[ns++] = w;
+        }
+        if (l != cfg->num_levels - 1) {
+            /* Downsample: 3x3 stride 2, padding 1 */
+            cur = g_conv(g, &cur, h, w, 2, 1, NULL, P "input_blocks.%d.0.op", blk);
+            h = (h + 1) / 2, w = (w + 1) / 2;
+            skips[ns] = cur, skip_h[ns] = h, skip_w[ns++] = w;
+            blk++;
+        }
+    }
+
+    /* middle block: ResBlock, SpatialTransformer, ResBlock */
+    vkd_tensor m0 = resblock(g, P "middle_block.0.", &cur, h, w, &emb);
+    vkd_tensor m1 = transformer(g, cfg, P "middle_block.1.", &m0, cfg->mid_depth ? cfg->mid_depth : 1, context);
+    g_free(g, &m0);
+    cur = resblock(g, P "middle_block.2.", &m1, h, w, &emb);
+    g_free(g, &m1);
+
+    /* output blocks: concat the matching skip, ResBlock, [transformer], [Upsample] */
+    blk = 0;
+    for (int l = cfg->num_levels - 1; l >= 0 && g_ok(g); l--) {
+        for (int r = 0; r <= cfg->num_res_blocks && g_ok(g); r++, blk++) {
+            vkd_tensor *s = &skips[--ns];
+            if (skip_h[ns] != h || skip_w[ns] != w) {
+                VKD_ERROR("unet: skip %d is %lldx%lld, expected %lldx%lld", ns, (long long)skip_h[ns],
+                          (long long)skip_w[ns], (long long)h, (long long)w);
+                g_fail(g, VKD_ERR_INTERNAL);
+                break;
+            }
+            vkd_tensor cat = g_concat(g, &cur, s);                                      // [N, HW, C + Cskip]
+            g_free(g, &cur);
+            g_free(g, s);
+            snprintf(p, sizeof p, P "output_blocks.%d.0.", blk);
+            cur = resblock(g, p, &cat, h, w, &emb);
+            g_free(g, &cat);
+            int sub = 1;
+            if (cfg->transformer_depth[l]) {
+                snprintf(p, sizeof p, P "output_blocks.%d.1.", blk);
+                vkd_tensor z = transformer(g, cfg, p, &cur, cfg->transformer_depth[l], context);
+                g_free(g, &cur);
+                cur = z;
+                sub = 2;
+            }
+            if (l > 0 && r == cfg->num_res_blocks) {
+                /* Upsample: nearest 2x, then 3x3 conv */
+                vkd_tensor up = g_upsample2x(g, &cur, h, w);
+                g_free(g, &cur);
+                h *= 2, w *= 2;
+                cur = g_conv(g, &up, h, w, 1, 1, NULL, P "output_blocks.%d.%d.conv", blk, sub);
+                g_free(g, &up);
+            }
+        }
+    }
+    g_free(g, &emb);
+    /* out: GN + SiLU, conv3x3 to out_channels */
+    vkd_tensor o = g_groupnorm(g, &cur, 32, GN_EPS_RES, true, P "out.0");
+    g_free(g, &cur);
+    *out = g_conv(g, &o, h, w, 1, 1, NULL, P "out.2");
+    g_free(g, &o);
+    while (ns > 0)
+        g_free(g, &skips[--ns]);
+    return g->err;
+}

@@ -1,0 +1,89 @@
+/* KL-f8 VAE decoder. Architecture: CompVis ldm/modules/diffusionmodules/model.py
+ * (Decoder, ResnetBlock, AttnBlock, Upsample); every GroupNorm there is
+ * Normalize(): 32 groups, eps 1e-6. Channels-last [N, H*W, C] throughout. */
+#include "models/vae.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define P "first_stage_model."
+#define GN_EPS 1e-6f
+
+/* ResnetBlock without time embedding: norm1, SiLU, conv1, norm2, SiLU, conv2, + shortcut */
+static vkd_tensor resnet(vkd_graph *g, const char *p, const vkd_tensor *x, int64_t h, int64_t w)
+{
+    vkd_tensor a = g_groupnorm(g, x, 32, GN_EPS, true, "%snorm1", p);
+    vkd_tensor b = g_conv(g, &a, h, w, 1, 1, NULL, "%sconv1", p);
+    g_free(g, &a);
+    vkd_tensor c = g_groupnorm(g, &b, 32, GN_EPS, true, "%snorm2", p);
+    g_free(g, &b);
+    vkd_tensor skip = *x;
+    bool own = false;
+    if (g_ok(g) && vkd_wstore_has(g->ws, "%snin_shortcut.weight", p)) {
+        skip = g_conv(g, x, h, w, 1, 0, NULL, "%snin_shortcut", p);
+        own = true;
+    }
+    vkd_tensor out = g_conv(g, &c, h, w, 1, 1, &skip, "%sconv2", p);
+    g_free(g, &c);
+    if (own)
+        g_free(g, &skip);
+    return out;
+}
+
+/* AttnBlock: single-head self-attention over the H*W pixels, head width C, scale
+ * C^-1/2; q/k/v/proj_out are 1x1 convs (linear on channels-last data). */
+static vkd_tensor attn(vkd_graph *g, const char *p, const vkd_tensor *x)
+{
+    vkd_tensor n = g_groupnorm(g, x, 32, GN_EPS, false, "%snorm", p);
+    vkd_tensor q = g_linear(g, &n, NULL, "%sq", p);
+    vkd_tensor k = g_linear(g, &n, NULL, "%sk", p);
+    vkd_tensor v = g_linear(g, &n, NULL, "%sv", p);
+    g_free(g, &n);
+    vkd_tensor a = g_attention(g, &q, &k, &v, 1, false);
+    g_free(g, &q);
+    g_free(g, &k);
+    g_free(g, &v);
+    vkd_tensor out = g_linear(g, &a, x, "%sproj_out", p);
+    g_free(g, &a);
+    return out;
+}
+
+vkd_result vkd_vae_decode_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *z, int64_t h, int64_t w,
+                                 vkd_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    if (z->ndim != 3 || z->shape[1] != h * w || z->shape[2] != cfg->z_channels)
+        return vkd_op_shape_error("vae", "z must be [N, h*w, z_channels]", z);
+    vkd_tensor pq = g_linear(g, z, NULL, P "post_quant_conv");                        // [N, hw, 4]
+    vkd_tensor cur = g_conv(g, &pq, h, w, 1, 1, NULL, P "decoder.conv_in");          // [N, hw, 512]
+    g_free(g, &pq);
+    vkd_tensor t = resnet(g, P "decoder.mid.block_1.", &cur, h, w);
+    g_free(g, &cur);
+    cur = attn(g, P "decoder.mid.attn_1.", &t);
+    g_free(g, &t);
+    t = resnet(g, P "decoder.mid.block_2.", &cur, h, w);
+    g_free(g, &cur);
+    cur = t;
+    char p[160];
+    /* up blocks run from the deepest level (up.3 in SD) to up.0 */
+    for (int l = cfg->num_levels - 1; l >= 0 && g_ok(g); l--) {
+        for (int b = 0; b <= cfg->num_res_blocks && g_ok(g); b++) {
+            snprintf(p, sizeof p, P "decoder.up.%d.block.%d.", l, b);
+            t = resnet(g, p, &cur, h, w);
+            g_free(g, &cur);
+            cur = t;
+        }
+        if (l != 0) {
+            vkd_tensor up = g_upsample2x(g, &cur, h, w);
+            g_free(g, &cur);
+            h *= 2, w *= 2;
+            cur = g_conv(g, &up, h, w, 1, 1, NULL, P "decoder.up.%d.upsample.conv", l);
+            g_free(g, &up);
+        }
+    }
+    t = g_groupnorm(g, &cur, 32, GN_EPS, true, P "decoder.norm_out");
+    g_free(g, &cur);
+    *out = g_conv(g, &t, h, w, 1, 1, NULL, P "decoder.conv_out");                     // [N, HW, 3]
+    g_free(g, &t);
+    return g->err;
+}

@@ -1,0 +1,195 @@
+/* Weight store: name -> device tensor, uploaded on first use. See wstore.h. */
+#include "models/wstore.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "ops/conv2d.h"
+#include "ops/matmul.h"
+
+typedef struct slot {
+    char *name;       /* NULL: empty */
+    vkd_wkind kind;
+    vkd_tensor t;
+} slot;
+
+struct vkd_wstore {
+    vkd_device *d;
+    const vkd_weights *w;
+    vkd_dtype dt;
+    slot *slots;
+    uint32_t cap, count;
+    uint64_t bytes;
+};
+
+static uint64_t hash(const char *s, vkd_wkind k)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)k;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+vkd_result vkd_wstore_create(vkd_device *d, const vkd_weights *w, vkd_dtype dt, vkd_wstore **out)
+{
+    vkd_wstore *s = calloc(1, sizeof *s);
+    if (!s)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    s->d = d;
+    s->w = w;
+    s->dt = dt;
+    s->cap = 4096; /* an SD1 checkpoint has ~1,100 tensors; SDXL ~2,500 */
+    s->slots = calloc(s->cap, sizeof *s->slots);
+    if (!s->slots) {
+        free(s);
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    }
+    *out = s;
+    return VKD_OK;
+}
+
+void vkd_wstore_destroy(vkd_wstore *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->cap; i++)
+        if (s->slots[i].name) {
+            vkd_tensor_destroy(s->d, &s->slots[i].t);
+            free(s->slots[i].name);
+        }
+    free(s->slots);
+    free(s);
+}
+
+static vkd_result upload(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind kind, vkd_tensor *out)
+{
+    size_t n = wt->nelem;
+    float *host = malloc(n * sizeof *host);
+    if (!host)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_result r = vkd_wtensor_read_f32(wt, host);
+    if (r)
+        goto done;
+    if (kind == VKD_W_CONV) {
+        if (wt->rank != 4) {
+            VKD_ERROR("%s: a conv kernel must have rank 4 (has %d)", wt->name, wt->rank);
+            r = VKD_ERR_FORMAT;
+            goto done;
+        }
+        r = vkd_conv2d_weight_upload(s->d, s->dt, host, wt->shape[0], wt->shape[1], wt->shape[2], wt->shape[3], out);
+    } else if (kind == VKD_W_LINEAR) {
+        int64_t rows = wt->shape[0], cols = (int64_t)n / (rows ? rows : 1);
+        if (wt->rank == 4 && (wt->shape[2] != 1 || wt->shape[3] != 1)) {
+            VKD_ERROR("%s: a linear weight must be [out, in] or [out, in, 1, 1]", wt->name);
+            r = VKD_ERR_FORMAT;
+            goto done;
+        }
+        r = vkd_linear_weight_upload(s->d, s->dt, host, rows, cols, out);
+    } else {
+        int64_t shape[VKD_MAX_DIMS];
+        int nd = wt->rank < 1 ? 1 : wt->rank;
+        if (nd > VKD_MAX_DIMS) {
+            r = VKD_ERR_FORMAT;
+            goto done;
+        }
+        for (int i = 0; i < nd; i++)
+            shape[i] = wt->rank < 1 ? 1 : wt->shape[i];
+        r = vkd_tensor_create(s->d, s->dt, nd, shape, out);
+        if (!r)
+            r = vkd_tensor_upload_f32(s->d, out, host);
+    }
+done:
+    free(host);
+    return r;
+}
+
+const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt, ...)
+{
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    uint32_t i = (uint32_t)(hash(name, kind) & (s->cap - 1));
+    while (s->slots[i].name) {
+        if (s->slots[i].kind == kind && !strcmp(s->slots[i].name, name))
+            return &s->slots[i].t;
+        i = (i + 1) & (s->cap - 1);
+    }
+    if (s->count * 4 >= s->cap * 3) {
+        VKD_ERROR("weight store full (%u tensors)", s->count);
+        return NULL;
+    }
+    const vkd_wtensor *wt = vkd_weights_find(s->w, name);
+    if (!wt) {
+        VKD_ERROR("the checkpoint has no tensor %s", name);
+        return NULL;
+    }
+    vkd_tensor t;
+    vkd_result r = upload(s, wt, kind, &t);
+    if (r) {
+        VKD_ERROR("%s: upload failed: %s", name, vkd_result_str(r));
+        return NULL;
+    }
+    s->slots[i].name = malloc(strlen(name) + 1);
+    if (!s->slots[i].name) {
+        vkd_tensor_destroy(s->d, &t);
+        return NULL;
+    }
+    strcpy(s->slots[i].name, name);
+    s->slots[i].kind = kind;
+    s->slots[i].t = t;
+    s->count++;
+    s->bytes += t.buf.size;
+    return &s->slots[i].t;
+}
+
+int vkd_wstore_has(vkd_wstore *s, const char *fmt, ...)
+{
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return vkd_weights_find(s->w, name) != NULL;
+}
+
+int vkd_wstore_shape(vkd_wstore *s, const char *name, int64_t shape[8])
+{
+    return vkd_weights_shape(s->w, name, shape);
+}
+
+vkd_dtype vkd_wstore_dtype(const vkd_wstore *s) { return s->dt; }
+uint64_t vkd_wstore_device_bytes(const vkd_wstore *s) { return s->bytes; }
+uint32_t vkd_wstore_count(const vkd_wstore *s) { return s->count; }
+
+void vkd_wstore_release(vkd_wstore *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    /* rebuild the table without the released entries (open addressing has no cheap delete) */
+    slot *old = s->slots;
+    slot *fresh = calloc(s->cap, sizeof *fresh);
+    if (!fresh)
+        return;
+    s->count = 0;
+    for (uint32_t i = 0; i < s->cap; i++) {
+        if (!old[i].name)
+            continue;
+        if (!strncmp(old[i].name, prefix, n)) {
+            s->bytes -= old[i].t.buf.size;
+            vkd_tensor_destroy(s->d, &old[i].t);
+            free(old[i].name);
+            continue;
+        }
+        uint32_t j = (uint32_t)(hash(old[i].name, old[i].kind) & (s->cap - 1));
+        while (fresh[j].name)
+            j = (j + 1) & (s->cap - 1);
+        fresh[j] = old[i];
+        s->count++;
+    }
+    free(old);
+    s->slots = fresh;
+}

@@ -1,0 +1,49 @@
+/* Device copies of a model's weights, uploaded on first use and looked up by their
+ * checkpoint key, so model code names each block after the key it reads:
+ *
+ *   const vkd_tensor *w = vkd_wstore_get(ws, VKD_W_CONV, "%sin_layers.2.weight", prefix);
+ *
+ * A weight is converted to the store's dtype and laid out for the op that reads it
+ * (a conv kernel is re-laid by conv2d's uploader; a [o, i, 1, 1] kernel read as a
+ * linear layer becomes [o, i]). */
+#ifndef VKD_MODELS_WSTORE_H
+#define VKD_MODELS_WSTORE_H
+
+#include "io/layout.h"
+#include "ops/tensor.h"
+
+typedef enum vkd_wkind {
+    VKD_W_RAW = 0,  /* as stored, flattened to 1D (norm scales, biases, embeddings keep their shape) */
+    VKD_W_LINEAR,   /* [out, in] for vkd_op_linear (also from [out, in, 1, 1]) */
+    VKD_W_CONV,     /* [out, in, kh, kw] re-laid for vkd_op_conv2d */
+} vkd_wkind;
+
+typedef struct vkd_wstore vkd_wstore;
+
+/* The store reads from w (which must outlive it) and keeps tensors of dtype dt. */
+vkd_result vkd_wstore_create(vkd_device *d, const vkd_weights *w, vkd_dtype dt, vkd_wstore **out);
+void vkd_wstore_destroy(vkd_wstore *s);
+
+/* The weight named by the printf-style format, uploaded on first use; NULL (and an
+ * error naming the tensor is logged) when the checkpoint lacks it or it cannot be
+ * uploaded. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt, ...);
+/* Whether the checkpoint has the tensor (no upload). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int vkd_wstore_has(vkd_wstore *s, const char *fmt, ...);
+/* Shape of a checkpoint tensor, rank or -1 if absent. */
+int vkd_wstore_shape(vkd_wstore *s, const char *name, int64_t shape[8]);
+
+vkd_dtype vkd_wstore_dtype(const vkd_wstore *s);
+uint64_t vkd_wstore_device_bytes(const vkd_wstore *s);
+uint32_t vkd_wstore_count(const vkd_wstore *s);
+/* Free every uploaded tensor whose name starts with prefix (e.g. a text encoder
+ * once the prompt is encoded), keeping the rest. */
+void vkd_wstore_release(vkd_wstore *s, const char *prefix);
+
+#endif

@@ -1,0 +1,588 @@
+/* txt2img: tokenizer -> text encoder -> sampler loop over the UNet -> VAE decoder.
+ *
+ * The UNet evaluation is recorded once per (batch, latent size) and replayed for
+ * every sampler step (decision 5); per-step inputs (latent, timestep) are written
+ * into its input tensors before each replay. */
+#include "vkdiff.h"
+#include "pipeline/txt2img.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "io/layout.h"
+#include "models/clip.h"
+#include "models/detect.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "models/wstore.h"
+#include "sample/rng.h"
+#include "sample/sampler.h"
+#include "sample/schedule.h"
+#include "text/prompt.h"
+#include "text/tokenizer.h"
+
+struct vkd_ctx {
+    vkd_device *d;
+    vkd_weights *w;
+    vkd_model_config cfg;
+    vkd_wstore *ws;
+    vkd_tokenizer *tok;
+    vkd_dtype dt;
+    vkd_noise_table table;
+    vkd_timings timings;
+    /* the recorded UNet evaluation */
+    struct {
+        int64_t batch, h, w, ctx_len;
+        vkd_pool *pool;
+        vkd_cmd *cmd;
+        vkd_tensor x, t, context, out;
+    } unet;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void vkd_ctx_params_init(vkd_ctx_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->device_index = -1;
+    p->log_level = VKD_LOG_WARN;
+}
+
+void vkd_gen_params_init(vkd_gen_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->negative = "";
+    p->width = p->height = 512;
+    p->steps = 20;
+    p->cfg = 7.0f;
+    p->seed = -1;
+    p->sampler = "euler_a";
+    p->schedule = "discrete";
+    p->rng = "cpu";
+}
+
+size_t vkd_image_bytes(const vkd_gen_params *p) { return (size_t)p->width * (size_t)p->height * 3; }
+
+vkd_result vkd_gen_params_check(const vkd_gen_params *p)
+{
+    if (!p->prompt) {
+        VKD_ERROR("no prompt");
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->width < 8 || p->height < 8 || p->width % 8 || p->height % 8 || p->width > 8192 || p->height > 8192) {
+        VKD_ERROR("width and height must be multiples of 8 between 8 and 8192 (got %dx%d)", p->width, p->height);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->steps < 1 || p->steps > VKD_MAX_STEPS) {
+        VKD_ERROR("steps must be between 1 and %d (got %d)", VKD_MAX_STEPS, p->steps);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (!(p->cfg >= 0 && p->cfg <= 100)) {
+        VKD_ERROR("cfg must be between 0 and 100");
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->clip_skip < 0 || p->clip_skip > 12) {
+        VKD_ERROR("clip skip must be between 0 and 12");
+        return VKD_ERR_INVALID_ARG;
+    }
+    vkd_sampler_kind sk;
+    vkd_schedule sc;
+    vkd_rng_kind rk;
+    vkd_prediction pr;
+    if (vkd_sampler_parse(p->sampler, &sk)) {
+        VKD_ERROR("unknown sampler '%s' (euler, euler_a, heun, dpm++2m, ddim, lcm)", p->sampler);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (vkd_schedule_parse(p->schedule, &sc)) {
+        VKD_ERROR("unknown schedule '%s' (discrete, karras, trailing)", p->schedule);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (vkd_rng_parse(p->rng, &rk)) {
+        VKD_ERROR("unknown rng '%s' (cpu, cuda)", p->rng);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->prediction && vkd_prediction_parse(p->prediction, &pr)) {
+        VKD_ERROR("unknown prediction '%s' (eps, v)", p->prediction);
+        return VKD_ERR_INVALID_ARG;
+    }
+    return VKD_OK;
+}
+
+static void unet_release(vkd_ctx *c)
+{
+    vkd_cmd_destroy(c->unet.cmd);
+    c->unet.cmd = NULL;
+    vkd_pool_destroy(c->d, c->unet.pool);
+    c->unet.pool = NULL;
+    memset(&c->unet.x, 0, sizeof c->unet.x);
+    memset(&c->unet.t, 0, sizeof c->unet.t);
+    memset(&c->unet.context, 0, sizeof c->unet.context);
+    memset(&c->unet.out, 0, sizeof c->unet.out);
+    c->unet.batch = 0;
+}
+
+void vkd_ctx_free(vkd_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->d)
+        unet_release(c);
+    vkd_wstore_destroy(c->ws);
+    vkd_tokenizer_destroy(c->tok);
+    vkd_weights_close(c->w);
+    vkd_device_destroy(c->d);
+    free(c);
+}
+
+static vkd_result load_tokenizer(vkd_ctx *c, const vkd_ctx_params *p)
+{
+    const char *path = p->tokenizer_path;
+    if (!path)
+        path = vkd_weights_tokenizer_dir(c->w, 0);
+    if (!path) {
+        VKD_ERROR("no tokenizer: pass --tokenizer PATH (OpenAI's bpe_simple_vocab_16e6.txt.gz, or a folder "
+                  "with vocab.json and merges.txt)");
+        return VKD_ERR_INVALID_ARG;
+    }
+    return vkd_tokenizer_load(path, &c->tok);
+}
+
+vkd_result vkd_ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
+{
+    *out = NULL;
+    if (p->log)
+        vkd_log_set(p->log, p->log_user, p->log_level);
+    if (!p->model_path) {
+        VKD_ERROR("no model given");
+        return VKD_ERR_INVALID_ARG;
+    }
+    double t0 = now_ms();
+    vkd_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_result r;
+    char why[512] = "";
+    if ((r = vkd_weights_open(p->model_path, p->vae_path, &c->w)))
+        goto fail;
+    if ((r = vkd_model_detect(c->w, &c->cfg, why, sizeof why))) {
+        VKD_ERROR("%s: not a supported model: %s", p->model_path, why);
+        goto fail;
+    }
+    if (c->cfg.family != VKD_FAMILY_SD1 && c->cfg.family != VKD_FAMILY_SD2) {
+        VKD_ERROR("%s: %s models are not supported yet (SD1.x and SD2.x are)", p->model_path,
+                  vkd_family_name(c->cfg.family));
+        r = VKD_ERR_UNSUPPORTED;
+        goto fail;
+    }
+    if ((r = load_tokenizer(c, p)))
+        goto fail;
+    vkd_device_opts o;
+    vkd_device_opts_init(&o);
+    o.device_index = p->device_index;
+    o.validation = p->validation;
+    o.force_fp32 = p->precision == VKD_PRECISION_FP32;
+    o.cache_dir = p->cache_dir;
+    if ((r = vkd_device_create(&o, &c->d)))
+        goto fail;
+    if (p->precision == VKD_PRECISION_FP16 && !c->d->use_f16)
+        VKD_WARN("this device has no 16-bit storage: running in fp32");
+    c->dt = c->d->use_f16 ? VKD_F16 : VKD_F32;
+    if ((r = vkd_wstore_create(c->d, c->w, c->dt, &c->ws)))
+        goto fail;
+    vkd_noise_table_init(&c->table);
+    c->timings.load_ms = now_ms() - t0;
+    *out = c;
+    return VKD_OK;
+fail:
+    vkd_ctx_free(c);
+    return r;
+}
+
+const char *vkd_ctx_family(const vkd_ctx *c) { return vkd_family_name(c->cfg.family); }
+void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
+
+/* Record-free helper: run a graph built by `build` once and return its output on the host. */
+typedef vkd_result (*build_fn)(vkd_graph *g, void *user, vkd_tensor *out);
+
+static vkd_result run_once(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel)
+{
+    vkd_graph g = {.d = c->d, .ws = c->ws, .dt = c->dt};
+    vkd_tensor out;
+    memset(&out, 0, sizeof out);
+    vkd_result r = vkd_pool_create(c->d, &g.pool);
+    if (!r)
+        r = vkd_cmd_create(c->d, &g.c);
+    if (!r)
+        r = vkd_cmd_begin(g.c);
+    if (!r)
+        r = build(&g, user, &out);
+    if (!r)
+        r = vkd_cmd_end(g.c);
+    if (!r)
+        r = vkd_cmd_submit_wait(g.c);
+    if (!r) {
+        *numel = vkd_tensor_numel(&out);
+        *host = malloc((size_t)*numel * sizeof **host);
+        r = *host ? vkd_tensor_download_f32(c->d, &out, *host) : VKD_ERR_OUT_OF_HOST_MEMORY;
+    }
+    vkd_cmd_destroy(g.c);
+    vkd_pool_destroy(c->d, g.pool);
+    return r;
+}
+
+/* ---- text conditioning ------------------------------------------------------ */
+
+typedef struct clip_job {
+    const vkd_text_config *cfg;
+    const int32_t *ids; /* [n_chunks * 77] */
+    int n_chunks;
+    int skip;
+} clip_job;
+
+static vkd_result build_clip(vkd_graph *g, void *user, vkd_tensor *out)
+{
+    clip_job *j = user;
+    size_t n = (size_t)j->n_chunks * VKD_PROMPT_CHUNK_LEN;
+    vkd_buffer ids;
+    vkd_result r = vkd_buffer_create_in(g->d, g->pool, n * sizeof(uint32_t), &ids);
+    if (!r)
+        r = vkd_buffer_upload(g->d, &ids, 0, j->ids, n * sizeof(uint32_t)); /* int32 ids, all >= 0 */
+    if (!r)
+        r = vkd_clip_record(g, j->cfg, &ids, j->n_chunks, VKD_PROMPT_CHUNK_LEN, j->skip, out);
+    return r;
+}
+
+/* Encode a prompt into [n_chunks * 77, width] on the host, emphasis applied as A1111
+ * does (sd_hijack_clip.py process_tokens): multiply each token's embedding by its
+ * weight, then rescale the chunk so its mean is the original mean. */
+static vkd_result encode_prompt(vkd_ctx *c, const char *text, int clip_skip, float **emb, int *n_chunks)
+{
+    const vkd_text_config *tc = &c->cfg.text[0];
+    vkd_prompt_params pp;
+    vkd_prompt_params_init(&pp);
+    int skip = 0;
+    if (c->cfg.family == VKD_FAMILY_SD2) {
+        pp.pad = VKD_PROMPT_PAD_ZERO;
+        skip = 1; /* FrozenOpenCLIPEmbedder layer="penultimate" */
+    } else if (clip_skip > 1) {
+        skip = clip_skip - 1;
+    }
+    if (skip >= tc->layers) {
+        VKD_ERROR("clip skip %d: the text encoder has only %d layers", clip_skip, tc->layers);
+        return VKD_ERR_INVALID_ARG;
+    }
+    vkd_prompt_tokens toks;
+    vkd_result r = vkd_prompt_tokenize(c->tok, text, &pp, &toks);
+    if (r)
+        return r;
+    for (int i = 0; i < toks.n_chunks * VKD_PROMPT_CHUNK_LEN; i++)
+        if (toks.ids[i] < 0 || toks.ids[i] >= tc->vocab) {
+            VKD_ERROR("token id %d is outside the text encoder's vocabulary of %d: tokenizer and model differ",
+                      toks.ids[i], tc->vocab);
+            vkd_prompt_tokens_free(&toks);
+            return VKD_ERR_INVALID_ARG;
+        }
+    clip_job job = {.cfg = tc, .ids = toks.ids, .n_chunks = toks.n_chunks, .skip = skip};
+    int64_t numel = 0;
+    r = run_once(c, build_clip, &job, emb, &numel);
+    if (!r) {
+        int64_t per = (int64_t)VKD_PROMPT_CHUNK_LEN * tc->width;
+        for (int k = 0; k < toks.n_chunks; k++) {
+            float *z = *emb + k * per;
+            double before = 0, after = 0;
+            for (int64_t i = 0; i < per; i++)
+                before += z[i];
+            for (int t = 0; t < VKD_PROMPT_CHUNK_LEN; t++) {
+                float wgt = toks.weights[k * VKD_PROMPT_CHUNK_LEN + t];
+                for (int ch = 0; ch < tc->width; ch++)
+                    z[t * tc->width + ch] *= wgt;
+            }
+            for (int64_t i = 0; i < per; i++)
+                after += z[i];
+            if (after != 0 && before != after)
+                for (int64_t i = 0; i < per; i++)
+                    z[i] = (float)(z[i] * (before / after));
+        }
+        *n_chunks = toks.n_chunks;
+    }
+    vkd_prompt_tokens_free(&toks);
+    return r;
+}
+
+/* Give cond and uncond the same number of chunks by appending the empty prompt's
+ * encoding to the shorter (A1111 sd_samplers_cfg_denoiser pad_cond). */
+static vkd_result pad_chunks(vkd_ctx *c, float **emb, int *n, int target, const float *empty)
+{
+    size_t per = (size_t)VKD_PROMPT_CHUNK_LEN * c->cfg.text[0].width;
+    if (*n >= target)
+        return VKD_OK;
+    float *g = realloc(*emb, per * (size_t)target * sizeof *g);
+    if (!g)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    for (int k = *n; k < target; k++)
+        memcpy(g + per * (size_t)k, empty, per * sizeof *g);
+    *emb = g;
+    *n = target;
+    return VKD_OK;
+}
+
+/* ---- the UNet, recorded once per shape -------------------------------------- */
+
+static vkd_result unet_prepare(vkd_ctx *c, int64_t batch, int64_t h, int64_t w, int64_t ctx_len)
+{
+    if (c->unet.cmd && c->unet.batch == batch && c->unet.h == h && c->unet.w == w && c->unet.ctx_len == ctx_len)
+        return VKD_OK;
+    unet_release(c);
+    const vkd_unet_config *u = &c->cfg.unet;
+    vkd_graph g = {.d = c->d, .ws = c->ws, .dt = c->dt};
+    vkd_result r = vkd_pool_create(c->d, &g.pool);
+    if (r)
+        return r;
+    c->unet.pool = g.pool;
+    if ((r = vkd_cmd_create(c->d, &g.c)))
+        return r;
+    c->unet.cmd = g.c;
+    int64_t xs[3] = {batch, h * w, u->in_channels}, ts[1] = {batch}, cs[3] = {batch, ctx_len, u->context_dim};
+    if ((r = vkd_tensor_create_in(c->d, g.pool, c->dt, 3, xs, &c->unet.x)) ||
+        (r = vkd_tensor_create_in(c->d, g.pool, VKD_F32, 1, ts, &c->unet.t)) ||
+        (r = vkd_tensor_create_in(c->d, g.pool, c->dt, 3, cs, &c->unet.context)))
+        return r;
+    if ((r = vkd_cmd_begin(g.c)))
+        return r;
+    r = vkd_unet_record(&g, u, &c->unet.x, h, w, &c->unet.t, &c->unet.context, &c->unet.out);
+    if (!r)
+        r = vkd_cmd_end(g.c);
+    if (r) {
+        unet_release(c);
+        return r;
+    }
+    c->unet.batch = batch, c->unet.h = h, c->unet.w = w, c->unet.ctx_len = ctx_len;
+    VKD_INFO("UNet recorded: %u dispatches, batch %lld, latent %lldx%lld", vkd_cmd_dispatch_count(g.c),
+             (long long)batch, (long long)h, (long long)w);
+    return VKD_OK;
+}
+
+typedef struct denoise_job {
+    vkd_ctx *c;
+    int64_t h, w;
+    float cfg;
+    bool guided;                /* batch 2: [uncond, cond] */
+    vkd_prediction pred;
+    float *x_in, *out, *eps;    /* host scratch: [B, hw, 4] channels-last, [B, hw, 4], [4, hw] */
+    vkd_gen_progress_fn progress;
+    void *progress_user;
+    int evals;
+    double unet_ms;
+} denoise_job;
+
+/* k-diffusion's DiscreteEpsDDPMDenoiser/DiscreteVDDPMDenoiser around the UNet, with
+ * CFGDenoiser's guidance: x is the NCHW latent [4, h, w] of batch item 0. */
+static vkd_result denoise(void *user, const float *x, float sigma, float *denoised, size_t n)
+{
+    denoise_job *j = user;
+    vkd_ctx *c = j->c;
+    int64_t hw = j->h * j->w, ch = c->cfg.unet.in_channels;
+    int64_t batch = j->guided ? 2 : 1;
+    float cin = vkd_c_in(sigma);
+    float t = vkd_sigma_to_t(&c->table, sigma);
+    /* NCHW -> channels-last, scaled by c_in, repeated per batch item */
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t p = 0; p < hw; p++)
+            for (int64_t k = 0; k < ch; k++)
+                j->x_in[(b * hw + p) * ch + k] = x[k * hw + p] * cin;
+    float tt[2] = {t, t};
+    double t0 = now_ms();
+    vkd_result r = vkd_tensor_upload_f32(c->d, &c->unet.x, j->x_in);
+    if (!r)
+        r = vkd_tensor_upload_f32(c->d, &c->unet.t, tt);
+    if (!r)
+        r = vkd_cmd_submit_wait(c->unet.cmd);
+    if (!r)
+        r = vkd_tensor_download_f32(c->d, &c->unet.out, j->out);
+    j->unet_ms += now_ms() - t0;
+    j->evals++;
+    if (r)
+        return r;
+    /* back to NCHW; guidance on the model output (linear, so the same as on denoised) */
+    for (int64_t p = 0; p < hw; p++)
+        for (int64_t k = 0; k < ch; k++) {
+            float cond = j->out[((batch - 1) * hw + p) * ch + k];
+            float e = cond;
+            if (j->guided) {
+                float unc = j->out[p * ch + k];
+                e = unc + j->cfg * (cond - unc);
+            }
+            j->eps[k * hw + p] = e;
+        }
+    vkd_denoised_from_output(j->pred, sigma, x, j->eps, denoised, n);
+    return VKD_OK;
+}
+
+static int on_progress(void *user, int step, int total)
+{
+    denoise_job *j = user;
+    return j->progress ? j->progress(j->progress_user, step, total) : 0;
+}
+
+/* ---- VAE ---------------------------------------------------------------------- */
+
+typedef struct vae_job {
+    const vkd_vae_config *cfg;
+    const float *z; /* [1, hw, 4] channels-last, already divided by the scale factor */
+    int64_t h, w;
+} vae_job;
+
+static vkd_result build_vae(vkd_graph *g, void *user, vkd_tensor *out)
+{
+    vae_job *j = user;
+    vkd_tensor z = g_new3(g, 1, j->h * j->w, j->cfg->z_channels);
+    if (!g_ok(g))
+        return g->err;
+    vkd_result r = vkd_tensor_upload_f32(g->d, &z, j->z);
+    if (r)
+        return r;
+    return vkd_vae_decode_record(g, j->cfg, &z, j->h, j->w, out);
+}
+
+/* ---- generate ------------------------------------------------------------------ */
+
+vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *cond, const float *uncond,
+                                    int64_t L, const float *noise_in, float *latent_out, float *image_out,
+                                    uint8_t *rgb)
+{
+    vkd_result r = vkd_gen_params_check(p);
+    if (r)
+        return r;
+    vkd_sampler_kind sk;
+    vkd_schedule sc;
+    vkd_rng_kind rk;
+    vkd_prediction pred = VKD_PREDICTION_EPS;
+    vkd_sampler_parse(p->sampler, &sk);
+    vkd_schedule_parse(p->schedule, &sc);
+    vkd_rng_parse(p->rng, &rk);
+    if (p->prediction)
+        vkd_prediction_parse(p->prediction, &pred);
+    uint64_t seed = p->seed < 0 ? vkd_seed_random() : (uint64_t)p->seed;
+    p->seed_used = (int64_t)seed;
+    int64_t h = p->height / 8, w = p->width / 8, hw = h * w;
+    int64_t zc = c->cfg.unet.in_channels;
+    bool guided = p->cfg != 1.0f;
+    float *ctx = NULL, *noise = NULL, *x = NULL, *img = NULL;
+    denoise_job job = {.c = c, .h = h, .w = w, .cfg = p->cfg, .guided = guided, .pred = pred,
+                       .progress = p->progress, .progress_user = p->progress_user};
+    vkd_rng *rng = NULL;
+    double t0;
+
+    /* the UNet recorded for this shape; the context uploaded once */
+    int64_t C = c->cfg.unet.context_dim;
+    int64_t batch = guided ? 2 : 1;
+    if ((r = unet_prepare(c, batch, h, w, L)))
+        goto done;
+    ctx = malloc((size_t)(batch * L * C) * sizeof *ctx);
+    job.x_in = malloc((size_t)(batch * hw * zc) * sizeof(float));
+    job.out = malloc((size_t)(batch * hw * zc) * sizeof(float));
+    job.eps = malloc((size_t)(hw * zc) * sizeof(float));
+    noise = malloc((size_t)(hw * zc) * sizeof *noise);
+    x = malloc((size_t)(hw * zc) * sizeof *x);
+    if (!ctx || !job.x_in || !job.out || !job.eps || !noise || !x) {
+        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+        goto done;
+    }
+    if (guided) {
+        memcpy(ctx, uncond, (size_t)(L * C) * sizeof *ctx);
+        memcpy(ctx + L * C, cond, (size_t)(L * C) * sizeof *ctx);
+    } else {
+        memcpy(ctx, cond, (size_t)(L * C) * sizeof *ctx);
+    }
+    if ((r = vkd_tensor_upload_f32(c->d, &c->unet.context, ctx)))
+        goto done;
+
+    /* noise [1, 4, h, w] as torch.randn draws it (the RNG also feeds ancestral steps) */
+    if ((r = vkd_rng_create(rk, seed, &rng)))
+        goto done;
+    if ((r = vkd_rng_randn(rng, noise, (size_t)(hw * zc))))
+        goto done;
+    if (noise_in) /* the generator has still advanced past the start noise, as it would have */
+        memcpy(noise, noise_in, (size_t)(hw * zc) * sizeof *noise);
+    vkd_sample_params sp = {.sampler = sk, .schedule = sc, .steps = p->steps, .table = &c->table,
+                            .denoise = denoise, .denoise_user = &job, .rng = rng,
+                            .progress = on_progress, .progress_user = &job};
+    if ((r = vkd_sample(&sp, noise, x, (size_t)(hw * zc))))
+        goto done;
+    c->timings.unet_ms = job.unet_ms;
+    c->timings.unet_evals = job.evals;
+    if (latent_out)
+        memcpy(latent_out, x, (size_t)(hw * zc) * sizeof *x);
+
+    /* VAE: z / scale, NCHW -> channels-last */
+    t0 = now_ms();
+    float *z = job.x_in; /* reuse: [hw, 4] */
+    float inv = 1.0f / c->cfg.vae.scale_factor;
+    for (int64_t q = 0; q < hw; q++)
+        for (int64_t k = 0; k < zc; k++)
+            z[q * zc + k] = x[k * hw + q] * inv;
+    vae_job vj = {.cfg = &c->cfg.vae, .z = z, .h = h, .w = w};
+    int64_t numel = 0;
+    if ((r = run_once(c, build_vae, &vj, &img, &numel)))
+        goto done;
+    if (image_out)
+        memcpy(image_out, img, (size_t)numel * sizeof *img);
+    /* [-1, 1] -> RGB8, clamped (CompVis scripts/txt2img.py: clamp((x + 1) / 2, 0, 1) * 255) */
+    for (int64_t i = 0; i < (int64_t)p->width * p->height * 3; i++) {
+        float v = (img[i] + 1.0f) * 0.5f;
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        rgb[i] = (uint8_t)lrintf(v * 255.0f);
+    }
+    c->timings.vae_ms = now_ms() - t0;
+done:
+    vkd_rng_destroy(rng);
+    free(ctx);
+    free(noise);
+    free(x);
+    free(img);
+    free(job.x_in);
+    free(job.out);
+    free(job.eps);
+    return r;
+}
+
+vkd_result vkd_generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb)
+{
+    vkd_result r = vkd_gen_params_check(p);
+    if (r)
+        return r;
+    double t_start = now_ms();
+    memset(&c->timings, 0, sizeof c->timings);
+    bool guided = p->cfg != 1.0f;
+    float *cond = NULL, *uncond = NULL, *empty = NULL;
+    int nc = 0, nu = 0;
+    double t0 = now_ms();
+    if ((r = encode_prompt(c, p->prompt, p->clip_skip, &cond, &nc)))
+        goto done;
+    if (guided) {
+        int ne = 0;
+        if ((r = encode_prompt(c, p->negative ? p->negative : "", p->clip_skip, &uncond, &nu)))
+            goto done;
+        if ((r = encode_prompt(c, "", p->clip_skip, &empty, &ne)))
+            goto done;
+        int target = nc > nu ? nc : nu;
+        if ((r = pad_chunks(c, &cond, &nc, target, empty)) || (r = pad_chunks(c, &uncond, &nu, target, empty)))
+            goto done;
+    }
+    c->timings.text_ms = now_ms() - t0;
+    r = vkd_txt2img_from_context(c, p, cond, uncond, (int64_t)nc * VKD_PROMPT_CHUNK_LEN, NULL, NULL, NULL, rgb);
+done:
+    c->timings.total_ms = now_ms() - t_start;
+    free(cond);
+    free(uncond);
+    free(empty);
+    return r;
+}

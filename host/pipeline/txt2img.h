@@ -1,0 +1,16 @@
+/* Internal entry points of the txt2img pipeline, below the public API (tests use
+ * them to feed the oracle's conditioning and noise). */
+#ifndef VKD_PIPELINE_TXT2IMG_H
+#define VKD_PIPELINE_TXT2IMG_H
+
+#include "vkdiff.h"
+
+/* Sample and decode from given conditioning: cond/uncond [L, context_dim] (uncond
+ * unused when cfg == 1), noise [4, h, w] NCHW or NULL (then the seed's RNG draws it).
+ * latent_out [4, h, w] and image_out [H*W, 3] (channels-last, before clamping) are
+ * optional. */
+vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *cond, const float *uncond,
+                                    int64_t L, const float *noise, float *latent_out, float *image_out,
+                                    uint8_t *rgb);
+
+#endif

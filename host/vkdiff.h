@@ -1,0 +1,83 @@
+/* vkdiff public API: text-to-image on any Vulkan device.
+ *
+ *   vkd_ctx_params cp;  vkd_ctx_params_init(&cp);  cp.model_path = "sd15.safetensors";
+ *   vkd_ctx *ctx;       if (vkd_ctx_create(&cp, &ctx)) ...;
+ *   vkd_gen_params gp;  vkd_gen_params_init(&gp);   gp.prompt = "a photo of a cat";
+ *   uint8_t *rgb = malloc(vkd_image_bytes(&gp));
+ *   vkd_generate(ctx, &gp, rgb);       // RGB8, row-major, width*height*3 bytes
+ *   vkd_ctx_free(ctx);
+ *
+ * Every function returns VKD_OK (0) on success or an error code (vkd_result_str()
+ * describes it; the log callback received the details). Nothing here exits or
+ * prints. The caller owns every buffer it passes. One context is used by one thread
+ * at a time; separate contexts are independent. */
+#ifndef VKDIFF_H
+#define VKDIFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "common/result.h"
+
+typedef struct vkd_ctx vkd_ctx;
+
+typedef enum vkd_precision { VKD_PRECISION_AUTO = 0, VKD_PRECISION_FP32, VKD_PRECISION_FP16 } vkd_precision;
+
+typedef struct vkd_ctx_params {
+    const char *model_path;      /* .safetensors (CompVis/A1111 layout) or a diffusers folder */
+    const char *vae_path;        /* optional separate VAE */
+    const char *tokenizer_path;  /* bpe_simple_vocab_16e6.txt(.gz), or a folder with vocab.json + merges.txt;
+                                    NULL: the model's tokenizer/ folder, then a file beside the model */
+    int device_index;            /* -1: best device */
+    vkd_precision precision;     /* AUTO: fp16 storage where the device has it */
+    const char *cache_dir;       /* pipeline cache folder; NULL: none */
+    bool validation;             /* Vulkan validation layer (debugging, tests) */
+    vkd_log_fn log;              /* NULL: errors and warnings to stderr */
+    void *log_user;
+    vkd_log_level log_level;
+} vkd_ctx_params;
+
+void vkd_ctx_params_init(vkd_ctx_params *p);
+vkd_result vkd_ctx_create(const vkd_ctx_params *p, vkd_ctx **out);
+void vkd_ctx_free(vkd_ctx *ctx); /* NULL is fine */
+
+/* Return nonzero to cancel: generation stops within one step with VKD_ERR_CANCELLED. */
+typedef int (*vkd_gen_progress_fn)(void *user, int step, int total);
+
+typedef struct vkd_gen_params {
+    const char *prompt;
+    const char *negative;        /* NULL or "" : empty */
+    int width, height;           /* multiples of 8; default 512 */
+    int steps;                   /* default 20 */
+    float cfg;                   /* classifier-free guidance scale, default 7; 1 = no guidance (one UNet pass) */
+    int64_t seed;                /* < 0: random (written back to seed_used) */
+    const char *sampler;         /* euler, euler_a (default), heun, dpm++2m, ddim, lcm */
+    const char *schedule;        /* discrete (default), karras, trailing */
+    const char *rng;             /* cpu (torch CPU randn, ComfyUI; default) or cuda (torch CUDA Philox, A1111) */
+    const char *prediction;      /* NULL: eps (v for a diffusers SD2-768 whose scheduler config says so), "eps", "v" */
+    int clip_skip;               /* 0/1: last layer (SD1) ; 2: penultimate. SD2 always uses the penultimate layer */
+    vkd_gen_progress_fn progress;
+    void *progress_user;
+    int64_t seed_used;           /* out */
+} vkd_gen_params;
+
+void vkd_gen_params_init(vkd_gen_params *p);
+/* Bytes the output image takes: width * height * 3. */
+size_t vkd_image_bytes(const vkd_gen_params *p);
+/* Check the parameters without touching the GPU (sizes, steps, names). */
+vkd_result vkd_gen_params_check(const vkd_gen_params *p);
+/* Generate one image into rgb (vkd_image_bytes bytes, caller-owned). */
+vkd_result vkd_generate(vkd_ctx *ctx, vkd_gen_params *p, uint8_t *rgb);
+
+/* Per-stage wall times of the last vkd_generate, in ms. */
+typedef struct vkd_timings {
+    double load_ms, text_ms, unet_ms, vae_ms, total_ms;
+    int unet_evals;
+} vkd_timings;
+void vkd_last_timings(const vkd_ctx *ctx, vkd_timings *t);
+/* Model description for messages: family name ("SD1.x") */
+const char *vkd_ctx_family(const vkd_ctx *ctx);
+
+#endif
