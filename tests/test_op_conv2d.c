@@ -8,6 +8,7 @@
 
 #include "harness.h"
 #include "ops/conv2d.h"
+#include "ops/matmul.h"
 
 enum { BIAS = 1, RES = 2 };
 
@@ -119,20 +120,27 @@ static void test_conv2d_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &w);
 }
 
+static const vkd_gemm_tile tiles[2] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}};
+
 int main(void)
 {
     test_rng rng = {test_seed()};
     const vkd_conv2d_params s1 = vkd_conv2d_params_sym(1, 1), s2 = vkd_conv2d_params_sym(2, 1),
                             pt1 = vkd_conv2d_params_sym(1, 0);
     const vkd_conv2d_params asym = {2, 0, 1, 0, 1}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
-    const conv_case cases[] = {
-        {1, 64, 64, 320, 320, 3, s1, BIAS},          /* UNet level 0 ResBlock conv */
-        {1, 32, 32, 640, 1280, 3, s2, BIAS},         /* stride 2, channel change */
+    /* SD shapes, with Cout cut where the full layer would take lavapipe minutes */
+    const conv_case sd[] = {
+        {1, 64, 64, 320, 64, 3, s1, BIAS},           /* UNet level 0 ResBlock conv (K = 2880) */
+        {1, 32, 32, 640, 320, 3, s2, BIAS},          /* stride 2, channel change (K = 5760) */
         {2, 16, 16, 320, 640, 1, pt1, BIAS | RES},   /* 1x1 skip (runs the linear kernel) */
         {2, 16, 16, 4, 320, 3, s1, BIAS},            /* UNet conv_in */
         {1, 16, 16, 320, 4, 3, s1, BIAS},            /* UNet conv_out */
         {1, 24, 24, 128, 3, 3, s1, BIAS},            /* VAE conv_out */
+        {1, 16, 16, 3, 128, 3, s1, BIAS},            /* VAE encoder conv_in: Cin 3 */
+    };
+    const conv_case cases[] = {
         {2, 7, 9, 5, 3, 3, s1, BIAS | RES},          /* odd everything */
+        {1, 8, 8, 8, 12, 3, s1, BIAS | RES},
         {1, 9, 7, 6, 11, 3, s2, BIAS},
         {1, 8, 8, 8, 8, 3, asym, BIAS},              /* VAE encoder downsample */
         {2, 9, 7, 5, 13, 3, asym, RES},
@@ -143,8 +151,16 @@ int main(void)
     int ndt = test_dtypes(d, dts);
     test_conv2d_rejects_bad_shapes(d);
     for (int i = 0; i < ndt; i++)
-        for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
-            run_case(d, dts[i], cases[j], &rng);
+        for (size_t j = 0; j < sizeof sd / sizeof sd[0]; j++)
+            run_case(d, dts[i], sd[j], &rng);
+    /* both kernels (shared-memory tiles for GPUs, direct for CPUs) on every device */
+    for (int t = 0; t < 2; t++) {
+        vkd_gemm_set_tile_override(&tiles[t]);
+        for (int i = 0; i < ndt; i++)
+            for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
+                run_case(d, dts[i], cases[j], &rng);
+    }
+    vkd_gemm_set_tile_override(NULL);
     test_device_close(d);
 
     /* 64 KiB bindings: a 40x36x16 fp32 image (90 KiB) must be split into bands of
@@ -157,9 +173,13 @@ int main(void)
     };
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);
-    for (int i = 0; i < ndt; i++)
-        for (size_t j = 0; j < sizeof split / sizeof split[0]; j++)
-            run_case(d, dts[i], split[j], &rng);
+    for (int t = 0; t < 2; t++) {
+        vkd_gemm_set_tile_override(&tiles[t]);
+        for (int i = 0; i < ndt; i++)
+            for (size_t j = 0; j < sizeof split / sizeof split[0]; j++)
+                run_case(d, dts[i], split[j], &rng);
+    }
+    vkd_gemm_set_tile_override(NULL);
     test_device_close(d);
     return test_finish();
 }

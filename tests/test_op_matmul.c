@@ -92,6 +92,8 @@ static void test_linear_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &b);
 }
 
+static const vkd_gemm_tile tiles[2] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}};
+
 int main(void)
 {
     test_rng rng = {test_seed()};
@@ -99,23 +101,39 @@ int main(void)
     vkd_dtype dts[2];
     int ndt = test_dtypes(d, dts);
     test_linear_rejects_bad_shapes(d);
+    /* SD shapes with the device's own kernel */
     for (int i = 0; i < ndt; i++) {
         run_case(d, dts[i], 2, 77, 768, 320, 0, &rng);          /* cross-attn k/v from CLIP context */
         run_case(d, dts[i], 1, 4096, 320, 320, BIAS | RES, &rng); /* attn out proj at 64x64 */
         run_case(d, dts[i], 1, 64, 1280, 5120, BIAS, &rng);     /* GEGLU proj at C=1280 (few rows) */
         run_case(d, dts[i], 1, 40, 5120, 320, BIAS | RES_IN_PLACE, &rng); /* FF out, long K */
-        run_case(d, dts[i], 1, 4095, 7, 33, BIAS | RES, &rng);  /* nothing a multiple of a tile */
-        run_case(d, dts[i], 3, 5, 1, 1, BIAS, &rng);
     }
+    /* both kernels (shared-memory tiles for GPUs, direct for CPUs) on every device */
+    for (int t = 0; t < 2; t++) {
+        vkd_gemm_set_tile_override(&tiles[t]);
+        printf("tile %ux%ux%u %ux%u%s\n", tiles[t].bm, tiles[t].bn, tiles[t].bk, tiles[t].tm, tiles[t].tn,
+               tiles[t].direct ? " direct" : "");
+        for (int i = 0; i < ndt; i++) {
+            run_case(d, dts[i], 1, 4095, 7, 33, BIAS | RES, &rng); /* nothing a multiple of a tile */
+            run_case(d, dts[i], 2, 77, 320, 20, BIAS | RES_IN_PLACE, &rng);
+            run_case(d, dts[i], 1, 130, 132, 72, BIAS, &rng);
+            run_case(d, dts[i], 3, 5, 1, 1, BIAS, &rng);
+        }
+    }
+    vkd_gemm_set_tile_override(NULL);
     test_device_close(d);
 
     /* 64 KiB bindings: a [600, 40] input and [600, 70] output must be split by rows. */
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);
-    for (int i = 0; i < ndt; i++) {
-        run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
-        run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
+    for (int t = 0; t < 2; t++) {
+        vkd_gemm_set_tile_override(&tiles[t]);
+        for (int i = 0; i < ndt; i++) {
+            run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
+            run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
+        }
     }
+    vkd_gemm_set_tile_override(NULL);
     test_device_close(d);
     return test_finish();
 }

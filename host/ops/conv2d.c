@@ -82,12 +82,8 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
         return VKD_ERR_TOO_LARGE;
     }
     vkd_gemm_tile tile = vkd_gemm_tile_for(vkd_cmd_device(c));
-    uint32_t spec[8];
-    vkd_gemm_tile_spec(&tile, spec);
     const vkd_pipeline *pl;
-    vkd_result r = vkd_op_pipeline(c, "conv2d", x->dtype, spec, 8, 5, &pl);
-    if (r)
-        return r;
+    vkd_result r;
 
     /* Work per dispatch: several whole images when they fit a window, else bands of
      * output rows of one image. A band of R output rows reads (R-1)*stride + kh input
@@ -152,6 +148,9 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
             bind[3] = bind[1];
             pc.r_off = 0;
             if (residual && (r = vkd_op_bind(c, residual, out0, m * cout, &bind[3], &pc.r_off)))
+                return r;
+            int vec4 = cin % 4 == 0 && pc.a_off % 4 == 0 && pc.w_off % 4 == 0;
+            if ((r = vkd_gemm_pipeline(c, "conv2d", x->dtype, &tile, vec4, &pl)))
                 return r;
             if ((r = vkd_cmd_dispatch(c, pl, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, tile.bn),
                                       vkd_div_up((uint64_t)m, tile.bm), 1, op)))

@@ -11,13 +11,21 @@
 /* Tile shape of the GEMM core (spec constants 3..7 of matmul/conv2d). */
 typedef struct vkd_gemm_tile {
     uint32_t bm, bn, bk, tm, tn;
+    uint32_t direct; /* 1: no shared memory; bm/tm invocations, each owning tm rows and the
+                      * workgroup's bn = tn columns (see shaders/gemm.glsl) */
 } vkd_gemm_tile;
 
 /* The tile used on this device: large register blocks for GPUs, a smaller one for
  * devices with little shared memory or few invocations per workgroup. */
 vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d);
-/* spec[0..7] for a tile: local size (bm/tm * bn/tn, 1, 1) then the tile. */
-void vkd_gemm_tile_spec(const vkd_gemm_tile *t, uint32_t spec[8]);
+/* Tests and benchmarks: use tile *t on every device from now on (NULL: back to the
+ * per-device choice), so the GPU kernel is checked on lavapipe and vice versa.
+ * Process-wide; not for use while another thread records ops. */
+void vkd_gemm_set_tile_override(const vkd_gemm_tile *t);
+/* The "matmul"/"conv2d" pipeline for a tile; vec4: K and the A and w window offsets
+ * are multiples of 4 (the direct kernel then loads 4-vectors). */
+vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4,
+                             const vkd_pipeline **out);
 
 /* Upload nn.Linear weights given as fp32 [n_out, n_in] (PyTorch layout) into a new
  * tensor of dtype dt, shape [n_out, n_in]. The caller owns *out (vkd_tensor_destroy). */
