@@ -1,10 +1,253 @@
-/* `vkdiff bench ops`: placeholder until the op benchmark lands. */
+/* `vkdiff bench ops [--device N] [--repeat R] [--quick] [--batch B]`: GPU time of the
+ * linear and conv2d ops at the shapes an SD1.5 UNet at 512x512 (64x64 latent) runs,
+ * fp32 and fp16 storage, as median ms over R submissions (GPU timestamps, after one
+ * warm-up) and GFLOP/s (2 flops per multiply-add); beside each linear shape, the
+ * sgemm GFLOP/s of OpenBLAS on the host at the same shape, in the same run.
+ * Prints a markdown table for BENCHMARKS.md. Nothing here fails on time. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops/conv2d.h"
+#include "ops/matmul.h"
+#include "vk/cmd.h"
+#include "vk/device.h"
+#include "vk/pipeline.h"
+
+#ifdef VKD_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+typedef struct bench_case {
+    const char *what;
+    int conv;          /* 0: linear [M, K] x [N, K]^T; 1: 3x3 conv, stride 1, pad 1 */
+    int64_t m, k, n;   /* linear: rows per image (x batch), in, out */
+    int64_t hw, cin, cout;
+    int tier;          /* 0: in --quick; 1: in a CPU device's default run; 2: GPU default or --all */
+} bench_case;
+
+/* SD1.5 UNet at 512x512: latent 64x64 (4096 tokens), levels at C = 320/640/1280/1280. */
+static const bench_case cases[] = {
+    {"attn q/k/v/out, level 0", 0, 4096, 320, 320, 0, 0, 0, 1},
+    {"GEGLU proj, level 0", 0, 4096, 320, 2560, 0, 0, 0, 2},
+    {"FF out, level 0", 0, 4096, 1280, 320, 0, 0, 0, 2},
+    {"attn q/k/v/out, level 1", 0, 1024, 640, 640, 0, 0, 0, 0},
+    {"attn q/k/v/out, level 2", 0, 256, 1280, 1280, 0, 0, 0, 1},
+    {"cross-attn k/v (77 tokens)", 0, 77, 768, 320, 0, 0, 0, 1},
+    {"ResBlock conv 64x64 320->320", 1, 0, 0, 0, 64, 320, 320, 2},
+    {"ResBlock conv 32x32 640->640", 1, 0, 0, 0, 32, 640, 640, 2},
+    {"ResBlock conv 16x16 1280->1280", 1, 0, 0, 0, 16, 1280, 1280, 2},
+    {"ResBlock conv 8x8 1280->1280", 1, 0, 0, 0, 8, 1280, 1280, 0},
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC); /* C11; CLOCK_MONOTONIC needs POSIX */
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void fill(float *x, size_t n, float scale, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = scale * ((float)(seed >> 8) / 16777216.0f - 0.5f);
+    }
+}
+
+/* Median GPU ms of one op over `repeat` submissions; < 0 on failure. */
+static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat)
+{
+    vkd_tensor x = {0}, w = {0}, b = {0}, o = {0};
+    vkd_cmd *c = NULL;
+    double res = -1, *ms = calloc((size_t)repeat, sizeof *ms);
+    int64_t rows = bc->conv ? bc->hw * bc->hw : bc->m;
+    int64_t k = bc->conv ? bc->cin : bc->k, n = bc->conv ? bc->cout : bc->n;
+    int64_t kk = bc->conv ? 9 * k : k;
+    float *hx = malloc((size_t)(batch * rows * k) * 4), *hw = malloc((size_t)(n * kk) * 4);
+    float *hb = malloc((size_t)n * 4);
+    if (!ms || !hx || !hw || !hb)
+        goto done;
+    fill(hx, (size_t)(batch * rows * k), 2.0f, 1);
+    fill(hw, (size_t)(n * kk), 0.1f, 2);
+    fill(hb, (size_t)n, 0.1f, 3);
+    int64_t xs[3] = {batch, rows, k}, os[3] = {batch, rows, n}, bs[1] = {n};
+    vkd_result r = vkd_tensor_create(d, dt, 3, xs, &x);
+    if (!r) r = vkd_tensor_upload_f32(d, &x, hx);
+    if (!r) r = bc->conv ? vkd_conv2d_weight_upload(d, dt, hw, n, k, 3, 3, &w)
+                         : vkd_linear_weight_upload(d, dt, hw, n, k, &w);
+    if (!r) r = vkd_tensor_create(d, dt, 1, bs, &b);
+    if (!r) r = vkd_tensor_upload_f32(d, &b, hb);
+    if (!r) r = vkd_tensor_create(d, dt, 3, os, &o);
+    if (!r) r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_cmd_begin(c);
+    if (!r) {
+        vkd_conv2d_params p = vkd_conv2d_params_sym(1, 1);
+        r = bc->conv ? vkd_op_conv2d(c, &x, bc->hw, bc->hw, &w, &b, NULL, &p, &o)
+                     : vkd_op_linear(c, &x, &w, &b, NULL, &o);
+    }
+    if (!r) r = vkd_cmd_end(c);
+    if (!r) r = vkd_cmd_submit_wait(c); /* warm-up */
+    for (int i = 0; !r && i < repeat; i++) {
+        r = vkd_cmd_submit_wait(c);
+        ms[i] = vkd_cmd_total_ms(c);
+    }
+    if (r)
+        fprintf(stderr, "bench: %s %s failed: %s\n", bc->what, vkd_dtype_suffix(dt), vkd_result_str(r));
+    else
+        res = median(ms, repeat);
+done:
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &x);
+    vkd_tensor_destroy(d, &w);
+    vkd_tensor_destroy(d, &b);
+    vkd_tensor_destroy(d, &o);
+    free(ms);
+    free(hx);
+    free(hw);
+    free(hb);
+    return res;
+}
+
+/* Median wall ms of OpenBLAS sgemm out[M, N] = a[M, K] w[N, K]^T; < 0 without OpenBLAS. */
+static double time_sgemm(int64_t m, int64_t k, int64_t n, int repeat)
+{
+#ifdef VKD_HAVE_OPENBLAS
+    float *a = malloc((size_t)(m * k) * 4), *w = malloc((size_t)(n * k) * 4), *o = malloc((size_t)(m * n) * 4);
+    double *ms = calloc((size_t)repeat, sizeof *ms), res = -1;
+    if (a && w && o && ms) {
+        fill(a, (size_t)(m * k), 2.0f, 1);
+        fill(w, (size_t)(n * k), 0.1f, 2);
+        for (int i = -1; i < repeat; i++) {
+            double t0 = now_ms();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, w, (int)k,
+                        0.0f, o, (int)n);
+            if (i >= 0)
+                ms[i] = now_ms() - t0;
+        }
+        res = median(ms, repeat);
+    }
+    free(a);
+    free(w);
+    free(o);
+    free(ms);
+    return res;
+#else
+    (void)m, (void)k, (void)n, (void)repeat;
+    return -1;
+#endif
+}
 
 int vkd_cli_bench_ops(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "vkdiff: bench ops is not built yet\n");
-    return 1;
+    vkd_device_opts o;
+    vkd_device_opts_init(&o);
+    o.timestamps = true;
+    int repeat = 0, quick = 0, all = 0;
+    int64_t batch = 0;
+    const char *filter = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "ops"))
+            continue;
+        if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            o.device_index = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+            repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
+            filter = argv[++i];
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--all"))
+            all = 1;
+        else {
+            fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT]\n");
+            return 2;
+        }
+    }
+    vkd_device *d = NULL;
+    vkd_result r = vkd_device_create(&o, &d);
+    if (r) {
+        fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
+        return 1;
+    }
+    if (!d->caps.timestamps) {
+        fprintf(stderr, "vkdiff: %s has no compute-queue timestamps\n", d->caps.name);
+        vkd_device_destroy(d);
+        return 1;
+    }
+    /* a CPU device runs the UNet's batch of 2 (cond + uncond) and the level-0 and
+     * conv shapes too slowly to time in minutes: it defaults to batch 1, one timed
+     * run, and the smaller shapes (--all runs every one), and says so */
+    int cpu = d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (batch < 1)
+        batch = cpu ? 1 : 2;
+    if (repeat < 1)
+        repeat = quick || cpu ? 1 : 10;
+    int max_tier = quick ? 0 : all || !cpu ? 2 : 1;
+    vkd_dtype dts[2] = {VKD_F32, VKD_F16};
+    int ndt = d->caps.storage16 ? 2 : 1;
+    vkd_gemm_tile t = vkd_gemm_tile_for(d);
+
+    printf("device: %s (%s)\n", d->caps.name, d->caps.driver);
+    printf("batch %lld (SD1.5 512x512 with CFG runs batch 2), median of %d after a warm-up, %s shapes, GEMM %s %ux%ux%u, "
+           "%ux%u per invocation\n\n",
+           (long long)batch, repeat, max_tier == 2 ? "all" : "a subset of the", t.direct ? "direct" : "tiled", t.bm, t.bn,
+           t.bk, t.tm, t.tn);
+    printf("| op | shape | GFLOP | fp32 ms | fp32 GFLOP/s | fp16 ms | fp16 GFLOP/s | OpenBLAS sgemm GFLOP/s |\n");
+    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    fflush(stdout);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const bench_case *bc = &cases[i];
+        if (bc->tier > max_tier || (filter && !strstr(bc->what, filter)))
+            continue;
+        char shape[96];
+        double flop;
+        if (bc->conv) {
+            snprintf(shape, sizeof shape, "[%lld, %lldx%lld, %lld] 3x3 -> %lld", (long long)batch, (long long)bc->hw,
+                     (long long)bc->hw, (long long)bc->cin, (long long)bc->cout);
+            flop = 2.0 * batch * bc->hw * bc->hw * bc->cout * 9.0 * bc->cin;
+        } else {
+            snprintf(shape, sizeof shape, "M=%lld K=%lld N=%lld", (long long)(batch * bc->m), (long long)bc->k,
+                     (long long)bc->n);
+            flop = 2.0 * batch * bc->m * bc->k * bc->n;
+        }
+        printf("| %s | %s | %.2f |", bc->what, shape, flop / 1e9);
+        for (int j = 0; j < 2; j++) {
+            double ms = j < ndt ? time_op(d, dts[j], bc, batch, repeat) : -1;
+            if (ms > 0)
+                printf(" %.2f | %.1f |", ms, flop / (ms * 1e6));
+            else
+                printf(" – | – |");
+        }
+        double blas = -1;
+        if (bc->conv) /* the conv's GEMM: [B*HW, 9*Cin] x [Cout, 9*Cin]^T */
+            blas = time_sgemm(batch * bc->hw * bc->hw, 9 * bc->cin, bc->cout, repeat);
+        else
+            blas = time_sgemm(batch * bc->m, bc->k, bc->n, repeat);
+        if (blas > 0)
+            printf(" %.1f%s |\n", flop / (blas * 1e6), bc->conv ? " (im2col GEMM)" : "");
+        else
+            printf(" – |\n");
+        fflush(stdout);
+    }
+    vkd_pipeline_stats ps;
+    vkd_pipeline_stats_get(d, &ps);
+    printf("\n%u pipelines created in %.0f ms\n", ps.created, ps.create_ms);
+    vkd_device_destroy(d);
+    return 0;
 }
