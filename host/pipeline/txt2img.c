@@ -206,6 +206,8 @@ fail:
     return r;
 }
 
+uint32_t vkd_ctx_validation_errors(const vkd_ctx *c) { return c && c->d ? c->d->validation_errors : 0; }
+
 const char *vkd_ctx_family(const vkd_ctx *c) { return vkd_family_name(c->cfg.family); }
 void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
 

@@ -13,4 +13,7 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
                                     int64_t L, const float *noise, float *latent_out, float *image_out,
                                     uint8_t *rgb);
 
+/* Validation-layer errors seen by the context's device so far (tests). */
+uint32_t vkd_ctx_validation_errors(const vkd_ctx *c);
+
 #endif
