@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "ops/conv2d.h"
 #include "ops/matmul.h"
 #include "vk/cmd.h"
@@ -40,13 +41,6 @@ static const bench_case cases[] = {
     {"ResBlock conv 16x16 1280->1280", 1, 0, 0, 0, 16, 1280, 1280, 2},
     {"ResBlock conv 8x8 1280->1280", 1, 0, 0, 0, 8, 1280, 1280, 0},
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC); /* C11; CLOCK_MONOTONIC needs POSIX */
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -132,11 +126,11 @@ static double time_sgemm(int64_t m, int64_t k, int64_t n, int repeat)
         fill(a, (size_t)(m * k), 2.0f, 1);
         fill(w, (size_t)(n * k), 0.1f, 2);
         for (int i = -1; i < repeat; i++) {
-            double t0 = now_ms();
+            double t0 = vkd_clock_ms();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, w, (int)k,
                         0.0f, o, (int)n);
             if (i >= 0)
-                ms[i] = now_ms() - t0;
+                ms[i] = vkd_clock_ms() - t0;
         }
         res = median(ms, repeat);
     }

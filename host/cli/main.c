@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "models/info.h"
 #include "png_write.h"
@@ -72,9 +73,7 @@ typedef struct progress_state {
 
 static double now_s(void)
 {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return vkd_clock_ms() / 1e3;
 }
 
 static int progress(void *user, int step, int total)

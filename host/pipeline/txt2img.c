@@ -4,6 +4,7 @@
  * every sampler step (decision 5); per-step inputs (latent, timestep) are written
  * into its input tensors before each replay. */
 #include "vkdiff.h"
+#include "common/clock.h"
 #include "pipeline/txt2img.h"
 
 #include <math.h>
@@ -44,9 +45,7 @@ struct vkd_ctx {
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    return vkd_clock_ms();
 }
 
 void vkd_ctx_params_init(vkd_ctx_params *p)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 /* ---- cpu: torch's CPUGeneratorImpl ----------------------------------------------
@@ -269,15 +270,12 @@ static uint64_t splitmix64(uint64_t x)
 
 uint64_t vkd_seed_random(void)
 {
-    /* Sources C11 offers everywhere: wall clock, processor clock, a stack and a heap
+    /* Sources every platform offers: wall clock, processor clock, a stack and a heap
      * address (ASLR) and a call counter, so two calls in the same second differ. */
     static uint64_t counter;
-    struct timespec ts = {0, 0};
-    timespec_get(&ts, TIME_UTC);
     int local = 0;
     void *heap = malloc(1);
-    uint64_t h = splitmix64((uint64_t)ts.tv_sec);
-    h = splitmix64(h ^ (uint64_t)ts.tv_nsec);
+    uint64_t h = splitmix64(vkd_clock_wall_ns());
     h = splitmix64(h ^ (uint64_t)clock());
     h = splitmix64(h ^ (uint64_t)(uintptr_t)&local);
     h = splitmix64(h ^ (uint64_t)(uintptr_t)heap);

@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "vk/spirv_table.h"
 #include "vk/vk_util.h"
@@ -25,13 +25,6 @@ typedef struct vkd_pipelines {
     uint32_t n, cap;
     vkd_pipeline_stats stats;
 } vkd_pipelines;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void *read_file(const char *path, size_t *n)
 {
@@ -221,9 +214,9 @@ vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spe
         .layout = p->layouts[n_bindings],
     };
     entry *e = &p->entries[p->n];
-    double t0 = now_ms();
+    double t0 = vkd_clock_ms();
     VK_TRY(vkCreateComputePipelines(d->dev, p->cache, 1, &ci, NULL, &e->p.pipeline));
-    p->stats.create_ms += now_ms() - t0;
+    p->stats.create_ms += vkd_clock_ms() - t0;
     p->stats.created++;
     snprintf(e->name, sizeof e->name, "%s", name);
     memcpy(e->spec, spec, n_spec * 4);
@@ -235,7 +228,7 @@ vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spe
     memcpy(e->p.local, spec, 12);
     snprintf(e->p.name, sizeof e->p.name, "%s", name);
     p->n++;
-    VKD_DEBUG("pipeline %s [%u %u %u ...] created in %.1f ms", name, spec[0], spec[1], spec[2], now_ms() - t0);
+    VKD_DEBUG("pipeline %s [%u %u %u ...] created in %.1f ms", name, spec[0], spec[1], spec[2], vkd_clock_ms() - t0);
     *out = &e->p;
     return VKD_OK;
 }
