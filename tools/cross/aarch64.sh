@@ -99,43 +99,37 @@ if [[ "$mode" != none ]]; then
 fi
 [[ "$mode" == all ]] || gpu_tests=()
 
-# ---- run ----------------------------------------------------------------------------------
-# Each test is run by hand (not ctest) so the CPU set needs no ctest label and the GPU
-# set gets its own environment; the harness environment is ctest's.
-QEMU=(qemu-aarch64 -L "/usr/$TRIPLE")
-export VKD_TEST_DATA="$ROOT/tests/data" VKD_SHARED="$ROOT/../shared" VKD_BUILD="$ROOT/$B" VKD_SOURCE="$ROOT"
+# ---- run ------------------------------------------------------------------------------------
+# Through ctest, so each test gets exactly the environment CMakeLists.txt gives it; the
+# toolchain file's CMAKE_CROSSCOMPILING_EMULATOR makes ctest start it under qemu-aarch64.
 passed=0 failed=0 failed_names=()
-run_one() { # name, then VAR=value... environment, then program arguments
-    local t=$1 start rc log envs=() args=()
+run_ctest() { # regex, then VAR=value... for the tests' environment
+    local regex=$1 log out total nfail
     shift
-    while (($#)) && [[ "$1" == *=* ]]; do envs+=("$1"); shift; done
-    args=("$@")
-    log="$B/$t.qemu.log"
-    start=$(date +%s)
+    log="$B/ctest-aarch64.log"
     set +e
-    env "${envs[@]}" timeout "${VKD_CROSS_TIMEOUT:-600}" "${QEMU[@]}" "$B/$t" "${args[@]}" >"$log" 2>&1
-    rc=$?
+    out=$(env "$@" ctest --test-dir "$B" -R "$regex" --output-on-failure -j1 \
+              --timeout "${VKD_CROSS_TIMEOUT:-600}" 2>&1)
     set -e
-    if ((rc == 0)); then
-        passed=$((passed + 1))
-        echo "aarch64: PASS $t ($(($(date +%s) - start)) s)"
-    else
-        failed=$((failed + 1))
-        failed_names+=("$t")
-        echo "aarch64: FAIL $t (exit $rc, $(($(date +%s) - start)) s); last lines of $log:"
-        grep -v '^ok' "$log" | tail -20 | sed 's/^/    /'
+    printf '%s\n' "$out" >>"$log"
+    printf '%s\n' "$out" | grep -E 'Test +#|FAIL|failed' | grep -v '^ok' | sed 's/^/aarch64: /'
+    total=$(printf '%s\n' "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p')
+    nfail=$(printf '%s\n' "$out" | sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p')
+    if [[ -z "$total" ]]; then # ctest found nothing or crashed: count it as a failure
+        failed=$((failed + 1)); failed_names+=("ctest -R $regex"); return
     fi
+    passed=$((passed + total - nfail)); failed=$((failed + nfail))
+    mapfile -t names < <(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) .*/\1/p')
+    failed_names+=("${names[@]}")
 }
-for t in "${cpu_tests[@]}"; do run_one "$t"; done
-if [[ "$mode" != none ]]; then
-    # The CLI's device listing: the arm64 build finds libvulkan.so.1 through volk, creates
-    # an instance and queries lavapipe. Same check as ctest's cli_list_devices.
-    run_one vkdiff "${env_gpu[@]}" --list-devices
-    grep -qE '16-bit storage: +(yes|no)' "$B/vkdiff.qemu.log" ||
-        { passed=$((passed - 1)); failed=$((failed + 1)); failed_names+=("vkdiff --list-devices (output)"); }
-fi
-for t in "${gpu_tests[@]}"; do run_one "$t" "${env_gpu[@]}"; done
+rm -f "$B/ctest-aarch64.log"
+join() { local IFS='|'; echo "$*"; }
+((${#cpu_tests[@]})) && run_ctest "^($(join "${cpu_tests[@]}"))\$"
+# The CLI's device listing (ctest's cli_list_devices): the arm64 build finds
+# libvulkan.so.1 through volk, creates an instance and queries lavapipe.
+[[ "$mode" != none ]] && run_ctest '^cli_list_devices$' "${env_gpu[@]}"
+((${#gpu_tests[@]})) && run_ctest "^($(join "${gpu_tests[@]}"))\$" "${env_gpu[@]}"
 
-echo "aarch64: CPU tests: ${cpu_tests[*]}; Vulkan: $mode${gpu_tests:+ (${gpu_tests[*]})}"
+echo "aarch64: CPU tests: ${cpu_tests[*]}; Vulkan: $mode${gpu_tests:+ (${gpu_tests[*]})}; log: $B/ctest-aarch64.log"
 echo "aarch64: $passed passed, $failed failed${failed_names:+ (${failed_names[*]})}"
 ((failed == 0))
