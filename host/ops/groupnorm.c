@@ -2,6 +2,8 @@
  * per element. Rows are chunked so every x/out window fits one binding. */
 #include "ops/groupnorm.h"
 
+#include <string.h>
+
 #include "common/log.h"
 #include "push_groupnorm.h"
 
@@ -58,6 +60,7 @@ static vkd_result plan_make(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, gn
 vkd_result vkd_op_groupnorm_scratch_numel(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *numel)
 {
     gn_plan p;
+    memset(&p, 0, sizeof p);
     vkd_result r = plan_make(c, x, groups, &p);
     *numel = r ? 0 : p.scratch;
     return r;
