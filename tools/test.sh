@@ -4,6 +4,7 @@
 # when there is no GPU), then a short fuzz run of each libFuzzer target.
 #   VKD_FUZZ_SECONDS=N  seconds per fuzz target (default 20)
 #   VKD_BUILD_DIR=dir   build folder (default build-test)
+#   VKD_SKIP_CROSS=1    skip the aarch64 (qemu) and Android-configure checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh --test
@@ -16,3 +17,9 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir "$B" --output-on-failure -j1
 tools/fuzz.sh "${VKD_FUZZ_SECONDS:-20}"
+if [[ -z "${VKD_SKIP_CROSS:-}" ]]; then
+  # Portability (issue 7): aarch64 cross-build, CPU tests + --list-devices under qemu,
+  # then a configure/build against a stub Android toolchain (see docs/android.md).
+  tools/cross/aarch64.sh
+  tools/cross/android-configure.sh
+fi

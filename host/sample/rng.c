@@ -1,5 +1,7 @@
 #include "sample/rng.h"
 
+#include <stdatomic.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,14 +274,14 @@ uint64_t vkd_seed_random(void)
 {
     /* Sources every platform offers: wall clock, processor clock, a stack and a heap
      * address (ASLR) and a call counter, so two calls in the same second differ. */
-    static uint64_t counter;
+    static _Atomic uint64_t counter; /* contexts may call this from several threads */
     int local = 0;
     void *heap = malloc(1);
     uint64_t h = splitmix64(vkd_clock_wall_ns());
     h = splitmix64(h ^ (uint64_t)clock());
     h = splitmix64(h ^ (uint64_t)(uintptr_t)&local);
     h = splitmix64(h ^ (uint64_t)(uintptr_t)heap);
-    h = splitmix64(h ^ ++counter);
+    h = splitmix64(h ^ (atomic_fetch_add(&counter, 1) + 1));
     free(heap);
     return h % UINT64_C(4294967295);
 }
