@@ -3,9 +3,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static vkd_log_fn g_fn;
-static void *g_user;
-static vkd_log_level g_max = VKD_LOG_WARN;
+/* Per thread, so contexts used on different threads each reach their own sink (the
+ * API installs a context's sink for the duration of each call, see vkdiff.h). */
+static _Thread_local vkd_log_fn g_fn;
+static _Thread_local void *g_user;
+static _Thread_local vkd_log_level g_max = VKD_LOG_WARN;
 
 void vkd_log_set(vkd_log_fn fn, void *user, vkd_log_level max_level)
 {
@@ -15,6 +17,13 @@ void vkd_log_set(vkd_log_fn fn, void *user, vkd_log_level max_level)
 }
 
 vkd_log_level vkd_log_level_get(void) { return g_max; }
+
+void vkd_log_get(vkd_log_fn *fn, void **user, vkd_log_level *max_level)
+{
+    *fn = g_fn;
+    *user = g_user;
+    *max_level = g_max;
+}
 
 void vkd_log(vkd_log_level level, const char *fmt, ...)
 {

@@ -6,10 +6,11 @@
 typedef enum { VKD_LOG_ERROR = 0, VKD_LOG_WARN = 1, VKD_LOG_INFO = 2, VKD_LOG_DEBUG = 3 } vkd_log_level;
 typedef void (*vkd_log_fn)(vkd_log_level level, const char *msg, void *user);
 
-/* Install a sink (NULL restores the default: errors and warnings to stderr) and the
- * most verbose level that reaches it. */
+/* Install a sink for the calling thread (NULL restores the default: messages to
+ * stderr) and the most verbose level that reaches it. */
 void vkd_log_set(vkd_log_fn fn, void *user, vkd_log_level max_level);
 vkd_log_level vkd_log_level_get(void);
+void vkd_log_get(vkd_log_fn *fn, void **user, vkd_log_level *max_level);
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))

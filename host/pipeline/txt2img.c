@@ -34,6 +34,11 @@ struct vkd_ctx {
     vkd_dtype dt;
     vkd_noise_table table;
     vkd_timings timings;
+    /* the caller's log sink, installed on the calling thread for each API call */
+    bool has_log;
+    vkd_log_fn log;
+    void *log_user;
+    vkd_log_level log_level;
     /* the recorded UNet evaluation */
     struct {
         int64_t batch, h, w, ctx_len;
@@ -154,11 +159,40 @@ static vkd_result load_tokenizer(vkd_ctx *c, const vkd_ctx_params *p)
     return vkd_tokenizer_load(path, &c->tok);
 }
 
+typedef struct log_scope {
+    vkd_log_fn fn;
+    void *user;
+    vkd_log_level level;
+} log_scope;
+
+static log_scope log_enter(bool has, vkd_log_fn fn, void *user, vkd_log_level level)
+{
+    log_scope s;
+    vkd_log_get(&s.fn, &s.user, &s.level);
+    if (has)
+        vkd_log_set(fn, user, level);
+    return s;
+}
+
+static void log_leave(log_scope s) { vkd_log_set(s.fn, s.user, s.level); }
+
+static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out);
+
 vkd_result vkd_ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
 {
+    log_scope s = log_enter(p->log != NULL, p->log, p->log_user, p->log_level);
+    vkd_result r = ctx_create(p, out);
+    if (!r && p->log) {
+        (*out)->has_log = true;
+        (*out)->log = p->log, (*out)->log_user = p->log_user, (*out)->log_level = p->log_level;
+    }
+    log_leave(s);
+    return r;
+}
+
+static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
+{
     *out = NULL;
-    if (p->log)
-        vkd_log_set(p->log, p->log_user, p->log_level);
     if (!p->model_path) {
         VKD_ERROR("no model given");
         return VKD_ERR_INVALID_ARG;
@@ -555,7 +589,17 @@ done:
     return r;
 }
 
+static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb);
+
 vkd_result vkd_generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb)
+{
+    log_scope s = log_enter(c->has_log, c->log, c->log_user, c->log_level);
+    vkd_result r = generate(c, p, rgb);
+    log_leave(s);
+    return r;
+}
+
+static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb)
 {
     vkd_result r = vkd_gen_params_check(p);
     if (r)
