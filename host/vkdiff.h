@@ -27,9 +27,16 @@ typedef enum vkd_precision { VKD_PRECISION_AUTO = 0, VKD_PRECISION_FP32, VKD_PRE
 
 typedef struct vkd_ctx_params {
     const char *model_path;      /* .safetensors (CompVis/A1111 layout) or a diffusers folder */
+    int model_fd;                /* >= 0 and model_path NULL: a CompVis .safetensors read from this open
+                                    descriptor at [model_fd_offset, +model_fd_length) (Android assets);
+                                    the caller may close it after vkd_ctx_create */
+    uint64_t model_fd_offset;
+    size_t model_fd_length;
     const char *vae_path;        /* optional separate VAE */
     const char *tokenizer_path;  /* bpe_simple_vocab_16e6.txt(.gz), or a folder with vocab.json + merges.txt;
-                                    NULL: the model's tokenizer/ folder, then a file beside the model */
+                                    NULL: the model's tokenizer/ folder */
+    const char *tokenizer_bpe;   /* or the text of bpe_simple_vocab_16e6.txt (uncompressed) in memory */
+    size_t tokenizer_bpe_len;
     int device_index;            /* -1: best device */
     vkd_precision precision;     /* AUTO: fp16 storage where the device has it */
     const char *cache_dir;       /* pipeline cache folder; NULL: none */

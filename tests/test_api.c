@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* The public API alone (host/vkdiff.h), as an app's JNI layer would drive it: create
  * a context, generate into a caller-owned buffer, cancel through the progress
  * callback, free. Run under AddressSanitizer in CI, so a leak on the cancel path fails. */
@@ -80,12 +81,42 @@ int main(void)
     TEST_CHECK(vkd_generate(ctx, &gp, rgb) == VKD_ERR_INVALID_ARG, "unknown sampler refused");
     TEST_CHECK(log_lines >= 2, "errors reach the log callback (%d lines)", log_lines);
 
-    free(rgb);
-    free(again);
     vkd_ctx_free(ctx);
     vkd_ctx_free(NULL);
 
+    /* the same model from an open descriptor and byte range, as Android hands out assets,
+     * with the tokenizer text in memory */
+    {
+        FILE *mf = fopen(test_data_path("tiny-sd1.safetensors"), "rb");
+        TEST_CHECK(mf != NULL, "open model");
+        if (mf) {
+            fseek(mf, 0, SEEK_END);
+            long len = ftell(mf);
+            vkd_ctx_params fp = cp;
+            fp.model_path = NULL;
+            fp.model_fd = fileno(mf);
+            fp.model_fd_offset = 0;
+            fp.model_fd_length = (size_t)len;
+            vkd_ctx *fctx = NULL;
+            r = vkd_ctx_create(&fp, &fctx);
+            fclose(mf); /* the caller may close it once the context exists */
+            TEST_CHECK(r == VKD_OK, "context from a descriptor: %s", vkd_result_str(r));
+            if (!r) {
+                uint8_t *img = malloc(vkd_image_bytes(&gp));
+                gp.sampler = "euler";
+                pl = (progress_log){0};
+                r = vkd_generate(fctx, &gp, img);
+                TEST_CHECK(r == VKD_OK && memcmp(img, again, vkd_image_bytes(&gp)) == 0,
+                           "the descriptor-loaded model draws the same image (%s)", vkd_result_str(r));
+                free(img);
+            }
+            vkd_ctx_free(fctx);
+        }
+    }
+
     /* a missing model file: an error value, no crash */
+    free(rgb);
+    free(again);
     cp.model_path = "/nonexistent/model.safetensors";
     ctx = NULL;
     r = vkd_ctx_create(&cp, &ctx);

@@ -353,6 +353,23 @@ static vkd_result ignore_rest(vkd_weights *w, const vkd_st_file *f, const unsign
     return VKD_OK;
 }
 
+/* Takes ownership of an opened file (closed with w). */
+static vkd_result add_opened(vkd_weights *w, vkd_st_file *f)
+{
+    if (w->nfiles == w->capfiles) {
+        size_t cap = w->capfiles ? w->capfiles * 2 : 8;
+        vkd_st_file **p = realloc(w->files, cap * sizeof *p);
+        if (!p) {
+            vkd_st_close(f);
+            return VKD_ERR_OUT_OF_HOST_MEMORY;
+        }
+        w->files = p;
+        w->capfiles = cap;
+    }
+    w->files[w->nfiles++] = f;
+    return VKD_OK;
+}
+
 static vkd_result add_file(vkd_weights *w, const char *path, vkd_st_file **out)
 {
     if (w->nfiles == w->capfiles) {
@@ -506,12 +523,20 @@ static const ruleset RS_IDENTITY = {identity_rules, 1, NULL, 0, 0};
 static const ruleset RS_HF_CLIP = {hf_clip_rules, sizeof hf_clip_rules / sizeof hf_clip_rules[0], NULL, 0, 0};
 static const ruleset RS_OPENCLIP = {openclip_rules, sizeof openclip_rules / sizeof openclip_rules[0], NULL, 0, 0};
 
+static vkd_result map_single_file(vkd_weights *w, vkd_st_file *f, int skip_vae);
+
 static vkd_result open_single_file(vkd_weights *w, const char *path, int skip_vae)
 {
     vkd_st_file *f;
     vkd_result r = add_file(w, path, &f);
     if (r)
         return r;
+    return map_single_file(w, f, skip_vae);
+}
+
+static vkd_result map_single_file(vkd_weights *w, vkd_st_file *f, int skip_vae)
+{
+    vkd_result r;
     unsigned char *claimed = calloc(vkd_st_count(f) + 1, 1);
     if (!claimed)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
@@ -671,6 +696,8 @@ void vkd_weights_close(vkd_weights *w)
     free(w);
 }
 
+static vkd_result finish(vkd_weights *w, const char *model_path);
+
 vkd_result vkd_weights_open(const char *model_path, const char *vae_path, vkd_weights **out)
 {
     if (!out || !model_path)
@@ -691,6 +718,45 @@ vkd_result vkd_weights_open(const char *model_path, const char *vae_path, vkd_we
         r = open_vae_override(w, vae_path);
     if (r)
         goto fail;
+    r = finish(w, model_path);
+    if (r)
+        goto fail;
+    *out = w;
+    return VKD_OK;
+fail:
+    vkd_weights_close(w);
+    return r;
+}
+
+vkd_result vkd_weights_open_fd(int fd, uint64_t offset, size_t length, const char *label, vkd_weights **out)
+{
+    if (!out)
+        return VKD_ERR_INVALID_ARG;
+    *out = NULL;
+    vkd_weights *w = calloc(1, sizeof *w);
+    if (!w)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    w->layout = VKD_LAYOUT_COMPVIS;
+    vkd_st_file *f = NULL;
+    vkd_result r = vkd_st_open_fd(fd, offset, length, label ? label : "(file descriptor)", &f);
+    if (!r)
+        r = add_opened(w, f);
+    if (!r)
+        r = map_single_file(w, f, 0);
+    if (!r)
+        r = finish(w, label ? label : "(file descriptor)");
+    if (r) {
+        vkd_weights_close(w);
+        return r;
+    }
+    *out = w;
+    return VKD_OK;
+}
+
+/* Sort by internal name and refuse two sources for one name. */
+static vkd_result finish(vkd_weights *w, const char *model_path)
+{
+    vkd_result r = VKD_OK;
     if (w->n)
         qsort(w->t, w->n, sizeof *w->t, cmp_wt);
     for (size_t i = 1; i < w->n; i++)
@@ -706,10 +772,8 @@ vkd_result vkd_weights_open(const char *model_path, const char *vae_path, vkd_we
         goto fail;
     }
     VKD_DEBUG("%s: %zu tensors mapped, %zu ignored", model_path, w->n, w->nign);
-    *out = w;
     return VKD_OK;
 fail:
-    vkd_weights_close(w);
     return r;
 }
 

@@ -57,6 +57,10 @@ typedef struct vkd_weights vkd_weights;
  * .safetensors file (CompVis keys with or without "first_stage_model.", or diffusers
  * keys) or a diffusers vae/ folder. */
 vkd_result vkd_weights_open(const char *model_path, const char *vae_path, vkd_weights **out);
+/* A CompVis single file given as an open descriptor and a byte range of it (Android
+ * hands assets out as (fd, offset, length)); label names it in messages. The
+ * descriptor may be closed after the call (the mapping stays valid). */
+vkd_result vkd_weights_open_fd(int fd, uint64_t offset, size_t length, const char *label, vkd_weights **out);
 void vkd_weights_close(vkd_weights *w); /* NULL is fine */
 
 vkd_layout vkd_weights_layout(const vkd_weights *w);

@@ -56,6 +56,7 @@ static double now_ms(void)
 void vkd_ctx_params_init(vkd_ctx_params *p)
 {
     memset(p, 0, sizeof *p);
+    p->model_fd = -1;
     p->device_index = -1;
     p->log_level = VKD_LOG_WARN;
 }
@@ -148,6 +149,8 @@ void vkd_ctx_free(vkd_ctx *c)
 
 static vkd_result load_tokenizer(vkd_ctx *c, const vkd_ctx_params *p)
 {
+    if (p->tokenizer_bpe)
+        return vkd_tokenizer_load_bpe_text(p->tokenizer_bpe, p->tokenizer_bpe_len, &c->tok);
     const char *path = p->tokenizer_path;
     if (!path)
         path = vkd_weights_tokenizer_dir(c->w, 0);
@@ -193,24 +196,29 @@ vkd_result vkd_ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
 static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
 {
     *out = NULL;
-    if (!p->model_path) {
+    if (!p->model_path && p->model_fd < 0) {
         VKD_ERROR("no model given");
         return VKD_ERR_INVALID_ARG;
     }
+    const char *label = p->model_path ? p->model_path : "(model descriptor)";
     double t0 = now_ms();
     vkd_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     vkd_result r;
     char why[512] = "";
-    if ((r = vkd_weights_open(p->model_path, p->vae_path, &c->w)))
+    if (p->model_path)
+        r = vkd_weights_open(p->model_path, p->vae_path, &c->w);
+    else
+        r = vkd_weights_open_fd(p->model_fd, p->model_fd_offset, p->model_fd_length, label, &c->w);
+    if (r)
         goto fail;
     if ((r = vkd_model_detect(c->w, &c->cfg, why, sizeof why))) {
-        VKD_ERROR("%s: not a supported model: %s", p->model_path, why);
+        VKD_ERROR("%s: not a supported model: %s", label, why);
         goto fail;
     }
     if (c->cfg.family != VKD_FAMILY_SD1 && c->cfg.family != VKD_FAMILY_SD2) {
-        VKD_ERROR("%s: %s models are not supported yet (SD1.x and SD2.x are)", p->model_path,
+        VKD_ERROR("%s: %s models are not supported yet (SD1.x and SD2.x are)", label,
                   vkd_family_name(c->cfg.family));
         r = VKD_ERR_UNSUPPORTED;
         goto fail;
