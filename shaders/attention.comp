@@ -15,6 +15,12 @@
 // the speed on lavapipe, where shared loads are gathers. The per-row data (q from
 // global, O in shared with a padded stride) is touched once per BC multiply-adds.
 //
+// lavapipe (llvmpipe) silently ends an invocation's loops after 65535 iterations in
+// total (its loop limiter, LP_MAX_TGSI_LOOP_ITERATIONS), so loops over the head dim
+// step UB columns at a time with an unrolled body (the K/V slices are zero-padded to
+// a multiple of UB, so no guards are needed) and the tile loads are unrolled: a
+// 16384-key sequence stays under the limit even at D = 512.
+//
 // Large head dims (the VAE's 512) split the output columns over workgroups: each
 // computes columns [split*DV, split*DV + DV) and recomputes the scores.
 //
@@ -23,6 +29,7 @@
 #include "push_attention.h"
 
 layout(constant_id = 3) const uint BC = 32;  // key rows per tile (scores held in registers)
+layout(constant_id = 8) const uint UB = 8;   // head-dim columns per unrolled step (divides KD and DV)
 layout(constant_id = 4) const uint KD = 64;  // head-dim columns staged per K/V load
 layout(constant_id = 5) const uint DV = 64;  // output columns per workgroup
 layout(constant_id = 6) const uint NSPLIT = 1; // workgroups along the head dim: ceil(D / DV)
@@ -63,7 +70,7 @@ void main()
         qbase[i] = pc.q_off + b * pc.q_bs + row * pc.q_rs + hd;
         m[i] = NEG;
         l[i] = 0.0;
-        for (uint dd = 0; dd < dvn; dd++)
+        for (uint dd = 0; dd < DV; dd++)
             os[(i * WG + t) * OS + dd] = 0.0;
     }
 
@@ -80,19 +87,25 @@ void main()
         for (uint d0 = 0; d0 < D; d0 += KD) {
             uint dn = min(KD, D - d0);
             barrier(); // everyone is done with the previous slice
-            for (uint e = t; e < BC * KD; e += WG) {
-                uint c = e / KD, dd = e - c * KD;
-                kvs[e] = k0 + c < pc.lk && dd < dn ? float(k[kbase + (k0 + c) * pc.k_rs + d0 + dd]) : 0.0;
+            [[unroll]] for (uint j = 0; j < (BC * KD + WG - 1) / WG; j++) {
+                uint e = t + j * WG, c = e / KD, dd = e - c * KD;
+                if ((BC * KD) % WG == 0 || e < BC * KD)
+                    kvs[e] = k0 + c < pc.lk && dd < dn ? float(k[kbase + (k0 + c) * pc.k_rs + d0 + dd]) : 0.0;
             }
             barrier();
-            for (uint dd = 0; dd < dn; dd++) {
-                float qv[R];
-                [[unroll]] for (uint i = 0; i < R; i++)
-                    qv[i] = float(q[qbase[i] + d0 + dd]);
-                [[unroll]] for (uint c = 0; c < BC; c++) {
-                    float kv = kvs[c * KD + dd];
+            for (uint db = 0; db < dn; db += UB) {
+                [[unroll]] for (uint u = 0; u < UB; u++) {
+                    uint dd = db + u;
+                    // past D: an in-range q value times the zero padding of kvs
+                    uint qd = min(d0 + dd, D - 1);
+                    float qv[R];
                     [[unroll]] for (uint i = 0; i < R; i++)
-                        s[i][c] += qv[i] * kv;
+                        qv[i] = float(q[qbase[i] + qd]);
+                    [[unroll]] for (uint c = 0; c < BC; c++) {
+                        float kv = kvs[c * KD + dd];
+                        [[unroll]] for (uint i = 0; i < R; i++)
+                            s[i][c] += qv[i] * kv;
+                    }
                 }
             }
         }
@@ -120,23 +133,28 @@ void main()
         for (uint d0 = 0; d0 < dvn; d0 += KD) {
             uint dn = min(KD, dvn - d0);
             barrier();
-            for (uint e = t; e < BC * KD; e += WG) {
-                uint c = e / KD, dd = e - c * KD;
+            [[unroll]] for (uint j = 0; j < (BC * KD + WG - 1) / WG; j++) {
+                uint e = t + j * WG, c = e / KD, dd = e - c * KD;
                 // rows past lk load 0, not garbage: their p is 0 but 0 * NaN is NaN
-                kvs[e] = k0 + c < pc.lk && dd < dn ? float(v[vbase + (k0 + c) * pc.v_rs + dv0 + d0 + dd]) : 0.0;
+                if ((BC * KD) % WG == 0 || e < BC * KD)
+                    kvs[e] = k0 + c < pc.lk && dd < dn ? float(v[vbase + (k0 + c) * pc.v_rs + dv0 + d0 + dd]) : 0.0;
             }
             barrier();
-            for (uint dd = 0; dd < dn; dd++) {
-                float acc[R];
-                [[unroll]] for (uint i = 0; i < R; i++)
-                    acc[i] = os[(i * WG + t) * OS + d0 + dd] * alpha[i];
-                [[unroll]] for (uint c = 0; c < BC; c++) {
-                    float vv = kvs[c * KD + dd];
+            // columns past dvn (up to the next multiple of UB <= DV) accumulate zeros
+            for (uint db = 0; db < dn; db += UB) {
+                [[unroll]] for (uint u = 0; u < UB; u++) {
+                    uint dd = db + u;
+                    float acc[R];
                     [[unroll]] for (uint i = 0; i < R; i++)
-                        acc[i] += s[i][c] * vv;
+                        acc[i] = os[(i * WG + t) * OS + d0 + dd] * alpha[i];
+                    [[unroll]] for (uint c = 0; c < BC; c++) {
+                        float vv = kvs[c * KD + dd];
+                        [[unroll]] for (uint i = 0; i < R; i++)
+                            acc[i] += s[i][c] * vv;
+                    }
+                    [[unroll]] for (uint i = 0; i < R; i++)
+                        os[(i * WG + t) * OS + d0 + dd] = acc[i];
                 }
-                [[unroll]] for (uint i = 0; i < R; i++)
-                    os[(i * WG + t) * OS + d0 + dd] = acc[i];
             }
         }
     }

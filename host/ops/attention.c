@@ -13,7 +13,7 @@ void vkd_attention_params_init(vkd_attention_params *p)
 
 /* Workgroup shape: specialization constants 0 and 3..6 of the shader. */
 typedef struct tiling {
-    uint32_t wg, r, bc, kd, dv, nsplit; /* wg invocations of r query rows each: br = wg * r rows */
+    uint32_t wg, r, bc, kd, dv, ub, nsplit; /* wg invocations of r query rows each: br = wg * r rows */
     uint32_t br;
 } tiling;
 
@@ -22,27 +22,30 @@ static uint64_t shared_bytes(const tiling *t)
     return 4ull * ((uint64_t)t->bc * t->kd + (uint64_t)t->br * (t->dv + 1));
 }
 
-/* Three head-dim classes keep the pipeline count small (lavapipe compiles each one
- * for seconds): D <= 64 (CLIP, SD2 UNet, SD1 UNet's 40), D <= 160 (SD1 UNet's 80 and
- * 160) and larger (the VAE's single 512-wide head), whose output columns are split
- * over DV = 128 wide workgroups so that the accumulators fit in shared memory. */
+/* K/V slices of at most 80 columns keep the unrolled tile loads (and lavapipe's
+ * compile time) small. Three head-dim classes keep the pipeline count small (lavapipe compiles each one
+ * for seconds): D <= 64 (CLIP, SD2 UNet, SD1 UNet's 40; 4 rows per invocation),
+ * D <= 160 (SD1 UNet's 80 and 160) and larger (the VAE's single 512-wide head), whose
+ * output columns are split over DV = 128 wide workgroups so that the accumulators
+ * fit in shared memory; it steps 16 columns per unrolled block so that a 16384-token
+ * sequence stays under lavapipe's loop limit (see the shader). */
 static bool pick_tiling(const vkd_device *d, int64_t dim, tiling *t)
 {
     if (dim <= 64)
-        *t = (tiling){.wg = 32, .r = 4, .bc = 16, .kd = 64, .dv = 64};
+        *t = (tiling){.wg = 16, .r = 4, .bc = 16, .kd = 64, .dv = 64, .ub = 8};
     else if (dim <= 160)
-        *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 160, .dv = 160};
+        *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 80, .dv = 160, .ub = 8};
     else
-        *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 128, .dv = 128};
+        *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 64, .dv = 128, .ub = 16};
     t->br = t->wg * t->r;
     while (shared_bytes(t) > d->caps.max_shared) {
         if (t->wg > 4)
             t->br = (t->wg /= 2) * t->r;
         else if (t->bc > 4)
             t->bc /= 2;
-        else if (t->kd > 16)
+        else if (t->kd > 2 * t->ub && t->kd % (2 * t->ub) == 0)
             t->kd /= 2;
-        else if (t->dv > 16)
+        else if (t->dv > 2 * t->ub && t->dv % (2 * t->ub) == 0)
             t->dv /= 2;
         else
             return false;
@@ -119,8 +122,8 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         return VKD_ERR_UNSUPPORTED;
     }
     const vkd_pipeline *pipe;
-    uint32_t spec[8] = {tl.wg, 1, 1, tl.bc, tl.kd, tl.dv, tl.nsplit, tl.r};
-    if ((r = vkd_op_pipeline(c, "attention", out->dtype, spec, 8, 4, &pipe)))
+    uint32_t spec[9] = {tl.wg, 1, 1, tl.bc, tl.kd, tl.dv, tl.nsplit, tl.r, tl.ub};
+    if ((r = vkd_op_pipeline(c, "attention", out->dtype, spec, 9, 4, &pipe)))
         return r;
 
     int64_t n = out->shape[0], lq = q->shape[1], lk = k->shape[1];

@@ -3,6 +3,7 @@
  * One dispatch covers `rows` query rows of gz batch items; element index of
  * q[b, i, h*D + d] inside its binding window is q_off + b*q_bs + i*q_rs + h*D + d
  * (q_off already holds the column offset of a view into a packed qkv tensor).
+
  * Same for k, v (key rows j < lk) and o. */
 #include "push.h"
 
