@@ -100,6 +100,8 @@ static int pin_one(struct dl_phdr_info *info, size_t size, void *user)
     return 0;
 }
 
+void test_pin_driver_libs(void) { dl_iterate_phdr(pin_one, NULL); }
+
 vkd_device *test_device_open(uint64_t max_binding)
 {
     vkd_device_opts o;
@@ -116,7 +118,7 @@ vkd_device *test_device_open(uint64_t max_binding)
         printf("%d passed, %d failed\n", test_passed, test_failed);
         exit(1);
     }
-    dl_iterate_phdr(pin_one, NULL);
+    test_pin_driver_libs();
     static int printed;
     if (!printed++)
         printf("device: %s (%s), 16-bit storage %s, max binding %llu\n", d->caps.name, d->caps.driver,

@@ -55,6 +55,11 @@ int test_finish(void);
 #include "vk/device.h"
 #include "ops/tensor.h"
 vkd_device *test_device_open(uint64_t max_binding);
+/* Keep the loaded Vulkan driver and layer libraries resident until exit (so the
+ * allocations they keep show under their names in LeakSanitizer's report and
+ * tests/lsan.supp can name them). test_device_open does it; tests that create a
+ * device another way (through the public API) call it after. */
+void test_pin_driver_libs(void);
 void test_device_close(vkd_device *d);
 /* The dtypes to test on this device: F32 always, F16 when it has 16-bit storage. */
 int test_dtypes(const vkd_device *d, vkd_dtype out[2]);

@@ -44,6 +44,7 @@ int main(void)
     TEST_CHECK(r == VKD_OK, "create: %s", vkd_result_str(r));
     if (r)
         return test_finish();
+    test_pin_driver_libs();
 
     vkd_gen_params gp;
     vkd_gen_params_init(&gp);
