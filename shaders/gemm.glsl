@@ -1,14 +1,67 @@
-// Tiled GEMM core shared by matmul.comp and conv2d.comp:
+// GEMM core of the linear layer and the implicit-GEMM convolution, included by thin
+// entry points: matmul.comp / conv2d.comp, and matmul_sg.comp / conv2d_sg.comp (the
+// same kernels built with subgroup ballot, for DIRECT = 2; a separate module so
+// that devices without ballot never see the capability):
 //   out[m, n] = sum_k A(m, k) * w[n * K + k]  (+ bias[n])  (+ res[m, n])
-// The including shader declares the bindings and `float load_a(uint m, uint k)`
-// (called with m < pc.M, k < pc.K only), and `vec4 load_a4(uint m, uint k)`
-// (A(m, k..k+3), k a multiple of 4; used when VEC4 is set).
+// The entry point defines VKD_GEMM_CONV 0 (A is a row-major [M, K] matrix) or 1 (A is
+// the im2col view of a channels-last image: host/ops/conv2d.c), then includes this.
 //
 // A workgroup computes a BM x BN output tile; it stages BK-wide slices of A and w
 // in shared memory (as fp32, k-major so the inner loop reads along m and n), and
 // each invocation accumulates TM x TN outputs in registers. Invocation (tx, ty)
 // owns rows ty + i*(BM/TM) and columns tx + j*(BN/TN): neighbouring invocations
 // read neighbouring shared words and write neighbouring outputs.
+#include "common.glsl"
+#include "push_matmul.h"
+
+layout(std430, binding = 0) readonly buffer A { T a[]; };
+layout(std430, binding = 0) readonly buffer A4 { T4 a4[]; };
+layout(std430, binding = 1) readonly buffer W { T wt[]; };
+layout(std430, binding = 1) readonly buffer W4 { T4 wt4[]; }; // the same buffer, 4-wide
+layout(std430, binding = 2) readonly buffer Bias { T bias[]; };
+layout(std430, binding = 3) readonly buffer Res { T res[]; };
+layout(std430, binding = 4) writeonly buffer O { T outp[]; };
+
+#if VKD_GEMM_CONV
+// Convolution: A(m, k) is the input pixel under tap (ky, kx) of output pixel m,
+// channel ci (zero outside the image: the padding); w is re-laid to [Cout, kh, kw, Cin].
+// The input pixel under tap k of output pixel m, or -1 in the padding; ci = k's channel.
+int conv_pixel(uint m, uint k, out uint ci)
+{
+    uint per_img = pc.rows * pc.ow;
+    uint img = m / per_img;
+    uint p = m - img * per_img;
+    uint oy = pc.oy0 + p / pc.ow, ox = p % pc.ow;
+    uint tap = k / pc.cin;
+    ci = k - tap * pc.cin;
+    uint ky = tap / pc.kw, kx = tap - ky * pc.kw;
+    int iy = int(oy * pc.stride + ky) - int(pc.pad_top);
+    int ix = int(ox * pc.stride + kx) - int(pc.pad_left);
+    if (iy < 0 || iy >= int(pc.h) || ix < 0 || ix >= int(pc.w))
+        return -1;
+    return int(img * pc.img_stride + ((uint(iy) - pc.iy_lo) * pc.w + uint(ix)) * pc.cin);
+}
+
+float load_a(uint m, uint k)
+{
+    uint ci;
+    int p = conv_pixel(m, k, ci);
+    return p < 0 ? 0.0 : float(a[pc.a_off + uint(p) + ci]);
+}
+
+// cin % 4 == 0 here, so k..k+3 lie in one tap
+vec4 load_a4(uint m, uint k)
+{
+    uint ci;
+    int p = conv_pixel(m, k, ci);
+    return p < 0 ? vec4(0.0) : vec4(a4[(pc.a_off + uint(p) + ci) / 4]);
+}
+#else
+// Linear layer: A is [M, K] row-major.
+float load_a(uint m, uint k) { return float(a[pc.a_off + m * pc.K + k]); }
+
+vec4 load_a4(uint m, uint k) { return vec4(a4[(pc.a_off + m * pc.K + k) / 4]); }
+#endif
 
 layout(constant_id = 3) const uint BM = 64;
 layout(constant_id = 4) const uint BN = 64;
@@ -31,9 +84,6 @@ const uint BMP = BM + 1;
 const uint BNP = BN + 1;
 shared float As[BK * BMP];
 shared float Bs[BK * BNP];
-
-float load_a(uint m, uint k);
-vec4 load_a4(uint m, uint k);
 
 void gemm_epilogue(uint m, uint n, float v)
 {
@@ -91,8 +141,83 @@ void gemm_direct()
                 gemm_epilogue(mb + i, n0 + j, acc[i * TN + j]);
 }
 
+#ifdef VKD_GEMM_SUBGROUP
+// DIRECT = 2 (the *_sg entry points, built with VKD_GEMM_SUBGROUP: subgroup ballot, subgroup size 8,
+// workgroup = one subgroup of 8 lanes): lane l owns rows l*TM .. l*TM+TM-1 of the
+// workgroup's BM = 8*TM, and all lanes share TN columns (a multiple of 8). Lane l loads
+// only weight rows n0 + jj*8 + l; the other lanes get them with subgroupBroadcast. On
+// llvmpipe (Mesa 22.3) every storage-buffer load is a loop over the 8 SIMD lanes with
+// a bounds check and a stack round trip per component, whatever its address, while a
+// broadcast from a constant lane is an extract and a splat: loading each weight value
+// once per subgroup instead of once per lane cuts the weight loads 8-fold.
+#define VKD_SG_COL4(c)                                                     \
+    {                                                                      \
+        vec4 wv = subgroupBroadcast(wl[jj], c);                            \
+        [[unroll]] for (uint i = 0; i < TM; i++)                           \
+            acc[i * TN + jj * 8 + c] += dot(av[i], wv);                    \
+    }
+#define VKD_SG_COL1(c)                                                     \
+    {                                                                      \
+        float wv = subgroupBroadcast(wl[jj], c);                           \
+        [[unroll]] for (uint i = 0; i < TM; i++)                           \
+            acc[i * TN + jj * 8 + c] = fma(av[i], wv, acc[i * TN + jj * 8 + c]); \
+    }
+void gemm_subgroup()
+{
+    const uint NJ = TN / 8;
+    uint lane = gl_LocalInvocationID.x;
+    uint mb = gl_WorkGroupID.y * BM + lane * TM;
+    uint n0 = gl_WorkGroupID.x * TN;
+    float acc[TM * TN];
+    uint arow[TM], wrow[NJ];
+    [[unroll]] for (uint i = 0; i < TM * TN; i++)
+        acc[i] = 0.0;
+    // rows and columns past the edge are clamped (computed, never stored): every
+    // lane stays active, as the broadcasts need
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        arow[i] = min(mb + i, pc.M - 1);
+    [[unroll]] for (uint jj = 0; jj < NJ; jj++)
+        wrow[jj] = pc.w_off + min(n0 + jj * 8 + lane, pc.N - 1) * pc.K;
+    if (VEC4 != 0) {
+        for (uint k = 0; k < pc.K; k += 4) {
+            vec4 av[TM], wl[NJ];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                av[i] = load_a4(arow[i], k);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
+                wl[jj] = vec4(wt4[(wrow[jj] + k) / 4]);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
+                VKD_SG_COL4(0) VKD_SG_COL4(1) VKD_SG_COL4(2) VKD_SG_COL4(3)
+                VKD_SG_COL4(4) VKD_SG_COL4(5) VKD_SG_COL4(6) VKD_SG_COL4(7)
+            }
+        }
+    } else {
+        for (uint k = 0; k < pc.K; k++) {
+            float av[TM], wl[NJ];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                av[i] = load_a(arow[i], k);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
+                wl[jj] = float(wt[wrow[jj] + k]);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
+                VKD_SG_COL1(0) VKD_SG_COL1(1) VKD_SG_COL1(2) VKD_SG_COL1(3)
+                VKD_SG_COL1(4) VKD_SG_COL1(5) VKD_SG_COL1(6) VKD_SG_COL1(7)
+            }
+        }
+    }
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++)
+            if (mb + i < pc.M && n0 + j < pc.N)
+                gemm_epilogue(mb + i, n0 + j, acc[i * TN + j]);
+}
+#endif
+
 void gemm_main()
 {
+#ifdef VKD_GEMM_SUBGROUP
+    if (DIRECT == 2) {
+        gemm_subgroup();
+        return;
+    }
+#endif
     if (DIRECT != 0) {
         gemm_direct();
         return;
@@ -144,3 +269,5 @@ void gemm_main()
         }
     }
 }
+
+void main() { gemm_main(); }

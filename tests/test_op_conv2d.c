@@ -120,7 +120,9 @@ static void test_conv2d_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &w);
 }
 
-static const vkd_gemm_tile tiles[2] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}};
+/* shared-memory tiles (GPUs), direct (CPUs), subgroup-direct (CPUs with 8-lane ballot) */
+static const vkd_gemm_tile tiles[3] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}, {64, 32, 1, 8, 32, 2}};
+#define N_TILES(d) (vkd_gemm_subgroup_ok(d) ? 3 : 2)
 
 int main(void)
 {
@@ -154,7 +156,7 @@ int main(void)
         for (size_t j = 0; j < sizeof sd / sizeof sd[0]; j++)
             run_case(d, dts[i], sd[j], &rng);
     /* both kernels (shared-memory tiles for GPUs, direct for CPUs) on every device */
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < N_TILES(d); t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
         for (int i = 0; i < ndt; i++)
             for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
@@ -173,7 +175,7 @@ int main(void)
     };
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < N_TILES(d); t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
         for (int i = 0; i < ndt; i++)
             for (size_t j = 0; j < sizeof split / sizeof split[0]; j++)

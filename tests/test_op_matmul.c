@@ -92,7 +92,9 @@ static void test_linear_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &b);
 }
 
-static const vkd_gemm_tile tiles[2] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}};
+/* shared-memory tiles (GPUs), direct (CPUs), subgroup-direct (CPUs with 8-lane ballot) */
+static const vkd_gemm_tile tiles[3] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}, {64, 32, 1, 8, 32, 2}};
+#define N_TILES(d) (vkd_gemm_subgroup_ok(d) ? 3 : 2)
 
 int main(void)
 {
@@ -109,10 +111,10 @@ int main(void)
         run_case(d, dts[i], 1, 40, 5120, 320, BIAS | RES_IN_PLACE, &rng); /* FF out, long K */
     }
     /* both kernels (shared-memory tiles for GPUs, direct for CPUs) on every device */
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < N_TILES(d); t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
         printf("tile %ux%ux%u %ux%u%s\n", tiles[t].bm, tiles[t].bn, tiles[t].bk, tiles[t].tm, tiles[t].tn,
-               tiles[t].direct ? " direct" : "");
+               tiles[t].direct == 2 ? " subgroup" : tiles[t].direct ? " direct" : "");
         for (int i = 0; i < ndt; i++) {
             run_case(d, dts[i], 1, 4095, 7, 33, BIAS | RES, &rng); /* nothing a multiple of a tile */
             run_case(d, dts[i], 2, 77, 320, 20, BIAS | RES_IN_PLACE, &rng);
@@ -126,7 +128,7 @@ int main(void)
     /* 64 KiB bindings: a [600, 40] input and [600, 70] output must be split by rows. */
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < N_TILES(d); t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
         for (int i = 0; i < ndt; i++) {
             run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);

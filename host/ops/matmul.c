@@ -1,6 +1,7 @@
 /* Linear layer on the tiled GEMM core (shaders/matmul.comp + gemm.glsl). */
 #include "ops/matmul.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/log.h"
@@ -28,10 +29,16 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
      * direct blocks: every shared or storage load is a per-lane loop there, so the
      * kernel with the most FMAs per load wins. */
     vkd_gemm_tile cpu = {256, 8, 1, 8, 8, 1};
+    /* CPU devices with ballot and 8-lane subgroups (lavapipe on AVX2): the subgroup
+     * kernel, one subgroup per workgroup owning 64 rows x 32 columns, 8 x 32 per lane;
+     * each weight value is loaded by one lane and broadcast. M=1024 K=640 N=640 on
+     * lavapipe (Mesa 22.3.6, 2 busy Zen cores): 2.9 GFLOP/s fp32 and fp16, against
+     * 0.9 / 1.0 for `cpu` above and 1.4-2.2 for 8x16, 4x16, 4x32, 4x64 per lane. */
+    vkd_gemm_tile cpu_sg = {64, 32, 1, 8, 32, 2};
     if (tile_override.bm)
         return tile_override;
     if (d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
-        return cpu;
+        return vkd_gemm_subgroup_ok(d) ? cpu_sg : cpu;
     const vkd_gemm_tile *t = &big;
     const vkd_gemm_tile *order[3] = {t, &mid, &small};
     for (int i = 0; i < 3; i++) {
@@ -43,9 +50,20 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
     return small;
 }
 
+int vkd_gemm_subgroup_ok(const vkd_device *d)
+{
+    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+    return d->caps.subgroup_size == 8 && (d->caps.subgroup_ops & need) == need;
+}
+
 vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4,
                              const vkd_pipeline **out)
 {
+    char name[32];
+    if (t->direct == 2) { /* the subgroup build of the same shader: *_sg.comp */
+        snprintf(name, sizeof name, "%s_sg", stem);
+        stem = name;
+    }
     uint32_t spec[10] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
                          t->tm, t->tn, t->direct, t->direct && vec4};
     return vkd_op_pipeline(c, stem, dt, spec, 10, 5, out);

@@ -12,12 +12,17 @@
 typedef struct vkd_gemm_tile {
     uint32_t bm, bn, bk, tm, tn;
     uint32_t direct; /* 1: no shared memory; bm/tm invocations, each owning tm rows and the
-                      * workgroup's bn = tn columns (see shaders/gemm.glsl) */
+                      * workgroup's bn = tn columns (see shaders/gemm.glsl); 2: the same
+                      * with bm/tm = 8 invocations forming one subgroup that shares weight
+                      * loads by broadcast (tn a multiple of 8; needs vkd_gemm_subgroup_ok) */
 } vkd_gemm_tile;
 
 /* The tile used on this device: large register blocks for GPUs, a smaller one for
  * devices with little shared memory or few invocations per workgroup. */
 vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d);
+/* Whether the device can run the subgroup kernel (direct = 2): compute subgroups of
+ * 8 lanes with ballot. */
+int vkd_gemm_subgroup_ok(const vkd_device *d);
 /* Tests and benchmarks: use tile *t on every device from now on (NULL: back to the
  * per-device choice), so the GPU kernel is checked on lavapipe and vice versa.
  * Process-wide; not for use while another thread records ops. */

@@ -211,6 +211,7 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     c->vendor_id = p->vendorID;
     c->device_id = p->deviceID;
     c->subgroup_size = sub.subgroupSize;
+    c->subgroup_ops = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? sub.supportedOperations : 0;
     c->max_alloc = m3.maxMemoryAllocationSize;
     c->max_binding = p->limits.maxStorageBufferRange;
     c->ssbo_align = p->limits.minStorageBufferOffsetAlignment;

@@ -21,6 +21,9 @@ typedef struct vkd_device_caps {
     uint32_t api_version;
     uint32_t vendor_id, device_id;
     uint32_t subgroup_size;
+    /* VkSubgroupFeatureFlags usable in compute shaders (0 if compute is not among
+     * the subgroup stages) */
+    uint32_t subgroup_ops;
     bool fp16_arith;        /* shaderFloat16 */
     bool int8_arith;        /* shaderInt8 */
     bool storage16;         /* storageBuffer16BitAccess: fp16 tensors in storage buffers */

@@ -1,0 +1,8 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_ballot : require
+// Linear layer, the subgroup variant (gemm.glsl, DIRECT = 2): chosen by host/ops/matmul.c
+// only on devices whose compute subgroups have ballot and 8 lanes.
+#define VKD_GEMM_CONV 0
+#define VKD_GEMM_SUBGROUP 1
+#include "gemm.glsl"
