@@ -574,7 +574,9 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
             z[q * zc + k] = x[k * hw + q] * inv;
     vae_job vj = {.cfg = &c->cfg.vae, .z = z, .h = h, .w = w};
     int64_t numel = 0;
-    if ((r = run_once(c, build_vae, &vj, &img, &numel)))
+    r = run_once(c, build_vae, &vj, &img, &numel);
+    vkd_wstore_release(c->ws, "first_stage_model."); /* re-uploaded for the next image */
+    if (r)
         goto done;
     if (image_out)
         memcpy(image_out, img, (size_t)numel * sizeof *img);
@@ -631,6 +633,9 @@ static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb)
             goto done;
     }
     c->timings.text_ms = now_ms() - t0;
+    /* The text encoder is not needed while the UNet runs: free its weights (issue 6's
+     * memory plan: SD1.5 fp16 keeps ~1.6 GB of UNet resident, not ~2 GB). */
+    vkd_wstore_release(c->ws, c->cfg.text[0].prefix);
     r = vkd_txt2img_from_context(c, p, cond, uncond, (int64_t)nc * VKD_PROMPT_CHUNK_LEN, NULL, NULL, NULL, rgb);
 done:
     c->timings.total_ms = now_ms() - t_start;
