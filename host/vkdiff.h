@@ -41,6 +41,7 @@ typedef struct vkd_ctx_params {
     vkd_precision precision;     /* AUTO: fp16 storage where the device has it */
     const char *cache_dir;       /* pipeline cache folder; NULL: none */
     bool validation;             /* Vulkan validation layer (debugging, tests) */
+    bool gpu_timestamps;         /* time every dispatch; the first UNet evaluation's profile is logged (INFO) */
     vkd_log_fn log;              /* NULL: errors and warnings to stderr */
     void *log_user;
     vkd_log_level log_level;

@@ -46,7 +46,8 @@ static void usage(FILE *f)
             "  --precision fp16|fp32  storage precision (default: fp16 where the device has 16-bit storage)\n"
             "  --device N             Vulkan device (default: discrete, then integrated, then CPU)\n"
             "  -o, --output PATH      PNG to write (default output.png)\n"
-            "  -v                     verbose: per-stage times\n");
+            "  -v                     verbose: per-stage times\n"
+            "  -vv                    also GPU timestamps on every dispatch: the UNet's time by op\n");
 }
 
 static const char *a1111_sampler(const char *s)
@@ -171,6 +172,9 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "-v")) {
             verbose = 1;
+        } else if (!strcmp(a, "-vv")) {
+            verbose = 2;
+            cp.gpu_timestamps = true;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             TAKES_VALUE;
             cp.model_path = val;

@@ -231,6 +231,7 @@ static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
     o.validation = p->validation;
     o.force_fp32 = p->precision == VKD_PRECISION_FP32;
     o.cache_dir = p->cache_dir;
+    o.timestamps = p->gpu_timestamps;
     if ((r = vkd_device_create(&o, &c->d)))
         goto fail;
     if (p->precision == VKD_PRECISION_FP16 && !c->d->use_f16)
@@ -413,6 +414,8 @@ static vkd_result unet_prepare(vkd_ctx *c, int64_t batch, int64_t h, int64_t w, 
     return VKD_OK;
 }
 
+static void log_unet_profile(vkd_cmd *cmd);
+
 typedef struct denoise_job {
     vkd_ctx *c;
     int64_t h, w;
@@ -452,6 +455,8 @@ static vkd_result denoise(void *user, const float *x, float sigma, float *denois
         r = vkd_tensor_download_f32(c->d, &c->unet.out, j->out);
     j->unet_ms += now_ms() - t0;
     j->evals++;
+    if (!r && j->evals == 1 && c->d->timestamps)
+        log_unet_profile(c->unet.cmd);
     if (r)
         return r;
     /* back to NCHW; guidance on the model output (linear, so the same as on denoised) */
@@ -467,6 +472,42 @@ static vkd_result denoise(void *user, const float *x, float sigma, float *denois
         }
     vkd_denoised_from_output(j->pred, sigma, x, j->eps, denoised, n);
     return VKD_OK;
+}
+
+/* GPU time of the recorded UNet by op (dispatch label), largest first, at INFO level. */
+static void log_unet_profile(vkd_cmd *cmd)
+{
+    const char *const *labels;
+    const double *ms;
+    uint32_t n = vkd_cmd_timings(cmd, &labels, &ms);
+    if (n == 0)
+        return;
+    enum { MAXK = 48 };
+    const char *name[MAXK];
+    double sum[MAXK], total = 0;
+    int count[MAXK], k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int j = 0;
+        while (j < k && strcmp(name[j], labels[i]))
+            j++;
+        if (j == k) {
+            if (k == MAXK)
+                continue;
+            name[k] = labels[i], sum[k] = 0, count[k] = 0, k++;
+        }
+        sum[j] += ms[i], count[j]++, total += ms[i];
+    }
+    VKD_INFO("UNet GPU time by op (%u dispatches, %.1f ms summed, %.1f ms end to end):", n, total,
+             vkd_cmd_total_ms(cmd));
+    for (int shown = 0; shown < k; shown++) {
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (sum[j] > sum[best])
+                best = j;
+        VKD_INFO("  %-24s %5d dispatches %10.2f ms %5.1f%%", name[best], count[best], sum[best],
+                 total > 0 ? 100 * sum[best] / total : 0);
+        sum[best] = -1;
+    }
 }
 
 static int on_progress(void *user, int step, int total)
