@@ -63,7 +63,7 @@ file "$B/vkdiff" | grep -q 'ARM aarch64' || { echo "aarch64: $B/vkdiff is not an
 cpu_tests=() gpu_tests=()
 for src in tests/test_*.c; do
     t=$(basename "$src" .c)
-    if grep -qE 'test_device_open|vkd_device_create|#include "(vk|ops)/' "$src"; then
+    if grep -qE 'test_device_open|vkd_device_create|vkd_ctx_create|#include "(vk|ops)/' "$src"; then
         gpu_tests+=("$t")
     else
         cpu_tests+=("$t")
