@@ -21,6 +21,18 @@ layout(std430, binding = 1) readonly buffer W4 { T4 wt4[]; }; // the same buffer
 layout(std430, binding = 2) readonly buffer Bias { T bias[]; };
 layout(std430, binding = 3) readonly buffer Res { T res[]; };
 layout(std430, binding = 4) writeonly buffer O { T outp[]; };
+#if VKD_F16
+// fp16 A and w read 8 at a time (VEC4 = 2): one 16-byte load instead of two 8-byte ones
+layout(std430, binding = 0) readonly buffer A8 { uvec4 a8[]; };
+layout(std430, binding = 1) readonly buffer W8 { uvec4 wt8[]; };
+
+// halves 0..3 and 4..7 of eight packed fp16 values
+void unpack8(uvec4 u, out vec4 lo, out vec4 hi)
+{
+    lo = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+    hi = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+}
+#endif
 
 #if VKD_GEMM_CONV
 // Convolution: A(m, k) is the input pixel under tap (ky, kx) of output pixel m,
@@ -56,11 +68,25 @@ vec4 load_a4(uint m, uint k)
     int p = conv_pixel(m, k, ci);
     return p < 0 ? vec4(0.0) : vec4(a4[(pc.a_off + uint(p) + ci) / 4]);
 }
+
+#if VKD_F16
+// cin % 8 == 0 here, so k..k+7 lie in one tap
+uvec4 load_a8(uint m, uint k)
+{
+    uint ci;
+    int p = conv_pixel(m, k, ci);
+    return p < 0 ? uvec4(0) : a8[(pc.a_off + uint(p) + ci) / 8];
+}
+#endif
 #else
 // Linear layer: A is [M, K] row-major.
 float load_a(uint m, uint k) { return float(a[pc.a_off + m * pc.K + k]); }
 
 vec4 load_a4(uint m, uint k) { return vec4(a4[(pc.a_off + m * pc.K + k) / 4]); }
+
+#if VKD_F16
+uvec4 load_a8(uint m, uint k) { return a8[(pc.a_off + m * pc.K + k) / 8]; }
+#endif
 #endif
 
 layout(constant_id = 3) const uint BM = 64;
@@ -74,7 +100,8 @@ layout(constant_id = 7) const uint TN = 4;
 // into gathers; here only the A load is one (host/ops/matmul.c picks the mode).
 layout(constant_id = 8) const uint DIRECT = 0;
 // VEC4 = 1 (DIRECT only): K, and every row start of A and w, are multiples of 4, so
-// A and w are read as 4-vectors. llvmpipe turns each storage-buffer load into a loop
+// A and w are read as 4-vectors. VEC4 = 2 (DIRECT = 2, fp16 only): the same with 8,
+// read as a uvec4 of packed halves. llvmpipe turns each storage-buffer load into a loop
 // over the SIMD lanes whatever the address; a 4-wide load costs about what a
 // scalar one does, so this quarters the load count.
 layout(constant_id = 9) const uint VEC4 = 0;
@@ -142,6 +169,43 @@ void gemm_direct()
 }
 
 #ifdef VKD_GEMM_SUBGROUP
+// VEC4 = 3 (the subgroup kernel only; its entry points also enable 64-bit integers):
+// A and w read 32 bytes per load as a u64vec4 (8 fp32 or 16 fp16 values). llvmpipe's
+// per-lane load loop costs about the same per component at 32 or 64 bits.
+layout(std430, binding = 0) readonly buffer A32 { u64vec4 a32[]; };
+layout(std430, binding = 1) readonly buffer W32 { u64vec4 wt32[]; };
+const uint E32 = VKD_F16 != 0 ? 16u : 8u; // elements per 32-byte load
+const uint NQ = E32 / 4;                   // 4-vectors per 32-byte load
+
+void unpack32(u64vec4 u, out vec4 q[4])
+{
+#if VKD_F16
+    uvec2 x = unpackUint2x32(u.x), y = unpackUint2x32(u.y);
+    uvec2 z = unpackUint2x32(u.z), w = unpackUint2x32(u.w);
+    q[0] = vec4(unpackHalf2x16(x.x), unpackHalf2x16(x.y));
+    q[1] = vec4(unpackHalf2x16(y.x), unpackHalf2x16(y.y));
+    q[2] = vec4(unpackHalf2x16(z.x), unpackHalf2x16(z.y));
+    q[3] = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+#else
+    q[0] = vec4(uintBitsToFloat(unpackUint2x32(u.x)), uintBitsToFloat(unpackUint2x32(u.y)));
+    q[1] = vec4(uintBitsToFloat(unpackUint2x32(u.z)), uintBitsToFloat(unpackUint2x32(u.w)));
+    q[2] = vec4(0.0);
+    q[3] = vec4(0.0);
+#endif
+}
+
+// A(m, k .. k+E32-1), k a multiple of E32 (conv: cin too, so all lie in one tap)
+u64vec4 load_a32(uint m, uint k)
+{
+#if VKD_GEMM_CONV
+    uint ci;
+    int p = conv_pixel(m, k, ci);
+    return p < 0 ? u64vec4(0) : a32[(pc.a_off + uint(p) + ci) / E32];
+#else
+    return a32[(pc.a_off + m * pc.K + k) / E32];
+#endif
+}
+
 // DIRECT = 2 (the *_sg entry points, built with VKD_GEMM_SUBGROUP: subgroup ballot, subgroup size 8,
 // workgroup = one subgroup of 8 lanes): lane l owns rows l*TM .. l*TM+TM-1 of the
 // workgroup's BM = 8*TM, and all lanes share TN columns (a multiple of 8). Lane l loads
@@ -155,6 +219,19 @@ void gemm_direct()
         vec4 wv = subgroupBroadcast(wl[jj], c);                            \
         [[unroll]] for (uint i = 0; i < TM; i++)                           \
             acc[i * TN + jj * 8 + c] += dot(av[i], wv);                    \
+    }
+#define VKD_SG_COL8(c)                                                     \
+    {                                                                      \
+        vec4 wl = subgroupBroadcast(wlo[jj], c);                           \
+        vec4 wh = subgroupBroadcast(whi[jj], c);                           \
+        [[unroll]] for (uint i = 0; i < TM; i++)                           \
+            acc[i * TN + jj * 8 + c] += dot(alo[i], wl) + dot(ahi[i], wh); \
+    }
+#define VKD_SG_COLQ(c)                                                     \
+    [[unroll]] for (uint q = 0; q < NQ; q++) {                             \
+        vec4 wv = subgroupBroadcast(wq[jj][q], c);                         \
+        [[unroll]] for (uint i = 0; i < TM; i++)                           \
+            acc[i * TN + jj * 8 + c] += dot(aq[i][q], wv);                 \
     }
 #define VKD_SG_COL1(c)                                                     \
     {                                                                      \
@@ -178,6 +255,34 @@ void gemm_subgroup()
         arow[i] = min(mb + i, pc.M - 1);
     [[unroll]] for (uint jj = 0; jj < NJ; jj++)
         wrow[jj] = pc.w_off + min(n0 + jj * 8 + lane, pc.N - 1) * pc.K;
+    if (VEC4 == 3) {
+        for (uint k = 0; k < pc.K; k += E32) {
+            vec4 aq[TM][4], wq[NJ][4];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                unpack32(load_a32(arow[i], k), aq[i]);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
+                unpack32(wt32[(wrow[jj] + k) / E32], wq[jj]);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
+                VKD_SG_COLQ(0) VKD_SG_COLQ(1) VKD_SG_COLQ(2) VKD_SG_COLQ(3)
+                VKD_SG_COLQ(4) VKD_SG_COLQ(5) VKD_SG_COLQ(6) VKD_SG_COLQ(7)
+            }
+        }
+    } else
+#if VKD_F16
+    if (VEC4 == 2) {
+        for (uint k = 0; k < pc.K; k += 8) {
+            vec4 alo[TM], ahi[TM], wlo[NJ], whi[NJ];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                unpack8(load_a8(arow[i], k), alo[i], ahi[i]);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
+                unpack8(wt8[(wrow[jj] + k) / 8], wlo[jj], whi[jj]);
+            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
+                VKD_SG_COL8(0) VKD_SG_COL8(1) VKD_SG_COL8(2) VKD_SG_COL8(3)
+                VKD_SG_COL8(4) VKD_SG_COL8(5) VKD_SG_COL8(6) VKD_SG_COL8(7)
+            }
+        }
+    } else
+#endif
     if (VEC4 != 0) {
         for (uint k = 0; k < pc.K; k += 4) {
             vec4 av[TM], wl[NJ];

@@ -53,7 +53,20 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
 int vkd_gemm_subgroup_ok(const vkd_device *d)
 {
     uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
-    return d->caps.subgroup_size == 8 && (d->caps.subgroup_ops & need) == need;
+    return d->caps.subgroup_size == 8 && (d->caps.subgroup_ops & need) == need && d->caps.int64;
+}
+
+int vkd_gemm_vec_width(const vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off)
+{
+    if (!vec4 || t->direct != 2)
+        return vec4;
+    /* 32-byte loads: 16 fp16 or 8 fp32 values */
+    uint32_t e32 = dt == VKD_F16 ? 16 : 8;
+    if (kstep % e32 == 0 && a_off % e32 == 0 && w_off % e32 == 0)
+        return 3;
+    if (dt == VKD_F16 && kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0)
+        return 2;
+    return 1;
 }
 
 vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4,
@@ -65,7 +78,7 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
         stem = name;
     }
     uint32_t spec[10] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
-                         t->tm, t->tn, t->direct, t->direct && vec4};
+                         t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0};
     return vkd_op_pipeline(c, stem, dt, spec, 10, 5, out);
 }
 
@@ -144,6 +157,7 @@ vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, c
         if (residual && (r = vkd_op_bind(c, residual, m0 * n, mc * n, &bind[3], &pc.r_off)))
             return r;
         int vec4 = k % 4 == 0 && pc.a_off % 4 == 0 && pc.w_off % 4 == 0;
+        vec4 = vkd_gemm_vec_width(&tile, a->dtype, vec4, k, pc.a_off, pc.w_off);
         if ((r = vkd_gemm_pipeline(c, "matmul", a->dtype, &tile, vec4, &p)))
             return r;
         if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),

@@ -237,6 +237,7 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     c->storage16 = s16.storageBuffer16BitAccess;
+    c->int64 = f2.features.shaderInt64;
     c->fp16_arith = f16i8.shaderFloat16;
     c->int8_arith = f16i8.shaderInt8;
     c->storage8 = s8.storageBuffer8BitAccess;
@@ -451,6 +452,8 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         .pQueuePriorities = &prio,
     };
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
+    /* 64-bit integers: the CPU GEMM reads 32 bytes per load with them (ops/matmul.c) */
+    f2.features.shaderInt64 = d->caps.int64;
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
         .pNext = &f2,

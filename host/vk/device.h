@@ -25,6 +25,7 @@ typedef struct vkd_device_caps {
      * the subgroup stages) */
     uint32_t subgroup_ops;
     bool fp16_arith;        /* shaderFloat16 */
+    bool int64;             /* shaderInt64 (enabled when present) */
     bool int8_arith;        /* shaderInt8 */
     bool storage16;         /* storageBuffer16BitAccess: fp16 tensors in storage buffers */
     bool storage8;          /* storageBuffer8BitAccess */
