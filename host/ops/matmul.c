@@ -32,8 +32,9 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
     /* CPU devices with ballot and 8-lane subgroups (lavapipe on AVX2): the subgroup
      * kernel, one subgroup per workgroup owning 64 rows x 32 columns, 8 x 32 per lane;
      * each weight value is loaded by one lane and broadcast. M=1024 K=640 N=640 on
-     * lavapipe (Mesa 22.3.6, 2 busy Zen cores): 2.9 GFLOP/s fp32 and fp16, against
-     * 0.9 / 1.0 for `cpu` above and 1.4-2.2 for 8x16, 4x16, 4x32, 4x64 per lane. */
+     * lavapipe (Mesa 22.3.6, 2 busy Zen cores), 4-wide loads: 2.9 GFLOP/s fp32 and
+     * fp16, against 0.9 / 1.0 for `cpu` above and 1.4-2.2 for 8x16, 4x16, 4x32, 4x64
+     * per lane; with 32-byte loads (vkd_gemm_vec_width) 3.3-5 fp32, 6-7 fp16. */
     vkd_gemm_tile cpu_sg = {64, 32, 1, 8, 32, 2};
     if (tile_override.bm)
         return tile_override;
