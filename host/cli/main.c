@@ -20,6 +20,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vkdiff -m MODEL -p PROMPT [options]      generate an image\n"
+            "       vkdiff [-p PROMPT] [options]             the same with the shipped shapes model (weights/)\n"
             "       vkdiff --list-devices                    list Vulkan devices and their features\n"
             "       vkdiff info MODEL [--vae FILE]           describe a checkpoint (family, config, memory)\n"
             "       vkdiff tokenize --tokenizer PATH TEXT    print CLIP token ids\n"
@@ -120,6 +121,30 @@ static int readable(const char *path, const char *what)
 
 int vkd_cli_bench_ops(int argc, char **argv);
 
+/* weights/shapes.safetensors: beside the source tree the binary was built from, or
+ * ../weights and ./weights relative to the executable and the working directory. */
+static int find_shipped_model(const char *argv0, char model[4096], char tok[4096], size_t n)
+{
+    char dir[2048];
+    const char *slash = strrchr(argv0, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - argv0) : 1, slash ? argv0 : ".");
+    char cands[3][2200];
+#ifdef VKD_WEIGHTS_DIR
+    snprintf(cands[0], sizeof cands[0], "%s", VKD_WEIGHTS_DIR);
+#else
+    snprintf(cands[0], sizeof cands[0], "weights");
+#endif
+    snprintf(cands[1], sizeof cands[1], "%s/../weights", dir);
+    snprintf(cands[2], sizeof cands[2], "weights");
+    for (int i = 0; i < 3; i++) {
+        snprintf(model, n, "%.2150s/shapes.safetensors", cands[i]);
+        snprintf(tok, n, "%.2150s/tokenizer", cands[i]);
+        if (access(model, R_OK) == 0 && access(tok, R_OK) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "bench"))
@@ -151,6 +176,8 @@ int main(int argc, char **argv)
     long long batch_count = 1, v;
     int verbose = 0;
     const char *precision = "auto";
+    /* which options the user gave: the shipped model has its own defaults for the rest */
+    int set_size = 0, set_steps = 0, set_cfg = 0, set_sampler = 0, set_schedule = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -194,21 +221,22 @@ int main(int argc, char **argv)
             TAKES_VALUE;
             if (parse_int(val, a, 1, 1 << 16, &v))
                 return 2;
-            gp.width = (int)v;
+            gp.width = (int)v; set_size = 1;
         } else if (!strcmp(a, "-H") || !strcmp(a, "--height")) {
             TAKES_VALUE;
             if (parse_int(val, a, 1, 1 << 16, &v))
                 return 2;
-            gp.height = (int)v;
+            gp.height = (int)v; set_size = 1;
         } else if (!strcmp(a, "--steps")) {
             TAKES_VALUE;
             if (parse_int(val, a, 1, 1000, &v))
                 return 2;
-            gp.steps = (int)v;
+            gp.steps = (int)v; set_steps = 1;
         } else if (!strcmp(a, "--cfg")) {
             TAKES_VALUE;
             char *end;
             gp.cfg = strtof(val, &end);
+            set_cfg = 1;
             if (*end || end == val) {
                 fprintf(stderr, "vkdiff: --cfg expects a number (got '%s')\n", val);
                 return 2;
@@ -221,9 +249,11 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--sampler")) {
             TAKES_VALUE;
             gp.sampler = val;
+            set_sampler = 1;
         } else if (!strcmp(a, "--schedule")) {
             TAKES_VALUE;
             gp.schedule = val;
+            set_schedule = 1;
         } else if (!strcmp(a, "--rng")) {
             TAKES_VALUE;
             gp.rng = val;
@@ -255,9 +285,31 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    char shipped_model[4096], shipped_tok[4096];
     if (!cp.model_path) {
-        fprintf(stderr, "vkdiff: no model: pass -m MODEL (see vkdiff --help)\n");
-        return 2;
+        /* No -m: the small model trained by this project (weights/, issue 5), with the
+         * settings its adherence test uses unless the user chose others. */
+        if (!find_shipped_model(argv[0], shipped_model, shipped_tok, sizeof shipped_model)) {
+            fprintf(stderr, "vkdiff: no model: pass -m MODEL (the shipped weights/shapes.safetensors was not "
+                            "found; see vkdiff --help)\n");
+            return 2;
+        }
+        cp.model_path = shipped_model;
+        if (!cp.tokenizer_path)
+            cp.tokenizer_path = shipped_tok;
+        if (!set_size)
+            gp.width = gp.height = 64;
+        if (!set_steps)
+            gp.steps = 10;
+        if (!set_cfg)
+            gp.cfg = 5;
+        if (!set_sampler)
+            gp.sampler = "dpm++2m";
+        if (!set_schedule)
+            gp.schedule = "karras";
+        if (!gp.prompt)
+            gp.prompt = "a large red circle in the center on a blue background";
+        fprintf(stderr, "vkdiff: using the shipped shapes model %s\n", shipped_model);
     }
     if (!strcmp(precision, "fp32"))
         cp.precision = VKD_PRECISION_FP32;
