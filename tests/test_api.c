@@ -6,8 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include "harness.h"
 #include "vkdiff.h"
+
+/* One context per thread, generating at the same time. */
+typedef struct worker {
+    vkd_ctx_params cp;
+    vkd_gen_params gp;
+    uint8_t *rgb;
+    vkd_result r;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    vkd_ctx *ctx = NULL;
+    w->r = vkd_ctx_create(&w->cp, &ctx);
+    if (!w->r)
+        w->r = vkd_generate(ctx, &w->gp, w->rgb);
+    vkd_ctx_free(ctx);
+    return NULL;
+}
 
 typedef struct progress_log {
     int calls, last_step, cancel_at;
@@ -112,6 +133,26 @@ int main(void)
                 free(img);
             }
             vkd_ctx_free(fctx);
+        }
+    }
+
+    /* two contexts on two threads at once: each draws the same image as above */
+    {
+        worker w[2];
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) {
+            w[i].cp = cp;
+            w[i].cp.log = NULL; /* each thread keeps its own (default) sink */
+            w[i].gp = gp;
+            w[i].gp.progress = NULL;
+            w[i].rgb = malloc(vkd_image_bytes(&gp));
+            pthread_create(&th[i], NULL, worker_main, &w[i]);
+        }
+        for (int i = 0; i < 2; i++) {
+            pthread_join(th[i], NULL);
+            TEST_CHECK(w[i].r == VKD_OK && memcmp(w[i].rgb, again, vkd_image_bytes(&gp)) == 0,
+                       "thread %d: own context, same image (%s)", i, vkd_result_str(w[i].r));
+            free(w[i].rgb);
         }
     }
 

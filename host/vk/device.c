@@ -1,6 +1,8 @@
 /* Instance/device creation and feature probing. See device.h. */
 #include "vk/device.h"
 
+#include <pthread.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,19 +33,22 @@ const char *vkd_device_type_str(VkPhysicalDeviceType t)
 }
 
 /* The loader and driver are found at run time through volk, so a machine without
- * them gets a message instead of a dynamic-link failure. volkInitialize is
- * idempotent enough to call per device creation. */
+ * them gets a message instead of a dynamic-link failure. volk keeps its function
+ * pointers in globals: load them once per process, safely from any thread (contexts
+ * may be created on several threads). pthread_once is in Bionic and glibc alike. */
+static pthread_once_t volk_once = PTHREAD_ONCE_INIT;
+static VkResult volk_status = VK_ERROR_INITIALIZATION_FAILED;
+
+static void volk_init_once(void) { volk_status = volkInitialize(); }
+
 static vkd_result load_vulkan(void)
 {
-    static int loaded;
-    if (loaded)
-        return VKD_OK;
-    if (volkInitialize() != VK_SUCCESS) {
+    pthread_once(&volk_once, volk_init_once);
+    if (volk_status != VK_SUCCESS) {
         VKD_ERROR("the Vulkan loader (libvulkan) was not found; on Debian/Ubuntu `apt-get install "
                   "libvulkan1 mesa-vulkan-drivers`; " NO_DRIVER_HINT);
         return VKD_ERR_NO_VULKAN;
     }
-    loaded = 1;
     return VKD_OK;
 }
 
