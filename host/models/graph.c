@@ -54,6 +54,27 @@ void g_free(vkd_graph *g, vkd_tensor *t)
         vkd_tensor_destroy(g->d, t);
 }
 
+/* name <- printf(fmt, ...) of the enclosing variadic function */
+#define FORMAT_NAME(name, fmt)                                                           \
+    do {                                                                                 \
+        va_list ap_;                                                                     \
+        va_start(ap_, fmt);                                                              \
+        vsnprintf(name, sizeof name, fmt, ap_);                                          \
+        va_end(ap_);                                                                     \
+    } while (0)
+
+/* "<name>.weight" and "<name>.bias" of a norm layer; false (error latched) if absent */
+static bool norm_params(vkd_graph *g, const char *name, const vkd_tensor **w, const vkd_tensor **b)
+{
+    *w = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.weight", name);
+    *b = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name);
+    if (!*w || !*b) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return false;
+    }
+    return true;
+}
+
 static void check(vkd_graph *g, vkd_result r)
 {
     if (r)
@@ -65,10 +86,7 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
     if (!g_ok(g))
         return empty();
     char name[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
+    FORMAT_NAME(name, fmt);
     const vkd_tensor *w = vkd_wstore_get(g->ws, VKD_W_LINEAR, "%s.weight", name);
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name)
                                                                   : NULL;
@@ -111,10 +129,7 @@ vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int s
     if (!g_ok(g))
         return empty();
     char name[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
+    FORMAT_NAME(name, fmt);
     return conv(g, x, h, w, stride, pad, pad, pad, pad, residual, name);
 }
 
@@ -124,10 +139,7 @@ vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, i
     if (!g_ok(g))
         return empty();
     char name[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
+    FORMAT_NAME(name, fmt);
     return conv(g, x, h, w, stride, pt, pb, pl, pr, NULL, name);
 }
 
@@ -136,16 +148,10 @@ vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps,
     if (!g_ok(g))
         return empty();
     char name[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const vkd_tensor *gw = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.weight", name);
-    const vkd_tensor *gb = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name);
-    if (!gw || !gb) {
-        g_fail(g, VKD_ERR_FORMAT);
+    FORMAT_NAME(name, fmt);
+    const vkd_tensor *gw, *gb;
+    if (!norm_params(g, name, &gw, &gb))
         return empty();
-    }
     int64_t numel = 0;
     check(g, vkd_op_groupnorm_scratch_numel(g->c, x, (uint32_t)groups, &numel));
     vkd_tensor scratch = empty();
@@ -165,16 +171,10 @@ vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float eps, const char 
     if (!g_ok(g))
         return empty();
     char name[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const vkd_tensor *gw = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.weight", name);
-    const vkd_tensor *gb = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name);
-    if (!gw || !gb) {
-        g_fail(g, VKD_ERR_FORMAT);
+    FORMAT_NAME(name, fmt);
+    const vkd_tensor *gw, *gb;
+    if (!norm_params(g, name, &gw, &gb))
         return empty();
-    }
     vkd_tensor out = g_new(g, x->ndim, x->shape);
     if (g_ok(g))
         check(g, vkd_op_layernorm(g->c, x, eps, gw, gb, &out));
