@@ -228,6 +228,7 @@ static void test_generated(void)
     TEST_CHECK(r == VKD_OK, "context for %s: %s", cp.model_path, vkd_result_str(r));
     if (r)
         return;
+    test_pin_driver_libs(); /* LSan: name the driver's exit-time allocations */
     int total = PAIRS_PROMPTS * PAIRS_SEEDS, agree[3] = {0}, done = 0;
     uint8_t *sheet = calloc((size_t)total * SIZE * SIZE * 3, 1), rgb[SIZE * SIZE * 3];
     for (int i = 0; i < PAIRS_PROMPTS; i++) {
