@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "       vkdiff info MODEL [--vae FILE]           describe a checkpoint (family, config, memory)\n"
             "       vkdiff tokenize --tokenizer PATH TEXT    print CLIP token ids\n"
             "       vkdiff bench ops [--device N]            time each op at SD1.5 512x512 shapes\n"
+            "       vkdiff bench model [-m MODEL] [-W -H]    per-stage time, GFLOP/s, dispatches, memory\n"
             "\n"
             "generation options:\n"
             "  -m, --model PATH       .safetensors checkpoint (CompVis/A1111 layout) or diffusers folder\n"
@@ -145,8 +146,15 @@ static int find_shipped_model(const char *argv0, char model[4096], char tok[4096
     return 0;
 }
 
+int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok);
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "model")) {
+        char m[4096], t[4096];
+        int found = find_shipped_model(argv[0], m, t, sizeof m);
+        return vkd_cli_bench_model(argc - 1, argv + 1, found ? m : NULL, found ? t : NULL);
+    }
     if (argc >= 2 && !strcmp(argv[1], "bench"))
         return vkd_cli_bench_ops(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "tokenize"))

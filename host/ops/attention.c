@@ -127,6 +127,8 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         return r;
 
     int64_t n = out->shape[0], lq = q->shape[1], lk = k->shape[1];
+    /* q.k and p.v: 2 multiply-adds per (query, key, head-dim element) */
+    vkd_cmd_add_flops(c, 4.0 * (double)n * (double)heads * (double)lq * (double)lk * (double)dim);
     operand oq = {q, lq, q->shape[2], p->q_col}, ok = {k, lk, k->shape[2], p->k_col};
     operand ov = {v, lk, v->shape[2], p->v_col}, oo = {out, lq, out->shape[2], p->out_col};
     vkd_push_attention pc = {

@@ -75,6 +75,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
         vkd_result r = vkd_tensor_reshape(weight, 2, ws, &w2);
         return r ? r : vkd_op_linear(c, x, &w2, bias, residual, out);
     }
+    vkd_cmd_add_flops(c, 2.0 * (double)nimg * (double)(oh * ow) * (double)cout * (double)k);
 
     int64_t maxe = vkd_op_max_elems(c, x->dtype);
     if (cout * k > maxe) {

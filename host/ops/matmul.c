@@ -127,6 +127,7 @@ vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, c
     vkd_gemm_tile tile = vkd_gemm_tile_for(vkd_cmd_device(c));
     const vkd_pipeline *p;
     vkd_result r;
+    vkd_cmd_add_flops(c, 2.0 * (double)m * (double)n * (double)k);
 
     /* rows per dispatch: a, out and residual windows must fit, and the grid's y */
     int64_t rows = maxe / (k > n ? k : n);

@@ -6,6 +6,7 @@
 #include "vkdiff.h"
 #include "common/clock.h"
 #include "pipeline/txt2img.h"
+#include "vk/pipeline.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -256,7 +257,21 @@ void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
 /* Record-free helper: run a graph built by `build` once and return its output on the host. */
 typedef vkd_result (*build_fn)(vkd_graph *g, void *user, vkd_tensor *out);
 
+typedef struct run_stats {
+    double gpu_ms, wall_ms, flops;
+    uint32_t dispatches;
+} run_stats;
+
+static vkd_result run_once_stats(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel,
+                                 run_stats *st);
+
 static vkd_result run_once(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel)
+{
+    return run_once_stats(c, build, user, host, numel, NULL);
+}
+
+static vkd_result run_once_stats(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel,
+                                 run_stats *st)
 {
     vkd_graph g = {.d = c->d, .ws = c->ws, .dt = c->dt};
     vkd_tensor out;
@@ -270,8 +285,15 @@ static vkd_result run_once(vkd_ctx *c, build_fn build, void *user, float **host,
         r = build(&g, user, &out);
     if (!r)
         r = vkd_cmd_end(g.c);
+    double t0 = now_ms();
     if (!r)
         r = vkd_cmd_submit_wait(g.c);
+    if (!r && st) {
+        st->wall_ms = now_ms() - t0;
+        st->gpu_ms = vkd_cmd_total_ms(g.c);
+        st->flops = vkd_cmd_flops(g.c);
+        st->dispatches = vkd_cmd_dispatch_count(g.c);
+    }
     if (!r) {
         *numel = vkd_tensor_numel(&out);
         *host = malloc((size_t)*numel * sizeof **host);
@@ -683,5 +705,126 @@ done:
     free(cond);
     free(uncond);
     free(empty);
+    return r;
+}
+
+/* ---- benchmark (vkdiff bench model) ------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench_line(FILE *f, const char *stage, const run_stats *st, double total_ms)
+{
+    double ms = st->gpu_ms > 0 ? st->gpu_ms : st->wall_ms;
+    fprintf(f, "| %s | %.1f | %.1f | %.1f | %.2f | %u | %.0f%% |\n", stage, ms, st->wall_ms, st->flops / 1e9,
+            ms > 0 ? st->flops / 1e6 / ms : 0, st->dispatches, total_ms > 0 ? 100 * ms / total_ms : 0);
+}
+
+vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *f)
+{
+    if (width % 8 || height % 8 || width < 8 || height < 8 || repeat < 1)
+        return VKD_ERR_INVALID_ARG;
+    int64_t h = height / 8, w = width / 8, hw = h * w, zc = c->cfg.unet.in_channels;
+    int64_t L = VKD_PROMPT_CHUNK_LEN, C = c->cfg.unet.context_dim;
+    vkd_result r = VKD_OK;
+    run_stats text, unet[2], vae;
+    memset(&text, 0, sizeof text), memset(unet, 0, sizeof unet), memset(&vae, 0, sizeof vae);
+    float *emb = NULL, *img = NULL, *x = NULL, *ctx = NULL;
+    double host_ms[2] = {0, 0};
+
+    /* text encoder: one prompt chunk */
+    vkd_prompt_params pp;
+    vkd_prompt_params_init(&pp);
+    vkd_prompt_tokens toks;
+    if ((r = vkd_prompt_tokenize(c->tok, "a photo of a cat", &pp, &toks)))
+        return r;
+    clip_job job = {.cfg = &c->cfg.text[0], .ids = toks.ids, .n_chunks = 1,
+                    .skip = c->cfg.family == VKD_FAMILY_SD2};
+    int64_t numel;
+    r = run_once_stats(c, build_clip, &job, &emb, &numel, &text);
+    vkd_prompt_tokens_free(&toks);
+    if (r)
+        goto done;
+    vkd_wstore_release(c->ws, c->cfg.text[0].prefix);
+
+    /* UNet at batch 1 and 2: warm-up, then the median of `repeat` replays */
+    x = calloc((size_t)(2 * hw * zc), sizeof *x);
+    ctx = calloc((size_t)(2 * L * C), sizeof *ctx);
+    double *samples = calloc((size_t)repeat, sizeof *samples), *walls = calloc((size_t)repeat, sizeof *walls);
+    if (!x || !ctx || !samples || !walls) {
+        free(samples), free(walls);
+        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+        goto done;
+    }
+    for (int64_t i = 0; i < 2 * hw * zc; i++)
+        x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    for (int b = 1; b <= 2 && !r; b++) {
+        if ((r = unet_prepare(c, b, h, w, L)))
+            break;
+        float tt[2] = {500, 500};
+        if ((r = vkd_tensor_upload_f32(c->d, &c->unet.x, x)) || (r = vkd_tensor_upload_f32(c->d, &c->unet.t, tt)) ||
+            (r = vkd_tensor_upload_f32(c->d, &c->unet.context, ctx)) || (r = vkd_cmd_submit_wait(c->unet.cmd)))
+            break;
+        for (int k = 0; k < repeat && !r; k++) {
+            double t0 = now_ms();
+            r = vkd_cmd_submit_wait(c->unet.cmd);
+            walls[k] = now_ms() - t0;
+            samples[k] = vkd_cmd_total_ms(c->unet.cmd);
+        }
+        qsort(samples, (size_t)repeat, sizeof *samples, cmp_double);
+        qsort(walls, (size_t)repeat, sizeof *walls, cmp_double);
+        run_stats *st = &unet[b - 1];
+        st->gpu_ms = samples[repeat / 2];
+        st->wall_ms = walls[repeat / 2];
+        st->flops = vkd_cmd_flops(c->unet.cmd);
+        st->dispatches = vkd_cmd_dispatch_count(c->unet.cmd);
+        host_ms[b - 1] = st->gpu_ms > 0 ? st->wall_ms - st->gpu_ms : 0;
+    }
+    free(samples), free(walls);
+    if (r)
+        goto done;
+    vkd_memory_stats ms_unet;
+    vkd_memory_stats_get(c->d, &ms_unet);
+    uint64_t unet_weights = vkd_wstore_device_bytes(c->ws);
+    unet_release(c);
+
+    /* VAE decode */
+    vae_job vj = {.cfg = &c->cfg.vae, .z = x, .h = h, .w = w};
+    r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae);
+    vkd_memory_stats ms_all;
+    vkd_memory_stats_get(c->d, &ms_all);
+    vkd_wstore_release(c->ws, "first_stage_model.");
+    if (r)
+        goto done;
+
+    double step = unet[1].gpu_ms > 0 ? unet[1].gpu_ms : unet[1].wall_ms;
+    fprintf(f, "model %s, %dx%d, %s storage, device %s (%s)\n", vkd_family_name(c->cfg.family), width, height,
+            c->dt == VKD_F16 ? "fp16" : "fp32", c->d->caps.name, c->d->caps.driver);
+    fprintf(f, "UNet: median of %d replays after a warm-up; ms = GPU time from timestamps where the device has them\n\n",
+            repeat);
+    fprintf(f, "| stage | ms | wall ms | GFLOP | GFLOP/s | dispatches | share of a guided step |\n");
+    fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    bench_line(f, "text encoder (77 tokens)", &text, step);
+    bench_line(f, "UNet batch 1", &unet[0], step);
+    bench_line(f, "UNet batch 2 (guidance)", &unet[1], step);
+    bench_line(f, "VAE decode", &vae, step);
+    fprintf(f, "\nhost time per replayed UNet step (wall - GPU): batch 1 %.2f ms, batch 2 %.2f ms\n", host_ms[0],
+            host_ms[1]);
+    fprintf(f, "device memory: UNet weights %.1f MiB; peak allocated %.1f MiB (weights + activations + scratch), "
+               "held in blocks %.1f MiB\n",
+            unet_weights / 1048576.0, ms_all.peak_allocated / 1048576.0,
+            (ms_unet.reserved > ms_all.reserved ? ms_unet.reserved : ms_all.reserved) / 1048576.0);
+    vkd_pipeline_stats ps;
+    vkd_pipeline_stats_get(c->d, &ps);
+    fprintf(f, "pipelines: %u created in %.0f ms (on-disk cache: %s)\n", ps.created, ps.create_ms,
+            ps.cache_bytes_loaded ? "loaded" : "none or cold");
+done:
+    free(emb);
+    free(img);
+    free(x);
+    free(ctx);
     return r;
 }

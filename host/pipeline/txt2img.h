@@ -3,6 +3,8 @@
 #ifndef VKD_PIPELINE_TXT2IMG_H
 #define VKD_PIPELINE_TXT2IMG_H
 
+#include <stdio.h>
+
 #include "vkdiff.h"
 
 /* Sample and decode from given conditioning: cond/uncond [L, context_dim] (uncond
@@ -12,6 +14,12 @@
 vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *cond, const float *uncond,
                                     int64_t L, const float *noise, float *latent_out, float *image_out,
                                     uint8_t *rgb);
+
+/* vkdiff bench model: text encoder, UNet at batch 1 and 2 (median of `repeat` replays),
+ * VAE decode at width x height, with counted GFLOP, achieved GFLOP/s, dispatches, host
+ * time per replayed step and peak device memory, as a markdown table on f. Create the
+ * context with gpu_timestamps for GPU times. */
+vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *f);
 
 /* Validation-layer errors seen by the context's device so far (tests). */
 uint32_t vkd_ctx_validation_errors(const vkd_ctx *c);

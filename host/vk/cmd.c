@@ -21,6 +21,7 @@ struct vkd_cmd {
     VkFence fence;
     pool_node *pools;
     uint32_t n_dispatch;
+    double flops;      /* counted work of the recorded ops (vkd_cmd_add_flops) */
     bool recording;
     /* timestamps: two queries per dispatch */
     VkQueryPool queries;
@@ -107,6 +108,7 @@ vkd_result vkd_cmd_begin(vkd_cmd *c)
     VK_TRY(vkWaitForFences(d->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
     free_pools(c);
     c->n_dispatch = 0;
+    c->flops = 0;
     c->n_timed = 0;
     VK_TRY(vkResetCommandBuffer(c->cb, 0));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
@@ -263,6 +265,8 @@ vkd_result vkd_cmd_submit_wait(vkd_cmd *c)
 }
 
 uint32_t vkd_cmd_dispatch_count(const vkd_cmd *c) { return c->n_dispatch; }
+void vkd_cmd_add_flops(vkd_cmd *c, double flops) { c->flops += flops; }
+double vkd_cmd_flops(const vkd_cmd *c) { return c->flops; }
 
 uint32_t vkd_cmd_timings(const vkd_cmd *c, const char *const **labels, const double **ms)
 {

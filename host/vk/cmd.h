@@ -39,6 +39,10 @@ vkd_result vkd_cmd_submit_wait(vkd_cmd *c);
 
 /* Number of dispatches recorded. */
 uint32_t vkd_cmd_dispatch_count(const vkd_cmd *c);
+/* Counted floating-point work (2 per multiply-add) of what was recorded: the matmul,
+ * conv and attention ops add theirs, so a benchmark can report achieved GFLOP/s. */
+void vkd_cmd_add_flops(vkd_cmd *c, double flops);
+double vkd_cmd_flops(const vkd_cmd *c);
 
 /* With timestamps on (device opts), the GPU time of each dispatch of the last submit.
  * Returns the count; labels[i] points into the cmd and lives until the next begin. */

@@ -1,0 +1,65 @@
+/* `vkdiff bench model`: per-stage times of a whole model (issue 6). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/txt2img.h"
+
+int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok)
+{
+    vkd_ctx_params cp;
+    vkd_ctx_params_init(&cp);
+    cp.gpu_timestamps = true;
+    int w = 512, h = 512, repeat = 3, size_set = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "model"))
+            continue;
+        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v)
+            cp.model_path = v, i++;
+        else if (!strcmp(a, "--tokenizer") && v)
+            cp.tokenizer_path = v, i++;
+        else if (!strcmp(a, "--vae") && v)
+            cp.vae_path = v, i++;
+        else if (!strcmp(a, "-W") && v)
+            w = atoi(v), i++, size_set = 1;
+        else if (!strcmp(a, "-H") && v)
+            h = atoi(v), i++, size_set = 1;
+        else if (!strcmp(a, "--repeat") && v)
+            repeat = atoi(v), i++;
+        else if (!strcmp(a, "--device") && v)
+            cp.device_index = atoi(v), i++;
+        else if (!strcmp(a, "--precision") && v) {
+            cp.precision = !strcmp(v, "fp32") ? VKD_PRECISION_FP32 : VKD_PRECISION_FP16;
+            i++;
+        } else {
+            fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] "
+                            "[--device N] [--precision fp16|fp32]\n"
+                            "       (no -m: the shipped shapes model at 64x64)\n");
+            return 2;
+        }
+    }
+    if (!cp.model_path) {
+        if (!default_model) {
+            fprintf(stderr, "vkdiff: bench model: no model (-m) and no shipped model found\n");
+            return 2;
+        }
+        cp.model_path = default_model;
+        if (!cp.tokenizer_path)
+            cp.tokenizer_path = default_tok;
+        if (!size_set)
+            w = h = 64;
+    }
+    if (w % 8 || h % 8 || w < 8 || h < 8 || repeat < 1) {
+        fprintf(stderr, "vkdiff: bench model: sizes must be multiples of 8, repeat >= 1\n");
+        return 2;
+    }
+    vkd_ctx *ctx = NULL;
+    vkd_result r = vkd_ctx_create(&cp, &ctx);
+    if (!r)
+        r = vkd_bench_model(ctx, w, h, repeat, stdout);
+    if (r)
+        fprintf(stderr, "vkdiff: bench model: %s\n", vkd_result_str(r));
+    vkd_ctx_free(ctx);
+    return r ? 1 : 0;
+}
