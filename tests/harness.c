@@ -55,6 +55,29 @@ const char *test_data_path(const char *rel) { return join("VKD_TEST_DATA", "test
 const char *test_shared_path(const char *rel) { return join("VKD_SHARED", "../shared", rel); }
 const char *test_build_path(const char *rel) { return join("VKD_BUILD", "/tmp", rel); }
 
+char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = 0;
+        if (len)
+            *len = (size_t)n;
+    }
+    return buf;
+}
+
 double test_nmse(const float *got, const double *ref, size_t n, double tol_abs, double tol_rel, size_t *first_bad)
 {
     double num = 0, den = 0;

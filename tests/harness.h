@@ -42,6 +42,9 @@ const char *test_build_path(const char *rel);
 /* Normalised mean squared error sum((got-ref)^2) / max(sum(ref^2), tiny).
  * *first_bad (if not NULL) receives the first index whose |got-ref| exceeds
  * tol_abs + tol_rel*|ref| (or SIZE_MAX if none), to print next to the nmse. */
+/* A whole file, NUL-terminated (caller frees); NULL if it cannot be read. len may be NULL. */
+char *test_read_file(const char *path, size_t *len);
+
 double test_nmse(const float *got, const double *ref, size_t n, double tol_abs, double tol_rel, size_t *first_bad);
 
 int test_finish(void);

@@ -16,20 +16,9 @@ static vkd_noise_table table;
 
 static cJSON *load_json(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)size + 1);
-    cJSON *root = NULL;
-    if (text && fread(text, 1, (size_t)size, f) == (size_t)size) {
-        text[size] = 0;
-        root = cJSON_Parse(text);
-    }
+    char *text = test_read_file(path, NULL);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
-    fclose(f);
     return root;
 }
 

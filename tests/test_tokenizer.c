@@ -14,27 +14,6 @@
 #include "text/prompt.h"
 #include "text/tokenizer.h"
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = 0;
-        *len = (size_t)n;
-    }
-    return buf;
-}
-
 static int write_all(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -225,7 +204,7 @@ static void test_malformed_vocab_files_give_errors(const char *gz_path)
                "a vocabulary with 2 merges is a format error");
 
     size_t len;
-    char *gz = read_all(gz_path, &len);
+    char *gz = test_read_file(gz_path, &len);
     if (gz) {
         const char *p = test_build_path("tok_truncated.txt.gz");
         write_all(p, gz, len / 2);
@@ -274,7 +253,7 @@ static void test_hf_merges_errors(const char *good_dir)
     char vp[4200], mp[4200];
     snprintf(vp, sizeof(vp), "%s/vocab.json", good_dir);
     size_t vl;
-    char *vocab = read_all(vp, &vl);
+    char *vocab = test_read_file(vp, &vl);
     if (!vocab)
         return;
     static const char *const merges[] = {
@@ -365,7 +344,7 @@ int main(void)
     char gz_path[4096];   /* test_*_path buffers rotate: keep a copy */
     snprintf(gz_path, sizeof(gz_path), "%s", test_shared_path("clip/bpe_simple_vocab_16e6.txt.gz"));
     size_t glen;
-    char *golden = read_all(test_data_path("tokenizer_golden.json"), &glen);
+    char *golden = test_read_file(test_data_path("tokenizer_golden.json"), &glen);
     cJSON *doc = golden ? cJSON_Parse(golden) : NULL;
     free(golden);
     TEST_CHECK(doc != NULL, "tests/data/tokenizer_golden.json is readable");
