@@ -42,6 +42,10 @@ typedef struct vkd_ctx_params {
     const char *cache_dir;       /* pipeline cache folder; NULL: none */
     bool validation;             /* Vulkan validation layer (debugging, tests) */
     bool gpu_timestamps;         /* time every dispatch; the first UNet evaluation's profile is logged (INFO) */
+    uint32_t memory_budget_mb;   /* device memory a generation may hold; 0: VK_EXT_memory_budget's heapBudget,
+                                    else the device-local heap's size. The pre-flight plan keeps within it
+                                    (frees the UNet before the VAE, decodes in tiles) or refuses before
+                                    allocating (VKD_ERR_OUT_OF_DEVICE_MEMORY) */
     vkd_log_fn log;              /* NULL: errors and warnings to stderr */
     void *log_user;
     vkd_log_level log_level;
@@ -66,6 +70,8 @@ typedef struct vkd_gen_params {
     const char *rng;             /* cpu (torch CPU randn, ComfyUI; default) or cuda (torch CUDA Philox, A1111) */
     const char *prediction;      /* NULL: eps (v for a diffusers SD2-768 whose scheduler config says so), "eps", "v" */
     int clip_skip;               /* 0/1: last layer (SD1) ; 2: penultimate. SD2 always uses the penultimate layer */
+    int vae_tiling;              /* 0: when the memory plan needs it (default), 1: always, -1: never */
+    int vae_tile;                /* tile edge in image pixels, a multiple of 8 (0: 512; the overlap is a quarter) */
     vkd_gen_progress_fn progress;
     void *progress_user;
     int64_t seed_used;           /* out */
@@ -79,10 +85,13 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p);
 /* Generate one image into rgb (vkd_image_bytes bytes, caller-owned). */
 vkd_result vkd_generate(vkd_ctx *ctx, vkd_gen_params *p, uint8_t *rgb);
 
-/* Per-stage wall times of the last vkd_generate, in ms. */
+/* Per-stage wall times of the last vkd_generate, in ms, and what it held. */
 typedef struct vkd_timings {
     double load_ms, text_ms, unet_ms, vae_ms, total_ms;
     int unet_evals;
+    int vae_tiles;               /* 1: decoded whole */
+    uint64_t planned_peak_bytes; /* the pre-flight plan's peak */
+    uint64_t peak_bytes;         /* device memory held at most (allocator blocks), since the context was made */
 } vkd_timings;
 void vkd_last_timings(const vkd_ctx *ctx, vkd_timings *t);
 /* Model description for messages: family name ("SD1.x") */

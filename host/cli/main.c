@@ -47,6 +47,12 @@ static void usage(FILE *f)
             "  --batch-count N        images in a row, seed + i each, files numbered (default 1)\n"
             "  --precision fp16|fp32  storage precision (default: fp16 where the device has 16-bit storage)\n"
             "  --device N             Vulkan device (default: discrete, then integrated, then CPU)\n"
+            "  --mem-budget MIB       device memory to stay within (default: the driver's budget or heap size);\n"
+            "                         the plan (-v prints it) frees the UNet before the VAE and decodes in tiles\n"
+            "                         when needed, or refuses before allocating\n"
+            "  --vae-tiling           always decode in tiles (default: when the memory plan needs it)\n"
+            "  --no-vae-tiling        never decode in tiles\n"
+            "  --vae-tile PX          tile edge in pixels, multiple of 8 (default 512; overlap a quarter)\n"
             "  -o, --output PATH      PNG to write (default output.png)\n"
             "  -v                     verbose: per-stage times\n"
             "  -vv                    also GPU timestamps on every dispatch: the UNet's time by op\n");
@@ -285,6 +291,24 @@ int main(int argc, char **argv)
             if (parse_int(val, a, 0, 64, &v))
                 return 2;
             cp.device_index = (int)v;
+        } else if (!strcmp(a, "--vae-tiling")) {
+            gp.vae_tiling = 1;
+        } else if (!strcmp(a, "--no-vae-tiling")) {
+            gp.vae_tiling = -1;
+        } else if (!strcmp(a, "--vae-tile")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 64, 8192, &v))
+                return 2;
+            if (v % 8) {
+                fprintf(stderr, "vkdiff: --vae-tile must be a multiple of 8 (got %lld)\n", (long long)v);
+                return 2;
+            }
+            gp.vae_tile = (int)v;
+        } else if (!strcmp(a, "--mem-budget")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 64, 1 << 22, &v))
+                return 2;
+            cp.memory_budget_mb = (uint32_t)v;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             TAKES_VALUE;
             out = val;
@@ -396,9 +420,14 @@ int main(int argc, char **argv)
         vkd_timings t;
         vkd_last_timings(ctx, &t);
         fprintf(stderr, "wrote %s (%.1f s)\n", path, t.total_ms / 1000);
-        if (verbose)
-            fprintf(stderr, "  text %.0f ms, UNet %.0f ms for %d evaluations (%.0f ms each), VAE %.0f ms\n", t.text_ms,
+        if (verbose) {
+            fprintf(stderr, "  text %.0f ms, UNet %.0f ms for %d evaluations (%.0f ms each), VAE %.0f ms", t.text_ms,
                     t.unet_ms, t.unet_evals, t.unet_evals ? t.unet_ms / t.unet_evals : 0, t.vae_ms);
+            if (t.vae_tiles > 1)
+                fprintf(stderr, " (%d tiles)", t.vae_tiles);
+            fprintf(stderr, "\n  device memory: peak %.1f MiB held (plan: %.1f MiB)\n", t.peak_bytes / 1048576.0,
+                    t.planned_peak_bytes / 1048576.0);
+        }
     }
     free(rgb);
     vkd_ctx_free(ctx);

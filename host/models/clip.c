@@ -21,14 +21,14 @@ vkd_result vkd_clip_record(vkd_graph *g, const vkd_text_config *cfg, const vkd_b
     const char *tm = "text_model.";
     if (skip < 0 || skip >= cfg->layers)
         return g_fail(g, VKD_ERR_INVALID_ARG);
-    const vkd_tensor *tok = vkd_wstore_get(g->ws, VKD_W_RAW, "%s%sembeddings.token_embedding.weight", cfg->prefix, tm);
-    const vkd_tensor *pos =
-        vkd_wstore_get(g->ws, VKD_W_RAW, "%s%sembeddings.position_embedding.weight", cfg->prefix, tm);
-    if (!tok || !pos)
-        return g_fail(g, VKD_ERR_FORMAT);
     vkd_tensor x = g_new3(g, n, l, cfg->width);                                        // [N, 77, C]
-    if (g_ok(g))
-        g_fail(g, vkd_op_embedding(g->c, ids, 0, tok, pos, &x));
+    if (g_recording(g)) { /* token + position embedding (a dry run only needs x's shape) */
+        const vkd_tensor *tok =
+            vkd_wstore_get(g->ws, VKD_W_RAW, "%s%sembeddings.token_embedding.weight", cfg->prefix, tm);
+        const vkd_tensor *pos =
+            vkd_wstore_get(g->ws, VKD_W_RAW, "%s%sembeddings.position_embedding.weight", cfg->prefix, tm);
+        g_fail(g, tok && pos ? vkd_op_embedding(g->c, ids, 0, tok, pos, &x) : VKD_ERR_FORMAT);
+    }
     int heads = cfg->heads;
     for (int i = 0; i < cfg->layers - skip && g_ok(g); i++) {
         snprintf(p, sizeof p, "%s%sencoder.layers.%d.", cfg->prefix, tm, i);

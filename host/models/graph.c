@@ -16,6 +16,27 @@
 #include "ops/upsample.h"
 
 bool g_ok(const vkd_graph *g) { return g->err == VKD_OK; }
+bool g_recording(const vkd_graph *g) { return g->err == VKD_OK && !g->plan; }
+
+/* Whether to record the op now; in a dry run, count it instead. */
+static bool rec(vkd_graph *g)
+{
+    if (g->err)
+        return false;
+    if (g->plan) {
+        g->plan->ops++;
+        return false;
+    }
+    return true;
+}
+
+#define POOL_ALIGN 256u /* the pool's rounding (host/vk/memory.c ALIGN) */
+
+static uint64_t pool_bytes(const vkd_tensor *t)
+{
+    uint64_t b = vkd_tensor_bytes(t);
+    return (b + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
+}
 
 vkd_result g_fail(vkd_graph *g, vkd_result r)
 {
@@ -31,16 +52,31 @@ static vkd_tensor empty(void)
     return t;
 }
 
-vkd_tensor g_new(vkd_graph *g, int ndim, const int64_t *shape)
+static vkd_tensor new_dt(vkd_graph *g, vkd_dtype dt, int ndim, const int64_t *shape)
 {
     vkd_tensor t = empty();
     if (!g_ok(g))
         return t;
-    vkd_result r = vkd_tensor_create_in(g->d, g->pool, g->dt, ndim, shape, &t);
+    if (g->plan) { /* a tensor with a shape and no memory */
+        t.dtype = dt;
+        t.ndim = ndim;
+        for (int i = 0; i < VKD_MAX_DIMS; i++)
+            t.shape[i] = i < ndim ? shape[i] : 1;
+        t.owner = true;
+        uint64_t b = pool_bytes(&t);
+        g->plan->live += b;
+        g->plan->act_bytes += vkd_tensor_bytes(&t);
+        if (g->plan->live > g->plan->peak)
+            g->plan->peak = g->plan->live;
+        return t;
+    }
+    vkd_result r = vkd_tensor_create_in(g->d, g->pool, dt, ndim, shape, &t);
     if (r)
         g_fail(g, r);
     return t;
 }
+
+vkd_tensor g_new(vkd_graph *g, int ndim, const int64_t *shape) { return new_dt(g, g->dt, ndim, shape); }
 
 vkd_tensor g_new3(vkd_graph *g, int64_t n, int64_t l, int64_t c)
 {
@@ -50,8 +86,14 @@ vkd_tensor g_new3(vkd_graph *g, int64_t n, int64_t l, int64_t c)
 
 void g_free(vkd_graph *g, vkd_tensor *t)
 {
-    if (t && t->owner)
-        vkd_tensor_destroy(g->d, t);
+    if (!t || !t->owner)
+        return;
+    if (g->plan) {
+        g->plan->live -= pool_bytes(t);
+        t->owner = false;
+        return;
+    }
+    vkd_tensor_destroy(g->d, t);
 }
 
 /* name <- printf(fmt, ...) of the enclosing variadic function */
@@ -63,11 +105,45 @@ void g_free(vkd_graph *g, vkd_tensor *t)
         va_end(ap_);                                                                     \
     } while (0)
 
-/* "<name>.weight" and "<name>.bias" of a norm layer; false (error latched) if absent */
-static bool norm_params(vkd_graph *g, const char *name, const vkd_tensor **w, const vkd_tensor **b)
+/* "<name><suffix>" from the weight store; in a dry run only its shape as the op would
+ * see it (into *slot), from the checkpoint header. NULL if absent (error logged). */
+static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, const char *suffix,
+                                vkd_tensor *slot)
 {
-    *w = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.weight", name);
-    *b = vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name);
+    if (!g->plan)
+        return vkd_wstore_get(g->ws, kind, "%s%s", name, suffix);
+    char key[512];
+    snprintf(key, sizeof key, "%s%s", name, suffix);
+    int64_t s[8];
+    int nd = vkd_wstore_shape(g->ws, key, s);
+    if (nd < 1) {
+        VKD_ERROR("checkpoint has no tensor %s", key);
+        return NULL;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < nd; i++)
+        numel *= s[i];
+    *slot = empty();
+    slot->dtype = vkd_wstore_dtype(g->ws);
+    for (int i = 0; i < VKD_MAX_DIMS; i++)
+        slot->shape[i] = 1;
+    if (kind == VKD_W_LINEAR) {       /* [out, in] (also from [out, in, 1, 1]) */
+        slot->ndim = 2, slot->shape[0] = s[0], slot->shape[1] = numel / s[0];
+    } else if (kind == VKD_W_CONV && nd == 4) { /* [out, kh, kw, in] */
+        slot->ndim = 4, slot->shape[0] = s[0], slot->shape[1] = s[2], slot->shape[2] = s[3], slot->shape[3] = s[1];
+    } else {
+        slot->ndim = 1, slot->shape[0] = numel;
+    }
+    g->plan->weight_bytes += vkd_tensor_bytes(slot);
+    return slot;
+}
+
+/* "<name>.weight" and "<name>.bias" of a norm layer; false (error latched) if absent */
+static bool norm_params(vkd_graph *g, const char *name, const vkd_tensor **w, const vkd_tensor **b,
+                        vkd_tensor slot[2])
+{
+    *w = weight(g, VKD_W_RAW, name, ".weight", &slot[0]);
+    *b = weight(g, VKD_W_RAW, name, ".bias", &slot[1]);
     if (!*w || !*b) {
         g_fail(g, VKD_ERR_FORMAT);
         return false;
@@ -87,8 +163,9 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    const vkd_tensor *w = vkd_wstore_get(g->ws, VKD_W_LINEAR, "%s.weight", name);
-    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name)
+    vkd_tensor slot[2];
+    const vkd_tensor *w = weight(g, VKD_W_LINEAR, name, ".weight", &slot[0]);
+    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
     if (!w || (vkd_wstore_has(g->ws, "%s.bias", name) && !b)) {
         g_fail(g, VKD_ERR_FORMAT);
@@ -98,7 +175,7 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = w->shape[0];
     vkd_tensor out = g_new(g, x->ndim, shape);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_linear(g->c, x, w, b, residual, &out));
     return out;
 }
@@ -106,8 +183,9 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
 static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
                        int pr, const vkd_tensor *residual, const char *name)
 {
-    const vkd_tensor *wt = vkd_wstore_get(g->ws, VKD_W_CONV, "%s.weight", name);
-    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? vkd_wstore_get(g->ws, VKD_W_RAW, "%s.bias", name)
+    vkd_tensor slot[2];
+    const vkd_tensor *wt = weight(g, VKD_W_CONV, name, ".weight", &slot[0]);
+    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
     if (!wt) {
         g_fail(g, VKD_ERR_FORMAT);
@@ -118,7 +196,7 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
     int64_t oh = vkd_conv2d_out_dim(h, kh, stride, pt, pb), ow = vkd_conv2d_out_dim(w, kw, stride, pl, pr);
     vkd_tensor out = g_new3(g, x->shape[0], oh * ow, wt->shape[0]);
     vkd_conv2d_params p = {.stride = stride, .pad_top = pt, .pad_bottom = pb, .pad_left = pl, .pad_right = pr};
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_conv2d(g->c, x, h, w, wt, b, residual, &p, &out));
     return out;
 }
@@ -150,17 +228,15 @@ vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps,
     char name[400];
     FORMAT_NAME(name, fmt);
     const vkd_tensor *gw, *gb;
-    if (!norm_params(g, name, &gw, &gb))
+    vkd_tensor slot[2];
+    if (!norm_params(g, name, &gw, &gb, slot))
         return empty();
     int64_t numel = 0;
     check(g, vkd_op_groupnorm_scratch_numel(g->c, x, (uint32_t)groups, &numel));
-    vkd_tensor scratch = empty();
-    if (g_ok(g)) {
-        int64_t s[1] = {numel > 0 ? numel : 1};
-        check(g, vkd_tensor_create_in(g->d, g->pool, VKD_F32, 1, s, &scratch));
-    }
+    int64_t s[1] = {numel > 0 ? numel : 1};
+    vkd_tensor scratch = new_dt(g, VKD_F32, 1, s);
     vkd_tensor out = g_new(g, x->ndim, x->shape);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_groupnorm(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out));
     g_free(g, &scratch);
     return out;
@@ -173,10 +249,11 @@ vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float eps, const char 
     char name[400];
     FORMAT_NAME(name, fmt);
     const vkd_tensor *gw, *gb;
-    if (!norm_params(g, name, &gw, &gb))
+    vkd_tensor slot[2];
+    if (!norm_params(g, name, &gw, &gb, slot))
         return empty();
     vkd_tensor out = g_new(g, x->ndim, x->shape);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_layernorm(g->c, x, eps, gw, gb, &out));
     return out;
 }
@@ -185,7 +262,7 @@ vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, c
                        bool causal)
 {
     vkd_tensor out = g_new(g, q->ndim, q->shape);
-    if (!g_ok(g))
+    if (!rec(g))
         return out;
     vkd_attention_params p;
     vkd_attention_params_init(&p);
@@ -198,28 +275,28 @@ vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, c
 vkd_tensor g_add(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b)
 {
     vkd_tensor out = g_new(g, a->ndim, a->shape);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_add(g->c, a, b, &out));
     return out;
 }
 
 void g_add_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *b)
 {
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_add(g->c, a, b, a));
 }
 
 vkd_tensor g_silu(vkd_graph *g, const vkd_tensor *x)
 {
     vkd_tensor out = g_new(g, x->ndim, x->shape);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_silu(g->c, x, &out));
     return out;
 }
 
 void g_act_inplace(vkd_graph *g, vkd_tensor *x, int kind)
 {
-    if (!g_ok(g))
+    if (!rec(g))
         return;
     if (kind == 0)
         check(g, vkd_op_silu(g->c, x, x));
@@ -235,7 +312,7 @@ vkd_tensor g_geglu(vkd_graph *g, const vkd_tensor *x)
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] /= 2;
     vkd_tensor out = g_new(g, x->ndim, shape);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_geglu(g->c, x, &out));
     return out;
 }
@@ -243,7 +320,7 @@ vkd_tensor g_geglu(vkd_graph *g, const vkd_tensor *x)
 vkd_tensor g_upsample2x(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w)
 {
     vkd_tensor out = g_new3(g, x->shape[0], 4 * h * w, x->shape[2]);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_upsample2x(g->c, x, h, w, &out));
     return out;
 }
@@ -251,13 +328,13 @@ vkd_tensor g_upsample2x(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w)
 vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b)
 {
     vkd_tensor out = g_new3(g, a->shape[0], a->shape[1], a->shape[2] + b->shape[2]);
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_concat(g->c, a, b, &out));
     return out;
 }
 
 void g_add_rows_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *v)
 {
-    if (g_ok(g))
+    if (rec(g))
         check(g, vkd_op_add_rows(g->c, a, v, a));
 }

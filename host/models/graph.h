@@ -23,6 +23,19 @@
 #include "ops/attention.h"
 #include "vk/cmd.h"
 
+/* A dry run of a recording (the pre-flight memory plan): with g->plan set, the g_*
+ * calls allocate nothing, upload nothing and record nothing; shapes flow through as
+ * in a real recording (weight shapes come from the checkpoint's header) and the plan
+ * adds up what the real recording would hold. g->pool may be NULL; g->c must be a
+ * valid command buffer (ops read device limits from it) but stays empty. */
+typedef struct vkd_graph_plan {
+    uint64_t live;         /* activation bytes held now, rounded as the pool rounds */
+    uint64_t peak;         /* the most held at once: the activation pool's size */
+    uint64_t weight_bytes; /* weight bytes read (each weight counted at each read) */
+    uint64_t act_bytes;    /* bytes of every activation allocated: each written once */
+    uint32_t ops;          /* g_* calls that would record work */
+} vkd_graph_plan;
+
 typedef struct vkd_graph {
     vkd_device *d;
     vkd_cmd *c;
@@ -30,6 +43,7 @@ typedef struct vkd_graph {
     vkd_wstore *ws;   /* weights */
     vkd_dtype dt;     /* activation dtype (= weight dtype) */
     vkd_result err;   /* first error, VKD_OK if none */
+    vkd_graph_plan *plan; /* non-NULL: dry run, see above */
 } vkd_graph;
 
 #if defined(__GNUC__)
@@ -42,6 +56,8 @@ vkd_tensor g_new(vkd_graph *g, int ndim, const int64_t *shape);
 vkd_tensor g_new3(vkd_graph *g, int64_t n, int64_t l, int64_t c);
 void g_free(vkd_graph *g, vkd_tensor *t);
 bool g_ok(const vkd_graph *g);
+/* g_ok and not a dry run: model code that calls an op directly checks this first. */
+bool g_recording(const vkd_graph *g);
 /* Latch an error that is not an op's (e.g. a bad config). Returns g->err. */
 vkd_result g_fail(vkd_graph *g, vkd_result r);
 

@@ -114,7 +114,7 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
      * ResBlocks all take SiLU(emb), so it is applied once here. */
     int64_t ts[2] = {n, cfg->model_channels};
     vkd_tensor temb = g_new(g, 2, ts);
-    if (g_ok(g))
+    if (g_recording(g))
         g_fail(g, vkd_op_timestep_embedding(g->c, t, (uint32_t)cfg->model_channels, 10000.0, &temb));
     vkd_tensor e1 = g_linear(g, &temb, NULL, P "time_embed.0");
     g_free(g, &temb);

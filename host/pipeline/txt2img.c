@@ -20,6 +20,8 @@
 #include "models/unet.h"
 #include "models/vae.h"
 #include "models/wstore.h"
+#include "pipeline/memplan.h"
+#include "pipeline/vae_decode.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
 #include "sample/schedule.h"
@@ -40,6 +42,7 @@ struct vkd_ctx {
     vkd_log_fn log;
     void *log_user;
     vkd_log_level log_level;
+    uint64_t memory_budget; /* bytes; 0: the driver's */
     /* the recorded UNet evaluation */
     struct {
         int64_t batch, h, w, ctx_len;
@@ -93,6 +96,12 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
     }
     if (!(p->cfg >= 0 && p->cfg <= 100)) {
         VKD_ERROR("cfg must be between 0 and 100");
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->vae_tiling < -1 || p->vae_tiling > 1 || p->vae_tile < 0 || p->vae_tile % 8 || p->vae_tile > 8192 ||
+        (p->vae_tile > 0 && p->vae_tile < 64)) {
+        VKD_ERROR("vae tiling must be -1, 0 or 1 and the tile a multiple of 8 between 64 and 8192 pixels (got %d, %d)",
+                  p->vae_tiling, p->vae_tile);
         return VKD_ERR_INVALID_ARG;
     }
     if (p->clip_skip < 0 || p->clip_skip > 12) {
@@ -204,6 +213,8 @@ static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
     const char *label = p->model_path ? p->model_path : "(model descriptor)";
     double t0 = now_ms();
     vkd_ctx *c = calloc(1, sizeof *c);
+    if (c)
+        c->memory_budget = (uint64_t)p->memory_budget_mb << 20;
     if (!c)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     vkd_result r;
@@ -238,6 +249,12 @@ static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
     if (p->precision == VKD_PRECISION_FP16 && !c->d->use_f16)
         VKD_WARN("this device has no 16-bit storage: running in fp32");
     c->dt = c->d->use_f16 ? VKD_F16 : VKD_F32;
+    { /* weights are allocated in blocks of an eighth of the budget, 16..256 MiB */
+        bool drv;
+        uint64_t budget = c->memory_budget ? c->memory_budget : vkd_device_memory_budget(c->d, &drv);
+        uint64_t blk = budget / 8;
+        vkd_memory_set_block_size(c->d, blk < (16u << 20) ? (16u << 20) : blk > (256u << 20) ? (256u << 20) : blk);
+    }
     if ((r = vkd_wstore_create(c->d, c->w, c->dt, &c->ws)))
         goto fail;
     vkd_noise_table_init(&c->table);
@@ -402,14 +419,16 @@ static vkd_result pad_chunks(vkd_ctx *c, float **emb, int *n, int target, const 
 
 /* ---- the UNet, recorded once per shape -------------------------------------- */
 
-static vkd_result unet_prepare(vkd_ctx *c, int64_t batch, int64_t h, int64_t w, int64_t ctx_len)
+/* pool_bytes: the memory plan's activation figure (0: unknown) sizes the pool's block */
+static vkd_result unet_prepare(vkd_ctx *c, int64_t batch, int64_t h, int64_t w, int64_t ctx_len, uint64_t pool_bytes)
 {
     if (c->unet.cmd && c->unet.batch == batch && c->unet.h == h && c->unet.w == w && c->unet.ctx_len == ctx_len)
         return VKD_OK;
     unet_release(c);
     const vkd_unet_config *u = &c->cfg.unet;
     vkd_graph g = {.d = c->d, .ws = c->ws, .dt = c->dt};
-    vkd_result r = vkd_pool_create(c->d, &g.pool);
+    vkd_result r = pool_bytes ? vkd_pool_create_sized(c->d, pool_bytes + pool_bytes / 8, &g.pool)
+                              : vkd_pool_create(c->d, &g.pool);
     if (r)
         return r;
     c->unet.pool = g.pool;
@@ -590,7 +609,23 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
     /* the UNet recorded for this shape; the context uploaded once */
     int64_t C = c->cfg.unet.context_dim;
     int64_t batch = guided ? 2 : 1;
-    if ((r = unet_prepare(c, batch, h, w, L)))
+    /* pre-flight: what each stage will hold; refuse before allocating if it cannot fit */
+    vkd_memplan plan;
+    vkd_memplan_in pin = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg, .h = h, .w = w, .batch = batch,
+                          .ctx_len = L, .budget = c->memory_budget, .tiling = p->vae_tiling,
+                          .tile_px = p->vae_tile};
+    if ((r = vkd_memplan_make(&pin, &plan)))
+        goto done;
+    vkd_memplan_log(&plan);
+    c->timings.planned_peak_bytes = plan.peak;
+    if (!plan.fits) {
+        char why[400];
+        vkd_memplan_explain(&plan, why, sizeof why);
+        VKD_ERROR("not enough device memory for %dx%d: %s", p->width, p->height, why);
+        r = VKD_ERR_OUT_OF_DEVICE_MEMORY;
+        goto done;
+    }
+    if ((r = unet_prepare(c, batch, h, w, L, plan.a_unet)))
         goto done;
     ctx = malloc((size_t)(batch * L * C) * sizeof *ctx);
     job.x_in = malloc((size_t)(batch * hw * zc) * sizeof(float));
@@ -630,17 +665,29 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
 
     /* VAE: z / scale, NCHW -> channels-last */
     t0 = now_ms();
+    if (!plan.keep_unet) { /* the plan needs the UNet's memory for the decoder */
+        unet_release(c);
+        vkd_wstore_release(c->ws, "model.diffusion_model.");
+        vkd_memory_trim(c->d);
+    }
     float *z = job.x_in; /* reuse: [hw, 4] */
     float inv = 1.0f / c->cfg.vae.scale_factor;
     for (int64_t q = 0; q < hw; q++)
         for (int64_t k = 0; k < zc; k++)
             z[q * zc + k] = x[k * hw + q] * inv;
-    vae_job vj = {.cfg = &c->cfg.vae, .z = z, .h = h, .w = w};
-    int64_t numel = 0;
-    r = run_once(c, build_vae, &vj, &img, &numel);
+    int64_t numel = 64 * hw * 3;
+    img = malloc((size_t)numel * sizeof *img);
+    vkd_vae_decode_stats vs;
+    r = img ? vkd_vae_decode_image(c->d, c->ws, c->dt, &c->cfg.vae, z, h, w, plan.vae_tile, plan.vae_overlap,
+                                   plan.a_vae, img, &vs)
+            : VKD_ERR_OUT_OF_HOST_MEMORY;
     vkd_wstore_release(c->ws, "first_stage_model."); /* re-uploaded for the next image */
+    vkd_memory_trim(c->d);
     if (r)
         goto done;
+    c->timings.vae_tiles = vs.tiles;
+    if (vs.tiles > 1)
+        VKD_INFO("VAE decoded in %d tiles", vs.tiles);
     if (image_out)
         memcpy(image_out, img, (size_t)numel * sizeof *img);
     /* [-1, 1] -> RGB8, clamped (CompVis scripts/txt2img.py: clamp((x + 1) / 2, 0, 1) * 255) */
@@ -650,6 +697,9 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
         rgb[i] = (uint8_t)lrintf(v * 255.0f);
     }
     c->timings.vae_ms = now_ms() - t0;
+    vkd_memory_stats ms;
+    vkd_memory_stats_get(c->d, &ms);
+    c->timings.peak_bytes = ms.peak_reserved;
 done:
     vkd_rng_destroy(rng);
     free(ctx);
@@ -699,6 +749,7 @@ static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb)
     /* The text encoder is not needed while the UNet runs: free its weights (issue 6's
      * memory plan: SD1.5 fp16 keeps ~1.6 GB of UNet resident, not ~2 GB). */
     vkd_wstore_release(c->ws, c->cfg.text[0].prefix);
+    vkd_memory_trim(c->d);
     r = vkd_txt2img_from_context(c, p, cond, uncond, (int64_t)nc * VKD_PROMPT_CHUNK_LEN, NULL, NULL, NULL, rgb);
 done:
     c->timings.total_ms = now_ms() - t_start;
@@ -762,7 +813,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     for (int64_t i = 0; i < 2 * hw * zc; i++)
         x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
     for (int b = 1; b <= 2 && !r; b++) {
-        if ((r = unet_prepare(c, b, h, w, L)))
+        if ((r = unet_prepare(c, b, h, w, L, 0)))
             break;
         float tt[2] = {500, 500};
         if ((r = vkd_tensor_upload_f32(c->d, &c->unet.x, x)) || (r = vkd_tensor_upload_f32(c->d, &c->unet.t, tt)) ||

@@ -517,3 +517,23 @@ void vkd_device_destroy(vkd_device *d)
         vkDestroyInstance(d->instance, NULL);
     free(d);
 }
+
+uint64_t vkd_device_memory_budget(vkd_device *d, bool *from_driver)
+{
+    *from_driver = false;
+    if (!d->caps.memory_budget)
+        return d->caps.device_local_bytes;
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT mb = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2, .pNext = &mb};
+    vkGetPhysicalDeviceMemoryProperties2(d->phys, &mp);
+    uint64_t best = 0, size = 0;
+    for (uint32_t i = 0; i < mp.memoryProperties.memoryHeapCount; i++) {
+        const VkMemoryHeap *h = &mp.memoryProperties.memoryHeaps[i];
+        if ((h->flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && h->size > size)
+            size = h->size, best = mb.heapBudget[i];
+    }
+    if (best == 0)
+        return d->caps.device_local_bytes;
+    *from_driver = true;
+    return best;
+}

@@ -88,6 +88,9 @@ vkd_result vkd_device_list(FILE *f);
 
 const char *vkd_device_type_str(VkPhysicalDeviceType t);
 
+/* Bytes this process may use on the largest device-local heap: VK_EXT_memory_budget's
+ * heapBudget where the driver has it (*from_driver = true), else the heap's size. */
+uint64_t vkd_device_memory_budget(vkd_device *d, bool *from_driver);
 /* Wait for the device to be idle (used before teardown and in tests). */
 vkd_result vkd_device_wait_idle(vkd_device *d);
 

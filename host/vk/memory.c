@@ -8,6 +8,7 @@
 #include "vk/vk_util.h"
 
 #define BLOCK_DEFAULT (256ull << 20) /* large enough to hold any SD weight, small enough for phones */
+#define POOL_BLOCK (32ull << 20)     /* activation pools not sized by a plan; larger tensors get their own block */
 #define ALIGN 256ull                 /* >= minStorageBufferOffsetAlignment on every known device */
 #define STAGING_SIZE (32ull << 20)
 
@@ -75,12 +76,28 @@ vkd_result vkd_pool_create(vkd_device *d, vkd_memory **out)
     m->blocks = NULL;
     memset(&m->stats, 0, sizeof m->stats);
     m->is_pool = true;
+    if (m->block_size > POOL_BLOCK)
+        m->block_size = POOL_BLOCK;
     m->staging_buf = VK_NULL_HANDLE;
     m->staging_mem = VK_NULL_HANDLE;
     m->staging_map = NULL;
     m->cb = VK_NULL_HANDLE;
     m->fence = VK_NULL_HANDLE;
     *out = m;
+    return VKD_OK;
+}
+
+vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_memory **out)
+{
+    vkd_result r = vkd_pool_create(d, out);
+    if (r)
+        return r;
+    uint64_t b = (block_bytes + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1); /* whole MiB */
+    if (b < (1u << 20))
+        b = 1u << 20;
+    if (d->caps.max_alloc && b > d->caps.max_alloc)
+        b = d->caps.max_alloc;
+    (*out)->block_size = b;
     return VKD_OK;
 }
 
@@ -233,6 +250,10 @@ static vkd_result block_new(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd
     m->stats.blocks++;
     if (m != d->mem && d->mem)
         d->mem->stats.reserved += size;
+    if (m->stats.reserved > m->stats.peak_reserved)
+        m->stats.peak_reserved = m->stats.reserved;
+    if (d->mem && d->mem->stats.reserved > d->mem->stats.peak_reserved)
+        d->mem->stats.peak_reserved = d->mem->stats.reserved;
     *out = b;
     return VKD_OK;
 fail:
@@ -372,6 +393,31 @@ void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b)
         }
     }
     memset(b, 0, sizeof *b);
+}
+
+void vkd_memory_set_block_size(vkd_device *d, uint64_t bytes)
+{
+    if (bytes < (1u << 20))
+        bytes = 1u << 20;
+    if (d->caps.max_alloc && bytes > d->caps.max_alloc)
+        bytes = d->caps.max_alloc;
+    d->mem->block_size = bytes;
+}
+
+void vkd_memory_trim(vkd_device *d)
+{
+    vkd_memory *m = d->mem;
+    for (vkd_block **pp = &m->blocks; *pp;) {
+        vkd_block *b = *pp;
+        if (b->n_free == 1 && b->free[0].size == b->size) {
+            *pp = b->next;
+            m->stats.reserved -= b->size;
+            m->stats.blocks--;
+            block_free(d, b);
+        } else {
+            pp = &b->next;
+        }
+    }
 }
 
 /* One blocking copy through the staging buffer. */

@@ -25,6 +25,7 @@ typedef struct vkd_memory_stats {
     uint64_t allocated;      /* bytes in live sub-allocations */
     uint64_t peak_allocated; /* high-water mark of allocated */
     uint64_t reserved;       /* bytes of VkDeviceMemory held in blocks */
+    uint64_t peak_reserved;  /* high-water mark of reserved: what the driver was asked for */
     uint32_t blocks;
 } vkd_memory_stats;
 
@@ -32,6 +33,12 @@ vkd_result vkd_memory_create(vkd_device *d, struct vkd_memory **out);
 void vkd_memory_destroy(vkd_device *d, struct vkd_memory *m);
 void vkd_memory_stats_get(const vkd_device *d, vkd_memory_stats *s);
 
+/* Size of the blocks the device's main allocator makes from now on (weights): a
+ * small memory budget wants small steps. Capped at maxMemoryAllocationSize. */
+void vkd_memory_set_block_size(vkd_device *d, uint64_t bytes);
+/* Give every completely free block of the device's main allocator back to the driver
+ * (after weights of a finished stage were released). */
+void vkd_memory_trim(vkd_device *d);
 /* Device-local storage buffer of `size` bytes (rounded up to 256). */
 vkd_result vkd_buffer_create(vkd_device *d, VkDeviceSize size, vkd_buffer *out);
 /* A separate pool of blocks (e.g. one recorded model's activations): ranges freed
@@ -40,6 +47,9 @@ vkd_result vkd_buffer_create(vkd_device *d, VkDeviceSize size, vkd_buffer *out);
  * Destroying the pool frees its blocks (its buffers must not be used after). */
 typedef struct vkd_memory vkd_pool;
 vkd_result vkd_pool_create(vkd_device *d, vkd_pool **out);
+/* The same with blocks of block_bytes (capped at maxMemoryAllocationSize): a pool sized
+ * by the memory plan takes one block of what it needs instead of 256 MiB steps. */
+vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_pool **out);
 void vkd_pool_destroy(vkd_device *d, vkd_pool *p);
 vkd_result vkd_buffer_create_in(vkd_device *d, vkd_pool *p, VkDeviceSize size, vkd_buffer *out);
 

@@ -1,0 +1,73 @@
+/* The pre-flight memory plan (issue 6): before a generation allocates anything, say
+ * what the device will hold at each stage and choose how to fit the budget.
+ *
+ * Activation figures come from dry runs of the real recordings (models/graph.h:
+ * the same model code with shapes only), so they follow the code, not a formula;
+ * weight figures are the bytes each stage's dry run reads, from the checkpoint
+ * header. Stages and what is resident in each:
+ *
+ *   text:  text-encoder weights + its activations (+ the UNet, when kept from the
+ *          previous image)
+ *   UNet:  UNet weights + the recorded evaluation's activation pool
+ *   VAE:   decoder weights + its activations, for the whole image or one tile
+ *          (+ the UNet, when kept)
+ *
+ * Choices, in order: keep the UNet (weights and recorded pool) resident between
+ * images when everything fits; otherwise free it before the VAE (it is uploaded again
+ * for the next image); decode in tiles when the whole-image decode does not fit (or
+ * when asked); refuse, before allocating, when the UNet stage alone does not fit. */
+#ifndef VKD_PIPELINE_MEMPLAN_H
+#define VKD_PIPELINE_MEMPLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "models/detect.h"
+#include "models/wstore.h"
+#include "vk/device.h"
+
+typedef struct vkd_memplan {
+    uint64_t budget;                 /* bytes the plan may use */
+    bool budget_from_driver;         /* VK_EXT_memory_budget's heapBudget (else heap size or the caller's) */
+    uint64_t w_text, w_unet, w_vae;  /* weight bytes per stage */
+    uint64_t a_text, a_unet, a_vae;  /* activation bytes per stage (a_vae: whole image or one tile) */
+    uint64_t a_vae_whole;            /* the whole-image decode's activations */
+    uint64_t stage_text, stage_unet, stage_vae; /* resident bytes during each stage */
+    uint64_t peak;                   /* the largest of the three */
+    uint32_t unet_ops;               /* ops in one UNet evaluation (dry run) */
+    uint64_t unet_act_written;       /* bytes of all UNet activations (each written once) */
+    bool keep_unet;                  /* UNet stays resident through the VAE and the next prompt */
+    int vae_tile;                    /* 0: whole image; else tile edge in latent pixels */
+    int vae_overlap;                 /* tile overlap in latent pixels */
+    bool fits;
+} vkd_memplan;
+
+/* Tiling requests (vkd_gen_params.vae_tiling). */
+enum { VKD_TILING_AUTO = 0, VKD_TILING_ON = 1, VKD_TILING_OFF = -1 };
+
+typedef struct vkd_memplan_in {
+    vkd_device *d;
+    vkd_wstore *ws;
+    vkd_dtype dt;
+    const vkd_model_config *cfg;
+    int64_t h, w;          /* latent size */
+    int64_t batch;         /* UNet batch: 2 with guidance */
+    int64_t ctx_len;       /* context tokens (77 per prompt chunk) */
+    uint64_t budget;       /* 0: from the driver (memory budget extension, else the heap size) */
+    int tiling;            /* VKD_TILING_* */
+    int tile_px;           /* requested tile edge in image pixels (0: 512) */
+} vkd_memplan_in;
+
+/* Dry-run the stages and decide. Fails only on a model the dry run cannot follow;
+ * a plan that does not fit is returned with fits = false (the caller refuses). */
+vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *out);
+/* The plan at INFO level (what `vkdiff -v` prints). */
+void vkd_memplan_log(const vkd_memplan *p);
+/* One-line reason a plan does not fit, for the error message. */
+void vkd_memplan_explain(const vkd_memplan *p, char *buf, size_t n);
+
+/* Tiles along one axis of length len (latent pixels): count and starts, tiles of
+ * `tile` overlapping by at least `overlap`, the last one flush with the end. */
+int vkd_tile_starts(int64_t len, int tile, int overlap, int64_t *starts, int max);
+
+#endif

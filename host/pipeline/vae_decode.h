@@ -1,0 +1,32 @@
+/* VAE decode of a whole latent, in one piece or in overlapping tiles.
+ *
+ * Tiled decode bounds the decoder's activations by the tile instead of the image
+ * (issue 6: 2048x2048 on a small GPU). Every tile has the same size, so the decoder
+ * is recorded once and replayed per tile; the last tile of a row or column is moved
+ * back to end flush with the image, so tiles overlap by at least `overlap`. In the
+ * overlaps, tiles are blended with linear ramps (weights normalised per pixel), which
+ * hides the seams that per-tile GroupNorm statistics and the mid-block attention's
+ * limited view would otherwise leave. */
+#ifndef VKD_PIPELINE_VAE_DECODE_H
+#define VKD_PIPELINE_VAE_DECODE_H
+
+#include "models/detect.h"
+#include "models/wstore.h"
+#include "vk/device.h"
+
+typedef struct vkd_vae_decode_stats {
+    int tiles;
+    uint32_t dispatches;   /* per replay */
+    double gpu_ms;         /* summed over tiles (0 without timestamps) */
+    double flops;          /* summed over tiles */
+} vkd_vae_decode_stats;
+
+/* z: [h*w, z_channels] channels-last, already divided by the scale factor.
+ * img: [8h * 8w, 3] channels-last in [-1, 1] (not clamped), caller-owned.
+ * tile: 0 for one piece, else the tile edge in latent pixels; overlap in latent pixels.
+ * pool_bytes: the memory plan's activation figure for one piece (0: unknown). */
+vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg,
+                                const float *z, int64_t h, int64_t w, int tile, int overlap, uint64_t pool_bytes,
+                                float *img, vkd_vae_decode_stats *st);
+
+#endif
