@@ -1,4 +1,5 @@
 /* `vkdiff bench model`: per-stage times of a whole model (issue 6). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     vkd_ctx_params cp;
     vkd_ctx_params_init(&cp);
     cp.gpu_timestamps = true;
-    int w = 512, h = 512, repeat = 3, size_set = 0;
+    int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "model"))
@@ -25,6 +26,12 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             w = atoi(v), i++, size_set = 1;
         else if (!strcmp(a, "-H") && v)
             h = atoi(v), i++, size_set = 1;
+        else if (!strcmp(a, "--plan"))
+            plan = 1;
+        else if (!strcmp(a, "--vae-tiling"))
+            tiling = 1;
+        else if (!strcmp(a, "--mem-budget") && v)
+            cp.memory_budget_mb = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--repeat") && v)
             repeat = atoi(v), i++;
         else if (!strcmp(a, "--device") && v)
@@ -35,6 +42,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
         } else {
             fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] "
                             "[--device N] [--precision fp16|fp32]\n"
+                            "                         [--plan [--mem-budget MIB] [--vae-tiling]]  (--plan: the memory "
+                            "plan only, nothing run)\n"
                             "       (no -m: the shipped shapes model at 64x64)\n");
             return 2;
         }
@@ -57,7 +66,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
     if (!r)
-        r = vkd_bench_model(ctx, w, h, repeat, stdout);
+        r = plan ? vkd_plan_report(ctx, w, h, tiling, stdout) : vkd_bench_model(ctx, w, h, repeat, stdout);
     if (r)
         fprintf(stderr, "vkdiff: bench model: %s\n", vkd_result_str(r));
     vkd_ctx_free(ctx);

@@ -22,6 +22,8 @@ vkd_result vkd_clip_record(vkd_graph *g, const vkd_text_config *cfg, const vkd_b
     if (skip < 0 || skip >= cfg->layers)
         return g_fail(g, VKD_ERR_INVALID_ARG);
     vkd_tensor x = g_new3(g, n, l, cfg->width);                                        // [N, 77, C]
+    g_plan_weight(g, "%s%sembeddings.token_embedding.weight", cfg->prefix, tm);
+    g_plan_weight(g, "%s%sembeddings.position_embedding.weight", cfg->prefix, tm);
     if (g_recording(g)) { /* token + position embedding (a dry run only needs x's shape) */
         const vkd_tensor *tok =
             vkd_wstore_get(g->ws, VKD_W_RAW, "%s%sembeddings.token_embedding.weight", cfg->prefix, tm);

@@ -2,6 +2,7 @@
 #include "models/graph.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +78,7 @@ static vkd_tensor new_dt(vkd_graph *g, vkd_dtype dt, int ndim, const int64_t *sh
 }
 
 vkd_tensor g_new(vkd_graph *g, int ndim, const int64_t *shape) { return new_dt(g, g->dt, ndim, shape); }
+vkd_tensor g_new_f32(vkd_graph *g, int ndim, const int64_t *shape) { return new_dt(g, VKD_F32, ndim, shape); }
 
 vkd_tensor g_new3(vkd_graph *g, int64_t n, int64_t l, int64_t c)
 {
@@ -134,8 +136,19 @@ static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, 
     } else {
         slot->ndim = 1, slot->shape[0] = numel;
     }
-    g->plan->weight_bytes += vkd_tensor_bytes(slot);
+    g->plan->weight_bytes += pool_bytes(slot); /* the allocator's rounding */
     return slot;
+}
+
+void g_plan_weight(vkd_graph *g, const char *fmt, ...)
+{
+    if (!g->plan || !g_ok(g))
+        return;
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    vkd_tensor slot;
+    if (!weight(g, VKD_W_RAW, name, "", &slot))
+        g_fail(g, VKD_ERR_FORMAT);
 }
 
 /* "<name>.weight" and "<name>.bias" of a norm layer; false (error latched) if absent */
@@ -234,10 +247,31 @@ vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps,
     int64_t numel = 0;
     check(g, vkd_op_groupnorm_scratch_numel(g->c, x, (uint32_t)groups, &numel));
     int64_t s[1] = {numel > 0 ? numel : 1};
-    vkd_tensor scratch = new_dt(g, VKD_F32, 1, s);
+    vkd_tensor scratch = empty();
+    if (g->gn && g_recording(g))
+        check(g, vkd_tensor_create_in(g->d, g->gn->pool, VKD_F32, 1, s, &scratch));
+    else
+        scratch = new_dt(g, VKD_F32, 1, s);
     vkd_tensor out = g_new(g, x->ndim, x->shape);
+    bool ext = g->gn && g->gn->external;
     if (rec(g))
-        check(g, vkd_op_groupnorm(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out));
+        check(g, vkd_op_groupnorm_ex(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out, ext));
+    if (g->gn && g_recording(g)) { /* keep the scratch: the caller reads and writes its statistics */
+        vkd_gn_capture *cap = g->gn;
+        if (cap->count == cap->cap) {
+            int nc = cap->cap ? 2 * cap->cap : 32;
+            vkd_gn_entry *ne = realloc(cap->e, (size_t)nc * sizeof *ne);
+            if (!ne) {
+                g_fail(g, VKD_ERR_OUT_OF_HOST_MEMORY);
+                return out;
+            }
+            cap->e = ne, cap->cap = nc;
+        }
+        vkd_gn_entry *e = &cap->e[cap->count++];
+        e->scratch = scratch, e->n = x->shape[0], e->hw = x->shape[1], e->groups = groups, e->eps = eps;
+        check(g, vkd_op_groupnorm_layout(g->c, x, (uint32_t)groups, &e->nblk, &e->block_rows, &e->finals));
+        return out;
+    }
     g_free(g, &scratch);
     return out;
 }

@@ -36,6 +36,24 @@ typedef struct vkd_graph_plan {
     uint32_t ops;          /* g_* calls that would record work */
 } vkd_graph_plan;
 
+/* Group norms of a recording whose statistics the caller manages (tiled VAE decode):
+ * each one's scratch stays allocated and is listed here; with `external`, the norms
+ * apply the finals the caller writes into the scratches instead of their own. */
+typedef struct vkd_gn_entry {
+    vkd_tensor scratch;    /* fp32, layout in ops/groupnorm.h */
+    int64_t n, hw, groups, nblk, block_rows, finals;
+    float eps;
+} vkd_gn_entry;
+typedef struct vkd_gn_capture {
+    bool external;
+    /* The scratches' own pool (the caller's): external statistics are written before
+     * the command buffer runs, so their memory must not be shared in time with any
+     * activation of the recording, as pooled memory freed earlier in it would be. */
+    vkd_pool *pool;
+    int count, cap;
+    vkd_gn_entry *e;
+} vkd_gn_capture;
+
 typedef struct vkd_graph {
     vkd_device *d;
     vkd_cmd *c;
@@ -44,6 +62,7 @@ typedef struct vkd_graph {
     vkd_dtype dt;     /* activation dtype (= weight dtype) */
     vkd_result err;   /* first error, VKD_OK if none */
     vkd_graph_plan *plan; /* non-NULL: dry run, see above */
+    vkd_gn_capture *gn;   /* non-NULL: group-norm statistics managed by the caller */
 } vkd_graph;
 
 #if defined(__GNUC__)
@@ -54,8 +73,11 @@ typedef struct vkd_graph {
 
 vkd_tensor g_new(vkd_graph *g, int ndim, const int64_t *shape);
 vkd_tensor g_new3(vkd_graph *g, int64_t n, int64_t l, int64_t c);
+vkd_tensor g_new_f32(vkd_graph *g, int ndim, const int64_t *shape); /* fp32 whatever g->dt */
 void g_free(vkd_graph *g, vkd_tensor *t);
 bool g_ok(const vkd_graph *g);
+/* In a dry run, count a weight an op called directly would read (no-op otherwise). */
+VKD_FMT(2, 3) void g_plan_weight(vkd_graph *g, const char *fmt, ...);
 /* g_ok and not a dry run: model code that calls an op directly checks this first. */
 bool g_recording(const vkd_graph *g);
 /* Latch an error that is not an op's (e.g. a bad config). Returns g->err. */

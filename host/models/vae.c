@@ -48,8 +48,8 @@ static vkd_tensor attn(vkd_graph *g, const char *p, const vkd_tensor *x)
     return out;
 }
 
-vkd_result vkd_vae_decode_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *z, int64_t h, int64_t w,
-                                 vkd_tensor *out)
+vkd_result vkd_vae_decode_mid_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *z, int64_t h,
+                                     int64_t w, vkd_tensor *out)
 {
     memset(out, 0, sizeof *out);
     if (z->ndim != 3 || z->shape[1] != h * w || z->shape[2] != cfg->z_channels)
@@ -61,29 +61,52 @@ vkd_result vkd_vae_decode_record(vkd_graph *g, const vkd_vae_config *cfg, const 
     g_free(g, &cur);
     cur = attn(g, P "decoder.mid.attn_1.", &t);
     g_free(g, &t);
-    t = resnet(g, P "decoder.mid.block_2.", &cur, h, w);
+    *out = resnet(g, P "decoder.mid.block_2.", &cur, h, w);                          // [N, hw, 512]
     g_free(g, &cur);
-    cur = t;
+    return g->err;
+}
+
+vkd_result vkd_vae_decode_up_record(vkd_graph *g, const vkd_vae_config *cfg, vkd_tensor *mid, bool free_mid,
+                                    int64_t h, int64_t w, vkd_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    vkd_tensor cur = *mid, t;
+    bool own = free_mid; /* free mid as soon as it is read */
     char p[160];
     /* up blocks run from the deepest level (up.3 in SD) to up.0 */
     for (int l = cfg->num_levels - 1; l >= 0 && g_ok(g); l--) {
         for (int b = 0; b <= cfg->num_res_blocks && g_ok(g); b++) {
             snprintf(p, sizeof p, P "decoder.up.%d.block.%d.", l, b);
             t = resnet(g, p, &cur, h, w);
-            g_free(g, &cur);
-            cur = t;
+            if (own)
+                g_free(g, &cur);
+            cur = t, own = true;
         }
         if (l != 0) {
             vkd_tensor up = g_upsample2x(g, &cur, h, w);
-            g_free(g, &cur);
+            if (own)
+                g_free(g, &cur);
             h *= 2, w *= 2;
             cur = g_conv(g, &up, h, w, 1, 1, NULL, P "decoder.up.%d.upsample.conv", l);
+            own = true;
             g_free(g, &up);
         }
     }
     t = g_groupnorm(g, &cur, 32, GN_EPS, true, P "decoder.norm_out");
-    g_free(g, &cur);
+    if (own)
+        g_free(g, &cur);
     *out = g_conv(g, &t, h, w, 1, 1, NULL, P "decoder.conv_out");                     // [N, HW, 3]
     g_free(g, &t);
     return g->err;
+}
+
+vkd_result vkd_vae_decode_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *z, int64_t h, int64_t w,
+                                 vkd_tensor *out)
+{
+    vkd_tensor mid;
+    memset(out, 0, sizeof *out);
+    vkd_result r = vkd_vae_decode_mid_record(g, cfg, z, h, w, &mid);
+    if (r)
+        return r;
+    return vkd_vae_decode_up_record(g, cfg, &mid, true, h, w, out);
 }

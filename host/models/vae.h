@@ -11,4 +11,14 @@
 vkd_result vkd_vae_decode_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *z, int64_t h, int64_t w,
                                  vkd_tensor *out);
 
+/* The two halves of the above: the latent-resolution part (post_quant_conv, conv_in,
+ * the middle ResBlocks and attention) -> mid [N, h*w, C_mid], and the upsampling
+ * levels, norm_out and conv_out from mid. The tiled decode runs the first on the
+ * whole latent (its attention sees everything) and tiles only the second. */
+vkd_result vkd_vae_decode_mid_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *z, int64_t h,
+                                     int64_t w, vkd_tensor *mid);
+/* free_mid: mid is freed (back to g's pool) once read */
+vkd_result vkd_vae_decode_up_record(vkd_graph *g, const vkd_vae_config *cfg, vkd_tensor *mid, bool free_mid,
+                                    int64_t h, int64_t w, vkd_tensor *out);
+
 #endif

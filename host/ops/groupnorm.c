@@ -118,8 +118,27 @@ static vkd_result pass_all(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p,
     return VKD_OK;
 }
 
+vkd_result vkd_op_groupnorm_layout(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *nblk,
+                                   int64_t *block_rows, int64_t *finals)
+{
+    gn_plan p;
+    memset(&p, 0, sizeof p);
+    vkd_result r = plan_make(c, x, groups, &p);
+    *nblk = p.nblk;
+    *block_rows = p.block_rows;
+    *finals = p.n * groups * p.nblk * 4;
+    return r;
+}
+
 vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
                             const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out)
+{
+    return vkd_op_groupnorm_ex(c, x, groups, eps, gamma, beta, silu, scratch, out, false);
+}
+
+vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
+                               const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out,
+                               bool external_stats)
 {
     gn_plan p;
     vkd_result r = plan_make(c, x, groups, &p);
@@ -150,7 +169,7 @@ vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, fl
     if ((r = pass_all(c, pl, &p, pc, x, gamma, beta, scratch, out)))
         return r;
     pc.mode = VKD_GN_COMBINE; /* one dispatch: the bindings of the first chunk are just placeholders */
-    if ((r = pass(c, pl, &p, pc, 0, 1, 0, p.whole ? p.hw : p.chunk_rows < p.hw ? p.chunk_rows : p.hw, x, gamma, beta,
+    if (!external_stats && (r = pass(c, pl, &p, pc, 0, 1, 0, p.whole ? p.hw : p.chunk_rows < p.hw ? p.chunk_rows : p.hw, x, gamma, beta,
                   scratch, out)))
         return r;
     pc.mode = VKD_GN_APPLY;

@@ -22,4 +22,19 @@ vkd_result vkd_op_groupnorm_scratch_numel(vkd_cmd *c, const vkd_tensor *x, uint3
 vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
                             const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out);
 
+/* The same with statistics from outside (the tiled VAE decode normalises every tile
+ * with the whole image's statistics, pipeline/vae_decode.c): with external_stats the
+ * COMBINE pass is left out and APPLY reads the finals the caller wrote into scratch;
+ * STATS still writes this call's per-block partials for the caller to gather. */
+vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
+                               const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out,
+                               bool external_stats);
+
+/* Scratch layout, in fp32 elements: partials at [0, finals): for sample n, group g,
+ * block b (pixel rows [b * block_rows, (b + 1) * block_rows)), 4 values at ((n * groups + g) * nblk + b) * 4: count (uint bits), shift k,
+ * mean of x - k, centred sum of squares; finals at finals + (n * groups + g) * 3:
+ * k0, mean - k0, 1 / sqrt(var + eps). */
+vkd_result vkd_op_groupnorm_layout(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *nblk,
+                                   int64_t *block_rows, int64_t *finals);
+
 #endif

@@ -56,7 +56,7 @@ static vkd_result dry_unet(const vkd_memplan_in *in, vkd_graph_plan *out)
         vkd_graph *g = &r.g;
         int64_t ts[1] = {in->batch};
         vkd_tensor x = g_new3(g, in->batch, in->h * in->w, u->in_channels);
-        vkd_tensor t = g_new(g, 1, ts);
+        vkd_tensor t = g_new_f32(g, 1, ts);
         vkd_tensor ctx = g_new3(g, in->batch, in->ctx_len, u->context_dim);
         vkd_tensor o;
         if (g_ok(g))
@@ -64,6 +64,35 @@ static vkd_result dry_unet(const vkd_memplan_in *in, vkd_graph_plan *out)
     }
     e = e ? e : dry_end(&r);
     *out = r.p;
+    return e;
+}
+
+/* tiled decode: the middle part on the whole latent, then the upsampling part per
+ * tile with its input kept (vae_decode.c); the larger of the two */
+static vkd_result dry_vae_tiled(const vkd_memplan_in *in, int64_t th, int64_t tw, vkd_graph_plan *out)
+{
+    dry r;
+    vkd_tensor t, mid, img;
+    vkd_result e = dry_begin(in, &r);
+    if (!e) {
+        t = g_new3(&r.g, 1, in->h * in->w, in->cfg->vae.z_channels);
+        if (g_ok(&r.g))
+            vkd_vae_decode_mid_record(&r.g, &in->cfg->vae, &t, in->h, in->w, &mid);
+    }
+    e = e ? e : dry_end(&r);
+    *out = r.p;
+    if (e)
+        return e;
+    int64_t cmid = mid.shape[2];
+    e = dry_begin(in, &r);
+    if (!e) {
+        t = g_new3(&r.g, 1, th * tw, cmid);
+        if (g_ok(&r.g))
+            vkd_vae_decode_up_record(&r.g, &in->cfg->vae, &t, false, th, tw, &img);
+    }
+    e = e ? e : dry_end(&r);
+    if (r.p.peak > out->peak)
+        out->peak = r.p.peak;
     return e;
 }
 
@@ -148,8 +177,10 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
     if (req < 8)
         req = 8;
     for (int tile = req; tile >= 8; tile = in->tiling == VKD_TILING_ON && in->tile_px > 0 ? 0 : tile * 3 / 4) {
+        if (tile < req && p->stage_unet > p->budget)
+            break; /* smaller tiles cannot help when the UNet alone does not fit */
         int64_t th = in->h < tile ? in->h : tile, tw = in->w < tile ? in->w : tile;
-        if ((r = dry_vae(in, th, tw, &v)))
+        if ((r = th == in->h && tw == in->w ? dry_vae(in, th, tw, &v) : dry_vae_tiled(in, th, tw, &v)))
             return r;
         p->vae_tile = tile;
         p->vae_overlap = tile / 4;

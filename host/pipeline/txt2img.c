@@ -837,6 +837,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     free(samples), free(walls);
     if (r)
         goto done;
+    double unet_bytes = vkd_cmd_bytes_bound(c->unet.cmd); /* batch 2, the last recorded */
     vkd_memory_stats ms_unet;
     vkd_memory_stats_get(c->d, &ms_unet);
     uint64_t unet_weights = vkd_wstore_device_bytes(c->ws);
@@ -868,6 +869,20 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
                "held in blocks %.1f MiB\n",
             unet_weights / 1048576.0, ms_all.peak_allocated / 1048576.0,
             (ms_unet.reserved > ms_all.reserved ? ms_unet.reserved : ms_all.reserved) / 1048576.0);
+    {
+        vkd_memplan p;
+        vkd_memplan_in in = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg, .h = h, .w = w, .batch = 2,
+                             .ctx_len = L, .budget = c->memory_budget};
+        if (vkd_memplan_make(&in, &p) == VKD_OK) {
+            double floor = (double)p.w_unet + 2.0 * (double)p.unet_act_written;
+            fprintf(f, "UNet batch 2: bytes bound by its %u dispatches %.1f MiB; floor (weights once + every "
+                       "activation written and read once) %.1f MiB; ratio %.2f\n",
+                    unet[1].dispatches, unet_bytes / 1048576.0, floor / 1048576.0, floor > 0 ? unet_bytes / floor : 0);
+            fprintf(f, "memory plan: peak %.1f MiB (UNet weights %.1f + activations %.1f; VAE activations %.1f, %s)\n",
+                    p.peak / 1048576.0, p.w_unet / 1048576.0, p.a_unet / 1048576.0, p.a_vae / 1048576.0,
+                    p.vae_tile ? "tiled" : "whole");
+        }
+    }
     vkd_pipeline_stats ps;
     vkd_pipeline_stats_get(c->d, &ps);
     fprintf(f, "pipelines: %u created in %.0f ms (on-disk cache: %s)\n", ps.created, ps.create_ms,
@@ -878,4 +893,41 @@ done:
     free(x);
     free(ctx);
     return r;
+}
+
+/* ---- memory plan report (vkdiff bench model --plan) ---------------------------- */
+
+vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, FILE *f)
+{
+    if (width % 8 || height % 8 || width < 8 || height < 8)
+        return VKD_ERR_INVALID_ARG;
+    fprintf(f, "memory plan, %s, %dx%d, %s storage, device %s: dry runs of the recordings, nothing allocated\n\n",
+            vkd_family_name(c->cfg.family), width, height, c->dt == VKD_F16 ? "fp16" : "fp32", c->d->caps.name);
+    fprintf(f, "| UNet batch | budget MiB | weights text / UNet / VAE MiB | activations text / UNet / VAE MiB | "
+               "VAE | UNet between images | resident text / UNet / VAE MiB | peak MiB | fits |\n");
+    fprintf(f, "| ---: | ---: | --- | --- | --- | --- | --- | ---: | --- |\n");
+    for (int batch = 1; batch <= 2; batch++) {
+        vkd_memplan p;
+        vkd_memplan_in in = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg, .h = height / 8, .w = width / 8,
+                             .batch = batch, .ctx_len = VKD_PROMPT_CHUNK_LEN, .budget = c->memory_budget,
+                             .tiling = tiling};
+        vkd_result r = vkd_memplan_make(&in, &p);
+        if (r)
+            return r;
+        const double M = 1048576.0;
+        char vae[64];
+        if (p.vae_tile)
+            snprintf(vae, sizeof vae, "%d-px tiles", 8 * p.vae_tile);
+        else
+            snprintf(vae, sizeof vae, "whole");
+        fprintf(f, "| %d | %.0f | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %s | %s | %.1f / %.1f / %.1f | %.1f | %s |\n",
+                batch, p.budget / M, p.w_text / M, p.w_unet / M, p.w_vae / M, p.a_text / M, p.a_unet / M, p.a_vae / M,
+                vae, p.keep_unet ? "kept" : "freed", p.stage_text / M, p.stage_unet / M, p.stage_vae / M,
+                p.peak / M, p.fits ? "yes" : "no");
+        if (batch == 2)
+            fprintf(f, "\nUNet evaluation (batch 2): %u ops; activations written %.1f MiB; weights read %.1f MiB; "
+                       "floor of bytes moved (weights once + every activation written and read once) %.1f MiB\n",
+                    p.unet_ops, p.unet_act_written / M, p.w_unet / M, (p.w_unet + 2.0 * p.unet_act_written) / M);
+    }
+    return VKD_OK;
 }

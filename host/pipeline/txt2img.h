@@ -21,6 +21,10 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
  * context with gpu_timestamps for GPU times. */
 vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *f);
 
+/* vkdiff bench model --plan: the pre-flight memory plan at width x height for UNet
+ * batch 1 and 2 under the context's budget, as a markdown table; runs nothing. */
+vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, FILE *f);
+
 /* Validation-layer errors seen by the context's device so far (tests). */
 uint32_t vkd_ctx_validation_errors(const vkd_ctx *c);
 

@@ -22,6 +22,7 @@ struct vkd_cmd {
     pool_node *pools;
     uint32_t n_dispatch;
     double flops;      /* counted work of the recorded ops (vkd_cmd_add_flops) */
+    double bytes;      /* bytes bound by the recorded dispatches */
     bool recording;
     /* timestamps: two queries per dispatch */
     VkQueryPool queries;
@@ -109,6 +110,7 @@ vkd_result vkd_cmd_begin(vkd_cmd *c)
     free_pools(c);
     c->n_dispatch = 0;
     c->flops = 0;
+    c->bytes = 0;
     c->n_timed = 0;
     VK_TRY(vkResetCommandBuffer(c->cb, 0));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
@@ -163,6 +165,8 @@ vkd_result vkd_cmd_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_binding
         return VKD_ERR_INTERNAL;
     if (gx == 0 || gy == 0 || gz == 0)
         return VKD_OK; /* nothing to do */
+    for (uint32_t i = 0; i < n_bindings; i++)
+        c->bytes += (double)b[i].range;
     if (gx > d->caps.max_wg_count[0] || gy > d->caps.max_wg_count[1] || gz > d->caps.max_wg_count[2]) {
         VKD_ERROR("%s: dispatch %ux%ux%u exceeds the device's workgroup count limits", p->name, gx, gy, gz);
         return VKD_ERR_TOO_LARGE;
@@ -267,6 +271,7 @@ vkd_result vkd_cmd_submit_wait(vkd_cmd *c)
 uint32_t vkd_cmd_dispatch_count(const vkd_cmd *c) { return c->n_dispatch; }
 void vkd_cmd_add_flops(vkd_cmd *c, double flops) { c->flops += flops; }
 double vkd_cmd_flops(const vkd_cmd *c) { return c->flops; }
+double vkd_cmd_bytes_bound(const vkd_cmd *c) { return c->bytes; }
 
 uint32_t vkd_cmd_timings(const vkd_cmd *c, const char *const **labels, const double **ms)
 {

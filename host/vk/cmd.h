@@ -43,6 +43,10 @@ uint32_t vkd_cmd_dispatch_count(const vkd_cmd *c);
  * conv and attention ops add theirs, so a benchmark can report achieved GFLOP/s. */
 void vkd_cmd_add_flops(vkd_cmd *c, double flops);
 double vkd_cmd_flops(const vkd_cmd *c);
+/* Bytes of every binding window of every recorded dispatch: what the dispatches may
+ * read or write, an upper bound of their traffic (a window is read at least once
+ * where the op reads it all, as the model's ops do). */
+double vkd_cmd_bytes_bound(const vkd_cmd *c);
 
 /* With timestamps on (device opts), the GPU time of each dispatch of the last submit.
  * Returns the count; labels[i] points into the cmd and lives until the next begin. */

@@ -209,6 +209,7 @@ void vkd_memory_destroy(vkd_device *d, vkd_memory *m)
 }
 
 void vkd_memory_stats_get(const vkd_device *d, vkd_memory_stats *s) { *s = d->mem->stats; }
+void vkd_pool_stats_get(const vkd_memory *p, vkd_memory_stats *s) { *s = p->stats; }
 
 static vkd_result block_new(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd_block **out)
 {

@@ -51,6 +51,7 @@ vkd_result vkd_pool_create(vkd_device *d, vkd_pool **out);
  * by the memory plan takes one block of what it needs instead of 256 MiB steps. */
 vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_pool **out);
 void vkd_pool_destroy(vkd_device *d, vkd_pool *p);
+void vkd_pool_stats_get(const vkd_pool *p, vkd_memory_stats *s);
 vkd_result vkd_buffer_create_in(vkd_device *d, vkd_pool *p, VkDeviceSize size, vkd_buffer *out);
 
 /* Frees a buffer made by vkd_buffer_create(_in); safe on a zeroed or already destroyed buffer. */
