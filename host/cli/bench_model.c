@@ -28,6 +28,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             h = atoi(v), i++, size_set = 1;
         else if (!strcmp(a, "--plan"))
             plan = 1;
+        else if (!strcmp(a, "--record"))
+            plan = 2;
         else if (!strcmp(a, "--vae-tiling"))
             tiling = 1;
         else if (!strcmp(a, "--mem-budget") && v)
@@ -42,8 +44,9 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
         } else {
             fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] "
                             "[--device N] [--precision fp16|fp32]\n"
-                            "                         [--plan [--mem-budget MIB] [--vae-tiling]]  (--plan: the memory "
-                            "plan only, nothing run)\n"
+                            "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
+                            "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
+                            "bytes bound)\n"
                             "       (no -m: the shipped shapes model at 64x64)\n");
             return 2;
         }
@@ -66,7 +69,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
     if (!r)
-        r = plan ? vkd_plan_report(ctx, w, h, tiling, stdout) : vkd_bench_model(ctx, w, h, repeat, stdout);
+        r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, w, h, repeat, stdout);
     if (r)
         fprintf(stderr, "vkdiff: bench model: %s\n", vkd_result_str(r));
     vkd_ctx_free(ctx);

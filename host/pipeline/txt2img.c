@@ -897,7 +897,7 @@ done:
 
 /* ---- memory plan report (vkdiff bench model --plan) ---------------------------- */
 
-vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, FILE *f)
+vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, bool record, FILE *f)
 {
     if (width % 8 || height % 8 || width < 8 || height < 8)
         return VKD_ERR_INVALID_ARG;
@@ -924,10 +924,22 @@ vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, FILE *
                 batch, p.budget / M, p.w_text / M, p.w_unet / M, p.w_vae / M, p.a_text / M, p.a_unet / M, p.a_vae / M,
                 vae, p.keep_unet ? "kept" : "freed", p.stage_text / M, p.stage_unet / M, p.stage_vae / M,
                 p.peak / M, p.fits ? "yes" : "no");
-        if (batch == 2)
+        if (batch == 2) {
+            double floor = (double)p.w_unet + 2.0 * (double)p.unet_act_written;
             fprintf(f, "\nUNet evaluation (batch 2): %u ops; activations written %.1f MiB; weights read %.1f MiB; "
                        "floor of bytes moved (weights once + every activation written and read once) %.1f MiB\n",
-                    p.unet_ops, p.unet_act_written / M, p.w_unet / M, (p.w_unet + 2.0 * p.unet_act_written) / M);
+                    p.unet_ops, p.unet_act_written / M, p.w_unet / M, floor / M);
+            /* the real recording (nothing submitted): its dispatches and the bytes they bind */
+            if (record && (r = unet_prepare(c, 2, height / 8, width / 8, VKD_PROMPT_CHUNK_LEN, p.a_unet)) == VKD_OK) {
+                double bound = vkd_cmd_bytes_bound(c->unet.cmd);
+                fprintf(f, "recorded: %u dispatches, bytes bound %.1f MiB = %.2f x the floor; pool %.1f MiB held\n",
+                        vkd_cmd_dispatch_count(c->unet.cmd), bound / M, floor > 0 ? bound / floor : 0,
+                        p.a_unet / M);
+                unet_release(c);
+            }
+            if (r)
+                return r;
+        }
     }
     return VKD_OK;
 }

@@ -3,6 +3,7 @@
 #ifndef VKD_PIPELINE_TXT2IMG_H
 #define VKD_PIPELINE_TXT2IMG_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "vkdiff.h"
@@ -22,8 +23,10 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
 vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *f);
 
 /* vkdiff bench model --plan: the pre-flight memory plan at width x height for UNet
- * batch 1 and 2 under the context's budget, as a markdown table; runs nothing. */
-vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, FILE *f);
+ * batch 1 and 2 under the context's budget, as a markdown table; with `record`, also
+ * records (never submits) the UNet at batch 2 for its dispatch count and the bytes its
+ * dispatches bind against the floor (this uploads the UNet weights). */
+vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, bool record, FILE *f);
 
 /* Validation-layer errors seen by the context's device so far (tests). */
 uint32_t vkd_ctx_validation_errors(const vkd_ctx *c);
