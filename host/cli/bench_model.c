@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cache_dir.h"
 #include "pipeline/txt2img.h"
 
 int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok)
@@ -11,6 +12,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     vkd_ctx_params cp;
     vkd_ctx_params_init(&cp);
     cp.gpu_timestamps = true;
+    char cache_buf[4096];
+    cp.cache_dir = vkd_cli_cache_dir(cache_buf, sizeof cache_buf);
     int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "models/info.h"
+#include "cli/cache_dir.h"
 #include "png_write.h"
 #include "text/tokenize_cmd.h"
 #include "vk/device.h"
@@ -54,8 +55,11 @@ static void usage(FILE *f)
             "  --no-vae-tiling        never decode in tiles\n"
             "  --vae-tile PX          tile edge in pixels, multiple of 8 (default 512; overlap a quarter)\n"
             "  -o, --output PATH      PNG to write (default output.png)\n"
-            "  -v                     verbose: per-stage times\n"
-            "  -vv                    also GPU timestamps on every dispatch: the UNet's time by op\n");
+            "  -v                     verbose: per-stage times, the memory plan\n"
+            "  -vv                    also GPU timestamps on every dispatch: the UNet's time by op\n"
+            "\n"
+            "Compiled pipelines are kept in $VKD_CACHE_DIR, else $XDG_CACHE_HOME/vkdiff or ~/.cache/vkdiff\n"
+            "(VKD_CACHE_DIR= turns the cache off).\n");
 }
 
 static const char *a1111_sampler(const char *s)
@@ -184,6 +188,8 @@ int main(int argc, char **argv)
 
     vkd_ctx_params cp;
     vkd_ctx_params_init(&cp);
+    char cache_buf[4096];
+    cp.cache_dir = vkd_cli_cache_dir(cache_buf, sizeof cache_buf);
     vkd_gen_params gp;
     vkd_gen_params_init(&gp);
     const char *out = "output.png";

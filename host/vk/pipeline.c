@@ -1,7 +1,9 @@
 /* Pipeline creation and the on-disk pipeline cache. See pipeline.h. */
+#define _POSIX_C_SOURCE 200809L /* getpid, mkdir */
 #include "vk/pipeline.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -106,7 +108,7 @@ vkd_result vkd_pipeline_cache_save(vkd_device *d)
     if (r == VK_SUCCESS) {
         /* write to a temporary name and rename, so a crash never leaves half a cache */
         char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.tmp", d->cache_path);
+        snprintf(tmp, sizeof tmp, "%s.%ld.tmp", d->cache_path, (long)getpid()); /* two processes may save at once */
         FILE *f = fopen(tmp, "wb");
         if (f && fwrite(buf, 1, n, f) == n && fclose(f) == 0) {
             if (rename(tmp, d->cache_path) != 0)
