@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Issue 6, "a GPU run in one command": on a machine with a real GPU and no network,
+# build vkdiff, run the test suite on that GPU, then the op benchmark and the
+# full-size SD1.5 model benchmark (random weights from tools/make_checkpoint.py), and,
+# where PyTorch with CUDA is present, time the same UNet evaluation in PyTorch fp16
+# (tools/gpu/time_unet.py, the oracle's UNet) and print the ratio.
+#
+#   tools/gpu/run.sh [OUT_DIR]          results and logs in OUT_DIR (default gpu-run-<date>)
+#   VKD_GPU_SIZE=512                    image size of the model benchmark
+#   VKD_SD15=/path/sd15.safetensors     use this checkpoint instead of making one
+#   VKD_GPU_SKIP_TESTS=1                benchmarks only
+#   VKD_SHARED=dir                      folder holding clip/bpe_simple_vocab_16e6.txt.gz (default ../shared)
+#
+# Needs: cmake, ninja, a C compiler, glslang-tools, spirv-tools, libvulkan (or the
+# packages tools/deps.sh installs), Python 3 with numpy for the checkpoint maker.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:-gpu-run-$(date +%Y%m%d-%H%M%S)}
+SIZE=${VKD_GPU_SIZE:-512}
+SHARED=${VKD_SHARED:-$PWD/../shared}
+PY=${VKD_PYTHON:-python3}
+mkdir -p "$OUT"
+B=build-gpu
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+
+log "vkdiff GPU run, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
+cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log"
+cmake --build "$B" -j"$(nproc)" >"$OUT/build.log"
+"$B/vkdiff" --list-devices | tee "$OUT/devices.txt"
+
+if [[ -z "${VKD_GPU_SKIP_TESTS:-}" ]]; then
+  log "test suite (validation layer on where installed)"
+  if ctest --test-dir "$B" --output-on-failure -j1 >"$OUT/ctest.log" 2>&1; then
+    log "tests: all passed"
+  else
+    log "tests: FAILURES (see $OUT/ctest.log)"
+  fi
+  tail -3 "$OUT/ctest.log" | tee -a "$OUT/summary.txt"
+fi
+
+log "op benchmark (SD1.5 512x512 shapes)"
+"$B/vkdiff" bench ops --repeat 5 | tee "$OUT/bench_ops.md"
+
+CKPT=${VKD_SD15:-$OUT/sd15.safetensors}
+if [[ ! -f "$CKPT" ]]; then
+  log "making a full-size random SD1.5 checkpoint (fp16) at $CKPT"
+  "$PY" tools/make_checkpoint.py sd15 "$CKPT" >"$OUT/make_checkpoint.log"
+fi
+TOK="$SHARED/clip/bpe_simple_vocab_16e6.txt.gz"
+log "model benchmark: SD1.5 ${SIZE}x${SIZE}"
+"$B/vkdiff" bench model -m "$CKPT" --tokenizer "$TOK" -W "$SIZE" -H "$SIZE" --repeat 5 | tee "$OUT/bench_model.md"
+"$B/vkdiff" bench model --record -m "$CKPT" --tokenizer "$TOK" -W "$SIZE" -H "$SIZE" | tee "$OUT/plan.md"
+
+VK_MS=$(sed -n 's/^| UNet batch 2 (guidance) | \([0-9.]*\) |.*/\1/p' "$OUT/bench_model.md")
+if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  log "PyTorch fp16 reference: the same UNet evaluation"
+  "$PY" tools/gpu/time_unet.py --size "$SIZE" --batch 2 --repeat 10 | tee "$OUT/pytorch.txt"
+  PT_MS=$(sed -n 's/^PYTORCH_UNET_MS=//p' "$OUT/pytorch.txt")
+  if [[ -n "$VK_MS" && -n "$PT_MS" ]]; then
+    log "UNet batch 2 ${SIZE}x${SIZE}: vkdiff $VK_MS ms, PyTorch fp16 $PT_MS ms, vkdiff / PyTorch = $(
+      awk -v a="$VK_MS" -v b="$PT_MS" 'BEGIN { printf "%.2f", a / b }')"
+  fi
+else
+  log "no PyTorch with CUDA here: no reference timing"
+fi
+log "done: results in $OUT"
