@@ -33,8 +33,8 @@ static float ramp(int64_t x, int64_t n, int64_t lo, int64_t hi)
 }
 
 /* Whole-image statistics of one group norm's group, merged from per-block partials
- * of every tile (Chan et al.'s parallel variance). Pixels in the overlaps count once
- * per tile that holds them: a small bias towards the overlaps. */
+ * of every tile (Chan et al.'s parallel variance), each block weighted by the share of
+ * its pixels its tile owns (see gather), so overlaps are not counted twice. */
 typedef struct gstat {
     double n, mean, m2;
 } gstat;

@@ -1,12 +1,13 @@
 /* VAE decode of a whole latent, in one piece or in overlapping tiles.
  *
  * Tiled decode bounds the decoder's activations by the tile instead of the image
- * (issue 6: 2048x2048 on a small GPU). Every tile has the same size, so the decoder
- * is recorded once and replayed per tile; the last tile of a row or column is moved
- * back to end flush with the image, so tiles overlap by at least `overlap`. In the
- * overlaps, tiles are blended with linear ramps (weights normalised per pixel), which
- * hides the seams that per-tile GroupNorm statistics and the mid-block attention's
- * limited view would otherwise leave. */
+ * (issue 6: large images on a small GPU). The latent-resolution part of the decoder
+ * (conv_in, middle ResBlocks and attention) runs on the whole latent; the upsampling
+ * levels run per tile. Every tile has the same size, so that part is recorded once
+ * and replayed per tile; the last tile of a row or column is moved back to end flush
+ * with the image, so tiles overlap by at least `overlap`. Group norms in the tiles use
+ * the whole image's statistics, gathered in a first pass; tiles are blended in their
+ * overlaps with linear ramps (weights normalised per pixel). */
 #ifndef VKD_PIPELINE_VAE_DECODE_H
 #define VKD_PIPELINE_VAE_DECODE_H
 
