@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Train the shipped shapes model (issue 5): a scaled-down Stable Diffusion 1.x.
 
-    /usr/bin/python3 tools/shapes/train.py --seed 0 --device cuda --threads 8   # the shipped model
-    nice -n 5 /usr/bin/python3 tools/shapes/train.py --seed 0                     # same, on 2 CPU threads
+    /usr/bin/python3 tools/shapes/train.py --seed 0     # the shipped model: 2 CPU threads, about 2 hours
+
+The defaults are the shipped model's recipe, sized for a 2-core machine; --device cuda
+--threads 8 runs the same recipe on a GPU in minutes (equivalent, not bit-identical:
+CUDA and CPU arithmetic differ; every random draw stays on the CPU).
 
 Three stages, each saved under --work so an interrupted run resumes at the next stage
 (--fresh starts over):
@@ -22,10 +25,10 @@ Then weights/shapes.safetensors (CompVis key names from tools/oracle/sd_model.py
 position_ids I64, alphas_cumprod F32, "vkdiff.config" metadata with the head layout) and
 weights/tokenizer/{vocab.json,merges.txt}.
 
-Everything is seeded from --seed (data, initialisation, batches, noise); torch runs on
---device (cpu by default) with --threads threads. The defaults are the settings of the
-shipped model, which was trained on one GPU in 7 minutes (weights/README.md); the same
-run on 2 CPU cores takes hours, --vae-steps/--unet-steps/--unet-batch scale it down.
+Everything is seeded from --seed (data, initialisation, batches, noise). At every
+held-out evaluation that improves, the EMA model is also exported to
+<work>/best-<seed>.safetensors, so a long run can be tried with vkdiff while it trains;
+that file equals what --unet-stop <step> would write.
 """
 import argparse
 import json
@@ -211,6 +214,8 @@ def train_unet(model, lat, toks, empty, a):
             hl = loss_on(hv, ht, hn, torch.zeros(len(hv), dtype=torch.bool, device=dev)).item()
             if hl < state["best"]:
                 state.update(best=hl, best_step=done, best_state={k: v.clone() for k, v in model.state_dict().items()})
+                if a.snapshot:   # the best EMA model so far, loadable by vkdiff while training goes on
+                    export(model, a.cfg, a.snapshot, {"seed": a.seed, "snapshot_step": done, "heldout_loss": hl})
             for p, s_ in zip(params, saved):
                 p.copy_(s_)
         state["evaluated"] = done
@@ -268,21 +273,21 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; all random draws stay on the CPU")
     ap.add_argument("--images", type=int, default=16384)
     ap.add_argument("--holdout", type=int, default=256)
-    ap.add_argument("--vae-steps", type=int, default=600, help="steps on 32x32 crops")
-    ap.add_argument("--vae-full-steps", type=int, default=1500, help="then steps on whole pictures")
-    ap.add_argument("--vae-batch", type=int, default=32)
+    ap.add_argument("--vae-steps", type=int, default=400, help="steps on 32x32 crops")
+    ap.add_argument("--vae-full-steps", type=int, default=1200, help="then steps on whole pictures")
+    ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=2e-3)
     ap.add_argument("--kl", type=float, default=1e-4)
     ap.add_argument("--unet-mc", type=int, default=64, help="UNet model_channels (multiple of 32)")
-    ap.add_argument("--unet-steps", type=int, default=12000)
-    ap.add_argument("--unet-stop", type=int, default=7918,
+    ap.add_argument("--unet-steps", type=int, default=4500)
+    ap.add_argument("--unet-stop", type=int, default=0,
                     help="stop after this many UNet steps, the learning-rate schedule still being that of "
-                         "--unet-steps (0: run them all); the shipped model stopped at 7918")
+                         "--unet-steps (0: run them all)")
     ap.add_argument("--max-minutes", type=float, default=0, help="stop the UNet stage early after this much wall time (0: never)")
-    ap.add_argument("--unet-batch", type=int, default=256)
+    ap.add_argument("--unet-batch", type=int, default=64)
     ap.add_argument("--unet-lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.999)
-    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--eval-every", type=int, default=500)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -293,7 +298,8 @@ def main():
     tok_dir = os.path.join(a.out, "tokenizer")
     vocab, merges = tk.write(tok_dir)
     tok = tk.Tokenizer(vocab, merges)
-    cfg = make_config(len(vocab), a.unet_mc)
+    cfg = a.cfg = make_config(len(vocab), a.unet_mc)
+    a.snapshot = os.path.join(a.work, f"best-{a.seed}.safetensors")
     use_device(a.device)
 
     imgs_path = os.path.join(a.work, f"images-{a.seed}-{a.images}.npz")
@@ -310,7 +316,7 @@ def main():
     n_par = {k: sum(p.numel() for p in m.parameters()) for k, m in
              [("unet", model.unet), ("vae", model.vae), ("text", model.cond_stage_model)]}
     log(f"parameters: {n_par}")
-    meta = {"seed": a.seed, "args": {k: v for k, v in vars(a).items() if k not in ("gen", "work", "out", "t0")},
+    meta = {"seed": a.seed, "args": {k: v for k, v in vars(a).items() if k not in ("gen", "work", "out", "t0", "cfg", "snapshot")},
             "device": torch.cuda.get_device_name() if a.device == "cuda" else f"cpu, {a.threads} threads",
             "params": n_par, "torch": torch.__version__}
 
