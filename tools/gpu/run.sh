@@ -9,6 +9,8 @@
 #   VKD_GPU_SIZE=512                    image size of the model benchmark
 #   VKD_SD15=/path/sd15.safetensors     use this checkpoint instead of making one
 #   VKD_GPU_SKIP_TESTS=1                benchmarks only
+#   VKD_GPU_PREBUILT=1                  use the build already in build-gpu (made elsewhere,
+#                                       e.g. where glslang is installed); skip cmake
 #   VKD_SHARED=dir                      folder holding clip/bpe_simple_vocab_16e6.txt.gz (default ../shared)
 #
 # Needs: cmake, ninja, a C compiler, glslang-tools, spirv-tools, libvulkan (or the
@@ -24,13 +26,15 @@ B=build-gpu
 log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 
 log "vkdiff GPU run, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
-cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log"
-cmake --build "$B" -j"$(nproc)" >"$OUT/build.log"
+if [[ -z "${VKD_GPU_PREBUILT:-}" ]]; then
+  cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log"
+  cmake --build "$B" -j"$(nproc)" >"$OUT/build.log"
+fi
 "$B/vkdiff" --list-devices | tee "$OUT/devices.txt"
 
 if [[ -z "${VKD_GPU_SKIP_TESTS:-}" ]]; then
   log "test suite (validation layer on where installed)"
-  if ctest --test-dir "$B" --output-on-failure -j1 >"$OUT/ctest.log" 2>&1; then
+  if ctest --test-dir "$B" --output-on-failure -j"${VKD_GPU_CTEST_JOBS:-1}" --timeout 300 >"$OUT/ctest.log" 2>&1; then
     log "tests: all passed"
   else
     log "tests: FAILURES (see $OUT/ctest.log)"
@@ -54,12 +58,16 @@ log "model benchmark: SD1.5 ${SIZE}x${SIZE}"
 VK_MS=$(sed -n 's/^| UNet batch 2 (guidance) | \([0-9.]*\) |.*/\1/p' "$OUT/bench_model.md")
 if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   log "PyTorch fp16 reference: the same UNet evaluation"
-  "$PY" tools/gpu/time_unet.py --size "$SIZE" --batch 2 --repeat 10 | tee "$OUT/pytorch.txt"
-  PT_MS=$(sed -n 's/^PYTORCH_UNET_MS=//p' "$OUT/pytorch.txt")
-  if [[ -n "$VK_MS" && -n "$PT_MS" ]]; then
-    log "UNet batch 2 ${SIZE}x${SIZE}: vkdiff $VK_MS ms, PyTorch fp16 $PT_MS ms, vkdiff / PyTorch = $(
-      awk -v a="$VK_MS" -v b="$PT_MS" 'BEGIN { printf "%.2f", a / b }')"
-  fi
+  # twice: the oracle's explicit softmax(QK^T)V, and torch's fused attention (its best)
+  for variant in oracle sdpa; do
+    flag=""; [[ $variant == sdpa ]] && flag=--sdpa
+    "$PY" tools/gpu/time_unet.py --size "$SIZE" --batch 2 --repeat 10 $flag | tee "$OUT/pytorch_$variant.txt" || true
+    PT_MS=$(sed -n 's/^PYTORCH_UNET_MS=//p' "$OUT/pytorch_$variant.txt")
+    if [[ -n "$VK_MS" && -n "$PT_MS" ]]; then
+      log "UNet batch 2 ${SIZE}x${SIZE}: vkdiff $VK_MS ms, PyTorch fp16 ($variant attention) $PT_MS ms, vkdiff / PyTorch = $(
+        awk -v a="$VK_MS" -v b="$PT_MS" 'BEGIN { printf "%.2f", a / b }')"
+    fi
+  done
 else
   log "no PyTorch with CUDA here: no reference timing"
 fi

@@ -27,6 +27,9 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--sdpa", action="store_true",
+                    help="attention through torch's fused scaled_dot_product_attention (flash) "
+                         "instead of the oracle's explicit softmax(QK^T)V: PyTorch's best")
     a = ap.parse_args()
     dev = a.device
     if dev == "cuda" and not torch.cuda.is_available():
@@ -42,6 +45,18 @@ def main():
             x = t[:, None].float() * f[None]
             return torch.cat([torch.cos(x), torch.sin(x)], dim=-1)
         sd_model.timestep_embedding = temb
+    if a.sdpa and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        print(f"time_unet: torch {torch.__version__} has no scaled_dot_product_attention", file=sys.stderr)
+        return 2
+    if a.sdpa:
+        def sdpa_forward(self, x, context=None):
+            context = x if context is None else context
+            q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+            b, n, _ = q.shape
+            sp = lambda t: t.reshape(b, t.shape[1], self.heads, -1).permute(0, 2, 1, 3)
+            o = torch.nn.functional.scaled_dot_product_attention(sp(q), sp(k), sp(v))
+            return self.to_out(o.permute(0, 2, 1, 3).reshape(b, n, -1))
+        sd_model.CrossAttention.forward = sdpa_forward
     unet = sd_model.UNetModel().to(dev, dt).eval()
     lat = a.size // 8
     x = torch.randn(a.batch, 4, lat, lat, device=dev, dtype=dt)
@@ -64,7 +79,8 @@ def main():
             if i >= 3:
                 times.append(ms)
     name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
-    print(f"pytorch {torch.__version__} {name} {str(dt).replace('torch.', '')}: SD1.5 UNet batch {a.batch} "
+    print(f"pytorch {torch.__version__} {name} {str(dt).replace('torch.', '')}"
+          f"{' sdpa' if a.sdpa else ''}: SD1.5 UNet batch {a.batch} "
           f"{a.size}x{a.size}: median {statistics.median(times):.1f} ms over {a.repeat}")
     print(f"PYTORCH_UNET_MS={statistics.median(times):.3f}")
     return 0
