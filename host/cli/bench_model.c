@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cache_dir.h"
+#include "common/log.h"
 #include "pipeline/txt2img.h"
 
 int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok)
@@ -14,7 +15,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     cp.gpu_timestamps = true;
     char cache_buf[4096];
     cp.cache_dir = vkd_cli_cache_dir(cache_buf, sizeof cache_buf);
-    int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0;
+    int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "model"))
@@ -37,6 +38,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             tiling = 1;
         else if (!strcmp(a, "--mem-budget") && v)
             cp.memory_budget_mb = (uint32_t)atoi(v), i++;
+        else if (!strcmp(a, "-v"))
+            verbose = 1;
         else if (!strcmp(a, "--repeat") && v)
             repeat = atoi(v), i++;
         else if (!strcmp(a, "--device") && v)
@@ -45,7 +48,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             cp.precision = !strcmp(v, "fp32") ? VKD_PRECISION_FP32 : VKD_PRECISION_FP16;
             i++;
         } else {
-            fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] "
+            fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] [-v] "
                             "[--device N] [--precision fp16|fp32]\n"
                             "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
                             "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
@@ -69,6 +72,9 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
         fprintf(stderr, "vkdiff: bench model: sizes must be multiples of 8, repeat >= 1\n");
         return 2;
     }
+    /* -v: progress of each stage on stderr (a full-size model takes minutes on a CPU device) */
+    vkd_log_set(NULL, NULL, verbose ? VKD_LOG_INFO : VKD_LOG_WARN);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* the table appears as it is written, also through a pipe */
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
     if (!r)

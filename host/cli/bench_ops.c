@@ -164,12 +164,22 @@ int vkd_cli_bench_ops(int argc, char **argv)
             batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
             filter = argv[++i];
-        else if (!strcmp(argv[i], "--quick"))
+        else if (!strcmp(argv[i], "--tile") && i + 1 < argc) {
+            /* developer knob: time another GEMM tile (BMxBNxBKxTMxTN, shared-memory kernel) */
+            vkd_gemm_tile t = {0};
+            if (sscanf(argv[++i], "%ux%ux%ux%ux%u", &t.bm, &t.bn, &t.bk, &t.tm, &t.tn) != 5 || !t.tm || !t.tn ||
+                !t.bk || t.bm % t.tm || t.bn % t.tn || (t.bm / t.tm) * (t.bn / t.tn) > 1024) {
+                fprintf(stderr, "vkdiff: bench ops: --tile wants BMxBNxBKxTMxTN, e.g. 128x128x16x8x8\n");
+                return 2;
+            }
+            vkd_gemm_set_tile_override(&t);
+        } else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--all"))
             all = 1;
         else {
-            fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT]\n");
+            fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT] "
+                            "[--tile BMxBNxBKxTMxTN]\n");
             return 2;
         }
     }

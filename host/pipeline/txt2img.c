@@ -795,11 +795,14 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     clip_job job = {.cfg = &c->cfg.text[0], .ids = toks.ids, .n_chunks = 1,
                     .skip = c->cfg.family == VKD_FAMILY_SD2};
     int64_t numel;
+    double tb = now_ms();
+    VKD_INFO("bench: text encoder (weights upload, record, one run)");
     r = run_once_stats(c, build_clip, &job, &emb, &numel, &text);
     vkd_prompt_tokens_free(&toks);
     if (r)
         goto done;
     vkd_wstore_release(c->ws, c->cfg.text[0].prefix);
+    VKD_INFO("bench: text encoder done, %.0f ms wall with upload", now_ms() - tb);
 
     /* UNet at batch 1 and 2: warm-up, then the median of `repeat` replays */
     x = calloc((size_t)(2 * hw * zc), sizeof *x);
@@ -813,8 +816,11 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     for (int64_t i = 0; i < 2 * hw * zc; i++)
         x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
     for (int b = 1; b <= 2 && !r; b++) {
+        tb = now_ms();
+        VKD_INFO("bench: UNet batch %d: weights upload and recording", b);
         if ((r = unet_prepare(c, b, h, w, L, 0)))
             break;
+        VKD_INFO("bench: UNet batch %d: prepared in %.0f ms; warm-up and %d replays", b, now_ms() - tb, repeat);
         float tt[2] = {500, 500};
         if ((r = vkd_tensor_upload_f32(c->d, &c->unet.x, x)) || (r = vkd_tensor_upload_f32(c->d, &c->unet.t, tt)) ||
             (r = vkd_tensor_upload_f32(c->d, &c->unet.context, ctx)) || (r = vkd_cmd_submit_wait(c->unet.cmd)))
@@ -824,6 +830,8 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
             r = vkd_cmd_submit_wait(c->unet.cmd);
             walls[k] = now_ms() - t0;
             samples[k] = vkd_cmd_total_ms(c->unet.cmd);
+            VKD_INFO("bench: UNet batch %d replay %d/%d: %.1f ms wall, %.1f ms GPU", b, k + 1, repeat, walls[k],
+                     samples[k]);
         }
         qsort(samples, (size_t)repeat, sizeof *samples, cmp_double);
         qsort(walls, (size_t)repeat, sizeof *walls, cmp_double);
@@ -845,7 +853,10 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
 
     /* VAE decode */
     vae_job vj = {.cfg = &c->cfg.vae, .z = x, .h = h, .w = w};
+    tb = now_ms();
+    VKD_INFO("bench: VAE decode (weights upload, record, one run)");
     r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae);
+    VKD_INFO("bench: VAE decode done, %.0f ms wall with upload", now_ms() - tb);
     vkd_memory_stats ms_all;
     vkd_memory_stats_get(c->d, &ms_all);
     vkd_wstore_release(c->ws, "first_stage_model.");
