@@ -40,8 +40,10 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
         return tile_override;
     if (d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
         return vkd_gemm_subgroup_ok(d) ? cpu_sg : cpu;
-    const vkd_gemm_tile *t = &big;
-    const vkd_gemm_tile *order[3] = {t, &mid, &small};
+    /* GPUs: 64x64 / 4x4 first. On an NVIDIA H200 (driver 580.159) the 128x128 / 8x8 tile
+     * ran the SD1.5 level-0 GEMMs at 1.5-2.3 TFLOP/s and 64x64 / 4x4 at 19-22 (BENCHMARKS.md,
+     * `bench ops --tile`): 64 fp32 accumulators per invocation do not stay in registers. */
+    const vkd_gemm_tile *order[3] = {&mid, &big, &small};
     for (int i = 0; i < 3; i++) {
         uint32_t inv = (order[i]->bm / order[i]->tm) * (order[i]->bn / order[i]->tn);
         uint32_t shared = order[i]->bk * (order[i]->bm + order[i]->bn + 2) * 4;

@@ -43,7 +43,7 @@ def main():
             f = torch.exp(-torch.log(torch.tensor(float(max_period))) *
                           torch.arange(0, half, dtype=torch.float32, device=dev) / half)
             x = t[:, None].float() * f[None]
-            return torch.cat([torch.cos(x), torch.sin(x)], dim=-1)
+            return torch.cat([torch.cos(x), torch.sin(x)], dim=-1).to(dt)
         sd_model.timestep_embedding = temb
     if a.sdpa and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
         print(f"time_unet: torch {torch.__version__} has no scaled_dot_product_attention", file=sys.stderr)
