@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 /* The Vulkan runtime: allocator accounting and limits, the on-disk pipeline cache,
  * a missing driver, timestamps. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -89,6 +90,52 @@ static void test_allocator_reuses_freed_ranges_and_refuses_oversized(void)
     test_device_close(d);
 }
 
+/* A graph frees its intermediate tensors while it is recorded; their memory must stay
+ * bound to the recorded commands until the pool goes, also when a tensor is bigger than
+ * the pool's blocks and got a block of its own. Fails (validation error for a destroyed
+ * buffer in a submitted command buffer, wrong values) if such a block is freed early. */
+static void test_pool_blocks_outlive_recorded_commands(void)
+{
+    vkd_device *d = test_device_open(0);
+    vkd_pool *pool = NULL;
+    TEST_CHECK(vkd_pool_create_sized(d, 1 << 20, &pool) == VKD_OK, "pool of 1 MiB blocks");
+    enum { N = 1 << 19 }; /* 2 MiB of fp32: bigger than a block, a block of its own */
+    int64_t shape[1] = {N};
+    vkd_tensor in, tmp, out, later;
+    TEST_CHECK(vkd_tensor_create_in(d, pool, VKD_F32, 1, shape, &in) == VKD_OK &&
+                   vkd_tensor_create_in(d, pool, VKD_F32, 1, shape, &tmp) == VKD_OK &&
+                   vkd_tensor_create_in(d, pool, VKD_F32, 1, shape, &out) == VKD_OK,
+               "tensors");
+    vkd_cmd *c = NULL;
+    TEST_CHECK(vkd_cmd_create(d, &c) == VKD_OK, "cmd");
+    vkd_cmd_begin(c);
+    vkd_op_silu(c, &in, &tmp);
+    vkd_op_scale(c, &tmp, 2.0f, 1.0f, &out);
+    vkd_tensor_destroy(d, &tmp); /* its lifetime in the graph ends here */
+    TEST_CHECK(vkd_tensor_create_in(d, pool, VKD_F32, 1, shape, &later) == VKD_OK, "a later tensor");
+    vkd_op_silu(c, &out, &later);
+    vkd_cmd_end(c);
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(i % 200) / 50.0f - 2.0f;
+    TEST_CHECK(vkd_tensor_upload_f32(d, &in, x) == VKD_OK, "upload");
+    for (int rep = 0; rep < 2; rep++) {
+        TEST_CHECK(vkd_cmd_submit_wait(c) == VKD_OK, "submit %d", rep);
+        TEST_CHECK(vkd_tensor_download_f32(d, &out, y) == VKD_OK, "download");
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            double s = x[i] / (1.0 + exp(-(double)x[i]));
+            bad += fabs(y[i] - (2.0 * s + 1.0)) > 1e-5 * (1.0 + fabs(2.0 * s + 1.0));
+        }
+        TEST_CHECK(bad == 0, "replay %d: 2 * silu(x) + 1 through a freed intermediate: %d wrong", rep, bad);
+    }
+    free(x), free(y);
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &in), vkd_tensor_destroy(d, &out), vkd_tensor_destroy(d, &later);
+    vkd_pool_destroy(d, pool);
+    test_device_close(d); /* fails on any validation error */
+}
+
 static void test_pipeline_cache_is_saved_and_reloaded(void)
 {
     const char *dir = test_build_path("pipeline-cache-test");
@@ -156,6 +203,7 @@ static void test_missing_driver_names_the_package(void)
 int main(void)
 {
     test_allocator_reuses_freed_ranges_and_refuses_oversized();
+    test_pool_blocks_outlive_recorded_commands();
     test_pipeline_cache_is_saved_and_reloaded();
     test_missing_driver_names_the_package(); /* last: it changes the loader's environment */
     return test_finish();

@@ -378,9 +378,14 @@ void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b)
         if (m != d->mem)
             d->mem->stats.allocated -= b->size;
     }
-    /* Return fully free, oversized blocks to the driver at once: they were made for one tensor. */
+    /* Return fully free, oversized blocks to the driver at once: they were made for one
+     * tensor. Not in a pool: a pool's tensors are freed while a graph is recorded (their
+     * memory goes to later tensors of the same recording), and the recorded commands
+     * still bind the freed range's VkBuffer, so a pool's blocks live until the pool does.
+     * (Destroying one here made replays use a destroyed buffer: on an NVIDIA H200 the
+     * batch-2 SD1.5 UNet of `bench model`, in 32 MiB default blocks, never finished.) */
     vkd_block *blk = b->block;
-    if (blk->n_free == 1 && blk->free[0].size == blk->size && blk->size > m->block_size) {
+    if (!m->is_pool && blk->n_free == 1 && blk->free[0].size == blk->size && blk->size > m->block_size) {
         vkd_block **pp = &m->blocks;
         while (*pp && *pp != blk)
             pp = &(*pp)->next;
