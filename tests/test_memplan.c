@@ -301,10 +301,17 @@ static void test_budgets(void)
         for (int k = 0; k < 2; k++) {
             vkd_result r = render(ctx, 256, VKD_TILING_AUTO, 0, rgb, &t);
             TEST_CHECK(r == VKD_OK, "11 MiB budget, image %d: %s (%s)", k, vkd_result_str(r), last_error);
-            printf("11 MiB budget, 256x256, image %d: %d VAE tiles, planned peak %.1f MiB\n", k, t.vae_tiles,
-                   t.planned_peak_bytes / 1048576.0);
+            printf("11 MiB budget, 256x256, image %d: %d VAE tiles, planned peak %.1f MiB, held peak %.1f MiB\n", k,
+                   t.vae_tiles, t.planned_peak_bytes / 1048576.0, t.peak_bytes / 1048576.0);
             TEST_CHECK(t.vae_tiles > 1, "the plan should tile the decode (got %d tiles)", t.vae_tiles);
             TEST_CHECK(t.planned_peak_bytes <= (11u << 20), "planned peak over the budget");
+            /* what the allocator really held: the plan plus rounding (each block in whole
+             * MiB: weights, activation pool, its overflow, statistics: ~5 MiB on this 10 MiB
+             * model, 14.8 measured), not whole spare blocks (24 MiB before weight blocks
+             * were sized to their stage and a planned pool grew by an eighth) */
+            TEST_CHECK(t.peak_bytes <= t.planned_peak_bytes + t.planned_peak_bytes / 16 + (5u << 20),
+                       "held peak %.1f MiB vs planned %.1f MiB", t.peak_bytes / 1048576.0,
+                       t.planned_peak_bytes / 1048576.0);
         }
         free(rgb);
         vkd_ctx_free(ctx);

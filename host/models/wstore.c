@@ -193,3 +193,15 @@ void vkd_wstore_release(vkd_wstore *s, const char *prefix)
     free(old);
     s->slots = fresh;
 }
+
+uint64_t vkd_wstore_prefix_bytes(const vkd_wstore *s, const char *prefix)
+{
+    size_t n = vkd_weights_count(s->w), len = strlen(prefix);
+    uint64_t bytes = 0, elem = s->dt == VKD_F16 ? 2 : 4;
+    for (size_t i = 0; i < n; i++) {
+        const vkd_wtensor *t = vkd_weights_at(s->w, i);
+        if (!strncmp(t->name, prefix, len))
+            bytes += ((uint64_t)t->nelem * elem + 255) / 256 * 256;
+    }
+    return bytes;
+}

@@ -41,6 +41,9 @@ int vkd_wstore_shape(vkd_wstore *s, const char *name, int64_t shape[8]);
 
 vkd_dtype vkd_wstore_dtype(const vkd_wstore *s);
 uint64_t vkd_wstore_device_bytes(const vkd_wstore *s);
+/* Device bytes the checkpoint's tensors under `prefix` take in the store's precision, all
+ * of them (an upper bound of what a stage uploads; for vkd_memory_expect). */
+uint64_t vkd_wstore_prefix_bytes(const vkd_wstore *s, const char *prefix);
 uint32_t vkd_wstore_count(const vkd_wstore *s);
 /* Free every uploaded tensor whose name starts with prefix (e.g. a text encoder
  * once the prompt is encoded), keeping the rest. */

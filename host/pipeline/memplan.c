@@ -31,19 +31,29 @@ static vkd_result dry_end(dry *r)
     return r->g.err;
 }
 
-/* text encoder on one 77-token chunk */
-static vkd_result dry_text(const vkd_memplan_in *in, vkd_graph_plan *out)
+/* text encoder on n_chunks 77-token chunks */
+static vkd_result dry_text_chunks(const vkd_memplan_in *in, int n_chunks, int skip, vkd_graph_plan *out)
 {
     dry r;
     vkd_result e = dry_begin(in, &r);
     if (!e) {
         vkd_tensor emb;
-        vkd_clip_record(&r.g, &in->cfg->text[0], NULL, 1, 77, 0, &emb);
+        vkd_clip_record(&r.g, &in->cfg->text[0], NULL, n_chunks, 77, skip, &emb);
         g_free(&r.g, &emb);
     }
     e = e ? e : dry_end(&r);
     *out = r.p;
     return e;
+}
+
+static vkd_result dry_text(const vkd_memplan_in *in, vkd_graph_plan *out) { return dry_text_chunks(in, 1, 0, out); }
+
+vkd_result vkd_memplan_text_activations(const vkd_memplan_in *in, int n_chunks, int skip, uint64_t *bytes)
+{
+    vkd_graph_plan t;
+    vkd_result r = dry_text_chunks(in, n_chunks, skip, &t);
+    *bytes = r ? 0 : t.peak;
+    return r;
 }
 
 /* one UNet evaluation with its input tensors (they live in the same pool) */

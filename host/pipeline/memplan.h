@@ -58,6 +58,10 @@ typedef struct vkd_memplan_in {
     int tile_px;           /* requested tile edge in image pixels (0: 512) */
 } vkd_memplan_in;
 
+/* The text encoder's activation pool for a prompt of n_chunks chunks (only in->d, ws,
+ * dt and cfg are read): the pool encode_prompt records into is sized by it. */
+vkd_result vkd_memplan_text_activations(const vkd_memplan_in *in, int n_chunks, int skip, uint64_t *bytes);
+
 /* Dry-run the stages and decide. Fails only on a model the dry run cannot follow;
  * a plan that does not fit is returned with fits = false (the caller refuses). */
 vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *out);

@@ -280,20 +280,24 @@ typedef struct run_stats {
 } run_stats;
 
 static vkd_result run_once_stats(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel,
-                                 run_stats *st);
+                                 run_stats *st, uint64_t pool_bytes);
 
-static vkd_result run_once(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel)
+/* pool_bytes: the recording's activations as planned (its pool is one block of that
+ * size, + 1/8); 0: a pool growing by default blocks */
+static vkd_result run_once(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel,
+                           uint64_t pool_bytes)
 {
-    return run_once_stats(c, build, user, host, numel, NULL);
+    return run_once_stats(c, build, user, host, numel, NULL, pool_bytes);
 }
 
 static vkd_result run_once_stats(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel,
-                                 run_stats *st)
+                                 run_stats *st, uint64_t pool_bytes)
 {
     vkd_graph g = {.d = c->d, .ws = c->ws, .dt = c->dt};
     vkd_tensor out;
     memset(&out, 0, sizeof out);
-    vkd_result r = vkd_pool_create(c->d, &g.pool);
+    vkd_result r = pool_bytes ? vkd_pool_create_planned(c->d, pool_bytes, &g.pool)
+                              : vkd_pool_create(c->d, &g.pool);
     if (!r)
         r = vkd_cmd_create(c->d, &g.c);
     if (!r)
@@ -375,7 +379,16 @@ static vkd_result encode_prompt(vkd_ctx *c, const char *text, int clip_skip, flo
         }
     clip_job job = {.cfg = tc, .ids = toks.ids, .n_chunks = toks.n_chunks, .skip = skip};
     int64_t numel = 0;
-    r = run_once(c, build_clip, &job, emb, &numel);
+    /* weights in blocks without slack, activations in a pool of the planned size (+ the ids) */
+    vkd_memplan_in pin = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg};
+    uint64_t act = 0;
+    r = vkd_memplan_text_activations(&pin, job.n_chunks, job.skip, &act);
+    if (!r) {
+        act += ((uint64_t)job.n_chunks * VKD_PROMPT_CHUNK_LEN * sizeof(uint32_t) + 255) / 256 * 256;
+        vkd_memory_expect(c->d, vkd_wstore_prefix_bytes(c->ws, job.cfg->prefix));
+        r = run_once(c, build_clip, &job, emb, &numel, act);
+        vkd_memory_expect(c->d, 0);
+    }
     if (!r) {
         int64_t per = (int64_t)VKD_PROMPT_CHUNK_LEN * tc->width;
         for (int k = 0; k < toks.n_chunks; k++) {
@@ -427,7 +440,7 @@ static vkd_result unet_prepare(vkd_ctx *c, int64_t batch, int64_t h, int64_t w, 
     unet_release(c);
     const vkd_unet_config *u = &c->cfg.unet;
     vkd_graph g = {.d = c->d, .ws = c->ws, .dt = c->dt};
-    vkd_result r = pool_bytes ? vkd_pool_create_sized(c->d, pool_bytes + pool_bytes / 8, &g.pool)
+    vkd_result r = pool_bytes ? vkd_pool_create_planned(c->d, pool_bytes, &g.pool)
                               : vkd_pool_create(c->d, &g.pool);
     if (r)
         return r;
@@ -625,7 +638,10 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
         r = VKD_ERR_OUT_OF_DEVICE_MEMORY;
         goto done;
     }
-    if ((r = unet_prepare(c, batch, h, w, L, plan.a_unet)))
+    vkd_memory_expect(c->d, plan.w_unet); /* weight blocks sized to the plan: no slack in the last */
+    r = unet_prepare(c, batch, h, w, L, plan.a_unet);
+    vkd_memory_expect(c->d, 0);
+    if (r)
         goto done;
     ctx = malloc((size_t)(batch * L * C) * sizeof *ctx);
     job.x_in = malloc((size_t)(batch * hw * zc) * sizeof(float));
@@ -678,9 +694,11 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
     int64_t numel = 64 * hw * 3;
     img = malloc((size_t)numel * sizeof *img);
     vkd_vae_decode_stats vs;
+    vkd_memory_expect(c->d, plan.w_vae);
     r = img ? vkd_vae_decode_image(c->d, c->ws, c->dt, &c->cfg.vae, z, h, w, plan.vae_tile, plan.vae_overlap,
                                    plan.a_vae, img, &vs)
             : VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_memory_expect(c->d, 0);
     vkd_wstore_release(c->ws, "first_stage_model."); /* re-uploaded for the next image */
     vkd_memory_trim(c->d);
     if (r)
@@ -797,7 +815,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     int64_t numel;
     double tb = now_ms();
     VKD_INFO("bench: text encoder (weights upload, record, one run)");
-    r = run_once_stats(c, build_clip, &job, &emb, &numel, &text);
+    r = run_once_stats(c, build_clip, &job, &emb, &numel, &text, 0);
     vkd_prompt_tokens_free(&toks);
     if (r)
         goto done;
@@ -855,7 +873,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     vae_job vj = {.cfg = &c->cfg.vae, .z = x, .h = h, .w = w};
     tb = now_ms();
     VKD_INFO("bench: VAE decode (weights upload, record, one run)");
-    r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae);
+    r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae, 0);
     VKD_INFO("bench: VAE decode done, %.0f ms wall with upload", now_ms() - tb);
     vkd_memory_stats ms_all;
     vkd_memory_stats_get(c->d, &ms_all);
@@ -941,11 +959,21 @@ vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, bool r
                        "floor of bytes moved (weights once + every activation written and read once) %.1f MiB\n",
                     p.unet_ops, p.unet_act_written / M, p.w_unet / M, floor / M);
             /* the real recording (nothing submitted): its dispatches and the bytes they bind */
-            if (record && (r = unet_prepare(c, 2, height / 8, width / 8, VKD_PROMPT_CHUNK_LEN, p.a_unet)) == VKD_OK) {
+            if (record) {
+                vkd_memory_expect(c->d, p.w_unet); /* as vkdiff allocates it */
+                r = unet_prepare(c, 2, height / 8, width / 8, VKD_PROMPT_CHUNK_LEN, p.a_unet);
+                vkd_memory_expect(c->d, 0);
+            }
+            if (record && r == VKD_OK) {
                 double bound = vkd_cmd_bytes_bound(c->unet.cmd);
-                fprintf(f, "recorded: %u dispatches, bytes bound %.1f MiB = %.2f x the floor; pool %.1f MiB held\n",
+                vkd_memory_stats ms;
+                vkd_memory_stats_get(c->d, &ms);
+                fprintf(f, "recorded: %u dispatches, bytes bound %.1f MiB = %.2f x the floor; pool %.1f MiB planned\n",
                         vkd_cmd_dispatch_count(c->unet.cmd), bound / M, floor > 0 ? bound / floor : 0,
                         p.a_unet / M);
+                fprintf(f, "device memory held with the UNet recorded: %.1f MiB (%u weight blocks; planned UNet stage "
+                           "%.1f MiB)\n",
+                        ms.reserved / M, ms.blocks, (p.w_unet + p.a_unet) / M);
                 unet_release(c);
             }
             if (r)

@@ -141,10 +141,10 @@ static vkd_result rec_make(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vk
     rc->gn.external = external;
     rc->g.gn = with_gn ? &rc->gn : NULL;
     vkd_result r;
-    if ((r = pool_bytes ? vkd_pool_create_sized(d, pool_bytes + pool_bytes / 8, &rc->g.pool)
+    if ((r = pool_bytes ? vkd_pool_create_planned(d, pool_bytes, &rc->g.pool)
                         : vkd_pool_create(d, &rc->g.pool)) ||
         (r = vkd_cmd_create(d, &rc->g.c)) || (r = vkd_cmd_begin(rc->g.c)) ||
-        (with_gn && (r = vkd_pool_create(d, &rc->gn.pool))))
+        (with_gn && (r = vkd_pool_create_sized(d, 1u << 20, &rc->gn.pool)))) /* statistics: KiBs */
         return r;
     rc->zin = g_new3(&rc->g, 1, th * tw, cin);                                  // [1, th*tw, cin]
     if (g_ok(&rc->g)) {

@@ -30,9 +30,11 @@ typedef struct vkd_memory {
     uint32_t type_index;     /* memory type of the blocks */
     bool blocks_mapped;
     VkDeviceSize block_size;
+    VkDeviceSize expect;     /* bytes still expected (vkd_memory_expect); 0: none */
     VkDeviceSize align;
     vkd_memory_stats stats;
     bool is_pool;            /* a separate pool (vkd_pool_create): no staging of its own */
+    bool sized;              /* a pool sized by a plan (vkd_pool_create_sized) */
     /* staging, only when device memory is not host-visible */
     VkBuffer staging_buf;
     VkDeviceMemory staging_mem;
@@ -76,6 +78,8 @@ vkd_result vkd_pool_create(vkd_device *d, vkd_memory **out)
     m->blocks = NULL;
     memset(&m->stats, 0, sizeof m->stats);
     m->is_pool = true;
+    m->expect = 0;
+    m->sized = false;
     if (m->block_size > POOL_BLOCK)
         m->block_size = POOL_BLOCK;
     m->staging_buf = VK_NULL_HANDLE;
@@ -98,7 +102,13 @@ vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_memory
     if (d->caps.max_alloc && b > d->caps.max_alloc)
         b = d->caps.max_alloc;
     (*out)->block_size = b;
+    (*out)->sized = true;
     return VKD_OK;
+}
+
+vkd_result vkd_pool_create_planned(vkd_device *d, uint64_t planned_bytes, vkd_pool **out)
+{
+    return vkd_pool_create_sized(d, planned_bytes + planned_bytes / 32, out);
 }
 
 void vkd_pool_destroy(vkd_device *d, vkd_memory *m)
@@ -345,7 +355,28 @@ vkd_result vkd_buffer_create_in(vkd_device *d, vkd_memory *m, VkDeviceSize size,
         if (block_take(b, size, m->align, &off))
             break;
     if (!b) {
-        vkd_result res = block_new(d, m, size > m->block_size ? size : m->block_size, &b);
+        VkDeviceSize bs = m->block_size;
+        if (m->expect) {
+            /* the last block of an expected stage: only what is left beyond the free
+             * space of the blocks already made (later, smaller tensors fill their
+             * holes), plus a margin; if the estimate falls short, the next block is
+             * sized the same way again */
+            VkDeviceSize holes = 0;
+            for (vkd_block *h = m->blocks; h; h = h->next)
+                for (uint32_t i = 0; i < h->n_free; i++)
+                    holes += h->free[i].size;
+            VkDeviceSize left = m->expect > holes ? m->expect - holes : 0;
+            left = (left + left / 64 + (64u << 10) + (1u << 20) - 1) & ~(VkDeviceSize)((1u << 20) - 1);
+            if (left < bs)
+                bs = left;
+        }
+        if (m->sized && m->blocks) {
+            /* a planned pool outgrown: the plan counts live bytes, and the ranges freed
+             * during recording can be too fragmented for a later tensor; grow by an
+             * eighth, not by a whole second pool */
+            bs = ((bs / 8) + (1u << 20) - 1) & ~(VkDeviceSize)((1u << 20) - 1);
+        }
+        vkd_result res = block_new(d, m, size > bs ? size : bs, &b);
         if (res)
             return res;
         if (!block_take(b, size, m->align, &off))
@@ -356,6 +387,7 @@ vkd_result vkd_buffer_create_in(vkd_device *d, vkd_memory *m, VkDeviceSize size,
     out->size = size;
     out->block = b;
     out->mapped = b->mapped ? b->mapped + off : NULL;
+    m->expect = m->expect > size ? m->expect - size : 0;
     m->stats.allocated += size;
     if (m->stats.allocated > m->stats.peak_allocated)
         m->stats.peak_allocated = m->stats.allocated;
@@ -409,6 +441,8 @@ void vkd_memory_set_block_size(vkd_device *d, uint64_t bytes)
         bytes = d->caps.max_alloc;
     d->mem->block_size = bytes;
 }
+
+void vkd_memory_expect(vkd_device *d, uint64_t bytes) { d->mem->expect = bytes; }
 
 void vkd_memory_trim(vkd_device *d)
 {

@@ -36,6 +36,11 @@ void vkd_memory_stats_get(const vkd_device *d, vkd_memory_stats *s);
 /* Size of the blocks the device's main allocator makes from now on (weights): a
  * small memory budget wants small steps. Capped at maxMemoryAllocationSize. */
 void vkd_memory_set_block_size(vkd_device *d, uint64_t bytes);
+/* The main allocator will next take about `bytes` (a stage's weights, from the memory
+ * plan): the block that would outgrow what is still expected is made only as large as
+ * that remainder, so the last block holds no unused slack (SD1.5's 1.64 GB UNet in 256
+ * MiB blocks left 150 MiB of it). 0 ends the expectation. */
+void vkd_memory_expect(vkd_device *d, uint64_t bytes);
 /* Give every completely free block of the device's main allocator back to the driver
  * (after weights of a finished stage were released). */
 void vkd_memory_trim(vkd_device *d);
@@ -50,6 +55,10 @@ vkd_result vkd_pool_create(vkd_device *d, vkd_pool **out);
 /* The same with blocks of block_bytes (capped at maxMemoryAllocationSize): a pool sized
  * by the memory plan takes one block of what it needs instead of 256 MiB steps. */
 vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_pool **out);
+/* A pool for a recording whose activations were planned (a dry run's peak of live
+ * bytes): one block of that size + 1/32 for the ranges' fragmentation; if a recording
+ * still outgrows it, it grows by an eighth at a time. */
+vkd_result vkd_pool_create_planned(vkd_device *d, uint64_t planned_bytes, vkd_pool **out);
 void vkd_pool_destroy(vkd_device *d, vkd_pool *p);
 void vkd_pool_stats_get(const vkd_pool *p, vkd_memory_stats *s);
 vkd_result vkd_buffer_create_in(vkd_device *d, vkd_pool *p, VkDeviceSize size, vkd_buffer *out);
