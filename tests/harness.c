@@ -54,6 +54,7 @@ static const char *join(const char *env, const char *fallback, const char *rel)
 const char *test_data_path(const char *rel) { return join("VKD_TEST_DATA", "tests/data", rel); }
 const char *test_shared_path(const char *rel) { return join("VKD_SHARED", "../shared", rel); }
 const char *test_build_path(const char *rel) { return join("VKD_BUILD", "/tmp", rel); }
+const char *test_source_path(const char *rel) { return join("VKD_SOURCE", ".", rel); }
 
 char *test_read_file(const char *path, size_t *len)
 {

@@ -5,6 +5,7 @@
  *   test_data_path("x.bin")      path under tests/data (ctest sets VKD_TEST_DATA)
  *   test_shared_path("clip/..")  path under ../shared (ctest sets VKD_SHARED)
  *   test_build_path("x")         path under the build folder (scratch files)
+ *   test_source_path("weights/") path under the source tree (ctest sets VKD_SOURCE)
  *   test_finish()                prints "N passed, M failed" and returns the exit code
  */
 #ifndef VKD_TEST_HARNESS_H
@@ -38,6 +39,7 @@ double test_rng_normal(test_rng *r);            /* N(0,1) */
 const char *test_data_path(const char *rel);    /* returns a static buffer (rotating, 8 deep) */
 const char *test_shared_path(const char *rel);
 const char *test_build_path(const char *rel);
+const char *test_source_path(const char *rel);
 
 /* Normalised mean squared error sum((got-ref)^2) / max(sum(ref^2), tiny).
  * *first_bad (if not NULL) receives the first index whose |got-ref| exceeds

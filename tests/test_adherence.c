@@ -203,16 +203,6 @@ static void test_judge_on_training_pictures(void)
     vkd_st_close(f);
 }
 
-static const char *source_path(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    const char *s = getenv("VKD_SOURCE");
-    char *b = buf[k++ & 3];
-    snprintf(b, sizeof buf[0], "%s/%s", s ? s : ".", rel);
-    return b;
-}
-
 /* 2: generated pictures */
 static void test_generated(void)
 {
@@ -220,8 +210,8 @@ static void test_generated(void)
                                           "right",    "bottom left", "bottom",    "bottom right"};
     vkd_ctx_params cp;
     vkd_ctx_params_init(&cp);
-    cp.model_path = source_path("weights/shapes.safetensors");
-    cp.tokenizer_path = source_path("weights/tokenizer");
+    cp.model_path = test_source_path("weights/shapes.safetensors");
+    cp.tokenizer_path = test_source_path("weights/tokenizer");
     cp.validation = getenv("VKD_VALIDATION") != NULL; /* 48 renders: the layer would dominate the time */
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);

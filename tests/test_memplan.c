@@ -25,16 +25,6 @@
 #include "vk/memory.h"
 #include "vkdiff.h"
 
-static const char *source_path(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    const char *s = getenv("VKD_SOURCE");
-    char *b = buf[k++ & 3];
-    snprintf(b, sizeof buf[0], "%s/%s", s ? s : ".", rel);
-    return b;
-}
-
 /* ---- 1: plan vs real recording ---------------------------------------------------- */
 
 static uint64_t real_unet_pool(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_model_config *cfg, int64_t b,
@@ -218,8 +208,8 @@ static vkd_ctx *open_shipped(uint32_t budget_mb)
 {
     vkd_ctx_params cp;
     vkd_ctx_params_init(&cp);
-    cp.model_path = source_path("weights/shapes.safetensors");
-    cp.tokenizer_path = source_path("weights/tokenizer");
+    cp.model_path = test_source_path("weights/shapes.safetensors");
+    cp.tokenizer_path = test_source_path("weights/tokenizer");
     cp.validation = getenv("VKD_NO_VALIDATION") == NULL;
     cp.memory_budget_mb = budget_mb;
     cp.log = on_log;
@@ -323,7 +313,7 @@ int main(void)
     test_tile_starts();
     test_groupnorm_external();
     test_plan_matches_recording(test_data_path("tiny-sd1.safetensors"), "tiny SD1");
-    test_plan_matches_recording(source_path("weights/shapes.safetensors"), "shapes");
+    test_plan_matches_recording(test_source_path("weights/shapes.safetensors"), "shapes");
     test_tiled_decode();
     test_budgets();
     return test_finish();
