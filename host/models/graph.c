@@ -109,13 +109,9 @@ void g_free(vkd_graph *g, vkd_tensor *t)
 
 /* "<name><suffix>" from the weight store; in a dry run only its shape as the op would
  * see it (into *slot), from the checkpoint header. NULL if absent (error logged). */
-static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, const char *suffix,
-                                vkd_tensor *slot)
+/* Dry run: the device tensor a checkpoint tensor becomes (shape and dtype only). */
+static const vkd_tensor *weight_shape(vkd_graph *g, vkd_wkind kind, const char *key, vkd_tensor *slot)
 {
-    if (!g->plan)
-        return vkd_wstore_get(g->ws, kind, "%s%s", name, suffix);
-    char key[512];
-    snprintf(key, sizeof key, "%s%s", name, suffix);
     int64_t s[8];
     int nd = vkd_wstore_shape(g->ws, key, s);
     if (nd < 1) {
@@ -136,6 +132,18 @@ static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, 
     } else {
         slot->ndim = 1, slot->shape[0] = numel;
     }
+    return slot;
+}
+
+static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, const char *suffix,
+                                vkd_tensor *slot)
+{
+    if (!g->plan)
+        return vkd_wstore_get(g->ws, kind, "%s%s", name, suffix);
+    char key[512];
+    snprintf(key, sizeof key, "%s%s", name, suffix);
+    if (!weight_shape(g, kind, key, slot))
+        return NULL;
     g->plan->weight_bytes += pool_bytes(slot); /* the allocator's rounding */
     return slot;
 }
@@ -190,6 +198,55 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
     vkd_tensor out = g_new(g, x->ndim, shape);
     if (rec(g))
         check(g, vkd_op_linear(g->c, x, w, b, residual, &out));
+    return out;
+}
+
+vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *const *names)
+{
+    if (!g_ok(g))
+        return empty();
+    char full[8][420];
+    const char *fn[8];
+    if (n < 1 || n > 8) {
+        g_fail(g, VKD_ERR_INVALID_ARG);
+        return empty();
+    }
+    for (int j = 0; j < n; j++)
+        snprintf(full[j], sizeof full[j], "%s.weight", names[j]), fn[j] = full[j];
+    vkd_tensor slot = empty();
+    const vkd_tensor *w = NULL;
+    if (!g->plan) {
+        w = vkd_wstore_get_linear_cat(g->ws, n, fn);
+    } else { /* dry run: the stacked shape from the header, counted once */
+        int64_t rows = 0, cols = 0;
+        vkd_tensor one;
+        for (int j = 0; j < n; j++) {
+            const vkd_tensor *o = weight_shape(g, VKD_W_LINEAR, fn[j], &one);
+            if (!o)
+                break;
+            rows += o->shape[0], cols = o->shape[1];
+            w = o;
+            if (j == n - 1)
+                break;
+            w = NULL; /* set again by the next; a missing one leaves NULL */
+        }
+        if (w) {
+            slot = *w;
+            slot.shape[0] = rows, slot.shape[1] = cols;
+            g->plan->weight_bytes += pool_bytes(&slot);
+            w = &slot;
+        }
+    }
+    if (!w) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return empty();
+    }
+    int64_t shape[VKD_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = w->shape[0];
+    vkd_tensor out = g_new(g, x->ndim, shape);
+    if (rec(g))
+        check(g, vkd_op_linear(g->c, x, w, NULL, NULL, &out));
     return out;
 }
 
@@ -302,6 +359,24 @@ vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, c
     vkd_attention_params_init(&p);
     p.heads = heads;
     p.causal = causal;
+    check(g, vkd_op_attention(g->c, q, k, v, &out, &p));
+    return out;
+}
+
+vkd_tensor g_attention_cols(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v, int heads,
+                            int64_t width, int64_t q_col, int64_t k_col, int64_t v_col)
+{
+    int64_t shape[VKD_MAX_DIMS];
+    memcpy(shape, q->shape, sizeof shape);
+    shape[q->ndim - 1] = width;
+    vkd_tensor out = g_new(g, q->ndim, shape);
+    if (!rec(g))
+        return out;
+    vkd_attention_params p;
+    vkd_attention_params_init(&p);
+    p.heads = heads;
+    p.head_dim = width / heads;
+    p.q_col = q_col, p.k_col = k_col, p.v_col = v_col;
     check(g, vkd_op_attention(g->c, q, k, v, &out, &p));
     return out;
 }

@@ -97,8 +97,16 @@ VKD_FMT(6, 7) vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int grou
 /* nn.LayerNorm "<name>.weight/.bias" over the last dim */
 VKD_FMT(4, 5) vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float eps, const char *fmt, ...);
 
+/* Linears without bias "<name_i>.weight" on the same x, as one GEMM on their stacked
+ * weights: out [.., sum out_i], layer i's output in its columns, in order. */
+vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *const *names);
+
 vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v, int heads,
                        bool causal);
+/* The same on views: head 0 of q, k, v at columns q_col, k_col, v_col of their last
+ * dimension (packed projections from g_linear_cat); out [N, Lq, width]. */
+vkd_tensor g_attention_cols(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v, int heads,
+                            int64_t width, int64_t q_col, int64_t k_col, int64_t v_col);
 vkd_tensor g_add(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b);
 void g_add_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *b);
 vkd_tensor g_silu(vkd_graph *g, const vkd_tensor *x);

@@ -43,17 +43,33 @@ static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, int
     return out;
 }
 
-/* CrossAttention: to_q/to_k/to_v without bias, to_out.0 with bias; residual fused. */
+/* CrossAttention: to_q/to_k/to_v without bias, to_out.0 with bias; residual fused.
+ * The projections that read the same input run as one GEMM on stacked weights (q, k
+ * and v for self-attention, k and v for cross-attention) and the attention reads its
+ * heads from the packed result: 2 and 1 dispatches fewer, and the input read once. */
 static vkd_tensor attention(vkd_graph *g, const char *p, const vkd_tensor *xn, const vkd_tensor *ctx, int heads,
                             const vkd_tensor *residual)
 {
-    vkd_tensor q = g_linear(g, xn, NULL, "%sto_q", p);   // [N, HW, C]
-    vkd_tensor k = g_linear(g, ctx, NULL, "%sto_k", p);  // [N, L, C]
-    vkd_tensor v = g_linear(g, ctx, NULL, "%sto_v", p);  // [N, L, C]
-    vkd_tensor a = g_attention(g, &q, &k, &v, heads, false);
-    g_free(g, &q);
-    g_free(g, &k);
-    g_free(g, &v);
+    char nq[400], nk[400], nv[400];
+    snprintf(nq, sizeof nq, "%sto_q", p);
+    snprintf(nk, sizeof nk, "%sto_k", p);
+    snprintf(nv, sizeof nv, "%sto_v", p);
+    vkd_tensor a;
+    if (xn == ctx) {
+        const char *names[3] = {nq, nk, nv};
+        vkd_tensor qkv = g_linear_cat(g, xn, 3, names);                     // [N, HW, 3C]
+        int64_t c = qkv.shape[qkv.ndim - 1] / 3;                            // inner width, heads * dim_head
+        a = g_attention_cols(g, &qkv, &qkv, &qkv, heads, c, 0, c, 2 * c);   // [N, HW, C]
+        g_free(g, &qkv);
+    } else {
+        const char *names[2] = {nk, nv};
+        vkd_tensor q = g_linear(g, xn, NULL, "%s", nq);                      // [N, HW, C]
+        vkd_tensor kv = g_linear_cat(g, ctx, 2, names);                      // [N, L, 2C]
+        int64_t c = kv.shape[kv.ndim - 1] / 2;
+        a = g_attention_cols(g, &q, &kv, &kv, heads, c, 0, 0, c);           // [N, HW, C]
+        g_free(g, &q);
+        g_free(g, &kv);
+    }
     vkd_tensor out = g_linear(g, &a, residual, "%sto_out.0", p);
     g_free(g, &a);
     return out;

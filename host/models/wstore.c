@@ -106,6 +106,78 @@ done:
     return r;
 }
 
+/* The slot holding (name, kind), or the free slot where it goes; NULL when full. */
+static slot *find_slot(vkd_wstore *s, const char *name, vkd_wkind kind)
+{
+    uint32_t i = (uint32_t)(hash(name, kind) & (s->cap - 1));
+    while (s->slots[i].name) {
+        if (s->slots[i].kind == kind && !strcmp(s->slots[i].name, name))
+            return &s->slots[i];
+        i = (i + 1) & (s->cap - 1);
+    }
+    if (s->count * 4 >= s->cap * 3) {
+        VKD_ERROR("weight store full (%u tensors)", s->count);
+        return NULL;
+    }
+    return &s->slots[i];
+}
+
+static const vkd_tensor *keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t);
+
+const vkd_tensor *vkd_wstore_get_linear_cat(vkd_wstore *s, int n, const char *const *names)
+{
+    char key[1024] = "";
+    size_t used = 0;
+    for (int j = 0; j < n; j++) { /* the key: the names joined by '+' */
+        int k = snprintf(key + used, sizeof key - used, "%s%s", j ? "+" : "", names[j]);
+        if (k < 0 || (size_t)k >= sizeof key - used) {
+            VKD_ERROR("weight names too long to stack");
+            return NULL;
+        }
+        used += (size_t)k;
+    }
+    slot *sl = find_slot(s, key, VKD_W_LINEAR);
+    if (!sl)
+        return NULL;
+    if (sl->name)
+        return &sl->t;
+    int64_t rows = 0, cols = -1;
+    const vkd_wtensor *wt[8];
+    if (n < 1 || n > 8)
+        return NULL;
+    for (int j = 0; j < n; j++) {
+        if (!(wt[j] = vkd_weights_find(s->w, names[j]))) {
+            VKD_ERROR("the checkpoint has no tensor %s", names[j]);
+            return NULL;
+        }
+        int64_t r = wt[j]->rank >= 1 ? wt[j]->shape[0] : 1, c = r ? (int64_t)wt[j]->nelem / r : 0;
+        bool one_by_one = wt[j]->rank == 2 || (wt[j]->rank == 4 && wt[j]->shape[2] == 1 && wt[j]->shape[3] == 1);
+        if (!one_by_one || (cols >= 0 && c != cols)) {
+            VKD_ERROR("%s: cannot be stacked with %s (shapes differ or not a linear weight)", names[j], names[0]);
+            return NULL;
+        }
+        cols = c, rows += r;
+    }
+    float *host = malloc((size_t)(rows * cols) * sizeof *host);
+    if (!host)
+        return NULL;
+    vkd_result r = VKD_OK;
+    int64_t row = 0;
+    for (int j = 0; j < n && !r; j++) { /* [rows_j, cols] blocks, one after the other */
+        r = vkd_wtensor_read_f32(wt[j], host + (size_t)row * (size_t)cols);
+        row += wt[j]->shape[0];
+    }
+    vkd_tensor t;
+    if (!r)
+        r = vkd_linear_weight_upload(s->d, s->dt, host, rows, cols, &t);
+    free(host);
+    if (r) {
+        VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
+        return NULL;
+    }
+    return keep(s, sl, key, VKD_W_LINEAR, t);
+}
+
 const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt, ...)
 {
     char name[512];
@@ -113,16 +185,11 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    uint32_t i = (uint32_t)(hash(name, kind) & (s->cap - 1));
-    while (s->slots[i].name) {
-        if (s->slots[i].kind == kind && !strcmp(s->slots[i].name, name))
-            return &s->slots[i].t;
-        i = (i + 1) & (s->cap - 1);
-    }
-    if (s->count * 4 >= s->cap * 3) {
-        VKD_ERROR("weight store full (%u tensors)", s->count);
+    slot *sl = find_slot(s, name, kind);
+    if (!sl)
         return NULL;
-    }
+    if (sl->name)
+        return &sl->t;
     const vkd_wtensor *wt = vkd_weights_find(s->w, name);
     if (!wt) {
         VKD_ERROR("the checkpoint has no tensor %s", name);
@@ -134,6 +201,12 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
         VKD_ERROR("%s: upload failed: %s", name, vkd_result_str(r));
         return NULL;
     }
+    return keep(s, sl, name, kind, t);
+}
+
+static const vkd_tensor *keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t)
+{
+    size_t i = (size_t)(sl - s->slots);
     s->slots[i].name = malloc(strlen(name) + 1);
     if (!s->slots[i].name) {
         vkd_tensor_destroy(s->d, &t);
