@@ -75,6 +75,12 @@ void stats()
         s[i + 1u] = k;
         s[i + 2u] = dm;
         s[i + 3u] = q;
+        if (pc.finals != 0u) { // the only block of its group: the finals as COMBINE writes them
+            uint f = pc.fin_off + ((pc.n0 + z) * pc.groups + g) * 3u;
+            s[f] = k;
+            s[f + 1u] = dm;
+            s[f + 2u] = 1.0 / sqrt(q / float(cnt) + pc.eps);
+        }
     }
 }
 

@@ -128,7 +128,8 @@ int main(void)
         run_case(d, dt, 1, 1023, 1920, 32, 1e-5f, 1, 0, &rng);  /* C not a power of two */
         run_case(d, dt, 2, 77, 2560, 32, 1e-5f, 0, 0, &rng);
         run_case(d, dt, 1, 256, 1280, 32, 1e-6f, 1, 0, &rng);
-        run_case(d, dt, 1, 8192, 128, 32, 1e-6f, 1, 0, &rng);   /* VAE-like: 4 channels per group, many blocks */
+        run_case(d, dt, 1, 8192, 128, 32, 1e-6f, 1, 0, &rng);   /* VAE-like: 4 channels per group, one block */
+        run_case(d, dt, 1, 20000, 128, 32, 1e-6f, 1, 0, &rng);  /* 80000 per group > VKD_GN_ONE_BLOCK: blocks + COMBINE */
     }
     run_case(d, VKD_F32, 1, 4096, 320, 32, 1e-5f, 0, 200.0, &rng); /* mean 200, std 1.5 */
     test_groupnorm_rejects_bad_shapes(d);

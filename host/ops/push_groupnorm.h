@@ -6,7 +6,9 @@
  *           (k0, mean - k0, 1/sqrt(var + eps)), 3 floats per (sample, group);
  *   APPLY   one invocation per element: (x - mean) * rstd * gamma + beta, optional SiLU.
  * Blocks are small so a feature map larger than one binding window (a 1024x1024 VAE
- * map is 256 MiB in fp16) is handled by chunking rows; statistics stay exact per group. */
+ * map is 256 MiB in fp16) is handled by chunking rows; statistics stay exact per group.
+ * A group of at most VKD_GN_ONE_BLOCK elements is one block: STATS then writes the
+ * finals itself and COMBINE is not dispatched (2 dispatches per norm, not 3). */
 #include "push.h"
 
 #define VKD_GN_STATS 0
@@ -33,4 +35,5 @@ VKD_PUSH_BEGIN(vkd_push_groupnorm)
     pc_uint fin_off;    /* finals:   s[fin_off + (n * groups + g) * 3 + {0,1,2}] */
     pc_uint silu;
     pc_float eps;
+    pc_uint finals;     /* STATS with one block per sample: also write the finals (no COMBINE) */
 VKD_PUSH_END(vkd_push_groupnorm)
