@@ -32,8 +32,10 @@ static void ref_groupnorm(const float *x, const float *gm, const float *bt, int6
         }
 }
 
-static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c, uint32_t groups, float eps,
-                     int silu, double mean_offset, test_rng *rng)
+/* with_add: normalise x + e[n] through vkd_op_groupnorm_add (e [N, C], the ResBlock's
+ * time embedding), against the reference on the sum */
+static void run_case_add(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c, uint32_t groups, float eps,
+                         int silu, double mean_offset, int with_add, test_rng *rng)
 {
     int64_t shape[3] = {n, hw, c}, cshape[1] = {c};
     size_t total = (size_t)(n * hw * c);
@@ -47,7 +49,14 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t
     test_round_to(dt, x, total);
     test_round_to(dt, gm, (size_t)c);
     test_round_to(dt, bt, (size_t)c);
-    ref_groupnorm(x, gm, bt, n, hw, c, groups, eps, silu, ref);
+    int64_t eshape[2] = {n, c};
+    float *e = malloc((size_t)(n * c) * 4), *xe = malloc(total * 4);
+    test_fill_normal(rng, e, (size_t)(n * c), 2.0);
+    test_round_to(dt, e, (size_t)(n * c));
+    for (size_t i = 0; i < total; i++) /* the sum as the shader forms it: in fp32 */
+        xe[i] = with_add ? x[i] + e[(i / (size_t)(hw * c)) * (size_t)c + i % (size_t)c] : x[i];
+    ref_groupnorm(xe, gm, bt, n, hw, c, groups, eps, silu, ref);
+    vkd_tensor te = test_tensor_from(d, dt, 2, eshape, e);
 
     vkd_tensor tx = test_tensor_from(d, dt, 3, shape, x);
     vkd_tensor tg = test_tensor_from(d, dt, 1, cshape, gm);
@@ -64,7 +73,8 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t
         r = vkd_cmd_begin(cmd);
     }
     if (!r)
-        r = vkd_op_groupnorm(cmd, &tx, groups, eps, &tg, &tb, silu, &ts, &to);
+        r = with_add ? vkd_op_groupnorm_add(cmd, &tx, &te, groups, eps, &tg, &tb, silu, &ts, &to)
+                     : vkd_op_groupnorm(cmd, &tx, groups, eps, &tg, &tb, silu, &ts, &to);
     if (!r)
         r = vkd_cmd_end(cmd);
     if (!r)
@@ -73,7 +83,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t
     char what[160];
     snprintf(what, sizeof what, "groupnorm_%s%s [%lld,%lld,%lld] G%u eps %g%s (%u dispatches)", vkd_dtype_suffix(dt),
              silu ? "+silu" : "", (long long)n, (long long)hw, (long long)c, groups, (double)eps,
-             mean_offset ? " offset" : "", cmd ? vkd_cmd_dispatch_count(cmd) : 0);
+             mean_offset ? " offset" : with_add ? " + e[n]" : "", cmd ? vkd_cmd_dispatch_count(cmd) : 0);
     /* measured: fp32 ~5e-15 (also at mean/std = 133), fp16 ~4e-8 (one output rounding) */
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 2e-7 : 1e-12, what);
     vkd_cmd_destroy(cmd);
@@ -82,10 +92,19 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t
     vkd_tensor_destroy(d, &tb);
     vkd_tensor_destroy(d, &to);
     vkd_tensor_destroy(d, &ts);
+    vkd_tensor_destroy(d, &te);
+    free(e);
+    free(xe);
     free(x);
     free(gm);
     free(bt);
     free(ref);
+}
+
+static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c, uint32_t groups, float eps,
+                     int silu, double mean_offset, test_rng *rng)
+{
+    run_case_add(d, dt, n, hw, c, groups, eps, silu, mean_offset, 0, rng);
 }
 
 static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
@@ -130,6 +149,8 @@ int main(void)
         run_case(d, dt, 1, 256, 1280, 32, 1e-6f, 1, 0, &rng);
         run_case(d, dt, 1, 8192, 128, 32, 1e-6f, 1, 0, &rng);   /* VAE-like: 4 channels per group, one block */
         run_case(d, dt, 1, 20000, 128, 32, 1e-6f, 1, 0, &rng);  /* 80000 per group > VKD_GN_ONE_BLOCK: blocks + COMBINE */
+        run_case_add(d, dt, 2, 4096, 320, 32, 1e-5f, 1, 0, 1, &rng);  /* ResBlock out_layers.0 on conv1 + time embedding */
+        run_case_add(d, dt, 2, 20000, 128, 32, 1e-5f, 0, 0, 1, &rng); /* the same through blocks + COMBINE */
     }
     run_case(d, VKD_F32, 1, 4096, 320, 32, 1e-5f, 0, 200.0, &rng); /* mean 200, std 1.5 */
     test_groupnorm_rejects_bad_shapes(d);
@@ -142,6 +163,7 @@ int main(void)
         run_case(d, dts[i], 2, 4096, 64, 32, 1e-6f, 1, 0, &rng);
         run_case(d, dts[i], 1, 1000, 96, 32, 1e-5f, 0, 0, &rng);
         run_case(d, dts[i], 3, 77, 320, 32, 1e-5f, 1, 0, &rng);
+        run_case_add(d, dts[i], 3, 1000, 96, 32, 1e-5f, 1, 0, 1, &rng); /* + e[n] with samples in row chunks */
     }
     run_case(d, VKD_F32, 1, 2047, 128, 32, 1e-6f, 0, 100.0, &rng);
     test_device_close(d);

@@ -291,12 +291,35 @@ vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, i
     return conv(g, x, h, w, stride, pt, pb, pl, pr, NULL, name);
 }
 
+static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps, bool silu,
+                            const char *name);
+
 vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu, const char *fmt, ...)
 {
     if (!g_ok(g))
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
+    return groupnorm(g, x, NULL, groups, eps, silu, name);
+}
+
+vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps, bool silu,
+                           const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    if (g->gn) { /* captured statistics (tiled decode) are for plain norms only */
+        g_fail(g, VKD_ERR_INTERNAL);
+        return empty();
+    }
+    return groupnorm(g, x, add, groups, eps, silu, name);
+}
+
+static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps, bool silu,
+                            const char *name)
+{
     const vkd_tensor *gw, *gb;
     vkd_tensor slot[2];
     if (!norm_params(g, name, &gw, &gb, slot))
@@ -312,7 +335,8 @@ vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps,
     vkd_tensor out = g_new(g, x->ndim, x->shape);
     bool ext = g->gn && g->gn->external;
     if (rec(g))
-        check(g, vkd_op_groupnorm_ex(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out, ext));
+        check(g, add ? vkd_op_groupnorm_add(g->c, x, add, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out)
+                     : vkd_op_groupnorm_ex(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out, ext));
     if (g->gn && g_recording(g)) { /* keep the scratch: the caller reads and writes its statistics */
         vkd_gn_capture *cap = g->gn;
         if (cap->count == cap->cap) {
@@ -442,8 +466,3 @@ vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b)
     return out;
 }
 
-void g_add_rows_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *v)
-{
-    if (rec(g))
-        check(g, vkd_op_add_rows(g->c, a, v, a));
-}

@@ -94,6 +94,9 @@ VKD_FMT(10, 11) vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t
 /* nn.GroupNorm "<name>.weight/.bias" */
 VKD_FMT(6, 7) vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu,
                                      const char *fmt, ...);
+/* GroupNorm(x + add[n]) (add [N, C], e.g. a ResBlock's time embedding), the sum never stored */
+VKD_FMT(7, 8) vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps,
+                                         bool silu, const char *fmt, ...);
 /* nn.LayerNorm "<name>.weight/.bias" over the last dim */
 VKD_FMT(4, 5) vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float eps, const char *fmt, ...);
 
@@ -115,6 +118,5 @@ vkd_tensor g_geglu(vkd_graph *g, const vkd_tensor *x);     /* [M, 2F] -> [M, F] 
 vkd_tensor g_upsample2x(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w);
 vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b);
 /* a [N, L, C] += v [N, C] broadcast over L */
-void g_add_rows_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *v);
 
 #endif

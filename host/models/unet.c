@@ -25,9 +25,9 @@ static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, int
     vkd_tensor b = g_conv(g, &a, h, w, 1, 1, NULL, "%sin_layers.2", p);              // [N, HW, Cout]
     g_free(g, &a);
     vkd_tensor e = g_linear(g, emb_silu, NULL, "%semb_layers.1", p);                // [N, Cout]
-    g_add_rows_inplace(g, &b, &e);
+    /* h = b + e[n] feeds only out_layers.0: the norm adds e as it reads b */
+    vkd_tensor c = g_groupnorm_add(g, &b, &e, 32, GN_EPS_RES, true, "%sout_layers.0", p);
     g_free(g, &e);
-    vkd_tensor c = g_groupnorm(g, &b, 32, GN_EPS_RES, true, "%sout_layers.0", p);
     g_free(g, &b);
     vkd_tensor skip = *x;
     bool own_skip = false;

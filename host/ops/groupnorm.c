@@ -75,10 +75,10 @@ vkd_result vkd_op_groupnorm_scratch_numel(vkd_cmd *c, const vkd_tensor *x, uint3
 
 /* One dispatch of `mode` over samples [n0, n0+ns) and rows [row0, row0+rows). */
 static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd_push_groupnorm pc, int64_t n0,
-                       int64_t ns, int64_t row0, int64_t rows, const vkd_tensor *x, const vkd_tensor *gamma,
-                       const vkd_tensor *beta, const vkd_tensor *scratch, vkd_tensor *out)
+                       int64_t ns, int64_t row0, int64_t rows, const vkd_tensor *x, const vkd_tensor *add,
+                       const vkd_tensor *gamma, const vkd_tensor *beta, const vkd_tensor *scratch, vkd_tensor *out)
 {
-    vkd_binding b[5];
+    vkd_binding b[6];
     int64_t e0 = (n0 * p->hw + row0) * p->c, ne = ((ns - 1) * p->hw + rows) * p->c;
     uint32_t soff;
     vkd_result r;
@@ -86,6 +86,10 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
         (r = vkd_op_bind(c, beta, 0, p->c, &b[2], &pc.b_off)) ||
         (r = vkd_op_bind(c, scratch, 0, p->scratch, &b[3], &soff)) || (r = vkd_op_bind(c, out, e0, ne, &b[4], &pc.o_off)))
         return r;
+    /* the added [N, C] rows, or gamma as a placeholder binding when there are none */
+    if ((r = add ? vkd_op_bind(c, add, 0, p->n * p->c, &b[5], &pc.e_off) : vkd_op_bind(c, gamma, 0, p->c, &b[5], &pc.e_off)))
+        return r;
+    pc.add = add != NULL;
     pc.s_off = soff;
     pc.fin_off = soff + (uint32_t)(p->n * pc.groups * p->nblk * 4);
     pc.n0 = (uint32_t)n0;
@@ -105,20 +109,20 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
         vkd_op_grid_1d(pc.n, LOCAL, &gx, &gy);
     }
     static const char *const labels[] = {"groupnorm_stats", "groupnorm_combine", "groupnorm_apply"};
-    return vkd_cmd_dispatch(c, pl, b, 5, &pc, sizeof pc, gx, gy, gz, labels[pc.mode]);
+    return vkd_cmd_dispatch(c, pl, b, 6, &pc, sizeof pc, gx, gy, gz, labels[pc.mode]);
 }
 
 /* Run one pass over the whole tensor, chunked by the plan. */
 static vkd_result pass_all(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd_push_groupnorm pc,
-                           const vkd_tensor *x, const vkd_tensor *gamma, const vkd_tensor *beta,
-                           const vkd_tensor *scratch, vkd_tensor *out)
+                           const vkd_tensor *x, const vkd_tensor *add, const vkd_tensor *gamma,
+                           const vkd_tensor *beta, const vkd_tensor *scratch, vkd_tensor *out)
 {
     if (p->whole)
-        return pass(c, pl, p, pc, 0, p->n, 0, p->hw, x, gamma, beta, scratch, out);
+        return pass(c, pl, p, pc, 0, p->n, 0, p->hw, x, add, gamma, beta, scratch, out);
     for (int64_t n = 0; n < p->n; n++)
         for (int64_t r0 = 0; r0 < p->hw; r0 += p->chunk_rows) {
             int64_t rows = p->hw - r0 < p->chunk_rows ? p->hw - r0 : p->chunk_rows;
-            vkd_result r = pass(c, pl, p, pc, n, 1, r0, rows, x, gamma, beta, scratch, out);
+            vkd_result r = pass(c, pl, p, pc, n, 1, r0, rows, x, add, gamma, beta, scratch, out);
             if (r)
                 return r;
         }
@@ -143,9 +147,29 @@ vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, fl
     return vkd_op_groupnorm_ex(c, x, groups, eps, gamma, beta, silu, scratch, out, false);
 }
 
+static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, uint32_t groups, float eps,
+                            const vkd_tensor *gamma, const vkd_tensor *beta, bool silu, const vkd_tensor *scratch,
+                            vkd_tensor *out, bool external_stats);
+
 vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
                                const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out,
                                bool external_stats)
+{
+    return groupnorm(c, x, NULL, groups, eps, gamma, beta, silu, scratch, out, external_stats);
+}
+
+vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, uint32_t groups, float eps,
+                                const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
+                                const vkd_tensor *scratch, vkd_tensor *out)
+{
+    if (x->ndim == 3 && (add->dtype != x->dtype || vkd_tensor_numel(add) != x->shape[0] * x->shape[2]))
+        return vkd_op_shape_error("groupnorm", "add must be [N, C] in x's dtype", add);
+    return groupnorm(c, x, add, groups, eps, gamma, beta, silu, scratch, out, false);
+}
+
+static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, uint32_t groups, float eps,
+                            const vkd_tensor *gamma, const vkd_tensor *beta, bool silu, const vkd_tensor *scratch,
+                            vkd_tensor *out, bool external_stats)
 {
     gn_plan p;
     vkd_result r = plan_make(c, x, groups, &p);
@@ -168,21 +192,21 @@ vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups,
     }
     const vkd_pipeline *pl;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 5, &pl)))
+    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 6, &pl)))
         return r;
     vkd_push_groupnorm pc = {.c = (uint32_t)p.c, .cpg = p.cpg, .groups = groups, .block_rows = (uint32_t)p.block_rows,
                              .nblk = (uint32_t)p.nblk, .silu = silu, .eps = eps};
     pc.mode = VKD_GN_STATS;
     bool one_block = p.nblk == 1;
     pc.finals = one_block && !external_stats; /* external: the caller's finals stay */
-    if ((r = pass_all(c, pl, &p, pc, x, gamma, beta, scratch, out)))
+    if ((r = pass_all(c, pl, &p, pc, x, add, gamma, beta, scratch, out)))
         return r;
     pc.finals = 0;
     pc.mode = VKD_GN_COMBINE; /* one dispatch: the bindings of the first chunk are just placeholders */
     if (!external_stats && !one_block &&
-        (r = pass(c, pl, &p, pc, 0, 1, 0, p.whole ? p.hw : p.chunk_rows < p.hw ? p.chunk_rows : p.hw, x, gamma, beta,
-                  scratch, out)))
+        (r = pass(c, pl, &p, pc, 0, 1, 0, p.whole ? p.hw : p.chunk_rows < p.hw ? p.chunk_rows : p.hw, x, add, gamma,
+                  beta, scratch, out)))
         return r;
     pc.mode = VKD_GN_APPLY;
-    return pass_all(c, pl, &p, pc, x, gamma, beta, scratch, out);
+    return pass_all(c, pl, &p, pc, x, add, gamma, beta, scratch, out);
 }
