@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "ops/attention.h"
 #include "ops/conv2d.h"
 #include "ops/matmul.h"
 #include "vk/cmd.h"
@@ -22,8 +23,8 @@
 
 typedef struct bench_case {
     const char *what;
-    int conv;          /* 0: linear [M, K] x [N, K]^T; 1: 3x3 conv, stride 1, pad 1 */
-    int64_t m, k, n;   /* linear: rows per image (x batch), in, out */
+    int conv;          /* 0: linear [M, K] x [N, K]^T; 1: 3x3 conv, stride 1, pad 1; 2: fused attention */
+    int64_t m, k, n;   /* linear: rows per image (x batch), in, out; attention: tokens, width, heads */
     int64_t hw, cin, cout;
     int tier;          /* 0: in --quick; 1: in a CPU device's default run; 2: GPU default or --all */
 } bench_case;
@@ -40,6 +41,8 @@ static const bench_case cases[] = {
     {"ResBlock conv 32x32 640->640", 1, 0, 0, 0, 32, 640, 640, 2},
     {"ResBlock conv 16x16 1280->1280", 1, 0, 0, 0, 16, 1280, 1280, 2},
     {"ResBlock conv 8x8 1280->1280", 1, 0, 0, 0, 8, 1280, 1280, 0},
+    {"self-attention, level 0 (8 heads x 40)", 2, 4096, 320, 8, 0, 0, 0, 1},
+    {"self-attention, level 1 (8 heads x 80)", 2, 1024, 640, 8, 0, 0, 0, 0},
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -60,6 +63,46 @@ static void fill(float *x, size_t n, float scale, uint32_t seed)
         seed = seed * 1664525u + 1013904223u;
         x[i] = scale * ((float)(seed >> 8) / 16777216.0f - 0.5f);
     }
+}
+
+/* Median GPU ms of the fused attention on a packed qkv [B, L, 3C] -> [B, L, C]; < 0 on failure. */
+static double time_attention(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat)
+{
+    vkd_tensor x = {0}, o = {0};
+    vkd_cmd *c = NULL;
+    double res = -1, *ms = calloc((size_t)repeat, sizeof *ms);
+    int64_t L = bc->m, C = bc->k;
+    float *hx = malloc((size_t)(batch * L * 3 * C) * 4);
+    if (!ms || !hx)
+        goto done;
+    fill(hx, (size_t)(batch * L * 3 * C), 2.0f, 1);
+    int64_t xs[3] = {batch, L, 3 * C}, os[3] = {batch, L, C};
+    vkd_attention_params p;
+    vkd_attention_params_init(&p);
+    p.heads = bc->n, p.head_dim = C / bc->n, p.k_col = C, p.v_col = 2 * C;
+    vkd_result r = vkd_tensor_create(d, dt, 3, xs, &x);
+    if (!r) r = vkd_tensor_upload_f32(d, &x, hx);
+    if (!r) r = vkd_tensor_create(d, dt, 3, os, &o);
+    if (!r) r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_cmd_begin(c);
+    if (!r) r = vkd_op_attention(c, &x, &x, &x, &o, &p);
+    if (!r) r = vkd_cmd_end(c);
+    if (!r) r = vkd_cmd_submit_wait(c); /* warm-up */
+    for (int i = 0; !r && i < repeat; i++) {
+        r = vkd_cmd_submit_wait(c);
+        ms[i] = vkd_cmd_total_ms(c);
+    }
+    if (r)
+        fprintf(stderr, "bench: %s %s failed: %s\n", bc->what, vkd_dtype_suffix(dt), vkd_result_str(r));
+    else
+        res = median(ms, repeat);
+done:
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &x);
+    vkd_tensor_destroy(d, &o);
+    free(ms);
+    free(hx);
+    return res;
 }
 
 /* Median GPU ms of one op over `repeat` submissions; < 0 on failure. */
@@ -221,7 +264,11 @@ int vkd_cli_bench_ops(int argc, char **argv)
             continue;
         char shape[96];
         double flop;
-        if (bc->conv) {
+        if (bc->conv == 2) { /* QK^T and PV: 2 * 2 * L^2 * C */
+            snprintf(shape, sizeof shape, "[%lld, %lld tokens, %lld]", (long long)batch, (long long)bc->m,
+                     (long long)bc->k);
+            flop = 4.0 * batch * bc->m * bc->m * bc->k;
+        } else if (bc->conv) {
             snprintf(shape, sizeof shape, "[%lld, %lldx%lld, %lld] 3x3 -> %lld", (long long)batch, (long long)bc->hw,
                      (long long)bc->hw, (long long)bc->cin, (long long)bc->cout);
             flop = 2.0 * batch * bc->hw * bc->hw * bc->cout * 9.0 * bc->cin;
@@ -232,14 +279,17 @@ int vkd_cli_bench_ops(int argc, char **argv)
         }
         printf("| %s | %s | %.2f |", bc->what, shape, flop / 1e9);
         for (int j = 0; j < 2; j++) {
-            double ms = j < ndt ? time_op(d, dts[j], bc, batch, repeat) : -1;
+            double ms = j >= ndt ? -1 : bc->conv == 2 ? time_attention(d, dts[j], bc, batch, repeat)
+                                                       : time_op(d, dts[j], bc, batch, repeat);
             if (ms > 0)
                 printf(" %.2f | %.1f |", ms, flop / (ms * 1e6));
             else
                 printf(" – | – |");
         }
         double blas = -1;
-        if (bc->conv) /* the conv's GEMM: [B*HW, 9*Cin] x [Cout, 9*Cin]^T */
+        if (bc->conv == 2)
+            blas = -1; /* no BLAS counterpart */
+        else if (bc->conv) /* the conv's GEMM: [B*HW, 9*Cin] x [Cout, 9*Cin]^T */
             blas = time_sgemm(batch * bc->hw * bc->hw, 9 * bc->cin, bc->cout, repeat);
         else
             blas = time_sgemm(batch * bc->m, bc->k, bc->n, repeat);
