@@ -65,6 +65,23 @@ static void fill(float *x, size_t n, float scale, uint32_t seed)
     }
 }
 
+/* End the recording c (r: how recording went), submit it once to warm up, then
+ * `repeat` times: the median GPU ms, < 0 on failure (reported). */
+static double replay_median(vkd_cmd *c, vkd_result r, double *ms, int repeat, const bench_case *bc, vkd_dtype dt)
+{
+    if (!r) r = vkd_cmd_end(c);
+    if (!r) r = vkd_cmd_submit_wait(c); /* warm-up */
+    for (int i = 0; !r && i < repeat; i++) {
+        r = vkd_cmd_submit_wait(c);
+        ms[i] = vkd_cmd_total_ms(c);
+    }
+    if (r) {
+        fprintf(stderr, "bench: %s %s failed: %s\n", bc->what, vkd_dtype_suffix(dt), vkd_result_str(r));
+        return -1;
+    }
+    return median(ms, repeat);
+}
+
 /* Median GPU ms of the fused attention on a packed qkv [B, L, 3C] -> [B, L, C]; < 0 on failure. */
 static double time_attention(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat)
 {
@@ -86,16 +103,7 @@ static double time_attention(vkd_device *d, vkd_dtype dt, const bench_case *bc, 
     if (!r) r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
     if (!r) r = vkd_op_attention(c, &x, &x, &x, &o, &p);
-    if (!r) r = vkd_cmd_end(c);
-    if (!r) r = vkd_cmd_submit_wait(c); /* warm-up */
-    for (int i = 0; !r && i < repeat; i++) {
-        r = vkd_cmd_submit_wait(c);
-        ms[i] = vkd_cmd_total_ms(c);
-    }
-    if (r)
-        fprintf(stderr, "bench: %s %s failed: %s\n", bc->what, vkd_dtype_suffix(dt), vkd_result_str(r));
-    else
-        res = median(ms, repeat);
+    res = replay_median(c, r, ms, repeat, bc, dt);
 done:
     vkd_cmd_destroy(c);
     vkd_tensor_destroy(d, &x);
@@ -136,16 +144,7 @@ static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t
         r = bc->conv ? vkd_op_conv2d(c, &x, bc->hw, bc->hw, &w, &b, NULL, &p, &o)
                      : vkd_op_linear(c, &x, &w, &b, NULL, &o);
     }
-    if (!r) r = vkd_cmd_end(c);
-    if (!r) r = vkd_cmd_submit_wait(c); /* warm-up */
-    for (int i = 0; !r && i < repeat; i++) {
-        r = vkd_cmd_submit_wait(c);
-        ms[i] = vkd_cmd_total_ms(c);
-    }
-    if (r)
-        fprintf(stderr, "bench: %s %s failed: %s\n", bc->what, vkd_dtype_suffix(dt), vkd_result_str(r));
-    else
-        res = median(ms, repeat);
+    res = replay_median(c, r, ms, repeat, bc, dt);
 done:
     vkd_cmd_destroy(c);
     vkd_tensor_destroy(d, &x);

@@ -178,6 +178,19 @@ static void check(vkd_graph *g, vkd_result r)
         g_fail(g, r);
 }
 
+/* x [.., K] times w [N, K]^T (+ b) (+ residual) into a new [.., N] */
+static vkd_tensor linear_out(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *w, const vkd_tensor *b,
+                             const vkd_tensor *residual)
+{
+    int64_t shape[VKD_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = w->shape[0];
+    vkd_tensor out = g_new(g, x->ndim, shape);
+    if (rec(g))
+        check(g, vkd_op_linear(g->c, x, w, b, residual, &out));
+    return out;
+}
+
 vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...)
 {
     if (!g_ok(g))
@@ -192,13 +205,7 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
         g_fail(g, VKD_ERR_FORMAT);
         return empty();
     }
-    int64_t shape[VKD_MAX_DIMS];
-    memcpy(shape, x->shape, sizeof shape);
-    shape[x->ndim - 1] = w->shape[0];
-    vkd_tensor out = g_new(g, x->ndim, shape);
-    if (rec(g))
-        check(g, vkd_op_linear(g->c, x, w, b, residual, &out));
-    return out;
+    return linear_out(g, x, w, b, residual);
 }
 
 vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *const *names)
@@ -241,13 +248,7 @@ vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *co
         g_fail(g, VKD_ERR_FORMAT);
         return empty();
     }
-    int64_t shape[VKD_MAX_DIMS];
-    memcpy(shape, x->shape, sizeof shape);
-    shape[x->ndim - 1] = w->shape[0];
-    vkd_tensor out = g_new(g, x->ndim, shape);
-    if (rec(g))
-        check(g, vkd_op_linear(g->c, x, w, NULL, NULL, &out));
-    return out;
+    return linear_out(g, x, w, NULL, NULL);
 }
 
 static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
