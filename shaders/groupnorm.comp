@@ -11,7 +11,7 @@ layout(std430, binding = 1) readonly buffer Gm { T gamma[]; };
 layout(std430, binding = 2) readonly buffer Bt { T beta[]; };
 layout(std430, binding = 3) buffer S { float s[]; };
 layout(std430, binding = 4) writeonly buffer O { T o[]; };
-layout(std430, binding = 5) readonly buffer E { T ev[]; }; // [N, C] added to x before the norm (pc.add)
+layout(std430, binding = 5) readonly buffer E { T ev[]; }; // [N, e_stride]: columns 0..C-1 added to x before the norm (pc.add)
 
 shared float sh_a[gl_WorkGroupSize.x];
 shared float sh_b[gl_WorkGroupSize.x];
@@ -56,7 +56,7 @@ void stats()
     // Shifting by the block's first value keeps the sums small when |mean| >> std
     // (x - k is exact for nearby values), so the block mean is good to ~1 ulp.
     // pc.add: the values are x + ev[sample, channel] (a ResBlock's time embedding)
-    uint eb = pc.e_off + (pc.n0 + z) * pc.c + g * pc.cpg;
+    uint eb = pc.e_off + (pc.n0 + z) * pc.e_stride + g * pc.cpg;
     float k = float(x[base]) + (pc.add != 0u ? float(ev[eb]) : 0.0);
     float acc = 0.0;
     for (uint e = l; e < cnt; e += gl_WorkGroupSize.x) {
@@ -134,7 +134,7 @@ void apply()
     uint f = pc.fin_off + ((pc.n0 + z) * pc.groups + c / pc.cpg) * 3u;
     float xv = float(x[pc.x_off + z * pc.stride_n + r]);
     if (pc.add != 0u)
-        xv += float(ev[pc.e_off + (pc.n0 + z) * pc.c + c]);
+        xv += float(ev[pc.e_off + (pc.n0 + z) * pc.e_stride + c]);
     float y = ((xv - s[f]) - s[f + 1u]) * s[f + 2u];
     y = y * float(gamma[pc.g_off + c]) + float(beta[pc.b_off + c]);
     if (pc.silu != 0u)

@@ -32,8 +32,11 @@ static void ref_groupnorm(const float *x, const float *gm, const float *bt, int6
         }
 }
 
-/* with_add: normalise x + e[n] through vkd_op_groupnorm_add (e [N, C], the ResBlock's
- * time embedding), against the reference on the sum */
+/* with_add: normalise x + e[n] through vkd_op_groupnorm_add, against the reference on
+ * the sum. e is a column slice: C columns from E_COL of [N, C + E_EXTRA] (the UNet's
+ * time embeddings of all ResBlocks side by side), so a wrong stride or offset shows. */
+#define E_COL 16
+#define E_EXTRA 24
 static void run_case_add(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c, uint32_t groups, float eps,
                          int silu, double mean_offset, int with_add, test_rng *rng)
 {
@@ -49,12 +52,13 @@ static void run_case_add(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int
     test_round_to(dt, x, total);
     test_round_to(dt, gm, (size_t)c);
     test_round_to(dt, bt, (size_t)c);
-    int64_t eshape[2] = {n, c};
-    float *e = malloc((size_t)(n * c) * 4), *xe = malloc(total * 4);
-    test_fill_normal(rng, e, (size_t)(n * c), 2.0);
-    test_round_to(dt, e, (size_t)(n * c));
+    size_t ew = (size_t)c + E_EXTRA;
+    int64_t eshape[2] = {n, (int64_t)ew};
+    float *e = malloc((size_t)n * ew * 4), *xe = malloc(total * 4);
+    test_fill_normal(rng, e, (size_t)n * ew, 2.0);
+    test_round_to(dt, e, (size_t)n * ew);
     for (size_t i = 0; i < total; i++) /* the sum as the shader forms it: in fp32 */
-        xe[i] = with_add ? x[i] + e[(i / (size_t)(hw * c)) * (size_t)c + i % (size_t)c] : x[i];
+        xe[i] = with_add ? x[i] + e[(i / (size_t)(hw * c)) * ew + E_COL + i % (size_t)c] : x[i];
     ref_groupnorm(xe, gm, bt, n, hw, c, groups, eps, silu, ref);
     vkd_tensor te = test_tensor_from(d, dt, 2, eshape, e);
 
@@ -73,7 +77,7 @@ static void run_case_add(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int
         r = vkd_cmd_begin(cmd);
     }
     if (!r)
-        r = with_add ? vkd_op_groupnorm_add(cmd, &tx, &te, groups, eps, &tg, &tb, silu, &ts, &to)
+        r = with_add ? vkd_op_groupnorm_add(cmd, &tx, &te, E_COL, groups, eps, &tg, &tb, silu, &ts, &to)
                      : vkd_op_groupnorm(cmd, &tx, groups, eps, &tg, &tb, silu, &ts, &to);
     if (!r)
         r = vkd_cmd_end(cmd);

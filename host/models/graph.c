@@ -208,47 +208,67 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
     return linear_out(g, x, w, b, residual);
 }
 
+/* The stacked tensor of the n names + suffix (vkd_wstore_get_cat); in a dry run only
+ * its shape from the checkpoint header (into *slot), counted once. */
+static const vkd_tensor *cat_weight(vkd_graph *g, vkd_wkind kind, int n, const char *const *full, vkd_tensor *slot)
+{
+    if (!g->plan)
+        return vkd_wstore_get_cat(g->ws, kind, n, full);
+    int64_t rows = 0, cols = 0;
+    vkd_tensor one = empty();
+    for (int j = 0; j < n; j++) {
+        const vkd_tensor *o = weight_shape(g, kind, full[j], &one);
+        if (!o)
+            return NULL;
+        rows += kind == VKD_W_LINEAR ? o->shape[0] : vkd_tensor_numel(o);
+        cols = o->shape[1];
+    }
+    *slot = one;
+    slot->shape[0] = rows;
+    if (kind == VKD_W_LINEAR)
+        slot->shape[1] = cols;
+    g->plan->weight_bytes += pool_bytes(slot);
+    return slot;
+}
+
 vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *const *names)
 {
     if (!g_ok(g))
         return empty();
-    char full[8][420];
-    const char *fn[8];
-    if (n < 1 || n > 8) {
+    if (n < 1 || n > VKD_LINEAR_CAT_MAX) {
         g_fail(g, VKD_ERR_INVALID_ARG);
         return empty();
     }
-    for (int j = 0; j < n; j++)
+    char (*full)[420] = malloc((size_t)n * 2 * sizeof *full);
+    const char **fn = malloc((size_t)n * 2 * sizeof *fn);
+    vkd_tensor out = empty();
+    if (!full || !fn) {
+        g_fail(g, VKD_ERR_OUT_OF_HOST_MEMORY);
+        goto done;
+    }
+    int biases = 0;
+    for (int j = 0; j < n; j++) {
         snprintf(full[j], sizeof full[j], "%s.weight", names[j]), fn[j] = full[j];
-    vkd_tensor slot = empty();
-    const vkd_tensor *w = NULL;
-    if (!g->plan) {
-        w = vkd_wstore_get_linear_cat(g->ws, n, fn);
-    } else { /* dry run: the stacked shape from the header, counted once */
-        int64_t rows = 0, cols = 0;
-        vkd_tensor one;
-        for (int j = 0; j < n; j++) {
-            const vkd_tensor *o = weight_shape(g, VKD_W_LINEAR, fn[j], &one);
-            if (!o)
-                break;
-            rows += o->shape[0], cols = o->shape[1];
-            w = o;
-            if (j == n - 1)
-                break;
-            w = NULL; /* set again by the next; a missing one leaves NULL */
-        }
-        if (w) {
-            slot = *w;
-            slot.shape[0] = rows, slot.shape[1] = cols;
-            g->plan->weight_bytes += pool_bytes(&slot);
-            w = &slot;
-        }
+        snprintf(full[n + j], sizeof full[n + j], "%s.bias", names[j]), fn[n + j] = full[n + j];
+        biases += vkd_wstore_has(g->ws, "%s", fn[n + j]) != 0;
     }
-    if (!w) {
+    if (biases != 0 && biases != n) {
+        VKD_ERROR("%s: cannot stack linears with and without bias", names[0]);
         g_fail(g, VKD_ERR_FORMAT);
-        return empty();
+        goto done;
     }
-    return linear_out(g, x, w, NULL, NULL);
+    vkd_tensor slot[2];
+    const vkd_tensor *w = cat_weight(g, VKD_W_LINEAR, n, fn, &slot[0]);
+    const vkd_tensor *b = biases ? cat_weight(g, VKD_W_RAW, n, fn + n, &slot[1]) : NULL;
+    if (!w || (biases && !b)) {
+        g_fail(g, VKD_ERR_FORMAT);
+        goto done;
+    }
+    out = linear_out(g, x, w, b, NULL);
+done:
+    free(full);
+    free(fn);
+    return out;
 }
 
 static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
@@ -292,8 +312,8 @@ vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, i
     return conv(g, x, h, w, stride, pt, pb, pl, pr, NULL, name);
 }
 
-static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps, bool silu,
-                            const char *name);
+static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, int groups,
+                            float eps, bool silu, const char *name);
 
 vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu, const char *fmt, ...)
 {
@@ -301,11 +321,11 @@ vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps,
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return groupnorm(g, x, NULL, groups, eps, silu, name);
+    return groupnorm(g, x, NULL, 0, groups, eps, silu, name);
 }
 
-vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps, bool silu,
-                           const char *fmt, ...)
+vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, int groups,
+                           float eps, bool silu, const char *fmt, ...)
 {
     if (!g_ok(g))
         return empty();
@@ -315,11 +335,11 @@ vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *
         g_fail(g, VKD_ERR_INTERNAL);
         return empty();
     }
-    return groupnorm(g, x, add, groups, eps, silu, name);
+    return groupnorm(g, x, add, add_col, groups, eps, silu, name);
 }
 
-static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps, bool silu,
-                            const char *name)
+static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, int groups,
+                            float eps, bool silu, const char *name)
 {
     const vkd_tensor *gw, *gb;
     vkd_tensor slot[2];
@@ -336,7 +356,7 @@ static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor 
     vkd_tensor out = g_new(g, x->ndim, x->shape);
     bool ext = g->gn && g->gn->external;
     if (rec(g))
-        check(g, add ? vkd_op_groupnorm_add(g->c, x, add, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out)
+        check(g, add ? vkd_op_groupnorm_add(g->c, x, add, add_col, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out)
                      : vkd_op_groupnorm_ex(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out, ext));
     if (g->gn && g_recording(g)) { /* keep the scratch: the caller reads and writes its statistics */
         vkd_gn_capture *cap = g->gn;

@@ -94,14 +94,17 @@ VKD_FMT(10, 11) vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t
 /* nn.GroupNorm "<name>.weight/.bias" */
 VKD_FMT(6, 7) vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu,
                                      const char *fmt, ...);
-/* GroupNorm(x + add[n]) (add [N, C], e.g. a ResBlock's time embedding), the sum never stored */
-VKD_FMT(7, 8) vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int groups, float eps,
-                                         bool silu, const char *fmt, ...);
+/* GroupNorm(x + add[n, add_col ..]) (add [N, W], e.g. a ResBlock's time embedding in
+ * the UNet's stacked embeddings), the sum never stored */
+VKD_FMT(8, 9) vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col,
+                                         int groups, float eps, bool silu, const char *fmt, ...);
 /* nn.LayerNorm "<name>.weight/.bias" over the last dim */
 VKD_FMT(4, 5) vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float eps, const char *fmt, ...);
 
-/* Linears without bias "<name_i>.weight" on the same x, as one GEMM on their stacked
- * weights: out [.., sum out_i], layer i's output in its columns, in order. */
+/* Linears "<name_i>.weight" (all with "<name_i>.bias" or all without) on the same x,
+ * as one GEMM on their stacked weights: out [.., sum out_i], layer i's output in its
+ * columns, in order. At most VKD_LINEAR_CAT_MAX layers. */
+#define VKD_LINEAR_CAT_MAX 64
 vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *const *names);
 
 vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v, int heads,

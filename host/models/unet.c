@@ -17,17 +17,17 @@
 
 /* ResBlock: in_layers = [GN, SiLU, conv3x3], emb_layers = [SiLU, linear],
  * out_layers = [GN, SiLU, dropout, conv3x3], skip_connection = identity or 1x1 conv.
- * emb_silu: SiLU(time embedding) [N, temb], computed once per evaluation. */
+ * emb: every ResBlock's emb_layers(SiLU(time embedding)) side by side [N, sum Cout]
+ * (emb_layers_all); this block's columns start at *emb_col, which it advances. */
 static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, int64_t h, int64_t w,
-                           const vkd_tensor *emb_silu)
+                           const vkd_tensor *emb, int64_t *emb_col)
 {
     vkd_tensor a = g_groupnorm(g, x, 32, GN_EPS_RES, true, "%sin_layers.0", p);      // [N, HW, Cin]
     vkd_tensor b = g_conv(g, &a, h, w, 1, 1, NULL, "%sin_layers.2", p);              // [N, HW, Cout]
     g_free(g, &a);
-    vkd_tensor e = g_linear(g, emb_silu, NULL, "%semb_layers.1", p);                // [N, Cout]
     /* h = b + e[n] feeds only out_layers.0: the norm adds e as it reads b */
-    vkd_tensor c = g_groupnorm_add(g, &b, &e, 32, GN_EPS_RES, true, "%sout_layers.0", p);
-    g_free(g, &e);
+    vkd_tensor c = g_groupnorm_add(g, &b, emb, *emb_col, 32, GN_EPS_RES, true, "%sout_layers.0", p);
+    *emb_col += b.shape[2];
     g_free(g, &b);
     vkd_tensor skip = *x;
     bool own_skip = false;
@@ -115,6 +115,45 @@ static vkd_tensor transformer(vkd_graph *g, const vkd_unet_config *cfg, const ch
     return out;
 }
 
+/* The ResBlocks' prefixes in the order vkd_unet_record visits them; their count. */
+static int resblock_prefixes(const vkd_unet_config *cfg, char (*pre)[80], int cap)
+{
+    int n = 0, blk = 1;
+    for (int l = 0; l < cfg->num_levels; l++) {
+        for (int r = 0; r < cfg->num_res_blocks; r++, blk++)
+            if (n < cap)
+                snprintf(pre[n++], sizeof pre[0], P "input_blocks.%d.0.", blk);
+        blk += l != cfg->num_levels - 1; /* the downsample */
+    }
+    for (int i = 0; i < 2; i++)
+        if (n < cap)
+            snprintf(pre[n++], sizeof pre[0], P "middle_block.%d.", 2 * i);
+    blk = 0;
+    for (int l = cfg->num_levels - 1; l >= 0; l--)
+        for (int r = 0; r <= cfg->num_res_blocks; r++, blk++)
+            if (n < cap)
+                snprintf(pre[n++], sizeof pre[0], P "output_blocks.%d.0.", blk);
+    return n;
+}
+
+/* Every ResBlock's emb_layers.1 applied to SiLU(emb) [N, temb] as one GEMM on the
+ * stacked weights (they all read the same input): [N, sum Cout], one dispatch where
+ * there were one per ResBlock (22 in SD1). */
+static vkd_tensor emb_layers_all(vkd_graph *g, const vkd_unet_config *cfg, const vkd_tensor *emb_silu)
+{
+    char pre[VKD_LINEAR_CAT_MAX][80], names[VKD_LINEAR_CAT_MAX][100];
+    const char *np[VKD_LINEAR_CAT_MAX];
+    int n = resblock_prefixes(cfg, pre, VKD_LINEAR_CAT_MAX);
+    if (n > VKD_LINEAR_CAT_MAX) {
+        g_fail(g, VKD_ERR_UNSUPPORTED);
+        vkd_tensor none = {0};
+        return none;
+    }
+    for (int i = 0; i < n; i++)
+        snprintf(names[i], sizeof names[i], "%.80semb_layers.1", pre[i]), np[i] = names[i];
+    return g_linear_cat(g, emb_silu, n, np);
+}
+
 vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_tensor *x, int64_t h, int64_t w,
                            const vkd_tensor *t, const vkd_tensor *context, vkd_tensor *out)
 {
@@ -138,6 +177,9 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     vkd_tensor emb = g_linear(g, &e1, NULL, P "time_embed.2");                    // [N, 1280]
     g_free(g, &e1);
     g_act_inplace(g, &emb, 0);
+    vkd_tensor emb_all = emb_layers_all(g, cfg, &emb);                            // [N, sum Cout]
+    g_free(g, &emb);
+    int64_t emb_col = 0;
 
     /* input blocks; every block's output is kept for the skip connections */
     vkd_tensor skips[64];
@@ -150,7 +192,7 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     for (int l = 0; l < cfg->num_levels && g_ok(g); l++) {
         for (int r = 0; r < cfg->num_res_blocks && g_ok(g); r++, blk++) {
             snprintf(p, sizeof p, P "input_blocks.%d.0.", blk);
-            vkd_tensor y = resblock(g, p, &cur, h, w, &emb);
+            vkd_tensor y = resblock(g, p, &cur, h, w, &emb_all, &emb_col);
             if (cfg->transformer_depth[l]) {
                 snprintf(p, sizeof p, P "input_blocks.%d.1.", blk);
                 vkd_tensor z = transformer(g, cfg, p, &y, cfg->transformer_depth[l], context);
@@ -170,10 +212,10 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     }
 
     /* middle block: ResBlock, SpatialTransformer, ResBlock */
-    vkd_tensor m0 = resblock(g, P "middle_block.0.", &cur, h, w, &emb);
+    vkd_tensor m0 = resblock(g, P "middle_block.0.", &cur, h, w, &emb_all, &emb_col);
     vkd_tensor m1 = transformer(g, cfg, P "middle_block.1.", &m0, cfg->mid_depth ? cfg->mid_depth : 1, context);
     g_free(g, &m0);
-    cur = resblock(g, P "middle_block.2.", &m1, h, w, &emb);
+    cur = resblock(g, P "middle_block.2.", &m1, h, w, &emb_all, &emb_col);
     g_free(g, &m1);
 
     /* output blocks: concat the matching skip, ResBlock, [transformer], [Upsample] */
@@ -191,7 +233,7 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
             g_free(g, &cur);
             g_free(g, s);
             snprintf(p, sizeof p, P "output_blocks.%d.0.", blk);
-            cur = resblock(g, p, &cat, h, w, &emb);
+            cur = resblock(g, p, &cat, h, w, &emb_all, &emb_col);
             g_free(g, &cat);
             int sub = 1;
             if (cfg->transformer_depth[l]) {
@@ -211,7 +253,7 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
             }
         }
     }
-    g_free(g, &emb);
+    g_free(g, &emb_all);
     /* out: GN + SiLU, conv3x3 to out_channels */
     vkd_tensor o = g_groupnorm(g, &cur, 32, GN_EPS_RES, true, P "out.0");
     g_free(g, &cur);

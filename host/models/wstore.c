@@ -124,58 +124,76 @@ static slot *find_slot(vkd_wstore *s, const char *name, vkd_wkind kind)
 
 static const vkd_tensor *keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t);
 
-const vkd_tensor *vkd_wstore_get_linear_cat(vkd_wstore *s, int n, const char *const *names)
+const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *const *names)
 {
-    char key[1024] = "";
-    size_t used = 0;
-    for (int j = 0; j < n; j++) { /* the key: the names joined by '+' */
-        int k = snprintf(key + used, sizeof key - used, "%s%s", j ? "+" : "", names[j]);
-        if (k < 0 || (size_t)k >= sizeof key - used) {
-            VKD_ERROR("weight names too long to stack");
-            return NULL;
-        }
-        used += (size_t)k;
+    if (n < 1 || (kind != VKD_W_LINEAR && kind != VKD_W_RAW))
+        return NULL;
+    size_t klen = 1;
+    for (int j = 0; j < n; j++)
+        klen += strlen(names[j]) + 1;
+    char *key = malloc(klen); /* the key: the names joined by '+' */
+    const vkd_wtensor **wt = malloc((size_t)n * sizeof *wt);
+    float *host = NULL;
+    const vkd_tensor *res = NULL;
+    if (!key || !wt)
+        goto done;
+    key[0] = 0;
+    for (int j = 0; j < n; j++) {
+        if (j)
+            strcat(key, "+");
+        strcat(key, names[j]);
     }
-    slot *sl = find_slot(s, key, VKD_W_LINEAR);
+    slot *sl = find_slot(s, key, kind);
     if (!sl)
-        return NULL;
-    if (sl->name)
-        return &sl->t;
+        goto done;
+    if (sl->name) {
+        res = &sl->t;
+        goto done;
+    }
     int64_t rows = 0, cols = -1;
-    const vkd_wtensor *wt[8];
-    if (n < 1 || n > 8)
-        return NULL;
     for (int j = 0; j < n; j++) {
         if (!(wt[j] = vkd_weights_find(s->w, names[j]))) {
             VKD_ERROR("the checkpoint has no tensor %s", names[j]);
-            return NULL;
+            goto done;
+        }
+        if (kind == VKD_W_RAW) { /* 1-D concatenation (biases) */
+            rows += (int64_t)wt[j]->nelem, cols = 1;
+            continue;
         }
         int64_t r = wt[j]->rank >= 1 ? wt[j]->shape[0] : 1, c = r ? (int64_t)wt[j]->nelem / r : 0;
         bool one_by_one = wt[j]->rank == 2 || (wt[j]->rank == 4 && wt[j]->shape[2] == 1 && wt[j]->shape[3] == 1);
         if (!one_by_one || (cols >= 0 && c != cols)) {
             VKD_ERROR("%s: cannot be stacked with %s (shapes differ or not a linear weight)", names[j], names[0]);
-            return NULL;
+            goto done;
         }
         cols = c, rows += r;
     }
-    float *host = malloc((size_t)(rows * cols) * sizeof *host);
-    if (!host)
-        return NULL;
+    if (!(host = malloc((size_t)(rows * cols) * sizeof *host)))
+        goto done;
     vkd_result r = VKD_OK;
-    int64_t row = 0;
-    for (int j = 0; j < n && !r; j++) { /* [rows_j, cols] blocks, one after the other */
-        r = vkd_wtensor_read_f32(wt[j], host + (size_t)row * (size_t)cols);
-        row += wt[j]->shape[0];
+    size_t at = 0;
+    for (int j = 0; j < n && !r; j++) { /* one block after the other */
+        r = vkd_wtensor_read_f32(wt[j], host + at);
+        at += wt[j]->nelem;
     }
     vkd_tensor t;
-    if (!r)
+    if (!r && kind == VKD_W_LINEAR)
         r = vkd_linear_weight_upload(s->d, s->dt, host, rows, cols, &t);
-    free(host);
+    else if (!r) {
+        int64_t shape[1] = {rows};
+        if (!(r = vkd_tensor_create(s->d, s->dt, 1, shape, &t)) && (r = vkd_tensor_upload_f32(s->d, &t, host)))
+            vkd_tensor_destroy(s->d, &t);
+    }
     if (r) {
         VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
-        return NULL;
+        goto done;
     }
-    return keep(s, sl, key, VKD_W_LINEAR, t);
+    res = keep(s, sl, key, kind, t);
+done:
+    free(host);
+    free(wt);
+    free(key);
+    return res;
 }
 
 const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt, ...)

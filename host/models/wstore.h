@@ -31,11 +31,13 @@ void vkd_wstore_destroy(vkd_wstore *s);
 __attribute__((format(printf, 3, 4)))
 #endif
 const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt, ...);
-/* Linear weights [rows_i, in] of the named checkpoint tensors (full names) stacked
- * into one [sum rows_i, in] weight, uploaded on first use: one GEMM computes what n
- * linears on the same input would (q/k/v of self-attention, k/v of cross-attention).
- * NULL (with an error) when one is missing or their input widths differ. */
-const vkd_tensor *vkd_wstore_get_linear_cat(vkd_wstore *s, int n, const char *const *names);
+/* The named checkpoint tensors (full names) joined into one, uploaded on first use.
+ * VKD_W_LINEAR: linear weights [rows_i, in] stacked into [sum rows_i, in], so one GEMM
+ * computes what n linears on the same input would (q/k/v of self-attention, k/v of
+ * cross-attention, the time-embedding projections of all UNet ResBlocks);
+ * VKD_W_RAW: flattened and concatenated (their biases). NULL (with an error) when one
+ * is missing or their input widths differ. */
+const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *const *names);
 /* Whether the checkpoint has the tensor (no upload). */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))

@@ -25,6 +25,7 @@ typedef struct gn_plan {
     int64_t chunk_rows;     /* rows per dispatch when one sample is split */
     int whole;              /* the whole tensor fits one window: one dispatch per pass */
     int64_t scratch;        /* fp32 elements of scratch */
+    int64_t add_col;        /* first column of the added rows (vkd_op_groupnorm_add) */
 } gn_plan;
 
 static vkd_result plan_make(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, gn_plan *p)
@@ -86,9 +87,13 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
         (r = vkd_op_bind(c, beta, 0, p->c, &b[2], &pc.b_off)) ||
         (r = vkd_op_bind(c, scratch, 0, p->scratch, &b[3], &soff)) || (r = vkd_op_bind(c, out, e0, ne, &b[4], &pc.o_off)))
         return r;
-    /* the added [N, C] rows, or gamma as a placeholder binding when there are none */
-    if ((r = add ? vkd_op_bind(c, add, 0, p->n * p->c, &b[5], &pc.e_off) : vkd_op_bind(c, gamma, 0, p->c, &b[5], &pc.e_off)))
+    /* the added rows (C columns from add_col of [N, W]), or gamma as a placeholder
+     * binding when there are none */
+    int64_t ew = add ? add->shape[add->ndim - 1] : p->c;
+    if ((r = add ? vkd_op_bind(c, add, p->add_col, (p->n - 1) * ew + p->c, &b[5], &pc.e_off)
+                 : vkd_op_bind(c, gamma, 0, p->c, &b[5], &pc.e_off)))
         return r;
+    pc.e_stride = (uint32_t)ew;
     pc.add = add != NULL;
     pc.s_off = soff;
     pc.fin_off = soff + (uint32_t)(p->n * pc.groups * p->nblk * 4);
@@ -147,7 +152,7 @@ vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, fl
     return vkd_op_groupnorm_ex(c, x, groups, eps, gamma, beta, silu, scratch, out, false);
 }
 
-static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, uint32_t groups, float eps,
+static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, uint32_t groups, float eps,
                             const vkd_tensor *gamma, const vkd_tensor *beta, bool silu, const vkd_tensor *scratch,
                             vkd_tensor *out, bool external_stats);
 
@@ -155,19 +160,20 @@ vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups,
                                const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out,
                                bool external_stats)
 {
-    return groupnorm(c, x, NULL, groups, eps, gamma, beta, silu, scratch, out, external_stats);
+    return groupnorm(c, x, NULL, 0, groups, eps, gamma, beta, silu, scratch, out, external_stats);
 }
 
-vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, uint32_t groups, float eps,
-                                const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
+vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col,
+                                uint32_t groups, float eps, const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
                                 const vkd_tensor *scratch, vkd_tensor *out)
 {
-    if (x->ndim == 3 && (add->dtype != x->dtype || vkd_tensor_numel(add) != x->shape[0] * x->shape[2]))
-        return vkd_op_shape_error("groupnorm", "add must be [N, C] in x's dtype", add);
-    return groupnorm(c, x, add, groups, eps, gamma, beta, silu, scratch, out, false);
+    if (x->ndim == 3 && (add->dtype != x->dtype || add->ndim != 2 || add->shape[0] != x->shape[0] || add_col < 0 ||
+                         add_col + x->shape[2] > add->shape[1]))
+        return vkd_op_shape_error("groupnorm", "add must be [N, W] in x's dtype with add_col + C <= W", add);
+    return groupnorm(c, x, add, add_col, groups, eps, gamma, beta, silu, scratch, out, false);
 }
 
-static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, uint32_t groups, float eps,
+static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, uint32_t groups, float eps,
                             const vkd_tensor *gamma, const vkd_tensor *beta, bool silu, const vkd_tensor *scratch,
                             vkd_tensor *out, bool external_stats)
 {
@@ -175,6 +181,7 @@ static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *a
     vkd_result r = plan_make(c, x, groups, &p);
     if (r)
         return r;
+    p.add_col = add_col;
     if (gamma->dtype != x->dtype || vkd_tensor_numel(gamma) != p.c)
         return vkd_op_shape_error("groupnorm", "gamma must be [C] in x's dtype", gamma);
     if (beta->dtype != x->dtype || vkd_tensor_numel(beta) != p.c)

@@ -30,11 +30,12 @@ vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups,
                                const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out,
                                bool external_stats);
 
-/* GroupNorm(x + add[n]) without materialising the sum: add [N, C] in x's dtype is
- * added to every row of sample n as it is read (a ResBlock's time embedding, which the
- * reference adds to the first conv's output right before this norm). */
-vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, uint32_t groups, float eps,
-                                const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
+/* GroupNorm(x + add[n]) without materialising the sum: columns add_col .. add_col+C-1
+ * of add [N, W] (x's dtype) are added to every row of sample n as it is read (a
+ * ResBlock's time embedding, which the reference adds to the first conv's output right
+ * before this norm; the UNet computes all ResBlocks' embeddings as one [N, W]). */
+vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col,
+                                uint32_t groups, float eps, const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
                                 const vkd_tensor *scratch, vkd_tensor *out);
 
 /* Scratch layout, in fp32 elements: partials at [0, finals): for sample n, group g,

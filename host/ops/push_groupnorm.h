@@ -38,4 +38,5 @@ VKD_PUSH_BEGIN(vkd_push_groupnorm)
     pc_uint finals;     /* STATS with one block per sample: also write the finals (no COMBINE) */
     pc_uint add;        /* normalise x + e[n, c] (binding 5) instead of x */
     pc_uint e_off;
+    pc_uint e_stride;   /* elements between samples of the added rows (>= c: a column slice) */
 VKD_PUSH_END(vkd_push_groupnorm)
