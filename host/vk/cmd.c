@@ -165,8 +165,14 @@ vkd_result vkd_cmd_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_binding
         return VKD_ERR_INTERNAL;
     if (gx == 0 || gy == 0 || gz == 0)
         return VKD_OK; /* nothing to do */
-    for (uint32_t i = 0; i < n_bindings; i++)
-        c->bytes += (double)b[i].range;
+    for (uint32_t i = 0; i < n_bindings; i++) {
+        /* a window bound twice (a placeholder for an unused operand) is read once */
+        bool again = false;
+        for (uint32_t j = 0; j < i && !again; j++)
+            again = b[j].buf->vk == b[i].buf->vk && b[j].offset == b[i].offset && b[j].range == b[i].range;
+        if (!again)
+            c->bytes += (double)b[i].range;
+    }
     if (gx > d->caps.max_wg_count[0] || gy > d->caps.max_wg_count[1] || gz > d->caps.max_wg_count[2]) {
         VKD_ERROR("%s: dispatch %ux%ux%u exceeds the device's workgroup count limits", p->name, gx, gy, gz);
         return VKD_ERR_TOO_LARGE;
