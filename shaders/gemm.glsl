@@ -2,7 +2,8 @@
 // entry points: matmul.comp / conv2d.comp, and matmul_sg.comp / conv2d_sg.comp (the
 // same kernels built with subgroup ballot, for DIRECT = 2; a separate module so
 // that devices without ballot never see the capability):
-//   out[m, n] = sum_k A(m, k) * w[n * K + k]  (+ bias[n])  (+ res[m, n])
+//   out[m, n] = sum_k A(m, k) * w[n * K + k]  (+ bias[n])  (SiLU)  (+ res[m, n])
+// The linear layer can also take LayerNorm(A) (LNFOLD, below) without a separate pass.
 // The entry point defines VKD_GEMM_CONV 0 (A is a row-major [M, K] matrix) or 1 (A is
 // the im2col view of a channels-last image: host/ops/conv2d.c), then includes this.
 //
@@ -21,6 +22,10 @@ layout(std430, binding = 1) readonly buffer W4 { T4 wt4[]; }; // the same buffer
 layout(std430, binding = 2) readonly buffer Bias { T bias[]; };
 layout(std430, binding = 3) readonly buffer Res { T res[]; };
 layout(std430, binding = 4) writeonly buffer O { T outp[]; };
+#if !VKD_GEMM_CONV
+// LNFOLD: lnsc[l_off + n] = s[n], lnsc[l_off + N + n] = c[n] (host/ops/matmul.h vkd_ln_fold)
+layout(std430, binding = 5) readonly buffer Ln { float lnsc[]; };
+#endif
 #if VKD_F16
 // fp16 A and w read 8 at a time (VEC4 = 2): one 16-byte load instead of two 8-byte ones
 layout(std430, binding = 0) readonly buffer A8 { uvec4 a8[]; };
@@ -78,9 +83,12 @@ uvec4 load_a8(uint m, uint k)
     return p < 0 ? uvec4(0) : a8[(pc.a_off + uint(p) + ci) / 8];
 }
 #endif
+float ln_row_shift(uint m) { return 0.0; }
 #else
 // Linear layer: A is [M, K] row-major.
 float load_a(uint m, uint k) { return float(a[pc.a_off + m * pc.K + k]); }
+// LNFOLD: the value subtracted from every element of row m (its first: see ln_out)
+float ln_row_shift(uint m) { return float(a[pc.a_off + m * pc.K]); }
 
 vec4 load_a4(uint m, uint k) { return vec4(a4[(pc.a_off + m * pc.K + k) / 4]); }
 
@@ -105,17 +113,61 @@ layout(constant_id = 8) const uint DIRECT = 0;
 // over the SIMD lanes whatever the address; a 4-wide load costs about what a
 // scalar one does, so this quarters the load count.
 layout(constant_id = 9) const uint VEC4 = 0;
+// LNFOLD = 1 (linear only): out = LayerNorm(A) w^T + b with the norm folded in, no pass
+// of its own. The host stores w' = w diag(gamma), s[n] = sum_k w'[n, k] and
+// c[n] = sum_k beta[k] w[n, k] + b[n] (vkd_ln_fold); then
+//   LayerNorm(x) w^T + b = rstd * (sum_k x[k] w'[n, k] - mean * s[n]) + c[n].
+// The kernel reads d = x - x[0] (the row's first value: the shift keeps the sums small
+// when |mean| >> std; LayerNorm(d) = LayerNorm(x)) and gathers sum d and sum d^2 from
+// the same loads as the product, so the statistics cost no memory traffic.
+layout(constant_id = 10) const uint LNFOLD = 0;
 
 // +1 column of padding: the tile stores walk k (the stride) across invocations
 const uint BMP = BM + 1;
 const uint BNP = BN + 1;
 shared float As[BK * BMP];
 shared float Bs[BK * BNP];
+shared float Shift[LNFOLD != 0 ? BM : 1]; // tiled kernel: ln_row_shift of its rows
+
+// LNFOLD: take the row shift off a loaded value and add it to the row's sums
+void ln_take(inout vec4 v, float sh, inout float s1, inout float s2)
+{
+    if (LNFOLD != 0) {
+        v -= sh;
+        s1 += (v.x + v.y) + (v.z + v.w);
+        s2 += dot(v, v);
+    }
+}
+void ln_take1(inout float v, float sh, inout float s1, inout float s2)
+{
+    if (LNFOLD != 0) {
+        v -= sh;
+        s1 += v;
+        s2 = fma(v, v, s2);
+    }
+}
+
+// LNFOLD: the normalised row times w from v = sum_k d[k] w'[n, k] and the row's sums
+float ln_out(uint n, float v, float s1, float s2)
+{
+#if VKD_GEMM_CONV
+    return v;
+#else
+    if (LNFOLD == 0)
+        return v;
+    float mean = s1 / float(pc.K);
+    float var = max(s2 / float(pc.K) - mean * mean, 0.0);
+    float rstd = 1.0 / sqrt(var + pc.ln_eps);
+    return rstd * (v - mean * lnsc[pc.l_off + n]) + lnsc[pc.l_off + pc.N + n];
+#endif
+}
 
 void gemm_epilogue(uint m, uint n, float v)
 {
     if ((pc.flags & VKD_GEMM_BIAS) != 0)
         v += float(bias[pc.b_off + n]);
+    if ((pc.flags & VKD_GEMM_SILU) != 0)
+        v = silu(v);
     uint o = m * pc.N + n;
     if ((pc.flags & VKD_GEMM_RESIDUAL) != 0)
         v += float(res[pc.r_off + o]);
@@ -131,19 +183,24 @@ void gemm_direct()
     uint n0 = gl_WorkGroupID.x * TN;
     if (mb >= pc.M)
         return;
-    float acc[TM * TN];
+    float acc[TM * TN], sh[TM], s1[TM], s2[TM];
     uint arow[TM], wrow[TN];
     [[unroll]] for (uint i = 0; i < TM * TN; i++)
         acc[i] = 0.0;
-    [[unroll]] for (uint i = 0; i < TM; i++)
+    [[unroll]] for (uint i = 0; i < TM; i++) {
         arow[i] = min(mb + i, pc.M - 1);
+        sh[i] = LNFOLD != 0 ? ln_row_shift(arow[i]) : 0.0;
+        s1[i] = 0.0, s2[i] = 0.0;
+    }
     [[unroll]] for (uint j = 0; j < TN; j++)
         wrow[j] = pc.w_off + min(n0 + j, pc.N - 1) * pc.K;
     if (VEC4 != 0) {
         for (uint k = 0; k < pc.K; k += 4) {
             vec4 av[TM], wv[TN];
-            [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint i = 0; i < TM; i++) {
                 av[i] = load_a4(arow[i], k);
+                ln_take(av[i], sh[i], s1[i], s2[i]);
+            }
             [[unroll]] for (uint j = 0; j < TN; j++)
                 wv[j] = vec4(wt4[(wrow[j] + k) / 4]);
             [[unroll]] for (uint i = 0; i < TM; i++)
@@ -153,8 +210,10 @@ void gemm_direct()
     } else {
         for (uint k = 0; k < pc.K; k++) {
             float av[TM];
-            [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint i = 0; i < TM; i++) {
                 av[i] = load_a(arow[i], k);
+                ln_take1(av[i], sh[i], s1[i], s2[i]);
+            }
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 float wv = float(wt[wrow[j] + k]);
                 [[unroll]] for (uint i = 0; i < TM; i++)
@@ -165,7 +224,7 @@ void gemm_direct()
     [[unroll]] for (uint i = 0; i < TM; i++)
         [[unroll]] for (uint j = 0; j < TN; j++)
             if (mb + i < pc.M && n0 + j < pc.N)
-                gemm_epilogue(mb + i, n0 + j, acc[i * TN + j]);
+                gemm_epilogue(mb + i, n0 + j, ln_out(n0 + j, acc[i * TN + j], s1[i], s2[i]));
 }
 
 #ifdef VKD_GEMM_SUBGROUP
@@ -245,21 +304,27 @@ void gemm_subgroup()
     uint lane = gl_LocalInvocationID.x;
     uint mb = gl_WorkGroupID.y * BM + lane * TM;
     uint n0 = gl_WorkGroupID.x * TN;
-    float acc[TM * TN];
+    float acc[TM * TN], sh[TM], s1[TM], s2[TM];
     uint arow[TM], wrow[NJ];
     [[unroll]] for (uint i = 0; i < TM * TN; i++)
         acc[i] = 0.0;
     // rows and columns past the edge are clamped (computed, never stored): every
     // lane stays active, as the broadcasts need
-    [[unroll]] for (uint i = 0; i < TM; i++)
+    [[unroll]] for (uint i = 0; i < TM; i++) {
         arow[i] = min(mb + i, pc.M - 1);
+        sh[i] = LNFOLD != 0 ? ln_row_shift(arow[i]) : 0.0;
+        s1[i] = 0.0, s2[i] = 0.0;
+    }
     [[unroll]] for (uint jj = 0; jj < NJ; jj++)
         wrow[jj] = pc.w_off + min(n0 + jj * 8 + lane, pc.N - 1) * pc.K;
     if (VEC4 == 3) {
         for (uint k = 0; k < pc.K; k += E32) {
             vec4 aq[TM][4], wq[NJ][4];
-            [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint i = 0; i < TM; i++) {
                 unpack32(load_a32(arow[i], k), aq[i]);
+                [[unroll]] for (uint q = 0; q < NQ; q++)
+                    ln_take(aq[i][q], sh[i], s1[i], s2[i]);
+            }
             [[unroll]] for (uint jj = 0; jj < NJ; jj++)
                 unpack32(wt32[(wrow[jj] + k) / E32], wq[jj]);
             [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
@@ -272,8 +337,11 @@ void gemm_subgroup()
     if (VEC4 == 2) {
         for (uint k = 0; k < pc.K; k += 8) {
             vec4 alo[TM], ahi[TM], wlo[NJ], whi[NJ];
-            [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint i = 0; i < TM; i++) {
                 unpack8(load_a8(arow[i], k), alo[i], ahi[i]);
+                ln_take(alo[i], sh[i], s1[i], s2[i]);
+                ln_take(ahi[i], sh[i], s1[i], s2[i]);
+            }
             [[unroll]] for (uint jj = 0; jj < NJ; jj++)
                 unpack8(wt8[(wrow[jj] + k) / 8], wlo[jj], whi[jj]);
             [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
@@ -286,8 +354,10 @@ void gemm_subgroup()
     if (VEC4 != 0) {
         for (uint k = 0; k < pc.K; k += 4) {
             vec4 av[TM], wl[NJ];
-            [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint i = 0; i < TM; i++) {
                 av[i] = load_a4(arow[i], k);
+                ln_take(av[i], sh[i], s1[i], s2[i]);
+            }
             [[unroll]] for (uint jj = 0; jj < NJ; jj++)
                 wl[jj] = vec4(wt4[(wrow[jj] + k) / 4]);
             [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
@@ -298,8 +368,10 @@ void gemm_subgroup()
     } else {
         for (uint k = 0; k < pc.K; k++) {
             float av[TM], wl[NJ];
-            [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint i = 0; i < TM; i++) {
                 av[i] = load_a(arow[i], k);
+                ln_take1(av[i], sh[i], s1[i], s2[i]);
+            }
             [[unroll]] for (uint jj = 0; jj < NJ; jj++)
                 wl[jj] = float(wt[wrow[jj] + k]);
             [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
@@ -311,7 +383,7 @@ void gemm_subgroup()
     [[unroll]] for (uint i = 0; i < TM; i++)
         [[unroll]] for (uint j = 0; j < TN; j++)
             if (mb + i < pc.M && n0 + j < pc.N)
-                gemm_epilogue(mb + i, n0 + j, acc[i * TN + j]);
+                gemm_epilogue(mb + i, n0 + j, ln_out(n0 + j, acc[i * TN + j], s1[i], s2[i]));
 }
 #endif
 
@@ -333,15 +405,23 @@ void gemm_main()
     uint tx = tid % WX, ty = tid / WX;
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
 
-    float acc[TM * TN];
+    float acc[TM * TN], s1[TM], s2[TM];
     [[unroll]] for (uint i = 0; i < TM * TN; i++)
         acc[i] = 0.0;
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        s1[i] = 0.0, s2[i] = 0.0;
+    if (LNFOLD != 0) {
+        for (uint r = tid; r < BM; r += WG)
+            Shift[r] = ln_row_shift(min(m0 + r, pc.M - 1));
+        barrier();
+    }
 
     for (uint k0 = 0; k0 < pc.K; k0 += BK) {
         for (uint e = tid; e < BM * BK; e += WG) {
             uint r = e / BK, c = e % BK;
             uint m = m0 + r, k = k0 + c;
-            As[c * BMP + r] = (m < pc.M && k < pc.K) ? load_a(m, k) : 0.0;
+            // LNFOLD: the shifted value (0 past the edge adds nothing to the sums)
+            As[c * BMP + r] = (m < pc.M && k < pc.K) ? load_a(m, k) - (LNFOLD != 0 ? Shift[r] : 0.0) : 0.0;
         }
         for (uint e = tid; e < BN * BK; e += WG) {
             uint r = e / BK, c = e % BK;
@@ -351,8 +431,11 @@ void gemm_main()
         barrier();
         for (uint k = 0; k < BK; k++) {
             float av[TM], bv[TN];
-            [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint i = 0; i < TM; i++) {
                 av[i] = As[k * BMP + ty + i * (BM / TM)];
+                if (LNFOLD != 0)
+                    s1[i] += av[i], s2[i] = fma(av[i], av[i], s2[i]);
+            }
             [[unroll]] for (uint j = 0; j < TN; j++)
                 bv[j] = Bs[k * BNP + tx + j * WX];
             [[unroll]] for (uint i = 0; i < TM; i++)
@@ -370,7 +453,7 @@ void gemm_main()
             uint n = n0 + tx + j * WX;
             if (n >= pc.N)
                 continue;
-            gemm_epilogue(m, n, acc[i * TN + j]);
+            gemm_epilogue(m, n, ln_out(n, acc[i * TN + j], s1[i], s2[i]));
         }
     }
 }

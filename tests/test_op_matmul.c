@@ -1,6 +1,6 @@
 /* Linear layer against a double reference, both storage precisions, SD shapes and
- * awkward ones, bias/residual epilogues, and the split-by-rows path on a device
- * whose binding range is lowered. */
+ * awkward ones, bias/SiLU/residual epilogues, the layer norm folded into the GEMM
+ * (vkd_ln_fold), and the split-by-rows path on a device whose binding range is lowered. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include "harness.h"
 #include "ops/matmul.h"
 
-enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4 };
+enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4, SILU = 8 };
 
 static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int64_t k, int64_t n, int flags,
                      test_rng *rng)
@@ -31,6 +31,8 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
                 s += (double)a[i * k + q] * w[j * k + q];
             if (flags & BIAS)
                 s += b[j];
+            if (flags & SILU)
+                s = s / (1 + exp(-s));
             if (flags & (RES | RES_IN_PLACE))
                 s += res[i * n + j];
             ref[i * n + j] = s;
@@ -46,14 +48,16 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
     vkd_cmd *c = NULL;
     if (!r) r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
-    if (!r) r = vkd_op_linear(c, &ta, &tw, flags & BIAS ? &tb : NULL, flags & (RES | RES_IN_PLACE) ? &tr : NULL, &to);
+    vkd_linear_opts o = {.bias = flags & BIAS ? &tb : NULL, .residual = flags & (RES | RES_IN_PLACE) ? &tr : NULL,
+                         .silu = (flags & SILU) != 0};
+    if (!r) r = vkd_op_linear_ex(c, &ta, &tw, &o, &to);
     if (!r) r = vkd_cmd_end(c);
     if (!r) r = vkd_cmd_submit_wait(c);
     TEST_CHECK(r == VKD_OK, "linear: %s", vkd_result_str(r));
     char what[128];
-    snprintf(what, sizeof what, "linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
+    snprintf(what, sizeof what, "linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
              (long long)(batch * m), (long long)k, (long long)n, (long long)k, flags & BIAS ? " +bias" : "",
-             flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
+             flags & SILU ? " silu" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
     /* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
     vkd_cmd_destroy(c);
@@ -68,6 +72,86 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
     free(b);
     free(res);
     free(ref);
+}
+
+/* LayerNorm(x; gamma, beta, eps) then x w^T (+ b) (+ res) as one folded GEMM, against
+ * the two steps in double. Rows get a mean offset of mean_off standard deviations
+ * (the shift in the kernel must keep the statistics exact when |mean| >> std). */
+static void run_case_ln(vkd_device *d, vkd_dtype dt, int64_t m, int64_t k, int64_t n, int flags, double mean_off,
+                        test_rng *rng)
+{
+    const float eps = 1e-5f;
+    size_t na = (size_t)(m * k), nw = (size_t)(n * k), no = (size_t)(m * n);
+    float *a = malloc(na * 4), *w = malloc(nw * 4), *b = malloc((size_t)n * 4), *res = malloc(no * 4);
+    float *gm = malloc((size_t)k * 4), *bt = malloc((size_t)k * 4), *wf = malloc(nw * 4), *sc = malloc((size_t)n * 8);
+    double *ref = malloc(no * 8), *xn = malloc((size_t)k * 8);
+    test_fill_normal(rng, a, na, 1.5);
+    for (int64_t i = 0; i < m; i++) /* a different offset per row, up to mean_off std */
+        for (int64_t q = 0; q < k; q++)
+            a[i * k + q] += (float)(mean_off * 1.5 * (double)((i % 7) - 3) / 3.0);
+    test_fill_normal(rng, w, nw, 1.0 / sqrt((double)k));
+    test_fill_normal(rng, b, (size_t)n, 0.5);
+    test_fill_normal(rng, res, no, 1.0);
+    test_fill_normal(rng, gm, (size_t)k, 1.0);
+    test_fill_normal(rng, bt, (size_t)k, 0.5);
+    test_round_to(dt, a, na);
+    test_round_to(dt, w, nw);
+    test_round_to(dt, b, (size_t)n);
+    test_round_to(dt, res, no);
+    test_round_to(dt, gm, (size_t)k);
+    test_round_to(dt, bt, (size_t)k);
+    for (int64_t i = 0; i < m; i++) {
+        double mean = 0, var = 0;
+        for (int64_t q = 0; q < k; q++)
+            mean += a[i * k + q];
+        mean /= (double)k;
+        for (int64_t q = 0; q < k; q++)
+            var += (a[i * k + q] - mean) * (a[i * k + q] - mean);
+        double rstd = 1.0 / sqrt(var / (double)k + eps);
+        for (int64_t q = 0; q < k; q++)
+            xn[q] = (a[i * k + q] - mean) * rstd * gm[q] + bt[q];
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t q = 0; q < k; q++)
+                s += xn[q] * w[j * k + q];
+            if (flags & BIAS)
+                s += b[j];
+            if (flags & RES)
+                s += res[i * n + j];
+            ref[i * n + j] = s;
+        }
+    }
+    vkd_ln_fold(w, flags & BIAS ? b : NULL, gm, bt, n, k, dt, wf, sc);
+    int64_t ashape[2] = {m, k}, oshape[2] = {m, n}, lshape[2] = {2, n};
+    vkd_tensor ta = test_tensor_from(d, dt, 2, ashape, a);
+    vkd_tensor tw;
+    vkd_result r = vkd_linear_weight_upload(d, dt, wf, n, k, &tw);
+    TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
+    vkd_tensor tl = test_tensor_from(d, VKD_F32, 2, lshape, sc);
+    vkd_tensor tr = test_tensor_from(d, dt, 2, oshape, res);
+    vkd_tensor to = test_tensor_poisoned(d, dt, 2, oshape);
+    vkd_cmd *c = NULL;
+    vkd_linear_opts o = {.residual = flags & RES ? &tr : NULL, .ln = &tl, .ln_eps = eps};
+    if (!r) r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_cmd_begin(c);
+    if (!r) r = vkd_op_linear_ex(c, &ta, &tw, &o, &to);
+    if (!r) r = vkd_cmd_end(c);
+    if (!r) r = vkd_cmd_submit_wait(c);
+    TEST_CHECK(r == VKD_OK, "linear ln: %s", vkd_result_str(r));
+    char what[128];
+    snprintf(what, sizeof what, "layernorm+linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s (%u dispatches)",
+             vkd_dtype_suffix(dt), (long long)m, (long long)k, (long long)n, (long long)k, flags & BIAS ? " +bias" : "",
+             flags & RES ? " +res" : "", mean_off ? " offset" : "", c ? vkd_cmd_dispatch_count(c) : 0);
+    /* fp32: ~1e-13; fp16: w * gamma rounded once more than the reference's weights
+     * plus the output rounding (~1e-7) */
+    test_expect_close(d, &to, ref, dt == VKD_F16 ? 2e-6 : 1e-10, what);
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &ta);
+    vkd_tensor_destroy(d, &tw);
+    vkd_tensor_destroy(d, &tl);
+    vkd_tensor_destroy(d, &tr);
+    vkd_tensor_destroy(d, &to);
+    free(a), free(w), free(b), free(res), free(gm), free(bt), free(wf), free(sc), free(ref), free(xn);
 }
 
 static void test_linear_rejects_bad_shapes(vkd_device *d)
@@ -109,6 +193,9 @@ int main(void)
         run_case(d, dts[i], 1, 4096, 320, 320, BIAS | RES, &rng); /* attn out proj at 64x64 */
         run_case(d, dts[i], 1, 64, 1280, 5120, BIAS, &rng);     /* GEGLU proj at C=1280 (few rows) */
         run_case(d, dts[i], 1, 40, 5120, 320, BIAS | RES_IN_PLACE, &rng); /* FF out, long K */
+        run_case(d, dts[i], 2, 1, 320, 1280, BIAS | SILU, &rng);  /* time_embed.0 + SiLU */
+        run_case_ln(d, dts[i], 1024, 320, 960, 0, 0, &rng);      /* norm1 + q/k/v at 32x32 */
+        run_case_ln(d, dts[i], 256, 640, 5120, BIAS, 8, &rng);   /* norm3 + GEGLU proj, offset rows */
     }
     /* both kernels (shared-memory tiles for GPUs, direct for CPUs) on every device */
     for (int t = 0; t < N_TILES(d); t++) {
@@ -120,6 +207,9 @@ int main(void)
             run_case(d, dts[i], 2, 77, 320, 20, BIAS | RES_IN_PLACE, &rng);
             run_case(d, dts[i], 1, 130, 132, 72, BIAS, &rng);
             run_case(d, dts[i], 3, 5, 1, 1, BIAS, &rng);
+            run_case(d, dts[i], 1, 70, 36, 40, BIAS | SILU | RES, &rng);
+            run_case_ln(d, dts[i], 130, 132, 72, BIAS | RES, 8, &rng);
+            run_case_ln(d, dts[i], 67, 7, 9, 0, 0, &rng);
         }
     }
     vkd_gemm_set_tile_override(NULL);
@@ -133,6 +223,7 @@ int main(void)
         for (int i = 0; i < ndt; i++) {
             run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
             run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
+            run_case_ln(d, dts[i], 600, 40, 70, BIAS | RES, 8, &rng);
         }
     }
     vkd_gemm_set_tile_override(NULL);

@@ -178,18 +178,21 @@ static void check(vkd_graph *g, vkd_result r)
         g_fail(g, r);
 }
 
-/* x [.., K] times w [N, K]^T (+ b) (+ residual) into a new [.., N] */
+/* x [.., K] times w [N, K]^T (+ b) (SiLU) (+ residual) into a new [.., N] */
 static vkd_tensor linear_out(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *w, const vkd_tensor *b,
-                             const vkd_tensor *residual)
+                             const vkd_tensor *residual, bool silu)
 {
     int64_t shape[VKD_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = w->shape[0];
     vkd_tensor out = g_new(g, x->ndim, shape);
+    vkd_linear_opts o = {.bias = b, .residual = residual, .silu = silu};
     if (rec(g))
-        check(g, vkd_op_linear(g->c, x, w, b, residual, &out));
+        check(g, vkd_op_linear_ex(g->c, x, w, &o, &out));
     return out;
 }
+
+static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, bool silu, const char *name);
 
 vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...)
 {
@@ -197,6 +200,20 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
+    return linear(g, x, residual, false, name);
+}
+
+vkd_tensor g_linear_silu(vkd_graph *g, const vkd_tensor *x, const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    return linear(g, x, NULL, true, name);
+}
+
+static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, bool silu, const char *name)
+{
     vkd_tensor slot[2];
     const vkd_tensor *w = weight(g, VKD_W_LINEAR, name, ".weight", &slot[0]);
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
@@ -205,7 +222,7 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
         g_fail(g, VKD_ERR_FORMAT);
         return empty();
     }
-    return linear_out(g, x, w, b, residual);
+    return linear_out(g, x, w, b, residual, silu);
 }
 
 /* The stacked tensor of the n names + suffix (vkd_wstore_get_cat); in a dry run only
@@ -264,10 +281,57 @@ vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *co
         g_fail(g, VKD_ERR_FORMAT);
         goto done;
     }
-    out = linear_out(g, x, w, b, NULL);
+    out = linear_out(g, x, w, b, NULL, false);
 done:
     free(full);
     free(fn);
+    return out;
+}
+
+vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float eps, const vkd_tensor *residual, int n,
+                       const char *const *layers)
+{
+    if (!g_ok(g))
+        return empty();
+    vkd_tensor slot[2];
+    const vkd_tensor *w = NULL, *sc = NULL;
+    if (!g->plan) {
+        vkd_result r = vkd_wstore_get_ln_linear(g->ws, ln, n, layers, &w, &sc);
+        if (r) {
+            g_fail(g, r);
+            return empty();
+        }
+    } else { /* dry run: w diag(gamma) as the stacked weight, and fp32 [2, rows] */
+        char (*full)[420] = malloc((size_t)n * sizeof *full);
+        const char **fn = malloc((size_t)n * sizeof *fn);
+        if (full && fn) {
+            for (int j = 0; j < n; j++)
+                snprintf(full[j], sizeof full[j], "%s.weight", layers[j]), fn[j] = full[j];
+            w = cat_weight(g, VKD_W_LINEAR, n, fn, &slot[0]);
+        }
+        free(full);
+        free(fn);
+        if (w) {
+            slot[1] = empty();
+            slot[1].dtype = VKD_F32, slot[1].ndim = 2;
+            for (int i = 0; i < VKD_MAX_DIMS; i++)
+                slot[1].shape[i] = 1;
+            slot[1].shape[0] = 2, slot[1].shape[1] = w->shape[0];
+            g->plan->weight_bytes += pool_bytes(&slot[1]);
+            sc = &slot[1];
+        }
+    }
+    if (!w || !sc) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return empty();
+    }
+    int64_t shape[VKD_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = w->shape[0];
+    vkd_tensor out = g_new(g, x->ndim, shape);
+    vkd_linear_opts o = {.residual = residual, .ln = sc, .ln_eps = eps};
+    if (rec(g))
+        check(g, vkd_op_linear_ex(g->c, x, w, &o, &out));
     return out;
 }
 

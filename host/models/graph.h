@@ -85,6 +85,8 @@ vkd_result g_fail(vkd_graph *g, vkd_result r);
 
 /* nn.Linear "<name>.weight" (+ "<name>.bias" when present) (+ residual, which may be reused as out) */
 VKD_FMT(4, 5) vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...);
+/* SiLU(nn.Linear "<name>"(x)), the activation in the GEMM's epilogue */
+VKD_FMT(3, 4) vkd_tensor g_linear_silu(vkd_graph *g, const vkd_tensor *x, const char *fmt, ...);
 /* nn.Conv2d "<name>.weight/.bias", square kernel from the weight; symmetric padding */
 VKD_FMT(8, 9) vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pad,
                                 const vkd_tensor *residual, const char *fmt, ...);
@@ -106,6 +108,12 @@ VKD_FMT(4, 5) vkd_tensor g_layernorm(vkd_graph *g, const vkd_tensor *x, float ep
  * columns, in order. At most VKD_LINEAR_CAT_MAX layers. */
 #define VKD_LINEAR_CAT_MAX 64
 vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *const *names);
+
+/* LayerNorm "<ln>" (eps) of x, then the linears "<layer_i>" stacked as in g_linear_cat,
+ * (+ residual), as one GEMM that normalises x as it reads it (vkd_op_linear_ex .ln):
+ * the norm costs no dispatch and no normalised copy of x. */
+vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float eps, const vkd_tensor *residual, int n,
+                       const char *const *layers);
 
 vkd_tensor g_attention(vkd_graph *g, const vkd_tensor *q, const vkd_tensor *k, const vkd_tensor *v, int heads,
                        bool causal);

@@ -43,41 +43,44 @@ static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, int
     return out;
 }
 
-/* CrossAttention: to_q/to_k/to_v without bias, to_out.0 with bias; residual fused.
- * The projections that read the same input run as one GEMM on stacked weights (q, k
- * and v for self-attention, k and v for cross-attention) and the attention reads its
- * heads from the packed result: 2 and 1 dispatches fewer, and the input read once. */
-static vkd_tensor attention(vkd_graph *g, const char *p, const vkd_tensor *xn, const vkd_tensor *ctx, int heads,
-                            const vkd_tensor *residual)
+/* x + CrossAttention(LayerNorm(x), ctx): to_q/to_k/to_v without bias, to_out.0 with
+ * bias and the residual x fused. The norm before the attention ("<ln>") is folded into
+ * the projections of x (g_linear_ln), and the projections that read the same input run
+ * as one GEMM on stacked weights (q, k and v for self-attention, ctx NULL; k and v of
+ * cross-attention); the attention reads its heads from the packed result. */
+static vkd_tensor attention(vkd_graph *g, const char *p, const vkd_tensor *x, const char *ln, const vkd_tensor *ctx,
+                            int heads)
 {
     char nq[400], nk[400], nv[400];
     snprintf(nq, sizeof nq, "%sto_q", p);
     snprintf(nk, sizeof nk, "%sto_k", p);
     snprintf(nv, sizeof nv, "%sto_v", p);
     vkd_tensor a;
-    if (xn == ctx) {
+    if (!ctx) {
         const char *names[3] = {nq, nk, nv};
-        vkd_tensor qkv = g_linear_cat(g, xn, 3, names);                     // [N, HW, 3C]
+        vkd_tensor qkv = g_linear_ln(g, x, ln, LN_EPS, NULL, 3, names);     // [N, HW, 3C]
         int64_t c = qkv.shape[qkv.ndim - 1] / 3;                            // inner width, heads * dim_head
         a = g_attention_cols(g, &qkv, &qkv, &qkv, heads, c, 0, c, 2 * c);   // [N, HW, C]
         g_free(g, &qkv);
     } else {
-        const char *names[2] = {nk, nv};
-        vkd_tensor q = g_linear(g, xn, NULL, "%s", nq);                      // [N, HW, C]
+        const char *names[2] = {nk, nv}, *qn[1] = {nq};
+        vkd_tensor q = g_linear_ln(g, x, ln, LN_EPS, NULL, 1, qn);           // [N, HW, C]
         vkd_tensor kv = g_linear_cat(g, ctx, 2, names);                      // [N, L, 2C]
         int64_t c = kv.shape[kv.ndim - 1] / 2;
         a = g_attention_cols(g, &q, &kv, &kv, heads, c, 0, 0, c);           // [N, HW, C]
         g_free(g, &q);
         g_free(g, &kv);
     }
-    vkd_tensor out = g_linear(g, &a, residual, "%sto_out.0", p);
+    vkd_tensor out = g_linear(g, &a, x, "%sto_out.0", p);
     g_free(g, &a);
     return out;
 }
 
 /* SpatialTransformer: GN -> proj_in -> depth x BasicTransformerBlock -> proj_out, + x.
  * proj_in/out are 1x1 convs (SD1) or linears (SD2); on channels-last data both are a
- * linear layer (the store turns a [C, C, 1, 1] kernel into [C, C]). */
+ * linear layer (the store turns a [C, C, 1, 1] kernel into [C, C]). Each block is
+ * h += attn1(norm1(h)); h += attn2(norm2(h), ctx); h += ff(norm3(h)), every norm
+ * folded into the GEMM that reads it: no layer-norm dispatch. */
 static vkd_tensor transformer(vkd_graph *g, const vkd_unet_config *cfg, const char *p, const vkd_tensor *x,
                               int depth, const vkd_tensor *ctx)
 {
@@ -88,22 +91,20 @@ static vkd_tensor transformer(vkd_graph *g, const vkd_unet_config *cfg, const ch
     g_free(g, &n);
     char b[300];
     for (int d = 0; d < depth && g_ok(g); d++) {
-        vkd_tensor t;
         snprintf(b, sizeof b, "%stransformer_blocks.%d.", p, d);
-        char sub[340];
-        t = g_layernorm(g, &h, LN_EPS, "%snorm1", b);
+        char sub[340], ln[340], ff[340];
         snprintf(sub, sizeof sub, "%sattn1.", b);
-        vkd_tensor h1 = attention(g, sub, &t, &t, heads, &h);                         // self
-        g_free(g, &t);
+        snprintf(ln, sizeof ln, "%snorm1", b);
+        vkd_tensor h1 = attention(g, sub, &h, ln, NULL, heads);                     // self
         g_free(g, &h);
-        t = g_layernorm(g, &h1, LN_EPS, "%snorm2", b);
         snprintf(sub, sizeof sub, "%sattn2.", b);
-        vkd_tensor h2 = attention(g, sub, &t, ctx, heads, &h1);                       // cross
-        g_free(g, &t);
+        snprintf(ln, sizeof ln, "%snorm2", b);
+        vkd_tensor h2 = attention(g, sub, &h1, ln, ctx, heads);                     // cross
         g_free(g, &h1);
-        t = g_layernorm(g, &h2, LN_EPS, "%snorm3", b);
-        vkd_tensor pr = g_linear(g, &t, NULL, "%sff.net.0.proj", b);                  // [N, HW, 8C]
-        g_free(g, &t);
+        snprintf(ln, sizeof ln, "%snorm3", b);
+        snprintf(ff, sizeof ff, "%sff.net.0.proj", b);
+        const char *ffn[1] = {ff};
+        vkd_tensor pr = g_linear_ln(g, &h2, ln, LN_EPS, NULL, 1, ffn);               // [N, HW, 8C]
         vkd_tensor gg = g_geglu(g, &pr);                                              // [N, HW, 4C]
         g_free(g, &pr);
         h = g_linear(g, &gg, &h2, "%sff.net.2", b);                                   // [N, HW, C]
@@ -171,12 +172,10 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     vkd_tensor temb = g_new(g, 2, ts);
     if (g_recording(g))
         g_fail(g, vkd_op_timestep_embedding(g->c, t, (uint32_t)cfg->model_channels, 10000.0, &temb));
-    vkd_tensor e1 = g_linear(g, &temb, NULL, P "time_embed.0");
+    vkd_tensor e1 = g_linear_silu(g, &temb, P "time_embed.0");
     g_free(g, &temb);
-    g_act_inplace(g, &e1, 0);
-    vkd_tensor emb = g_linear(g, &e1, NULL, P "time_embed.2");                    // [N, 1280]
+    vkd_tensor emb = g_linear_silu(g, &e1, P "time_embed.2");                     // [N, 1280]
     g_free(g, &e1);
-    g_act_inplace(g, &emb, 0);
     vkd_tensor emb_all = emb_layers_all(g, cfg, &emb);                            // [N, sum Cout]
     g_free(g, &emb);
     int64_t emb_col = 0;

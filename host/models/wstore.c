@@ -196,6 +196,129 @@ done:
     return res;
 }
 
+/* name + suffix read as fp32 into a new buffer of exactly `numel` values; NULL (error
+ * logged) when absent or of another size */
+static float *read_exact(vkd_wstore *s, const char *name, const char *suffix, int64_t numel)
+{
+    char full[520];
+    snprintf(full, sizeof full, "%s%s", name, suffix);
+    const vkd_wtensor *t = vkd_weights_find(s->w, full);
+    if (!t || (int64_t)t->nelem != numel) {
+        VKD_ERROR(t ? "%s: expected %lld values" : "the checkpoint has no tensor %s", full, (long long)numel);
+        return NULL;
+    }
+    float *v = malloc((size_t)numel * sizeof *v);
+    if (v && vkd_wtensor_read_f32(t, v)) {
+        free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const char *const *layers,
+                                    const vkd_tensor **w_out, const vkd_tensor **sc_out)
+{
+    *w_out = *sc_out = NULL;
+    if (n < 1)
+        return VKD_ERR_INVALID_ARG;
+    size_t klen = strlen(ln) + 16;
+    for (int j = 0; j < n; j++)
+        klen += strlen(layers[j]) + 1;
+    /* "<ln>|lnfold|<layer>+<layer>...": starts with the model's prefix, so that
+     * vkd_wstore_release of the model frees it too */
+    char *key = malloc(klen);
+    char (*wn)[520] = malloc((size_t)n * sizeof *wn);
+    const char **wp = malloc((size_t)n * sizeof *wp);
+    float *w = NULL, *b = NULL, *gm = NULL, *bt = NULL, *wf = NULL, *sc = NULL;
+    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!key || !wn || !wp)
+        goto done;
+    snprintf(key, klen, "%s|lnfold|", ln);
+    for (int j = 0; j < n; j++) {
+        strcat(key, j ? "+" : "");
+        strcat(key, layers[j]);
+        snprintf(wn[j], sizeof wn[j], "%s.weight", layers[j]), wp[j] = wn[j];
+    }
+    slot *sw = find_slot(s, key, VKD_W_LINEAR), *ss = find_slot(s, key, VKD_W_RAW);
+    if (!sw || !ss)
+        goto done;
+    if (sw->name && ss->name) {
+        *w_out = &sw->t, *sc_out = &ss->t;
+        r = VKD_OK;
+        goto done;
+    }
+    /* the stacked weight rows, then the biases (all or none) */
+    int64_t rows = 0, cols = -1;
+    int biases = 0;
+    r = VKD_ERR_FORMAT;
+    for (int j = 0; j < n; j++) {
+        const vkd_wtensor *t = vkd_weights_find(s->w, wp[j]);
+        if (!t || t->rank < 1 || (t->rank != 2 && !(t->rank == 4 && t->shape[2] == 1 && t->shape[3] == 1)) ||
+            (cols >= 0 && (int64_t)t->nelem / t->shape[0] != cols)) {
+            VKD_ERROR(t ? "%s: not a linear weight of the others' width" : "the checkpoint has no tensor %s", wp[j]);
+            goto done;
+        }
+        cols = (int64_t)t->nelem / t->shape[0], rows += t->shape[0];
+        biases += vkd_wstore_has(s, "%s.bias", layers[j]) != 0;
+    }
+    if (biases && biases != n) {
+        VKD_ERROR("%s: cannot stack linears with and without bias", layers[0]);
+        goto done;
+    }
+    r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!(w = malloc((size_t)(rows * cols) * sizeof *w)) || !(wf = malloc((size_t)(rows * cols) * sizeof *wf)) ||
+        !(sc = malloc((size_t)rows * 2 * sizeof *sc)) || (biases && !(b = malloc((size_t)rows * sizeof *b))))
+        goto done;
+    r = VKD_ERR_FORMAT;
+    int64_t at = 0;
+    for (int j = 0; j < n; j++) {
+        const vkd_wtensor *t = vkd_weights_find(s->w, wp[j]);
+        if (vkd_wtensor_read_f32(t, w + at * cols))
+            goto done;
+        if (biases) {
+            float *bj = read_exact(s, layers[j], ".bias", t->shape[0]);
+            if (!bj)
+                goto done;
+            memcpy(b + at, bj, (size_t)t->shape[0] * sizeof *b);
+            free(bj);
+        }
+        at += t->shape[0];
+    }
+    if (!(gm = read_exact(s, ln, ".weight", cols)) || !(bt = read_exact(s, ln, ".bias", cols)))
+        goto done;
+    vkd_ln_fold(w, b, gm, bt, rows, cols, s->dt, wf, sc);
+    vkd_tensor tw, ts;
+    int64_t sshape[2] = {2, rows};
+    if ((r = vkd_linear_weight_upload(s->d, s->dt, wf, rows, cols, &tw)))
+        goto done;
+    if ((r = vkd_tensor_create(s->d, VKD_F32, 2, sshape, &ts))) {
+        vkd_tensor_destroy(s->d, &tw);
+        goto done;
+    }
+    if ((r = vkd_tensor_upload_f32(s->d, &ts, sc))) {
+        vkd_tensor_destroy(s->d, &ts);
+        vkd_tensor_destroy(s->d, &tw);
+        goto done;
+    }
+    r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!(*w_out = keep(s, sw, key, VKD_W_LINEAR, tw))) {
+        vkd_tensor_destroy(s->d, &ts);
+        goto done;
+    }
+    /* keep() filled sw, which may be the free slot ss pointed at too: look it up again */
+    if (!(ss = find_slot(s, key, VKD_W_RAW)) || !(*sc_out = keep(s, ss, key, VKD_W_RAW, ts))) {
+        vkd_tensor_destroy(s->d, &ts);
+        *w_out = NULL;
+        goto done;
+    }
+    r = VKD_OK;
+done:
+    if (r)
+        VKD_ERROR("%s: folding the layer norm into %s failed: %s", ln, layers[0], vkd_result_str(r));
+    free(key), free(wn), free(wp), free(w), free(b), free(gm), free(bt), free(wf), free(sc);
+    return r;
+}
+
 const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt, ...)
 {
     char name[512];

@@ -38,6 +38,13 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
  * VKD_W_RAW: flattened and concatenated (their biases). NULL (with an error) when one
  * is missing or their input widths differ. */
 const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *const *names);
+/* LayerNorm "<ln>.weight/.bias" folded into the linears "<layer_i>.weight" (and
+ * ".bias", all or none) stacked as above, for vkd_op_linear_ex's .ln: *w is
+ * w diag(gamma) [sum rows_i, in] in the store's dtype and *sc fp32 [2, sum rows_i]
+ * (vkd_ln_fold). The norm's own tensors and the plain weights are never uploaded.
+ * Uploaded on first use; an error code (logged) when a tensor is missing or mis-sized. */
+vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const char *const *layers,
+                                    const vkd_tensor **w, const vkd_tensor **sc);
 /* Whether the checkpoint has the tensor (no upload). */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))

@@ -3,7 +3,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "common/half.h"
 #include "common/log.h"
 
 static vkd_gemm_tile tile_override;
@@ -72,17 +74,18 @@ int vkd_gemm_vec_width(const vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t k
     return 1;
 }
 
-vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4,
+vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out)
 {
+    bool linear = !strcmp(stem, "matmul"); /* binding 5 (LNFOLD's s and c) exists in the linear only */
     char name[32];
     if (t->direct == 2) { /* the subgroup build of the same shader: *_sg.comp */
         snprintf(name, sizeof name, "%s_sg", stem);
         stem = name;
     }
-    uint32_t spec[10] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
-                         t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0};
-    return vkd_op_pipeline(c, stem, dt, spec, 10, 5, out);
+    uint32_t spec[11] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
+                         t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0, lnfold ? 1u : 0u};
+    return vkd_op_pipeline(c, stem, dt, spec, 11, linear ? 6 : 5, out);
 }
 
 vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,
@@ -97,10 +100,36 @@ vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w,
     return r;
 }
 
+void vkd_ln_fold(const float *w, const float *b, const float *gamma, const float *beta, int64_t n, int64_t k,
+                 vkd_dtype dt, float *w_out, float *sc)
+{
+    for (int64_t r = 0; r < n; r++) {
+        double s = 0, cc = b ? b[r] : 0.0;
+        for (int64_t q = 0; q < k; q++) {
+            float v = w[r * k + q] * gamma[q];
+            if (dt == VKD_F16)
+                v = vkd_half_to_float(vkd_float_to_half(v));
+            w_out[r * k + q] = v;
+            s += v;
+            cc += (double)beta[q] * w[r * k + q];
+        }
+        sc[r] = (float)s;
+        sc[n + r] = (float)cc;
+    }
+}
+
 vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_tensor *bias,
                          const vkd_tensor *residual, vkd_tensor *out)
 {
+    vkd_linear_opts o = {.bias = bias, .residual = residual};
+    return vkd_op_linear_ex(c, a, w, &o, out);
+}
+
+vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_linear_opts *o,
+                            vkd_tensor *out)
+{
     static const char op[] = "linear";
+    const vkd_tensor *bias = o->bias, *residual = o->residual, *ln = o->ln;
     if (w->ndim != 2)
         return vkd_op_shape_error(op, "weight must be [N, K]", w);
     int64_t n = w->shape[0], k = w->shape[1];
@@ -119,6 +148,12 @@ vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, c
     if (w->dtype != a->dtype || out->dtype != a->dtype || (bias && bias->dtype != a->dtype) ||
         (residual && residual->dtype != a->dtype))
         return vkd_op_shape_error(op, "all operands must share a dtype", out);
+    if (ln && (ln->dtype != VKD_F32 || vkd_tensor_numel(ln) != 2 * n || bias))
+        return vkd_op_shape_error(op, "ln must be fp32 [2, N] from vkd_ln_fold (and no separate bias)", ln);
+    if (ln && !(o->ln_eps > 0.0f)) {
+        VKD_ERROR("linear: layer-norm eps must be positive (got %g)", (double)o->ln_eps);
+        return VKD_ERR_INVALID_ARG;
+    }
 
     int64_t maxe = vkd_op_max_elems(c, a->dtype);
     if (n * k > maxe) {
@@ -141,14 +176,18 @@ vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, c
         VKD_ERROR("linear: one row of K=%lld / N=%lld exceeds a binding window", (long long)k, (long long)n);
         return VKD_ERR_TOO_LARGE;
     }
-    vkd_binding bind[5];
-    vkd_push_gemm pc = {.N = (uint32_t)n, .K = (uint32_t)k,
-                        .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0)};
+    vkd_binding bind[6];
+    vkd_push_gemm pc = {.N = (uint32_t)n, .K = (uint32_t)k, .ln_eps = o->ln_eps,
+                        .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0) |
+                                 (o->silu ? VKD_GEMM_SILU : 0)};
     if ((r = vkd_op_bind(c, w, 0, n * k, &bind[1], &pc.w_off)))
         return r;
     /* unused operands still need a buffer: bind the weight window again */
     bind[2] = bind[1];
+    bind[5] = bind[1];
     if (bias && (r = vkd_op_bind(c, bias, 0, n, &bind[2], &pc.b_off)))
+        return r;
+    if (ln && (r = vkd_op_bind(c, ln, 0, 2 * n, &bind[5], &pc.l_off)))
         return r;
     for (int64_t m0 = 0; m0 < m; m0 += rows) {
         int64_t mc = m - m0 < rows ? m - m0 : rows;
@@ -162,9 +201,9 @@ vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, c
             return r;
         int vec4 = k % 4 == 0 && pc.a_off % 4 == 0 && pc.w_off % 4 == 0;
         vec4 = vkd_gemm_vec_width(&tile, a->dtype, vec4, k, pc.a_off, pc.w_off);
-        if ((r = vkd_gemm_pipeline(c, "matmul", a->dtype, &tile, vec4, &p)))
+        if ((r = vkd_gemm_pipeline(c, "matmul", a->dtype, &tile, vec4, ln != NULL, &p)))
             return r;
-        if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),
+        if ((r = vkd_cmd_dispatch(c, p, bind, 6, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),
                                   vkd_div_up((uint64_t)mc, tile.bm), 1, op)))
             return r;
     }

@@ -33,8 +33,9 @@ void vkd_gemm_set_tile_override(const vkd_gemm_tile *t);
  * linear layer, Cin for a convolution (a load must not cross a tap). */
 int vkd_gemm_vec_width(const vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off);
 /* The "matmul"/"conv2d" pipeline for a tile; vec4: from vkd_gemm_vec_width
- * (0 scalar loads, 1 4-vectors, 2 8 packed halves, 3 32 bytes). */
-vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4,
+ * (0 scalar loads, 1 4-vectors, 2 8 packed halves, 3 32 bytes); lnfold: the linear
+ * layer that layer-normalises its input (vkd_linear_opts.ln). */
+vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out);
 
 /* Upload nn.Linear weights given as fp32 [n_out, n_in] (PyTorch layout) into a new
@@ -49,5 +50,29 @@ vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w,
  * when w alone exceeds a binding window. */
 vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_tensor *bias,
                          const vkd_tensor *residual, vkd_tensor *out);
+
+/* What vkd_op_linear_ex adds to the plain layer. */
+typedef struct vkd_linear_opts {
+    const vkd_tensor *bias;     /* [N] or NULL */
+    const vkd_tensor *residual; /* out's shape or NULL, added last */
+    bool silu;                  /* SiLU after the bias, before the residual */
+    /* LayerNorm folded in: out = LayerNorm(a; gamma, beta, ln_eps) w^T + b, where w and
+     * ln come from vkd_ln_fold (w there is w diag(gamma); ln is fp32 [2, N] holding s
+     * and c, and includes the bias: leave .bias NULL). No normalised copy of a exists. */
+    const vkd_tensor *ln;
+    float ln_eps;
+} vkd_linear_opts;
+
+vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_linear_opts *o,
+                            vkd_tensor *out);
+
+/* Host side of the folded LayerNorm + linear (gemm.glsl LNFOLD): from w [n, k] (fp32,
+ * PyTorch layout), bias b [n] (NULL: none), the norm's gamma and beta [k]:
+ *   w_out[n, k] = w[n, k] * gamma[k], rounded to dt (what the device will hold),
+ *   sc[n]       = s[n] = sum_k w_out[n, k] of the rounded values (so that the
+ *                 kernel's mean * s[n] cancels exactly what its product holds),
+ *   sc[n + N]   = c[n] = sum_k beta[k] * w[n, k] + b[n], in double. */
+void vkd_ln_fold(const float *w, const float *b, const float *gamma, const float *beta, int64_t n, int64_t k,
+                 vkd_dtype dt, float *w_out, float *sc);
 
 #endif

@@ -8,6 +8,7 @@
 
 #define VKD_GEMM_BIAS 1u     /* flags: add bias[n] */
 #define VKD_GEMM_RESIDUAL 2u /* flags: add res[m, n] (same layout as out) */
+#define VKD_GEMM_SILU 4u     /* flags: SiLU after the bias, before the residual */
 
 VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint M;       /* output rows in this dispatch */
@@ -33,6 +34,9 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint pad_top;
     pc_uint pad_left;
     pc_uint kw;
+    /* linear with LNFOLD only (gemm.glsl): s and c at binding 5 from l_off, the norm's eps */
+    pc_uint l_off;
+    pc_float ln_eps;
 VKD_PUSH_END(vkd_push_gemm)
 
 #endif
