@@ -56,7 +56,9 @@ int conv_pixel(uint m, uint k, out uint ci)
     int ix = int(ox * pc.stride + kx) - int(pc.pad_left);
     if (iy < 0 || iy >= int(pc.h) || ix < 0 || ix >= int(pc.w))
         return -1;
-    return int(img * pc.img_stride + ((uint(iy) - pc.iy_lo) * pc.w + uint(ix)) * pc.cin);
+    // pc.up: the stored input is the upsampled image's every other row and column
+    uint sy = uint(iy) >> pc.up, sx = uint(ix) >> pc.up;
+    return int(img * pc.img_stride + ((sy - pc.iy_lo) * (pc.w >> pc.up) + sx) * pc.cin);
 }
 
 float load_a(uint m, uint k)

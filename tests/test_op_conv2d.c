@@ -1,7 +1,8 @@
 /* conv2d against a double reference computed from PyTorch-layout weights, both
  * storage precisions: 3x3 stride 1 / stride 2 (symmetric and the VAE encoder's
- * (0,1,0,1) padding), 1x1, UNet conv_in/conv_out channel counts, odd sizes, and
- * the band split on a device whose binding range is lowered. */
+ * (0,1,0,1) padding), 1x1, UNet conv_in/conv_out channel counts, odd sizes, the
+ * conv of a 2x nearest upsampling (the UNet's Upsample), and the band split on a
+ * device whose binding range is lowered. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,9 @@ static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
     vkd_conv2d_params p = cc.p;
     int64_t oh = vkd_conv2d_out_dim(cc.h, cc.k, p.stride, p.pad_top, p.pad_bottom);
     int64_t ow = vkd_conv2d_out_dim(cc.w, cc.k, p.stride, p.pad_left, p.pad_right);
-    size_t nx = (size_t)(cc.n * cc.h * cc.w * cc.cin), nw = (size_t)(cc.cout * cc.cin * cc.k * cc.k);
+    int up = p.upsample ? 1 : 0;
+    int64_t sh = cc.h >> up, sw = cc.w >> up; /* the stored input */
+    size_t nx = (size_t)(cc.n * sh * sw * cc.cin), nw = (size_t)(cc.cout * cc.cin * cc.k * cc.k);
     size_t no = (size_t)(cc.n * oh * ow * cc.cout);
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)cc.cout * 4), *res = malloc(no * 4);
     double *ref = malloc(no * 8);
@@ -50,7 +53,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
                             int64_t ix = ox * p.stride - p.pad_left + kx;
                             if (ix < 0 || ix >= cc.w)
                                 continue;
-                            const float *xp = x + ((img * cc.h + iy) * cc.w + ix) * cc.cin;
+                            const float *xp = x + ((img * sh + (iy >> up)) * sw + (ix >> up)) * cc.cin;
                             const float *wp = w + o * cc.cin * cc.k * cc.k + ky * cc.k + kx;
                             for (int64_t i = 0; i < cc.cin; i++)
                                 s += (double)xp[i] * wp[i * cc.k * cc.k];
@@ -59,7 +62,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
                     size_t oi = (size_t)(((img * oh + oy) * ow + ox) * cc.cout + o);
                     ref[oi] = s + (cc.flags & RES ? res[oi] : 0.0);
                 }
-    int64_t xs[3] = {cc.n, cc.h * cc.w, cc.cin}, os[3] = {cc.n, oh * ow, cc.cout}, bs[1] = {cc.cout};
+    int64_t xs[3] = {cc.n, sh * sw, cc.cin}, os[3] = {cc.n, oh * ow, cc.cout}, bs[1] = {cc.cout};
     vkd_tensor tx = test_tensor_from(d, dt, 3, xs, x), tw;
     vkd_result r = vkd_conv2d_weight_upload(d, dt, w, cc.cout, cc.cin, cc.k, cc.k, &tw);
     TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
@@ -75,10 +78,11 @@ static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
     if (!r) r = vkd_cmd_submit_wait(c);
     TEST_CHECK(r == VKD_OK, "conv2d: %s", vkd_result_str(r));
     char what[160];
-    snprintf(what, sizeof what, "conv2d_%s %lldx[%lldx%lld,%lld]->%lld k%d s%d pad(%d,%d,%d,%d)%s%s (%u disp)",
+    snprintf(what, sizeof what, "conv2d_%s %lldx[%lldx%lld,%lld]->%lld k%d s%d pad(%d,%d,%d,%d)%s%s%s (%u disp)",
              vkd_dtype_suffix(dt), (long long)cc.n, (long long)cc.h, (long long)cc.w, (long long)cc.cin,
              (long long)cc.cout, cc.k, p.stride, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right,
-             cc.flags & BIAS ? " +bias" : "", cc.flags & RES ? " +res" : "", c ? vkd_cmd_dispatch_count(c) : 0);
+             cc.flags & BIAS ? " +bias" : "", cc.flags & RES ? " +res" : "", up ? " upsampled" : "",
+             c ? vkd_cmd_dispatch_count(c) : 0);
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
     vkd_cmd_destroy(c);
     vkd_tensor_destroy(d, &tx);
@@ -129,7 +133,8 @@ int main(void)
     test_rng rng = {test_seed()};
     const vkd_conv2d_params s1 = vkd_conv2d_params_sym(1, 1), s2 = vkd_conv2d_params_sym(2, 1),
                             pt1 = vkd_conv2d_params_sym(1, 0);
-    const vkd_conv2d_params asym = {2, 0, 1, 0, 1}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
+    const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
+    const vkd_conv2d_params up = {1, 1, 1, 1, 1, 1};   /* Upsample: nearest 2x, then 3x3 pad 1 */
     /* SD shapes, with Cout cut where the full layer would take lavapipe minutes */
     const conv_case sd[] = {
         {1, 64, 64, 320, 64, 3, s1, BIAS},           /* UNet level 0 ResBlock conv (K = 2880) */
@@ -139,6 +144,7 @@ int main(void)
         {1, 16, 16, 320, 4, 3, s1, BIAS},            /* UNet conv_out */
         {1, 24, 24, 128, 3, 3, s1, BIAS},            /* VAE conv_out */
         {1, 16, 16, 3, 128, 3, s1, BIAS},            /* VAE encoder conv_in: Cin 3 */
+        {2, 32, 32, 640, 64, 3, up, BIAS},           /* UNet Upsample 16x16 -> 32x32 */
     };
     const conv_case cases[] = {
         {2, 7, 9, 5, 3, 3, s1, BIAS | RES},          /* odd everything */
@@ -147,6 +153,8 @@ int main(void)
         {1, 8, 8, 8, 8, 3, asym, BIAS},              /* VAE encoder downsample */
         {2, 9, 7, 5, 13, 3, asym, RES},
         {1, 5, 6, 3, 7, 1, vkd_conv2d_params_sym(2, 0), BIAS}, /* 1x1 stride 2: the im2col path */
+        {2, 6, 10, 5, 7, 3, up, BIAS | RES},         /* upsampled, odd channels */
+        {1, 8, 8, 8, 12, 3, up, BIAS},
     };
     vkd_device *d = test_device_open(0);
     vkd_dtype dts[2];
@@ -172,6 +180,7 @@ int main(void)
         {1, 41, 36, 16, 8, 3, s2, BIAS},
         {1, 40, 36, 16, 8, 3, asym, RES},
         {3, 10, 12, 16, 20, 3, s1, BIAS},            /* several whole images per window */
+        {1, 80, 36, 16, 8, 3, up, BIAS},             /* upsampled: bands of stored rows */
     };
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);

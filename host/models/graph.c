@@ -335,8 +335,9 @@ vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float 
     return out;
 }
 
+/* h, w: the size convolved (with upsample, of the 2x upsampling of x) */
 static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
-                       int pr, const vkd_tensor *residual, const char *name)
+                       int pr, int upsample, const vkd_tensor *residual, const char *name)
 {
     vkd_tensor slot[2];
     const vkd_tensor *wt = weight(g, VKD_W_CONV, name, ".weight", &slot[0]);
@@ -350,7 +351,8 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
     int kh = (int)wt->shape[1], kw = (int)wt->shape[2];
     int64_t oh = vkd_conv2d_out_dim(h, kh, stride, pt, pb), ow = vkd_conv2d_out_dim(w, kw, stride, pl, pr);
     vkd_tensor out = g_new3(g, x->shape[0], oh * ow, wt->shape[0]);
-    vkd_conv2d_params p = {.stride = stride, .pad_top = pt, .pad_bottom = pb, .pad_left = pl, .pad_right = pr};
+    vkd_conv2d_params p = {.stride = stride, .pad_top = pt, .pad_bottom = pb, .pad_left = pl, .pad_right = pr,
+                           .upsample = upsample};
     if (rec(g))
         check(g, vkd_op_conv2d(g->c, x, h, w, wt, b, residual, &p, &out));
     return out;
@@ -363,7 +365,16 @@ vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int s
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, h, w, stride, pad, pad, pad, pad, residual, name);
+    return conv(g, x, h, w, stride, pad, pad, pad, pad, 0, residual, name);
+}
+
+vkd_tensor g_conv_up2(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    return conv(g, x, 2 * h, 2 * w, 1, 1, 1, 1, 1, 1, NULL, name);
 }
 
 vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
@@ -373,7 +384,7 @@ vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, i
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, h, w, stride, pt, pb, pl, pr, NULL, name);
+    return conv(g, x, h, w, stride, pt, pb, pl, pr, 0, NULL, name);
 }
 
 static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, int groups,

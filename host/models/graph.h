@@ -90,6 +90,9 @@ VKD_FMT(3, 4) vkd_tensor g_linear_silu(vkd_graph *g, const vkd_tensor *x, const 
 /* nn.Conv2d "<name>.weight/.bias", square kernel from the weight; symmetric padding */
 VKD_FMT(8, 9) vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pad,
                                 const vkd_tensor *residual, const char *fmt, ...);
+/* Upsample (nearest 2x) then a 3x3 conv with padding 1, as one pass: x is [N, h*w, C],
+ * out [N, 4*h*w, Cout]; the upsampled map never exists */
+VKD_FMT(5, 6) vkd_tensor g_conv_up2(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, const char *fmt, ...);
 /* conv with explicit (top, bottom, left, right) padding (the VAE encoder's downsample) */
 VKD_FMT(10, 11) vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt,
                                       int pb, int pl, int pr, const char *fmt, ...);

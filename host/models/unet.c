@@ -243,12 +243,12 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
                 sub = 2;
             }
             if (l > 0 && r == cfg->num_res_blocks) {
-                /* Upsample: nearest 2x, then 3x3 conv */
-                vkd_tensor up = g_upsample2x(g, &cur, h, w);
+                /* Upsample: nearest 2x, then 3x3 conv (one pass: the conv reads the
+                 * upsampling through its indexing) */
+                vkd_tensor up = g_conv_up2(g, &cur, h, w, P "output_blocks.%d.%d.conv", blk, sub);
                 g_free(g, &cur);
                 h *= 2, w *= 2;
-                cur = g_conv(g, &up, h, w, 1, 1, NULL, P "output_blocks.%d.%d.conv", blk, sub);
-                g_free(g, &up);
+                cur = up;
             }
         }
     }

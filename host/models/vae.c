@@ -83,13 +83,13 @@ vkd_result vkd_vae_decode_up_record(vkd_graph *g, const vkd_vae_config *cfg, vkd
             cur = t, own = true;
         }
         if (l != 0) {
-            vkd_tensor up = g_upsample2x(g, &cur, h, w);
+            /* nearest 2x, then 3x3 conv, as one pass */
+            vkd_tensor up = g_conv_up2(g, &cur, h, w, P "decoder.up.%d.upsample.conv", l);
             if (own)
                 g_free(g, &cur);
             h *= 2, w *= 2;
-            cur = g_conv(g, &up, h, w, 1, 1, NULL, P "decoder.up.%d.upsample.conv", l);
+            cur = up;
             own = true;
-            g_free(g, &up);
         }
     }
     t = g_groupnorm(g, &cur, 32, GN_EPS, true, P "decoder.norm_out");

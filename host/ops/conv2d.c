@@ -40,7 +40,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
     if (weight->ndim != 4)
         return vkd_op_shape_error(op, "weight must be [Cout, kh, kw, Cin] (vkd_conv2d_weight_upload)", weight);
     int64_t cout = weight->shape[0], kh = weight->shape[1], kw = weight->shape[2], cin = weight->shape[3];
-    if (x->ndim != 3 || h <= 0 || w <= 0 || x->shape[1] != h * w || x->shape[2] != cin)
+    if (x->ndim != 3 || h <= 0 || w <= 0 || (!p->upsample && x->shape[1] != h * w) || x->shape[2] != cin)
         return vkd_op_shape_error(op, "input must be [N, H*W, Cin] with the weight's Cin", x);
     if (p->stride < 1 || p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0 ||
         p->pad_top >= kh || p->pad_left >= kw) {
@@ -48,6 +48,10 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
                   p->pad_bottom, p->pad_left, p->pad_right, (long long)kh, (long long)kw);
         return VKD_ERR_SHAPE;
     }
+    int up = p->upsample ? 1 : 0;
+    if (up && (h % 2 || w % 2 || x->shape[1] != (h / 2) * (w / 2)))
+        return vkd_op_shape_error(op, "upsample: input must be [N, (H/2)*(W/2), Cin] with H, W even", x);
+    int64_t sh = h >> up, sw = w >> up; /* stored input rows and columns */
     int64_t nimg = x->shape[0];
     int64_t oh = vkd_conv2d_out_dim(h, (int)kh, p->stride, p->pad_top, p->pad_bottom);
     int64_t ow = vkd_conv2d_out_dim(w, (int)kw, p->stride, p->pad_left, p->pad_right);
@@ -69,7 +73,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
 
     int64_t k = kh * kw * cin;
     /* A 1x1 stride-1 unpadded conv is a linear layer over the pixels. */
-    if (kh == 1 && kw == 1 && p->stride == 1 && !p->pad_top && !p->pad_bottom && !p->pad_left && !p->pad_right) {
+    if (kh == 1 && kw == 1 && p->stride == 1 && !up && !p->pad_top && !p->pad_bottom && !p->pad_left && !p->pad_right) {
         int64_t ws[2] = {cout, cin};
         vkd_tensor w2;
         vkd_result r = vkd_tensor_reshape(weight, 2, ws, &w2);
@@ -89,7 +93,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
     /* Work per dispatch: several whole images when they fit a window, else bands of
      * output rows of one image. A band of R output rows reads (R-1)*stride + kh input
      * rows; both windows, and the grid's y, must hold it. */
-    int64_t in_img = h * w * cin, out_img = oh * ow * cout;
+    int64_t in_img = sh * sw * cin, out_img = oh * ow * cout;
     int64_t max_rows_grid = 65535ll * tile.bm;
     int64_t imgs = maxe / (in_img > out_img ? in_img : out_img);
     if (imgs * oh * ow > max_rows_grid)
@@ -97,7 +101,8 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
     int64_t band = oh;
     if (imgs < 1) {
         imgs = 1;
-        int64_t by_in = ((maxe / (w * cin)) - kh) / p->stride + 1, by_out = maxe / (ow * cout);
+        /* (with upsample, R upsampled rows come from fewer stored ones: still a bound) */
+        int64_t by_in = ((maxe / (sw * cin)) - kh) / p->stride + 1, by_out = maxe / (ow * cout);
         band = by_in < by_out ? by_in : by_out;
         if (band * ow > max_rows_grid)
             band = max_rows_grid / ow;
@@ -115,7 +120,8 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
                         .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0),
                         .cin = (uint32_t)cin, .h = (uint32_t)h, .w = (uint32_t)w, .ow = (uint32_t)ow,
                         .img_stride = (uint32_t)in_img, .stride = (uint32_t)p->stride,
-                        .pad_top = (uint32_t)p->pad_top, .pad_left = (uint32_t)p->pad_left, .kw = (uint32_t)kw};
+                        .pad_top = (uint32_t)p->pad_top, .pad_left = (uint32_t)p->pad_left, .kw = (uint32_t)kw,
+                        .up = (uint32_t)up};
     if ((r = vkd_op_bind(c, weight, 0, cout * k, &bind[1], &pc.w_off)))
         return r;
     bind[2] = bind[1]; /* unused operands still need a buffer */
@@ -135,12 +141,13 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
                 iy_lo = 0;
                 iy_hi = h;
             }
+            iy_lo >>= up, iy_hi = (iy_hi + up) >> up; /* stored rows */
             int64_t m = nn * rows * ow;
             pc.M = (uint32_t)m;
             pc.rows = (uint32_t)rows;
             pc.oy0 = (uint32_t)oy0;
             pc.iy_lo = (uint32_t)iy_lo;
-            int64_t in0 = n0 * in_img + iy_lo * w * cin, in_n = (nn - 1) * in_img + (iy_hi - iy_lo) * w * cin;
+            int64_t in0 = n0 * in_img + iy_lo * sw * cin, in_n = (nn - 1) * in_img + (iy_hi - iy_lo) * sw * cin;
             int64_t out0 = (n0 * oh * ow + oy0 * ow) * cout;
             if ((r = vkd_op_bind(c, x, in0, in_n, &bind[0], &pc.a_off)))
                 return r;

@@ -12,12 +12,16 @@ typedef struct vkd_conv2d_params {
     /* zero padding per side; the VAE encoder's downsample is F.pad(x, (0,1,0,1))
      * then a stride-2 conv: top 0, bottom 1, left 0, right 1 */
     int pad_top, pad_bottom, pad_left, pad_right;
+    /* 1: convolve the nearest-neighbour 2x upsampling of x (the UNet's Upsample, which
+     * then never exists in memory): x is [N, (H/2)*(W/2), Cin], H and W (even) are the
+     * upsampled size the padding and output refer to */
+    int upsample;
 } vkd_conv2d_params;
 
 /* stride s, the same padding p on every side (nn.Conv2d(padding=p)) */
 static inline vkd_conv2d_params vkd_conv2d_params_sym(int s, int p)
 {
-    vkd_conv2d_params c = {s, p, p, p, p};
+    vkd_conv2d_params c = {s, p, p, p, p, 0};
     return c;
 }
 

@@ -34,6 +34,8 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint pad_top;
     pc_uint pad_left;
     pc_uint kw;
+    pc_uint up;      /* conv2d: 1 reads the 2x nearest upsampling of the input (h, w upsampled;
+                      * iy_lo and img_stride count rows and elements of the stored input) */
     /* linear with LNFOLD only (gemm.glsl): s and c at binding 5 from l_off, the norm's eps */
     pc_uint l_off;
     pc_float ln_eps;
