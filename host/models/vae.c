@@ -9,14 +9,22 @@
 #define P "first_stage_model."
 #define GN_EPS 1e-6f
 
-/* ResnetBlock without time embedding: norm1, SiLU, conv1, norm2, SiLU, conv2, + shortcut */
-static vkd_tensor resnet(vkd_graph *g, const char *p, const vkd_tensor *x, int64_t h, int64_t w)
+/* ResnetBlock without time embedding: norm1, SiLU, conv1, norm2, SiLU, conv2, + shortcut.
+ * In two halves, each starting at a group norm (the tiled decode syncs the statistics
+ * of the whole image there): conv1(SiLU(norm1(x))) -> b, then conv2(SiLU(norm2(b))) +
+ * shortcut(x), which frees b once read. */
+static vkd_tensor resnet_a(vkd_graph *g, const char *p, const vkd_tensor *x, int64_t h, int64_t w)
 {
     vkd_tensor a = g_groupnorm(g, x, 32, GN_EPS, true, "%snorm1", p);
     vkd_tensor b = g_conv(g, &a, h, w, 1, 1, NULL, "%sconv1", p);
     g_free(g, &a);
-    vkd_tensor c = g_groupnorm(g, &b, 32, GN_EPS, true, "%snorm2", p);
-    g_free(g, &b);
+    return b;
+}
+
+static vkd_tensor resnet_b(vkd_graph *g, const char *p, const vkd_tensor *x, vkd_tensor *b, int64_t h, int64_t w)
+{
+    vkd_tensor c = g_groupnorm(g, b, 32, GN_EPS, true, "%snorm2", p);
+    g_free(g, b);
     vkd_tensor skip = *x;
     bool own = false;
     if (g_ok(g) && vkd_wstore_has(g->ws, "%snin_shortcut.weight", p)) {
@@ -28,6 +36,12 @@ static vkd_tensor resnet(vkd_graph *g, const char *p, const vkd_tensor *x, int64
     if (own)
         g_free(g, &skip);
     return out;
+}
+
+static vkd_tensor resnet(vkd_graph *g, const char *p, const vkd_tensor *x, int64_t h, int64_t w)
+{
+    vkd_tensor b = resnet_a(g, p, x, h, w);
+    return resnet_b(g, p, x, &b, h, w);
 }
 
 /* AttnBlock: single-head self-attention over the H*W pixels, head width C, scale
@@ -97,6 +111,48 @@ vkd_result vkd_vae_decode_up_record(vkd_graph *g, const vkd_vae_config *cfg, vkd
         g_free(g, &cur);
     *out = g_conv(g, &t, h, w, 1, 1, NULL, P "decoder.conv_out");                     // [N, HW, 3]
     g_free(g, &t);
+    return g->err;
+}
+
+int vkd_vae_up_segments(const vkd_vae_config *cfg, vkd_vae_seg *segs, int cap)
+{
+    int n = 0;
+    for (int l = cfg->num_levels - 1; l >= 0; l--)
+        for (int b = 0; b <= cfg->num_res_blocks; b++)
+            for (int half = 0; half < 2; half++) {
+                if (n < cap)
+                    segs[n] = (vkd_vae_seg){half ? VKD_VAE_SEG_RESNET_B : VKD_VAE_SEG_RESNET_A, l, b,
+                                            half && b == cfg->num_res_blocks && l != 0};
+                n++;
+            }
+    if (n < cap)
+        segs[n] = (vkd_vae_seg){VKD_VAE_SEG_OUT, 0, 0, false};
+    return n + 1;
+}
+
+vkd_result vkd_vae_up_segment_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_vae_seg *s, vkd_tensor *x,
+                                     vkd_tensor *b, int64_t h, int64_t w, vkd_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    char p[160];
+    snprintf(p, sizeof p, P "decoder.up.%d.block.%d.", s->level, s->block);
+    if (s->kind == VKD_VAE_SEG_RESNET_A) {
+        *out = resnet_a(g, p, x, h, w);                                              // [1, hw, Cout]
+    } else if (s->kind == VKD_VAE_SEG_RESNET_B) {
+        vkd_tensor bb = *b; /* freed once read, through a copy: *b stays the caller's handle */
+        vkd_tensor y = resnet_b(g, p, x, &bb, h, w);                                 // [1, hw, Cout]
+        if (s->upsample) {
+            *out = g_conv_up2(g, &y, h, w, P "decoder.up.%d.upsample.conv", s->level); // [1, 4hw, Cout]
+            g_free(g, &y);
+        } else {
+            *out = y;
+        }
+    } else {
+        vkd_tensor t = g_groupnorm(g, x, 32, GN_EPS, true, P "decoder.norm_out");
+        *out = g_conv(g, &t, h, w, 1, 1, NULL, P "decoder.conv_out");                // [1, hw, 3]
+        g_free(g, &t);
+    }
+    (void)cfg;
     return g->err;
 }
 

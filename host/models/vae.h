@@ -21,4 +21,27 @@ vkd_result vkd_vae_decode_mid_record(vkd_graph *g, const vkd_vae_config *cfg, co
 vkd_result vkd_vae_decode_up_record(vkd_graph *g, const vkd_vae_config *cfg, vkd_tensor *mid, bool free_mid,
                                     int64_t h, int64_t w, vkd_tensor *out);
 
+/* The upsampling part as segments that each start at a group norm, for a tiled decode
+ * whose norms use the whole image's statistics (host/pipeline/vae_decode.c): every
+ * tile runs segment s, then the statistics of what they produced are merged, then
+ * segment s + 1. In order: for each level from the deepest, for each ResnetBlock,
+ * RESNET_A (norm1 on x: conv1(SiLU(norm1(x))) -> b) and RESNET_B (norm2 on b:
+ * conv2(SiLU(norm2(b))) + shortcut(x) -> x, then the level's Upsample when `upsample`);
+ * finally OUT (norm_out on x: conv_out(SiLU(norm_out(x))) -> image [1, HW, 3]). */
+enum { VKD_VAE_SEG_RESNET_A, VKD_VAE_SEG_RESNET_B, VKD_VAE_SEG_OUT };
+typedef struct vkd_vae_seg {
+    int kind;
+    int level, block;
+    bool upsample;      /* RESNET_B: the output is 2x larger than the input */
+} vkd_vae_seg;
+
+/* The segments into segs[0 .. cap-1]; returns how many there are. */
+int vkd_vae_up_segments(const vkd_vae_config *cfg, vkd_vae_seg *segs, int cap);
+/* Record segment s on x [1, h*w, C] (and for RESNET_B, b, whose memory it gives back
+ * to the pool once read; *b stays valid for uploads before each replay);
+ * *out: b for RESNET_A, the next x for RESNET_B (2h x 2w with upsample), the image
+ * for OUT. The segment's one group norm is the first op. */
+vkd_result vkd_vae_up_segment_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_vae_seg *s, vkd_tensor *x,
+                                     vkd_tensor *b, int64_t h, int64_t w, vkd_tensor *out);
+
 #endif

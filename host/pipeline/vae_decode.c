@@ -32,90 +32,87 @@ static float ramp(int64_t x, int64_t n, int64_t lo, int64_t hi)
     return w < 0 ? 0 : w;
 }
 
-/* Whole-image statistics of one group norm's group, merged from per-block partials
- * of every tile (Chan et al.'s parallel variance), each block weighted by the share of
- * its pixels its tile owns (see gather), so overlaps are not counted twice. */
-typedef struct gstat {
-    double n, mean, m2;
-} gstat;
-
-static void merge(gstat *a, double nb, double mb, double qb)
-{
-    if (nb <= 0)
-        return;
-    double n = a->n + nb, d = mb - a->mean;
-    a->mean += d * nb / n;
-    a->m2 += qb + d * d * a->n * nb / n;
-    a->n = n;
-}
-
 /* The part of a tile that is its own, in latent pixels relative to the tile: up to
  * the middle of each overlap, so that every pixel of the image counts once. */
 typedef struct owned {
-    int64_t th, tw;           /* tile size */
-    int64_t y0, y1, x0, x1;   /* owned rows and columns */
+    int64_t y0, y1, x0, x1;
 } owned;
-
-/* After a tile: add every group norm's partials to acc ([entry][n * groups]), each
- * block weighted by the share of its pixels the tile owns. */
-static vkd_result gather(vkd_device *d, const vkd_gn_capture *gn, const owned *ow, gstat **acc, float *buf)
-{
-    for (int j = 0; j < gn->count; j++) {
-        const vkd_gn_entry *e = &gn->e[j];
-        vkd_result r = vkd_tensor_download_f32(d, &e->scratch, buf);
-        if (r)
-            return r;
-        int64_t s = 1; /* this norm's resolution: s times the latent's */
-        while (ow->th * s * ow->tw * s < e->hw)
-            s *= 2;
-        int64_t wl = ow->tw * s;
-        for (int64_t b = 0; b < e->nblk; b++) {
-            int64_t p0 = b * e->block_rows, p1 = p0 + e->block_rows < e->hw ? p0 + e->block_rows : e->hw, own = 0;
-            for (int64_t p = p0; p < p1; p++) {
-                int64_t y = p / wl, x = p - y * wl;
-                own += y >= ow->y0 * s && y < ow->y1 * s && x >= ow->x0 * s && x < ow->x1 * s;
-            }
-            if (own == 0)
-                continue;
-            double f = (double)own / (double)(p1 - p0);
-            for (int64_t ng = 0; ng < e->n * e->groups; ng++) {
-                const float *q = buf + (ng * e->nblk + b) * 4;
-                uint32_t cnt;
-                memcpy(&cnt, &q[0], sizeof cnt);
-                merge(&acc[j][ng], cnt * f, (double)q[1] + q[2], q[3] * f);
-            }
-        }
-    }
-    return VKD_OK;
-}
-
-/* Before a pass: write the gathered statistics as every group norm's finals, and
- * clear the gathering for the next pass. */
-static vkd_result inject(vkd_device *d, const vkd_gn_capture *gn, gstat **acc, float *buf)
-{
-    for (int j = 0; j < gn->count; j++) {
-        const vkd_gn_entry *e = &gn->e[j];
-        memset(buf, 0, (size_t)vkd_tensor_numel(&e->scratch) * sizeof *buf);
-        for (int64_t ng = 0; ng < e->n * e->groups; ng++) {
-            gstat *a = &acc[j][ng];
-            float *f = buf + e->finals + ng * 3;
-            f[0] = (float)a->mean;                       /* k0 */
-            f[1] = (float)(a->mean - (double)f[0]);      /* mean - k0: the bits below fp32's ulp */
-            f[2] = (float)(1.0 / sqrt(a->m2 / (a->n > 0 ? a->n : 1) + e->eps));
-            memset(a, 0, sizeof *a);
-        }
-        vkd_result r = vkd_tensor_upload_f32(d, &e->scratch, buf);
-        if (r)
-            return r;
-    }
-    return VKD_OK;
-}
 
 typedef struct recording {
     vkd_graph g;
     vkd_gn_capture gn;
-    vkd_tensor zin, dec;
+    vkd_tensor zin, zb, dec;
 } recording;
+
+/* Whole-image group-norm statistics of one activation held per tile (v[t]: [sh*sw, c]
+ * with sh = scale * th), each tile counting only the pixels it owns, written as the
+ * finals of the recording's first group norm (its only one) for every tile's replay. */
+static vkd_result sync_stats(vkd_device *d, recording *rc, float *const *v, const owned *own, int ntiles,
+                             int64_t scale, int64_t sw, int64_t c)
+{
+    if (rc->gn.count != 1)
+        return VKD_ERR_INTERNAL;
+    const vkd_gn_entry *e = &rc->gn.e[0];
+    int64_t groups = e->groups, cpg = c / groups;
+    double *sum = calloc((size_t)groups * 2, sizeof *sum);
+    float *buf = calloc((size_t)vkd_tensor_numel(&e->scratch), sizeof *buf);
+    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!sum || !buf)
+        goto done;
+    double npx = 0;
+    for (int t = 0; t < ntiles; t++)
+        for (int64_t y = own[t].y0 * scale; y < own[t].y1 * scale; y++)
+            for (int64_t x = own[t].x0 * scale; x < own[t].x1 * scale; x++) {
+                const float *px = v[t] + (y * sw + x) * c;
+                for (int64_t g = 0; g < groups; g++) {
+                    double s1 = 0, s2 = 0;
+                    for (int64_t k = 0; k < cpg; k++) {
+                        double q = px[g * cpg + k];
+                        s1 += q, s2 += q * q;
+                    }
+                    sum[2 * g] += s1, sum[2 * g + 1] += s2;
+                }
+                npx++;
+            }
+    for (int64_t g = 0; g < groups; g++) {
+        double n = npx * (double)cpg, mean = sum[2 * g] / n, var = sum[2 * g + 1] / n - mean * mean;
+        float *f = buf + e->finals + g * 3;
+        f[0] = (float)mean;                   /* k0 */
+        f[1] = (float)(mean - (double)f[0]);  /* mean - k0: the bits below fp32's ulp */
+        f[2] = (float)(1.0 / sqrt((var > 0 ? var : 0) + e->eps));
+    }
+    r = vkd_tensor_upload_f32(d, &e->scratch, buf);
+done:
+    free(sum);
+    free(buf);
+    return r;
+}
+
+/* The decoder recorded for one shape: the whole decode from the latent, or its
+ * latent-resolution part only (REC_MID). */
+enum { REC_WHOLE, REC_MID };
+
+static vkd_result rec_make(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg, int mode,
+                           int64_t th, int64_t tw, int64_t cin, uint64_t pool_bytes, recording *rc)
+{
+    memset(rc, 0, sizeof *rc);
+    rc->g.d = d, rc->g.ws = ws, rc->g.dt = dt;
+    vkd_result r;
+    if ((r = pool_bytes ? vkd_pool_create_planned(d, pool_bytes, &rc->g.pool)
+                        : vkd_pool_create(d, &rc->g.pool)) ||
+        (r = vkd_cmd_create(d, &rc->g.c)) || (r = vkd_cmd_begin(rc->g.c)))
+        return r;
+    rc->zin = g_new3(&rc->g, 1, th * tw, cin);                                  // [1, th*tw, cin]
+    if (g_ok(&rc->g)) {
+        if (mode == REC_WHOLE)
+            vkd_vae_decode_record(&rc->g, cfg, &rc->zin, th, tw, &rc->dec);       // [1, 8th*8tw, 3]
+        else
+            vkd_vae_decode_mid_record(&rc->g, cfg, &rc->zin, th, tw, &rc->dec);   // [1, th*tw, C_mid]
+    }
+    if ((r = rc->g.err))
+        return r;
+    return vkd_cmd_end(rc->g.c);
+}
 
 static void rec_free(vkd_device *d, recording *rc)
 {
@@ -126,35 +123,27 @@ static void rec_free(vkd_device *d, recording *rc)
     memset(rc, 0, sizeof *rc);
 }
 
-/* The decoder recorded for one shape: from the latent (cin = z channels, whole
- * decode, or the middle part only when mid_only) or from the middle features (cin =
- * their channels, the upsampling part of a tile). with_gn: group-norm statistics
- * gathered by the caller (external: applied from the caller's). */
-enum { REC_WHOLE, REC_MID, REC_UP };
-
-static vkd_result rec_make(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg, int mode,
-                           int64_t th, int64_t tw, int64_t cin, uint64_t pool_bytes, bool with_gn, bool external,
-                           recording *rc)
+/* One segment of the upsampling part (vkd_vae_up_segment_record) for a tile of sh x sw
+ * with inputs x (cx channels) and, for RESNET_B, b (cb); its group norm reads the
+ * statistics the caller writes (sync_stats). */
+static vkd_result seg_make(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg,
+                           const vkd_vae_seg *seg, int64_t sh, int64_t sw, int64_t cx, int64_t cb,
+                           uint64_t pool_bytes, recording *rc)
 {
     memset(rc, 0, sizeof *rc);
     rc->g.d = d, rc->g.ws = ws, rc->g.dt = dt;
-    rc->gn.external = external;
-    rc->g.gn = with_gn ? &rc->gn : NULL;
+    rc->gn.external = true;
+    rc->g.gn = &rc->gn;
     vkd_result r;
-    if ((r = pool_bytes ? vkd_pool_create_planned(d, pool_bytes, &rc->g.pool)
-                        : vkd_pool_create(d, &rc->g.pool)) ||
+    if ((r = pool_bytes ? vkd_pool_create_planned(d, pool_bytes, &rc->g.pool) : vkd_pool_create(d, &rc->g.pool)) ||
         (r = vkd_cmd_create(d, &rc->g.c)) || (r = vkd_cmd_begin(rc->g.c)) ||
-        (with_gn && (r = vkd_pool_create_sized(d, 1u << 20, &rc->gn.pool)))) /* statistics: KiBs */
+        (r = vkd_pool_create_sized(d, 1u << 20, &rc->gn.pool))) /* statistics: KiBs */
         return r;
-    rc->zin = g_new3(&rc->g, 1, th * tw, cin);                                  // [1, th*tw, cin]
-    if (g_ok(&rc->g)) {
-        if (mode == REC_WHOLE)
-            vkd_vae_decode_record(&rc->g, cfg, &rc->zin, th, tw, &rc->dec);       // [1, 8th*8tw, 3]
-        else if (mode == REC_MID)
-            vkd_vae_decode_mid_record(&rc->g, cfg, &rc->zin, th, tw, &rc->dec);   // [1, th*tw, C_mid]
-        else
-            vkd_vae_decode_up_record(&rc->g, cfg, &rc->zin, false, th, tw, &rc->dec); // [1, 8th*8tw, 3]
-    }
+    rc->zin = g_new3(&rc->g, 1, sh * sw, cx);                                    // [1, sh*sw, cx]
+    if (seg->kind == VKD_VAE_SEG_RESNET_B)
+        rc->zb = g_new3(&rc->g, 1, sh * sw, cb);                                 // [1, sh*sw, cb]
+    if (g_ok(&rc->g))
+        vkd_vae_up_segment_record(&rc->g, cfg, seg, &rc->zin, &rc->zb, sh, sw, &rc->dec);
     if ((r = rc->g.err))
         return r;
     return vkd_cmd_end(rc->g.c);
@@ -162,14 +151,146 @@ static vkd_result rec_make(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vk
 
 /* A tiled decode runs the latent-resolution part of the decoder (conv_in, middle
  * ResBlocks and attention: cheap, and the attention must see the whole latent) on the
- * whole latent, and only the upsampling levels per tile. Their group norms use the
- * whole image's statistics: a first pass normalises each tile by its own and gathers
- * them over the image (each tile counting the pixels it owns); the second pass
- * normalises every tile by those and draws. Measured on the shipped model at 256x256
- * with 128-pixel tiles, against the whole decode (tests/test_memplan.c): per-tile
- * statistics and a tiled middle part 20-26 dB, the whole middle part + gathered
- * statistics 32 dB; a third pass did not improve on the second (29.5 dB). */
-#define GN_PASSES 2
+ * whole latent, and the upsampling levels per tile, segment by segment
+ * (vkd_vae_up_segments): every tile runs a segment, its output kept on the host, then
+ * the next segment's group norm gets the whole image's statistics of those outputs
+ * (each tile counting the pixels it owns), then every tile runs that segment. The norms
+ * then see what they see in a whole decode; only the zero padding at the tiles' inner
+ * edges differs. Measured on the shipped model at 128x128 with 64-pixel tiles against
+ * the whole decode (tests/test_memplan.c): statistics gathered pass by pass (every
+ * norm from the pass before) 17.9 dB; the whole decode's own statistics injected
+ * 40.6 dB, which is what these segments compute without a whole decode. */
+static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg, const float *z,
+                               int64_t h, int64_t w, int64_t th, int64_t tw, const int64_t *ys, int ny,
+                               const int64_t *xs, int nx, uint64_t pool_bytes, float *img, vkd_vae_decode_stats *st)
+{
+    int nt = ny * nx;
+    int64_t zc = cfg->z_channels, H = 8 * h, W = 8 * w;
+    vkd_vae_seg segs[256];
+    int nseg = vkd_vae_up_segments(cfg, segs, 256);
+    float **xv = calloc((size_t)nt, sizeof *xv), **bv = calloc((size_t)nt, sizeof *bv);
+    owned *own = calloc((size_t)nt, sizeof *own);
+    float *wsum = calloc((size_t)(H * W), sizeof *wsum), *mid = NULL, *out = NULL;
+    recording rc;
+    memset(&rc, 0, sizeof rc);
+    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (nseg > 256) {
+        r = VKD_ERR_UNSUPPORTED;
+        goto done;
+    }
+    if (!xv || !bv || !own || !wsum)
+        goto done;
+    memset(img, 0, (size_t)(H * W * 3) * sizeof *img);
+    /* the middle part on the whole latent */
+    if ((r = rec_make(d, ws, dt, cfg, REC_MID, h, w, zc, pool_bytes, &rc)) || (r = vkd_tensor_upload_f32(d, &rc.zin, z)) ||
+        (r = vkd_cmd_submit_wait(rc.g.c)))
+        goto done;
+    int64_t cx = rc.dec.shape[2], cb = 0, sh = th, sw = tw, scale = 1;
+    st->gpu_ms += vkd_cmd_total_ms(rc.g.c);
+    st->flops += vkd_cmd_flops(rc.g.c);
+    st->dispatches = vkd_cmd_dispatch_count(rc.g.c);
+    r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!(mid = malloc((size_t)(h * w * cx) * sizeof *mid)))
+        goto done;
+    if ((r = vkd_tensor_download_f32(d, &rc.dec, mid)))
+        goto done;
+    rec_free(d, &rc);
+    r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    for (int iy = 0, t = 0; iy < ny; iy++)
+        for (int ix = 0; ix < nx; ix++, t++) {
+            int64_t y0 = ys[iy], x0 = xs[ix];
+            owned *o = &own[t];
+            *o = (owned){0, th, 0, tw};
+            if (iy > 0)
+                o->y0 = (ys[iy - 1] + th - y0) / 2;
+            if (iy < ny - 1)
+                o->y1 = (ys[iy + 1] - y0 + th) / 2;
+            if (ix > 0)
+                o->x0 = (xs[ix - 1] + tw - x0) / 2;
+            if (ix < nx - 1)
+                o->x1 = (xs[ix + 1] - x0 + tw) / 2;
+            if (!(xv[t] = malloc((size_t)(th * tw * cx) * sizeof **xv)))
+                goto done;
+            for (int64_t y = 0; y < th; y++)
+                memcpy(xv[t] + y * tw * cx, mid + ((y0 + y) * w + x0) * cx, (size_t)(tw * cx) * sizeof **xv);
+        }
+    free(mid);
+    mid = NULL;
+
+    for (int s = 0; s < nseg; s++) {
+        const vkd_vae_seg *sg = &segs[s];
+        if ((r = seg_make(d, ws, dt, cfg, sg, sh, sw, cx, cb, pool_bytes, &rc)))
+            goto done;
+        /* the statistics its norm needs: of b (RESNET_B), else of x */
+        bool on_b = sg->kind == VKD_VAE_SEG_RESNET_B;
+        if ((r = sync_stats(d, &rc, on_b ? bv : xv, own, nt, scale, sw, on_b ? cb : cx)))
+            goto done;
+        int64_t oc = rc.dec.shape[2], osh = sg->upsample ? 2 * sh : sh, osw = sg->upsample ? 2 * sw : sw;
+        st->dispatches += vkd_cmd_dispatch_count(rc.g.c);
+        for (int iy = 0, t = 0; iy < ny; iy++)
+            for (int ix = 0; ix < nx; ix++, t++) {
+                if ((r = vkd_tensor_upload_f32(d, &rc.zin, xv[t])) ||
+                    (on_b && (r = vkd_tensor_upload_f32(d, &rc.zb, bv[t]))) || (r = vkd_cmd_submit_wait(rc.g.c)))
+                    goto done;
+                st->gpu_ms += vkd_cmd_total_ms(rc.g.c);
+                st->flops += vkd_cmd_flops(rc.g.c);
+                float **dst = sg->kind == VKD_VAE_SEG_RESNET_A ? &bv[t] : &xv[t];
+                if (sg->kind == VKD_VAE_SEG_OUT) {
+                    if (!out && !(out = malloc((size_t)(osh * osw * oc) * sizeof *out))) {
+                        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+                        goto done;
+                    }
+                } else { /* the tile's new activation replaces the one it supersedes */
+                    free(*dst);
+                    if (!(*dst = malloc((size_t)(osh * osw * oc) * sizeof **dst))) {
+                        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+                        goto done;
+                    }
+                }
+                if ((r = vkd_tensor_download_f32(d, &rc.dec, sg->kind == VKD_VAE_SEG_OUT ? out : *dst)))
+                    goto done;
+                if (sg->kind != VKD_VAE_SEG_OUT)
+                    continue;
+                st->tiles++;
+                /* blend the tile: overlaps with the neighbours, in pixels */
+                int64_t y0 = ys[iy], x0 = xs[ix], TH = 8 * th, TW = 8 * tw;
+                int64_t top = iy > 0 ? 8 * (ys[iy - 1] + th - y0) : 0;
+                int64_t bottom = iy < ny - 1 ? 8 * (y0 + th - ys[iy + 1]) : 0;
+                int64_t left = ix > 0 ? 8 * (xs[ix - 1] + tw - x0) : 0;
+                int64_t right = ix < nx - 1 ? 8 * (x0 + tw - xs[ix + 1]) : 0;
+                for (int64_t y = 0; y < TH; y++) {
+                    float wy = ramp(y, TH, top, bottom);
+                    int64_t Y = 8 * y0 + y;
+                    for (int64_t x = 0; x < TW; x++) {
+                        float wt = wy * ramp(x, TW, left, right);
+                        int64_t X = 8 * x0 + x;
+                        float *px = img + (Y * W + X) * 3;
+                        const float *q = out + (y * TW + x) * 3;
+                        px[0] += wt * q[0], px[1] += wt * q[1], px[2] += wt * q[2];
+                        wsum[Y * W + X] += wt;
+                    }
+                }
+            }
+        if (sg->kind == VKD_VAE_SEG_RESNET_A) {
+            cb = oc;
+        } else if (sg->kind == VKD_VAE_SEG_RESNET_B) {
+            cx = oc, sh = osh, sw = osw;
+            if (sg->upsample)
+                scale *= 2;
+        }
+        rec_free(d, &rc);
+    }
+    for (int64_t i = 0; i < H * W; i++) /* every pixel is inside some tile's weight > 0 region */
+        for (int k = 0; k < 3; k++)
+            img[i * 3 + k] /= wsum[i];
+    r = VKD_OK;
+done:
+    rec_free(d, &rc);
+    for (int t = 0; t < nt && xv && bv; t++)
+        free(xv[t]), free(bv[t]);
+    free(xv), free(bv), free(own), free(wsum), free(mid), free(out);
+    return r;
+}
 
 vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg,
                                 const float *z, int64_t h, int64_t w, int tile, int overlap, uint64_t pool_bytes,
@@ -185,131 +306,18 @@ vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, con
         VKD_ERROR("vae tiling: too many tiles (tile %d latent px for %lldx%lld)", tile, (long long)w, (long long)h);
         return VKD_ERR_INVALID_ARG;
     }
-    bool tiled = ny * nx > 1;
-    int passes = tiled ? GN_PASSES : 1;
-    int64_t H = 8 * h, W = 8 * w, TH = 8 * th, TW = 8 * tw;
-    float *zt = malloc((size_t)(th * tw * zc) * sizeof *zt);
-    float *out = tiled ? malloc((size_t)(TH * TW * 3) * sizeof *out) : img;
-    float *wsum = tiled ? calloc((size_t)(H * W), sizeof *wsum) : NULL;
-    float *sbuf = NULL, *mid = NULL;
-    gstat **acc = NULL;
+    if (ny * nx > 1)
+        return decode_tiled(d, ws, dt, cfg, z, h, w, th, tw, ys, ny, xs, nx, pool_bytes, img, st);
     recording rc;
-    memset(&rc, 0, sizeof rc);
-    vkd_result r = VKD_OK;
-    if (!zt || !out || (tiled && !wsum)) {
-        r = VKD_ERR_OUT_OF_HOST_MEMORY;
-        goto done;
-    }
-    if (tiled)
-        memset(img, 0, (size_t)(H * W * 3) * sizeof *img);
-    const float *src = z; /* what the tiles are cut from: z, or the middle features */
-    int64_t cin = zc;
-    if (tiled) { /* the middle part on the whole latent */
-        if ((r = rec_make(d, ws, dt, cfg, REC_MID, h, w, zc, pool_bytes, false, false, &rc)) ||
-            (r = vkd_tensor_upload_f32(d, &rc.zin, z)) || (r = vkd_cmd_submit_wait(rc.g.c)))
-            goto done;
-        cin = rc.dec.shape[2];
-        st->gpu_ms += vkd_cmd_total_ms(rc.g.c);
-        st->flops += vkd_cmd_flops(rc.g.c);
+    vkd_result r;
+    if (!(r = rec_make(d, ws, dt, cfg, REC_WHOLE, h, w, zc, pool_bytes, &rc)) &&
+        !(r = vkd_tensor_upload_f32(d, &rc.zin, z)) && !(r = vkd_cmd_submit_wait(rc.g.c)) &&
+        !(r = vkd_tensor_download_f32(d, &rc.dec, img))) {
+        st->tiles = 1;
+        st->gpu_ms = vkd_cmd_total_ms(rc.g.c);
+        st->flops = vkd_cmd_flops(rc.g.c);
         st->dispatches = vkd_cmd_dispatch_count(rc.g.c);
-        free(zt);
-        if (!(mid = malloc((size_t)(h * w * cin) * sizeof *mid)) ||
-            !(zt = malloc((size_t)(th * tw * cin) * sizeof *zt))) {
-            r = VKD_ERR_OUT_OF_HOST_MEMORY;
-            goto done;
-        }
-        if ((r = vkd_tensor_download_f32(d, &rc.dec, mid)))
-            goto done;
-        src = mid;
     }
-    for (int pass = 0; pass < passes; pass++) {
-        bool last = pass == passes - 1;
-        if (pass <= 1) { /* pass 0: own statistics; from pass 1 on: the gathered ones */
-            rec_free(d, &rc);
-            if ((r = rec_make(d, ws, dt, cfg, tiled ? REC_UP : REC_WHOLE, th, tw, cin, pool_bytes, tiled, pass > 0,
-                              &rc)))
-                goto done;
-            st->dispatches += vkd_cmd_dispatch_count(rc.g.c) * (pass == 0);
-        }
-        if (tiled && pass == 0) { /* scratch buffers for gathering, sized by the largest norm */
-            int64_t most = 1;
-            acc = calloc((size_t)rc.gn.count + 1, sizeof *acc);
-            for (int j = 0; acc && j < rc.gn.count; j++) {
-                int64_t ne = vkd_tensor_numel(&rc.gn.e[j].scratch);
-                most = ne > most ? ne : most;
-                if (!(acc[j] = calloc((size_t)(rc.gn.e[j].n * rc.gn.e[j].groups), sizeof **acc)))
-                    break;
-            }
-            sbuf = malloc((size_t)most * sizeof *sbuf);
-            if (!acc || !sbuf || (rc.gn.count > 0 && !acc[rc.gn.count - 1])) {
-                r = VKD_ERR_OUT_OF_HOST_MEMORY;
-                goto done;
-            }
-        }
-        if (pass > 0 && (r = inject(d, &rc.gn, acc, sbuf)))
-            goto done;
-        for (int iy = 0; iy < ny; iy++)
-            for (int ix = 0; ix < nx; ix++) {
-                int64_t y0 = ys[iy], x0 = xs[ix];
-                for (int64_t y = 0; y < th; y++)
-                    memcpy(zt + y * tw * cin, src + ((y0 + y) * w + x0) * cin, (size_t)(tw * cin) * sizeof *zt);
-                if ((r = vkd_tensor_upload_f32(d, &rc.zin, zt)) || (r = vkd_cmd_submit_wait(rc.g.c)))
-                    goto done;
-                st->tiles += last;
-                st->gpu_ms += vkd_cmd_total_ms(rc.g.c);
-                st->flops += vkd_cmd_flops(rc.g.c);
-                if (!last) {
-                    owned ow = {.th = th, .tw = tw, .y0 = 0, .y1 = th, .x0 = 0, .x1 = tw};
-                    if (iy > 0)
-                        ow.y0 = (ys[iy - 1] + th - y0) / 2;
-                    if (iy < ny - 1)
-                        ow.y1 = (ys[iy + 1] - y0 + th) / 2;
-                    if (ix > 0)
-                        ow.x0 = (xs[ix - 1] + tw - x0) / 2;
-                    if (ix < nx - 1)
-                        ow.x1 = (xs[ix + 1] - x0 + tw) / 2;
-                    if ((r = gather(d, &rc.gn, &ow, acc, sbuf)))
-                        goto done;
-                    continue;
-                }
-                if ((r = vkd_tensor_download_f32(d, &rc.dec, out)))
-                    goto done;
-                if (!tiled)
-                    continue;
-                /* overlaps with the neighbours, in pixels */
-                int64_t top = iy > 0 ? 8 * (ys[iy - 1] + th - y0) : 0;
-                int64_t bottom = iy < ny - 1 ? 8 * (y0 + th - ys[iy + 1]) : 0;
-                int64_t left = ix > 0 ? 8 * (xs[ix - 1] + tw - x0) : 0;
-                int64_t right = ix < nx - 1 ? 8 * (x0 + tw - xs[ix + 1]) : 0;
-                for (int64_t y = 0; y < TH; y++) {
-                    float wy = ramp(y, TH, top, bottom);
-                    int64_t Y = 8 * y0 + y;
-                    for (int64_t x = 0; x < TW; x++) {
-                        float wt = wy * ramp(x, TW, left, right);
-                        int64_t X = 8 * x0 + x;
-                        float *dst = img + (Y * W + X) * 3;
-                        const float *px = out + (y * TW + x) * 3;
-                        dst[0] += wt * px[0], dst[1] += wt * px[1], dst[2] += wt * px[2];
-                        wsum[Y * W + X] += wt;
-                    }
-                }
-            }
-    }
-    if (tiled)
-        for (int64_t i = 0; i < H * W; i++) /* every pixel is inside some tile's weight > 0 region */
-            for (int k = 0; k < 3; k++)
-                img[i * 3 + k] /= wsum[i];
-done:
-    if (acc)
-        for (int j = 0; j < rc.gn.count; j++)
-            free(acc[j]);
-    free(acc);
     rec_free(d, &rc);
-    free(zt);
-    if (tiled)
-        free(out);
-    free(wsum);
-    free(sbuf);
-    free(mid);
     return r;
 }

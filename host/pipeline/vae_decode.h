@@ -6,8 +6,11 @@
  * levels run per tile. Every tile has the same size, so that part is recorded once
  * and replayed per tile; the last tile of a row or column is moved back to end flush
  * with the image, so tiles overlap by at least `overlap`. Group norms in the tiles use
- * the whole image's statistics, gathered in a first pass; tiles are blended in their
- * overlaps with linear ramps (weights normalised per pixel). */
+ * the whole image's statistics: the upsampling part runs segment by segment over all
+ * tiles, each segment ending where a norm needs the statistics of what it produced;
+ * the tiles' activations wait on the host between segments (in the device's storage
+ * precision). Tiles are blended in their overlaps with linear ramps (weights
+ * normalised per pixel). */
 #ifndef VKD_PIPELINE_VAE_DECODE_H
 #define VKD_PIPELINE_VAE_DECODE_H
 
