@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/half.h"
 #include "common/log.h"
 #include "models/graph.h"
 #include "models/vae.h"
@@ -44,10 +45,45 @@ typedef struct recording {
     vkd_tensor zin, zb, dec;
 } recording;
 
+/* A tile's activation kept on the host between segments: fp16 bits when the device
+ * stores fp16 (lossless: the values are fp16 already; half the host memory), else fp32. */
+typedef struct hbuf {
+    void *p;
+} hbuf;
+
+static float hget(const hbuf *b, bool half, size_t i)
+{
+    return half ? vkd_half_to_float(((const uint16_t *)b->p)[i]) : ((const float *)b->p)[i];
+}
+
+/* t (n values) -> *b, through tmp (n floats) */
+static vkd_result hput_from(vkd_device *d, const vkd_tensor *t, bool half, hbuf *b, float *tmp)
+{
+    size_t n = (size_t)vkd_tensor_numel(t);
+    free(b->p);
+    if (!(b->p = malloc(n * (half ? 2 : 4))))
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_result r = vkd_tensor_download_f32(d, t, half ? tmp : (float *)b->p);
+    if (!r && half)
+        for (size_t i = 0; i < n; i++)
+            ((uint16_t *)b->p)[i] = vkd_float_to_half(tmp[i]);
+    return r;
+}
+
+/* *b -> t, through tmp */
+static vkd_result hget_to(vkd_device *d, const vkd_tensor *t, bool half, const hbuf *b, float *tmp)
+{
+    size_t n = (size_t)vkd_tensor_numel(t);
+    if (half)
+        for (size_t i = 0; i < n; i++)
+            tmp[i] = vkd_half_to_float(((const uint16_t *)b->p)[i]);
+    return vkd_tensor_upload_f32(d, t, half ? tmp : (const float *)b->p);
+}
+
 /* Whole-image group-norm statistics of one activation held per tile (v[t]: [sh*sw, c]
  * with sh = scale * th), each tile counting only the pixels it owns, written as the
  * finals of the recording's first group norm (its only one) for every tile's replay. */
-static vkd_result sync_stats(vkd_device *d, recording *rc, float *const *v, const owned *own, int ntiles,
+static vkd_result sync_stats(vkd_device *d, recording *rc, const hbuf *v, bool half, const owned *own, int ntiles,
                              int64_t scale, int64_t sw, int64_t c)
 {
     if (rc->gn.count != 1)
@@ -63,11 +99,11 @@ static vkd_result sync_stats(vkd_device *d, recording *rc, float *const *v, cons
     for (int t = 0; t < ntiles; t++)
         for (int64_t y = own[t].y0 * scale; y < own[t].y1 * scale; y++)
             for (int64_t x = own[t].x0 * scale; x < own[t].x1 * scale; x++) {
-                const float *px = v[t] + (y * sw + x) * c;
+                size_t px = (size_t)((y * sw + x) * c);
                 for (int64_t g = 0; g < groups; g++) {
                     double s1 = 0, s2 = 0;
                     for (int64_t k = 0; k < cpg; k++) {
-                        double q = px[g * cpg + k];
+                        double q = hget(&v[t], half, px + (size_t)(g * cpg + k));
                         s1 += q, s2 += q * q;
                     }
                     sum[2 * g] += s1, sum[2 * g + 1] += s2;
@@ -168,9 +204,10 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
     int64_t zc = cfg->z_channels, H = 8 * h, W = 8 * w;
     vkd_vae_seg segs[256];
     int nseg = vkd_vae_up_segments(cfg, segs, 256);
-    float **xv = calloc((size_t)nt, sizeof *xv), **bv = calloc((size_t)nt, sizeof *bv);
+    bool half = dt == VKD_F16;
+    hbuf *xv = calloc((size_t)nt, sizeof *xv), *bv = calloc((size_t)nt, sizeof *bv);
     owned *own = calloc((size_t)nt, sizeof *own);
-    float *wsum = calloc((size_t)(H * W), sizeof *wsum), *mid = NULL, *out = NULL;
+    float *wsum = calloc((size_t)(H * W), sizeof *wsum), *mid = NULL, *out = NULL, *tmp = NULL;
     recording rc;
     memset(&rc, 0, sizeof rc);
     vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
@@ -209,10 +246,16 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
                 o->x0 = (xs[ix - 1] + tw - x0) / 2;
             if (ix < nx - 1)
                 o->x1 = (xs[ix + 1] - x0 + tw) / 2;
-            if (!(xv[t] = malloc((size_t)(th * tw * cx) * sizeof **xv)))
+            if (!(xv[t].p = malloc((size_t)(th * tw * cx) * (half ? 2 : 4))))
                 goto done;
             for (int64_t y = 0; y < th; y++)
-                memcpy(xv[t] + y * tw * cx, mid + ((y0 + y) * w + x0) * cx, (size_t)(tw * cx) * sizeof **xv);
+                for (int64_t i = 0; i < tw * cx; i++) {
+                    float v = mid[((y0 + y) * w + x0) * cx + i];
+                    if (half)
+                        ((uint16_t *)xv[t].p)[y * tw * cx + i] = vkd_float_to_half(v);
+                    else
+                        ((float *)xv[t].p)[y * tw * cx + i] = v;
+                }
         }
     free(mid);
     mid = NULL;
@@ -223,34 +266,34 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
             goto done;
         /* the statistics its norm needs: of b (RESNET_B), else of x */
         bool on_b = sg->kind == VKD_VAE_SEG_RESNET_B;
-        if ((r = sync_stats(d, &rc, on_b ? bv : xv, own, nt, scale, sw, on_b ? cb : cx)))
+        if ((r = sync_stats(d, &rc, on_b ? bv : xv, half, own, nt, scale, sw, on_b ? cb : cx)))
             goto done;
         int64_t oc = rc.dec.shape[2], osh = sg->upsample ? 2 * sh : sh, osw = sg->upsample ? 2 * sw : sw;
+        int64_t most = osh * osw * oc, in = sh * sw * (cx > cb ? cx : cb);
+        free(tmp); /* conversion buffer for this segment's largest tile tensor */
+        if (!(tmp = malloc((size_t)(most > in ? most : in) * sizeof *tmp))) {
+            r = VKD_ERR_OUT_OF_HOST_MEMORY;
+            goto done;
+        }
         st->dispatches += vkd_cmd_dispatch_count(rc.g.c);
         for (int iy = 0, t = 0; iy < ny; iy++)
             for (int ix = 0; ix < nx; ix++, t++) {
-                if ((r = vkd_tensor_upload_f32(d, &rc.zin, xv[t])) ||
-                    (on_b && (r = vkd_tensor_upload_f32(d, &rc.zb, bv[t]))) || (r = vkd_cmd_submit_wait(rc.g.c)))
+                if ((r = hget_to(d, &rc.zin, half, &xv[t], tmp)) ||
+                    (on_b && (r = hget_to(d, &rc.zb, half, &bv[t], tmp))) || (r = vkd_cmd_submit_wait(rc.g.c)))
                     goto done;
                 st->gpu_ms += vkd_cmd_total_ms(rc.g.c);
                 st->flops += vkd_cmd_flops(rc.g.c);
-                float **dst = sg->kind == VKD_VAE_SEG_RESNET_A ? &bv[t] : &xv[t];
-                if (sg->kind == VKD_VAE_SEG_OUT) {
-                    if (!out && !(out = malloc((size_t)(osh * osw * oc) * sizeof *out))) {
-                        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+                if (sg->kind != VKD_VAE_SEG_OUT) { /* the tile's new activation replaces the one it supersedes */
+                    if ((r = hput_from(d, &rc.dec, half, sg->kind == VKD_VAE_SEG_RESNET_A ? &bv[t] : &xv[t], tmp)))
                         goto done;
-                    }
-                } else { /* the tile's new activation replaces the one it supersedes */
-                    free(*dst);
-                    if (!(*dst = malloc((size_t)(osh * osw * oc) * sizeof **dst))) {
-                        r = VKD_ERR_OUT_OF_HOST_MEMORY;
-                        goto done;
-                    }
-                }
-                if ((r = vkd_tensor_download_f32(d, &rc.dec, sg->kind == VKD_VAE_SEG_OUT ? out : *dst)))
-                    goto done;
-                if (sg->kind != VKD_VAE_SEG_OUT)
                     continue;
+                }
+                if (!out && !(out = malloc((size_t)(osh * osw * oc) * sizeof *out))) {
+                    r = VKD_ERR_OUT_OF_HOST_MEMORY;
+                    goto done;
+                }
+                if ((r = vkd_tensor_download_f32(d, &rc.dec, out)))
+                    goto done;
                 st->tiles++;
                 /* blend the tile: overlaps with the neighbours, in pixels */
                 int64_t y0 = ys[iy], x0 = xs[ix], TH = 8 * th, TW = 8 * tw;
@@ -287,8 +330,8 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
 done:
     rec_free(d, &rc);
     for (int t = 0; t < nt && xv && bv; t++)
-        free(xv[t]), free(bv[t]);
-    free(xv), free(bv), free(own), free(wsum), free(mid), free(out);
+        free(xv[t].p), free(bv[t].p);
+    free(xv), free(bv), free(own), free(wsum), free(mid), free(out), free(tmp);
     return r;
 }
 
