@@ -25,6 +25,14 @@ layout(std430, binding = 4) writeonly buffer O { T outp[]; };
 #if !VKD_GEMM_CONV
 // LNFOLD: lnsc[l_off + n] = s[n], lnsc[l_off + N + n] = c[n] (host/ops/matmul.h vkd_ln_fold)
 layout(std430, binding = 5) readonly buffer Ln { float lnsc[]; };
+// pc.k1 > 0: A is two tensors side by side along k, read in place (a UNet skip
+// concatenation): columns k < k1 from binding 0 ([M, k1]), the rest from binding 6
+// ([M, K - k1]); k1 is a multiple of every load width, so no load straddles the two.
+layout(std430, binding = 6) readonly buffer A2 { T a2[]; };
+layout(std430, binding = 6) readonly buffer A2v4 { T4 a2v4[]; };
+#if VKD_F16
+layout(std430, binding = 6) readonly buffer A2v8 { uvec4 a2v8[]; };
+#endif
 #endif
 #if VKD_F16
 // fp16 A and w read 8 at a time (VEC4 = 2): one 16-byte load instead of two 8-byte ones
@@ -87,15 +95,45 @@ uvec4 load_a8(uint m, uint k)
 #endif
 float ln_row_shift(uint m) { return 0.0; }
 #else
-// Linear layer: A is [M, K] row-major.
-float load_a(uint m, uint k) { return float(a[pc.a_off + m * pc.K + k]); }
-// LNFOLD: the value subtracted from every element of row m (its first: see ln_out)
-float ln_row_shift(uint m) { return float(a[pc.a_off + m * pc.K]); }
+// Linear layer: A is [M, K] row-major, or two such side by side (pc.k1).
+// The element of A(m, k) in binding 0 (second = false) or binding 6.
+uint a_index(uint m, uint k, out bool second)
+{
+    second = pc.k1 != 0u && k >= pc.k1;
+    if (second)
+        return pc.a2_off + m * (pc.K - pc.k1) + (k - pc.k1);
+    return pc.a_off + m * (pc.k1 != 0u ? pc.k1 : pc.K) + k;
+}
 
-vec4 load_a4(uint m, uint k) { return vec4(a4[(pc.a_off + m * pc.K + k) / 4]); }
+float load_a(uint m, uint k)
+{
+    bool s;
+    uint i = a_index(m, k, s);
+    if (s) // if, not ?: -- a select would load from both bindings
+        return float(a2[i]);
+    return float(a[i]);
+}
+// LNFOLD: the value subtracted from every element of row m (its first: see ln_out)
+float ln_row_shift(uint m) { return load_a(m, 0u); }
+
+vec4 load_a4(uint m, uint k)
+{
+    bool s;
+    uint i = a_index(m, k, s);
+    if (s)
+        return vec4(a2v4[i / 4]);
+    return vec4(a4[i / 4]);
+}
 
 #if VKD_F16
-uvec4 load_a8(uint m, uint k) { return a8[(pc.a_off + m * pc.K + k) / 8]; }
+uvec4 load_a8(uint m, uint k)
+{
+    bool s;
+    uint i = a_index(m, k, s);
+    if (s)
+        return a2v8[i / 8];
+    return a8[i / 8];
+}
 #endif
 #endif
 
@@ -234,6 +272,9 @@ void gemm_direct()
 // A and w read 32 bytes per load as a u64vec4 (8 fp32 or 16 fp16 values). llvmpipe's
 // per-lane load loop costs about the same per component at 32 or 64 bits.
 layout(std430, binding = 0) readonly buffer A32 { u64vec4 a32[]; };
+#if !VKD_GEMM_CONV
+layout(std430, binding = 6) readonly buffer A2v32 { u64vec4 a2v32[]; };
+#endif
 layout(std430, binding = 1) readonly buffer W32 { u64vec4 wt32[]; };
 const uint E32 = VKD_F16 != 0 ? 16u : 8u; // elements per 32-byte load
 const uint NQ = E32 / 4;                   // 4-vectors per 32-byte load
@@ -263,7 +304,11 @@ u64vec4 load_a32(uint m, uint k)
     int p = conv_pixel(m, k, ci);
     return p < 0 ? u64vec4(0) : a32[(pc.a_off + uint(p) + ci) / E32];
 #else
-    return a32[(pc.a_off + m * pc.K + k) / E32];
+    bool s;
+    uint i = a_index(m, k, s);
+    if (s)
+        return a2v32[i / E32];
+    return a32[i / E32];
 #endif
 }
 

@@ -12,6 +12,17 @@ layout(std430, binding = 2) readonly buffer Bt { T beta[]; };
 layout(std430, binding = 3) buffer S { float s[]; };
 layout(std430, binding = 4) writeonly buffer O { T o[]; };
 layout(std430, binding = 5) readonly buffer E { T ev[]; }; // [N, e_stride]: columns 0..C-1 added to x before the norm (pc.add)
+layout(std430, binding = 6) readonly buffer X2 { T x2[]; }; // pc.c1 > 0: channels c1.. (a skip concatenation read in place)
+
+// x[sample z of the dispatch, row (from the dispatch's first), channel ch]
+float xin(uint z, uint row, uint ch)
+{
+    if (pc.c1 == 0u)
+        return float(x[pc.x_off + z * pc.stride_n + row * pc.c + ch]);
+    if (ch < pc.c1)
+        return float(x[pc.x_off + z * pc.stride_1 + row * pc.c1 + ch]);
+    return float(x2[pc.x2_off + z * pc.stride_2 + row * (pc.c - pc.c1) + (ch - pc.c1)]);
+}
 
 shared float sh_a[gl_WorkGroupSize.x];
 shared float sh_b[gl_WorkGroupSize.x];
@@ -52,22 +63,22 @@ void stats()
     uint r0 = bx * pc.block_rows;
     uint nr = min(pc.block_rows, pc.rows - r0);
     uint cnt = nr * pc.cpg;
-    uint base = pc.x_off + z * pc.stride_n + r0 * pc.c + g * pc.cpg;
+    uint c0 = g * pc.cpg; // the group's first channel
     // Shifting by the block's first value keeps the sums small when |mean| >> std
     // (x - k is exact for nearby values), so the block mean is good to ~1 ulp.
     // pc.add: the values are x + ev[sample, channel] (a ResBlock's time embedding)
     uint eb = pc.e_off + (pc.n0 + z) * pc.e_stride + g * pc.cpg;
-    float k = float(x[base]) + (pc.add != 0u ? float(ev[eb]) : 0.0);
+    float k = xin(z, r0, c0) + (pc.add != 0u ? float(ev[eb]) : 0.0);
     float acc = 0.0;
     for (uint e = l; e < cnt; e += gl_WorkGroupSize.x) {
         uint r = e / pc.cpg, ch = e - r * pc.cpg;
-        acc += (float(x[base + r * pc.c + ch]) + (pc.add != 0u ? float(ev[eb + ch]) : 0.0)) - k;
+        acc += (xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? float(ev[eb + ch]) : 0.0)) - k;
     }
     float dm = wg_sum(acc) / float(cnt);
     acc = 0.0;
     for (uint e = l; e < cnt; e += gl_WorkGroupSize.x) {
         uint r = e / pc.cpg, ch = e - r * pc.cpg;
-        float d = ((float(x[base + r * pc.c + ch]) + (pc.add != 0u ? float(ev[eb + ch]) : 0.0)) - k) - dm;
+        float d = ((xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? float(ev[eb + ch]) : 0.0)) - k) - dm;
         acc += d * d;
     }
 
@@ -132,7 +143,7 @@ void apply()
     uint r = i - z * per;
     uint c = r % pc.c;
     uint f = pc.fin_off + ((pc.n0 + z) * pc.groups + c / pc.cpg) * 3u;
-    float xv = float(x[pc.x_off + z * pc.stride_n + r]);
+    float xv = xin(z, r / pc.c, c);
     if (pc.add != 0u)
         xv += float(ev[pc.e_off + (pc.n0 + z) * pc.e_stride + c]);
     float y = ((xv - s[f]) - s[f + 1u]) * s[f + 2u];

@@ -3,6 +3,7 @@
  * binding range is lowered so the row-chunked statistics path runs. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "harness.h"
 #include "ops/groupnorm.h"
@@ -105,6 +106,60 @@ static void run_case_add(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int
     free(ref);
 }
 
+/* GroupNorm of cat([x1, x2], -1) read from the two tensors (vkd_op_groupnorm_cat),
+ * against the reference on the concatenation */
+static void run_case_cat(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c1, int64_t c2, uint32_t groups,
+                         int silu, test_rng *rng)
+{
+    int64_t c = c1 + c2, s1[3] = {n, hw, c1}, s2[3] = {n, hw, c2}, shape[3] = {n, hw, c}, cshape[1] = {c};
+    size_t total = (size_t)(n * hw * c), p = (size_t)(n * hw);
+    float *x = malloc(total * 4), *x1 = malloc(p * (size_t)c1 * 4), *x2 = malloc(p * (size_t)c2 * 4);
+    float *gm = malloc((size_t)c * 4), *bt = malloc((size_t)c * 4);
+    double *ref = malloc(total * 8);
+    test_fill_normal(rng, x, total, 1.5);
+    for (size_t i = 0; i < p; i++) /* the second part on another scale, so a mix-up shows */
+        for (int64_t k = c1; k < c; k++)
+            x[i * (size_t)c + (size_t)k] = 3.0f * x[i * (size_t)c + (size_t)k] + 1.0f;
+    test_fill_normal(rng, gm, (size_t)c, 1.0);
+    test_fill_normal(rng, bt, (size_t)c, 0.5);
+    test_round_to(dt, x, total);
+    test_round_to(dt, gm, (size_t)c);
+    test_round_to(dt, bt, (size_t)c);
+    for (size_t i = 0; i < p; i++) {
+        memcpy(x1 + i * (size_t)c1, x + i * (size_t)c, (size_t)c1 * 4);
+        memcpy(x2 + i * (size_t)c2, x + i * (size_t)c + (size_t)c1, (size_t)c2 * 4);
+    }
+    ref_groupnorm(x, gm, bt, n, hw, c, groups, 1e-5f, silu, ref);
+    vkd_tensor t1 = test_tensor_from(d, dt, 3, s1, x1), t2 = test_tensor_from(d, dt, 3, s2, x2);
+    vkd_tensor tg = test_tensor_from(d, dt, 1, cshape, gm), tb = test_tensor_from(d, dt, 1, cshape, bt);
+    vkd_tensor to = test_tensor_poisoned(d, dt, 3, shape), ts = {0};
+    vkd_cmd *cmd = NULL;
+    int64_t sn = 0;
+    vkd_result r = vkd_cmd_create(d, &cmd);
+    if (!r)
+        r = vkd_op_groupnorm_cat_scratch_numel(cmd, &t1, &t2, groups, &sn);
+    if (!r) {
+        ts = test_tensor_poisoned(d, VKD_F32, 1, &sn);
+        r = vkd_cmd_begin(cmd);
+    }
+    if (!r)
+        r = vkd_op_groupnorm_cat(cmd, &t1, &t2, groups, 1e-5f, &tg, &tb, silu, &ts, &to);
+    if (!r)
+        r = vkd_cmd_end(cmd);
+    if (!r)
+        r = vkd_cmd_submit_wait(cmd);
+    TEST_CHECK(r == VKD_OK, "groupnorm cat: %s", vkd_result_str(r));
+    char what[160];
+    snprintf(what, sizeof what, "groupnorm_%s%s of cat [%lld,%lld,%lld+%lld] G%u (%u dispatches)",
+             vkd_dtype_suffix(dt), silu ? "+silu" : "", (long long)n, (long long)hw, (long long)c1, (long long)c2,
+             groups, cmd ? vkd_cmd_dispatch_count(cmd) : 0);
+    test_expect_close(d, &to, ref, dt == VKD_F16 ? 2e-7 : 1e-12, what);
+    vkd_cmd_destroy(cmd);
+    vkd_tensor_destroy(d, &t1), vkd_tensor_destroy(d, &t2), vkd_tensor_destroy(d, &tg), vkd_tensor_destroy(d, &tb);
+    vkd_tensor_destroy(d, &to), vkd_tensor_destroy(d, &ts);
+    free(x), free(x1), free(x2), free(gm), free(bt), free(ref);
+}
+
 static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c, uint32_t groups, float eps,
                      int silu, double mean_offset, test_rng *rng)
 {
@@ -155,6 +210,8 @@ int main(void)
         run_case(d, dt, 1, 20000, 128, 32, 1e-6f, 1, 0, &rng);  /* 80000 per group > VKD_GN_ONE_BLOCK: blocks + COMBINE */
         run_case_add(d, dt, 2, 4096, 320, 32, 1e-5f, 1, 0, 1, &rng);  /* ResBlock out_layers.0 on conv1 + time embedding */
         run_case_add(d, dt, 2, 20000, 128, 32, 1e-5f, 0, 0, 1, &rng); /* the same through blocks + COMBINE */
+        run_case_cat(d, dt, 2, 1024, 640, 320, 32, 1, &rng);   /* output block: 30 channels a group, one straddles */
+        run_case_cat(d, dt, 1, 4096, 320, 320, 32, 1, &rng);   /* level 0: blocks + COMBINE */
     }
     run_case(d, VKD_F32, 1, 4096, 320, 32, 1e-5f, 0, 200.0, &rng); /* mean 200, std 1.5 */
     test_groupnorm_rejects_bad_shapes(d);
@@ -168,6 +225,7 @@ int main(void)
         run_case(d, dts[i], 1, 1000, 96, 32, 1e-5f, 0, 0, &rng);
         run_case(d, dts[i], 3, 77, 320, 32, 1e-5f, 1, 0, &rng);
         run_case_add(d, dts[i], 3, 1000, 96, 32, 1e-5f, 1, 0, 1, &rng); /* + e[n] with samples in row chunks */
+        run_case_cat(d, dts[i], 3, 1000, 40, 56, 32, 0, &rng);                 /* cat in row chunks */
     }
     run_case(d, VKD_F32, 1, 2047, 128, 32, 1e-6f, 0, 100.0, &rng);
     test_device_close(d);

@@ -8,7 +8,9 @@
 #include "harness.h"
 #include "ops/matmul.h"
 
-enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4, SILU = 8 };
+/* SPLIT: A given as two tensors side by side along K (vkd_linear_opts.a2), cut at the
+ * largest multiple of 16 not above K/2 */
+enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4, SILU = 8, SPLIT = 16 };
 
 static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int64_t k, int64_t n, int flags,
                      test_rng *rng)
@@ -37,8 +39,16 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
                 s += res[i * n + j];
             ref[i * n + j] = s;
         }
-    int64_t ashape[3] = {batch, m, k}, oshape[3] = {batch, m, n}, bshape[1] = {n};
-    vkd_tensor ta = test_tensor_from(d, dt, 3, ashape, a);
+    int64_t k1 = flags & SPLIT ? k / 2 / 16 * 16 : k, k2 = k - k1;
+    int64_t ashape[3] = {batch, m, k1}, a2shape[3] = {batch, m, k2}, oshape[3] = {batch, m, n}, bshape[1] = {n};
+    float *a1 = malloc((size_t)(batch * m * k1) * 4), *a2 = malloc((size_t)(batch * m * (k2 ? k2 : 1)) * 4);
+    for (int64_t i = 0; i < batch * m; i++) { /* the two column ranges of a */
+        memcpy(a1 + i * k1, a + i * k, (size_t)k1 * 4);
+        memcpy(a2 + i * k2, a + i * k + k1, (size_t)k2 * 4);
+    }
+    vkd_tensor ta = test_tensor_from(d, dt, 3, ashape, a1);
+    vkd_tensor ta2 = k2 ? test_tensor_from(d, dt, 3, a2shape, a2) : ta;
+    free(a1), free(a2);
     vkd_tensor tw;
     vkd_result r = vkd_linear_weight_upload(d, dt, w, n, k, &tw);
     TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
@@ -49,18 +59,21 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
     if (!r) r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
     vkd_linear_opts o = {.bias = flags & BIAS ? &tb : NULL, .residual = flags & (RES | RES_IN_PLACE) ? &tr : NULL,
-                         .silu = (flags & SILU) != 0};
+                         .silu = (flags & SILU) != 0, .a2 = flags & SPLIT ? &ta2 : NULL};
     if (!r) r = vkd_op_linear_ex(c, &ta, &tw, &o, &to);
     if (!r) r = vkd_cmd_end(c);
     if (!r) r = vkd_cmd_submit_wait(c);
     TEST_CHECK(r == VKD_OK, "linear: %s", vkd_result_str(r));
     char what[128];
-    snprintf(what, sizeof what, "linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
-             (long long)(batch * m), (long long)k, (long long)n, (long long)k, flags & BIAS ? " +bias" : "",
+    snprintf(what, sizeof what, "linear_%s [%lld,%lld%s]x[%lld,%lld]%s%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
+             (long long)(batch * m), (long long)k, flags & SPLIT ? " in 2 parts" : "", (long long)n, (long long)k,
+             flags & BIAS ? " +bias" : "",
              flags & SILU ? " silu" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
     /* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
     vkd_cmd_destroy(c);
+    if (k2)
+        vkd_tensor_destroy(d, &ta2);
     vkd_tensor_destroy(d, &ta);
     vkd_tensor_destroy(d, &tw);
     vkd_tensor_destroy(d, &tb);
@@ -194,6 +207,7 @@ int main(void)
         run_case(d, dts[i], 1, 64, 1280, 5120, BIAS, &rng);     /* GEGLU proj at C=1280 (few rows) */
         run_case(d, dts[i], 1, 40, 5120, 320, BIAS | RES_IN_PLACE, &rng); /* FF out, long K */
         run_case(d, dts[i], 2, 1, 320, 1280, BIAS | SILU, &rng);  /* time_embed.0 + SiLU */
+        run_case(d, dts[i], 2, 256, 960, 320, BIAS | SPLIT, &rng); /* skip 1x1 conv on cat(640, 320), 16x16 */
         run_case_ln(d, dts[i], 1024, 320, 960, 0, 0, &rng);      /* norm1 + q/k/v at 32x32 */
         run_case_ln(d, dts[i], 256, 640, 5120, BIAS, 8, &rng);   /* norm3 + GEGLU proj, offset rows */
     }
@@ -208,6 +222,9 @@ int main(void)
             run_case(d, dts[i], 1, 130, 132, 72, BIAS, &rng);
             run_case(d, dts[i], 3, 5, 1, 1, BIAS, &rng);
             run_case(d, dts[i], 1, 70, 36, 40, BIAS | SILU | RES, &rng);
+            run_case(d, dts[i], 1, 130, 37, 20, BIAS | SPLIT, &rng);  /* 16 + 21: scalar loads */
+            run_case(d, dts[i], 2, 77, 48, 24, RES | SPLIT, &rng);    /* 16 + 32 */
+            run_case(d, dts[i], 1, 33, 40, 24, BIAS | SPLIT, &rng);   /* 16 + 24: 8-wide */
             run_case_ln(d, dts[i], 130, 132, 72, BIAS | RES, 8, &rng);
             run_case_ln(d, dts[i], 67, 7, 9, 0, 0, &rng);
         }
@@ -224,6 +241,7 @@ int main(void)
             run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
             run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
             run_case_ln(d, dts[i], 600, 40, 70, BIAS | RES, 8, &rng);
+            run_case(d, dts[i], 2, 300, 48, 70, BIAS | SPLIT, &rng);
         }
     }
     vkd_gemm_set_tile_override(NULL);

@@ -16,6 +16,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     char cache_buf[4096];
     cp.cache_dir = vkd_cli_cache_dir(cache_buf, sizeof cache_buf);
     int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0, verbose = 0;
+    bool no_vae = false;
+    int only_batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "model"))
@@ -34,6 +36,10 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             plan = 1;
         else if (!strcmp(a, "--record"))
             plan = 2;
+        else if (!strcmp(a, "--no-vae"))
+            no_vae = true;
+        else if (!strcmp(a, "--batch") && v)
+            only_batch = atoi(v), i++;
         else if (!strcmp(a, "--vae-tiling"))
             tiling = 1;
         else if (!strcmp(a, "--mem-budget") && v)
@@ -49,7 +55,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             i++;
         } else {
             fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] [-v] "
-                            "[--device N] [--precision fp16|fp32]\n"
+                            "[--device N] [--precision fp16|fp32] [--no-vae] [--batch 1|2]\n"
                             "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
                             "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
                             "bytes bound)\n"
@@ -68,8 +74,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
         if (!size_set)
             w = h = 64;
     }
-    if (w % 8 || h % 8 || w < 8 || h < 8 || repeat < 1) {
-        fprintf(stderr, "vkdiff: bench model: sizes must be multiples of 8, repeat >= 1\n");
+    if (w % 8 || h % 8 || w < 8 || h < 8 || repeat < 1 || only_batch < 0 || only_batch > 2) {
+        fprintf(stderr, "vkdiff: bench model: sizes must be multiples of 8, repeat >= 1, --batch 1 or 2\n");
         return 2;
     }
     /* -v: progress of each stage on stderr (a full-size model takes minutes on a CPU device) */
@@ -78,7 +84,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
     if (!r)
-        r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, w, h, repeat, stdout);
+        r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, w, h, repeat, !no_vae, only_batch, stdout);
     if (r)
         fprintf(stderr, "vkdiff: bench model: %s\n", vkd_result_str(r));
     vkd_ctx_free(ctx);

@@ -203,6 +203,31 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
     return linear(g, x, residual, false, name);
 }
 
+vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *residual,
+                         const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    vkd_tensor slot[2];
+    const vkd_tensor *w = weight(g, VKD_W_LINEAR, name, ".weight", &slot[0]);
+    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
+                                                                  : NULL;
+    if (!w || (vkd_wstore_has(g->ws, "%s.bias", name) && !b)) {
+        g_fail(g, VKD_ERR_FORMAT);
+        return empty();
+    }
+    int64_t shape[VKD_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = w->shape[0];
+    vkd_tensor out = g_new(g, x->ndim, shape);
+    vkd_linear_opts o = {.bias = b, .residual = residual, .a2 = x2};
+    if (rec(g))
+        check(g, vkd_op_linear_ex(g->c, x, w, &o, &out));
+    return out;
+}
+
 vkd_tensor g_linear_silu(vkd_graph *g, const vkd_tensor *x, const char *fmt, ...)
 {
     if (!g_ok(g))
@@ -387,8 +412,8 @@ vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, i
     return conv(g, x, h, w, stride, pt, pb, pl, pr, 0, NULL, name);
 }
 
-static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, int groups,
-                            float eps, bool silu, const char *name);
+static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *add,
+                            int64_t add_col, int groups, float eps, bool silu, const char *name);
 
 vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu, const char *fmt, ...)
 {
@@ -396,7 +421,21 @@ vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps,
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return groupnorm(g, x, NULL, 0, groups, eps, silu, name);
+    return groupnorm(g, x, NULL, NULL, 0, groups, eps, silu, name);
+}
+
+vkd_tensor g_groupnorm_cat(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, int groups, float eps, bool silu,
+                           const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    if (g->gn) { /* captured statistics (tiled decode) are for plain norms only */
+        g_fail(g, VKD_ERR_INTERNAL);
+        return empty();
+    }
+    return groupnorm(g, x, x2, NULL, 0, groups, eps, silu, name);
 }
 
 vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, int groups,
@@ -410,29 +449,37 @@ vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *
         g_fail(g, VKD_ERR_INTERNAL);
         return empty();
     }
-    return groupnorm(g, x, add, add_col, groups, eps, silu, name);
+    return groupnorm(g, x, NULL, add, add_col, groups, eps, silu, name);
 }
 
-static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, int groups,
-                            float eps, bool silu, const char *name)
+static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *add,
+                            int64_t add_col, int groups, float eps, bool silu, const char *name)
 {
     const vkd_tensor *gw, *gb;
     vkd_tensor slot[2];
     if (!norm_params(g, name, &gw, &gb, slot))
         return empty();
     int64_t numel = 0;
-    check(g, vkd_op_groupnorm_scratch_numel(g->c, x, (uint32_t)groups, &numel));
+    if (x2)
+        check(g, vkd_op_groupnorm_cat_scratch_numel(g->c, x, x2, (uint32_t)groups, &numel));
+    else
+        check(g, vkd_op_groupnorm_scratch_numel(g->c, x, (uint32_t)groups, &numel));
     int64_t s[1] = {numel > 0 ? numel : 1};
     vkd_tensor scratch = empty();
     if (g->gn && g_recording(g))
         check(g, vkd_tensor_create_in(g->d, g->gn->pool, VKD_F32, 1, s, &scratch));
     else
         scratch = new_dt(g, VKD_F32, 1, s);
-    vkd_tensor out = g_new(g, x->ndim, x->shape);
+    int64_t oshape[VKD_MAX_DIMS];
+    memcpy(oshape, x->shape, sizeof oshape);
+    if (x2)
+        oshape[2] += x2->shape[2];
+    vkd_tensor out = g_new(g, x->ndim, oshape);
     bool ext = g->gn && g->gn->external;
     if (rec(g))
-        check(g, add ? vkd_op_groupnorm_add(g->c, x, add, add_col, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out)
-                     : vkd_op_groupnorm_ex(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out, ext));
+        check(g, x2    ? vkd_op_groupnorm_cat(g->c, x, x2, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out)
+                 : add ? vkd_op_groupnorm_add(g->c, x, add, add_col, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out)
+                       : vkd_op_groupnorm_ex(g->c, x, (uint32_t)groups, eps, gw, gb, silu, &scratch, &out, ext));
     if (g->gn && g_recording(g)) { /* keep the scratch: the caller reads and writes its statistics */
         vkd_gn_capture *cap = g->gn;
         if (cap->count == cap->cap) {

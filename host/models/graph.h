@@ -85,6 +85,10 @@ vkd_result g_fail(vkd_graph *g, vkd_result r);
 
 /* nn.Linear "<name>.weight" (+ "<name>.bias" when present) (+ residual, which may be reused as out) */
 VKD_FMT(4, 5) vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...);
+/* nn.Linear "<name>" (or a 1x1 conv) on torch.cat([x, x2], -1), read from the two in
+ * place (x's channels a multiple of 16: vkd_linear_opts.a2) */
+VKD_FMT(5, 6) vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2,
+                                       const vkd_tensor *residual, const char *fmt, ...);
 /* SiLU(nn.Linear "<name>"(x)), the activation in the GEMM's epilogue */
 VKD_FMT(3, 4) vkd_tensor g_linear_silu(vkd_graph *g, const vkd_tensor *x, const char *fmt, ...);
 /* nn.Conv2d "<name>.weight/.bias", square kernel from the weight; symmetric padding */
@@ -99,6 +103,9 @@ VKD_FMT(10, 11) vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t
 /* nn.GroupNorm "<name>.weight/.bias" */
 VKD_FMT(6, 7) vkd_tensor g_groupnorm(vkd_graph *g, const vkd_tensor *x, int groups, float eps, bool silu,
                                      const char *fmt, ...);
+/* GroupNorm of torch.cat([x, x2], -1), read from the two in place */
+VKD_FMT(7, 8) vkd_tensor g_groupnorm_cat(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, int groups, float eps,
+                                         bool silu, const char *fmt, ...);
 /* GroupNorm(x + add[n, add_col ..]) (add [N, W], e.g. a ResBlock's time embedding in
  * the UNet's stacked embeddings), the sum never stored */
 VKD_FMT(8, 9) vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col,

@@ -18,11 +18,15 @@
 /* ResBlock: in_layers = [GN, SiLU, conv3x3], emb_layers = [SiLU, linear],
  * out_layers = [GN, SiLU, dropout, conv3x3], skip_connection = identity or 1x1 conv.
  * emb: every ResBlock's emb_layers(SiLU(time embedding)) side by side [N, sum Cout]
- * (emb_layers_all); this block's columns start at *emb_col, which it advances. */
-static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, int64_t h, int64_t w,
+ * (emb_layers_all); this block's columns start at *emb_col, which it advances.
+ * x2: NULL, or the skip connection of an output block: the input is then
+ * torch.cat([x, x2], 1), which its two readers (in_layers.0 and skip_connection) take
+ * from x and x2 in place: the concatenation is never written. */
+static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, const vkd_tensor *x2, int64_t h, int64_t w,
                            const vkd_tensor *emb, int64_t *emb_col)
 {
-    vkd_tensor a = g_groupnorm(g, x, 32, GN_EPS_RES, true, "%sin_layers.0", p);      // [N, HW, Cin]
+    vkd_tensor a = x2 ? g_groupnorm_cat(g, x, x2, 32, GN_EPS_RES, true, "%sin_layers.0", p)
+                      : g_groupnorm(g, x, 32, GN_EPS_RES, true, "%sin_layers.0", p);  // [N, HW, Cin]
     vkd_tensor b = g_conv(g, &a, h, w, 1, 1, NULL, "%sin_layers.2", p);              // [N, HW, Cout]
     g_free(g, &a);
     /* h = b + e[n] feeds only out_layers.0: the norm adds e as it reads b */
@@ -32,8 +36,11 @@ static vkd_tensor resblock(vkd_graph *g, const char *p, const vkd_tensor *x, int
     vkd_tensor skip = *x;
     bool own_skip = false;
     if (g_ok(g) && vkd_wstore_has(g->ws, "%sskip_connection.weight", p)) {
-        skip = g_conv(g, x, h, w, 1, 0, NULL, "%sskip_connection", p);              // [N, HW, Cout]
+        skip = x2 ? g_linear_pair(g, x, x2, NULL, "%sskip_connection", p)           // 1x1 conv on the pair
+                  : g_conv(g, x, h, w, 1, 0, NULL, "%sskip_connection", p);         // [N, HW, Cout]
         own_skip = true;
+    } else if (x2) { /* an identity skip needs the concatenation itself */
+        g_fail(g, VKD_ERR_UNSUPPORTED);
     }
     /* out_layers.3 with the skip added in the conv epilogue */
     vkd_tensor out = g_conv(g, &c, h, w, 1, 1, &skip, "%sout_layers.3", p);
@@ -191,7 +198,7 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     for (int l = 0; l < cfg->num_levels && g_ok(g); l++) {
         for (int r = 0; r < cfg->num_res_blocks && g_ok(g); r++, blk++) {
             snprintf(p, sizeof p, P "input_blocks.%d.0.", blk);
-            vkd_tensor y = resblock(g, p, &cur, h, w, &emb_all, &emb_col);
+            vkd_tensor y = resblock(g, p, &cur, NULL, h, w, &emb_all, &emb_col);
             if (cfg->transformer_depth[l]) {
                 snprintf(p, sizeof p, P "input_blocks.%d.1.", blk);
                 vkd_tensor z = transformer(g, cfg, p, &y, cfg->transformer_depth[l], context);
@@ -211,10 +218,10 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     }
 
     /* middle block: ResBlock, SpatialTransformer, ResBlock */
-    vkd_tensor m0 = resblock(g, P "middle_block.0.", &cur, h, w, &emb_all, &emb_col);
+    vkd_tensor m0 = resblock(g, P "middle_block.0.", &cur, NULL, h, w, &emb_all, &emb_col);
     vkd_tensor m1 = transformer(g, cfg, P "middle_block.1.", &m0, cfg->mid_depth ? cfg->mid_depth : 1, context);
     g_free(g, &m0);
-    cur = resblock(g, P "middle_block.2.", &m1, h, w, &emb_all, &emb_col);
+    cur = resblock(g, P "middle_block.2.", &m1, NULL, h, w, &emb_all, &emb_col);
     g_free(g, &m1);
 
     /* output blocks: concat the matching skip, ResBlock, [transformer], [Upsample] */
@@ -228,12 +235,21 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
                 g_fail(g, VKD_ERR_INTERNAL);
                 break;
             }
-            vkd_tensor cat = g_concat(g, &cur, s);                                      // [N, HW, C + Cskip]
-            g_free(g, &cur);
-            g_free(g, s);
+            /* torch.cat([cur, skip], 1): read in place by the ResBlock when cur's
+             * channels suit the GEMM's two-part loads (multiples of 16), else written */
             snprintf(p, sizeof p, P "output_blocks.%d.0.", blk);
-            cur = resblock(g, p, &cat, h, w, &emb_all, &emb_col);
-            g_free(g, &cat);
+            if (cur.shape[2] % 16 == 0) {
+                vkd_tensor y = resblock(g, p, &cur, s, h, w, &emb_all, &emb_col);
+                g_free(g, &cur);
+                g_free(g, s);
+                cur = y;
+            } else {
+                vkd_tensor cat = g_concat(g, &cur, s);                                  // [N, HW, C + Cskip]
+                g_free(g, &cur);
+                g_free(g, s);
+                cur = resblock(g, p, &cat, NULL, h, w, &emb_all, &emb_col);
+                g_free(g, &cat);
+            }
             int sub = 1;
             if (cfg->transformer_depth[l]) {
                 snprintf(p, sizeof p, P "output_blocks.%d.1.", blk);

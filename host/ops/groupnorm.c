@@ -26,15 +26,22 @@ typedef struct gn_plan {
     int whole;              /* the whole tensor fits one window: one dispatch per pass */
     int64_t scratch;        /* fp32 elements of scratch */
     int64_t add_col;        /* first column of the added rows (vkd_op_groupnorm_add) */
+    const vkd_tensor *x2;   /* vkd_op_groupnorm_cat: channels c1 .. c-1 come from x2 */
+    int64_t c1;
 } gn_plan;
 
-static vkd_result plan_make(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, gn_plan *p)
+/* x2: NULL, or the second part of the channels (vkd_op_groupnorm_cat) */
+static vkd_result plan_make2(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, uint32_t groups, gn_plan *p)
 {
     if (x->ndim != 3)
         return vkd_op_shape_error("groupnorm", "want x [N, HW, C]", x);
+    if (x2 && (x2->ndim != 3 || x2->shape[0] != x->shape[0] || x2->shape[1] != x->shape[1] || x2->dtype != x->dtype))
+        return vkd_op_shape_error("groupnorm", "x2 must be [N, HW, C2] like x", x2);
     p->n = x->shape[0];
     p->hw = x->shape[1];
-    p->c = x->shape[2];
+    p->c = x->shape[2] + (x2 ? x2->shape[2] : 0);
+    p->x2 = x2;
+    p->c1 = x2 ? x->shape[2] : 0;
     if (groups == 0 || p->c % groups)
         return vkd_op_shape_error("groupnorm", "channels must be a multiple of groups", x);
     p->cpg = (uint32_t)(p->c / groups);
@@ -55,7 +62,7 @@ static vkd_result plan_make(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, gn
         rb = p->hw;
     p->block_rows = rb;
     p->nblk = (p->hw + rb - 1) / rb;
-    p->whole = vkd_tensor_numel(x) <= maxe;
+    p->whole = p->n * p->hw * p->c <= maxe;
     p->chunk_rows = p->whole ? p->hw : rows_per_window / rb * rb;
     p->scratch = p->n * groups * (p->nblk * 4 + 3);
     if (p->chunk_rows / rb > 65535 || p->n > 65535 || p->scratch > vkd_op_max_elems(c, VKD_F32)) {
@@ -63,6 +70,21 @@ static vkd_result plan_make(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, gn
         return VKD_ERR_TOO_LARGE;
     }
     return VKD_OK;
+}
+
+static vkd_result plan_make(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, gn_plan *p)
+{
+    return plan_make2(c, x, NULL, groups, p);
+}
+
+vkd_result vkd_op_groupnorm_cat_scratch_numel(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, uint32_t groups,
+                                              int64_t *numel)
+{
+    gn_plan p;
+    memset(&p, 0, sizeof p);
+    vkd_result r = plan_make2(c, x, x2, groups, &p);
+    *numel = r ? 0 : p.scratch;
+    return r;
 }
 
 vkd_result vkd_op_groupnorm_scratch_numel(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *numel)
@@ -79,11 +101,13 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
                        int64_t ns, int64_t row0, int64_t rows, const vkd_tensor *x, const vkd_tensor *add,
                        const vkd_tensor *gamma, const vkd_tensor *beta, const vkd_tensor *scratch, vkd_tensor *out)
 {
-    vkd_binding b[6];
+    vkd_binding b[7];
     int64_t e0 = (n0 * p->hw + row0) * p->c, ne = ((ns - 1) * p->hw + rows) * p->c;
+    int64_t cx = p->x2 ? p->c1 : p->c, c2 = p->c - p->c1; /* x's channels; x2's */
     uint32_t soff;
     vkd_result r;
-    if ((r = vkd_op_bind(c, x, e0, ne, &b[0], &pc.x_off)) || (r = vkd_op_bind(c, gamma, 0, p->c, &b[1], &pc.g_off)) ||
+    if ((r = vkd_op_bind(c, x, (n0 * p->hw + row0) * cx, ((ns - 1) * p->hw + rows) * cx, &b[0], &pc.x_off)) ||
+        (r = vkd_op_bind(c, gamma, 0, p->c, &b[1], &pc.g_off)) ||
         (r = vkd_op_bind(c, beta, 0, p->c, &b[2], &pc.b_off)) ||
         (r = vkd_op_bind(c, scratch, 0, p->scratch, &b[3], &soff)) || (r = vkd_op_bind(c, out, e0, ne, &b[4], &pc.o_off)))
         return r;
@@ -94,6 +118,12 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
                  : vkd_op_bind(c, gamma, 0, p->c, &b[5], &pc.e_off)))
         return r;
     pc.e_stride = (uint32_t)ew;
+    b[6] = b[0]; /* x2, or x again as a placeholder */
+    pc.c1 = (uint32_t)p->c1;
+    pc.stride_1 = (uint32_t)(p->hw * p->c1);
+    pc.stride_2 = (uint32_t)(p->hw * c2);
+    if (p->x2 && (r = vkd_op_bind(c, p->x2, (n0 * p->hw + row0) * c2, ((ns - 1) * p->hw + rows) * c2, &b[6], &pc.x2_off)))
+        return r;
     pc.add = add != NULL;
     pc.s_off = soff;
     pc.fin_off = soff + (uint32_t)(p->n * pc.groups * p->nblk * 4);
@@ -114,7 +144,7 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
         vkd_op_grid_1d(pc.n, LOCAL, &gx, &gy);
     }
     static const char *const labels[] = {"groupnorm_stats", "groupnorm_combine", "groupnorm_apply"};
-    return vkd_cmd_dispatch(c, pl, b, 6, &pc, sizeof pc, gx, gy, gz, labels[pc.mode]);
+    return vkd_cmd_dispatch(c, pl, b, 7, &pc, sizeof pc, gx, gy, gz, labels[pc.mode]);
 }
 
 /* Run one pass over the whole tensor, chunked by the plan. */
@@ -152,7 +182,7 @@ vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, fl
     return vkd_op_groupnorm_ex(c, x, groups, eps, gamma, beta, silu, scratch, out, false);
 }
 
-static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, uint32_t groups, float eps,
+static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *add, int64_t add_col, uint32_t groups, float eps,
                             const vkd_tensor *gamma, const vkd_tensor *beta, bool silu, const vkd_tensor *scratch,
                             vkd_tensor *out, bool external_stats);
 
@@ -160,7 +190,14 @@ vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups,
                                const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out,
                                bool external_stats)
 {
-    return groupnorm(c, x, NULL, 0, groups, eps, gamma, beta, silu, scratch, out, external_stats);
+    return groupnorm(c, x, NULL, NULL, 0, groups, eps, gamma, beta, silu, scratch, out, external_stats);
+}
+
+vkd_result vkd_op_groupnorm_cat(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, uint32_t groups, float eps,
+                                const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
+                                const vkd_tensor *scratch, vkd_tensor *out)
+{
+    return groupnorm(c, x, x2, NULL, 0, groups, eps, gamma, beta, silu, scratch, out, false);
 }
 
 vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col,
@@ -170,15 +207,16 @@ vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tenso
     if (x->ndim == 3 && (add->dtype != x->dtype || add->ndim != 2 || add->shape[0] != x->shape[0] || add_col < 0 ||
                          add_col + x->shape[2] > add->shape[1]))
         return vkd_op_shape_error("groupnorm", "add must be [N, W] in x's dtype with add_col + C <= W", add);
-    return groupnorm(c, x, add, add_col, groups, eps, gamma, beta, silu, scratch, out, false);
+    return groupnorm(c, x, NULL, add, add_col, groups, eps, gamma, beta, silu, scratch, out, false);
 }
 
-static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *add, int64_t add_col, uint32_t groups, float eps,
+static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *add, int64_t add_col, uint32_t groups, float eps,
                             const vkd_tensor *gamma, const vkd_tensor *beta, bool silu, const vkd_tensor *scratch,
                             vkd_tensor *out, bool external_stats)
 {
     gn_plan p;
-    vkd_result r = plan_make(c, x, groups, &p);
+    memset(&p, 0, sizeof p);
+    vkd_result r = plan_make2(c, x, x2, groups, &p);
     if (r)
         return r;
     p.add_col = add_col;
@@ -186,7 +224,7 @@ static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *a
         return vkd_op_shape_error("groupnorm", "gamma must be [C] in x's dtype", gamma);
     if (beta->dtype != x->dtype || vkd_tensor_numel(beta) != p.c)
         return vkd_op_shape_error("groupnorm", "beta must be [C] in x's dtype", beta);
-    if (out->dtype != x->dtype || out->ndim != 3 || vkd_tensor_numel(out) != vkd_tensor_numel(x) ||
+    if (out->dtype != x->dtype || out->ndim != 3 || out->shape[0] != p.n || out->shape[1] != p.hw ||
         out->shape[2] != p.c)
         return vkd_op_shape_error("groupnorm", "out must have x's shape and dtype", out);
     if (scratch->dtype != VKD_F32 || vkd_tensor_numel(scratch) < p.scratch) {
@@ -199,7 +237,7 @@ static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *a
     }
     const vkd_pipeline *pl;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 6, &pl)))
+    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 7, &pl)))
         return r;
     vkd_push_groupnorm pc = {.c = (uint32_t)p.c, .cpg = p.cpg, .groups = groups, .block_rows = (uint32_t)p.block_rows,
                              .nblk = (uint32_t)p.nblk, .silu = silu, .eps = eps};

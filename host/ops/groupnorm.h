@@ -30,6 +30,16 @@ vkd_result vkd_op_groupnorm_ex(vkd_cmd *c, const vkd_tensor *x, uint32_t groups,
                                const vkd_tensor *beta, bool silu, const vkd_tensor *scratch, vkd_tensor *out,
                                bool external_stats);
 
+/* GroupNorm of torch.cat([x, x2], -1) without materialising the concatenation (a UNet
+ * output block's input: the upsampling path's x and the skip x2, [N, HW, C1] and
+ * [N, HW, C2]); groups may straddle the two. out [N, HW, C1 + C2]; scratch from
+ * vkd_op_groupnorm_cat_scratch_numel. */
+vkd_result vkd_op_groupnorm_cat(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, uint32_t groups, float eps,
+                                const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
+                                const vkd_tensor *scratch, vkd_tensor *out);
+vkd_result vkd_op_groupnorm_cat_scratch_numel(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, uint32_t groups,
+                                              int64_t *numel);
+
 /* GroupNorm(x + add[n]) without materialising the sum: columns add_col .. add_col+C-1
  * of add [N, W] (x's dtype) are added to every row of sample n as it is read (a
  * ResBlock's time embedding, which the reference adds to the first conv's output right

@@ -77,7 +77,7 @@ int vkd_gemm_vec_width(const vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t k
 vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out)
 {
-    bool linear = !strcmp(stem, "matmul"); /* binding 5 (LNFOLD's s and c) exists in the linear only */
+    bool linear = !strcmp(stem, "matmul"); /* bindings 5 (LNFOLD's s, c) and 6 (a2): the linear only */
     char name[32];
     if (t->direct == 2) { /* the subgroup build of the same shader: *_sg.comp */
         snprintf(name, sizeof name, "%s_sg", stem);
@@ -85,7 +85,7 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
     }
     uint32_t spec[11] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
                          t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0, lnfold ? 1u : 0u};
-    return vkd_op_pipeline(c, stem, dt, spec, 11, linear ? 6 : 5, out);
+    return vkd_op_pipeline(c, stem, dt, spec, 11, linear ? 7 : 5, out);
 }
 
 vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,
@@ -129,13 +129,22 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
                             vkd_tensor *out)
 {
     static const char op[] = "linear";
-    const vkd_tensor *bias = o->bias, *residual = o->residual, *ln = o->ln;
+    const vkd_tensor *bias = o->bias, *residual = o->residual, *ln = o->ln, *a2 = o->a2;
     if (w->ndim != 2)
         return vkd_op_shape_error(op, "weight must be [N, K]", w);
     int64_t n = w->shape[0], k = w->shape[1];
-    if (a->shape[a->ndim - 1] != k)
-        return vkd_op_shape_error(op, "input's last dimension must equal the weight's K", a);
-    int64_t m = vkd_tensor_numel(a) / k;
+    int64_t k1 = a->shape[a->ndim - 1], k2 = a2 ? a2->shape[a2->ndim - 1] : 0;
+    if (k1 + k2 != k)
+        return vkd_op_shape_error(op, "input's last dimension (a2's added) must equal the weight's K", a);
+    int64_t m = vkd_tensor_numel(a) / k1;
+    if (a2) {
+        bool same = a2->ndim == a->ndim && a2->dtype == a->dtype && k1 % 16 == 0 && !ln;
+        for (int i = 0; same && i < a->ndim - 1; i++)
+            same = a2->shape[i] == a->shape[i];
+        if (!same)
+            return vkd_op_shape_error(op, "a2 must match a but in its last dimension (a's a multiple of 16; no ln)",
+                                      a2);
+    }
     if (out->ndim != a->ndim || out->shape[out->ndim - 1] != n || vkd_tensor_numel(out) != m * n)
         return vkd_op_shape_error(op, "output must be a's shape with the last dimension N", out);
     for (int i = 0; i < a->ndim - 1; i++)
@@ -166,7 +175,8 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
     vkd_result r;
     vkd_cmd_add_flops(c, 2.0 * (double)m * (double)n * (double)k);
 
-    /* rows per dispatch: a, out and residual windows must fit, and the grid's y */
+    /* rows per dispatch: a, out and residual windows must fit, and the grid's y (a2's
+     * rows are shorter than K) */
     int64_t rows = maxe / (k > n ? k : n);
     if (rows > 65535ll * tile.bm)
         rows = 65535ll * tile.bm;
@@ -176,8 +186,8 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
         VKD_ERROR("linear: one row of K=%lld / N=%lld exceeds a binding window", (long long)k, (long long)n);
         return VKD_ERR_TOO_LARGE;
     }
-    vkd_binding bind[6];
-    vkd_push_gemm pc = {.N = (uint32_t)n, .K = (uint32_t)k, .ln_eps = o->ln_eps,
+    vkd_binding bind[7];
+    vkd_push_gemm pc = {.N = (uint32_t)n, .K = (uint32_t)k, .ln_eps = o->ln_eps, .k1 = a2 ? (uint32_t)k1 : 0,
                         .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0) |
                                  (o->silu ? VKD_GEMM_SILU : 0)};
     if ((r = vkd_op_bind(c, w, 0, n * k, &bind[1], &pc.w_off)))
@@ -185,6 +195,7 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
     /* unused operands still need a buffer: bind the weight window again */
     bind[2] = bind[1];
     bind[5] = bind[1];
+    bind[6] = bind[1];
     if (bias && (r = vkd_op_bind(c, bias, 0, n, &bind[2], &pc.b_off)))
         return r;
     if (ln && (r = vkd_op_bind(c, ln, 0, 2 * n, &bind[5], &pc.l_off)))
@@ -192,18 +203,30 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
     for (int64_t m0 = 0; m0 < m; m0 += rows) {
         int64_t mc = m - m0 < rows ? m - m0 : rows;
         pc.M = (uint32_t)mc;
-        if ((r = vkd_op_bind(c, a, m0 * k, mc * k, &bind[0], &pc.a_off)))
+        if ((r = vkd_op_bind(c, a, m0 * k1, mc * k1, &bind[0], &pc.a_off)))
+            return r;
+        if (a2 && (r = vkd_op_bind(c, a2, m0 * k2, mc * k2, &bind[6], &pc.a2_off)))
             return r;
         if ((r = vkd_op_bind(c, out, m0 * n, mc * n, &bind[4], &pc.o_off)))
             return r;
         bind[3] = bind[1];
         if (residual && (r = vkd_op_bind(c, residual, m0 * n, mc * n, &bind[3], &pc.r_off)))
             return r;
-        int vec4 = k % 4 == 0 && pc.a_off % 4 == 0 && pc.w_off % 4 == 0;
-        vec4 = vkd_gemm_vec_width(&tile, a->dtype, vec4, k, pc.a_off, pc.w_off);
+        /* with a2, both parts' widths and window offsets must suit the load width:
+         * gcd(k1, k2) and a_off | a2_off carry that */
+        int64_t kstep = k;
+        if (a2) {
+            int64_t x = k1, y = k2;
+            while (y)
+                kstep = x % y, x = y, y = kstep;
+            kstep = x;
+        }
+        uint32_t aoff = pc.a_off | pc.a2_off;
+        int vec4 = kstep % 4 == 0 && aoff % 4 == 0 && pc.w_off % 4 == 0;
+        vec4 = vkd_gemm_vec_width(&tile, a->dtype, vec4, kstep, aoff, pc.w_off);
         if ((r = vkd_gemm_pipeline(c, "matmul", a->dtype, &tile, vec4, ln != NULL, &p)))
             return r;
-        if ((r = vkd_cmd_dispatch(c, p, bind, 6, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),
+        if ((r = vkd_cmd_dispatch(c, p, bind, 7, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),
                                   vkd_div_up((uint64_t)mc, tile.bm), 1, op)))
             return r;
     }

@@ -61,6 +61,9 @@ typedef struct vkd_linear_opts {
      * and c, and includes the bias: leave .bias NULL). No normalised copy of a exists. */
     const vkd_tensor *ln;
     float ln_eps;
+    /* A in two parts read in place, as torch.cat([a, a2], -1) would give (a UNet skip
+     * concatenation): a [.., K1] with K1 a multiple of 16, a2 [.., K - K1]; not with ln */
+    const vkd_tensor *a2;
 } vkd_linear_opts;
 
 vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_linear_opts *o,

@@ -39,4 +39,11 @@ VKD_PUSH_BEGIN(vkd_push_groupnorm)
     pc_uint add;        /* normalise x + e[n, c] (binding 5) instead of x */
     pc_uint e_off;
     pc_uint e_stride;   /* elements between samples of the added rows (>= c: a column slice) */
+    /* c1 > 0 (vkd_op_groupnorm_cat): channels < c1 from x ([.., c1], stride_1 elements
+     * between samples), the rest from x2 (binding 6, [.., c - c1], stride_2); stride_n
+     * is then the output's */
+    pc_uint c1;
+    pc_uint x2_off;
+    pc_uint stride_1;
+    pc_uint stride_2;
 VKD_PUSH_END(vkd_push_groupnorm)

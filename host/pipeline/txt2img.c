@@ -792,7 +792,7 @@ static void bench_line(FILE *f, const char *stage, const run_stats *st, double t
             ms > 0 ? st->flops / 1e6 / ms : 0, st->dispatches, total_ms > 0 ? 100 * ms / total_ms : 0);
 }
 
-vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *f)
+vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool with_vae, int only_batch, FILE *f)
 {
     if (width % 8 || height % 8 || width < 8 || height < 8 || repeat < 1)
         return VKD_ERR_INVALID_ARG;
@@ -834,6 +834,8 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     for (int64_t i = 0; i < 2 * hw * zc; i++)
         x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
     for (int b = 1; b <= 2 && !r; b++) {
+        if (only_batch && b != only_batch)
+            continue;
         tb = now_ms();
         VKD_INFO("bench: UNet batch %d: weights upload and recording", b);
         if ((r = unet_prepare(c, b, h, w, L, 0)))
@@ -869,12 +871,15 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     uint64_t unet_weights = vkd_wstore_device_bytes(c->ws);
     unet_release(c);
 
-    /* VAE decode */
+    /* VAE decode (skipped with --no-vae: at full size on a CPU device it takes longer
+     * than the UNet figures it would sit beside) */
     vae_job vj = {.cfg = &c->cfg.vae, .z = x, .h = h, .w = w};
     tb = now_ms();
-    VKD_INFO("bench: VAE decode (weights upload, record, one run)");
-    r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae, 0);
-    VKD_INFO("bench: VAE decode done, %.0f ms wall with upload", now_ms() - tb);
+    if (with_vae) {
+        VKD_INFO("bench: VAE decode (weights upload, record, one run)");
+        r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae, 0);
+        VKD_INFO("bench: VAE decode done, %.0f ms wall with upload", now_ms() - tb);
+    }
     vkd_memory_stats ms_all;
     vkd_memory_stats_get(c->d, &ms_all);
     vkd_wstore_release(c->ws, "first_stage_model.");
@@ -889,9 +894,14 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
     fprintf(f, "| stage | ms | wall ms | GFLOP | GFLOP/s | dispatches | share of a guided step |\n");
     fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     bench_line(f, "text encoder (77 tokens)", &text, step);
-    bench_line(f, "UNet batch 1", &unet[0], step);
-    bench_line(f, "UNet batch 2 (guidance)", &unet[1], step);
-    bench_line(f, "VAE decode", &vae, step);
+    if (only_batch != 2)
+        bench_line(f, "UNet batch 1", &unet[0], step);
+    if (only_batch != 1)
+        bench_line(f, "UNet batch 2 (guidance)", &unet[1], step);
+    if (with_vae)
+        bench_line(f, "VAE decode", &vae, step);
+    else
+        fprintf(f, "| VAE decode | not run (--no-vae) | | | | | |\n");
     fprintf(f, "\nhost time per replayed UNet step (wall - GPU): batch 1 %.2f ms, batch 2 %.2f ms\n", host_ms[0],
             host_ms[1]);
     fprintf(f, "device memory: UNet weights %.1f MiB; peak allocated %.1f MiB (weights + activations + scratch), "
@@ -902,7 +912,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *
         vkd_memplan p;
         vkd_memplan_in in = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg, .h = h, .w = w, .batch = 2,
                              .ctx_len = L, .budget = c->memory_budget};
-        if (vkd_memplan_make(&in, &p) == VKD_OK) {
+        if (only_batch != 1 && vkd_memplan_make(&in, &p) == VKD_OK) {
             double floor = (double)p.w_unet + 2.0 * (double)p.unet_act_written;
             fprintf(f, "UNet batch 2: bytes bound by its %u dispatches %.1f MiB; floor (weights once + every "
                        "activation written and read once) %.1f MiB; ratio %.2f\n",

@@ -20,7 +20,9 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
  * VAE decode at width x height, with counted GFLOP, achieved GFLOP/s, dispatches, host
  * time per replayed step and peak device memory, as a markdown table on f. Create the
  * context with gpu_timestamps for GPU times. */
-vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, FILE *f);
+/* only_batch: 0 times the UNet at batch 1 and 2, else at that batch only; with_vae:
+ * also time the VAE decode (at full size on a CPU device it takes longer than the rest). */
+vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool with_vae, int only_batch, FILE *f);
 
 /* vkdiff bench model --plan: the pre-flight memory plan at width x height for UNet
  * batch 1 and 2 under the context's budget, as a markdown table; with `record`, also
