@@ -6,4 +6,5 @@
 // only on devices whose compute subgroups have ballot and 8 lanes, with shaderInt64.
 #define VKD_GEMM_CONV 1
 #define VKD_GEMM_SUBGROUP 1
+#define VKD_GEMM_FAMILY 2
 #include "gemm.glsl"

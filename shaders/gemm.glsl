@@ -1,8 +1,12 @@
 // GEMM core of the linear layer and the implicit-GEMM convolution, included by thin
-// entry points: matmul.comp / conv2d.comp, and matmul_sg.comp / conv2d_sg.comp (the
-// same kernels built with subgroup ballot, for DIRECT = 2; a separate module so
-// that devices without ballot never see the capability):
-//   out[m, n] = sum_k A(m, k) * w[n * K + k]  (+ bias[n])  (SiLU)  (+ res[m, n])
+// entry points, one module per kernel family (VKD_GEMM_FAMILY, matching the DIRECT
+// spec constant): matmul.comp / conv2d.comp (0: shared-memory tiles), matmul_direct /
+// conv2d_direct (1) and matmul_sg / conv2d_sg (2: built with subgroup ballot, so that
+// devices without it never see the capability). One family per module: llvmpipe
+// compiles a shader that has barriers or shared memory as coroutines, and with the
+// tiled path's barriers left in the direct modules (dead, but present) a direct kernel
+// took many minutes to JIT at its first dispatch (CI timed out in test_op_matmul):
+//   out[m, n] = sum_k A(m, k) * w[n * K + k]  (+ bias[n])  (+ res[m, n])
 // The linear layer can also take LayerNorm(A) (LNFOLD, below) without a separate pass.
 // The entry point defines VKD_GEMM_CONV 0 (A is a row-major [M, K] matrix) or 1 (A is
 // the im2col view of a channels-last image: host/ops/conv2d.c), then includes this.
@@ -14,6 +18,9 @@
 // read neighbouring shared words and write neighbouring outputs.
 #include "common.glsl"
 #include "push_matmul.h"
+#ifndef VKD_GEMM_FAMILY
+#define VKD_GEMM_FAMILY 0
+#endif
 
 layout(std430, binding = 0) readonly buffer A { T a[]; };
 layout(std430, binding = 0) readonly buffer A4 { T4 a4[]; };
@@ -162,12 +169,14 @@ layout(constant_id = 9) const uint VEC4 = 0;
 // the same loads as the product, so the statistics cost no memory traffic.
 layout(constant_id = 10) const uint LNFOLD = 0;
 
+#if VKD_GEMM_FAMILY == 0
 // +1 column of padding: the tile stores walk k (the stride) across invocations
 const uint BMP = BM + 1;
 const uint BNP = BN + 1;
 shared float As[BK * BMP];
 shared float Bs[BK * BNP];
 shared float Shift[LNFOLD != 0 ? BM : 1]; // tiled kernel: ln_row_shift of its rows
+#endif
 
 // LNFOLD: take the row shift off a loaded value and add it to the row's sums
 void ln_take(inout vec4 v, float sh, inout float s1, inout float s2)
@@ -206,14 +215,13 @@ void gemm_epilogue(uint m, uint n, float v)
 {
     if ((pc.flags & VKD_GEMM_BIAS) != 0)
         v += float(bias[pc.b_off + n]);
-    if ((pc.flags & VKD_GEMM_SILU) != 0)
-        v = silu(v);
     uint o = m * pc.N + n;
     if ((pc.flags & VKD_GEMM_RESIDUAL) != 0)
         v += float(res[pc.r_off + o]);
     outp[pc.o_off + o] = T(v);
 }
 
+#if VKD_GEMM_FAMILY == 1
 // DIRECT: invocation g owns rows g*TM .. g*TM+TM-1 and the workgroup's TN columns,
 // reading A and w straight from memory (rows and columns past the edge are
 // clamped: computed, never stored). With VEC4 the loads are 4-wide along k.
@@ -266,6 +274,7 @@ void gemm_direct()
             if (mb + i < pc.M && n0 + j < pc.N)
                 gemm_epilogue(mb + i, n0 + j, ln_out(n0 + j, acc[i * TN + j], s1[i], s2[i]));
 }
+#endif
 
 #ifdef VKD_GEMM_SUBGROUP
 // VEC4 = 3 (the subgroup kernel only; its entry points also enable 64-bit integers):
@@ -436,16 +445,11 @@ void gemm_subgroup()
 
 void gemm_main()
 {
-#ifdef VKD_GEMM_SUBGROUP
-    if (DIRECT == 2) {
-        gemm_subgroup();
-        return;
-    }
-#endif
-    if (DIRECT != 0) {
-        gemm_direct();
-        return;
-    }
+#if VKD_GEMM_FAMILY == 2
+    gemm_subgroup();
+#elif VKD_GEMM_FAMILY == 1
+    gemm_direct();
+#else
     const uint WX = BN / TN;
     const uint WG = (BM / TM) * WX;
     uint tid = gl_LocalInvocationID.x;
@@ -503,6 +507,7 @@ void gemm_main()
             gemm_epilogue(m, n, ln_out(n, acc[i * TN + j], s1[i], s2[i]));
         }
     }
+#endif
 }
 
 void main() { gemm_main(); }

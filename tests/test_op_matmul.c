@@ -1,5 +1,5 @@
 /* Linear layer against a double reference, both storage precisions, SD shapes and
- * awkward ones, bias/SiLU/residual epilogues, the layer norm folded into the GEMM
+ * awkward ones, bias/residual epilogues, the layer norm folded into the GEMM
  * (vkd_ln_fold), and the split-by-rows path on a device whose binding range is lowered. */
 #include <math.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 
 /* SPLIT: A given as two tensors side by side along K (vkd_linear_opts.a2), cut at the
  * largest multiple of 16 not above K/2 */
-enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4, SILU = 8, SPLIT = 16 };
+enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4, SPLIT = 16 };
 
 static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int64_t k, int64_t n, int flags,
                      test_rng *rng)
@@ -33,8 +33,6 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
                 s += (double)a[i * k + q] * w[j * k + q];
             if (flags & BIAS)
                 s += b[j];
-            if (flags & SILU)
-                s = s / (1 + exp(-s));
             if (flags & (RES | RES_IN_PLACE))
                 s += res[i * n + j];
             ref[i * n + j] = s;
@@ -59,16 +57,15 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
     if (!r) r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
     vkd_linear_opts o = {.bias = flags & BIAS ? &tb : NULL, .residual = flags & (RES | RES_IN_PLACE) ? &tr : NULL,
-                         .silu = (flags & SILU) != 0, .a2 = flags & SPLIT ? &ta2 : NULL};
+                         .a2 = flags & SPLIT ? &ta2 : NULL};
     if (!r) r = vkd_op_linear_ex(c, &ta, &tw, &o, &to);
     if (!r) r = vkd_cmd_end(c);
     if (!r) r = vkd_cmd_submit_wait(c);
     TEST_CHECK(r == VKD_OK, "linear: %s", vkd_result_str(r));
     char what[128];
-    snprintf(what, sizeof what, "linear_%s [%lld,%lld%s]x[%lld,%lld]%s%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
+    snprintf(what, sizeof what, "linear_%s [%lld,%lld%s]x[%lld,%lld]%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
              (long long)(batch * m), (long long)k, flags & SPLIT ? " in 2 parts" : "", (long long)n, (long long)k,
-             flags & BIAS ? " +bias" : "",
-             flags & SILU ? " silu" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
+             flags & BIAS ? " +bias" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
     /* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
     vkd_cmd_destroy(c);
@@ -206,7 +203,6 @@ int main(void)
         run_case(d, dts[i], 1, 4096, 320, 320, BIAS | RES, &rng); /* attn out proj at 64x64 */
         run_case(d, dts[i], 1, 64, 1280, 5120, BIAS, &rng);     /* GEGLU proj at C=1280 (few rows) */
         run_case(d, dts[i], 1, 40, 5120, 320, BIAS | RES_IN_PLACE, &rng); /* FF out, long K */
-        run_case(d, dts[i], 2, 1, 320, 1280, BIAS | SILU, &rng);  /* time_embed.0 + SiLU */
         run_case(d, dts[i], 2, 256, 960, 320, BIAS | SPLIT, &rng); /* skip 1x1 conv on cat(640, 320), 16x16 */
         run_case_ln(d, dts[i], 1024, 320, 960, 0, 0, &rng);      /* norm1 + q/k/v at 32x32 */
         run_case_ln(d, dts[i], 256, 640, 5120, BIAS, 8, &rng);   /* norm3 + GEGLU proj, offset rows */
@@ -221,12 +217,16 @@ int main(void)
             run_case(d, dts[i], 2, 77, 320, 20, BIAS | RES_IN_PLACE, &rng);
             run_case(d, dts[i], 1, 130, 132, 72, BIAS, &rng);
             run_case(d, dts[i], 3, 5, 1, 1, BIAS, &rng);
-            run_case(d, dts[i], 1, 70, 36, 40, BIAS | SILU | RES, &rng);
             run_case(d, dts[i], 1, 130, 37, 20, BIAS | SPLIT, &rng);  /* 16 + 21: scalar loads */
             run_case(d, dts[i], 2, 77, 48, 24, RES | SPLIT, &rng);    /* 16 + 32 */
             run_case(d, dts[i], 1, 33, 40, 24, BIAS | SPLIT, &rng);   /* 16 + 24: 8-wide */
-            run_case_ln(d, dts[i], 130, 132, 72, BIAS | RES, 8, &rng);
-            run_case_ln(d, dts[i], 67, 7, 9, 0, 0, &rng);
+            /* the folded norm on the awkward shapes for the tiled and direct kernels; the
+             * subgroup kernel takes it at the SD shapes above (its every extra variant
+             * costs ~1 min of LLVM on lavapipe at the first dispatch) */
+            if (tiles[t].direct != 2) {
+                run_case_ln(d, dts[i], 130, 132, 72, BIAS | RES, 8, &rng);
+                run_case_ln(d, dts[i], 67, 7, 9, 0, 0, &rng);
+            }
         }
     }
     vkd_gemm_set_tile_override(NULL);
@@ -240,7 +240,8 @@ int main(void)
         for (int i = 0; i < ndt; i++) {
             run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
             run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
-            run_case_ln(d, dts[i], 600, 40, 70, BIAS | RES, 8, &rng);
+            if (tiles[t].direct != 2)
+                run_case_ln(d, dts[i], 600, 40, 70, BIAS | RES, 8, &rng);
             run_case(d, dts[i], 2, 300, 48, 70, BIAS | SPLIT, &rng);
         }
     }

@@ -178,21 +178,21 @@ static void check(vkd_graph *g, vkd_result r)
         g_fail(g, r);
 }
 
-/* x [.., K] times w [N, K]^T (+ b) (SiLU) (+ residual) into a new [.., N] */
+/* x [.., K] times w [N, K]^T (+ b) (+ residual) into a new [.., N] */
 static vkd_tensor linear_out(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *w, const vkd_tensor *b,
-                             const vkd_tensor *residual, bool silu)
+                             const vkd_tensor *residual)
 {
     int64_t shape[VKD_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = w->shape[0];
     vkd_tensor out = g_new(g, x->ndim, shape);
-    vkd_linear_opts o = {.bias = b, .residual = residual, .silu = silu};
+    vkd_linear_opts o = {.bias = b, .residual = residual};
     if (rec(g))
         check(g, vkd_op_linear_ex(g->c, x, w, &o, &out));
     return out;
 }
 
-static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, bool silu, const char *name);
+static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *name);
 
 vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...)
 {
@@ -200,7 +200,7 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return linear(g, x, residual, false, name);
+    return linear(g, x, residual, name);
 }
 
 vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *residual,
@@ -228,16 +228,7 @@ vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2
     return out;
 }
 
-vkd_tensor g_linear_silu(vkd_graph *g, const vkd_tensor *x, const char *fmt, ...)
-{
-    if (!g_ok(g))
-        return empty();
-    char name[400];
-    FORMAT_NAME(name, fmt);
-    return linear(g, x, NULL, true, name);
-}
-
-static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, bool silu, const char *name)
+static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *name)
 {
     vkd_tensor slot[2];
     const vkd_tensor *w = weight(g, VKD_W_LINEAR, name, ".weight", &slot[0]);
@@ -247,7 +238,7 @@ static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *re
         g_fail(g, VKD_ERR_FORMAT);
         return empty();
     }
-    return linear_out(g, x, w, b, residual, silu);
+    return linear_out(g, x, w, b, residual);
 }
 
 /* The stacked tensor of the n names + suffix (vkd_wstore_get_cat); in a dry run only
@@ -306,7 +297,7 @@ vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *co
         g_fail(g, VKD_ERR_FORMAT);
         goto done;
     }
-    out = linear_out(g, x, w, b, NULL, false);
+    out = linear_out(g, x, w, b, NULL);
 done:
     free(full);
     free(fn);

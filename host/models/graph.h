@@ -89,8 +89,6 @@ VKD_FMT(4, 5) vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_t
  * place (x's channels a multiple of 16: vkd_linear_opts.a2) */
 VKD_FMT(5, 6) vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2,
                                        const vkd_tensor *residual, const char *fmt, ...);
-/* SiLU(nn.Linear "<name>"(x)), the activation in the GEMM's epilogue */
-VKD_FMT(3, 4) vkd_tensor g_linear_silu(vkd_graph *g, const vkd_tensor *x, const char *fmt, ...);
 /* nn.Conv2d "<name>.weight/.bias", square kernel from the weight; symmetric padding */
 VKD_FMT(8, 9) vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pad,
                                 const vkd_tensor *residual, const char *fmt, ...);

@@ -179,10 +179,12 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     vkd_tensor temb = g_new(g, 2, ts);
     if (g_recording(g))
         g_fail(g, vkd_op_timestep_embedding(g->c, t, (uint32_t)cfg->model_channels, 10000.0, &temb));
-    vkd_tensor e1 = g_linear_silu(g, &temb, P "time_embed.0");
+    vkd_tensor e1 = g_linear(g, &temb, NULL, P "time_embed.0");
     g_free(g, &temb);
-    vkd_tensor emb = g_linear_silu(g, &e1, P "time_embed.2");                     // [N, 1280]
+    g_act_inplace(g, &e1, 0);
+    vkd_tensor emb = g_linear(g, &e1, NULL, P "time_embed.2");                    // [N, 1280]
     g_free(g, &e1);
+    g_act_inplace(g, &emb, 0);
     vkd_tensor emb_all = emb_layers_all(g, cfg, &emb);                            // [N, sum Cout]
     g_free(g, &emb);
     int64_t emb_col = 0;

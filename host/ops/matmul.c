@@ -79,8 +79,8 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
 {
     bool linear = !strcmp(stem, "matmul"); /* bindings 5 (LNFOLD's s, c) and 6 (a2): the linear only */
     char name[32];
-    if (t->direct == 2) { /* the subgroup build of the same shader: *_sg.comp */
-        snprintf(name, sizeof name, "%s_sg", stem);
+    if (t->direct) { /* one module per kernel family: *_direct.comp, *_sg.comp (gemm.glsl) */
+        snprintf(name, sizeof name, "%s_%s", stem, t->direct == 2 ? "sg" : "direct");
         stem = name;
     }
     uint32_t spec[11] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
@@ -188,8 +188,7 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
     }
     vkd_binding bind[7];
     vkd_push_gemm pc = {.N = (uint32_t)n, .K = (uint32_t)k, .ln_eps = o->ln_eps, .k1 = a2 ? (uint32_t)k1 : 0,
-                        .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0) |
-                                 (o->silu ? VKD_GEMM_SILU : 0)};
+                        .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0)};
     if ((r = vkd_op_bind(c, w, 0, n * k, &bind[1], &pc.w_off)))
         return r;
     /* unused operands still need a buffer: bind the weight window again */

@@ -55,7 +55,6 @@ vkd_result vkd_op_linear(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, c
 typedef struct vkd_linear_opts {
     const vkd_tensor *bias;     /* [N] or NULL */
     const vkd_tensor *residual; /* out's shape or NULL, added last */
-    bool silu;                  /* SiLU after the bias, before the residual */
     /* LayerNorm folded in: out = LayerNorm(a; gamma, beta, ln_eps) w^T + b, where w and
      * ln come from vkd_ln_fold (w there is w diag(gamma); ln is fp32 [2, N] holding s
      * and c, and includes the bias: leave .bias NULL). No normalised copy of a exists. */

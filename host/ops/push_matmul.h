@@ -8,7 +8,6 @@
 
 #define VKD_GEMM_BIAS 1u     /* flags: add bias[n] */
 #define VKD_GEMM_RESIDUAL 2u /* flags: add res[m, n] (same layout as out) */
-#define VKD_GEMM_SILU 4u     /* flags: SiLU after the bias, before the residual */
 
 VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint M;       /* output rows in this dispatch */
