@@ -178,21 +178,21 @@ static void check(vkd_graph *g, vkd_result r)
         g_fail(g, r);
 }
 
-/* x [.., K] times w [N, K]^T (+ b) (+ residual) into a new [.., N] */
-static vkd_tensor linear_out(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *w, const vkd_tensor *b,
-                             const vkd_tensor *residual)
+/* x [.., K] (with o->a2: x and a2 side by side) times w [N, K]^T, the options of
+ * vkd_linear_opts applied, into a new [.., N] */
+static vkd_tensor linear_out(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *w, const vkd_linear_opts *o)
 {
     int64_t shape[VKD_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = w->shape[0];
     vkd_tensor out = g_new(g, x->ndim, shape);
-    vkd_linear_opts o = {.bias = b, .residual = residual};
     if (rec(g))
-        check(g, vkd_op_linear_ex(g->c, x, w, &o, &out));
+        check(g, vkd_op_linear_ex(g->c, x, w, o, &out));
     return out;
 }
 
-static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *name);
+static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *residual,
+                         const char *name);
 
 vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *fmt, ...)
 {
@@ -200,7 +200,7 @@ vkd_tensor g_linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residua
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return linear(g, x, residual, name);
+    return linear(g, x, NULL, residual, name);
 }
 
 vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *residual,
@@ -210,25 +210,11 @@ vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    vkd_tensor slot[2];
-    const vkd_tensor *w = weight(g, VKD_W_LINEAR, name, ".weight", &slot[0]);
-    const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
-                                                                  : NULL;
-    if (!w || (vkd_wstore_has(g->ws, "%s.bias", name) && !b)) {
-        g_fail(g, VKD_ERR_FORMAT);
-        return empty();
-    }
-    int64_t shape[VKD_MAX_DIMS];
-    memcpy(shape, x->shape, sizeof shape);
-    shape[x->ndim - 1] = w->shape[0];
-    vkd_tensor out = g_new(g, x->ndim, shape);
-    vkd_linear_opts o = {.bias = b, .residual = residual, .a2 = x2};
-    if (rec(g))
-        check(g, vkd_op_linear_ex(g->c, x, w, &o, &out));
-    return out;
+    return linear(g, x, x2, residual, name);
 }
 
-static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *residual, const char *name)
+static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *residual,
+                         const char *name)
 {
     vkd_tensor slot[2];
     const vkd_tensor *w = weight(g, VKD_W_LINEAR, name, ".weight", &slot[0]);
@@ -238,7 +224,8 @@ static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *re
         g_fail(g, VKD_ERR_FORMAT);
         return empty();
     }
-    return linear_out(g, x, w, b, residual);
+    vkd_linear_opts o = {.bias = b, .residual = residual, .a2 = x2};
+    return linear_out(g, x, w, &o);
 }
 
 /* The stacked tensor of the n names + suffix (vkd_wstore_get_cat); in a dry run only
@@ -297,7 +284,8 @@ vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *co
         g_fail(g, VKD_ERR_FORMAT);
         goto done;
     }
-    out = linear_out(g, x, w, b, NULL);
+    vkd_linear_opts o = {.bias = b};
+    out = linear_out(g, x, w, &o);
 done:
     free(full);
     free(fn);
@@ -341,14 +329,8 @@ vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float 
         g_fail(g, VKD_ERR_FORMAT);
         return empty();
     }
-    int64_t shape[VKD_MAX_DIMS];
-    memcpy(shape, x->shape, sizeof shape);
-    shape[x->ndim - 1] = w->shape[0];
-    vkd_tensor out = g_new(g, x->ndim, shape);
     vkd_linear_opts o = {.residual = residual, .ln = sc, .ln_eps = eps};
-    if (rec(g))
-        check(g, vkd_op_linear_ex(g->c, x, w, &o, &out));
-    return out;
+    return linear_out(g, x, w, &o);
 }
 
 /* h, w: the size convolved (with upsample, of the 2x upsampling of x) */
