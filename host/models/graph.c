@@ -404,10 +404,6 @@ vkd_tensor g_groupnorm_cat(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    if (g->gn) { /* captured statistics (tiled decode) are for plain norms only */
-        g_fail(g, VKD_ERR_INTERNAL);
-        return empty();
-    }
     return groupnorm(g, x, x2, NULL, 0, groups, eps, silu, name);
 }
 
@@ -418,16 +414,16 @@ vkd_tensor g_groupnorm_add(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    if (g->gn) { /* captured statistics (tiled decode) are for plain norms only */
-        g_fail(g, VKD_ERR_INTERNAL);
-        return empty();
-    }
     return groupnorm(g, x, NULL, add, add_col, groups, eps, silu, name);
 }
 
 static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *add,
                             int64_t add_col, int groups, float eps, bool silu, const char *name)
 {
+    if (g->gn && (x2 || add)) { /* captured statistics (tiled decode) are for plain norms only */
+        g_fail(g, VKD_ERR_INTERNAL);
+        return empty();
+    }
     const vkd_tensor *gw, *gb;
     vkd_tensor slot[2];
     if (!norm_params(g, name, &gw, &gb, slot))
