@@ -73,7 +73,12 @@ static float *random_rows(test_rng *rng, vkd_dtype dt, int64_t rows, int64_t col
     return x;
 }
 
-static void run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng)
+/* Cases the subgroup kernel ran (on a CPU device with 8-lane subgroups it must run
+ * the SD shapes: counted by name below). */
+static int subgroup_runs, subgroup_sd_runs;
+
+/* Returns false when the forced kernel does not apply (VKD_ERR_UNSUPPORTED). */
+static bool run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng, vkd_attention_kernel kernel)
 {
     int64_t n = tc->n, lq = tc->lq, lk = tc->lk, hd = tc->heads * tc->dim;
     /* host arrays and device tensors of the (up to three) backing tensors */
@@ -86,6 +91,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng
     p.head_dim = tc->out_pad ? tc->dim : 0; /* 0 also exercises the default (out's width / heads) */
     p.causal = tc->causal;
     p.scale = tc->scale;
+    p.kernel = kernel;
     int64_t sq[3] = {n, lq, hd}, sk[3] = {n, lk, hd};
     switch (tc->pack) {
     case PACKED_QKV: {
@@ -156,16 +162,26 @@ static void run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng
     vkd_result r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
     if (!r) r = vkd_op_attention(c, &tq, pk, pv, &to, &p);
+    bool applies = !(kernel == VKD_ATTENTION_SUBGROUP && r == VKD_ERR_UNSUPPORTED);
+    if (!applies) {
+        printf("  (subgroup kernel does not apply: %s %s)\n", vkd_dtype_suffix(dt), tc->name);
+        goto done;
+    }
     if (!r) r = vkd_cmd_end(c);
     if (!r) r = vkd_cmd_submit_wait(c);
     TEST_CHECK(r == VKD_OK, "%s: %s", tc->name, vkd_result_str(r));
+    if (kernel == VKD_ATTENTION_SUBGROUP) {
+        subgroup_runs++;
+        subgroup_sd_runs += strncmp(tc->name, "sd1_", 4) == 0 || strcmp(tc->name, "long_keys") == 0;
+    }
     char what[160];
-    snprintf(what, sizeof what, "attention_%s %s N%lld Lq%lld Lk%lld H%lld D%lld%s (%u dispatches)",
-             vkd_dtype_suffix(dt), tc->name, (long long)n, (long long)lq, (long long)lk, (long long)tc->heads,
+    snprintf(what, sizeof what, "attention_%s%s %s N%lld Lq%lld Lk%lld H%lld D%lld%s (%u dispatches)",
+             vkd_dtype_suffix(dt), kernel == VKD_ATTENTION_SUBGROUP ? " subgroup" : "", tc->name, (long long)n, (long long)lq, (long long)lk, (long long)tc->heads,
              (long long)tc->dim, tc->causal ? " causal" : "", c ? vkd_cmd_dispatch_count(c) : 0);
     /* fp32: only the summation order and the shader's exp differ from double (~1e-13);
      * fp16: inputs are the same rounded values, the output is rounded once (~1e-7). */
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
+done:
     vkd_cmd_destroy(c);
     vkd_tensor_destroy(d, &tq);
     vkd_tensor_destroy(d, &tk);
@@ -175,6 +191,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng
     free(hk);
     free(hv);
     free(ref);
+    return applies;
 }
 
 /* Bad arguments give an error value, never a dispatch. */
@@ -261,10 +278,24 @@ int main(int argc, char **argv)
     vkd_device *d = test_device_open(0);
     vkd_dtype dts[2];
     int ndt = test_dtypes(d, dts);
+    /* Each case on both kernels: the flash kernel (what GPUs run) and the subgroup
+     * kernel wherever it applies (CPU devices with 8-lane subgroups: lavapipe). */
+    bool cpu_sg = d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && d->caps.subgroup_size == 8 &&
+                  (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT);
+    int sd_selected = 0;
     for (int i = 0; i < ndt; i++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-            if (selected(&cases[k]))
-                run_case(d, dts[i], &cases[k], &rng);
+            if (selected(&cases[k])) {
+                run_case(d, dts[i], &cases[k], &rng, VKD_ATTENTION_FLASH);
+                run_case(d, dts[i], &cases[k], &rng, VKD_ATTENTION_SUBGROUP);
+                sd_selected += strncmp(cases[k].name, "sd1_", 4) == 0 || strcmp(cases[k].name, "long_keys") == 0;
+            }
+    /* where it can run, it must have run every SD1 UNet shape (D = 40, 80, 160) */
+    if (cpu_sg)
+        TEST_CHECK(subgroup_sd_runs == sd_selected, "the subgroup kernel ran %d of the %d SD1 cases", subgroup_sd_runs,
+                   sd_selected);
+    printf("subgroup kernel: %d case runs (%s)\n", subgroup_runs,
+           cpu_sg ? "CPU device with 8-lane subgroups" : "does not apply on this device");
     test_attention_rejects_bad_shapes(d);
     test_device_close(d);
 
@@ -278,8 +309,10 @@ int main(int argc, char **argv)
     ndt = test_dtypes(d, dts);
     for (int i = 0; i < ndt; i++)
         for (size_t k = 0; k < sizeof split_cases / sizeof split_cases[0]; k++)
-            if (selected(&split_cases[k]))
-                run_case(d, dts[i], &split_cases[k], &rng);
+            if (selected(&split_cases[k])) {
+                run_case(d, dts[i], &split_cases[k], &rng, VKD_ATTENTION_FLASH);
+                run_case(d, dts[i], &split_cases[k], &rng, VKD_ATTENTION_SUBGROUP);
+            }
     test_attention_refuses_kv_over_one_window(d);
     test_device_close(d);
     return test_finish();

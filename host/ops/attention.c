@@ -38,7 +38,7 @@ static bool pick_tiling(const vkd_device *d, int64_t dim, tiling *t)
     else
         *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 64, .dv = 128, .ub = 16};
     if (d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
-        /* CPU devices (lavapipe): more query rows per invocation, so each K/V value
+        /* CPU devices without the subgroup kernel's needs (or forced here by a test): more query rows per invocation, so each K/V value
          * broadcast from shared memory and each per-lane load feeds more multiply-adds.
          * Measured on lavapipe (Mesa 22.3.6, 2 Zen cores, `vkdiff bench ops`, 1024
          * tokens): D = 40, r 4 -> 8: 2.02 -> 1.59 s; D = 80, r 2 -> 4: 6.1 -> 4.1 s
@@ -67,6 +67,44 @@ typedef struct operand {
     const vkd_tensor *t;
     int64_t len, stride, col; /* L, C, column of head 0 */
 } operand;
+
+/* The subgroup kernel (shaders/attention_sg.comp) keeps a lane's R query rows and
+ * their accumulators in registers, 2 * R * D floats, R * D <= 320. More rows per lane
+ * make each K/V load and broadcast feed more multiply-adds, and cost JIT time: lavapipe
+ * (Mesa 22.3.6, 2 Zen cores, `vkdiff bench ops`, fp32 / fp16 ms at the SD1.5 512x512
+ * shapes, first-dispatch compile of the fp32 + fp16 pair in brackets):
+ *   D = 40, 4096 tokens: R 2: 5894 / 5242 (~13 s), R 4: 3514 / 3059 (~18 s), R 8: 2043 / 2070 (~40 s)
+ *   D = 80, 1024 tokens: R 2:  865 /  826 (~60 s), R 4:  524 /  378 (~78 s) */
+static uint32_t subgroup_rows(int64_t dim)
+{
+    return dim <= 40 ? 8 : dim <= 80 ? 4 : 2;
+}
+
+/* Every row of the operand starts on a 16-byte boundary: the subgroup kernel reads
+ * 16 bytes per load. Binding windows start on minStorageBufferOffsetAlignment, a
+ * power of two, so an aligned element stays aligned inside its window. */
+static bool operand_aligned(const operand *o, int64_t e)
+{
+    uint64_t es = vkd_dtype_size(o->t->dtype);
+    return o->t->offset % es == 0 && ((int64_t)(o->t->offset / es) + o->col) % e == 0 && o->stride % e == 0;
+}
+
+/* The subgroup kernel applies: a CPU device (where shared memory and barriers are
+ * what cost, see the shader) with 8-lane subgroups and ballot, and aligned operands. */
+static bool subgroup_applies(const vkd_device *d, int64_t dim, const operand *ops, int nops)
+{
+    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+    if (d->caps.type != VK_PHYSICAL_DEVICE_TYPE_CPU || d->caps.subgroup_size != 8 ||
+        (d->caps.subgroup_ops & need) != need)
+        return false;
+    int64_t e = 16 / (int64_t)vkd_dtype_size(ops[0].t->dtype);
+    if (dim > 160 || dim % e != 0)
+        return false;
+    for (int i = 0; i < nops; i++)
+        if (!operand_aligned(&ops[i], e))
+            return false;
+    return true;
+}
 
 /* Bind flattened rows [row, row + rows) of an operand (rows of all heads): *off gets
  * the element index of column col of the first row inside the window. */
@@ -122,23 +160,43 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
     if (out->dtype != VKD_F32 && out->dtype != VKD_F16)
         return vkd_op_shape_error("attention", "dtype must be f32 or f16", out);
 
-    vkd_device *d = vkd_cmd_device(c);
-    tiling tl;
-    if (!pick_tiling(d, dim, &tl)) {
-        VKD_ERROR("attention: head_dim %lld needs more shared memory than this device has (%u bytes)",
-                  (long long)dim, d->caps.max_shared);
-        return VKD_ERR_UNSUPPORTED;
-    }
-    const vkd_pipeline *pipe;
-    uint32_t spec[9] = {tl.wg, 1, 1, tl.bc, tl.kd, tl.dv, tl.nsplit, tl.r, tl.ub};
-    if ((r = vkd_op_pipeline(c, "attention", out->dtype, spec, 9, 4, &pipe)))
-        return r;
-
     int64_t n = out->shape[0], lq = q->shape[1], lk = k->shape[1];
     /* q.k and p.v: 2 multiply-adds per (query, key, head-dim element) */
     vkd_cmd_add_flops(c, 4.0 * (double)n * (double)heads * (double)lq * (double)lk * (double)dim);
     operand oq = {q, lq, q->shape[2], p->q_col}, ok = {k, lk, k->shape[2], p->k_col};
     operand ov = {v, lk, v->shape[2], p->v_col}, oo = {out, lq, out->shape[2], p->out_col};
+
+    /* The kernel and its rows per workgroup (br) and column splits (nsplit). */
+    vkd_device *d = vkd_cmd_device(c);
+    const operand all[4] = {oq, ok, ov, oo};
+    bool subgroup = p->kernel != VKD_ATTENTION_FLASH && subgroup_applies(d, dim, all, 4);
+    if (p->kernel == VKD_ATTENTION_SUBGROUP && !subgroup) {
+        VKD_ERROR("attention: the subgroup kernel does not apply here (head_dim %lld, device %s)", (long long)dim,
+                  d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? "CPU" : "not a CPU");
+        return VKD_ERR_UNSUPPORTED;
+    }
+    const vkd_pipeline *pipe;
+    uint32_t br, nsplit;
+    if (subgroup) {
+        uint32_t rows = subgroup_rows(dim);
+        uint32_t spec[5] = {8, 1, 1, rows, (uint32_t)dim};
+        br = 8 * rows;
+        nsplit = 1;
+        if ((r = vkd_op_pipeline(c, "attention_sg", out->dtype, spec, 5, 4, &pipe)))
+            return r;
+    } else {
+        tiling tl;
+        if (!pick_tiling(d, dim, &tl)) {
+            VKD_ERROR("attention: head_dim %lld needs more shared memory than this device has (%u bytes)",
+                      (long long)dim, d->caps.max_shared);
+            return VKD_ERR_UNSUPPORTED;
+        }
+        uint32_t spec[9] = {tl.wg, 1, 1, tl.bc, tl.kd, tl.dv, tl.nsplit, tl.r, tl.ub};
+        br = tl.br;
+        nsplit = tl.nsplit;
+        if ((r = vkd_op_pipeline(c, "attention", out->dtype, spec, 9, 4, &pipe)))
+            return r;
+    }
     vkd_push_attention pc = {
         .lk = (uint32_t)lk, .d = (uint32_t)dim, .causal = p->causal ? 1 : 0,
         .scale = p->scale != 0.0f ? p->scale : (float)(1.0 / sqrt((double)dim)),
@@ -149,7 +207,7 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
     const uint32_t max_groups = d->caps.max_wg_count[0] < 65535 ? d->caps.max_wg_count[0] : 65535;
 
     /* Everything in one dispatch when every tensor fits one window (the usual case). */
-    if (vkd_div_up((uint64_t)lq, tl.br) <= max_groups && (uint64_t)n * tl.nsplit <= d->caps.max_wg_count[2] &&
+    if (vkd_div_up((uint64_t)lq, br) <= max_groups && (uint64_t)n * nsplit <= d->caps.max_wg_count[2] &&
         !bind_rows(c, &oq, hd, 0, n * lq, &bind[0], &pc.q_off) &&
         !bind_rows(c, &ok, hd, 0, n * lk, &bind[1], &pc.k_off) &&
         !bind_rows(c, &ov, hd, 0, n * lk, &bind[2], &pc.v_off) &&
@@ -159,20 +217,20 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         pc.k_bs = (uint32_t)(lk * ok.stride);
         pc.v_bs = (uint32_t)(lk * ov.stride);
         pc.o_bs = (uint32_t)(lq * oo.stride);
-        return vkd_cmd_dispatch(c, pipe, bind, 4, &pc, sizeof pc, vkd_div_up((uint64_t)lq, tl.br), (uint32_t)heads,
-                                (uint32_t)(n * tl.nsplit), "attention");
+        return vkd_cmd_dispatch(c, pipe, bind, 4, &pc, sizeof pc, vkd_div_up((uint64_t)lq, br), (uint32_t)heads,
+                                (uint32_t)(n * nsplit), "attention");
     }
 
     /* Otherwise one batch item at a time, its query rows in chunks whose q and out
      * windows fit; each workgroup still sees all keys of its batch item. */
     int64_t max_elems = vkd_op_max_elems(c, out->dtype);
-    int64_t chunk = (int64_t)max_groups * tl.br;
+    int64_t chunk = (int64_t)max_groups * br;
     int64_t fit_q = max_elems >= hd ? (max_elems - hd) / oq.stride + 1 : 0;
     int64_t fit_o = max_elems >= hd ? (max_elems - hd) / oo.stride + 1 : 0;
     if (fit_q < chunk) chunk = fit_q;
     if (fit_o < chunk) chunk = fit_o;
-    if (chunk >= tl.br)
-        chunk = chunk / tl.br * tl.br; /* whole workgroups per dispatch */
+    if (chunk >= br)
+        chunk = chunk / br * br; /* whole workgroups per dispatch */
     if (chunk < 1) {
         VKD_ERROR("attention: one query row of q or out does not fit in a binding window (%llu bytes)",
                   (unsigned long long)d->caps.max_binding);
@@ -195,8 +253,8 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
                 return r;
             pc.rows = (uint32_t)rows;
             pc.row0 = (uint32_t)r0;
-            if ((r = vkd_cmd_dispatch(c, pipe, bind, 4, &pc, sizeof pc, vkd_div_up((uint64_t)rows, tl.br),
-                                      (uint32_t)heads, tl.nsplit, "attention")))
+            if ((r = vkd_cmd_dispatch(c, pipe, bind, 4, &pc, sizeof pc, vkd_div_up((uint64_t)rows, br),
+                                      (uint32_t)heads, nsplit, "attention")))
                 return r;
         }
     }

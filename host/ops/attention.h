@@ -19,15 +19,27 @@
 
 #include "ops/op.h"
 
+/* Which kernel runs it. AUTO picks the subgroup kernel (shaders/attention_sg.comp)
+ * where it applies -- a CPU device with 8-lane subgroups and ballot, head_dim <= 160
+ * a multiple of 16 bytes, every operand's rows and columns 16-byte aligned -- and
+ * the shared-memory flash kernel (shaders/attention.comp) everywhere else. Tests
+ * force each one; forcing SUBGROUP where it does not apply is VKD_ERR_UNSUPPORTED. */
+typedef enum vkd_attention_kernel {
+    VKD_ATTENTION_AUTO = 0,
+    VKD_ATTENTION_FLASH,
+    VKD_ATTENTION_SUBGROUP,
+} vkd_attention_kernel;
+
 typedef struct vkd_attention_params {
     int64_t heads;      /* H (>= 1) */
     int64_t head_dim;   /* D; 0: out's last dimension / heads */
     float scale;        /* 0: 1/sqrt(D) */
     bool causal;        /* mask key j for query i when j > i (CLIP text encoder) */
     int64_t q_col, k_col, v_col, out_col; /* column of head 0 in each tensor's last dimension */
+    vkd_attention_kernel kernel;          /* AUTO unless a test forces one */
 } vkd_attention_params;
 
-/* heads 1, head_dim 0, scale 0 (1/sqrt(D)), no mask, columns 0. */
+/* heads 1, head_dim 0, scale 0 (1/sqrt(D)), no mask, columns 0, kernel AUTO. */
 void vkd_attention_params_init(vkd_attention_params *p);
 
 /* Records the attention dispatches. Returns VKD_ERR_SHAPE (with a message) for
