@@ -528,40 +528,62 @@ static vkd_result denoise(void *user, const float *x, float sigma, float *denois
     return VKD_OK;
 }
 
-/* GPU time of the recorded UNet by op (dispatch label), largest first, at INFO level. */
-static void log_unet_profile(vkd_cmd *cmd)
+/* GPU time of a recorded command by op (dispatch label), largest first. */
+enum { PROFILE_MAX_OPS = 48 };
+typedef struct op_profile {
+    int k;                          /* distinct labels */
+    char name[PROFILE_MAX_OPS][40]; /* copies: the labels live only as long as the recording */
+    double ms[PROFILE_MAX_OPS];
+    int count[PROFILE_MAX_OPS];
+    double total;                   /* summed over dispatches */
+    uint32_t n;                     /* dispatches timed */
+} op_profile;
+
+static void op_profile_get(vkd_cmd *cmd, op_profile *p)
 {
     const char *const *labels;
     const double *ms;
-    uint32_t n = vkd_cmd_timings(cmd, &labels, &ms);
-    if (n == 0)
-        return;
-    enum { MAXK = 48 };
-    const char *name[MAXK];
-    double sum[MAXK], total = 0;
-    int count[MAXK], k = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    memset(p, 0, sizeof *p);
+    p->n = vkd_cmd_timings(cmd, &labels, &ms);
+    for (uint32_t i = 0; i < p->n; i++) {
         int j = 0;
-        while (j < k && strcmp(name[j], labels[i]))
+        while (j < p->k && strcmp(p->name[j], labels[i]))
             j++;
-        if (j == k) {
-            if (k == MAXK)
+        if (j == p->k) {
+            if (p->k == PROFILE_MAX_OPS)
                 continue;
-            name[k] = labels[i], sum[k] = 0, count[k] = 0, k++;
+            snprintf(p->name[j], sizeof p->name[j], "%s", labels[i]);
+            p->ms[j] = 0, p->count[j] = 0, p->k++;
         }
-        sum[j] += ms[i], count[j]++, total += ms[i];
+        p->ms[j] += ms[i], p->count[j]++, p->total += ms[i];
     }
-    VKD_INFO("UNet GPU time by op (%u dispatches, %.1f ms summed, %.1f ms end to end):", n, total,
+    /* largest first (a handful of labels: selection sort) */
+    for (int a = 0; a < p->k; a++)
+        for (int b = a + 1; b < p->k; b++)
+            if (p->ms[b] > p->ms[a]) {
+                char tn[sizeof p->name[0]];
+                memcpy(tn, p->name[a], sizeof tn);
+                memcpy(p->name[a], p->name[b], sizeof tn);
+                memcpy(p->name[b], tn, sizeof tn);
+                double tm = p->ms[a];
+                int tc = p->count[a];
+                p->ms[a] = p->ms[b], p->count[a] = p->count[b];
+                p->ms[b] = tm, p->count[b] = tc;
+            }
+}
+
+/* The first UNet evaluation's profile at INFO level (-vv on a generation). */
+static void log_unet_profile(vkd_cmd *cmd)
+{
+    op_profile p;
+    op_profile_get(cmd, &p);
+    if (p.n == 0)
+        return;
+    VKD_INFO("UNet GPU time by op (%u dispatches, %.1f ms summed, %.1f ms end to end):", p.n, p.total,
              vkd_cmd_total_ms(cmd));
-    for (int shown = 0; shown < k; shown++) {
-        int best = 0;
-        for (int j = 1; j < k; j++)
-            if (sum[j] > sum[best])
-                best = j;
-        VKD_INFO("  %-24s %5d dispatches %10.2f ms %5.1f%%", name[best], count[best], sum[best],
-                 total > 0 ? 100 * sum[best] / total : 0);
-        sum[best] = -1;
-    }
+    for (int j = 0; j < p.k; j++)
+        VKD_INFO("  %-24s %5d dispatches %10.2f ms %5.1f%%", p.name[j], p.count[j], p.ms[j],
+                 p.total > 0 ? 100 * p.ms[j] / p.total : 0);
 }
 
 static int on_progress(void *user, int step, int total)
@@ -802,7 +824,9 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     run_stats text, unet[2], vae;
     memset(&text, 0, sizeof text), memset(unet, 0, sizeof unet), memset(&vae, 0, sizeof vae);
     float *emb = NULL, *img = NULL, *x = NULL, *ctx = NULL;
-    double host_ms[2] = {0, 0};
+    double host_ms[2] = {0, 0}, warmup_ms[2] = {0, 0};
+    op_profile prof[2]; /* UNet GPU time by op, batch 1 and 2 */
+    memset(prof, 0, sizeof prof);
 
     /* text encoder: one prompt chunk */
     vkd_prompt_params pp;
@@ -843,8 +867,13 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
         VKD_INFO("bench: UNet batch %d: prepared in %.0f ms; warm-up and %d replays", b, now_ms() - tb, repeat);
         float tt[2] = {500, 500};
         if ((r = vkd_tensor_upload_f32(c->d, &c->unet.x, x)) || (r = vkd_tensor_upload_f32(c->d, &c->unet.t, tt)) ||
-            (r = vkd_tensor_upload_f32(c->d, &c->unet.context, ctx)) || (r = vkd_cmd_submit_wait(c->unet.cmd)))
+            (r = vkd_tensor_upload_f32(c->d, &c->unet.context, ctx)))
             break;
+        /* the warm-up: drivers that compile at the first dispatch (lavapipe) do it here */
+        double tw = now_ms();
+        if ((r = vkd_cmd_submit_wait(c->unet.cmd)))
+            break;
+        warmup_ms[b - 1] = now_ms() - tw;
         for (int k = 0; k < repeat && !r; k++) {
             double t0 = now_ms();
             r = vkd_cmd_submit_wait(c->unet.cmd);
@@ -861,6 +890,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
         st->flops = vkd_cmd_flops(c->unet.cmd);
         st->dispatches = vkd_cmd_dispatch_count(c->unet.cmd);
         host_ms[b - 1] = st->gpu_ms > 0 ? st->wall_ms - st->gpu_ms : 0;
+        op_profile_get(c->unet.cmd, &prof[b - 1]); /* the last replay's dispatches */
     }
     free(samples), free(walls);
     if (r)
@@ -902,6 +932,18 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
         bench_line(f, "VAE decode", &vae, step);
     else
         fprintf(f, "| VAE decode | not run (--no-vae) | | | | | |\n");
+    for (int b = 2; b >= 1; b--) { /* the guided step's profile; batch 1's when only it ran */
+        const op_profile *p = &prof[b - 1];
+        if (p->n == 0)
+            continue;
+        fprintf(f, "\nUNet batch %d, GPU time by op family (last replay, %u dispatches timed, %.1f ms summed):\n\n", b,
+                p->n, p->total);
+        fprintf(f, "| op | dispatches | ms | share of the UNet |\n| --- | ---: | ---: | ---: |\n");
+        for (int j = 0; j < p->k; j++)
+            fprintf(f, "| %s | %d | %.1f | %.1f%% |\n", p->name[j], p->count[j], p->ms[j],
+                    p->total > 0 ? 100 * p->ms[j] / p->total : 0);
+        break;
+    }
     fprintf(f, "\nhost time per replayed UNet step (wall - GPU): batch 1 %.2f ms, batch 2 %.2f ms\n", host_ms[0],
             host_ms[1]);
     fprintf(f, "device memory: UNet weights %.1f MiB; peak allocated %.1f MiB (weights + activations + scratch), "
@@ -926,6 +968,13 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     vkd_pipeline_stats_get(c->d, &ps);
     fprintf(f, "pipelines: %u created in %.0f ms (on-disk cache: %s)\n", ps.created, ps.create_ms,
             ps.cache_bytes_loaded ? "loaded" : "none or cold");
+    /* Cold vs warm start where the driver compiles at the first dispatch (lavapipe;
+     * Mesa's own shader cache then decides): the first run minus a replay. */
+    for (int b = 1; b <= 2; b++)
+        if (warmup_ms[b - 1] > 0)
+            fprintf(f, "UNet batch %d first run (warm-up) %.0f ms wall, replay %.0f ms: %.0f ms of first-use cost\n", b,
+                    warmup_ms[b - 1], unet[b - 1].wall_ms,
+                    warmup_ms[b - 1] > unet[b - 1].wall_ms ? warmup_ms[b - 1] - unet[b - 1].wall_ms : 0.0);
 done:
     free(emb);
     free(img);
