@@ -826,6 +826,8 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     float *emb = NULL, *img = NULL, *x = NULL, *ctx = NULL;
     double host_ms[2] = {0, 0}, warmup_ms[2] = {0, 0};
     op_profile prof[2]; /* UNet GPU time by op, batch 1 and 2 */
+    vkd_memplan up;     /* the plan of the last UNet batch run (its VAE figures for the decode) */
+    memset(&up, 0, sizeof up);
     memset(prof, 0, sizeof prof);
 
     /* text encoder: one prompt chunk */
@@ -839,11 +841,22 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     int64_t numel;
     double tb = now_ms();
     VKD_INFO("bench: text encoder (weights upload, record, one run)");
-    r = run_once_stats(c, build_clip, &job, &emb, &numel, &text, 0);
+    /* allocated as a generation allocates (encode_prompt, vkd_txt2img_from_context):
+     * weight blocks without slack and pools of the planned size, so that the memory
+     * figures below are what an image holds */
+    vkd_memplan_in tin = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg};
+    uint64_t text_act = 0;
+    r = vkd_memplan_text_activations(&tin, 1, job.skip, &text_act);
+    text_act += (VKD_PROMPT_CHUNK_LEN * sizeof(uint32_t) + 255) / 256 * 256;
+    vkd_memory_expect(c->d, vkd_wstore_prefix_bytes(c->ws, job.cfg->prefix));
+    if (!r)
+        r = run_once_stats(c, build_clip, &job, &emb, &numel, &text, text_act);
+    vkd_memory_expect(c->d, 0);
     vkd_prompt_tokens_free(&toks);
     if (r)
         goto done;
     vkd_wstore_release(c->ws, c->cfg.text[0].prefix);
+    vkd_memory_trim(c->d);
     VKD_INFO("bench: text encoder done, %.0f ms wall with upload", now_ms() - tb);
 
     /* UNet at batch 1 and 2: warm-up, then the median of `repeat` replays */
@@ -862,7 +875,14 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
             continue;
         tb = now_ms();
         VKD_INFO("bench: UNet batch %d: weights upload and recording", b);
-        if ((r = unet_prepare(c, b, h, w, L, 0)))
+        vkd_memplan_in uin = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg, .h = h, .w = w, .batch = b,
+                              .ctx_len = L, .budget = c->memory_budget};
+        if ((r = vkd_memplan_make(&uin, &up)))
+            break;
+        vkd_memory_expect(c->d, up.w_unet);
+        r = unet_prepare(c, b, h, w, L, up.a_unet);
+        vkd_memory_expect(c->d, 0);
+        if (r)
             break;
         VKD_INFO("bench: UNet batch %d: prepared in %.0f ms; warm-up and %d replays", b, now_ms() - tb, repeat);
         float tt[2] = {500, 500};
@@ -907,7 +927,9 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     tb = now_ms();
     if (with_vae) {
         VKD_INFO("bench: VAE decode (weights upload, record, one run)");
-        r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae, 0);
+        vkd_memory_expect(c->d, up.w_vae);
+        r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae, up.vae_tile ? 0 : up.a_vae);
+        vkd_memory_expect(c->d, 0);
         VKD_INFO("bench: VAE decode done, %.0f ms wall with upload", now_ms() - tb);
     }
     vkd_memory_stats ms_all;
@@ -946,10 +968,10 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     }
     fprintf(f, "\nhost time per replayed UNet step (wall - GPU): batch 1 %.2f ms, batch 2 %.2f ms\n", host_ms[0],
             host_ms[1]);
-    fprintf(f, "device memory: UNet weights %.1f MiB; peak allocated %.1f MiB (weights + activations + scratch), "
-               "held in blocks %.1f MiB\n",
-            unet_weights / 1048576.0, ms_all.peak_allocated / 1048576.0,
-            (ms_unet.reserved > ms_all.reserved ? ms_unet.reserved : ms_all.reserved) / 1048576.0);
+    fprintf(f, "device memory: UNet weights %.1f MiB; peak allocated %.1f MiB (weights + activations + scratch); "
+               "held in blocks %.1f MiB with the UNet recorded, %.1f MiB at the peak\n",
+            unet_weights / 1048576.0, ms_all.peak_allocated / 1048576.0, ms_unet.reserved / 1048576.0,
+            ms_all.peak_reserved / 1048576.0);
     {
         vkd_memplan p;
         vkd_memplan_in in = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg, .h = h, .w = w, .batch = 2,
