@@ -534,6 +534,7 @@ typedef struct op_profile {
     int k;                          /* distinct labels */
     char name[PROFILE_MAX_OPS][40]; /* copies: the labels live only as long as the recording */
     double ms[PROFILE_MAX_OPS];
+    double flops[PROFILE_MAX_OPS];  /* counted work of the family's dispatches */
     int count[PROFILE_MAX_OPS];
     double total;                   /* summed over dispatches */
     uint32_t n;                     /* dispatches timed */
@@ -545,6 +546,7 @@ static void op_profile_get(vkd_cmd *cmd, op_profile *p)
     const double *ms;
     memset(p, 0, sizeof *p);
     p->n = vkd_cmd_timings(cmd, &labels, &ms);
+    const double *fl = vkd_cmd_dispatch_flops(cmd);
     for (uint32_t i = 0; i < p->n; i++) {
         int j = 0;
         while (j < p->k && strcmp(p->name[j], labels[i]))
@@ -553,9 +555,9 @@ static void op_profile_get(vkd_cmd *cmd, op_profile *p)
             if (p->k == PROFILE_MAX_OPS)
                 continue;
             snprintf(p->name[j], sizeof p->name[j], "%s", labels[i]);
-            p->ms[j] = 0, p->count[j] = 0, p->k++;
+            p->ms[j] = 0, p->flops[j] = 0, p->count[j] = 0, p->k++;
         }
-        p->ms[j] += ms[i], p->count[j]++, p->total += ms[i];
+        p->ms[j] += ms[i], p->flops[j] += fl[i], p->count[j]++, p->total += ms[i];
     }
     /* largest first (a handful of labels: selection sort) */
     for (int a = 0; a < p->k; a++)
@@ -565,10 +567,10 @@ static void op_profile_get(vkd_cmd *cmd, op_profile *p)
                 memcpy(tn, p->name[a], sizeof tn);
                 memcpy(p->name[a], p->name[b], sizeof tn);
                 memcpy(p->name[b], tn, sizeof tn);
-                double tm = p->ms[a];
+                double tm = p->ms[a], tf = p->flops[a];
                 int tc = p->count[a];
-                p->ms[a] = p->ms[b], p->count[a] = p->count[b];
-                p->ms[b] = tm, p->count[b] = tc;
+                p->ms[a] = p->ms[b], p->flops[a] = p->flops[b], p->count[a] = p->count[b];
+                p->ms[b] = tm, p->flops[b] = tf, p->count[b] = tc;
             }
 }
 
@@ -960,10 +962,16 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
             continue;
         fprintf(f, "\nUNet batch %d, GPU time by op family (last replay, %u dispatches timed, %.1f ms summed):\n\n", b,
                 p->n, p->total);
-        fprintf(f, "| op | dispatches | ms | share of the UNet |\n| --- | ---: | ---: | ---: |\n");
-        for (int j = 0; j < p->k; j++)
-            fprintf(f, "| %s | %d | %.1f | %.1f%% |\n", p->name[j], p->count[j], p->ms[j],
+        fprintf(f, "| op | dispatches | ms | share of the UNet | GFLOP | GFLOP/s |\n"
+                   "| --- | ---: | ---: | ---: | ---: | ---: |\n");
+        for (int j = 0; j < p->k; j++) {
+            fprintf(f, "| %s | %d | %.1f | %.1f%% |", p->name[j], p->count[j], p->ms[j],
                     p->total > 0 ? 100 * p->ms[j] / p->total : 0);
+            if (p->flops[j] > 0)
+                fprintf(f, " %.1f | %.2f |\n", p->flops[j] / 1e9, p->ms[j] > 0 ? p->flops[j] / 1e6 / p->ms[j] : 0);
+            else
+                fprintf(f, " | |\n");
+        }
         break;
     }
     fprintf(f, "\nhost time per replayed UNet step (wall - GPU): batch 1 %.2f ms, batch 2 %.2f ms\n", host_ms[0],

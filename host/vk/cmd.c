@@ -30,6 +30,8 @@ struct vkd_cmd {
     char (*labels)[64];
     const char **label_ptrs;
     double *ms;
+    double *dflops;          /* counted work attributed to each timed dispatch */
+    double flops_attributed; /* flops already attributed to a dispatch */
     uint32_t n_timed;
     double total_ms;
     uint32_t label_cap;
@@ -78,6 +80,7 @@ void vkd_cmd_destroy(vkd_cmd *c)
     free(c->labels);
     free(c->label_ptrs);
     free(c->ms);
+    free(c->dflops);
     free(c);
 }
 
@@ -98,6 +101,10 @@ static vkd_result ensure_queries(vkd_cmd *c, uint32_t n_dispatch)
     if (!m)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     c->ms = m;
+    void *fl = realloc(c->dflops, cap * sizeof *c->dflops);
+    if (!fl)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    c->dflops = fl;
     c->label_cap = cap;
     return VKD_OK;
 }
@@ -110,6 +117,7 @@ vkd_result vkd_cmd_begin(vkd_cmd *c)
     free_pools(c);
     c->n_dispatch = 0;
     c->flops = 0;
+    c->flops_attributed = 0;
     c->bytes = 0;
     c->n_timed = 0;
     VK_TRY(vkResetCommandBuffer(c->cb, 0));
@@ -214,6 +222,9 @@ vkd_result vkd_cmd_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_binding
         if ((res = ensure_queries(c, c->n_dispatch)))
             return res;
         snprintf(c->labels[c->n_dispatch], sizeof c->labels[0], "%s", label ? label : p->name);
+        /* ops count their work before their first dispatch: it goes to that one */
+        c->dflops[c->n_dispatch] = c->flops - c->flops_attributed;
+        c->flops_attributed = c->flops;
         vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c->queries, 2 * c->n_dispatch);
     }
     vkCmdBindPipeline(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
@@ -278,6 +289,8 @@ uint32_t vkd_cmd_dispatch_count(const vkd_cmd *c) { return c->n_dispatch; }
 void vkd_cmd_add_flops(vkd_cmd *c, double flops) { c->flops += flops; }
 double vkd_cmd_flops(const vkd_cmd *c) { return c->flops; }
 double vkd_cmd_bytes_bound(const vkd_cmd *c) { return c->bytes; }
+
+const double *vkd_cmd_dispatch_flops(const vkd_cmd *c) { return c->dflops; }
 
 uint32_t vkd_cmd_timings(const vkd_cmd *c, const char *const **labels, const double **ms)
 {

@@ -51,6 +51,9 @@ double vkd_cmd_bytes_bound(const vkd_cmd *c);
 /* With timestamps on (device opts), the GPU time of each dispatch of the last submit.
  * Returns the count; labels[i] points into the cmd and lives until the next begin. */
 uint32_t vkd_cmd_timings(const vkd_cmd *c, const char *const **labels, const double **ms);
+/* With timestamps on: the counted work (vkd_cmd_add_flops) of each timed dispatch, in
+ * the order of vkd_cmd_timings; an op's work goes to its first dispatch. */
+const double *vkd_cmd_dispatch_flops(const vkd_cmd *c);
 /* GPU time of the whole last submission in ms (0 without timestamps). */
 double vkd_cmd_total_ms(const vkd_cmd *c);
 
