@@ -252,8 +252,11 @@ static const acase cases[] = {
     {"sd1_self", 1, 1024, 1024, 8, 40, false, 0, PACKED_QKV, 0},
     /* SD1.5 cross-attention: 77 context tokens, D = 40 / 80 / 160 at the three levels */
     {"sd1_cross_d40", 1, 1024, 77, 8, 40, false, 0, SEPARATE, 0},
-    {"sd1_cross_d80", 1, 256, 77, 8, 80, false, 0, PACKED_KV, 0},
-    {"sd1_cross_d160", 1, 64, 77, 8, 160, false, 0, SEPARATE, 0},
+    /* (8 heads x 1024 queries: enough rows for the subgroup kernel's many-rows-per-lane
+     * variants, as at 512x512 (D 80) and 1024x1024 (D 160); small ones take 1 row per lane) */
+    {"sd1_cross_d80", 1, 1024, 77, 8, 80, false, 0, PACKED_KV, 0},
+    {"sd1_cross_d160", 1, 1024, 77, 8, 160, false, 0, SEPARATE, 0},
+    {"sd1_cross_d160_small", 1, 64, 77, 8, 160, false, 0, SEPARATE, 0},
     /* SD2 at C = 320: 5 heads of 64, a two-chunk prompt (154 tokens) */
     {"sd2_cross_lk154", 2, 256, 154, 5, 64, false, 0, SEPARATE, 0},
     /* VAE mid-block: one head of 512 over H*W tokens (a 16x16 latent: 1024 tokens
