@@ -13,6 +13,8 @@
 #include "ops/attention.h"
 #include "ops/conv2d.h"
 #include "ops/matmul.h"
+#include "ops/op.h"
+#include "ops/push_peak.h"
 #include "vk/cmd.h"
 #include "vk/device.h"
 #include "vk/pipeline.h"
@@ -158,6 +160,46 @@ done:
     return res;
 }
 
+/* GFLOP/s of shaders/peak.comp, fp32 on registers only (mode 0: 64 independent fma
+ * chains per invocation; 1 and 2: the subgroup GEMM's inner step, 8 x 8 outputs per
+ * lane with the other operand taken from lane c by subgroupBroadcast (1) or
+ * subgroupShuffle (2)): what the device's compiler reaches with no memory traffic,
+ * the ceiling of every kernel in the table. < 0 where the device cannot run it. */
+static double time_peak(vkd_device *d, uint32_t mode, int repeat)
+{
+    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+    if ((d->caps.subgroup_ops & need) != need || d->caps.subgroup_size < 8)
+        return -1;
+    int cpu = d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    /* llvmpipe ends any loop after 65535 trips (its guard against endless shaders),
+     * so the work grows with the grid, not the trip count */
+    const uint32_t tm = 8, iters = 20000;
+    uint32_t local = cpu ? 8 : 256, groups = cpu ? 256 : 2048;
+    vkd_tensor o = {0};
+    vkd_cmd *c = NULL;
+    double res = -1, *ms = calloc((size_t)repeat, sizeof *ms);
+    int64_t os[1] = {(int64_t)local * groups};
+    bench_case bc = {.what = "arithmetic ceiling"};
+    vkd_result r = ms ? vkd_tensor_create(d, VKD_F32, 1, os, &o) : VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!r) r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_cmd_begin(c);
+    const vkd_pipeline *p = NULL;
+    uint32_t spec[5] = {local, 1, 1, mode, tm};
+    if (!r) r = vkd_op_pipeline(c, "peak", VKD_F32, spec, 5, 1, &p);
+    vkd_binding b;
+    uint32_t shift;
+    if (!r) r = vkd_op_bind(c, &o, 0, os[0], &b, &shift);
+    vkd_push_peak pc = {.iters = iters, .a = 0.999f, .b = 0.001f};
+    if (!r) r = vkd_cmd_dispatch(c, p, &b, 1, &pc, sizeof pc, groups, 1, 1, "peak");
+    double t = replay_median(c, r, ms, repeat, &bc, VKD_F32);
+    if (t > 0)
+        res = 2.0 * 8 * tm * (double)iters * local * groups / (t * 1e6);
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &o);
+    free(ms);
+    return res;
+}
+
 /* Median wall ms of OpenBLAS sgemm out[M, N] = a[M, K] w[N, K]^T; < 0 without OpenBLAS. */
 static double time_sgemm(int64_t m, int64_t k, int64_t n, int repeat)
 {
@@ -219,6 +261,7 @@ int vkd_cli_bench_ops(int argc, char **argv)
             quick = 1;
         else if (!strcmp(argv[i], "--all"))
             all = 1;
+
         else {
             fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT] "
                             "[--tile BMxBNxBKxTMxTN]\n");
@@ -254,6 +297,16 @@ int vkd_cli_bench_ops(int argc, char **argv)
            "%ux%u per invocation\n\n",
            (long long)batch, repeat, max_tier == 2 ? "all" : "a subset of the", t.direct ? "direct" : "tiled", t.bm, t.bn,
            t.bk, t.tm, t.tn);
+    /* the ceiling first: every GFLOP/s below reads against it (and OpenBLAS's) */
+    double ceil_chain = time_peak(d, 0, repeat), ceil_bcast = time_peak(d, 1, repeat);
+    double ceil_shuffle = time_peak(d, 2, repeat), blas_sq = time_sgemm(1024, 1024, 1024, repeat);
+    if (ceil_chain > 0)
+        printf("arithmetic ceiling, fp32 on registers only (shaders/peak.comp): %.1f GFLOP/s in 64 fma chains, "
+               "%.1f in the subgroup GEMM's inner step with subgroupShuffle, %.1f with subgroupBroadcast\n",
+               ceil_chain, ceil_shuffle, ceil_bcast);
+    if (blas_sq > 0)
+        printf("OpenBLAS sgemm 1024x1024x1024 on the host: %.1f GFLOP/s\n", 2.0 * 1024 * 1024 * 1024 / (blas_sq * 1e6));
+    printf("\n");
     printf("| op | shape | GFLOP | fp32 ms | fp32 GFLOP/s | fp16 ms | fp16 GFLOP/s | OpenBLAS sgemm GFLOP/s |\n");
     printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     fflush(stdout);
