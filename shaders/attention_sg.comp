@@ -1,8 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-#extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 // Fused multi-head attention, the subgroup variant for CPU devices (host/ops/attention.c
-// picks it on devices of type CPU with 8-lane subgroups and ballot: lavapipe on AVX2):
+// picks it on devices of type CPU with 8-lane subgroups and shuffles: lavapipe on AVX2):
 //   o[b, i, h] = softmax_j(scale * q[b, i, h] . k[b, j, h] (+ causal mask)) . v[b, j, h]
 // Same push constants and bindings as attention.comp; the same online softmax in fp32
 // (Dao et al., FlashAttention, Alg. 1), no score matrix in memory.
@@ -14,8 +14,9 @@
 // that GEMM's scheme applied twice: a workgroup is one subgroup of 8 lanes, lane l owns
 // R query rows (its q and output accumulators live in registers for the whole key
 // loop); keys go 8 at a time, lane l loading key row k0 + l (and later value row
-// k0 + l) 16 bytes per load, and the other lanes take each value by subgroupBroadcast
-// from a constant lane (an extract and a splat on llvmpipe). Each K/V load then feeds
+// k0 + l) 16 bytes per load, and the other lanes take each value by subgroupShuffle
+// from a constant lane (one vpermd on llvmpipe; subgroupBroadcast is a loop over the
+// lanes there, see gemm.glsl, and cost 2.8x here). Each K/V load then feeds
 // 8 * R * E multiply-adds (E elements per load) with no shared memory and no barrier.
 //
 // The head dim D is a specialization constant (a multiple of E) so every loop over it
@@ -28,29 +29,31 @@
 layout(constant_id = 3) const uint R = 8;  // query rows per lane
 layout(constant_id = 4) const uint D = 40; // head dim, a multiple of E
 
+// q, k and v come through uniform texel buffers of 16-byte texels (vk/cmd.h
+// VKD_TEXEL_FORMAT): on llvmpipe a texel fetch is a straight-line gather, where a
+// storage-buffer load is a loop over the lanes with a branch per component.
+layout(binding = 0) uniform usamplerBuffer q_tex;
+layout(binding = 1) uniform usamplerBuffer k_tex;
+layout(binding = 2) uniform usamplerBuffer v_tex;
 #if VKD_F16
-const uint E = 8; // elements per 16-byte load (packed halves)
-layout(std430, binding = 0) readonly buffer Q { uvec4 q8[]; };
-layout(std430, binding = 1) readonly buffer K { uvec4 k8[]; };
-layout(std430, binding = 2) readonly buffer V { uvec4 v8[]; };
+const uint E = 8; // elements per texel (packed halves)
 void unpack(uvec4 u, out vec4 x[2])
 {
     x[0] = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
     x[1] = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
 }
-// elements e .. e+7 (e a multiple of 8) as two 4-vectors
-void load_q(uint e, out vec4 x[2]) { unpack(q8[e / 8], x); }
-void load_k(uint e, out vec4 x[2]) { unpack(k8[e / 8], x); }
-void load_v(uint e, out vec4 x[2]) { unpack(v8[e / 8], x); }
 #else
 const uint E = 4;
-layout(std430, binding = 0) readonly buffer Q { vec4 q4[]; };
-layout(std430, binding = 1) readonly buffer K { vec4 k4[]; };
-layout(std430, binding = 2) readonly buffer V { vec4 v4[]; };
-void load_q(uint e, out vec4 x[2]) { x[0] = q4[e / 4]; x[1] = vec4(0.0); }
-void load_k(uint e, out vec4 x[2]) { x[0] = k4[e / 4]; x[1] = vec4(0.0); }
-void load_v(uint e, out vec4 x[2]) { x[0] = v4[e / 4]; x[1] = vec4(0.0); }
+void unpack(uvec4 u, out vec4 x[2])
+{
+    x[0] = uintBitsToFloat(u);
+    x[1] = vec4(0.0);
+}
 #endif
+// elements e .. e+E-1 (e a multiple of E) as one or two 4-vectors
+void load_q(uint e, out vec4 x[2]) { unpack(texelFetch(q_tex, int(e / E)), x); }
+void load_k(uint e, out vec4 x[2]) { unpack(texelFetch(k_tex, int(e / E)), x); }
+void load_v(uint e, out vec4 x[2]) { unpack(texelFetch(v_tex, int(e / E)), x); }
 layout(std430, binding = 3) writeonly buffer O { T o[]; };
 
 const uint NL = D / E; // loads per row
@@ -65,13 +68,13 @@ const float NEG = -3.0e38;
 // scale * log2(e) once), so the softmax uses exp2 directly.
 #define VKD_SCORE(c)                                                   \
     [[unroll]] for (uint u = 0; u < VPL; u++) {                        \
-        vec4 kb = subgroupBroadcast(kv[u], c);                         \
+        vec4 kb = subgroupShuffle(kv[u], c);                         \
         [[unroll]] for (uint i = 0; i < R; i++)                        \
             s[i][c] += dot(qr[i][x * VPL + u], kb);                    \
     }
 #define VKD_ACCUM(c)                                                   \
     [[unroll]] for (uint u = 0; u < VPL; u++) {                        \
-        vec4 vb = subgroupBroadcast(vv[u], c);                         \
+        vec4 vb = subgroupShuffle(vv[u], c);                         \
         [[unroll]] for (uint i = 0; i < R; i++)                        \
             acc[i][x * VPL + u] += s[i][c] * vb;                       \
     }

@@ -1,8 +1,8 @@
 // GEMM core of the linear layer and the implicit-GEMM convolution, included by thin
 // entry points, one module per kernel family (VKD_GEMM_FAMILY, matching the DIRECT
 // spec constant): matmul.comp / conv2d.comp (0: shared-memory tiles), matmul_direct /
-// conv2d_direct (1) and matmul_sg / conv2d_sg (2: built with subgroup ballot, so that
-// devices without it never see the capability). One family per module: llvmpipe
+// conv2d_direct (1) and matmul_sg / conv2d_sg (2: built with subgroup shuffles, so that
+// devices without them never see the capability). One family per module: llvmpipe
 // compiles a shader that has barriers or shared memory as coroutines, and with the
 // tiled path's barriers left in the direct modules (dead, but present) a direct kernel
 // took many minutes to JIT at its first dispatch (CI timed out in test_op_matmul):
@@ -22,10 +22,22 @@
 #define VKD_GEMM_FAMILY 0
 #endif
 
+#if VKD_GEMM_FAMILY == 2
+// The subgroup kernel reads A (bindings 0 and 6) and w (1) through uniform texel
+// buffers of 16-byte texels (vk/cmd.h VKD_TEXEL_FORMAT): on llvmpipe a texel fetch is
+// a straight-line gather of 16 bytes per lane, where a storage-buffer load is a loop
+// over the lanes with a branch and a stack round trip per 8-byte component.
+layout(binding = 0) uniform usamplerBuffer a_tex;
+layout(binding = 1) uniform usamplerBuffer w_tex;
+#if !VKD_GEMM_CONV
+layout(binding = 6) uniform usamplerBuffer a2_tex;
+#endif
+#else
 layout(std430, binding = 0) readonly buffer A { T a[]; };
 layout(std430, binding = 0) readonly buffer A4 { T4 a4[]; };
 layout(std430, binding = 1) readonly buffer W { T wt[]; };
 layout(std430, binding = 1) readonly buffer W4 { T4 wt4[]; }; // the same buffer, 4-wide
+#endif
 layout(std430, binding = 2) readonly buffer Bias { T bias[]; };
 layout(std430, binding = 3) readonly buffer Res { T res[]; };
 layout(std430, binding = 4) writeonly buffer O { T outp[]; };
@@ -35,13 +47,15 @@ layout(std430, binding = 5) readonly buffer Ln { float lnsc[]; };
 // pc.k1 > 0: A is two tensors side by side along k, read in place (a UNet skip
 // concatenation): columns k < k1 from binding 0 ([M, k1]), the rest from binding 6
 // ([M, K - k1]); k1 is a multiple of every load width, so no load straddles the two.
+#if VKD_GEMM_FAMILY != 2
 layout(std430, binding = 6) readonly buffer A2 { T a2[]; };
 layout(std430, binding = 6) readonly buffer A2v4 { T4 a2v4[]; };
 #if VKD_F16
 layout(std430, binding = 6) readonly buffer A2v8 { uvec4 a2v8[]; };
 #endif
 #endif
-#if VKD_F16
+#endif
+#if VKD_F16 && VKD_GEMM_FAMILY != 2
 // fp16 A and w read 8 at a time (VEC4 = 2): one 16-byte load instead of two 8-byte ones
 layout(std430, binding = 0) readonly buffer A8 { uvec4 a8[]; };
 layout(std430, binding = 1) readonly buffer W8 { uvec4 wt8[]; };
@@ -76,6 +90,7 @@ int conv_pixel(uint m, uint k, out uint ci)
     return int(img * pc.img_stride + ((sy - pc.iy_lo) * (pc.w >> pc.up) + sx) * pc.cin);
 }
 
+#if VKD_GEMM_FAMILY != 2
 float load_a(uint m, uint k)
 {
     uint ci;
@@ -100,6 +115,7 @@ uvec4 load_a8(uint m, uint k)
     return p < 0 ? uvec4(0) : a8[(pc.a_off + uint(p) + ci) / 8];
 }
 #endif
+#endif
 float ln_row_shift(uint m) { return 0.0; }
 #else
 // Linear layer: A is [M, K] row-major, or two such side by side (pc.k1).
@@ -112,6 +128,16 @@ uint a_index(uint m, uint k, out bool second)
     return pc.a_off + m * (pc.k1 != 0u ? pc.k1 : pc.K) + k;
 }
 
+#if VKD_GEMM_FAMILY == 2
+// LNFOLD: the value subtracted from every element of row m (its first: see ln_out);
+// rows start on a texel here (host/ops/matmul.c vkd_gemm_vec_width)
+float ln_row_shift(uint m)
+{
+    bool s;
+    uvec4 t = texelFetch(a_tex, int(a_index(m, 0u, s) / (VKD_F16 != 0 ? 8u : 4u)));
+    return VKD_F16 != 0 ? unpackHalf2x16(t.x).x : uintBitsToFloat(t.x);
+}
+#else
 float load_a(uint m, uint k)
 {
     bool s;
@@ -143,6 +169,7 @@ uvec4 load_a8(uint m, uint k)
 }
 #endif
 #endif
+#endif
 
 layout(constant_id = 3) const uint BM = 64;
 layout(constant_id = 4) const uint BN = 64;
@@ -154,11 +181,11 @@ layout(constant_id = 7) const uint TN = 4;
 // drivers (lavapipe) run 8 invocations per SIMD vector and turn per-lane addresses
 // into gathers; here only the A load is one (host/ops/matmul.c picks the mode).
 layout(constant_id = 8) const uint DIRECT = 0;
-// VEC4 = 1 (DIRECT only): K, and every row start of A and w, are multiples of 4, so
-// A and w are read as 4-vectors. VEC4 = 2 (DIRECT = 2, fp16 only): the same with 8,
-// read as a uvec4 of packed halves. llvmpipe turns each storage-buffer load into a loop
-// over the SIMD lanes whatever the address; a 4-wide load costs about what a
-// scalar one does, so this quarters the load count.
+// VEC4 = 1 (DIRECT = 1): K, and every row start of A and w, are multiples of 4, so
+// A and w are read as 4-vectors. llvmpipe turns each storage-buffer load into a loop
+// over the SIMD lanes whatever the address; a 4-wide load costs about what a scalar
+// one does, so this quarters the load count. VEC4 = 3: the subgroup kernel's 32-byte
+// texel loads (its only mode).
 layout(constant_id = 9) const uint VEC4 = 0;
 // LNFOLD = 1 (linear only): out = LayerNorm(A) w^T + b with the norm folded in, no pass
 // of its own. The host stores w' = w diag(gamma), s[n] = sum_k w'[n, k] and
@@ -277,82 +304,64 @@ void gemm_direct()
 #endif
 
 #ifdef VKD_GEMM_SUBGROUP
-// VEC4 = 3 (the subgroup kernel only; its entry points also enable 64-bit integers):
-// A and w read 32 bytes per load as a u64vec4 (8 fp32 or 16 fp16 values). llvmpipe's
-// per-lane load loop costs about the same per component at 32 or 64 bits.
-layout(std430, binding = 0) readonly buffer A32 { u64vec4 a32[]; };
-#if !VKD_GEMM_CONV
-layout(std430, binding = 6) readonly buffer A2v32 { u64vec4 a2v32[]; };
-#endif
-layout(std430, binding = 1) readonly buffer W32 { u64vec4 wt32[]; };
-const uint E32 = VKD_F16 != 0 ? 16u : 8u; // elements per 32-byte load
-const uint NQ = E32 / 4;                   // 4-vectors per 32-byte load
+// The subgroup kernel reads 32 bytes of A or w per load (8 fp32 or 16 fp16 values):
+// two texels. K, the window offsets and (conv) Cin are multiples of E32, so a load
+// never straddles a row, a tap or the two parts of a concatenated A (the host runs
+// the direct kernel on shapes where they are not: vkd_gemm_vec_width).
+const uint EPT = VKD_F16 != 0 ? 8u : 4u; // elements per 16-byte texel
+const uint E32 = 2u * EPT;               // elements per load
+const uint NQ = E32 / 4;                 // 4-vectors per load
 
-void unpack32(u64vec4 u, out vec4 q[4])
+void unpack32(uvec4 t0, uvec4 t1, out vec4 q[4])
 {
 #if VKD_F16
-    uvec2 x = unpackUint2x32(u.x), y = unpackUint2x32(u.y);
-    uvec2 z = unpackUint2x32(u.z), w = unpackUint2x32(u.w);
-    q[0] = vec4(unpackHalf2x16(x.x), unpackHalf2x16(x.y));
-    q[1] = vec4(unpackHalf2x16(y.x), unpackHalf2x16(y.y));
-    q[2] = vec4(unpackHalf2x16(z.x), unpackHalf2x16(z.y));
-    q[3] = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+    q[0] = vec4(unpackHalf2x16(t0.x), unpackHalf2x16(t0.y));
+    q[1] = vec4(unpackHalf2x16(t0.z), unpackHalf2x16(t0.w));
+    q[2] = vec4(unpackHalf2x16(t1.x), unpackHalf2x16(t1.y));
+    q[3] = vec4(unpackHalf2x16(t1.z), unpackHalf2x16(t1.w));
 #else
-    q[0] = vec4(uintBitsToFloat(unpackUint2x32(u.x)), uintBitsToFloat(unpackUint2x32(u.y)));
-    q[1] = vec4(uintBitsToFloat(unpackUint2x32(u.z)), uintBitsToFloat(unpackUint2x32(u.w)));
+    q[0] = uintBitsToFloat(t0);
+    q[1] = uintBitsToFloat(t1);
     q[2] = vec4(0.0);
     q[3] = vec4(0.0);
 #endif
 }
 
-// A(m, k .. k+E32-1), k a multiple of E32 (conv: cin too, so all lie in one tap)
-u64vec4 load_a32(uint m, uint k)
+// A(m, k .. k+E32-1), k a multiple of E32
+void load_a32(uint m, uint k, out vec4 q[4])
 {
 #if VKD_GEMM_CONV
     uint ci;
     int p = conv_pixel(m, k, ci);
-    return p < 0 ? u64vec4(0) : a32[(pc.a_off + uint(p) + ci) / E32];
+    int t = int((pc.a_off + uint(max(p, 0)) + ci) / EPT);
+    uvec4 t0 = texelFetch(a_tex, t), t1 = texelFetch(a_tex, t + 1);
+    if (p < 0) // the padding (a select: both fetches are in bounds)
+        t0 = uvec4(0), t1 = uvec4(0);
+    unpack32(t0, t1, q);
 #else
     bool s;
-    uint i = a_index(m, k, s);
-    if (s)
-        return a2v32[i / E32];
-    return a32[i / E32];
+    int t = int(a_index(m, k, s) / EPT);
+    if (s) // if, not ?: -- a select would fetch from both bindings
+        unpack32(texelFetch(a2_tex, t), texelFetch(a2_tex, t + 1), q);
+    else
+        unpack32(texelFetch(a_tex, t), texelFetch(a_tex, t + 1), q);
 #endif
 }
 
-// DIRECT = 2 (the *_sg entry points, built with VKD_GEMM_SUBGROUP: subgroup ballot, subgroup size 8,
-// workgroup = one subgroup of 8 lanes): lane l owns rows l*TM .. l*TM+TM-1 of the
-// workgroup's BM = 8*TM, and all lanes share TN columns (a multiple of 8). Lane l loads
-// only weight rows n0 + jj*8 + l; the other lanes get them with subgroupBroadcast. On
-// llvmpipe (Mesa 22.3) every storage-buffer load is a loop over the 8 SIMD lanes with
-// a bounds check and a stack round trip per component, whatever its address, while a
-// broadcast from a constant lane is an extract and a splat: loading each weight value
-// once per subgroup instead of once per lane cuts the weight loads 8-fold.
-#define VKD_SG_COL4(c)                                                     \
-    {                                                                      \
-        vec4 wv = subgroupBroadcast(wl[jj], c);                            \
-        [[unroll]] for (uint i = 0; i < TM; i++)                           \
-            acc[i * TN + jj * 8 + c] += dot(av[i], wv);                    \
-    }
-#define VKD_SG_COL8(c)                                                     \
-    {                                                                      \
-        vec4 wl = subgroupBroadcast(wlo[jj], c);                           \
-        vec4 wh = subgroupBroadcast(whi[jj], c);                           \
-        [[unroll]] for (uint i = 0; i < TM; i++)                           \
-            acc[i * TN + jj * 8 + c] += dot(alo[i], wl) + dot(ahi[i], wh); \
-    }
+// DIRECT = 2 (the *_sg entry points, built with VKD_GEMM_SUBGROUP: subgroup shuffles,
+// subgroup size 8, workgroup = one subgroup of 8 lanes): lane l owns rows l*TM ..
+// l*TM+TM-1 of the workgroup's BM = 8*TM, and all lanes share TN columns (a multiple
+// of 8). Lane l loads only weight rows n0 + jj*8 + l; the other lanes get them with
+// subgroupShuffle from a constant lane. On llvmpipe every load is a per-lane gather,
+// so loading each weight value once per subgroup cuts the weight loads 8-fold.
+// Shuffle, not subgroupBroadcast: llvmpipe (Mesa 22.3) compiles a 32-bit shuffle to
+// one vpermd on AVX2, but a broadcast to a loop over the lanes looking for an active
+// one, then a store and a reload through the stack (~30 cycles; BENCHMARKS.md).
 #define VKD_SG_COLQ(c)                                                     \
     [[unroll]] for (uint q = 0; q < NQ; q++) {                             \
-        vec4 wv = subgroupBroadcast(wq[jj][q], c);                         \
+        vec4 wv = subgroupShuffle(wq[jj][q], c);                           \
         [[unroll]] for (uint i = 0; i < TM; i++)                           \
             acc[i * TN + jj * 8 + c] += dot(aq[i][q], wv);                 \
-    }
-#define VKD_SG_COL1(c)                                                     \
-    {                                                                      \
-        float wv = subgroupBroadcast(wl[jj], c);                           \
-        [[unroll]] for (uint i = 0; i < TM; i++)                           \
-            acc[i * TN + jj * 8 + c] = fma(av[i], wv, acc[i * TN + jj * 8 + c]); \
     }
 void gemm_subgroup()
 {
@@ -365,7 +374,7 @@ void gemm_subgroup()
     [[unroll]] for (uint i = 0; i < TM * TN; i++)
         acc[i] = 0.0;
     // rows and columns past the edge are clamped (computed, never stored): every
-    // lane stays active, as the broadcasts need
+    // lane stays active, as the shuffles need
     [[unroll]] for (uint i = 0; i < TM; i++) {
         arow[i] = min(mb + i, pc.M - 1);
         sh[i] = LNFOLD != 0 ? ln_row_shift(arow[i]) : 0.0;
@@ -373,67 +382,20 @@ void gemm_subgroup()
     }
     [[unroll]] for (uint jj = 0; jj < NJ; jj++)
         wrow[jj] = pc.w_off + min(n0 + jj * 8 + lane, pc.N - 1) * pc.K;
-    if (VEC4 == 3) {
-        for (uint k = 0; k < pc.K; k += E32) {
-            vec4 aq[TM][4], wq[NJ][4];
-            [[unroll]] for (uint i = 0; i < TM; i++) {
-                unpack32(load_a32(arow[i], k), aq[i]);
-                [[unroll]] for (uint q = 0; q < NQ; q++)
-                    ln_take(aq[i][q], sh[i], s1[i], s2[i]);
-            }
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
-                unpack32(wt32[(wrow[jj] + k) / E32], wq[jj]);
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
-                VKD_SG_COLQ(0) VKD_SG_COLQ(1) VKD_SG_COLQ(2) VKD_SG_COLQ(3)
-                VKD_SG_COLQ(4) VKD_SG_COLQ(5) VKD_SG_COLQ(6) VKD_SG_COLQ(7)
-            }
+    for (uint k = 0; k < pc.K; k += E32) {
+        vec4 aq[TM][4], wq[NJ][4];
+        [[unroll]] for (uint i = 0; i < TM; i++) {
+            load_a32(arow[i], k, aq[i]);
+            [[unroll]] for (uint q = 0; q < NQ; q++)
+                ln_take(aq[i][q], sh[i], s1[i], s2[i]);
         }
-    } else
-#if VKD_F16
-    if (VEC4 == 2) {
-        for (uint k = 0; k < pc.K; k += 8) {
-            vec4 alo[TM], ahi[TM], wlo[NJ], whi[NJ];
-            [[unroll]] for (uint i = 0; i < TM; i++) {
-                unpack8(load_a8(arow[i], k), alo[i], ahi[i]);
-                ln_take(alo[i], sh[i], s1[i], s2[i]);
-                ln_take(ahi[i], sh[i], s1[i], s2[i]);
-            }
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
-                unpack8(wt8[(wrow[jj] + k) / 8], wlo[jj], whi[jj]);
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
-                VKD_SG_COL8(0) VKD_SG_COL8(1) VKD_SG_COL8(2) VKD_SG_COL8(3)
-                VKD_SG_COL8(4) VKD_SG_COL8(5) VKD_SG_COL8(6) VKD_SG_COL8(7)
-            }
+        [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
+            int t = int((wrow[jj] + k) / EPT);
+            unpack32(texelFetch(w_tex, t), texelFetch(w_tex, t + 1), wq[jj]);
         }
-    } else
-#endif
-    if (VEC4 != 0) {
-        for (uint k = 0; k < pc.K; k += 4) {
-            vec4 av[TM], wl[NJ];
-            [[unroll]] for (uint i = 0; i < TM; i++) {
-                av[i] = load_a4(arow[i], k);
-                ln_take(av[i], sh[i], s1[i], s2[i]);
-            }
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
-                wl[jj] = vec4(wt4[(wrow[jj] + k) / 4]);
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
-                VKD_SG_COL4(0) VKD_SG_COL4(1) VKD_SG_COL4(2) VKD_SG_COL4(3)
-                VKD_SG_COL4(4) VKD_SG_COL4(5) VKD_SG_COL4(6) VKD_SG_COL4(7)
-            }
-        }
-    } else {
-        for (uint k = 0; k < pc.K; k++) {
-            float av[TM], wl[NJ];
-            [[unroll]] for (uint i = 0; i < TM; i++) {
-                av[i] = load_a(arow[i], k);
-                ln_take1(av[i], sh[i], s1[i], s2[i]);
-            }
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++)
-                wl[jj] = float(wt[wrow[jj] + k]);
-            [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
-                VKD_SG_COL1(0) VKD_SG_COL1(1) VKD_SG_COL1(2) VKD_SG_COL1(3)
-                VKD_SG_COL1(4) VKD_SG_COL1(5) VKD_SG_COL1(6) VKD_SG_COL1(7)
-            }
+        [[unroll]] for (uint jj = 0; jj < NJ; jj++) {
+            VKD_SG_COLQ(0) VKD_SG_COLQ(1) VKD_SG_COLQ(2) VKD_SG_COLQ(3)
+            VKD_SG_COLQ(4) VKD_SG_COLQ(5) VKD_SG_COLQ(6) VKD_SG_COLQ(7)
         }
     }
     [[unroll]] for (uint i = 0; i < TM; i++)

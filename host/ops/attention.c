@@ -2,6 +2,7 @@
 #include "ops/attention.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "common/log.h"
 #include "push_attention.h"
@@ -96,12 +97,13 @@ static bool operand_aligned(const operand *o, int64_t e)
 }
 
 /* The subgroup kernel applies: a CPU device (where shared memory and barriers are
- * what cost, see the shader) with 8-lane subgroups and ballot, and aligned operands. */
+ * what cost, see the shader) with 8-lane subgroups and shuffles, and aligned operands. */
 static bool subgroup_applies(const vkd_device *d, int64_t dim, const operand *ops, int nops)
 {
-    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
     if (d->caps.type != VK_PHYSICAL_DEVICE_TYPE_CPU || d->caps.subgroup_size != 8 ||
-        (d->caps.subgroup_ops & need) != need)
+        (d->caps.subgroup_ops & need) != need || !d->caps.texel_rgba32ui || d->caps.texel_align > 16 ||
+        d->caps.ssbo_align % 16 != 0) /* windows start on a texel */
         return false;
     int64_t e = 16 / (int64_t)vkd_dtype_size(ops[0].t->dtype);
     if (dim > 160 || dim % e != 0)
@@ -188,7 +190,9 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         uint32_t spec[5] = {8, 1, 1, rows, (uint32_t)dim};
         br = 8 * rows;
         nsplit = 1;
-        if ((r = vkd_op_pipeline(c, "attention_sg", out->dtype, spec, 5, 4, &pipe)))
+        char name[32]; /* q, k and v are bound as uniform texel buffers */
+        snprintf(name, sizeof name, "attention_sg_%s", vkd_dtype_suffix(out->dtype));
+        if ((r = vkd_pipeline_get_texel(d, name, spec, 5, 4, 0x7u, &pipe)))
             return r;
     } else {
         tiling tl;

@@ -10,6 +10,9 @@
 
 static vkd_gemm_tile tile_override;
 
+/* CPU devices without the subgroup kernel, and shapes it cannot run (see below) */
+static const vkd_gemm_tile cpu_direct = {256, 8, 1, 8, 8, 1};
+
 void vkd_gemm_set_tile_override(const vkd_gemm_tile *t)
 {
     vkd_gemm_tile none = {0};
@@ -30,13 +33,15 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
      * GFLOP/s against 0.1 for the shared-memory tiles and 0.2-0.3 for 4x4, 2x16, 4x8
      * direct blocks: every shared or storage load is a per-lane loop there, so the
      * kernel with the most FMAs per load wins. */
-    vkd_gemm_tile cpu = {256, 8, 1, 8, 8, 1};
-    /* CPU devices with ballot and 8-lane subgroups (lavapipe on AVX2): the subgroup
+    vkd_gemm_tile cpu = cpu_direct;
+    /* CPU devices with shuffles and 8-lane subgroups (lavapipe on AVX2): the subgroup
      * kernel, one subgroup per workgroup owning 64 rows x 32 columns, 8 x 32 per lane;
-     * each weight value is loaded by one lane and broadcast. M=1024 K=640 N=640 on
-     * lavapipe (Mesa 22.3.6, 2 busy Zen cores), 4-wide loads: 2.9 GFLOP/s fp32 and
-     * fp16, against 0.9 / 1.0 for `cpu` above and 1.4-2.2 for 8x16, 4x16, 4x32, 4x64
-     * per lane; with 32-byte loads (vkd_gemm_vec_width) 3.3-5 fp32, 6-7 fp16. */
+     * each weight value is loaded by one lane and shuffled to the others. M=1024 K=640
+     * N=640 on lavapipe (Mesa 22.3.6, 2 busy Zen cores), 4-wide storage loads and
+     * subgroupBroadcast: 2.9 GFLOP/s fp32 and fp16, against 0.9 / 1.0 for `cpu` above
+     * and 1.4-2.2 for 8x16, 4x16, 4x32, 4x64 per lane; 32-byte loads 3.3-5 fp32, 6-7
+     * fp16; subgroupShuffle 10.5 / 14.3; texel fetches instead of storage loads 16-23 /
+     * 19-21 (BENCHMARKS.md). */
     vkd_gemm_tile cpu_sg = {64, 32, 1, 8, 32, 2};
     if (tile_override.bm)
         return tile_override;
@@ -57,21 +62,21 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
 
 int vkd_gemm_subgroup_ok(const vkd_device *d)
 {
-    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
-    return d->caps.subgroup_size == 8 && (d->caps.subgroup_ops & need) == need && d->caps.int64;
+    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+    return d->caps.subgroup_size == 8 && (d->caps.subgroup_ops & need) == need && d->caps.texel_rgba32ui &&
+           d->caps.texel_align <= 16 && d->caps.ssbo_align % 16 == 0; /* windows start on a texel */
 }
 
-int vkd_gemm_vec_width(const vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off)
+int vkd_gemm_vec_width(vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off)
 {
-    if (!vec4 || t->direct != 2)
+    if (t->direct != 2)
         return vec4;
     /* 32-byte loads: 16 fp16 or 8 fp32 values */
     uint32_t e32 = dt == VKD_F16 ? 16 : 8;
     if (kstep % e32 == 0 && a_off % e32 == 0 && w_off % e32 == 0)
         return 3;
-    if (dt == VKD_F16 && kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0)
-        return 2;
-    return 1;
+    *t = cpu_direct; /* e.g. the first conv of a UNet or VAE (4 input channels) */
+    return vec4;
 }
 
 vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
@@ -85,7 +90,12 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
     }
     uint32_t spec[11] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
                          t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0, lnfold ? 1u : 0u};
-    return vkd_op_pipeline(c, stem, dt, spec, 11, linear ? 7 : 5, out);
+    uint32_t nb = linear ? 7 : 5;
+    if (t->direct != 2)
+        return vkd_op_pipeline(c, stem, dt, spec, 11, nb, out);
+    /* the subgroup kernel reads A (0, and 6 for the linear) and w (1) as texel buffers */
+    snprintf(name + strlen(name), sizeof name - strlen(name), "_%s", vkd_dtype_suffix(dt));
+    return vkd_pipeline_get_texel(vkd_cmd_device(c), name, spec, 11, nb, linear ? 0x43u : 0x3u, out);
 }
 
 vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,

@@ -21,17 +21,18 @@ typedef struct vkd_gemm_tile {
  * devices with little shared memory or few invocations per workgroup. */
 vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d);
 /* Whether the device can run the subgroup kernel (direct = 2): compute subgroups of
- * 8 lanes with ballot, and shaderInt64. */
+ * 8 lanes with shuffles, and shaderInt64. */
 int vkd_gemm_subgroup_ok(const vkd_device *d);
 /* Tests and benchmarks: use tile *t on every device from now on (NULL: back to the
  * per-device choice), so the GPU kernel is checked on lavapipe and vice versa.
  * Process-wide; not for use while another thread records ops. */
 void vkd_gemm_set_tile_override(const vkd_gemm_tile *t);
-/* The load width code for tile t: vec4 (0 or 1: K, or conv's Cin, and the A and w window
- * offsets are multiples of 4) widened for the subgroup kernel to 3 (multiples of 32
- * bytes: u64vec4 loads) or 2 (fp16, multiples of 8: uvec4 loads). kstep: K for a
- * linear layer, Cin for a convolution (a load must not cross a tap). */
-int vkd_gemm_vec_width(const vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off);
+/* The load width code for tile *t: vec4 (0 or 1: K, or conv's Cin, and the A and w window
+ * offsets are multiples of 4), 3 for the subgroup kernel, which reads 32 bytes per load
+ * (kstep and the offsets multiples of 32 bytes). Where the subgroup kernel cannot run
+ * the shape, *t becomes the CPU direct tile. kstep: K for a linear layer, Cin for a
+ * convolution (a load must not cross a tap). */
+int vkd_gemm_vec_width(vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off);
 /* The "matmul"/"conv2d" pipeline for a tile; vec4: from vkd_gemm_vec_width
  * (0 scalar loads, 1 4-vectors, 2 8 packed halves, 3 32 bytes); lnfold: the linear
  * layer that layer-normalises its input (vkd_linear_opts.ln). */

@@ -20,6 +20,8 @@ struct vkd_cmd {
     VkCommandBuffer cb;
     VkFence fence;
     pool_node *pools;
+    VkBufferView *views; /* texel views of the recorded dispatches, alive until re-recording */
+    uint32_t n_views, views_cap;
     uint32_t n_dispatch;
     double flops;      /* counted work of the recorded ops (vkd_cmd_add_flops) */
     double bytes;      /* bytes bound by the recorded dispatches */
@@ -53,6 +55,13 @@ vkd_result vkd_cmd_create(vkd_device *d, vkd_cmd **out)
     return VKD_OK;
 }
 
+static void free_views(vkd_cmd *c)
+{
+    for (uint32_t i = 0; i < c->n_views; i++)
+        vkDestroyBufferView(c->d->dev, c->views[i], NULL);
+    c->n_views = 0;
+}
+
 static void free_pools(vkd_cmd *c)
 {
     while (c->pools) {
@@ -73,6 +82,8 @@ void vkd_cmd_destroy(vkd_cmd *c)
         vkDestroyFence(d->dev, c->fence, NULL);
     }
     free_pools(c);
+    free_views(c);
+    free(c->views);
     if (c->queries)
         vkDestroyQueryPool(d->dev, c->queries, NULL);
     if (c->cb)
@@ -115,6 +126,7 @@ vkd_result vkd_cmd_begin(vkd_cmd *c)
     /* never re-record while a previous submission may still run */
     VK_TRY(vkWaitForFences(d->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
     free_pools(c);
+    free_views(c);
     c->n_dispatch = 0;
     c->flops = 0;
     c->flops_attributed = 0;
@@ -145,9 +157,10 @@ static vkd_result alloc_set(vkd_cmd *c, VkDescriptorSetLayout layout, VkDescript
         pool_node *n = calloc(1, sizeof *n);
         if (!n)
             return VKD_ERR_OUT_OF_HOST_MEMORY;
-        VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKD_MAX_BINDINGS};
+        VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKD_MAX_BINDINGS},
+                                      {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * 3}};
         VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                         .maxSets = SETS_PER_POOL, .poolSizeCount = 1, .pPoolSizes = &ps};
+                                         .maxSets = SETS_PER_POOL, .poolSizeCount = 2, .pPoolSizes = ps};
         VkResult r = vkCreateDescriptorPool(d->dev, &pi, NULL, &n->pool);
         if (r != VK_SUCCESS) {
             free(n);
@@ -161,6 +174,42 @@ static vkd_result alloc_set(vkd_cmd *c, VkDescriptorSetLayout layout, VkDescript
                                       .pSetLayouts = &layout};
     VK_TRY(vkAllocateDescriptorSets(d->dev, &ai, out));
     c->pools->used++;
+    return VKD_OK;
+}
+
+/* A texel view (VKD_TEXEL_FORMAT) from byte off of buf's VkBuffer covering range bytes,
+ * kept until the next begin. The view is rounded up to a multiple of 64 KiB where the
+ * VkBuffer allows (memory.c BLOCK_SLACK says why), else to whole texels, else down
+ * (the shaders read only whole texels inside the window). */
+static vkd_result make_view(vkd_cmd *c, const vkd_pipeline *p, uint32_t i, const vkd_buffer *buf, VkDeviceSize off,
+                            VkDeviceSize range, VkBufferView *out)
+{
+    vkd_device *d = c->d;
+    VkDeviceSize texel = VKD_TEXEL_BYTES, room = buf->vk_size > off ? buf->vk_size - off : 0;
+    VkDeviceSize bytes = (range + texel - 1) / texel * texel, padded = (bytes + 65535) & ~(VkDeviceSize)65535;
+    if (padded <= room)
+        bytes = padded;
+    else if (bytes > room)
+        bytes = range / texel * texel;
+    VkDeviceSize n = bytes / texel;
+    if (!d->caps.texel_rgba32ui || off % (d->caps.texel_align ? d->caps.texel_align : 1) || n == 0 ||
+        n > d->caps.max_texels) {
+        VKD_ERROR("%s: binding %u (%llu bytes at %llu) cannot be a texel view on this device", p->name, i,
+                  (unsigned long long)range, (unsigned long long)off);
+        return VKD_ERR_TOO_LARGE;
+    }
+    if (c->n_views == c->views_cap) {
+        uint32_t cap = c->views_cap ? 2 * c->views_cap : 64;
+        VkBufferView *v = realloc(c->views, cap * sizeof *v);
+        if (!v)
+            return VKD_ERR_OUT_OF_HOST_MEMORY;
+        c->views = v;
+        c->views_cap = cap;
+    }
+    VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = buf->vk,
+                                 .format = VKD_TEXEL_FORMAT, .offset = off, .range = n * texel};
+    VK_TRY(vkCreateBufferView(d->dev, &vi, NULL, out));
+    c->views[c->n_views++] = *out;
     return VKD_OK;
 }
 
@@ -186,6 +235,7 @@ vkd_result vkd_cmd_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_binding
         return VKD_ERR_TOO_LARGE;
     }
     VkDescriptorBufferInfo info[VKD_MAX_BINDINGS];
+    VkBufferView view[VKD_MAX_BINDINGS];
     VkWriteDescriptorSet w[VKD_MAX_BINDINGS];
     VkDescriptorSet set;
     vkd_result res = alloc_set(c, p->set_layout, &set);
@@ -206,6 +256,13 @@ vkd_result vkd_cmd_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_binding
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = i,
                                       .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = &info[i]};
+        if (p->texel_mask >> i & 1u) {
+            if ((res = make_view(c, p, i, buf, off, range, &view[i])))
+                return res;
+            w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+            w[i].pBufferInfo = NULL;
+            w[i].pTexelBufferView = &view[i];
+        }
     }
     vkUpdateDescriptorSets(d->dev, n_bindings, w, 0, NULL);
     if (c->n_dispatch > 0) {

@@ -22,6 +22,13 @@ typedef struct vkd_binding {
 
 typedef struct vkd_cmd vkd_cmd;
 
+/* Bindings a pipeline declares as uniform texel buffers (vkd_pipeline.texel_mask) are
+ * bound as views of this format: 16 bytes per texel (8 fp16 or 4 fp32 values) that a
+ * shader reads with texelFetch on a usamplerBuffer. The window's offset must suit
+ * minTexelBufferOffsetAlignment. */
+#define VKD_TEXEL_FORMAT VK_FORMAT_R32G32B32A32_UINT
+#define VKD_TEXEL_BYTES 16u
+
 vkd_result vkd_cmd_create(vkd_device *d, vkd_cmd **out);
 void vkd_cmd_destroy(vkd_cmd *c);
 

@@ -220,6 +220,11 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     c->max_alloc = m3.maxMemoryAllocationSize;
     c->max_binding = p->limits.maxStorageBufferRange;
     c->ssbo_align = p->limits.minStorageBufferOffsetAlignment;
+    c->texel_align = p->limits.minTexelBufferOffsetAlignment;
+    c->max_texels = p->limits.maxTexelBufferElements;
+    VkFormatProperties fp;
+    vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_UINT, &fp);
+    c->texel_rgba32ui = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
     c->max_wg_invocations = p->limits.maxComputeWorkGroupInvocations;
     memcpy(c->max_wg_count, p->limits.maxComputeWorkGroupCount, sizeof c->max_wg_count);
     c->max_shared = p->limits.maxComputeSharedMemorySize;

@@ -37,6 +37,9 @@ typedef struct vkd_device_caps {
     uint64_t max_alloc;     /* maxMemoryAllocationSize */
     uint64_t max_binding;   /* maxStorageBufferRange (possibly lowered by an override) */
     uint64_t ssbo_align;    /* minStorageBufferOffsetAlignment */
+    uint64_t texel_align;   /* minTexelBufferOffsetAlignment */
+    uint32_t max_texels;    /* maxTexelBufferElements */
+    bool texel_rgba32ui;    /* R32G32B32A32_UINT uniform texel buffers (vk/cmd.h VKD_TEXEL_*) */
     uint32_t max_wg_invocations;
     uint32_t max_wg_count[3];
     uint32_t max_shared;    /* maxComputeSharedMemorySize */

@@ -9,6 +9,14 @@
 
 #define BLOCK_DEFAULT (256ull << 20) /* large enough to hold any SD weight, small enough for phones */
 #define POOL_BLOCK (32ull << 20)     /* activation pools not sized by a plan; larger tensors get their own block */
+/* Each block's VkBuffer spans 64 KiB (and, if that makes a power of two, 256 bytes)
+ * more than the block hands out, never allocated to a tensor. Why: llvmpipe compiles
+ * a shader that reads texel buffers once per "static" view state, which includes
+ * whether the buffer's size is a power of two and bits 8-15 of the view's byte size
+ * (a union with a mip level in Mesa 22.3). With the slack, vkd_cmd rounds every texel
+ * view up to a multiple of 64 KiB and no block is a power of two, so one variant is
+ * compiled per pipeline instead of one per combination (test_op_matmul: minutes). */
+#define BLOCK_SLACK (64ull << 10)
 #define ALIGN 256ull                 /* >= minStorageBufferOffsetAlignment on every known device */
 #define STAGING_SIZE (32ull << 20)
 
@@ -18,6 +26,7 @@ typedef struct vkd_block {
     VkDeviceMemory mem;
     VkBuffer buf;
     VkDeviceSize size;
+    VkDeviceSize vk_size; /* size + BLOCK_SLACK: what the VkBuffer spans */
     uint8_t *mapped;   /* non-NULL when the memory type is host-visible and coherent */
     range *free;       /* sorted by offset, coalesced */
     uint32_t n_free, cap_free;
@@ -53,7 +62,9 @@ static int find_type(const VkPhysicalDeviceMemoryProperties *mp, uint32_t bits, 
 
 static VkBufferUsageFlags usage(void)
 {
-    return VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    /* uniform texel buffers: the subgroup GEMM reads its operands through texel views */
+    return VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+           VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 }
 
 static vkd_result make_buffer(vkd_device *d, VkDeviceSize size, VkBuffer *buf, VkMemoryRequirements *req)
@@ -234,7 +245,12 @@ static vkd_result block_new(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd
         goto fail;
     }
     VkMemoryRequirements req;
-    if ((res = make_buffer(d, size, &b->buf, &req)))
+    VkDeviceSize vk_size = size + BLOCK_SLACK;
+    while ((vk_size & (vk_size - 1)) == 0)
+        vk_size += 256;
+    if (d->caps.max_alloc && vk_size > d->caps.max_alloc)
+        vk_size = size;
+    if ((res = make_buffer(d, vk_size, &b->buf, &req)))
         goto fail;
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                .allocationSize = req.size, .memoryTypeIndex = m->type_index};
@@ -252,6 +268,7 @@ static vkd_result block_new(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd
         b->mapped = p;
     }
     b->size = size;
+    b->vk_size = vk_size;
     b->owner = m;
     b->free[0] = (range){0, size};
     b->n_free = 1;
@@ -385,6 +402,7 @@ vkd_result vkd_buffer_create_in(vkd_device *d, vkd_memory *m, VkDeviceSize size,
     out->vk = b->buf;
     out->offset = off;
     out->size = size;
+    out->vk_size = b->vk_size;
     out->block = b;
     out->mapped = b->mapped ? b->mapped + off : NULL;
     m->expect = m->expect > size ? m->expect - size : 0;

@@ -17,6 +17,7 @@ typedef struct vkd_buffer {
     VkBuffer vk;            /* the block's buffer */
     VkDeviceSize offset;    /* byte offset of this allocation inside vk */
     VkDeviceSize size;      /* bytes */
+    VkDeviceSize vk_size;   /* bytes of the whole VkBuffer vk (texel views may reach past size) */
     struct vkd_block *block;
     uint8_t *mapped;        /* host pointer to byte 0 of this allocation when the memory is host-visible */
 } vkd_buffer;

@@ -14,14 +14,24 @@
 typedef struct entry {
     char name[64];
     uint32_t spec[VKD_MAX_SPEC];
-    uint32_t n_spec, n_bindings;
+    uint32_t n_spec, n_bindings, texel_mask;
     vkd_pipeline p;
 } entry;
+
+/* A layout with some bindings as uniform texel buffers, made on first use. */
+typedef struct texel_layout {
+    uint32_t n_bindings, mask;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+} texel_layout;
+#define MAX_TEXEL_LAYOUTS 8
 
 typedef struct vkd_pipelines {
     VkPipelineCache cache;
     VkDescriptorSetLayout set_layouts[VKD_MAX_BINDINGS + 1];
     VkPipelineLayout layouts[VKD_MAX_BINDINGS + 1];
+    texel_layout texel[MAX_TEXEL_LAYOUTS];
+    uint32_t n_texel;
     VkShaderModule *modules; /* one per vkd_spirv_table entry, created lazily */
     entry *entries;
     uint32_t n, cap;
@@ -47,6 +57,29 @@ static void *read_file(const char *path, size_t *n)
     }
     fclose(f);
     return buf;
+}
+
+/* Set and pipeline layout of n storage buffers, those in texel_mask uniform texel buffers. */
+static vkd_result make_layout(vkd_device *d, uint32_t n, uint32_t texel_mask, VkDescriptorSetLayout *set_layout,
+                              VkPipelineLayout *layout)
+{
+    VkDescriptorSetLayoutBinding bind[VKD_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n; i++)
+        bind[i] = (VkDescriptorSetLayoutBinding){.binding = i,
+                                                 .descriptorType = (texel_mask >> i & 1u)
+                                                                       ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                                       : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                                 .descriptorCount = 1,
+                                                 .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                           .bindingCount = n, .pBindings = bind};
+    VK_TRY(vkCreateDescriptorSetLayout(d->dev, &lci, NULL, set_layout));
+    VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, VKD_PUSH_MAX};
+    VkPipelineLayoutCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                      .setLayoutCount = 1, .pSetLayouts = set_layout,
+                                      .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
+    VK_TRY(vkCreatePipelineLayout(d->dev, &pci, NULL, layout));
+    return VKD_OK;
 }
 
 vkd_result vkd_pipelines_create(vkd_device *d, vkd_pipelines **out)
@@ -75,20 +108,9 @@ vkd_result vkd_pipelines_create(vkd_device *d, vkd_pipelines **out)
     free(data);
     VK_TRY(r);
     for (uint32_t b = 1; b <= VKD_MAX_BINDINGS; b++) {
-        VkDescriptorSetLayoutBinding bind[VKD_MAX_BINDINGS];
-        for (uint32_t i = 0; i < b; i++)
-            bind[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                                     .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                                     .descriptorCount = 1,
-                                                     .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
-        VkDescriptorSetLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                               .bindingCount = b, .pBindings = bind};
-        VK_TRY(vkCreateDescriptorSetLayout(d->dev, &lci, NULL, &p->set_layouts[b]));
-        VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, VKD_PUSH_MAX};
-        VkPipelineLayoutCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
-                                          .setLayoutCount = 1, .pSetLayouts = &p->set_layouts[b],
-                                          .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
-        VK_TRY(vkCreatePipelineLayout(d->dev, &pci, NULL, &p->layouts[b]));
+        vkd_result res = make_layout(d, b, 0, &p->set_layouts[b], &p->layouts[b]);
+        if (res)
+            return res;
     }
     return VKD_OK;
 }
@@ -138,6 +160,10 @@ void vkd_pipelines_destroy(vkd_device *d, vkd_pipelines *p)
             if (p->modules[i])
                 vkDestroyShaderModule(d->dev, p->modules[i], NULL);
     free(p->modules);
+    for (uint32_t i = 0; i < p->n_texel; i++) {
+        vkDestroyPipelineLayout(d->dev, p->texel[i].layout, NULL);
+        vkDestroyDescriptorSetLayout(d->dev, p->texel[i].set_layout, NULL);
+    }
     for (uint32_t b = 0; b <= VKD_MAX_BINDINGS; b++) {
         if (p->layouts[b])
             vkDestroyPipelineLayout(d->dev, p->layouts[b], NULL);
@@ -170,14 +196,20 @@ static vkd_result module_get(vkd_device *d, const char *name, VkShaderModule *ou
 vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
                             uint32_t n_bindings, const vkd_pipeline **out)
 {
+    return vkd_pipeline_get_texel(d, name, spec, n_spec, n_bindings, 0, out);
+}
+
+vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
+                                  uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out)
+{
     vkd_pipelines *p = d->pipes;
     if (n_spec < 3 || n_spec > VKD_MAX_SPEC || n_bindings < 1 || n_bindings > VKD_MAX_BINDINGS ||
-        strlen(name) >= sizeof p->entries[0].name)
+        (texel_mask >> n_bindings) != 0 || strlen(name) >= sizeof p->entries[0].name)
         return VKD_ERR_INTERNAL;
     for (uint32_t i = 0; i < p->n; i++) {
         entry *e = &p->entries[i];
-        if (e->n_spec == n_spec && e->n_bindings == n_bindings && !memcmp(e->spec, spec, n_spec * 4) &&
-            !strcmp(e->name, name)) {
+        if (e->n_spec == n_spec && e->n_bindings == n_bindings && e->texel_mask == texel_mask &&
+            !memcmp(e->spec, spec, n_spec * 4) && !strcmp(e->name, name)) {
             *out = &e->p;
             return VKD_OK;
         }
@@ -192,6 +224,24 @@ vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spe
     vkd_result res = module_get(d, name, &mod);
     if (res)
         return res;
+    VkPipelineLayout layout = p->layouts[n_bindings];
+    VkDescriptorSetLayout set_layout = p->set_layouts[n_bindings];
+    if (texel_mask) {
+        uint32_t t = 0;
+        while (t < p->n_texel && (p->texel[t].n_bindings != n_bindings || p->texel[t].mask != texel_mask))
+            t++;
+        if (t == p->n_texel) {
+            if (t == MAX_TEXEL_LAYOUTS)
+                return VKD_ERR_INTERNAL;
+            if ((res = make_layout(d, n_bindings, texel_mask, &p->texel[t].set_layout, &p->texel[t].layout)))
+                return res;
+            p->texel[t].n_bindings = n_bindings;
+            p->texel[t].mask = texel_mask;
+            p->n_texel++;
+        }
+        layout = p->texel[t].layout;
+        set_layout = p->texel[t].set_layout;
+    }
     if (p->n == p->cap) {
         /* Pipelines are handed out by pointer, so the table never moves: one fixed
          * allocation, far above the few dozen variants a model uses. */
@@ -213,7 +263,7 @@ vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spe
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT, .module = mod, .pName = "main",
                   .pSpecializationInfo = &si},
-        .layout = p->layouts[n_bindings],
+        .layout = layout,
     };
     entry *e = &p->entries[p->n];
     double t0 = vkd_clock_ms();
@@ -224,9 +274,11 @@ vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spe
     memcpy(e->spec, spec, n_spec * 4);
     e->n_spec = n_spec;
     e->n_bindings = n_bindings;
-    e->p.layout = p->layouts[n_bindings];
-    e->p.set_layout = p->set_layouts[n_bindings];
+    e->texel_mask = texel_mask;
+    e->p.layout = layout;
+    e->p.set_layout = set_layout;
     e->p.n_bindings = n_bindings;
+    e->p.texel_mask = texel_mask;
     memcpy(e->p.local, spec, 12);
     snprintf(e->p.name, sizeof e->p.name, "%s", name);
     p->n++;

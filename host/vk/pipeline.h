@@ -2,7 +2,8 @@
  * constants, binding count); a VkPipelineCache saved to disk between runs.
  *
  * Shader conventions (shaders/common.glsl):
- *   - every binding is a storage buffer, set 0, bindings 0..n_bindings-1;
+ *   - set 0, bindings 0..n_bindings-1, each a storage buffer or, where the pipeline's
+ *     texel mask has its bit, a uniform texel buffer (vk/cmd.h binds those as views);
  *   - specialization constants 0,1,2 are local_size_x/y/z; 3.. are per-shader;
  *   - one push-constant block of at most VKD_PUSH_MAX bytes (structs in host/ops/push.h). */
 #ifndef VKD_PIPELINE_H
@@ -22,6 +23,7 @@ typedef struct vkd_pipeline {
     VkPipelineLayout layout;
     VkDescriptorSetLayout set_layout;
     uint32_t n_bindings;
+    uint32_t texel_mask; /* bit i: binding i is a uniform texel buffer */
     uint32_t local[3];
     char name[64];
 } vkd_pipeline;
@@ -40,6 +42,9 @@ void vkd_pipelines_destroy(vkd_device *d, struct vkd_pipelines *p);
  * constants spec[0..n_spec-1] (spec[0..2] = local size) and n_bindings storage buffers. */
 vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
                             uint32_t n_bindings, const vkd_pipeline **out);
+/* The same with the bindings in texel_mask as uniform texel buffers. */
+vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
+                                  uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out);
 
 void vkd_pipeline_stats_get(const vkd_device *d, vkd_pipeline_stats *s);
 /* Writes the cache file now (also done at destroy). */
