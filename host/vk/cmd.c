@@ -185,7 +185,8 @@ static vkd_result make_view(vkd_cmd *c, const vkd_pipeline *p, uint32_t i, const
                             VkDeviceSize range, VkBufferView *out)
 {
     vkd_device *d = c->d;
-    VkDeviceSize texel = VKD_TEXEL_BYTES, room = buf->vk_size > off ? buf->vk_size - off : 0;
+    VkDeviceSize end = buf->vk_size ? buf->vk_size : buf->offset + buf->size; /* of the VkBuffer */
+    VkDeviceSize texel = VKD_TEXEL_BYTES, room = end > off ? end - off : 0;
     VkDeviceSize bytes = (range + texel - 1) / texel * texel, padded = (bytes + 65535) & ~(VkDeviceSize)65535;
     if (padded <= room)
         bytes = padded;
