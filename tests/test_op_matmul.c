@@ -187,7 +187,7 @@ static void test_linear_rejects_bad_shapes(vkd_device *d)
 }
 
 /* shared-memory tiles (GPUs), direct (CPUs), subgroup-direct (CPUs with 8-lane ballot) */
-static const vkd_gemm_tile tiles[3] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}, {64, 32, 1, 8, 32, 2}};
+static const vkd_gemm_tile tiles[3] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}, {32, 64, 1, 4, 64, 2}};
 #define N_TILES(d) (vkd_gemm_subgroup_ok(d) ? 3 : 2)
 
 int main(void)

@@ -35,14 +35,15 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
      * kernel with the most FMAs per load wins. */
     vkd_gemm_tile cpu = cpu_direct;
     /* CPU devices with shuffles and 8-lane subgroups (lavapipe on AVX2): the subgroup
-     * kernel, one subgroup per workgroup owning 64 rows x 32 columns, 8 x 32 per lane;
+     * kernel, one subgroup per workgroup owning 32 rows x 64 columns, 4 x 64 per lane;
      * each weight value is loaded by one lane and shuffled to the others. M=1024 K=640
      * N=640 on lavapipe (Mesa 22.3.6, 2 busy Zen cores), 4-wide storage loads and
      * subgroupBroadcast: 2.9 GFLOP/s fp32 and fp16, against 0.9 / 1.0 for `cpu` above
      * and 1.4-2.2 for 8x16, 4x16, 4x32, 4x64 per lane; 32-byte loads 3.3-5 fp32, 6-7
      * fp16; subgroupShuffle 10.5 / 14.3; texel fetches instead of storage loads 16-23 /
-     * 19-21 (BENCHMARKS.md). */
-    vkd_gemm_tile cpu_sg = {64, 32, 1, 8, 32, 2};
+     * 19-21 (BENCHMARKS.md). With texel fetches, 4 x 64 per lane measured 5-11% faster
+     * than 8 x 32 in bracketed runs (8 x 16, 16 x 16, 4 x 32 no better). */
+    vkd_gemm_tile cpu_sg = {32, 64, 1, 4, 64, 2};
     if (tile_override.bm)
         return tile_override;
     if (d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
