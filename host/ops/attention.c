@@ -2,7 +2,6 @@
 #include "ops/attention.h"
 
 #include <math.h>
-#include <stdio.h>
 
 #include "common/log.h"
 #include "push_attention.h"
@@ -190,9 +189,8 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         uint32_t spec[5] = {8, 1, 1, rows, (uint32_t)dim};
         br = 8 * rows;
         nsplit = 1;
-        char name[32]; /* q, k and v are bound as uniform texel buffers */
-        snprintf(name, sizeof name, "attention_sg_%s", vkd_dtype_suffix(out->dtype));
-        if ((r = vkd_pipeline_get_texel(d, name, spec, 5, 4, 0x7u, &pipe)))
+        /* q, k and v (bindings 0-2) are bound as uniform texel buffers */
+        if ((r = vkd_op_pipeline_texel(c, "attention_sg", out->dtype, spec, 5, 4, 0x7u, &pipe)))
             return r;
     } else {
         tiling tl;

@@ -91,12 +91,9 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
     }
     uint32_t spec[11] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
                          t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0, lnfold ? 1u : 0u};
-    uint32_t nb = linear ? 7 : 5;
-    if (t->direct != 2)
-        return vkd_op_pipeline(c, stem, dt, spec, 11, nb, out);
-    /* the subgroup kernel reads A (0, and 6 for the linear) and w (1) as texel buffers */
-    snprintf(name + strlen(name), sizeof name - strlen(name), "_%s", vkd_dtype_suffix(dt));
-    return vkd_pipeline_get_texel(vkd_cmd_device(c), name, spec, 11, nb, linear ? 0x43u : 0x3u, out);
+    /* the subgroup kernel reads A (binding 0, and 6 for the linear) and w (1) as texel buffers */
+    uint32_t texel = t->direct != 2 ? 0 : linear ? 0x43u : 0x3u;
+    return vkd_op_pipeline_texel(c, stem, dt, spec, 11, linear ? 7 : 5, texel, out);
 }
 
 vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,

@@ -78,7 +78,12 @@ static vkd_result make_layout(vkd_device *d, uint32_t n, uint32_t texel_mask, Vk
     VkPipelineLayoutCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                       .setLayoutCount = 1, .pSetLayouts = set_layout,
                                       .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
-    VK_TRY(vkCreatePipelineLayout(d->dev, &pci, NULL, layout));
+    VkResult r = vkCreatePipelineLayout(d->dev, &pci, NULL, layout);
+    if (r != VK_SUCCESS) {
+        vkDestroyDescriptorSetLayout(d->dev, *set_layout, NULL);
+        *set_layout = VK_NULL_HANDLE;
+    }
+    VK_TRY(r);
     return VKD_OK;
 }
 
