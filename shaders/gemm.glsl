@@ -405,9 +405,186 @@ void gemm_subgroup()
 }
 #endif
 
+#if VKD_GEMM_FAMILY == 3
+// DIRECT = 3 (matmul_cm / conv2d_cm: fp16 only, built with GL_NV_cooperative_matrix):
+// tensor-core GEMM for devices that offer 16 x 16 x 16 cooperative matrices with fp16
+// inputs and fp32 accumulators at subgroup scope (host/vk/device.c checks the shape).
+// fp16 x fp16 products are exact in fp32 and the sums stay fp32, as in the other
+// kernels (DESIGN.md decision 3). The workgroup stages BM x BK of A and BN x BK of w in
+// shared memory as fp16 each step, like the tiled kernel; its subgroups form a grid of
+// (BM / 32) x (BN / 32), each owning a 32 x 32 block of the output as 2 x 2
+// accumulator matrices; at the end the accumulators go through shared memory to the
+// per-element epilogue (bias, residual, folded LayerNorm). Workgroup size: the number
+// of subgroups times the device's subgroup size (host/ops/matmul.c).
+const uint CMS = 16;       // the cooperative matrix edge
+const uint CT = 2;         // accumulator matrices per subgroup along m and along n
+const uint BKP = BK + 8;   // staged row stride in halves: 16-byte aligned rows, staggered banks
+const uint BNP = BN + 4;   // accumulator tile row stride in floats (16-byte aligned)
+#ifdef VKD_CM_EMULATE
+// The emulation (matmul_cmemu / conv2d_cmemu, for tests only: host/ops/matmul.h
+// direct = 4): the same kernel with each cooperative-matrix operation done by the
+// subgroup's lanes in plain shared memory, so every line around them (staging, edges,
+// LayerNorm sums, epilogue) is checked on devices without cooperative matrices. A
+// "loaded" matrix is its place in As / Bs; an accumulator is a 16 x 16 region of EmAcc,
+// element e held by lane e % subgroup size. The loads read as the NV extension
+// defines: row-major element (i, j) at offset + i * stride + j, column-major at
+// offset + j * stride + i. Staged values are rounded to fp16 as the real kernel's are.
+#define VKD_CM_SH float
+float cm_sh(float v) { return unpackHalf2x16(packHalf2x16(vec2(v, 0.0))).x; }
+shared float EmAcc[(BM / 32) * (BN / 32) * CT * CT * 256];
+struct CmRef { uint off; bool col; };
+#define VKD_CM_IN CmRef
+#define VKD_CM_ACC_DECL uint acc0 = gl_SubgroupID * CT * CT * 256u
+#define VKD_CM_ZERO(i) for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) EmAcc[acc0 + (i) * 256u + e] = 0.0
+#define VKD_CM_LOAD_A(m, o) m = CmRef(o, false)
+#define VKD_CM_LOAD_B(m, o) m = CmRef(o, true)
+#define VKD_CM_MULADD(i, a, b) cm_emu_muladd(acc0 + (i) * 256u, a, b)
+#define VKD_CM_STORE(i, o) for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) Cs[(o) + (e / 16u) * BNP + e % 16u] = EmAcc[acc0 + (i) * 256u + e]
+#else
+#define VKD_CM_SH float16_t
+float16_t cm_sh(float v) { return float16_t(v); }
+#define VKD_CM_IN fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
+#define VKD_CM_ACC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
+#define VKD_CM_ACC_DECL VKD_CM_ACC acc[CT * CT]
+#define VKD_CM_ZERO(i) acc[i] = VKD_CM_ACC(0.0)
+#define VKD_CM_LOAD_A(m, o) coopMatLoadNV(m, As, o, BKP, false)
+#define VKD_CM_LOAD_B(m, o) coopMatLoadNV(m, Bs, o, BKP, true)
+#define VKD_CM_MULADD(i, a, b) acc[i] = coopMatMulAddNV(a, b, acc[i])
+#define VKD_CM_STORE(i, o) coopMatStoreNV(acc[i], Cs, o, BNP, false)
+#endif
+shared VKD_CM_SH As[BM * BKP]; // A(m0 + r, k0 + c) at r * BKP + c
+shared VKD_CM_SH Bs[BN * BKP]; // w[n0 + r, k0 + c] at r * BKP + c: the GEMM's B, column-major
+shared float Cs[BM * BNP];
+shared float Shift[BM];        // LNFOLD: ln_row_shift of each row
+shared float LnSum[2 * BM];    // LNFOLD: sum d and sum d^2 of each row, of the fp16 values multiplied
+
+#ifdef VKD_CM_EMULATE
+// acc region += a * b, a from As and b from Bs (16 x 16 x 16)
+void cm_emu_muladd(uint acc, CmRef a, CmRef b)
+{
+    for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) {
+        uint i = e / 16u, j = e % 16u;
+        float s = EmAcc[acc + e];
+        for (uint k = 0; k < 16u; k++) {
+            float x = As[a.off + (a.col ? k * BKP + i : i * BKP + k)];
+            float y = Bs[b.off + (b.col ? j * BKP + k : k * BKP + j)];
+            s = fma(x, y, s);
+        }
+        EmAcc[acc + e] = s;
+    }
+}
+#endif
+
+// A(m, k .. k+7) (VEC4 = 2, K a multiple of 8) or A(m, k), less the row's shift, into
+// the staged row r; zero past the edges (the shift is not applied there: zeros add
+// nothing to the LayerNorm sums)
+void cm_stage_a(uint r, uint c, uint m, uint k)
+{
+    float sh = Shift[r];
+    if (VEC4 == 2) {
+        vec4 lo = vec4(0.0), hi = vec4(0.0);
+        if (m < pc.M && k < pc.K) {
+            unpack8(load_a8(m, k), lo, hi);
+            lo -= sh, hi -= sh;
+        }
+        [[unroll]] for (uint i = 0; i < 4; i++) {
+            As[r * BKP + c + i] = cm_sh(lo[i]);
+            As[r * BKP + c + 4 + i] = cm_sh(hi[i]);
+        }
+    } else {
+        float v = 0.0;
+        if (m < pc.M && k < pc.K)
+            v = load_a(m, k) - sh;
+        As[r * BKP + c] = cm_sh(v);
+    }
+}
+
+void cm_stage_w(uint r, uint c, uint n, uint k)
+{
+    if (VEC4 == 2) {
+        uvec4 u = uvec4(0);
+        if (n < pc.N && k < pc.K)
+            u = wt8[(pc.w_off + n * pc.K + k) / 8];
+        [[unroll]] for (uint i = 0; i < 4; i++) {
+            vec2 h = unpackHalf2x16(u[i]);
+            Bs[r * BKP + c + 2 * i] = cm_sh(h.x);
+            Bs[r * BKP + c + 2 * i + 1] = cm_sh(h.y);
+        }
+    } else {
+        float v = 0.0;
+        if (n < pc.N && k < pc.K)
+            v = float(wt[pc.w_off + n * pc.K + k]);
+        Bs[r * BKP + c] = cm_sh(v);
+    }
+}
+
+void gemm_coopmat()
+{
+    const uint WG = gl_WorkGroupSize.x;
+    const uint SGN = BN / (CMS * CT); // subgroups along n
+    const uint EW = VEC4 == 2 ? 8u : 1u; // elements staged per store group
+    uint tid = gl_LocalInvocationID.x;
+    uint sm = gl_SubgroupID / SGN, sn = gl_SubgroupID % SGN;
+    uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
+    for (uint r = tid; r < BM; r += WG) {
+        Shift[r] = LNFOLD != 0 ? ln_row_shift(min(m0 + r, pc.M - 1)) : 0.0;
+        LnSum[2 * r] = 0.0, LnSum[2 * r + 1] = 0.0;
+    }
+    VKD_CM_ACC_DECL;
+    [[unroll]] for (uint i = 0; i < CT * CT; i++)
+        VKD_CM_ZERO(i);
+    barrier();
+
+    for (uint k0 = 0; k0 < pc.K; k0 += BK) {
+        for (uint e = tid; e < BM * BK / EW; e += WG) {
+            uint r = e / (BK / EW), c = (e % (BK / EW)) * EW;
+            cm_stage_a(r, c, m0 + r, k0 + c);
+        }
+        for (uint e = tid; e < BN * BK / EW; e += WG) {
+            uint r = e / (BK / EW), c = (e % (BK / EW)) * EW;
+            cm_stage_w(r, c, n0 + r, k0 + c);
+        }
+        barrier();
+        if (LNFOLD != 0) // one invocation per row, from the values the matrices multiply
+            for (uint r = tid; r < BM; r += WG) {
+                float s1 = 0.0, s2 = 0.0;
+                for (uint c = 0; c < BK; c++) {
+                    float v = float(As[r * BKP + c]);
+                    s1 += v, s2 = fma(v, v, s2);
+                }
+                LnSum[2 * r] += s1, LnSum[2 * r + 1] += s2;
+            }
+        for (uint kk = 0; kk < BK; kk += CMS) {
+            VKD_CM_IN a[CT], b[CT];
+            [[unroll]] for (uint i = 0; i < CT; i++)
+                VKD_CM_LOAD_A(a[i], ((sm * CT + i) * CMS) * BKP + kk);
+            [[unroll]] for (uint j = 0; j < CT; j++)
+                VKD_CM_LOAD_B(b[j], ((sn * CT + j) * CMS) * BKP + kk);
+            [[unroll]] for (uint i = 0; i < CT; i++)
+                [[unroll]] for (uint j = 0; j < CT; j++)
+                    VKD_CM_MULADD(i * CT + j, a[i], b[j]);
+        }
+        barrier();
+    }
+
+    [[unroll]] for (uint i = 0; i < CT; i++)
+        [[unroll]] for (uint j = 0; j < CT; j++)
+            VKD_CM_STORE(i * CT + j, ((sm * CT + i) * CMS) * BNP + (sn * CT + j) * CMS);
+    barrier();
+    for (uint e = tid; e < BM * BN; e += WG) {
+        uint r = e / BN, c = e % BN;
+        uint m = m0 + r, n = n0 + c;
+        if (m < pc.M && n < pc.N)
+            gemm_epilogue(m, n, ln_out(n, Cs[r * BNP + c], LnSum[2 * r], LnSum[2 * r + 1]));
+    }
+}
+#endif
+
 void gemm_main()
 {
-#if VKD_GEMM_FAMILY == 2
+#if VKD_GEMM_FAMILY == 3
+    gemm_coopmat();
+#elif VKD_GEMM_FAMILY == 2
     gemm_subgroup();
 #elif VKD_GEMM_FAMILY == 1
     gemm_direct();

@@ -170,6 +170,30 @@ int test_dtypes(const vkd_device *d, vkd_dtype out[2])
     return 2;
 }
 
+int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[5])
+{
+    const vkd_gemm_tile tiled = {64, 64, 16, 4, 4, 0}, direct = {256, 8, 1, 8, 8, 1}, sg = {32, 64, 1, 4, 64, 2};
+    int n = 0;
+    out[n++] = tiled;
+    out[n++] = direct;
+    if (vkd_gemm_subgroup_ok(d))
+        out[n++] = sg;
+    else
+        printf("note: no 8-lane subgroups with shuffles and texel buffers: the subgroup GEMM is not run here\n");
+    out[n++] = vkd_gemm_coopmat_emu_tile; /* fp16 only: the fp32 cases run the device's own kernel */
+    if (d->use_coopmat)
+        out[n++] = vkd_gemm_coopmat_tile;
+    else
+        printf("note: no fp16 16x16x16 cooperative matrices (VK_NV_cooperative_matrix) in use: the "
+               "cooperative-matrix GEMM is not run here\n");
+    return n;
+}
+
+int test_gemm_first_dtype(const vkd_gemm_tile *t, int ndt)
+{
+    return t->direct >= 3 ? ndt - 1 : 0;
+}
+
 void test_fill_normal(test_rng *r, float *x, size_t n, double scale)
 {
     for (size_t i = 0; i < n; i++)

@@ -68,6 +68,16 @@ void test_pin_driver_libs(void);
 void test_device_close(vkd_device *d);
 /* The dtypes to test on this device: F32 always, F16 when it has 16-bit storage. */
 int test_dtypes(const vkd_device *d, vkd_dtype out[2]);
+/* The GEMM kernels (ops/matmul.h tiles) to check on this device by override: the
+ * shared-memory tiles, the direct kernel and the emulated cooperative-matrix kernel
+ * everywhere, the subgroup kernel where vkd_gemm_subgroup_ok, the real cooperative-
+ * matrix one where use_coopmat (both fp16 only: their fp32 cases take the device's own
+ * kernel). Says which it leaves out; returns the count. */
+#include "ops/matmul.h"
+int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[5]);
+/* The first of test_dtypes' ndt dtypes to run tile *t on: the cooperative kernels take
+ * fp16 only (the last), the others every dtype. */
+int test_gemm_first_dtype(const vkd_gemm_tile *t, int ndt);
 /* Fill a host array with N(0, scale^2) values. */
 void test_fill_normal(test_rng *r, float *x, size_t n, double scale);
 /* Values as the device sees them: rounded to fp16 when dt is F16 (so the double

@@ -124,10 +124,6 @@ static void test_conv2d_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &w);
 }
 
-/* shared-memory tiles (GPUs), direct (CPUs), subgroup-direct (CPUs with 8-lane ballot) */
-static const vkd_gemm_tile tiles[3] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}, {32, 64, 1, 4, 64, 2}};
-#define N_TILES(d) (vkd_gemm_subgroup_ok(d) ? 3 : 2)
-
 int main(void)
 {
     test_rng rng = {test_seed()};
@@ -159,14 +155,16 @@ int main(void)
     vkd_device *d = test_device_open(0);
     vkd_dtype dts[2];
     int ndt = test_dtypes(d, dts);
+    vkd_gemm_tile tiles[5];
+    int ntiles = test_gemm_tiles(d, tiles);
     test_conv2d_rejects_bad_shapes(d);
     for (int i = 0; i < ndt; i++)
         for (size_t j = 0; j < sizeof sd / sizeof sd[0]; j++)
             run_case(d, dts[i], sd[j], &rng);
-    /* both kernels (shared-memory tiles for GPUs, direct for CPUs) on every device */
-    for (int t = 0; t < N_TILES(d); t++) {
+    /* every GEMM kernel this device can run (test_gemm_tiles), by override */
+    for (int t = 0; t < ntiles; t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
-        for (int i = 0; i < ndt; i++)
+        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
                 run_case(d, dts[i], cases[j], &rng);
     }
@@ -184,9 +182,10 @@ int main(void)
     };
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);
-    for (int t = 0; t < N_TILES(d); t++) {
+    ntiles = test_gemm_tiles(d, tiles);
+    for (int t = 0; t < ntiles; t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
-        for (int i = 0; i < ndt; i++)
+        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < sizeof split / sizeof split[0]; j++)
                 run_case(d, dts[i], split[j], &rng);
     }

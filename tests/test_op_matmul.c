@@ -186,9 +186,6 @@ static void test_linear_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &b);
 }
 
-/* shared-memory tiles (GPUs), direct (CPUs), subgroup-direct (CPUs with 8-lane ballot) */
-static const vkd_gemm_tile tiles[3] = {{64, 64, 16, 4, 4, 0}, {256, 8, 1, 8, 8, 1}, {32, 64, 1, 4, 64, 2}};
-#define N_TILES(d) (vkd_gemm_subgroup_ok(d) ? 3 : 2)
 
 int main(void)
 {
@@ -196,6 +193,8 @@ int main(void)
     vkd_device *d = test_device_open(0);
     vkd_dtype dts[2];
     int ndt = test_dtypes(d, dts);
+    vkd_gemm_tile tiles[5];
+    int ntiles = test_gemm_tiles(d, tiles);
     test_linear_rejects_bad_shapes(d);
     /* SD shapes with the device's own kernel */
     for (int i = 0; i < ndt; i++) {
@@ -207,12 +206,14 @@ int main(void)
         run_case_ln(d, dts[i], 1024, 320, 960, 0, 0, &rng);      /* norm1 + q/k/v at 32x32 */
         run_case_ln(d, dts[i], 256, 640, 5120, BIAS, 8, &rng);   /* norm3 + GEGLU proj, offset rows */
     }
-    /* both kernels (shared-memory tiles for GPUs, direct for CPUs) on every device */
-    for (int t = 0; t < N_TILES(d); t++) {
+    /* every GEMM kernel this device can run (test_gemm_tiles), by override */
+    for (int t = 0; t < ntiles; t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
+        static const char *const family[5] = {"", " direct", " subgroup", " cooperative matrix",
+                                              " cooperative matrix, emulated"};
         printf("tile %ux%ux%u %ux%u%s\n", tiles[t].bm, tiles[t].bn, tiles[t].bk, tiles[t].tm, tiles[t].tn,
-               tiles[t].direct == 2 ? " subgroup" : tiles[t].direct ? " direct" : "");
-        for (int i = 0; i < ndt; i++) {
+               family[tiles[t].direct]);
+        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++) {
             run_case(d, dts[i], 1, 4095, 7, 33, BIAS | RES, &rng); /* nothing a multiple of a tile */
             run_case(d, dts[i], 2, 77, 320, 20, BIAS | RES_IN_PLACE, &rng);
             run_case(d, dts[i], 1, 130, 132, 72, BIAS, &rng);
@@ -235,9 +236,10 @@ int main(void)
     /* 64 KiB bindings: a [600, 40] input and [600, 70] output must be split by rows. */
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);
-    for (int t = 0; t < N_TILES(d); t++) {
+    ntiles = test_gemm_tiles(d, tiles);
+    for (int t = 0; t < ntiles; t++) {
         vkd_gemm_set_tile_override(&tiles[t]);
-        for (int i = 0; i < ndt; i++) {
+        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++) {
             run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
             run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
             if (tiles[t].direct != 2)

@@ -158,7 +158,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
             if (residual && (r = vkd_op_bind(c, residual, out0, m * cout, &bind[3], &pc.r_off)))
                 return r;
             int vec4 = cin % 4 == 0 && pc.a_off % 4 == 0 && pc.w_off % 4 == 0;
-            vec4 = vkd_gemm_vec_width(&tile, x->dtype, vec4, cin, pc.a_off, pc.w_off);
+            vec4 = vkd_gemm_vec_width(vkd_cmd_device(c), &tile, x->dtype, vec4, cin, pc.a_off, pc.w_off);
             if ((r = vkd_gemm_pipeline(c, "conv2d", x->dtype, &tile, vec4, 0, &pl)))
                 return r;
             if ((r = vkd_cmd_dispatch(c, pl, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, tile.bn),

@@ -12,6 +12,10 @@ static vkd_gemm_tile tile_override;
 
 /* CPU devices without the subgroup kernel, and shapes it cannot run (see below) */
 static const vkd_gemm_tile cpu_direct = {256, 8, 1, 8, 8, 1};
+const vkd_gemm_tile vkd_gemm_coopmat_tile = {64, 64, 32, 2, 2, 3};
+/* 32 x 64: the emulation's shared memory (As, Bs, Cs and the emulated accumulators,
+ * all fp32) then fits 32 KiB, and the kernel still has two subgroups and two k steps */
+const vkd_gemm_tile vkd_gemm_coopmat_emu_tile = {32, 64, 32, 2, 2, 4};
 
 void vkd_gemm_set_tile_override(const vkd_gemm_tile *t)
 {
@@ -19,7 +23,8 @@ void vkd_gemm_set_tile_override(const vkd_gemm_tile *t)
     tile_override = t ? *t : none;
 }
 
-vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
+/* The device's tile without the cooperative-matrix kernel and without an override. */
+static vkd_gemm_tile plain_tile(const vkd_device *d)
 {
     /* 128x128 tiles with 8x8 per invocation: 256 invocations, 16.5 KiB shared */
     vkd_gemm_tile big = {128, 128, 16, 8, 8, 0};
@@ -44,8 +49,6 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
      * 19-21 (BENCHMARKS.md). With texel fetches, 4 x 64 per lane measured 5-11% faster
      * than 8 x 32 in bracketed runs (8 x 16, 16 x 16, 4 x 32 no better). */
     vkd_gemm_tile cpu_sg = {32, 64, 1, 4, 64, 2};
-    if (tile_override.bm)
-        return tile_override;
     if (d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
         return vkd_gemm_subgroup_ok(d) ? cpu_sg : cpu;
     /* GPUs: 64x64 / 4x4 first. On an NVIDIA H200 (driver 580.159) the 128x128 / 8x8 tile
@@ -61,6 +64,19 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
     return small;
 }
 
+vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
+{
+    if (tile_override.bm)
+        return tile_override;
+    /* fp16 GEMMs on cooperative matrices where offered: 64 x 64 per workgroup of 2 x 2
+     * subgroups, each with 2 x 2 accumulator matrices of 16 x 16; BK 32. Not yet run on
+     * a device (none with VK_NV_cooperative_matrix lent since it was written). The
+     * fp32 path and shapes it cannot take fall back in vkd_gemm_vec_width. */
+    if (d->use_coopmat)
+        return vkd_gemm_coopmat_tile;
+    return plain_tile(d);
+}
+
 int vkd_gemm_subgroup_ok(const vkd_device *d)
 {
     uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
@@ -68,8 +84,19 @@ int vkd_gemm_subgroup_ok(const vkd_device *d)
            d->caps.texel_align <= 16 && d->caps.ssbo_align % 16 == 0; /* windows start on a texel */
 }
 
-int vkd_gemm_vec_width(vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off)
+int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off,
+                       uint32_t w_off)
 {
+    if (t->direct == 3 || t->direct == 4) {
+        /* the emulation needs fp16 tensors, subgroup ids and its 32 KiB of shared memory */
+        bool ok = dt == VKD_F16 && (t->direct == 3 ? d->use_coopmat
+                                                   : (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+                                                         d->caps.max_shared >= 32768);
+        if (ok) /* 16-byte loads of 8 halves where every offset allows */
+            return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 ? 2 : 0;
+        *t = plain_tile(d); /* fp32, or a device without it (a test's override) */
+        return vkd_gemm_vec_width(d, t, dt, vec4, kstep, a_off, w_off);
+    }
     if (t->direct != 2)
         return vec4;
     /* 32-byte loads: 16 fp16 or 8 fp32 values */
@@ -85,12 +112,18 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
 {
     bool linear = !strcmp(stem, "matmul"); /* bindings 5 (LNFOLD's s, c) and 6 (a2): the linear only */
     char name[32];
-    if (t->direct) { /* one module per kernel family: *_direct.comp, *_sg.comp (gemm.glsl) */
-        snprintf(name, sizeof name, "%s_%s", stem, t->direct == 2 ? "sg" : "direct");
+    if (t->direct) { /* one module per kernel family: *_direct.comp, *_sg.comp, *_cm.comp (gemm.glsl) */
+        static const char *const family[5] = {"", "direct", "sg", "cm", "cmemu"};
+        snprintf(name, sizeof name, "%s_%s", stem, family[t->direct]);
         stem = name;
     }
-    uint32_t spec[11] = {t->direct ? t->bm / t->tm : (t->bm / t->tm) * (t->bn / t->tn), 1, 1, t->bm, t->bn, t->bk,
-                         t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0, lnfold ? 1u : 0u};
+    /* invocations: the shared-memory tile's (bm/tm) x (bn/tn); a direct kernel's bm/tm; the
+     * cooperative-matrix kernel's subgroups (32 x 32 outputs each) times the subgroup size */
+    uint32_t inv = t->direct >= 3 ? (t->bm / 32) * (t->bn / 32) * vkd_cmd_device(c)->caps.subgroup_size
+                   : t->direct  ? t->bm / t->tm
+                                : (t->bm / t->tm) * (t->bn / t->tn);
+    uint32_t spec[11] = {inv,   1,     1,         t->bm, t->bn, t->bk, t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0,
+                         lnfold ? 1u : 0u};
     /* the subgroup kernel reads A (binding 0, and 6 for the linear) and w (1) as texel buffers */
     uint32_t texel = t->direct != 2 ? 0 : linear ? 0x43u : 0x3u;
     return vkd_op_pipeline_texel(c, stem, dt, spec, 11, linear ? 7 : 5, texel, out);
@@ -230,7 +263,7 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
         }
         uint32_t aoff = pc.a_off | pc.a2_off;
         int vec4 = kstep % 4 == 0 && aoff % 4 == 0 && pc.w_off % 4 == 0;
-        vec4 = vkd_gemm_vec_width(&tile, a->dtype, vec4, kstep, aoff, pc.w_off);
+        vec4 = vkd_gemm_vec_width(vkd_cmd_device(c), &tile, a->dtype, vec4, kstep, aoff, pc.w_off);
         if ((r = vkd_gemm_pipeline(c, "matmul", a->dtype, &tile, vec4, ln != NULL, &p)))
             return r;
         if ((r = vkd_cmd_dispatch(c, p, bind, 7, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),

@@ -14,8 +14,16 @@ typedef struct vkd_gemm_tile {
     uint32_t direct; /* 1: no shared memory; bm/tm invocations, each owning tm rows and the
                       * workgroup's bn = tn columns (see shaders/gemm.glsl); 2: the same
                       * with bm/tm = 8 invocations forming one subgroup that shares weight
-                      * loads by broadcast (tn a multiple of 8; needs vkd_gemm_subgroup_ok) */
+                      * loads by shuffles (tn a multiple of 8; needs vkd_gemm_subgroup_ok);
+                      * 3: cooperative matrices, fp16 only (vkd_gemm_coopmat_tile: bm, bn
+                      * multiples of 32, bk of 16; tm = tn = 2 matrices per subgroup);
+                      * 4: the same kernel with the matrix operations emulated (tests) */
 } vkd_gemm_tile;
+
+/* The cooperative-matrix tile (direct = 3), used where device->use_coopmat, and its
+ * emulation in plain shared memory (direct = 4), for tests on any device. */
+extern const vkd_gemm_tile vkd_gemm_coopmat_tile;
+extern const vkd_gemm_tile vkd_gemm_coopmat_emu_tile;
 
 /* The tile used on this device: large register blocks for GPUs, a smaller one for
  * devices with little shared memory or few invocations per workgroup. */
@@ -29,10 +37,13 @@ int vkd_gemm_subgroup_ok(const vkd_device *d);
 void vkd_gemm_set_tile_override(const vkd_gemm_tile *t);
 /* The load width code for tile *t: vec4 (0 or 1: K, or conv's Cin, and the A and w window
  * offsets are multiples of 4), 3 for the subgroup kernel, which reads 32 bytes per load
- * (kstep and the offsets multiples of 32 bytes). Where the subgroup kernel cannot run
- * the shape, *t becomes the CPU direct tile. kstep: K for a linear layer, Cin for a
- * convolution (a load must not cross a tap). */
-int vkd_gemm_vec_width(vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off, uint32_t w_off);
+ * (kstep and the offsets multiples of 32 bytes), 2 or 0 for the cooperative-matrix
+ * kernel (8 halves per load, or scalars). Where the subgroup kernel cannot run the
+ * shape, *t becomes the CPU direct tile; where the cooperative-matrix kernel cannot
+ * (fp32, or a device without it), the device's own tile. kstep: K for a linear layer,
+ * Cin for a convolution (a load must not cross a tap). */
+int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off,
+                       uint32_t w_off);
 /* The "matmul"/"conv2d" pipeline for a tile; vec4: from vkd_gemm_vec_width
  * (0 scalar loads, 1 4-vectors, 2 8 packed halves, 3 32 bytes); lnfold: the linear
  * layer that layer-normalises its input (vkd_linear_opts.ln). */

@@ -180,6 +180,29 @@ static bool has_device_ext(const VkExtensionProperties *e, uint32_t n, const cha
 }
 
 /* Reads caps of one physical device; *exts (caller frees) gets its extension list. */
+/* Whether the NV cooperative-matrix shape the *_cm kernels use is offered:
+ * 16 x 16 x 16, fp16 A and B, fp32 C and D, subgroup scope. */
+static bool coopmat_nv_shape(VkPhysicalDevice pd)
+{
+    uint32_t n = 0;
+    if (!vkGetPhysicalDeviceCooperativeMatrixPropertiesNV ||
+        vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
+    if (!p)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    bool ok = false;
+    if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !ok; i++)
+            ok = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 && p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                 p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                 p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].scope == VK_SCOPE_SUBGROUP_NV;
+    free(p);
+    return ok;
+}
+
 static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProperties **exts,
                         uint32_t *n_exts, uint32_t *queue_family)
 {
@@ -193,11 +216,15 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     VK_TRY(vkEnumerateDeviceExtensionProperties(pd, NULL, n_exts, *exts));
     bool ext_f16i8 = has_device_ext(*exts, *n_exts, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
     bool ext_8bit = has_device_ext(*exts, *n_exts, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
+    bool ext_cm_nv = has_device_ext(*exts, *n_exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
 
     VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
     VkPhysicalDeviceSubgroupProperties sub = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
-    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sub};
+    VkPhysicalDeviceCooperativeMatrixPropertiesNV cmp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV, .pNext = &sub};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = ext_cm_nv ? (void *)&cmp : (void *)&sub};
     sub.pNext = &m3;
     VkPhysicalDeviceProperties p0;
     vkGetPhysicalDeviceProperties(pd, &p0);
@@ -245,6 +272,13 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
         *tail = &s8;
         tail = &s8.pNext;
     }
+    VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    if (v12 && ext_cm_nv) {
+        *tail = &vmm;
+        vmm.pNext = &cmf;
+        tail = &cmf.pNext;
+    }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     c->storage16 = s16.storageBuffer16BitAccess;
     c->int64 = f2.features.shaderInt64;
@@ -252,6 +286,9 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     c->int8_arith = f16i8.shaderInt8;
     c->storage8 = s8.storageBuffer8BitAccess;
     c->coop_matrix = has_device_ext(*exts, *n_exts, "VK_KHR_cooperative_matrix");
+    c->coopmat_nv = v12 && ext_cm_nv && cmf.cooperativeMatrix && vmm.vulkanMemoryModel && f16i8.shaderFloat16 &&
+                    (cmp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                    (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) && coopmat_nv_shape(pd);
     c->memory_budget = has_device_ext(*exts, *n_exts, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     c->subgroup_size_control = p->apiVersion >= VK_API_VERSION_1_3 ||
                                has_device_ext(*exts, *n_exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
@@ -355,7 +392,8 @@ vkd_result vkd_device_list(FILE *f)
         fprintf(f, "  fp16 arithmetic:   %s\n", yes(c.fp16_arith));
         fprintf(f, "  16-bit storage:    %s\n", yes(c.storage16));
         fprintf(f, "  int8 arithmetic:   %s\n", yes(c.int8_arith));
-        fprintf(f, "  cooperative matrix:%s\n", c.coop_matrix ? " yes" : " no");
+        fprintf(f, "  cooperative matrix:%s (KHR), %s (NV, fp16 16x16x16: the *_cm GEMM kernels)\n",
+                c.coop_matrix ? " yes" : " no", c.coopmat_nv ? "yes" : "no");
         fprintf(f, "  memory budget:     %s\n", yes(c.memory_budget));
         fprintf(f, "  max allocation:    %.0f MiB\n", c.max_alloc / 1048576.0);
         fprintf(f, "  max binding range: %.0f MiB\n", c.max_binding / 1048576.0);
@@ -441,10 +479,11 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         d->caps.max_binding = opts->max_binding_override & ~(uint64_t)255;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->memprops);
     d->use_f16 = d->caps.storage16 && !opts->force_fp32;
+    d->use_coopmat = d->caps.coopmat_nv && d->use_f16;
     d->timestamps = opts->timestamps && d->caps.timestamps;
 
     /* Enable only what we use; everything optional was probed above. */
-    const char *dev_exts[4];
+    const char *dev_exts[6];
     uint32_t n_dev_exts = 0;
     if (d->caps.memory_budget)
         dev_exts[n_dev_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
@@ -462,6 +501,20 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         .pQueuePriorities = &prio,
     };
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
+    /* the cooperative-matrix kernels: fp16 matrix types, and the Vulkan memory model
+     * that glslang declares for them (probe() checked all three, on Vulkan 1.2+) */
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .shaderFloat16 = VK_TRUE};
+    VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .vulkanMemoryModel = VK_TRUE};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
+    if (d->use_coopmat) {
+        dev_exts[n_dev_exts++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        s16.pNext = &f16;
+        f16.pNext = &vmm;
+        vmm.pNext = &cmf;
+    }
     /* 64-bit integers: the CPU GEMM reads 32 bytes per load with them (ops/matmul.c) */
     f2.features.shaderInt64 = d->caps.int64;
     VkDeviceCreateInfo dci = {
@@ -485,8 +538,8 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         goto fail;
     if ((res = vkd_pipelines_create(d, &d->pipes)))
         goto fail;
-    VKD_INFO("device: %s (%s), %s, fp16 storage %s", d->caps.name, vkd_device_type_str(d->caps.type),
-             d->caps.driver, d->use_f16 ? "on" : "off");
+    VKD_INFO("device: %s (%s), %s, fp16 storage %s%s", d->caps.name, vkd_device_type_str(d->caps.type),
+             d->caps.driver, d->use_f16 ? "on" : "off", d->use_coopmat ? ", cooperative-matrix GEMM" : "");
     free(pds);
     free(exts);
     *out = d;

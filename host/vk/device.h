@@ -29,7 +29,11 @@ typedef struct vkd_device_caps {
     bool int8_arith;        /* shaderInt8 */
     bool storage16;         /* storageBuffer16BitAccess: fp16 tensors in storage buffers */
     bool storage8;          /* storageBuffer8BitAccess */
-    bool coop_matrix;       /* VK_KHR_cooperative_matrix */
+    bool coop_matrix;       /* VK_KHR_cooperative_matrix (offered; no kernel built for it: glslang 12 lacks it) */
+    /* VK_NV_cooperative_matrix with 16x16x16 fp16 x fp16 + fp32 at subgroup scope, and the
+     * shaderFloat16 and vulkanMemoryModel features its SPIR-V needs (Vulkan 1.2+): the
+     * matmul_cm / conv2d_cm kernels (shaders/gemm.glsl DIRECT = 3) can run */
+    bool coopmat_nv;
     bool memory_budget;     /* VK_EXT_memory_budget */
     bool subgroup_size_control;
     bool timestamps;        /* compute queue supports timestamps */
@@ -72,6 +76,7 @@ typedef struct vkd_device {
     VkPhysicalDeviceMemoryProperties memprops;
     vkd_device_caps caps;
     bool use_f16;                /* tensors are stored as fp16 (16-bit storage present, not forced off) */
+    bool use_coopmat;            /* fp16 GEMMs on cooperative matrices (caps.coopmat_nv and use_f16) */
     bool timestamps;
     uint32_t validation_errors;  /* validation messages of error severity seen so far */
     uint32_t validation_warnings;

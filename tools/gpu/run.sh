@@ -44,6 +44,11 @@ fi
 
 log "op benchmark (SD1.5 512x512 shapes)"
 "$B/vkdiff" bench ops --repeat 5 | tee "$OUT/bench_ops.md"
+if grep -q "yes (NV" "$OUT/devices.txt"; then
+  # the before of the cooperative-matrix GEMM: the shared-memory tile it replaced
+  log "op benchmark with the shared-memory GEMM tile instead of cooperative matrices"
+  "$B/vkdiff" bench ops --repeat 5 --tile 64x64x16x4x4 | tee "$OUT/bench_ops_tiled.md"
+fi
 
 CKPT=${VKD_SD15:-$OUT/sd15.safetensors}
 if [[ ! -f "$CKPT" ]]; then
