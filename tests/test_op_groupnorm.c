@@ -192,9 +192,10 @@ static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &ts);
 }
 
-int main(void)
+/* Every case above on one APPLY kernel (vkd_groupnorm_set_apply_limit). */
+static void run_all(test_rng *rngp)
 {
-    test_rng rng = {test_seed()};
+    test_rng rng = *rngp;
     vkd_device *d = test_device_open(0);
     vkd_dtype dts[2];
     int ndt = test_dtypes(d, dts);
@@ -229,12 +230,27 @@ int main(void)
     }
     run_case(d, VKD_F32, 1, 2047, 128, 32, 1e-6f, 0, 100.0, &rng);
     test_device_close(d);
+    *rngp = rng;
+}
+
+int main(void)
+{
+    test_rng rng = {test_seed()};
+    /* 4 channels per invocation through texel buffers (CPU devices), then with plain
+     * loads (GPUs), then one element per invocation (shapes that allow no more) */
+    for (int limit = 2; limit >= 0; limit--) {
+        printf("APPLY kernel limit %d\n", limit);
+        vkd_groupnorm_set_apply_limit(limit);
+        run_all(&rng);
+    }
+    vkd_groupnorm_set_apply_limit(2);
 
     /* VKD_TEST_LARGE=1: the SD VAE's last norm at 1024x1024 ([1, 1M, 128], 256 MiB in
      * fp16) with 128 MiB bindings, as on lavapipe and many phones. Minutes on lavapipe. */
     if (getenv("VKD_TEST_LARGE")) {
-        d = test_device_open(128ull << 20);
-        ndt = test_dtypes(d, dts);
+        vkd_device *d = test_device_open(128ull << 20);
+        vkd_dtype dts[2];
+        int ndt = test_dtypes(d, dts);
         for (int i = 0; i < ndt; i++)
             run_case(d, dts[i], 1, 1024 * 1024, 128, 32, 1e-6f, 1, 0, &rng);
         test_device_close(d);

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "ops/attention.h"
 #include "ops/conv2d.h"
+#include "ops/groupnorm.h"
 #include "ops/matmul.h"
 #include "ops/op.h"
 #include "ops/push_peak.h"
@@ -157,6 +158,53 @@ done:
     free(hx);
     free(hw);
     free(hb);
+    return res;
+}
+
+/* Median GPU ms of GroupNorm(32 groups) + SiLU over [batch, hw*hw, c] (all its passes); < 0 on failure. */
+static double time_groupnorm(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t hw, int64_t ch, int repeat)
+{
+    vkd_tensor x = {0}, g = {0}, b = {0}, s = {0}, o = {0};
+    vkd_cmd *c = NULL;
+    bench_case bc = {.what = "group norm"};
+    double res = -1, *ms = calloc((size_t)repeat, sizeof *ms);
+    size_t n = (size_t)(batch * hw * hw * ch);
+    float *hx = malloc(n * 4), *hg = malloc((size_t)ch * 8);
+    if (!ms || !hx || !hg)
+        goto done;
+    fill(hx, n, 2.0f, 1);
+    fill(hg, (size_t)ch * 2, 1.0f, 2);
+    int64_t xs[3] = {batch, hw * hw, ch}, cs[1] = {ch}, ss[1] = {0};
+    vkd_result r = vkd_tensor_create(d, dt, 3, xs, &x);
+    if (!r) r = vkd_tensor_upload_f32(d, &x, hx);
+    if (!r) r = vkd_tensor_create(d, dt, 1, cs, &g);
+    if (!r) r = vkd_tensor_upload_f32(d, &g, hg);
+    if (!r) r = vkd_tensor_create(d, dt, 1, cs, &b);
+    if (!r) r = vkd_tensor_upload_f32(d, &b, hg + ch);
+    if (!r) r = vkd_tensor_create(d, dt, 3, xs, &o);
+    if (!r) r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_op_groupnorm_scratch_numel(c, &x, 32, &ss[0]);
+    if (!r) r = vkd_tensor_create(d, VKD_F32, 1, ss, &s);
+    if (!r) r = vkd_cmd_begin(c);
+    if (!r) r = vkd_op_groupnorm(c, &x, 32, 1e-5f, &g, &b, true, &s, &o);
+    res = replay_median(c, r, ms, repeat, &bc, dt);
+    if (getenv("VKD_BENCH_PASSES")) { /* developer aid: the last replay's passes */
+        const char *const *lab;
+        const double *t;
+        uint32_t nt = vkd_cmd_timings(c, &lab, &t);
+        for (uint32_t i = 0; i < nt; i++)
+            fprintf(stderr, "  %s %.2f ms\n", lab[i], t[i]);
+    }
+done:
+    vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &x);
+    vkd_tensor_destroy(d, &g);
+    vkd_tensor_destroy(d, &b);
+    vkd_tensor_destroy(d, &s);
+    vkd_tensor_destroy(d, &o);
+    free(ms);
+    free(hx);
+    free(hg);
     return res;
 }
 
@@ -350,6 +398,32 @@ int vkd_cli_bench_ops(int argc, char **argv)
             printf(" %.1f%s |\n", flop / (blas * 1e6), bc->conv ? " (im2col GEMM)" : "");
         else
             printf(" – |\n");
+        fflush(stdout);
+    }
+    /* memory-bound ops: bytes the passes must move (group norm: x read by the statistics
+     * and again by the apply pass, out written once) */
+    static const struct { const char *what; int64_t hw, c; int tier; } norms[] = {
+        {"GroupNorm+SiLU, UNet level 0", 64, 320, 0},
+        {"GroupNorm+SiLU, UNet level 2", 16, 1280, 1},
+        {"GroupNorm+SiLU, VAE 256x256", 256, 256, 2},
+    };
+    printf("\n| memory-bound op | shape | MB moved | fp32 ms | fp32 GB/s | fp16 ms | fp16 GB/s |\n");
+    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (size_t i = 0; i < sizeof norms / sizeof norms[0]; i++) {
+        if (norms[i].tier > max_tier || (filter && !strstr(norms[i].what, filter)))
+            continue;
+        double elems = (double)batch * norms[i].hw * norms[i].hw * norms[i].c;
+        printf("| %s | [%lld, %lldx%lld, %lld] | %.1f (fp16) |", norms[i].what, (long long)batch, (long long)norms[i].hw,
+               (long long)norms[i].hw, (long long)norms[i].c, 3 * elems * 2 / 1e6);
+        for (int j = 0; j < 2; j++) {
+            double ms = j >= ndt ? -1 : time_groupnorm(d, dts[j], batch, norms[i].hw, norms[i].c, repeat);
+            double bytes = 3 * elems * (dts[j] == VKD_F16 ? 2 : 4);
+            if (ms > 0)
+                printf(" %.2f | %.1f |", ms, bytes / (ms * 1e6));
+            else
+                printf(" – | – |");
+        }
+        printf("\n");
         fflush(stdout);
     }
     vkd_pipeline_stats ps;

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "push_groupnorm.h"
+#include "vk/cmd.h"
 
 #define LOCAL 256
 /* Group elements one STATS workgroup reduces: a few per invocation, and enough
@@ -28,7 +29,17 @@ typedef struct gn_plan {
     int64_t add_col;        /* first column of the added rows (vkd_op_groupnorm_add) */
     const vkd_tensor *x2;   /* vkd_op_groupnorm_cat: channels c1 .. c-1 come from x2 */
     int64_t c1;
+    const vkd_pipeline *apply4;   /* APPLY over 4 channels per invocation, where a dispatch allows */
+    const vkd_pipeline *apply_tx; /* the same through texel buffers (CPU devices), or NULL */
 } gn_plan;
+
+/* Which APPLY kernel a dispatch may take (tests: vkd_groupnorm_set_apply_limit). */
+static int apply_limit = 2;
+
+void vkd_groupnorm_set_apply_limit(int limit)
+{
+    apply_limit = limit;
+}
 
 /* x2: NULL, or the second part of the channels (vkd_op_groupnorm_cat) */
 static vkd_result plan_make2(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x2, uint32_t groups, gn_plan *p)
@@ -64,7 +75,7 @@ static vkd_result plan_make2(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *
     p->nblk = (p->hw + rb - 1) / rb;
     p->whole = p->n * p->hw * p->c <= maxe;
     p->chunk_rows = p->whole ? p->hw : rows_per_window / rb * rb;
-    p->scratch = p->n * groups * (p->nblk * 4 + 3);
+    p->scratch = p->n * groups * (p->nblk * 4 + VKD_GN_FINAL_STRIDE);
     if (p->chunk_rows / rb > 65535 || p->n > 65535 || p->scratch > vkd_op_max_elems(c, VKD_F32)) {
         VKD_ERROR("groupnorm: %lld x %lld x %lld is too large", (long long)p->n, (long long)p->hw, (long long)p->c);
         return VKD_ERR_TOO_LARGE;
@@ -141,7 +152,18 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
         gy = (uint32_t)p->n;
     } else {
         pc.n = (uint32_t)(ns * rows * p->c);
-        vkd_op_grid_1d(pc.n, LOCAL, &gx, &gy);
+        /* 4 channels per invocation: C, the split and every window offset multiples of 4
+         * (so are the strides), and 4 aligned channels in at most two groups (cpg >= 2) */
+        uint32_t offs = pc.x_off | pc.o_off | pc.g_off | pc.b_off | pc.fin_off | (p->x2 ? pc.x2_off : 0) |
+                        (add ? pc.e_off | pc.e_stride : 0);
+        bool vec4 = apply_limit >= 1 && p->c % 4 == 0 && p->c1 % 4 == 0 && offs % 4 == 0 && p->cpg >= 2;
+        /* through texel buffers: every read window whole texels' worth within the device's limit */
+        bool tx = vec4 && apply_limit >= 2 && p->apply_tx;
+        for (int i = 0; tx && i < 7; i++)
+            tx = i == 4 || b[i].range / VKD_TEXEL_BYTES < vkd_cmd_device(c)->caps.max_texels;
+        if (vec4)
+            pl = tx ? p->apply_tx : p->apply4;
+        vkd_op_grid_1d(vec4 ? pc.n / 4 : pc.n, LOCAL, &gx, &gy);
     }
     static const char *const labels[] = {"groupnorm_stats", "groupnorm_combine", "groupnorm_apply"};
     return vkd_cmd_dispatch(c, pl, b, 7, &pc, sizeof pc, gx, gy, gz, labels[pc.mode]);
@@ -235,9 +257,21 @@ static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x
         VKD_ERROR("groupnorm: eps must be positive (got %g)", (double)eps);
         return VKD_ERR_INVALID_ARG;
     }
-    const vkd_pipeline *pl;
-    uint32_t spec[3] = {LOCAL, 1, 1};
-    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 7, &pl)))
+    const vkd_pipeline *pl, *pl_apply;
+    uint32_t spec[3] = {LOCAL, 1, 1}, spec4[4] = {LOCAL, 1, 1, 4};
+    /* APPLY has a module of its own: without the other passes' barriers llvmpipe need not
+     * compile it as a coroutine (206 -> 95 ms for GroupNorm+SiLU of [1, 64x64, 320] fp16
+     * on lavapipe, BENCHMARKS.md) */
+    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 7, &pl)) ||
+        (r = vkd_op_pipeline(c, "groupnorm_apply", x->dtype, spec, 3, 7, &pl_apply)) ||
+        (r = vkd_op_pipeline(c, "groupnorm_apply", x->dtype, spec4, 4, 7, &p.apply4)))
+        return r;
+    /* CPU devices (lavapipe) read through texel buffers: there a storage-buffer load is a
+     * loop over the SIMD lanes, a texel fetch a gather (GPUs keep plain loads) */
+    const vkd_device *dev = vkd_cmd_device(c);
+    if (dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && dev->caps.texel_rgba32ui && dev->caps.texel_align <= 16 &&
+        dev->caps.ssbo_align % 16 == 0 &&
+        (r = vkd_op_pipeline_texel(c, "groupnorm_apply_tx", x->dtype, spec, 3, 7, 0x6Fu, &p.apply_tx)))
         return r;
     vkd_push_groupnorm pc = {.c = (uint32_t)p.c, .cpg = p.cpg, .groups = groups, .block_rows = (uint32_t)p.block_rows,
                              .nblk = (uint32_t)p.nblk, .silu = silu, .eps = eps};
@@ -253,5 +287,5 @@ static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x
                   beta, scratch, out)))
         return r;
     pc.mode = VKD_GN_APPLY;
-    return pass_all(c, pl, &p, pc, x, add, gamma, beta, scratch, out);
+    return pass_all(c, pl_apply, &p, pc, x, add, gamma, beta, scratch, out);
 }

@@ -48,6 +48,11 @@ vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tenso
                                 uint32_t groups, float eps, const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
                                 const vkd_tensor *scratch, vkd_tensor *out);
 
+/* Tests: the most vectorised APPLY kernel dispatches may take: 0 one element per
+ * invocation, 1 four channels, 2 four channels through texel buffers (the default,
+ * CPU devices only). Process-wide; not while another thread records ops. */
+void vkd_groupnorm_set_apply_limit(int limit);
+
 /* Scratch layout, in fp32 elements: partials at [0, finals): for sample n, group g,
  * block b (pixel rows [b * block_rows, (b + 1) * block_rows)), 4 values at ((n * groups + g) * nblk + b) * 4: count (uint bits), shift k,
  * mean of x - k, centred sum of squares; finals at finals + (n * groups + g) * 3:

@@ -3,13 +3,18 @@
  *   STATS   one workgroup per (row block, group, sample): count, shift k (the block's
  *           first value), mean of x - k, centered sum of squares (4 floats per block);
  *   COMBINE one workgroup per (group, sample): Chan's merge of the block partials into
- *           (k0, mean - k0, 1/sqrt(var + eps)), 3 floats per (sample, group);
- *   APPLY   one invocation per element: (x - mean) * rstd * gamma + beta, optional SiLU.
+ *           (k0, mean - k0, 1/sqrt(var + eps)), VKD_GN_FINAL_STRIDE floats per (sample, group);
+ *   APPLY   one invocation per element, or per 4 channels of a pixel (spec constant VEC;
+ *           groupnorm_apply.comp): (x - mean) * rstd * gamma + beta, optional SiLU.
  * Blocks are small so a feature map larger than one binding window (a 1024x1024 VAE
  * map is 256 MiB in fp16) is handled by chunking rows; statistics stay exact per group.
  * A group of at most VKD_GN_ONE_BLOCK elements is one block: STATS then writes the
  * finals itself and COMBINE is not dispatched (2 dispatches per norm, not 3). */
 #include "push.h"
+
+/* floats per (sample, group) of the finals (k0, mean - k0, rstd, unused): 16 bytes, so the
+ * vectorised APPLY reads a group's finals in one load */
+#define VKD_GN_FINAL_STRIDE 4u
 
 #define VKD_GN_STATS 0
 #define VKD_GN_COMBINE 1
@@ -32,7 +37,7 @@ VKD_PUSH_BEGIN(vkd_push_groupnorm)
     pc_uint g_off;
     pc_uint b_off;
     pc_uint s_off;      /* partials: s[s_off + ((n * groups + g) * nblk + blk) * 4 + {0..3}] */
-    pc_uint fin_off;    /* finals:   s[fin_off + (n * groups + g) * 3 + {0,1,2}] */
+    pc_uint fin_off;    /* finals:   s[fin_off + (n * groups + g) * VKD_GN_FINAL_STRIDE + {0,1,2}] */
     pc_uint silu;
     pc_float eps;
     pc_uint finals;     /* STATS with one block per sample: also write the finals (no COMBINE) */
