@@ -1,28 +1,54 @@
 // Group norm, three passes (host/ops/push_groupnorm.h), included by groupnorm.comp
 // (all three), groupnorm_apply.comp (APPLY alone: VKD_GN_APPLY_ONLY) and
-// groupnorm_apply_tx.comp (APPLY through texel buffers: VKD_GN_TEXEL). Statistics in fp32: each
+// groupnorm_apply_tx.comp (APPLY through texel buffers: VKD_GN_TEXEL) and groupnorm_tx.comp
+// (STATS and COMBINE through texel buffers: VKD_GN_STATS_TX). Statistics in fp32: each
 // block takes its mean first and then the centered sum of squares (no E[x^2]-E[x]^2
 // cancellation); blocks are merged with Chan's pairwise update.
 #include "common.glsl"
 #include "push_groupnorm.h"
 
-#ifndef VKD_GN_TEXEL // (the texel module binds these as texel buffers: below)
-layout(std430, binding = 0) readonly buffer X { T x[]; };
+#ifndef VKD_GN_TEXEL // (the texel APPLY module binds these as texel buffers: below)
 layout(std430, binding = 1) readonly buffer Gm { T gamma[]; };
 layout(std430, binding = 2) readonly buffer Bt { T beta[]; };
 layout(std430, binding = 3) buffer S { float s[]; };
 layout(std430, binding = 4) writeonly buffer O { T o[]; };
+#ifdef VKD_GN_STATS_TX
+// groupnorm_tx.comp: STATS and COMBINE reading x, x2 and e through uniform texel buffers
+// of 16-byte texels (vk/cmd.h VKD_TEXEL_FORMAT), one element picked from each fetch: on
+// llvmpipe a texel fetch is a straight-line gather, a storage load a loop over the lanes
+layout(binding = 0) uniform usamplerBuffer x_tex;
+layout(binding = 5) uniform usamplerBuffer e_tex;
+layout(binding = 6) uniform usamplerBuffer x2_tex;
+#if VKD_F16
+float half_of(uint e, uvec4 u)
+{
+    vec2 h = unpackHalf2x16(u[(e >> 1u) & 3u]);
+    return (e & 1u) != 0u ? h.y : h.x;
+}
+#define VKD_FETCH1(tex, e) half_of(e, texelFetch(tex, int((e) >> 3u)))
+#else
+#define VKD_FETCH1(tex, e) uintBitsToFloat(texelFetch(tex, int((e) >> 2u))[(e) & 3u])
+#endif
+#define VKD_XL(i) VKD_FETCH1(x_tex, i)
+#define VKD_X2L(i) VKD_FETCH1(x2_tex, i)
+#define VKD_EL(i) VKD_FETCH1(e_tex, i)
+#else
+layout(std430, binding = 0) readonly buffer X { T x[]; };
 layout(std430, binding = 5) readonly buffer E { T ev[]; }; // [N, e_stride]: columns 0..C-1 added to x before the norm (pc.add)
 layout(std430, binding = 6) readonly buffer X2 { T x2[]; }; // pc.c1 > 0: channels c1.. (a skip concatenation read in place)
+#define VKD_XL(i) float(x[i])
+#define VKD_X2L(i) float(x2[i])
+#define VKD_EL(i) float(ev[i])
+#endif
 
 // x[sample z of the dispatch, row (from the dispatch's first), channel ch]
 float xin(uint z, uint row, uint ch)
 {
     if (pc.c1 == 0u)
-        return float(x[pc.x_off + z * pc.stride_n + row * pc.c + ch]);
+        return VKD_XL(pc.x_off + z * pc.stride_n + row * pc.c + ch);
     if (ch < pc.c1)
-        return float(x[pc.x_off + z * pc.stride_1 + row * pc.c1 + ch]);
-    return float(x2[pc.x2_off + z * pc.stride_2 + row * (pc.c - pc.c1) + (ch - pc.c1)]);
+        return VKD_XL(pc.x_off + z * pc.stride_1 + row * pc.c1 + ch);
+    return VKD_X2L(pc.x2_off + z * pc.stride_2 + row * (pc.c - pc.c1) + (ch - pc.c1));
 }
 #endif
 
@@ -159,19 +185,41 @@ void stats()
     // (x - k is exact for nearby values), so the block mean is good to ~1 ulp.
     // pc.add: the values are x + ev[sample, channel] (a ResBlock's time embedding)
     uint eb = pc.e_off + (pc.n0 + z) * pc.e_stride + g * pc.cpg;
-    float k = xin(z, r0, c0) + (pc.add != 0u ? float(ev[eb]) : 0.0);
+    float k = xin(z, r0, c0) + (pc.add != 0u ? VKD_EL(eb) : 0.0);
+#ifdef VKD_GN_STATS_TX
+    // CPU devices: invocation l takes rows l, l + WG, ... and walks each row's cpg
+    // channels, so the 8 SIMD lanes read 8 rows (8 cache lines in flight) and the
+    // channels after the first come from lines already fetched. With lanes on adjacent
+    // channels of one row the pass waited on one cache miss at a time (the VAE's
+    // [1, 256x256, 256]: 0.8 s; BENCHMARKS.md).
+    const uint WG = gl_WorkGroupSize.x;
+    float acc = 0.0;
+    for (uint r = l; r < nr; r += WG)
+        for (uint ch = 0; ch < pc.cpg; ch++)
+            acc += (xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? VKD_EL(eb + ch) : 0.0)) - k;
+    float dm = wg_sum(acc) / float(cnt);
+    acc = 0.0;
+    for (uint r = l; r < nr; r += WG)
+        for (uint ch = 0; ch < pc.cpg; ch++) {
+            float d = ((xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? VKD_EL(eb + ch) : 0.0)) - k) - dm;
+            acc += d * d;
+        }
+#else
+    // element e = l, l + WG, ... of the block: row e / cpg, channel e % cpg (adjacent
+    // invocations read adjacent channels: coalesced on GPUs)
     float acc = 0.0;
     for (uint e = l; e < cnt; e += gl_WorkGroupSize.x) {
         uint r = e / pc.cpg, ch = e - r * pc.cpg;
-        acc += (xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? float(ev[eb + ch]) : 0.0)) - k;
+        acc += (xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? VKD_EL(eb + ch) : 0.0)) - k;
     }
     float dm = wg_sum(acc) / float(cnt);
     acc = 0.0;
     for (uint e = l; e < cnt; e += gl_WorkGroupSize.x) {
         uint r = e / pc.cpg, ch = e - r * pc.cpg;
-        float d = ((xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? float(ev[eb + ch]) : 0.0)) - k) - dm;
+        float d = ((xin(z, r0 + r, c0 + ch) + (pc.add != 0u ? VKD_EL(eb + ch) : 0.0)) - k) - dm;
         acc += d * d;
     }
+#endif
 
     float q = wg_sum(acc);
     if (l == 0u) {
@@ -226,7 +274,7 @@ void combine()
 
 #endif
 
-#ifndef VKD_GN_TEXEL
+#if !defined(VKD_GN_TEXEL) && !defined(VKD_GN_STATS_TX)
 void apply()
 {
     uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
@@ -239,7 +287,7 @@ void apply()
     uint f = pc.fin_off + ((pc.n0 + z) * pc.groups + c / pc.cpg) * VKD_GN_FINAL_STRIDE;
     float xv = xin(z, r / pc.c, c);
     if (pc.add != 0u)
-        xv += float(ev[pc.e_off + (pc.n0 + z) * pc.e_stride + c]);
+        xv += VKD_EL(pc.e_off + (pc.n0 + z) * pc.e_stride + c);
     float y = ((xv - s[f]) - s[f + 1u]) * s[f + 2u];
     y = y * float(gamma[pc.g_off + c]) + float(beta[pc.b_off + c]);
     if (pc.silu != 0u)
@@ -262,7 +310,9 @@ void main()
         stats();
     else if (pc.mode == VKD_GN_COMBINE)
         combine();
+#ifndef VKD_GN_STATS_TX
     else
         apply();
+#endif
 #endif
 }

@@ -192,7 +192,7 @@ static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &ts);
 }
 
-/* Every case above on one APPLY kernel (vkd_groupnorm_set_apply_limit). */
+/* Every case above on one APPLY kernel (vkd_groupnorm_set_kernel_limit). */
 static void run_all(test_rng *rngp)
 {
     test_rng rng = *rngp;
@@ -236,14 +236,15 @@ static void run_all(test_rng *rngp)
 int main(void)
 {
     test_rng rng = {test_seed()};
-    /* 4 channels per invocation through texel buffers (CPU devices), then with plain
-     * loads (GPUs), then one element per invocation (shapes that allow no more) */
+    /* texel-buffer reads in STATS and APPLY, 4 channels per APPLY invocation (CPU
+     * devices), then plain loads (GPUs), then one element per invocation (shapes that
+     * allow no more) */
     for (int limit = 2; limit >= 0; limit--) {
-        printf("APPLY kernel limit %d\n", limit);
-        vkd_groupnorm_set_apply_limit(limit);
+        printf("group norm kernel limit %d\n", limit);
+        vkd_groupnorm_set_kernel_limit(limit);
         run_all(&rng);
     }
-    vkd_groupnorm_set_apply_limit(2);
+    vkd_groupnorm_set_kernel_limit(2);
 
     /* VKD_TEST_LARGE=1: the SD VAE's last norm at 1024x1024 ([1, 1M, 128], 256 MiB in
      * fp16) with 128 MiB bindings, as on lavapipe and many phones. Minutes on lavapipe. */

@@ -12,11 +12,20 @@
 /* Group elements one STATS workgroup reduces: a few per invocation, and enough
  * blocks for a 64x64 SD latent to fill a GPU (4096 rows x 10 ch/group -> 21 blocks). */
 #define BLOCK_ELEMS 2048
+/* CPU devices: larger blocks. Each STATS workgroup pays ~20 barriers, and on llvmpipe a
+ * barrier switches between all of its coroutines: with 2048-element blocks the VAE's
+ * [1, 256x256, 256] norm was 8192 workgroups and its STATS mostly barriers. */
+#define BLOCK_ELEMS_CPU 32768
 /* ...unless the whole group is at most this many elements: then it is one block and
  * STATS writes the finals (no COMBINE dispatch). Every norm of the SD1.5 UNet at
  * 512x512 (up to 4096 x 10 = 40960 per group, 160 per invocation) qualifies: 61
  * dispatches fewer per evaluation, at 32 groups x batch workgroups per norm. */
 #define VKD_GN_ONE_BLOCK 65536
+
+/* bindings read through texel buffers: APPLY's x, gamma, beta, finals, e, x2 (not out);
+ * STATS's x, e, x2 (groupnorm.glsl) */
+#define TEXEL_APPLY 0x6Fu
+#define TEXEL_STATS 0x61u
 
 typedef struct gn_plan {
     int64_t n, hw, c;
@@ -31,14 +40,24 @@ typedef struct gn_plan {
     int64_t c1;
     const vkd_pipeline *apply4;   /* APPLY over 4 channels per invocation, where a dispatch allows */
     const vkd_pipeline *apply_tx; /* the same through texel buffers (CPU devices), or NULL */
+    const vkd_pipeline *stats_tx; /* STATS through texel buffers (CPU devices), or NULL */
 } gn_plan;
 
-/* Which APPLY kernel a dispatch may take (tests: vkd_groupnorm_set_apply_limit). */
-static int apply_limit = 2;
+/* Which kernels a dispatch may take (tests: vkd_groupnorm_set_kernel_limit). */
+static int kernel_limit = 2;
 
-void vkd_groupnorm_set_apply_limit(int limit)
+void vkd_groupnorm_set_kernel_limit(int limit)
 {
-    apply_limit = limit;
+    kernel_limit = limit;
+}
+
+/* Whether the dispatch's bindings in texel_mask fit texel views on this device. */
+static bool texel_windows_fit(vkd_cmd *c, const vkd_binding *b, uint32_t texel_mask)
+{
+    for (int i = 0; i < 7; i++)
+        if ((texel_mask >> i & 1u) && b[i].range / VKD_TEXEL_BYTES >= vkd_cmd_device(c)->caps.max_texels)
+            return false;
+    return true;
 }
 
 /* x2: NULL, or the second part of the channels (vkd_op_groupnorm_cat) */
@@ -62,7 +81,7 @@ static vkd_result plan_make2(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *
         VKD_ERROR("groupnorm: one row of %lld channels exceeds a binding window", (long long)p->c);
         return VKD_ERR_TOO_LARGE;
     }
-    int64_t rb = BLOCK_ELEMS / p->cpg;
+    int64_t rb = (vkd_cmd_device(c)->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? BLOCK_ELEMS_CPU : BLOCK_ELEMS) / p->cpg;
     if (p->hw * p->cpg <= VKD_GN_ONE_BLOCK)
         rb = p->hw; /* one block per group (if it fits a window, checked below) */
     if (rb < 1)
@@ -144,6 +163,8 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
     pc.stride_n = (uint32_t)(p->hw * p->c);
     uint32_t gx, gy = 1, gz = 1;
     if (pc.mode == VKD_GN_STATS) {
+        if (kernel_limit >= 2 && p->stats_tx && texel_windows_fit(c, b, TEXEL_STATS))
+            pl = p->stats_tx;
         gx = vkd_div_up((uint64_t)rows, (uint64_t)p->block_rows);
         gy = pc.groups;
         gz = (uint32_t)ns;
@@ -156,11 +177,8 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
          * (so are the strides), and 4 aligned channels in at most two groups (cpg >= 2) */
         uint32_t offs = pc.x_off | pc.o_off | pc.g_off | pc.b_off | pc.fin_off | (p->x2 ? pc.x2_off : 0) |
                         (add ? pc.e_off | pc.e_stride : 0);
-        bool vec4 = apply_limit >= 1 && p->c % 4 == 0 && p->c1 % 4 == 0 && offs % 4 == 0 && p->cpg >= 2;
-        /* through texel buffers: every read window whole texels' worth within the device's limit */
-        bool tx = vec4 && apply_limit >= 2 && p->apply_tx;
-        for (int i = 0; tx && i < 7; i++)
-            tx = i == 4 || b[i].range / VKD_TEXEL_BYTES < vkd_cmd_device(c)->caps.max_texels;
+        bool vec4 = kernel_limit >= 1 && p->c % 4 == 0 && p->c1 % 4 == 0 && offs % 4 == 0 && p->cpg >= 2;
+        bool tx = vec4 && kernel_limit >= 2 && p->apply_tx && texel_windows_fit(c, b, TEXEL_APPLY);
         if (vec4)
             pl = tx ? p->apply_tx : p->apply4;
         vkd_op_grid_1d(vec4 ? pc.n / 4 : pc.n, LOCAL, &gx, &gy);
@@ -266,12 +284,14 @@ static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x
         (r = vkd_op_pipeline(c, "groupnorm_apply", x->dtype, spec, 3, 7, &pl_apply)) ||
         (r = vkd_op_pipeline(c, "groupnorm_apply", x->dtype, spec4, 4, 7, &p.apply4)))
         return r;
-    /* CPU devices (lavapipe) read through texel buffers: there a storage-buffer load is a
-     * loop over the SIMD lanes, a texel fetch a gather (GPUs keep plain loads) */
+    /* CPU devices (lavapipe) read x through texel buffers in STATS and APPLY: there a
+     * storage-buffer load is a loop over the SIMD lanes, a texel fetch a gather (GPUs
+     * keep plain loads) */
     const vkd_device *dev = vkd_cmd_device(c);
     if (dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && dev->caps.texel_rgba32ui && dev->caps.texel_align <= 16 &&
         dev->caps.ssbo_align % 16 == 0 &&
-        (r = vkd_op_pipeline_texel(c, "groupnorm_apply_tx", x->dtype, spec, 3, 7, 0x6Fu, &p.apply_tx)))
+        ((r = vkd_op_pipeline_texel(c, "groupnorm_apply_tx", x->dtype, spec, 3, 7, TEXEL_APPLY, &p.apply_tx)) ||
+         (r = vkd_op_pipeline_texel(c, "groupnorm_tx", x->dtype, spec, 3, 7, TEXEL_STATS, &p.stats_tx))))
         return r;
     vkd_push_groupnorm pc = {.c = (uint32_t)p.c, .cpg = p.cpg, .groups = groups, .block_rows = (uint32_t)p.block_rows,
                              .nblk = (uint32_t)p.nblk, .silu = silu, .eps = eps};

@@ -48,10 +48,10 @@ vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tenso
                                 uint32_t groups, float eps, const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
                                 const vkd_tensor *scratch, vkd_tensor *out);
 
-/* Tests: the most vectorised APPLY kernel dispatches may take: 0 one element per
- * invocation, 1 four channels, 2 four channels through texel buffers (the default,
- * CPU devices only). Process-wide; not while another thread records ops. */
-void vkd_groupnorm_set_apply_limit(int limit);
+/* Tests: the kernels dispatches may take: 0 APPLY one element per invocation, plain
+ * loads; 1 APPLY four channels per invocation; 2 (the default) also texel-buffer reads
+ * in STATS and APPLY (CPU devices only). Process-wide; not while another thread records. */
+void vkd_groupnorm_set_kernel_limit(int limit);
 
 /* Scratch layout, in fp32 elements: partials at [0, finals): for sample n, group g,
  * block b (pixel rows [b * block_rows, (b + 1) * block_rows)), 4 values at ((n * groups + g) * nblk + b) * 4: count (uint bits), shift k,
