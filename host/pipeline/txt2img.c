@@ -274,10 +274,13 @@ void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
 /* Record-free helper: run a graph built by `build` once and return its output on the host. */
 typedef vkd_result (*build_fn)(vkd_graph *g, void *user, vkd_tensor *out);
 
+struct op_profile;
 typedef struct run_stats {
     double gpu_ms, wall_ms, flops;
     uint32_t dispatches;
+    struct op_profile *prof; /* non-NULL: filled with the run's GPU time by op */
 } run_stats;
+static void op_profile_get(vkd_cmd *cmd, struct op_profile *p);
 
 static vkd_result run_once_stats(vkd_ctx *c, build_fn build, void *user, float **host, int64_t *numel,
                                  run_stats *st, uint64_t pool_bytes);
@@ -314,6 +317,8 @@ static vkd_result run_once_stats(vkd_ctx *c, build_fn build, void *user, float *
         st->gpu_ms = vkd_cmd_total_ms(g.c);
         st->flops = vkd_cmd_flops(g.c);
         st->dispatches = vkd_cmd_dispatch_count(g.c);
+        if (st->prof)
+            op_profile_get(g.c, st->prof);
     }
     if (!r) {
         *numel = vkd_tensor_numel(&out);
@@ -809,6 +814,23 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A stage's GPU time by op family as a table. */
+static void print_profile(FILE *f, const char *stage, const char *which, const op_profile *p)
+{
+    fprintf(f, "\n%s, GPU time by op family (%s, %u dispatches timed, %.1f ms summed):\n\n", stage, which, p->n,
+            p->total);
+    fprintf(f, "| op | dispatches | ms | share of the stage | GFLOP | GFLOP/s |\n"
+               "| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int j = 0; j < p->k; j++) {
+        fprintf(f, "| %s | %d | %.1f | %.1f%% |", p->name[j], p->count[j], p->ms[j],
+                p->total > 0 ? 100 * p->ms[j] / p->total : 0);
+        if (p->flops[j] > 0)
+            fprintf(f, " %.1f | %.2f |\n", p->flops[j] / 1e9, p->ms[j] > 0 ? p->flops[j] / 1e6 / p->ms[j] : 0);
+        else
+            fprintf(f, " | |\n");
+    }
+}
+
 static void bench_line(FILE *f, const char *stage, const run_stats *st, double total_ms)
 {
     double ms = st->gpu_ms > 0 ? st->gpu_ms : st->wall_ms;
@@ -828,6 +850,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     float *emb = NULL, *img = NULL, *x = NULL, *ctx = NULL;
     double host_ms[2] = {0, 0}, warmup_ms[2] = {0, 0};
     op_profile prof[2]; /* UNet GPU time by op, batch 1 and 2 */
+    op_profile *vae_prof = NULL; /* the VAE decode's */
     vkd_memplan up;     /* the plan of the last UNet batch run (its VAE figures for the decode) */
     memset(&up, 0, sizeof up);
     memset(prof, 0, sizeof prof);
@@ -930,7 +953,9 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     if (with_vae) {
         VKD_INFO("bench: VAE decode (weights upload, record, one run)");
         vkd_memory_expect(c->d, up.w_vae);
-        r = run_once_stats(c, build_vae, &vj, &img, &numel, &vae, up.vae_tile ? 0 : up.a_vae);
+        vae.prof = vae_prof = calloc(1, sizeof *vae_prof);
+        r = vae_prof ? run_once_stats(c, build_vae, &vj, &img, &numel, &vae, up.vae_tile ? 0 : up.a_vae)
+                     : VKD_ERR_OUT_OF_HOST_MEMORY;
         vkd_memory_expect(c->d, 0);
         VKD_INFO("bench: VAE decode done, %.0f ms wall with upload", now_ms() - tb);
     }
@@ -957,23 +982,15 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     else
         fprintf(f, "| VAE decode | not run (--no-vae) | | | | | |\n");
     for (int b = 2; b >= 1; b--) { /* the guided step's profile; batch 1's when only it ran */
-        const op_profile *p = &prof[b - 1];
-        if (p->n == 0)
+        if (prof[b - 1].n == 0)
             continue;
-        fprintf(f, "\nUNet batch %d, GPU time by op family (last replay, %u dispatches timed, %.1f ms summed):\n\n", b,
-                p->n, p->total);
-        fprintf(f, "| op | dispatches | ms | share of the UNet | GFLOP | GFLOP/s |\n"
-                   "| --- | ---: | ---: | ---: | ---: | ---: |\n");
-        for (int j = 0; j < p->k; j++) {
-            fprintf(f, "| %s | %d | %.1f | %.1f%% |", p->name[j], p->count[j], p->ms[j],
-                    p->total > 0 ? 100 * p->ms[j] / p->total : 0);
-            if (p->flops[j] > 0)
-                fprintf(f, " %.1f | %.2f |\n", p->flops[j] / 1e9, p->ms[j] > 0 ? p->flops[j] / 1e6 / p->ms[j] : 0);
-            else
-                fprintf(f, " | |\n");
-        }
+        char title[64];
+        snprintf(title, sizeof title, "UNet batch %d", b);
+        print_profile(f, title, "last replay", &prof[b - 1]);
         break;
     }
+    if (vae_prof && vae_prof->n)
+        print_profile(f, "VAE decode", "its one run", vae_prof);
     fprintf(f, "\nhost time per replayed UNet step (wall - GPU): batch 1 %.2f ms, batch 2 %.2f ms\n", host_ms[0],
             host_ms[1]);
     fprintf(f, "device memory: UNet weights %.1f MiB; peak allocated %.1f MiB (weights + activations + scratch); "
@@ -1006,6 +1023,7 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
                     warmup_ms[b - 1], unet[b - 1].wall_ms,
                     warmup_ms[b - 1] > unet[b - 1].wall_ms ? warmup_ms[b - 1] - unet[b - 1].wall_ms : 0.0);
 done:
+    free(vae_prof);
     free(emb);
     free(img);
     free(x);
