@@ -7,6 +7,18 @@
 #include "common.glsl"
 #include "push_groupnorm.h"
 
+// The element of x holding (sample z of the dispatch, row from the dispatch's first,
+// channel ch): in binding 0, or in binding 6 (second) for a split's channels c1..
+uint x_index(uint z, uint row, uint ch, out bool second)
+{
+    second = pc.c1 != 0u && ch >= pc.c1;
+    if (pc.c1 == 0u)
+        return pc.x_off + z * pc.stride_n + row * pc.c + ch;
+    if (!second)
+        return pc.x_off + z * pc.stride_1 + row * pc.c1 + ch;
+    return pc.x2_off + z * pc.stride_2 + row * (pc.c - pc.c1) + (ch - pc.c1);
+}
+
 #ifndef VKD_GN_TEXEL // (the texel APPLY module binds these as texel buffers: below)
 layout(std430, binding = 1) readonly buffer Gm { T gamma[]; };
 layout(std430, binding = 2) readonly buffer Bt { T beta[]; };
@@ -44,11 +56,11 @@ layout(std430, binding = 6) readonly buffer X2 { T x2[]; }; // pc.c1 > 0: channe
 // x[sample z of the dispatch, row (from the dispatch's first), channel ch]
 float xin(uint z, uint row, uint ch)
 {
-    if (pc.c1 == 0u)
-        return VKD_XL(pc.x_off + z * pc.stride_n + row * pc.c + ch);
-    if (ch < pc.c1)
-        return VKD_XL(pc.x_off + z * pc.stride_1 + row * pc.c1 + ch);
-    return VKD_X2L(pc.x2_off + z * pc.stride_2 + row * (pc.c - pc.c1) + (ch - pc.c1));
+    bool second;
+    uint i = x_index(z, row, ch, second);
+    if (second) // if, not ?: -- a select would read both bindings
+        return VKD_X2L(i);
+    return VKD_XL(i);
 }
 #endif
 
@@ -104,11 +116,11 @@ layout(std430, binding = 4) writeonly buffer O4 { T4 o4[]; };
 
 vec4 xin4(uint z, uint row, uint ch)
 {
-    if (pc.c1 == 0u)
-        return VKD_X4(pc.x_off + z * pc.stride_n + row * pc.c + ch);
-    if (ch < pc.c1)
-        return VKD_X4(pc.x_off + z * pc.stride_1 + row * pc.c1 + ch);
-    return VKD_X24(pc.x2_off + z * pc.stride_2 + row * (pc.c - pc.c1) + (ch - pc.c1));
+    bool second;
+    uint i = x_index(z, row, ch, second);
+    if (second)
+        return VKD_X24(i);
+    return VKD_X4(i);
 }
 
 void apply4()
