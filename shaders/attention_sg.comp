@@ -23,46 +23,7 @@
 // unrolls; the host keeps R * D <= 320 (the registers per lane).
 //
 // Grid: x = query blocks of 8 * R rows, y = heads, z = batch items.
-#include "common.glsl"
-#include "push_attention.h"
-
-layout(constant_id = 3) const uint R = 8;  // query rows per lane
-layout(constant_id = 4) const uint D = 40; // head dim, a multiple of E
-
-// q, k and v come through uniform texel buffers of 16-byte texels (vk/cmd.h
-// VKD_TEXEL_FORMAT): on llvmpipe a texel fetch is a straight-line gather, where a
-// storage-buffer load is a loop over the lanes with a branch per component.
-layout(binding = 0) uniform usamplerBuffer q_tex;
-layout(binding = 1) uniform usamplerBuffer k_tex;
-layout(binding = 2) uniform usamplerBuffer v_tex;
-#if VKD_F16
-const uint E = 8; // elements per texel (packed halves)
-void unpack(uvec4 u, out vec4 x[2])
-{
-    x[0] = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
-    x[1] = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
-}
-#else
-const uint E = 4;
-void unpack(uvec4 u, out vec4 x[2])
-{
-    x[0] = uintBitsToFloat(u);
-    x[1] = vec4(0.0);
-}
-#endif
-// elements e .. e+E-1 (e a multiple of E) as one or two 4-vectors
-void load_q(uint e, out vec4 x[2]) { unpack(texelFetch(q_tex, int(e / E)), x); }
-void load_k(uint e, out vec4 x[2]) { unpack(texelFetch(k_tex, int(e / E)), x); }
-void load_v(uint e, out vec4 x[2]) { unpack(texelFetch(v_tex, int(e / E)), x); }
-layout(std430, binding = 3) writeonly buffer O { T o[]; };
-
-const uint NL = D / E; // loads per row
-const uint NV = D / 4; // 4-vectors per row
-const uint VPL = E / 4; // 4-vectors per load
-
-// Masked scores: a finite sentinel, so that exp2(m_old - m_new) is 1 (not NaN) while
-// a row has seen only masked keys; masked p are forced to 0 (as attention.comp).
-const float NEG = -3.0e38;
+#include "attention_sg.glsl"
 
 // Scores and the running max are kept in the log2 domain (q is scaled by
 // scale * log2(e) once), so the softmax uses exp2 directly.
@@ -128,21 +89,7 @@ void main()
         }
         // online softmax update of each row
         [[unroll]] for (uint i = 0; i < R; i++) {
-            uint qrow = pc.row0 + q0 + i; // query index in the whole sequence (for the mask)
-            float mx = m[i];
-            [[unroll]] for (uint c = 0; c < 8; c++) {
-                bool masked = k0 + c >= pc.lk || (pc.causal != 0 && k0 + c > qrow);
-                s[i][c] = masked ? NEG : s[i][c];
-                mx = max(mx, s[i][c]);
-            }
-            float alpha = exp2(m[i] - mx); // 1 while both are NEG; acc and l are 0 then
-            float sum = 0.0;
-            [[unroll]] for (uint c = 0; c < 8; c++) {
-                s[i][c] = s[i][c] == NEG ? 0.0 : exp2(s[i][c] - mx);
-                sum += s[i][c];
-            }
-            m[i] = mx;
-            l[i] = l[i] * alpha + sum;
+            float alpha = softmax_step(s[i], m[i], l[i], k0, pc.row0 + q0 + i);
             [[unroll]] for (uint x = 0; x < NV; x++)
                 acc[i][x] *= alpha;
         }

@@ -46,6 +46,7 @@ static const bench_case cases[] = {
     {"ResBlock conv 8x8 1280->1280", 1, 0, 0, 0, 8, 1280, 1280, 0},
     {"self-attention, level 0 (8 heads x 40)", 2, 4096, 320, 8, 0, 0, 0, 1},
     {"self-attention, level 1 (8 heads x 80)", 2, 1024, 640, 8, 0, 0, 0, 0},
+    {"VAE mid-block attention (1 head x 512)", 2, 4096, 512, 1, 0, 0, 0, 1},
 };
 
 static int cmp_double(const void *a, const void *b)

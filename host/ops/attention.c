@@ -105,7 +105,7 @@ static bool subgroup_applies(const vkd_device *d, int64_t dim, const operand *op
         d->caps.ssbo_align % 16 != 0) /* windows start on a texel */
         return false;
     int64_t e = 16 / (int64_t)vkd_dtype_size(ops[0].t->dtype);
-    if (dim > 160 || dim % e != 0)
+    if (dim % e != 0) /* (past 160: attention_sgw.comp) */
         return false;
     for (int i = 0; i < nops; i++)
         if (!operand_aligned(&ops[i], e))
@@ -184,7 +184,20 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
     }
     const vkd_pipeline *pipe;
     uint32_t br, nsplit;
-    if (subgroup) {
+    if (subgroup && dim > 160) {
+        /* wide heads (the VAE's 512): one query row per lane, output columns split into
+         * DV-wide slices, DV the largest multiple of the load width up to 256 dividing D
+         * (the accumulators of a lane: R * DV <= 320 floats, as below) */
+        int64_t e = 16 / (int64_t)vkd_dtype_size(out->dtype), dv = e;
+        for (int64_t x = e; x <= 256; x += e)
+            if (dim % x == 0)
+                dv = x;
+        uint32_t spec[7] = {8, 1, 1, 1, (uint32_t)dim, (uint32_t)dv, (uint32_t)(dim / dv)};
+        br = 8;
+        nsplit = (uint32_t)(dim / dv);
+        if ((r = vkd_op_pipeline_texel(c, "attention_sgw", out->dtype, spec, 7, 4, 0x7u, &pipe)))
+            return r;
+    } else if (subgroup) {
         uint32_t rows = subgroup_rows(dim, n * heads * lq); /* query rows of all heads and batch items */
         uint32_t spec[5] = {8, 1, 1, rows, (uint32_t)dim};
         br = 8 * rows;

@@ -19,9 +19,10 @@
 
 #include "ops/op.h"
 
-/* Which kernel runs it. AUTO picks the subgroup kernel (shaders/attention_sg.comp)
- * where it applies -- a CPU device with 8-lane subgroups and shuffles, head_dim <= 160
- * a multiple of 16 bytes, every operand's rows and columns 16-byte aligned -- and
+/* Which kernel runs it. AUTO picks the subgroup kernel (shaders/attention_sg.comp, or
+ * attention_sgw.comp for head dims past 160) where it applies -- a CPU device with
+ * 8-lane subgroups and shuffles, head_dim a multiple of 16 bytes, every operand's rows
+ * and columns 16-byte aligned -- and
  * the shared-memory flash kernel (shaders/attention.comp) everywhere else. Tests
  * force each one; forcing SUBGROUP where it does not apply is VKD_ERR_UNSUPPORTED. */
 typedef enum vkd_attention_kernel {
