@@ -412,12 +412,16 @@ void gemm_subgroup()
 // fp16 x fp16 products are exact in fp32 and the sums stay fp32, as in the other
 // kernels (DESIGN.md decision 3). The workgroup stages BM x BK of A and BN x BK of w in
 // shared memory as fp16 each step, like the tiled kernel; its subgroups form a grid of
-// (BM / 32) x (BN / 32), each owning a 32 x 32 block of the output as 2 x 2
-// accumulator matrices; at the end the accumulators go through shared memory to the
+// (BM / 32) x (BN / 32), each owning a 32 x 32 block of the output as 2 x (32 / CMN)
+// accumulator matrices of 16 x CMN (CMN = 16, or 8 where the device offers 16x8x16
+// only, as NVIDIA's NV extension may); at the end the accumulators go through shared memory to the
 // per-element epilogue (bias, residual, folded LayerNorm). Workgroup size: the number
 // of subgroups times the device's subgroup size (host/ops/matmul.c).
-const uint CMS = 16;       // the cooperative matrix edge
-const uint CT = 2;         // accumulator matrices per subgroup along m and along n
+const uint CMS = 16;       // rows of A and of the accumulators, and the k step
+layout(constant_id = 11) const uint CMN = 16; // columns of B and of the accumulators: 16 or 8
+const uint CTM = 2;        // accumulator matrices per subgroup along m
+const uint CTN = 32 / CMN; // ... and along n
+const uint CMA = CMS * CMN; // elements of an accumulator matrix
 const uint BKP = BK + 8;   // staged row stride in halves: 16-byte aligned rows, staggered banks
 const uint BNP = BN + 4;   // accumulator tile row stride in floats (16-byte aligned)
 #ifdef VKD_CM_EMULATE
@@ -425,27 +429,29 @@ const uint BNP = BN + 4;   // accumulator tile row stride in floats (16-byte ali
 // direct = 4): the same kernel with each cooperative-matrix operation done by the
 // subgroup's lanes in plain shared memory, so every line around them (staging, edges,
 // LayerNorm sums, epilogue) is checked on devices without cooperative matrices. A
-// "loaded" matrix is its place in As / Bs; an accumulator is a 16 x 16 region of EmAcc,
+// "loaded" matrix is its place in As / Bs; an accumulator is a 16 x CMN region of EmAcc,
 // element e held by lane e % subgroup size. The loads read as the NV extension
 // defines: row-major element (i, j) at offset + i * stride + j, column-major at
 // offset + j * stride + i. Staged values are rounded to fp16 as the real kernel's are.
 #define VKD_CM_SH float
 float cm_sh(float v) { return unpackHalf2x16(packHalf2x16(vec2(v, 0.0))).x; }
-shared float EmAcc[(BM / 32) * (BN / 32) * CT * CT * 256];
+shared float EmAcc[(BM / 32) * (BN / 32) * 1024]; // 32 x 32 outputs per subgroup
 struct CmRef { uint off; bool col; };
-#define VKD_CM_IN CmRef
-#define VKD_CM_ACC_DECL uint acc0 = gl_SubgroupID * CT * CT * 256u
-#define VKD_CM_ZERO(i) for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) EmAcc[acc0 + (i) * 256u + e] = 0.0
+#define VKD_CM_A CmRef
+#define VKD_CM_B CmRef
+#define VKD_CM_ACC_DECL uint acc0 = gl_SubgroupID * 1024u
+#define VKD_CM_ZERO(i) for (uint e = gl_SubgroupInvocationID; e < CMA; e += gl_SubgroupSize) EmAcc[acc0 + (i) * CMA + e] = 0.0
 #define VKD_CM_LOAD_A(m, o) m = CmRef(o, false)
 #define VKD_CM_LOAD_B(m, o) m = CmRef(o, true)
-#define VKD_CM_MULADD(i, a, b) cm_emu_muladd(acc0 + (i) * 256u, a, b)
-#define VKD_CM_STORE(i, o) for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) Cs[(o) + (e / 16u) * BNP + e % 16u] = EmAcc[acc0 + (i) * 256u + e]
+#define VKD_CM_MULADD(i, a, b) cm_emu_muladd(acc0 + (i) * CMA, a, b)
+#define VKD_CM_STORE(i, o) for (uint e = gl_SubgroupInvocationID; e < CMA; e += gl_SubgroupSize) Cs[(o) + (e / CMN) * BNP + e % CMN] = EmAcc[acc0 + (i) * CMA + e]
 #else
 #define VKD_CM_SH float16_t
 float16_t cm_sh(float v) { return float16_t(v); }
-#define VKD_CM_IN fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
-#define VKD_CM_ACC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
-#define VKD_CM_ACC_DECL VKD_CM_ACC acc[CT * CT]
+#define VKD_CM_A fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
+#define VKD_CM_B fcoopmatNV<16, gl_ScopeSubgroup, 16, CMN>
+#define VKD_CM_ACC fcoopmatNV<32, gl_ScopeSubgroup, 16, CMN>
+#define VKD_CM_ACC_DECL VKD_CM_ACC acc[CTM * 4] // CTM * CTN of them used (CTN <= 4)
 #define VKD_CM_ZERO(i) acc[i] = VKD_CM_ACC(0.0)
 #define VKD_CM_LOAD_A(m, o) coopMatLoadNV(m, As, o, BKP, false)
 #define VKD_CM_LOAD_B(m, o) coopMatLoadNV(m, Bs, o, BKP, true)
@@ -459,11 +465,11 @@ shared float Shift[BM];        // LNFOLD: ln_row_shift of each row
 shared float LnSum[2 * BM];    // LNFOLD: sum d and sum d^2 of each row, of the fp16 values multiplied
 
 #ifdef VKD_CM_EMULATE
-// acc region += a * b, a from As and b from Bs (16 x 16 x 16)
+// acc region += a * b, a from As and b from Bs (16 x CMN x 16)
 void cm_emu_muladd(uint acc, CmRef a, CmRef b)
 {
-    for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) {
-        uint i = e / 16u, j = e % 16u;
+    for (uint e = gl_SubgroupInvocationID; e < CMA; e += gl_SubgroupSize) {
+        uint i = e / CMN, j = e % CMN;
         float s = EmAcc[acc + e];
         for (uint k = 0; k < 16u; k++) {
             float x = As[a.off + (a.col ? k * BKP + i : i * BKP + k)];
@@ -521,7 +527,7 @@ void cm_stage_w(uint r, uint c, uint n, uint k)
 void gemm_coopmat()
 {
     const uint WG = gl_WorkGroupSize.x;
-    const uint SGN = BN / (CMS * CT); // subgroups along n
+    const uint SGN = BN / 32; // subgroups along n
     const uint EW = VEC4 == 2 ? 8u : 1u; // elements staged per store group
     uint tid = gl_LocalInvocationID.x;
     uint sm = gl_SubgroupID / SGN, sn = gl_SubgroupID % SGN;
@@ -531,7 +537,7 @@ void gemm_coopmat()
         LnSum[2 * r] = 0.0, LnSum[2 * r + 1] = 0.0;
     }
     VKD_CM_ACC_DECL;
-    [[unroll]] for (uint i = 0; i < CT * CT; i++)
+    [[unroll]] for (uint i = 0; i < CTM * CTN; i++)
         VKD_CM_ZERO(i);
     barrier();
 
@@ -555,21 +561,22 @@ void gemm_coopmat()
                 LnSum[2 * r] += s1, LnSum[2 * r + 1] += s2;
             }
         for (uint kk = 0; kk < BK; kk += CMS) {
-            VKD_CM_IN a[CT], b[CT];
-            [[unroll]] for (uint i = 0; i < CT; i++)
-                VKD_CM_LOAD_A(a[i], ((sm * CT + i) * CMS) * BKP + kk);
-            [[unroll]] for (uint j = 0; j < CT; j++)
-                VKD_CM_LOAD_B(b[j], ((sn * CT + j) * CMS) * BKP + kk);
-            [[unroll]] for (uint i = 0; i < CT; i++)
-                [[unroll]] for (uint j = 0; j < CT; j++)
-                    VKD_CM_MULADD(i * CT + j, a[i], b[j]);
+            VKD_CM_A a[CTM];
+            VKD_CM_B b[4]; // CTN used
+            [[unroll]] for (uint i = 0; i < CTM; i++)
+                VKD_CM_LOAD_A(a[i], (sm * 32 + i * CMS) * BKP + kk);
+            [[unroll]] for (uint j = 0; j < CTN; j++)
+                VKD_CM_LOAD_B(b[j], (sn * 32 + j * CMN) * BKP + kk);
+            [[unroll]] for (uint i = 0; i < CTM; i++)
+                [[unroll]] for (uint j = 0; j < CTN; j++)
+                    VKD_CM_MULADD(i * CTN + j, a[i], b[j]);
         }
         barrier();
     }
 
-    [[unroll]] for (uint i = 0; i < CT; i++)
-        [[unroll]] for (uint j = 0; j < CT; j++)
-            VKD_CM_STORE(i * CT + j, ((sm * CT + i) * CMS) * BNP + (sn * CT + j) * CMS);
+    [[unroll]] for (uint i = 0; i < CTM; i++)
+        [[unroll]] for (uint j = 0; j < CTN; j++)
+            VKD_CM_STORE(i * CTN + j, (sm * 32 + i * CMS) * BNP + sn * 32 + j * CMN);
     barrier();
     for (uint e = tid; e < BM * BN; e += WG) {
         uint r = e / BN, c = e % BN;

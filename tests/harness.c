@@ -170,7 +170,7 @@ int test_dtypes(const vkd_device *d, vkd_dtype out[2])
     return 2;
 }
 
-int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[5])
+int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[6])
 {
     const vkd_gemm_tile tiled = {64, 64, 16, 4, 4, 0}, direct = {256, 8, 1, 8, 8, 1}, sg = {32, 64, 1, 4, 64, 2};
     int n = 0;
@@ -180,9 +180,14 @@ int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[5])
         out[n++] = sg;
     else
         printf("note: no 8-lane subgroups with shuffles and texel buffers: the subgroup GEMM is not run here\n");
-    out[n++] = vkd_gemm_coopmat_emu_tile; /* fp16 only: the fp32 cases run the device's own kernel */
-    if (d->use_coopmat)
-        out[n++] = vkd_gemm_coopmat_tile;
+    /* fp16 only (the fp32 cases run the device's own kernel), both accumulator widths */
+    out[n++] = vkd_gemm_coopmat_emu_tile;
+    out[n] = vkd_gemm_coopmat_emu_tile;
+    out[n++].tn = 8;
+    if (d->use_coopmat) {
+        out[n] = vkd_gemm_coopmat_tile;
+        out[n++].tn = d->caps.coopmat_nv;
+    }
     else
         printf("note: no fp16 16x16x16 cooperative matrices (VK_NV_cooperative_matrix) in use: the "
                "cooperative-matrix GEMM is not run here\n");

@@ -72,9 +72,10 @@ int test_dtypes(const vkd_device *d, vkd_dtype out[2]);
  * shared-memory tiles, the direct kernel and the emulated cooperative-matrix kernel
  * everywhere, the subgroup kernel where vkd_gemm_subgroup_ok, the real cooperative-
  * matrix one where use_coopmat (both fp16 only: their fp32 cases take the device's own
- * kernel). Says which it leaves out; returns the count. */
+ * kernel; the emulation with 16- and 8-column accumulators). Says which it leaves out;
+ * returns the count. */
 #include "ops/matmul.h"
-int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[5]);
+int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[6]);
 /* The first of test_dtypes' ndt dtypes to run tile *t on: the cooperative kernels take
  * fp16 only (the last), the others every dtype. */
 int test_gemm_first_dtype(const vkd_gemm_tile *t, int ndt);

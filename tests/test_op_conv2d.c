@@ -155,7 +155,7 @@ int main(void)
     vkd_device *d = test_device_open(0);
     vkd_dtype dts[2];
     int ndt = test_dtypes(d, dts);
-    vkd_gemm_tile tiles[5];
+    vkd_gemm_tile tiles[6];
     int ntiles = test_gemm_tiles(d, tiles);
     test_conv2d_rejects_bad_shapes(d);
     for (int i = 0; i < ndt; i++)

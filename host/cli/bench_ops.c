@@ -340,12 +340,13 @@ int vkd_cli_bench_ops(int argc, char **argv)
     vkd_dtype dts[2] = {VKD_F32, VKD_F16};
     int ndt = d->caps.storage16 ? 2 : 1;
     vkd_gemm_tile t = vkd_gemm_tile_for(d);
-    static const char *const family[4] = {"tiled", "direct", "subgroup", "cooperative-matrix (fp16; fp32 tiled)"};
+    static const char *const family[5] = {"tiled", "direct", "subgroup", "cooperative-matrix (fp16; fp32 tiled)",
+                                          "cooperative-matrix emulation"};
 
     printf("device: %s (%s)\n", d->caps.name, d->caps.driver);
     printf("batch %lld (SD1.5 512x512 with CFG runs batch 2), median of %d after a warm-up, %s shapes, GEMM %s %ux%ux%u, "
            "%ux%u per invocation\n\n",
-           (long long)batch, repeat, max_tier == 2 ? "all" : "a subset of the", family[t.direct & 3], t.bm, t.bn,
+           (long long)batch, repeat, max_tier == 2 ? "all" : "a subset of the", family[t.direct <= 4 ? t.direct : 0], t.bm, t.bn,
            t.bk, t.tm, t.tn);
     /* the ceiling first: every GFLOP/s below reads against it (and OpenBLAS's) */
     double ceil_chain = time_peak(d, 0, repeat), ceil_bcast = time_peak(d, 1, repeat);

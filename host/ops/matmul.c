@@ -12,10 +12,11 @@ static vkd_gemm_tile tile_override;
 
 /* CPU devices without the subgroup kernel, and shapes it cannot run (see below) */
 static const vkd_gemm_tile cpu_direct = {256, 8, 1, 8, 8, 1};
-const vkd_gemm_tile vkd_gemm_coopmat_tile = {64, 64, 32, 2, 2, 3};
+const vkd_gemm_tile vkd_gemm_coopmat_tile = {64, 64, 32, 2, 16, 3};
 /* 32 x 64: the emulation's shared memory (As, Bs, Cs and the emulated accumulators,
- * all fp32) then fits 32 KiB, and the kernel still has two subgroups and two k steps */
-const vkd_gemm_tile vkd_gemm_coopmat_emu_tile = {32, 64, 32, 2, 2, 4};
+ * all fp32: 32,640 bytes) then fits 32 KiB, and the kernel still has two subgroups and
+ * two k steps */
+const vkd_gemm_tile vkd_gemm_coopmat_emu_tile = {32, 64, 32, 2, 16, 4};
 
 void vkd_gemm_set_tile_override(const vkd_gemm_tile *t)
 {
@@ -72,8 +73,11 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
      * subgroups, each with 2 x 2 accumulator matrices of 16 x 16; BK 32. Not yet run on
      * a device (none with VK_NV_cooperative_matrix lent since it was written). The
      * fp32 path and shapes it cannot take fall back in vkd_gemm_vec_width. */
-    if (d->use_coopmat)
-        return vkd_gemm_coopmat_tile;
+    if (d->use_coopmat) {
+        vkd_gemm_tile t = vkd_gemm_coopmat_tile;
+        t.tn = d->caps.coopmat_nv; /* the accumulators' columns the device offers */
+        return t;
+    }
     return plain_tile(d);
 }
 
@@ -89,9 +93,17 @@ int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int 
 {
     if (t->direct == 3 || t->direct == 4) {
         /* the emulation needs fp16 tensors, subgroup ids and its 32 KiB of shared memory */
-        bool ok = dt == VKD_F16 && (t->direct == 3 ? d->use_coopmat
-                                                   : (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
-                                                         d->caps.max_shared >= 32768);
+        /* shared memory (gemm.glsl family 3): As, Bs fp16 (the emulation: fp32) with rows
+         * of bk + 8, Cs fp32 with rows of bn + 4, the LN shift and sums; the emulation's
+         * accumulators, 4 KiB per subgroup */
+        uint64_t el = t->direct == 3 ? 2 : 4, sg = (t->bm / 32) * (t->bn / 32);
+        uint64_t shared = el * (t->bm + t->bn) * (t->bk + 8) + 4ull * t->bm * (t->bn + 4) + 12ull * t->bm +
+                          (t->direct == 4 ? 4096ull * sg : 0);
+        bool ok = dt == VKD_F16 && t->bm % 32 == 0 && t->bn % 32 == 0 && t->bk % 16 == 0 &&
+                  (t->tn == 16 || t->tn == 8) && shared <= d->caps.max_shared &&
+                  sg * d->caps.subgroup_size <= d->caps.max_wg_invocations &&
+                  (t->direct == 3 ? d->use_coopmat && t->tn == d->caps.coopmat_nv
+                                  : (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) != 0);
         if (ok) /* 16-byte loads of 8 halves where every offset allows */
             return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 ? 2 : 0;
         *t = plain_tile(d); /* fp32, or a device without it (a test's override) */
@@ -122,11 +134,12 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
     uint32_t inv = t->direct >= 3 ? (t->bm / 32) * (t->bn / 32) * vkd_cmd_device(c)->caps.subgroup_size
                    : t->direct  ? t->bm / t->tm
                                 : (t->bm / t->tm) * (t->bn / t->tn);
-    uint32_t spec[11] = {inv,   1,     1,         t->bm, t->bn, t->bk, t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0,
-                         lnfold ? 1u : 0u};
+    /* spec 11: the cooperative kernels' accumulator columns (16 or 8: tile.tn) */
+    uint32_t spec[12] = {inv,       1, 1, t->bm, t->bn, t->bk, t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0,
+                         lnfold ? 1u : 0u, t->direct >= 3 ? t->tn : 16u};
     /* the subgroup kernel reads A (binding 0, and 6 for the linear) and w (1) as texel buffers */
     uint32_t texel = t->direct != 2 ? 0 : linear ? 0x43u : 0x3u;
-    return vkd_op_pipeline_texel(c, stem, dt, spec, 11, linear ? 7 : 5, texel, out);
+    return vkd_op_pipeline_texel(c, stem, dt, spec, 12, linear ? 7 : 5, texel, out);
 }
 
 vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,

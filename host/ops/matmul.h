@@ -16,7 +16,8 @@ typedef struct vkd_gemm_tile {
                       * with bm/tm = 8 invocations forming one subgroup that shares weight
                       * loads by shuffles (tn a multiple of 8; needs vkd_gemm_subgroup_ok);
                       * 3: cooperative matrices, fp16 only (vkd_gemm_coopmat_tile: bm, bn
-                      * multiples of 32, bk of 16; tm = tn = 2 matrices per subgroup);
+                      * multiples of 32, bk a multiple of 16; tn the accumulators'
+                      * columns, 16 or 8, device->caps.coopmat_nv for the real kernel);
                       * 4: the same kernel with the matrix operations emulated (tests) */
 } vkd_gemm_tile;
 

@@ -179,30 +179,33 @@ static bool has_device_ext(const VkExtensionProperties *e, uint32_t n, const cha
     return false;
 }
 
-/* Reads caps of one physical device; *exts (caller frees) gets its extension list. */
-/* Whether the NV cooperative-matrix shape the *_cm kernels use is offered:
- * 16 x 16 x 16, fp16 A and B, fp32 C and D, subgroup scope. */
-static bool coopmat_nv_shape(VkPhysicalDevice pd)
+/* The NV cooperative-matrix shape for the *_cm kernels: 16 x N x 16 (M x N x K), fp16
+ * A and B, fp32 C and D, subgroup scope; returns N, 16 where offered, else 8 (NVIDIA's
+ * first implementations listed 16x8x16 and 16x8x8 only), else 0. */
+static uint32_t coopmat_nv_shape(VkPhysicalDevice pd)
 {
     uint32_t n = 0;
     if (!vkGetPhysicalDeviceCooperativeMatrixPropertiesNV ||
         vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) != VK_SUCCESS || n == 0)
-        return false;
+        return 0;
     VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
     if (!p)
-        return false;
+        return 0;
     for (uint32_t i = 0; i < n; i++)
         p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
-    bool ok = false;
+    uint32_t best = 0;
     if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !ok; i++)
-            ok = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 && p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
-                 p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
-                 p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].scope == VK_SCOPE_SUBGROUP_NV;
+        for (uint32_t i = 0; i < n; i++)
+            if (p[i].MSize == 16 && (p[i].NSize == 16 || p[i].NSize == 8) && p[i].KSize == 16 &&
+                p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                p[i].scope == VK_SCOPE_SUBGROUP_NV && p[i].NSize > best)
+                best = p[i].NSize;
     free(p);
-    return ok;
+    return best;
 }
 
+/* Reads caps of one physical device; *exts (caller frees) gets its extension list. */
 static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProperties **exts,
                         uint32_t *n_exts, uint32_t *queue_family)
 {
@@ -286,9 +289,10 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     c->int8_arith = f16i8.shaderInt8;
     c->storage8 = s8.storageBuffer8BitAccess;
     c->coop_matrix = has_device_ext(*exts, *n_exts, "VK_KHR_cooperative_matrix");
-    c->coopmat_nv = v12 && ext_cm_nv && cmf.cooperativeMatrix && vmm.vulkanMemoryModel && f16i8.shaderFloat16 &&
-                    (cmp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                    (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) && coopmat_nv_shape(pd);
+    bool cm_ok = v12 && ext_cm_nv && cmf.cooperativeMatrix && vmm.vulkanMemoryModel && f16i8.shaderFloat16 &&
+                 (cmp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                 (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    c->coopmat_nv = cm_ok ? coopmat_nv_shape(pd) : 0;
     c->memory_budget = has_device_ext(*exts, *n_exts, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     c->subgroup_size_control = p->apiVersion >= VK_API_VERSION_1_3 ||
                                has_device_ext(*exts, *n_exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
@@ -392,8 +396,11 @@ vkd_result vkd_device_list(FILE *f)
         fprintf(f, "  fp16 arithmetic:   %s\n", yes(c.fp16_arith));
         fprintf(f, "  16-bit storage:    %s\n", yes(c.storage16));
         fprintf(f, "  int8 arithmetic:   %s\n", yes(c.int8_arith));
-        fprintf(f, "  cooperative matrix:%s (KHR), %s (NV, fp16 16x16x16: the *_cm GEMM kernels)\n",
-                c.coop_matrix ? " yes" : " no", c.coopmat_nv ? "yes" : "no");
+        if (c.coopmat_nv)
+            fprintf(f, "  cooperative matrix:%s (KHR), yes (NV, fp16 16x%ux16: the *_cm GEMM kernels)\n",
+                    c.coop_matrix ? " yes" : " no", c.coopmat_nv);
+        else
+            fprintf(f, "  cooperative matrix:%s (KHR), no (NV, fp16 16x16x16 or 16x8x16)\n", c.coop_matrix ? " yes" : " no");
         fprintf(f, "  memory budget:     %s\n", yes(c.memory_budget));
         fprintf(f, "  max allocation:    %.0f MiB\n", c.max_alloc / 1048576.0);
         fprintf(f, "  max binding range: %.0f MiB\n", c.max_binding / 1048576.0);
@@ -479,7 +486,7 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         d->caps.max_binding = opts->max_binding_override & ~(uint64_t)255;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->memprops);
     d->use_f16 = d->caps.storage16 && !opts->force_fp32;
-    d->use_coopmat = d->caps.coopmat_nv && d->use_f16;
+    d->use_coopmat = d->caps.coopmat_nv != 0 && d->use_f16;
     d->timestamps = opts->timestamps && d->caps.timestamps;
 
     /* Enable only what we use; everything optional was probed above. */

@@ -30,10 +30,11 @@ typedef struct vkd_device_caps {
     bool storage16;         /* storageBuffer16BitAccess: fp16 tensors in storage buffers */
     bool storage8;          /* storageBuffer8BitAccess */
     bool coop_matrix;       /* VK_KHR_cooperative_matrix (offered; no kernel built for it: glslang 12 lacks it) */
-    /* VK_NV_cooperative_matrix with 16x16x16 fp16 x fp16 + fp32 at subgroup scope, and the
-     * shaderFloat16 and vulkanMemoryModel features its SPIR-V needs (Vulkan 1.2+): the
-     * matmul_cm / conv2d_cm kernels (shaders/gemm.glsl DIRECT = 3) can run */
-    bool coopmat_nv;
+    /* VK_NV_cooperative_matrix with 16 x N x 16 fp16 x fp16 + fp32 at subgroup scope, N the
+     * value here (16, else 8; 0: not offered), and the shaderFloat16 and vulkanMemoryModel
+     * features its SPIR-V needs (Vulkan 1.2+): the matmul_cm / conv2d_cm kernels
+     * (shaders/gemm.glsl DIRECT = 3) can run */
+    uint32_t coopmat_nv;
     bool memory_budget;     /* VK_EXT_memory_budget */
     bool subgroup_size_control;
     bool timestamps;        /* compute queue supports timestamps */
