@@ -7,6 +7,21 @@
 #include "common.glsl"
 #include "push_groupnorm.h"
 
+// APPLY: this invocation's index on the 2D grid (host/ops/op.h vkd_op_grid_1d)
+uint apply_index()
+{
+    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+}
+
+// APPLY: element e of the dispatch is sample z, element r of that sample, channel c
+void apply_place(uint e, out uint z, out uint r, out uint c)
+{
+    uint per = pc.rows * pc.c;
+    z = e / per;
+    r = e - z * per;
+    c = r % pc.c;
+}
+
 // The element of x holding (sample z of the dispatch, row from the dispatch's first,
 // channel ch): in binding 0, or in binding 6 (second) for a split's channels c1..
 uint x_index(uint z, uint row, uint ch, out bool second)
@@ -125,14 +140,11 @@ vec4 xin4(uint z, uint row, uint ch)
 
 void apply4()
 {
-    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    uint e = i * 4u; // the block's first element
+    uint e = apply_index() * 4u; // the block's first element
     if (e >= pc.n)
         return;
-    uint per = pc.rows * pc.c;
-    uint z = e / per;
-    uint r = e - z * per;
-    uint c = r % pc.c;
+    uint z, r, c;
+    apply_place(e, z, r, c);
     vec4 xv = xin4(z, r / pc.c, c);
     if (pc.add != 0u)
         xv += VKD_E4(pc.e_off + (pc.n0 + z) * pc.e_stride + c);
@@ -289,13 +301,11 @@ void combine()
 #if !defined(VKD_GN_TEXEL) && !defined(VKD_GN_STATS_TX)
 void apply()
 {
-    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    uint i = apply_index();
     if (i >= pc.n)
         return;
-    uint per = pc.rows * pc.c;
-    uint z = i / per;
-    uint r = i - z * per;
-    uint c = r % pc.c;
+    uint z, r, c;
+    apply_place(i, z, r, c);
     uint f = pc.fin_off + ((pc.n0 + z) * pc.groups + c / pc.cpg) * VKD_GN_FINAL_STRIDE;
     float xv = xin(z, r / pc.c, c);
     if (pc.add != 0u)
