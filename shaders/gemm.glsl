@@ -445,6 +445,21 @@ struct CmRef { uint off; bool col; };
 #define VKD_CM_LOAD_B(m, o) m = CmRef(o, true)
 #define VKD_CM_MULADD(i, a, b) cm_emu_muladd(acc0 + (i) * CMA, a, b)
 #define VKD_CM_STORE(i, o) for (uint e = gl_SubgroupInvocationID; e < CMA; e += gl_SubgroupSize) Cs[(o) + (e / CMN) * BNP + e % CMN] = EmAcc[acc0 + (i) * CMA + e]
+#elif defined(VKD_CM_KHR)
+// matmul_cmk / conv2d_cmk: the same kernel on VK_KHR_cooperative_matrix (compiled only
+// where the shader compiler knows GL_KHR_cooperative_matrix: CMakeLists.txt). KHR types
+// carry their use (A, B, accumulator); the layouts and strides read as the NV ones.
+#define VKD_CM_SH float16_t
+float16_t cm_sh(float v) { return float16_t(v); }
+#define VKD_CM_A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
+#define VKD_CM_B coopmat<float16_t, gl_ScopeSubgroup, 16, CMN, gl_MatrixUseB>
+#define VKD_CM_ACC coopmat<float, gl_ScopeSubgroup, 16, CMN, gl_MatrixUseAccumulator>
+#define VKD_CM_ACC_DECL VKD_CM_ACC acc[CTM * 4] // CTM * CTN of them used (CTN <= 4)
+#define VKD_CM_ZERO(i) acc[i] = VKD_CM_ACC(0.0)
+#define VKD_CM_LOAD_A(m, o) coopMatLoad(m, As, o, BKP, gl_CooperativeMatrixLayoutRowMajor)
+#define VKD_CM_LOAD_B(m, o) coopMatLoad(m, Bs, o, BKP, gl_CooperativeMatrixLayoutColumnMajor)
+#define VKD_CM_MULADD(i, a, b) acc[i] = coopMatMulAdd(a, b, acc[i])
+#define VKD_CM_STORE(i, o) coopMatStore(acc[i], Cs, o, BNP, gl_CooperativeMatrixLayoutRowMajor)
 #else
 #define VKD_CM_SH float16_t
 float16_t cm_sh(float v) { return float16_t(v); }

@@ -186,11 +186,11 @@ int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[6])
     out[n++].tn = 8;
     if (d->use_coopmat) {
         out[n] = vkd_gemm_coopmat_tile;
-        out[n++].tn = d->caps.coopmat_nv;
+        out[n++].tn = d->coopmat_n;
     }
     else
-        printf("note: no fp16 16x16x16 cooperative matrices (VK_NV_cooperative_matrix) in use: the "
-               "cooperative-matrix GEMM is not run here\n");
+        printf("note: no fp16 16xNx16 cooperative matrices (VK_KHR_ or VK_NV_cooperative_matrix) in use: "
+               "the cooperative-matrix GEMM is not run here\n");
     return n;
 }
 

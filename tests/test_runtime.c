@@ -12,12 +12,14 @@
 #include "vk/memory.h"
 #include "vk/pipeline.h"
 
-static char last_error[4096];
+static char last_error[4096], last_warning[4096];
 static void capture(vkd_log_level lvl, const char *msg, void *user)
 {
     (void)user;
     if (lvl == VKD_LOG_ERROR)
         snprintf(last_error, sizeof last_error, "%s", msg);
+    else if (lvl == VKD_LOG_WARN)
+        snprintf(last_warning, sizeof last_warning, "%s", msg);
 }
 
 static void test_allocator_reuses_freed_ranges_and_refuses_oversized(void)
@@ -183,6 +185,42 @@ static void test_pipeline_cache_is_saved_and_reloaded(void)
     }
 }
 
+/* The cooperative-matrix kernel choice over made-up capabilities (no device here offers
+ * either extension): KHR first where offered and built, NV otherwise, none without fp16
+ * storage, VKD_COOPMAT narrowing it, and the accumulator width of the kernel taken. */
+static void test_coopmat_choice(void)
+{
+    vkd_device_caps both = {0}, nv8 = {0}, none = {0}, khr8 = {0};
+    both.coopmat_khr = 16, both.coopmat_nv = 16;
+    nv8.coopmat_nv = 8;
+    khr8.coopmat_khr = 8, khr8.coopmat_nv = 16;
+    struct {
+        const vkd_device_caps *c;
+        bool f16, built;
+        const char *env;
+        bool use, khr;
+        uint32_t n;
+    } cases[] = {
+        {&both, true, true, NULL, true, true, 16},    {&both, true, false, NULL, true, false, 16},
+        {&both, true, true, "nv", true, false, 16},   {&both, true, true, "off", false, false, 0},
+        {&both, false, true, NULL, false, false, 0},  {&nv8, true, true, NULL, true, false, 8},
+        {&nv8, true, true, "khr", false, false, 0},   {&none, true, true, NULL, false, false, 0},
+        {&khr8, true, true, NULL, true, true, 8},     {&khr8, true, true, "nv", true, false, 16},
+        {&khr8, true, false, "khr", false, false, 0}, {&both, true, true, "bogus", false, false, 0},
+    };
+    vkd_log_set(capture, NULL, VKD_LOG_WARN);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vkd_coopmat_choice ch = vkd_coopmat_select(cases[i].c, cases[i].f16, cases[i].built, cases[i].env);
+        TEST_CHECK(ch.use == cases[i].use && ch.khr == cases[i].khr && ch.n == cases[i].n,
+                   "case %zu (env %s): use %d khr %d n %u, expected %d %d %u", i, cases[i].env ? cases[i].env : "-",
+                   ch.use, ch.khr, ch.n, cases[i].use, cases[i].khr, cases[i].n);
+    }
+    last_warning[0] = 0;
+    vkd_coopmat_select(&nv8, true, true, "khr");
+    TEST_CHECK(strstr(last_warning, "not offered") != NULL, "asking for what is not offered says so: %s", last_warning);
+    vkd_log_set(NULL, NULL, VKD_LOG_WARN);
+}
+
 static void test_missing_driver_names_the_package(void)
 {
     /* Point the loader at a driver manifest that does not exist: as on a machine with no driver. */
@@ -205,6 +243,7 @@ int main(void)
     test_allocator_reuses_freed_ranges_and_refuses_oversized();
     test_pool_blocks_outlive_recorded_commands();
     test_pipeline_cache_is_saved_and_reloaded();
+    test_coopmat_choice();
     test_missing_driver_names_the_package(); /* last: it changes the loader's environment */
     return test_finish();
 }

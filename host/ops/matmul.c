@@ -70,12 +70,13 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
     if (tile_override.bm)
         return tile_override;
     /* fp16 GEMMs on cooperative matrices where offered: 64 x 64 per workgroup of 2 x 2
-     * subgroups, each with 2 x 2 accumulator matrices of 16 x 16; BK 32. Not yet run on
-     * a device (none with VK_NV_cooperative_matrix lent since it was written). The
-     * fp32 path and shapes it cannot take fall back in vkd_gemm_vec_width. */
+     * subgroups, each with 2 x 2 accumulator matrices of 16 x 16 (or 2 x 4 of 16 x 8); BK
+     * 32; the KHR or the NV extension's kernels (device->coopmat_khr). Not yet run on a
+     * device (none with either extension lent since it was written). The fp32 path and
+     * shapes it cannot take fall back in vkd_gemm_vec_width. */
     if (d->use_coopmat) {
         vkd_gemm_tile t = vkd_gemm_coopmat_tile;
-        t.tn = d->caps.coopmat_nv; /* the accumulators' columns the device offers */
+        t.tn = d->coopmat_n; /* the accumulators' columns the device offers */
         return t;
     }
     return plain_tile(d);
@@ -101,8 +102,8 @@ int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int 
                           (t->direct == 4 ? 4096ull * sg : 0);
         bool ok = dt == VKD_F16 && t->bm % 32 == 0 && t->bn % 32 == 0 && t->bk % 16 == 0 &&
                   (t->tn == 16 || t->tn == 8) && shared <= d->caps.max_shared &&
-                  sg * d->caps.subgroup_size <= d->caps.max_wg_invocations &&
-                  (t->direct == 3 ? d->use_coopmat && t->tn == d->caps.coopmat_nv
+                  sg * d->cm_subgroup <= d->caps.max_wg_invocations &&
+                  (t->direct == 3 ? d->use_coopmat && t->tn == d->coopmat_n
                                   : (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) != 0);
         if (ok) /* 16-byte loads of 8 halves where every offset allows */
             return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 ? 2 : 0;
@@ -122,16 +123,21 @@ int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int 
 vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out)
 {
+    const vkd_device *d = vkd_cmd_device(c);
     bool linear = !strcmp(stem, "matmul"); /* bindings 5 (LNFOLD's s, c) and 6 (a2): the linear only */
     char name[32];
     if (t->direct) { /* one module per kernel family: *_direct.comp, *_sg.comp, *_cm.comp (gemm.glsl) */
         static const char *const family[5] = {"", "direct", "sg", "cm", "cmemu"};
-        snprintf(name, sizeof name, "%s_%s", stem, family[t->direct]);
+        bool khr = t->direct == 3 && d->coopmat_khr; /* *_cmk: the KHR extension's */
+        snprintf(name, sizeof name, "%s_%s%s", stem, family[t->direct], khr ? "k" : "");
         stem = name;
     }
     /* invocations: the shared-memory tile's (bm/tm) x (bn/tn); a direct kernel's bm/tm; the
-     * cooperative-matrix kernel's subgroups (32 x 32 outputs each) times the subgroup size */
-    uint32_t inv = t->direct >= 3 ? (t->bm / 32) * (t->bn / 32) * vkd_cmd_device(c)->caps.subgroup_size
+     * cooperative-matrix kernel's subgroups (32 x 32 outputs each) times the subgroup size
+     * they are sized for, required of the pipeline where the device allows (the kernel
+     * indexes its blocks by gl_SubgroupID: another size would leave blocks out or index
+     * past them) */
+    uint32_t inv = t->direct >= 3 ? (t->bm / 32) * (t->bn / 32) * d->cm_subgroup
                    : t->direct  ? t->bm / t->tm
                                 : (t->bm / t->tm) * (t->bn / t->tn);
     /* spec 11: the cooperative kernels' accumulator columns (16 or 8: tile.tn) */
@@ -139,7 +145,8 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
                          lnfold ? 1u : 0u, t->direct >= 3 ? t->tn : 16u};
     /* the subgroup kernel reads A (binding 0, and 6 for the linear) and w (1) as texel buffers */
     uint32_t texel = t->direct != 2 ? 0 : linear ? 0x43u : 0x3u;
-    return vkd_op_pipeline_texel(c, stem, dt, spec, 12, linear ? 7 : 5, texel, out);
+    uint32_t subgroup = t->direct >= 3 && d->cm_subgroup_required ? d->cm_subgroup : 0;
+    return vkd_op_pipeline_subgroup(c, stem, dt, spec, 12, linear ? 7 : 5, texel, subgroup, out);
 }
 
 vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,

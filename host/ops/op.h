@@ -21,6 +21,11 @@ vkd_result vkd_op_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const uin
 vkd_result vkd_op_pipeline_texel(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
                                  uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out);
 
+/* The same, in full subgroups of SUBGROUP invocations (vkd_pipeline_get_subgroup; 0: any). */
+vkd_result vkd_op_pipeline_subgroup(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
+                                    uint32_t n_bindings, uint32_t texel_mask, uint32_t subgroup,
+                                    const vkd_pipeline **out);
+
 /* Bind elements [elem0, elem0+nelem) of t: *shift gets the element index of elem0
  * inside the window (push it to the shader). VKD_ERR_TOO_LARGE if it cannot fit in one binding. */
 vkd_result vkd_op_bind(vkd_cmd *c, const vkd_tensor *t, int64_t elem0, int64_t nelem, vkd_binding *b,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "vk/coopmat_khr.h"
 #include "vk/memory.h"
 #include "vk/pipeline.h"
 #include "vk/vk_util.h"
@@ -52,19 +53,20 @@ static vkd_result load_vulkan(void)
     return VKD_OK;
 }
 
-static bool has_layer(const char *name)
+/* The layer's specVersion (the Vulkan headers it was built with), 0 if not installed. */
+static uint32_t layer_version(const char *name)
 {
     uint32_t n = 0;
     if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0)
-        return false;
+        return 0;
     VkLayerProperties *p = calloc(n, sizeof *p);
     if (!p)
-        return false;
-    bool found = false;
+        return 0;
+    uint32_t found = 0;
     if (vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
         for (uint32_t i = 0; i < n; i++)
             if (!strcmp(p[i].layerName, name))
-                found = true;
+                found = p[i].specVersion ? p[i].specVersion : 1;
     free(p);
     return found;
 }
@@ -123,7 +125,7 @@ static vkd_result create_instance(vkd_device *d, bool validation)
     uint32_t n_exts = 0;
     bool debug = false;
     if (validation) {
-        if (has_layer("VK_LAYER_KHRONOS_validation"))
+        if ((d->validation_layer = layer_version("VK_LAYER_KHRONOS_validation")))
             layers[n_layers++] = "VK_LAYER_KHRONOS_validation";
         else
             VKD_WARN("validation requested but VK_LAYER_KHRONOS_validation is not installed "
@@ -179,9 +181,20 @@ static bool has_device_ext(const VkExtensionProperties *e, uint32_t n, const cha
     return false;
 }
 
-/* The NV cooperative-matrix shape for the *_cm kernels: 16 x N x 16 (M x N x K), fp16
- * A and B, fp32 C and D, subgroup scope; returns N, 16 where offered, else 8 (NVIDIA's
- * first implementations listed 16x8x16 and 16x8x8 only), else 0. */
+/* The cooperative-matrix shape for the DIRECT = 3 GEMM kernels (shaders/gemm.glsl):
+ * 16 x N x 16 (M x N x K), fp16 A and B, fp32 C and result, subgroup scope. Returns N:
+ * 16 where offered, else 8 (NVIDIA's first implementations listed 16x8x16 and 16x8x8
+ * only), else 0. The NV and KHR property structures differ in layout, not in values
+ * (component types and scopes share their numbers). */
+static uint32_t coopmat_pick_n(uint32_t m, uint32_t n, uint32_t k, uint32_t a, uint32_t b, uint32_t c, uint32_t r,
+                               uint32_t scope, uint32_t best)
+{
+    bool ok = m == 16 && (n == 16 || n == 8) && k == 16 && a == VKD_COMPONENT_FLOAT16_KHR &&
+              b == VKD_COMPONENT_FLOAT16_KHR && c == VKD_COMPONENT_FLOAT32_KHR && r == VKD_COMPONENT_FLOAT32_KHR &&
+              scope == VKD_SCOPE_SUBGROUP_KHR;
+    return ok && n > best ? n : best;
+}
+
 static uint32_t coopmat_nv_shape(VkPhysicalDevice pd)
 {
     uint32_t n = 0;
@@ -196,17 +209,36 @@ static uint32_t coopmat_nv_shape(VkPhysicalDevice pd)
     uint32_t best = 0;
     if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, p) == VK_SUCCESS)
         for (uint32_t i = 0; i < n; i++)
-            if (p[i].MSize == 16 && (p[i].NSize == 16 || p[i].NSize == 8) && p[i].KSize == 16 &&
-                p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
-                p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
-                p[i].scope == VK_SCOPE_SUBGROUP_NV && p[i].NSize > best)
-                best = p[i].NSize;
+            best = coopmat_pick_n(p[i].MSize, p[i].NSize, p[i].KSize, p[i].AType, p[i].BType, p[i].CType,
+                                  p[i].DType, p[i].scope, best);
+    free(p);
+    return best;
+}
+
+static uint32_t coopmat_khr_shape(VkInstance inst, VkPhysicalDevice pd)
+{
+    vkd_pfn_get_cooperative_matrix_properties_khr get = (vkd_pfn_get_cooperative_matrix_properties_khr)(
+        void (*)(void))vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    uint32_t n = 0;
+    if (!get || get(pd, &n, NULL) != VK_SUCCESS || n == 0)
+        return 0;
+    vkd_cooperative_matrix_properties_khr *p = calloc(n, sizeof *p);
+    if (!p)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        p[i].sType = VKD_STYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+    uint32_t best = 0;
+    if (get(pd, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; i++)
+            if (!p[i].saturatingAccumulation)
+                best = coopmat_pick_n(p[i].MSize, p[i].NSize, p[i].KSize, p[i].AType, p[i].BType, p[i].CType,
+                                      p[i].ResultType, p[i].scope, best);
     free(p);
     return best;
 }
 
 /* Reads caps of one physical device; *exts (caller frees) gets its extension list. */
-static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProperties **exts,
+static vkd_result probe(VkInstance inst, VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProperties **exts,
                         uint32_t *n_exts, uint32_t *queue_family)
 {
     memset(c, 0, sizeof *c);
@@ -220,17 +252,40 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     bool ext_f16i8 = has_device_ext(*exts, *n_exts, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
     bool ext_8bit = has_device_ext(*exts, *n_exts, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
     bool ext_cm_nv = has_device_ext(*exts, *n_exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    bool ext_cm_khr = has_device_ext(*exts, *n_exts, VKD_KHR_COOPERATIVE_MATRIX_NAME);
 
     VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
     VkPhysicalDeviceSubgroupProperties sub = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+    /* the cooperative-matrix stage masks, chained only where their extension is offered */
     VkPhysicalDeviceCooperativeMatrixPropertiesNV cmp = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV, .pNext = &sub};
-    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-                                      .pNext = ext_cm_nv ? (void *)&cmp : (void *)&sub};
+    vkd_physical_device_cooperative_matrix_properties_khr cmpk = {
+        .sType = VKD_STYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_KHR, .pNext = &sub};
+    void *p2_next = &sub;
+    if (ext_cm_nv) {
+        cmp.pNext = p2_next;
+        p2_next = &cmp;
+    }
+    if (ext_cm_khr) {
+        cmpk.pNext = p2_next;
+        p2_next = &cmpk;
+    }
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = p2_next};
     sub.pNext = &m3;
     VkPhysicalDeviceProperties p0;
     vkGetPhysicalDeviceProperties(pd, &p0);
+    /* subgroup size control (core in 1.3): the cooperative-matrix kernels require full
+     * subgroups of the size their workgroup was sized for (ops/matmul.c) */
+    bool ext_sgc = p0.apiVersion < VK_API_VERSION_1_3 &&
+                   has_device_ext(*exts, *n_exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    bool sgc = p0.apiVersion >= VK_API_VERSION_1_3 || ext_sgc;
+    VkPhysicalDeviceSubgroupSizeControlProperties sgcp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+    if (sgc) {
+        sub.pNext = &sgcp;
+        sgcp.pNext = &m3;
+    }
     if (p0.apiVersion >= VK_API_VERSION_1_2 ||
         has_device_ext(*exts, *n_exts, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME))
         m3.pNext = &drv;
@@ -277,10 +332,25 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     }
     VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
-    if (v12 && ext_cm_nv) {
+    vkd_physical_device_cooperative_matrix_features_khr cmfk = {
+        .sType = VKD_STYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+    if (v12 && (ext_cm_nv || ext_cm_khr)) {
         *tail = &vmm;
-        vmm.pNext = &cmf;
+        tail = &vmm.pNext;
+    }
+    if (v12 && ext_cm_nv) {
+        *tail = &cmf;
         tail = &cmf.pNext;
+    }
+    if (v12 && ext_cm_khr) {
+        *tail = &cmfk;
+        tail = &cmfk.pNext;
+    }
+    VkPhysicalDeviceSubgroupSizeControlFeatures sgcf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
+    if (sgc) {
+        *tail = &sgcf;
+        tail = &sgcf.pNext;
     }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     c->storage16 = s16.storageBuffer16BitAccess;
@@ -288,14 +358,22 @@ static vkd_result probe(VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProp
     c->fp16_arith = f16i8.shaderFloat16;
     c->int8_arith = f16i8.shaderInt8;
     c->storage8 = s8.storageBuffer8BitAccess;
-    c->coop_matrix = has_device_ext(*exts, *n_exts, "VK_KHR_cooperative_matrix");
-    bool cm_ok = v12 && ext_cm_nv && cmf.cooperativeMatrix && vmm.vulkanMemoryModel && f16i8.shaderFloat16 &&
-                 (cmp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                 (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT);
-    c->coopmat_nv = cm_ok ? coopmat_nv_shape(pd) : 0;
+    c->coop_matrix_khr_ext = ext_cm_khr;
+    /* what both kernels' SPIR-V needs besides the extension: fp16 arithmetic, the Vulkan
+     * memory model that glslang declares for them, subgroup ids */
+    bool cm_base = v12 && vmm.vulkanMemoryModel && f16i8.shaderFloat16 && (c->subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    bool cm_nv = cm_base && ext_cm_nv && cmf.cooperativeMatrix &&
+                 (cmp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT);
+    bool cm_khr = cm_base && ext_cm_khr && cmfk.cooperativeMatrix &&
+                  (cmpk.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT);
+    c->coopmat_nv = cm_nv ? coopmat_nv_shape(pd) : 0;
+    c->coopmat_khr = cm_khr ? coopmat_khr_shape(inst, pd) : 0;
     c->memory_budget = has_device_ext(*exts, *n_exts, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
-    c->subgroup_size_control = p->apiVersion >= VK_API_VERSION_1_3 ||
-                               has_device_ext(*exts, *n_exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    c->subgroup_size_control = sgc && sgcf.subgroupSizeControl && sgcf.computeFullSubgroups &&
+                               (sgcp.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT);
+    c->subgroup_size_ext = c->subgroup_size_control && ext_sgc;
+    c->subgroup_min = c->subgroup_size_control ? sgcp.minSubgroupSize : c->subgroup_size;
+    c->subgroup_max = c->subgroup_size_control ? sgcp.maxSubgroupSize : c->subgroup_size;
 
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, NULL);
@@ -376,7 +454,7 @@ vkd_result vkd_device_list(FILE *f)
         vkd_device_caps c;
         VkExtensionProperties *exts = NULL;
         uint32_t n_exts = 0, qf = 0;
-        vkd_result pr = probe(pds[i], &c, &exts, &n_exts, &qf);
+        vkd_result pr = probe(tmp.instance, pds[i], &c, &exts, &n_exts, &qf);
         free(exts);
         fprintf(f, "device %u: %s\n", i, c.name);
         fprintf(f, "  type:              %s\n", vkd_device_type_str(c.type));
@@ -396,11 +474,17 @@ vkd_result vkd_device_list(FILE *f)
         fprintf(f, "  fp16 arithmetic:   %s\n", yes(c.fp16_arith));
         fprintf(f, "  16-bit storage:    %s\n", yes(c.storage16));
         fprintf(f, "  int8 arithmetic:   %s\n", yes(c.int8_arith));
-        if (c.coopmat_nv)
-            fprintf(f, "  cooperative matrix:%s (KHR), yes (NV, fp16 16x%ux16: the *_cm GEMM kernels)\n",
-                    c.coop_matrix ? " yes" : " no", c.coopmat_nv);
+        char khr[96], nv[64];
+        if (c.coopmat_khr)
+            snprintf(khr, sizeof khr, "fp16 16x%ux16%s", c.coopmat_khr,
+                     vkd_spirv_present("matmul_cmk_f16") ? "" : " (this build has no KHR kernels: see README)");
         else
-            fprintf(f, "  cooperative matrix:%s (KHR), no (NV, fp16 16x16x16 or 16x8x16)\n", c.coop_matrix ? " yes" : " no");
+            snprintf(khr, sizeof khr, "%s", c.coop_matrix_khr_ext ? "no fp16 16x16x16 or 16x8x16" : "no");
+        if (c.coopmat_nv)
+            snprintf(nv, sizeof nv, "fp16 16x%ux16", c.coopmat_nv);
+        else
+            snprintf(nv, sizeof nv, "no");
+        fprintf(f, "  cooperative matrix: KHR %s; NV %s\n", khr, nv);
         fprintf(f, "  memory budget:     %s\n", yes(c.memory_budget));
         fprintf(f, "  max allocation:    %.0f MiB\n", c.max_alloc / 1048576.0);
         fprintf(f, "  max binding range: %.0f MiB\n", c.max_binding / 1048576.0);
@@ -454,6 +538,23 @@ static void cache_path_init(vkd_device *d, const char *dir)
              d->caps.device_id, uuid);
 }
 
+vkd_coopmat_choice vkd_coopmat_select(const vkd_device_caps *c, bool use_f16, bool khr_built, const char *env)
+{
+    vkd_coopmat_choice ch = {false, false, 0};
+    bool want_khr = !env || !strcmp(env, "khr"), want_nv = !env || !strcmp(env, "nv");
+    if (env && !want_khr && !want_nv && strcmp(env, "off"))
+        VKD_WARN("VKD_COOPMAT=%s: expected off, nv or khr; taking off", env);
+    bool khr = want_khr && c->coopmat_khr && khr_built;
+    bool nv = want_nv && c->coopmat_nv;
+    if (env && (want_khr || want_nv) && !khr && !nv)
+        VKD_WARN("VKD_COOPMAT=%s: not offered by this device%s; no cooperative-matrix GEMM", env,
+                 want_khr && c->coopmat_khr ? " build (its shader tools predate the extension)" : "");
+    ch.use = use_f16 && (khr || nv);
+    ch.khr = ch.use && khr;
+    ch.n = !ch.use ? 0 : khr ? c->coopmat_khr : c->coopmat_nv;
+    return ch;
+}
+
 vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
 {
     vkd_device_opts defaults;
@@ -478,7 +579,7 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
     if ((res = pick(pds, n, opts->device_index, &chosen)))
         goto fail;
     d->phys = pds[chosen];
-    if ((res = probe(d->phys, &d->caps, &exts, &n_exts, &d->queue_family))) {
+    if ((res = probe(d->instance, d->phys, &d->caps, &exts, &n_exts, &d->queue_family))) {
         VKD_ERROR("device %u (%s) has no compute queue", chosen, d->caps.name);
         goto fail;
     }
@@ -486,11 +587,27 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         d->caps.max_binding = opts->max_binding_override & ~(uint64_t)255;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->memprops);
     d->use_f16 = d->caps.storage16 && !opts->force_fp32;
-    d->use_coopmat = d->caps.coopmat_nv != 0 && d->use_f16;
+    /* a validation layer older than the KHR extension (1.3.255) reports its structures
+     * and SPIR-V as errors: with one loaded, the KHR kernels are left out */
+    bool khr_built = vkd_spirv_present("matmul_cmk_f16");
+    if (khr_built && d->caps.coopmat_khr && d->validation_layer && d->validation_layer < VK_MAKE_API_VERSION(0, 1, 3, 255)) {
+        VKD_INFO("the validation layer (%u.%u.%u) predates VK_KHR_cooperative_matrix: not using its kernels",
+                 VK_API_VERSION_MAJOR(d->validation_layer), VK_API_VERSION_MINOR(d->validation_layer),
+                 VK_API_VERSION_PATCH(d->validation_layer));
+        khr_built = false;
+    }
+    vkd_coopmat_choice cm = vkd_coopmat_select(&d->caps, d->use_f16, khr_built, getenv("VKD_COOPMAT"));
+    d->use_coopmat = cm.use;
+    d->coopmat_khr = cm.khr;
+    d->coopmat_n = cm.n;
+    const vkd_device_caps *cc = &d->caps;
+    d->cm_subgroup_required = cc->subgroup_size_control;
+    d->cm_subgroup = cc->subgroup_size_control && cc->subgroup_min <= 32 && 32 <= cc->subgroup_max ? 32
+                                                                                                  : cc->subgroup_size;
     d->timestamps = opts->timestamps && d->caps.timestamps;
 
     /* Enable only what we use; everything optional was probed above. */
-    const char *dev_exts[6];
+    const char *dev_exts[8];
     uint32_t n_dev_exts = 0;
     if (d->caps.memory_budget)
         dev_exts[n_dev_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
@@ -516,11 +633,25 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .vulkanMemoryModel = VK_TRUE};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
+    vkd_physical_device_cooperative_matrix_features_khr cmfk = {
+        .sType = VKD_STYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .cooperativeMatrix = VK_TRUE};
+    void **tail = &s16.pNext;
     if (d->use_coopmat) {
-        dev_exts[n_dev_exts++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
-        s16.pNext = &f16;
+        dev_exts[n_dev_exts++] = d->coopmat_khr ? VKD_KHR_COOPERATIVE_MATRIX_NAME : VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        *tail = &f16;
         f16.pNext = &vmm;
-        vmm.pNext = &cmf;
+        vmm.pNext = d->coopmat_khr ? (void *)&cmfk : (void *)&cmf;
+        tail = d->coopmat_khr ? &cmfk.pNext : &cmf.pNext;
+    }
+    /* required subgroup sizes with full subgroups, for the cooperative-matrix kernels */
+    VkPhysicalDeviceSubgroupSizeControlFeatures sgcf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES,
+        .subgroupSizeControl = VK_TRUE, .computeFullSubgroups = VK_TRUE};
+    if (d->caps.subgroup_size_control) {
+        if (d->caps.subgroup_size_ext)
+            dev_exts[n_dev_exts++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
+        *tail = &sgcf;
+        tail = &sgcf.pNext;
     }
     /* 64-bit integers: the CPU GEMM reads 32 bytes per load with them (ops/matmul.c) */
     f2.features.shaderInt64 = d->caps.int64;
@@ -546,7 +677,8 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
     if ((res = vkd_pipelines_create(d, &d->pipes)))
         goto fail;
     VKD_INFO("device: %s (%s), %s, fp16 storage %s%s", d->caps.name, vkd_device_type_str(d->caps.type),
-             d->caps.driver, d->use_f16 ? "on" : "off", d->use_coopmat ? ", cooperative-matrix GEMM" : "");
+             d->caps.driver, d->use_f16 ? "on" : "off",
+             !d->use_coopmat ? "" : d->coopmat_khr ? ", cooperative-matrix GEMM (KHR)" : ", cooperative-matrix GEMM (NV)");
     free(pds);
     free(exts);
     *out = d;

@@ -29,14 +29,21 @@ typedef struct vkd_device_caps {
     bool int8_arith;        /* shaderInt8 */
     bool storage16;         /* storageBuffer16BitAccess: fp16 tensors in storage buffers */
     bool storage8;          /* storageBuffer8BitAccess */
-    bool coop_matrix;       /* VK_KHR_cooperative_matrix (offered; no kernel built for it: glslang 12 lacks it) */
-    /* VK_NV_cooperative_matrix with 16 x N x 16 fp16 x fp16 + fp32 at subgroup scope, N the
-     * value here (16, else 8; 0: not offered), and the shaderFloat16 and vulkanMemoryModel
-     * features its SPIR-V needs (Vulkan 1.2+): the matmul_cm / conv2d_cm kernels
-     * (shaders/gemm.glsl DIRECT = 3) can run */
+    /* Cooperative matrices with 16 x N x 16 fp16 x fp16 + fp32 at subgroup scope, N the
+     * value here (16, else 8; 0: not offered), with the shaderFloat16 and vulkanMemoryModel
+     * features their SPIR-V needs (Vulkan 1.2+): the GEMM kernels of shaders/gemm.glsl
+     * DIRECT = 3 can run, matmul_cm / conv2d_cm on VK_NV_cooperative_matrix and
+     * matmul_cmk / conv2d_cmk on VK_KHR_cooperative_matrix */
     uint32_t coopmat_nv;
+    uint32_t coopmat_khr;
+    bool coop_matrix_khr_ext; /* VK_KHR_cooperative_matrix offered at all (any shape) */
     bool memory_budget;     /* VK_EXT_memory_budget */
+    /* compute pipelines can require a subgroup size in [subgroup_min, subgroup_max] with
+     * full subgroups (subgroupSizeControl + computeFullSubgroups: Vulkan 1.3, or
+     * VK_EXT_subgroup_size_control, then subgroup_size_ext); else min = max = subgroup_size */
     bool subgroup_size_control;
+    bool subgroup_size_ext;
+    uint32_t subgroup_min, subgroup_max;
     bool timestamps;        /* compute queue supports timestamps */
     float timestamp_period; /* ns per tick */
     uint64_t max_alloc;     /* maxMemoryAllocationSize */
@@ -77,14 +84,36 @@ typedef struct vkd_device {
     VkPhysicalDeviceMemoryProperties memprops;
     vkd_device_caps caps;
     bool use_f16;                /* tensors are stored as fp16 (16-bit storage present, not forced off) */
-    bool use_coopmat;            /* fp16 GEMMs on cooperative matrices (caps.coopmat_nv and use_f16) */
+    bool use_coopmat;            /* fp16 GEMMs on cooperative matrices (use_f16, and a shape offered) */
+    bool coopmat_khr;            /* ... on the KHR extension's kernels (else the NV ones) */
+    uint32_t coopmat_n;          /* the accumulators' columns: caps.coopmat_khr or caps.coopmat_nv */
+    /* The subgroup size the cooperative-matrix kernels and their emulation are sized for
+     * (workgroup = subgroups x this); required of their pipelines, with full subgroups,
+     * where caps.subgroup_size_control (cm_subgroup_required): 32 where allowed (NVIDIA's
+     * warps; AMD's wave32, which RDNA3's matrix instructions run in), else the default */
+    uint32_t cm_subgroup;
+    bool cm_subgroup_required;
     bool timestamps;
+    uint32_t validation_layer;   /* VK_LAYER_KHRONOS_validation's specVersion when loaded, else 0 */
     uint32_t validation_errors;  /* validation messages of error severity seen so far */
     uint32_t validation_warnings;
     struct vkd_memory *mem;
     struct vkd_pipelines *pipes;
     char cache_path[1024];       /* on-disk pipeline cache file, "" if none */
 } vkd_device;
+
+/* Which cooperative-matrix kernels the fp16 GEMMs take (vkd_device_create; exposed for
+ * tests): the KHR extension's where the device offers the shape (caps->coopmat_khr) and
+ * the build has their SPIR-V (khr_built: a shader compiler that knows the extension,
+ * CMakeLists.txt), else the NV extension's, else none; none without fp16 storage. ENV,
+ * the value of VKD_COOPMAT if set, limits the choice: "off", "nv" or "khr" (to compare
+ * the two, or to rule them out). */
+typedef struct vkd_coopmat_choice {
+    bool use;   /* the fp16 GEMMs run on cooperative matrices */
+    bool khr;   /* on the KHR kernels (*_cmk), else the NV ones (*_cm) */
+    uint32_t n; /* the accumulators' columns: 16 or 8 */
+} vkd_coopmat_choice;
+vkd_coopmat_choice vkd_coopmat_select(const vkd_device_caps *c, bool use_f16, bool khr_built, const char *env);
 
 /* Create a device. On failure *out is NULL and the log says why, e.g. no driver
  * (VKD_ERR_NO_VULKAN / VKD_ERR_NO_DEVICE, naming the package that provides one). */

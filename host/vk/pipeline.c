@@ -15,6 +15,7 @@ typedef struct entry {
     char name[64];
     uint32_t spec[VKD_MAX_SPEC];
     uint32_t n_spec, n_bindings, texel_mask;
+    uint32_t subgroup; /* required subgroup size (full subgroups), 0: the driver's choice */
     vkd_pipeline p;
 } entry;
 
@@ -180,6 +181,14 @@ void vkd_pipelines_destroy(vkd_device *d, vkd_pipelines *p)
     free(p);
 }
 
+bool vkd_spirv_present(const char *name)
+{
+    for (size_t i = 0; i < vkd_spirv_table_len; i++)
+        if (!strcmp(vkd_spirv_table[i].name, name))
+            return true;
+    return false;
+}
+
 static vkd_result module_get(vkd_device *d, const char *name, VkShaderModule *out)
 {
     vkd_pipelines *p = d->pipes;
@@ -207,14 +216,26 @@ vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spe
 vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
                                   uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out)
 {
+    return vkd_pipeline_get_subgroup(d, name, spec, n_spec, n_bindings, texel_mask, 0, out);
+}
+
+vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
+                                     uint32_t n_bindings, uint32_t texel_mask, uint32_t subgroup,
+                                     const vkd_pipeline **out)
+{
     vkd_pipelines *p = d->pipes;
     if (n_spec < 3 || n_spec > VKD_MAX_SPEC || n_bindings < 1 || n_bindings > VKD_MAX_BINDINGS ||
         (texel_mask >> n_bindings) != 0 || strlen(name) >= sizeof p->entries[0].name)
         return VKD_ERR_INTERNAL;
+    if (subgroup && (!d->caps.subgroup_size_control || subgroup < d->caps.subgroup_min ||
+                     subgroup > d->caps.subgroup_max || spec[0] % subgroup)) {
+        VKD_ERROR("%s: subgroup size %u cannot be required here", name, subgroup);
+        return VKD_ERR_INTERNAL;
+    }
     for (uint32_t i = 0; i < p->n; i++) {
         entry *e = &p->entries[i];
         if (e->n_spec == n_spec && e->n_bindings == n_bindings && e->texel_mask == texel_mask &&
-            !memcmp(e->spec, spec, n_spec * 4) && !strcmp(e->name, name)) {
+            e->subgroup == subgroup && !memcmp(e->spec, spec, n_spec * 4) && !strcmp(e->name, name)) {
             *out = &e->p;
             return VKD_OK;
         }
@@ -263,9 +284,14 @@ vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_
     for (uint32_t i = 0; i < n_spec; i++)
         map[i] = (VkSpecializationMapEntry){i, i * 4, 4};
     VkSpecializationInfo si = {n_spec, map, n_spec * 4, spec};
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfo rss = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
+        .requiredSubgroupSize = subgroup};
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .pNext = subgroup ? &rss : NULL,
+                  .flags = subgroup ? VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT : 0,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT, .module = mod, .pName = "main",
                   .pSpecializationInfo = &si},
         .layout = layout,
@@ -280,6 +306,7 @@ vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_
     e->n_spec = n_spec;
     e->n_bindings = n_bindings;
     e->texel_mask = texel_mask;
+    e->subgroup = subgroup;
     e->p.layout = layout;
     e->p.set_layout = set_layout;
     e->p.n_bindings = n_bindings;

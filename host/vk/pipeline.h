@@ -34,6 +34,10 @@ typedef struct vkd_pipeline_stats {
     uint64_t cache_bytes_loaded;
 } vkd_pipeline_stats;
 
+/* Whether this build embeds the SPIR-V module NAME (e.g. "matmul_cmk_f16": the KHR
+ * cooperative-matrix kernels exist only where the shader compiler knows the extension). */
+bool vkd_spirv_present(const char *name);
+
 vkd_result vkd_pipelines_create(vkd_device *d, struct vkd_pipelines **out);
 /* Saves the on-disk cache (when the device has a cache path) and frees everything. */
 void vkd_pipelines_destroy(vkd_device *d, struct vkd_pipelines *p);
@@ -45,6 +49,13 @@ vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spe
 /* The same with the bindings in texel_mask as uniform texel buffers. */
 vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
                                   uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out);
+
+/* The same, the shader running in full subgroups of SUBGROUP invocations (0: the
+ * driver's choice; else device->caps.subgroup_size_control must allow it, and the
+ * workgroup's x size, spec[0], be a multiple of it). */
+vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
+                                     uint32_t n_bindings, uint32_t texel_mask, uint32_t subgroup,
+                                     const vkd_pipeline **out);
 
 void vkd_pipeline_stats_get(const vkd_device *d, vkd_pipeline_stats *s);
 /* Writes the cache file now (also done at destroy). */

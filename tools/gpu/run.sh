@@ -10,7 +10,9 @@
 #   VKD_SD15=/path/sd15.safetensors     use this checkpoint instead of making one
 #   VKD_GPU_SKIP_TESTS=1                benchmarks only
 #   VKD_GPU_PREBUILT=1                  use the build already in build-gpu (made elsewhere,
-#                                       e.g. where glslang is installed); skip cmake
+#                                       e.g. where glslang is installed); skip cmake. For the
+#                                       VK_KHR_cooperative_matrix kernels build it with the
+#                                       tools from tools/khr-toolchain.sh (Debian 12's are too old)
 #   VKD_SHARED=dir                      folder holding clip/bpe_simple_vocab_16e6.txt.gz (default ../shared)
 #
 # Needs: cmake, ninja, a C compiler, glslang-tools, spirv-tools, libvulkan (or the
@@ -44,10 +46,17 @@ fi
 
 log "op benchmark (SD1.5 512x512 shapes)"
 "$B/vkdiff" bench ops --repeat 5 | tee "$OUT/bench_ops.md"
-if grep -q "yes (NV" "$OUT/devices.txt"; then
+if grep -q "cooperative matrix:.*fp16 16x" "$OUT/devices.txt"; then
   # the before of the cooperative-matrix GEMM: the shared-memory tile it replaced
   log "op benchmark with the shared-memory GEMM tile instead of cooperative matrices"
   "$B/vkdiff" bench ops --repeat 5 --tile 64x64x16x4x4 | tee "$OUT/bench_ops_tiled.md"
+fi
+if grep -q "cooperative matrix: KHR fp16 16x[0-9]*x16;.*NV fp16" "$OUT/devices.txt"; then
+  # both extensions offered and the KHR kernels built: the default ran KHR; now NV
+  log "GEMM tests and op benchmark on the NV cooperative-matrix kernels (VKD_COOPMAT=nv)"
+  if VKD_COOPMAT=nv ctest --test-dir "$B" --output-on-failure -R 'test_op_(matmul|conv2d)' --timeout 300 \
+       >"$OUT/ctest_nv.log" 2>&1; then log "tests (NV kernels): passed"; else log "tests (NV kernels): FAILURES"; fi
+  VKD_COOPMAT=nv "$B/vkdiff" bench ops --repeat 5 | tee "$OUT/bench_ops_nv.md"
 fi
 
 CKPT=${VKD_SD15:-$OUT/sd15.safetensors}
