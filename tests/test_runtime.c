@@ -190,10 +190,11 @@ static void test_pipeline_cache_is_saved_and_reloaded(void)
  * storage, VKD_COOPMAT narrowing it, and the accumulator width of the kernel taken. */
 static void test_coopmat_choice(void)
 {
-    vkd_device_caps both = {0}, nv8 = {0}, none = {0}, khr8 = {0};
-    both.coopmat_khr = 16, both.coopmat_nv = 16;
-    nv8.coopmat_nv = 8;
-    khr8.coopmat_khr = 8, khr8.coopmat_nv = 16;
+    vkd_device_caps both = {0}, nv8 = {0}, none = {0}, khr8 = {0}, nosgc = {0};
+    both.coopmat_khr = 16, both.coopmat_nv = 16, both.subgroup_size_control = true;
+    nv8.coopmat_nv = 8, nv8.subgroup_size_control = true;
+    khr8.coopmat_khr = 8, khr8.coopmat_nv = 16, khr8.subgroup_size_control = true;
+    nosgc.coopmat_khr = 16, nosgc.coopmat_nv = 8; /* KHR needs full subgroups: NV then */
     struct {
         const vkd_device_caps *c;
         bool f16, built;
@@ -207,6 +208,7 @@ static void test_coopmat_choice(void)
         {&nv8, true, true, "khr", false, false, 0},   {&none, true, true, NULL, false, false, 0},
         {&khr8, true, true, NULL, true, true, 8},     {&khr8, true, true, "nv", true, false, 16},
         {&khr8, true, false, "khr", false, false, 0}, {&both, true, true, "bogus", false, false, 0},
+        {&nosgc, true, true, NULL, true, false, 8},   {&nosgc, true, true, "khr", false, false, 0},
     };
     vkd_log_set(capture, NULL, VKD_LOG_WARN);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -218,6 +220,8 @@ static void test_coopmat_choice(void)
     last_warning[0] = 0;
     vkd_coopmat_select(&nv8, true, true, "khr");
     TEST_CHECK(strstr(last_warning, "not offered") != NULL, "asking for what is not offered says so: %s", last_warning);
+    vkd_coopmat_select(&nosgc, true, true, "khr");
+    TEST_CHECK(strstr(last_warning, "subgroup size control") != NULL, "... and why: %s", last_warning);
     vkd_log_set(NULL, NULL, VKD_LOG_WARN);
 }
 

@@ -104,11 +104,19 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
     return VK_FALSE;
 }
 
-static vkd_result create_instance(vkd_device *d, bool validation)
+/* The API version the instance asks for: the loader's, at most 1.3. A device's usable
+ * version is the lesser of this and its own (VkApplicationInfo). */
+static uint32_t instance_api_version(void)
 {
     uint32_t loader_version = VK_API_VERSION_1_0;
     if (vkEnumerateInstanceVersion)
         vkEnumerateInstanceVersion(&loader_version);
+    return loader_version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : loader_version;
+}
+
+static vkd_result create_instance(vkd_device *d, bool validation)
+{
+    uint32_t loader_version = instance_api_version();
     if (loader_version < VK_API_VERSION_1_1) {
         VKD_ERROR("the Vulkan loader is version 1.0; vkdiff needs 1.1 or newer");
         return VKD_ERR_NO_VULKAN;
@@ -117,7 +125,7 @@ static vkd_result create_instance(vkd_device *d, bool validation)
         .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
         .pApplicationName = "vkdiff",
         .pEngineName = "vkdiff",
-        .apiVersion = loader_version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : loader_version,
+        .apiVersion = loader_version,
     };
     const char *layers[1];
     uint32_t n_layers = 0;
@@ -238,7 +246,9 @@ static uint32_t coopmat_khr_shape(VkInstance inst, VkPhysicalDevice pd)
 }
 
 /* Reads caps of one physical device; *exts (caller frees) gets its extension list. */
-static vkd_result probe(VkInstance inst, VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProperties **exts,
+/* probe_khr: query VK_KHR_cooperative_matrix (off where a validation layer that predates
+ * it is loaded: it would report the extension's structures as errors) */
+static vkd_result probe(VkInstance inst, bool probe_khr, VkPhysicalDevice pd, vkd_device_caps *c, VkExtensionProperties **exts,
                         uint32_t *n_exts, uint32_t *queue_family)
 {
     memset(c, 0, sizeof *c);
@@ -252,7 +262,7 @@ static vkd_result probe(VkInstance inst, VkPhysicalDevice pd, vkd_device_caps *c
     bool ext_f16i8 = has_device_ext(*exts, *n_exts, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
     bool ext_8bit = has_device_ext(*exts, *n_exts, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
     bool ext_cm_nv = has_device_ext(*exts, *n_exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
-    bool ext_cm_khr = has_device_ext(*exts, *n_exts, VKD_KHR_COOPERATIVE_MATRIX_NAME);
+    bool ext_cm_khr = probe_khr && has_device_ext(*exts, *n_exts, VKD_KHR_COOPERATIVE_MATRIX_NAME);
 
     VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
     VkPhysicalDeviceSubgroupProperties sub = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
@@ -275,11 +285,11 @@ static vkd_result probe(VkInstance inst, VkPhysicalDevice pd, vkd_device_caps *c
     sub.pNext = &m3;
     VkPhysicalDeviceProperties p0;
     vkGetPhysicalDeviceProperties(pd, &p0);
+    uint32_t api = p0.apiVersion < instance_api_version() ? p0.apiVersion : instance_api_version();
     /* subgroup size control (core in 1.3): the cooperative-matrix kernels require full
      * subgroups of the size their workgroup was sized for (ops/matmul.c) */
-    bool ext_sgc = p0.apiVersion < VK_API_VERSION_1_3 &&
-                   has_device_ext(*exts, *n_exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
-    bool sgc = p0.apiVersion >= VK_API_VERSION_1_3 || ext_sgc;
+    bool ext_sgc = api < VK_API_VERSION_1_3 && has_device_ext(*exts, *n_exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    bool sgc = api >= VK_API_VERSION_1_3 || ext_sgc;
     VkPhysicalDeviceSubgroupSizeControlProperties sgcp = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
     if (sgc) {
@@ -321,7 +331,7 @@ static vkd_result probe(VkInstance inst, VkPhysicalDevice pd, vkd_device_caps *c
     VkPhysicalDevice16BitStorageFeatures s16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
     void **tail = &s16.pNext;
-    bool v12 = p->apiVersion >= VK_API_VERSION_1_2;
+    bool v12 = api >= VK_API_VERSION_1_2;
     if (v12 || ext_f16i8) {
         *tail = &f16i8;
         tail = &f16i8.pNext;
@@ -374,6 +384,7 @@ static vkd_result probe(VkInstance inst, VkPhysicalDevice pd, vkd_device_caps *c
     c->subgroup_size_ext = c->subgroup_size_control && ext_sgc;
     c->subgroup_min = c->subgroup_size_control ? sgcp.minSubgroupSize : c->subgroup_size;
     c->subgroup_max = c->subgroup_size_control ? sgcp.maxSubgroupSize : c->subgroup_size;
+    c->max_wg_subgroups = c->subgroup_size_control ? sgcp.maxComputeWorkgroupSubgroups : 0;
 
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, NULL);
@@ -454,7 +465,7 @@ vkd_result vkd_device_list(FILE *f)
         vkd_device_caps c;
         VkExtensionProperties *exts = NULL;
         uint32_t n_exts = 0, qf = 0;
-        vkd_result pr = probe(tmp.instance, pds[i], &c, &exts, &n_exts, &qf);
+        vkd_result pr = probe(tmp.instance, true, pds[i], &c, &exts, &n_exts, &qf);
         free(exts);
         fprintf(f, "device %u: %s\n", i, c.name);
         fprintf(f, "  type:              %s\n", vkd_device_type_str(c.type));
@@ -544,11 +555,15 @@ vkd_coopmat_choice vkd_coopmat_select(const vkd_device_caps *c, bool use_f16, bo
     bool want_khr = !env || !strcmp(env, "khr"), want_nv = !env || !strcmp(env, "nv");
     if (env && !want_khr && !want_nv && strcmp(env, "off"))
         VKD_WARN("VKD_COOPMAT=%s: expected off, nv or khr; taking off", env);
-    bool khr = want_khr && c->coopmat_khr && khr_built;
+    /* KHR modules below SPIR-V 1.6 must run in full subgroups (the Vulkan spec's
+     * VUID-RuntimeSpirv-OpTypeCooperativeMatrixKHR-10770): only with subgroup size control */
+    bool khr = want_khr && c->coopmat_khr && khr_built && c->subgroup_size_control;
     bool nv = want_nv && c->coopmat_nv;
     if (env && (want_khr || want_nv) && !khr && !nv)
-        VKD_WARN("VKD_COOPMAT=%s: not offered by this device%s; no cooperative-matrix GEMM", env,
-                 want_khr && c->coopmat_khr ? " build (its shader tools predate the extension)" : "");
+        VKD_WARN("VKD_COOPMAT=%s: not usable here%s; no cooperative-matrix GEMM", env,
+                 !want_khr || !c->coopmat_khr ? " (not offered by this device)"
+                 : !khr_built                 ? " (this build has no KHR kernels: its shader tools predate them)"
+                                              : " (the device has no subgroup size control)");
     ch.use = use_f16 && (khr || nv);
     ch.khr = ch.use && khr;
     ch.n = !ch.use ? 0 : khr ? c->coopmat_khr : c->coopmat_nv;
@@ -579,7 +594,8 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
     if ((res = pick(pds, n, opts->device_index, &chosen)))
         goto fail;
     d->phys = pds[chosen];
-    if ((res = probe(d->instance, d->phys, &d->caps, &exts, &n_exts, &d->queue_family))) {
+    bool old_layer = d->validation_layer && d->validation_layer < VK_MAKE_API_VERSION(0, 1, 3, 255);
+    if ((res = probe(d->instance, !old_layer, d->phys, &d->caps, &exts, &n_exts, &d->queue_family))) {
         VKD_ERROR("device %u (%s) has no compute queue", chosen, d->caps.name);
         goto fail;
     }
@@ -587,16 +603,12 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         d->caps.max_binding = opts->max_binding_override & ~(uint64_t)255;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->memprops);
     d->use_f16 = d->caps.storage16 && !opts->force_fp32;
-    /* a validation layer older than the KHR extension (1.3.255) reports its structures
-     * and SPIR-V as errors: with one loaded, the KHR kernels are left out */
-    bool khr_built = vkd_spirv_present("matmul_cmk_f16");
-    if (khr_built && d->caps.coopmat_khr && d->validation_layer && d->validation_layer < VK_MAKE_API_VERSION(0, 1, 3, 255)) {
-        VKD_INFO("the validation layer (%u.%u.%u) predates VK_KHR_cooperative_matrix: not using its kernels",
+    if (old_layer)
+        VKD_INFO("the validation layer (%u.%u.%u) predates VK_KHR_cooperative_matrix (1.3.255): not probed",
                  VK_API_VERSION_MAJOR(d->validation_layer), VK_API_VERSION_MINOR(d->validation_layer),
                  VK_API_VERSION_PATCH(d->validation_layer));
-        khr_built = false;
-    }
-    vkd_coopmat_choice cm = vkd_coopmat_select(&d->caps, d->use_f16, khr_built, getenv("VKD_COOPMAT"));
+    vkd_coopmat_choice cm =
+        vkd_coopmat_select(&d->caps, d->use_f16, vkd_spirv_present("matmul_cmk_f16"), getenv("VKD_COOPMAT"));
     d->use_coopmat = cm.use;
     d->coopmat_khr = cm.khr;
     d->coopmat_n = cm.n;

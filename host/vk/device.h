@@ -44,6 +44,7 @@ typedef struct vkd_device_caps {
     bool subgroup_size_control;
     bool subgroup_size_ext;
     uint32_t subgroup_min, subgroup_max;
+    uint32_t max_wg_subgroups; /* maxComputeWorkgroupSubgroups (with subgroup_size_control) */
     bool timestamps;        /* compute queue supports timestamps */
     float timestamp_period; /* ns per tick */
     uint64_t max_alloc;     /* maxMemoryAllocationSize */
@@ -103,9 +104,11 @@ typedef struct vkd_device {
 } vkd_device;
 
 /* Which cooperative-matrix kernels the fp16 GEMMs take (vkd_device_create; exposed for
- * tests): the KHR extension's where the device offers the shape (caps->coopmat_khr) and
- * the build has their SPIR-V (khr_built: a shader compiler that knows the extension,
- * CMakeLists.txt), else the NV extension's, else none; none without fp16 storage. ENV,
+ * tests): the KHR extension's where the device offers the shape (caps->coopmat_khr), the
+ * build has their SPIR-V (khr_built: a shader compiler that knows the extension,
+ * CMakeLists.txt) and the device can require full subgroups (caps->subgroup_size_control:
+ * the KHR modules are SPIR-V 1.3), else the NV extension's, else none; none without fp16
+ * storage. ENV,
  * the value of VKD_COOPMAT if set, limits the choice: "off", "nv" or "khr" (to compare
  * the two, or to rule them out). */
 typedef struct vkd_coopmat_choice {

@@ -228,7 +228,8 @@ vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint
         (texel_mask >> n_bindings) != 0 || strlen(name) >= sizeof p->entries[0].name)
         return VKD_ERR_INTERNAL;
     if (subgroup && (!d->caps.subgroup_size_control || subgroup < d->caps.subgroup_min ||
-                     subgroup > d->caps.subgroup_max || spec[0] % subgroup)) {
+                     subgroup > d->caps.subgroup_max || spec[0] % subgroup ||
+                     (uint64_t)spec[0] * spec[1] * spec[2] > (uint64_t)subgroup * d->caps.max_wg_subgroups)) {
         VKD_ERROR("%s: subgroup size %u cannot be required here", name, subgroup);
         return VKD_ERR_INTERNAL;
     }
