@@ -4,6 +4,7 @@
 # when there is no GPU), then a short fuzz run of each libFuzzer target.
 #   VKD_FUZZ_SECONDS=N  seconds per fuzz target (default 20)
 #   VKD_BUILD_DIR=dir   build folder (default build-test)
+#   VKD_CTEST_JOBS=N    tests run at once (default 2; each may take a few GB under ASan)
 #   VKD_SKIP_CROSS=1    skip the aarch64 (qemu) and Android-configure checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,9 @@ cmake --build "$B" -j"$(nproc)"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-ctest --test-dir "$B" --output-on-failure -j1
+# Two tests at a time: on a cold shader cache most of the time is LLVM compiling kernels
+# at their first dispatch, one thread per process (CMakeLists.txt: the longest start first).
+ctest --test-dir "$B" --output-on-failure -j"${VKD_CTEST_JOBS:-2}"
 tools/fuzz.sh "${VKD_FUZZ_SECONDS:-20}"
 if [[ -z "${VKD_SKIP_CROSS:-}" ]]; then
   # Portability (issue 7): aarch64 cross-build, CPU tests + --list-devices under qemu,

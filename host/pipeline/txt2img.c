@@ -545,13 +545,11 @@ typedef struct op_profile {
     uint32_t n;                     /* dispatches timed */
 } op_profile;
 
-static void op_profile_get(vkd_cmd *cmd, op_profile *p)
+/* GPU time by label of n dispatches (fl, their counted work, may be NULL) */
+static void op_profile_build(op_profile *p, uint32_t n, const char *const *labels, const double *ms, const double *fl)
 {
-    const char *const *labels;
-    const double *ms;
     memset(p, 0, sizeof *p);
-    p->n = vkd_cmd_timings(cmd, &labels, &ms);
-    const double *fl = vkd_cmd_dispatch_flops(cmd);
+    p->n = n;
     for (uint32_t i = 0; i < p->n; i++) {
         int j = 0;
         while (j < p->k && strcmp(p->name[j], labels[i]))
@@ -562,7 +560,7 @@ static void op_profile_get(vkd_cmd *cmd, op_profile *p)
             snprintf(p->name[j], sizeof p->name[j], "%s", labels[i]);
             p->ms[j] = 0, p->flops[j] = 0, p->count[j] = 0, p->k++;
         }
-        p->ms[j] += ms[i], p->flops[j] += fl[i], p->count[j]++, p->total += ms[i];
+        p->ms[j] += ms[i], p->flops[j] += fl ? fl[i] : 0, p->count[j]++, p->total += ms[i];
     }
     /* largest first (a handful of labels: selection sort) */
     for (int a = 0; a < p->k; a++)
@@ -577,6 +575,33 @@ static void op_profile_get(vkd_cmd *cmd, op_profile *p)
                 p->ms[a] = p->ms[b], p->flops[a] = p->flops[b], p->count[a] = p->count[b];
                 p->ms[b] = tm, p->flops[b] = tf, p->count[b] = tc;
             }
+}
+
+static void op_profile_get(vkd_cmd *cmd, op_profile *p)
+{
+    const char *const *labels;
+    const double *ms;
+    uint32_t n = vkd_cmd_timings(cmd, &labels, &ms);
+    op_profile_build(p, n, labels, ms, vkd_cmd_dispatch_flops(cmd));
+}
+
+/* First-use cost by label: each dispatch's warm-up time (first[]) minus its time in the
+ * last replay. Drivers that compile at the first dispatch (lavapipe: LLVM) pay it there,
+ * so on a cold shader cache this is what each kernel costs to compile. */
+static void first_use_profile(vkd_cmd *cmd, const double *first, uint32_t n_first, op_profile *p)
+{
+    const char *const *labels;
+    const double *ms;
+    uint32_t n = vkd_cmd_timings(cmd, &labels, &ms);
+    double *excess = n == n_first && n ? malloc(n * sizeof *excess) : NULL;
+    if (!excess) {
+        memset(p, 0, sizeof *p);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        excess[i] = first[i] > ms[i] ? first[i] - ms[i] : 0;
+    op_profile_build(p, n, labels, excess, NULL);
+    free(excess);
 }
 
 /* The first UNet evaluation's profile at INFO level (-vv on a generation). */
@@ -850,10 +875,12 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
     float *emb = NULL, *img = NULL, *x = NULL, *ctx = NULL;
     double host_ms[2] = {0, 0}, warmup_ms[2] = {0, 0};
     op_profile prof[2]; /* UNet GPU time by op, batch 1 and 2 */
+    op_profile first_use[2]; /* ... and the warm-up's excess over the last replay, by op */
     op_profile *vae_prof = NULL; /* the VAE decode's */
     vkd_memplan up;     /* the plan of the last UNet batch run (its VAE figures for the decode) */
     memset(&up, 0, sizeof up);
     memset(prof, 0, sizeof prof);
+    memset(first_use, 0, sizeof first_use);
 
     /* text encoder: one prompt chunk */
     vkd_prompt_params pp;
@@ -919,6 +946,15 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
         if ((r = vkd_cmd_submit_wait(c->unet.cmd)))
             break;
         warmup_ms[b - 1] = now_ms() - tw;
+        double *first = NULL; /* the warm-up's dispatch times */
+        uint32_t n_first = 0;
+        {
+            const char *const *labels;
+            const double *ms;
+            n_first = vkd_cmd_timings(c->unet.cmd, &labels, &ms);
+            if (n_first && (first = malloc(n_first * sizeof *first)))
+                memcpy(first, ms, n_first * sizeof *first);
+        }
         for (int k = 0; k < repeat && !r; k++) {
             double t0 = now_ms();
             r = vkd_cmd_submit_wait(c->unet.cmd);
@@ -936,6 +972,9 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
         st->dispatches = vkd_cmd_dispatch_count(c->unet.cmd);
         host_ms[b - 1] = st->gpu_ms > 0 ? st->wall_ms - st->gpu_ms : 0;
         op_profile_get(c->unet.cmd, &prof[b - 1]); /* the last replay's dispatches */
+        if (first)
+            first_use_profile(c->unet.cmd, first, n_first, &first_use[b - 1]);
+        free(first);
     }
     free(samples), free(walls);
     if (r)
@@ -1022,6 +1061,13 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
             fprintf(f, "UNet batch %d first run (warm-up) %.0f ms wall, replay %.0f ms: %.0f ms of first-use cost\n", b,
                     warmup_ms[b - 1], unet[b - 1].wall_ms,
                     warmup_ms[b - 1] > unet[b - 1].wall_ms ? warmup_ms[b - 1] - unet[b - 1].wall_ms : 0.0);
+    /* where a cold start goes, kernel by kernel (the first batch run pays the compiles) */
+    for (int b = 1; b <= 2; b++)
+        if (first_use[b - 1].total > 1000) {
+            char title[64];
+            snprintf(title, sizeof title, "UNet batch %d first-use cost", b);
+            print_profile(f, title, "warm-up minus the last replay, per dispatch", &first_use[b - 1]);
+        }
 done:
     free(vae_prof);
     free(emb);
