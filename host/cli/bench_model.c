@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "cli/cache_dir.h"
@@ -17,6 +18,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     cp.cache_dir = vkd_cli_cache_dir(cache_buf, sizeof cache_buf);
     int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0, verbose = 0;
     bool no_vae = false;
+    const char *append = NULL;
     int only_batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -46,6 +48,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             cp.memory_budget_mb = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "-v"))
             verbose = 1;
+        else if (!strcmp(a, "--append") && v)
+            append = v, i++;
         else if (!strcmp(a, "--repeat") && v)
             repeat = atoi(v), i++;
         else if (!strcmp(a, "--device") && v)
@@ -55,10 +59,10 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             i++;
         } else {
             fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] [-v] "
-                            "[--device N] [--precision fp16|fp32] [--no-vae] [--batch 1|2]\n"
+                            "[--device N] [--precision fp16|fp32] [--no-vae] [--batch 1|2] [--append FILE]\n"
                             "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
                             "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
-                            "bytes bound)\n"
+                            "bytes bound; --append: add this run's one-line summary to FILE, a markdown table)\n"
                             "       (no -m: the shipped shapes model at 64x64)\n");
             return 2;
         }
@@ -78,15 +82,30 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
         fprintf(stderr, "vkdiff: bench model: sizes must be multiples of 8, repeat >= 1, --batch 1 or 2\n");
         return 2;
     }
+    /* --append: opened before the run (minutes at full size), so that a bad path fails first */
+    FILE *row = NULL;
+    if (append && !plan) {
+        row = fopen(append, "a");
+        if (!row) {
+            fprintf(stderr, "vkdiff: bench model: cannot append to %s: %s\n", append, strerror(errno));
+            return 2;
+        }
+        if (ftell(row) == 0) /* a new table: its header first */
+            fputs(vkd_bench_row_header(), row);
+    }
     /* -v: progress of each stage on stderr (a full-size model takes minutes on a CPU device) */
     vkd_log_set(NULL, NULL, verbose ? VKD_LOG_INFO : VKD_LOG_WARN);
     setvbuf(stdout, NULL, _IOLBF, 0); /* the table appears as it is written, also through a pipe */
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
     if (!r)
-        r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, w, h, repeat, !no_vae, only_batch, stdout);
+        r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, w, h, repeat, !no_vae, only_batch, stdout, row);
     if (r)
         fprintf(stderr, "vkdiff: bench model: %s\n", vkd_result_str(r));
     vkd_ctx_free(ctx);
+    if (row && fclose(row) != 0 && !r) {
+        fprintf(stderr, "vkdiff: bench model: writing %s: %s\n", append, strerror(errno));
+        return 1;
+    }
     return r ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  * The UNet evaluation is recorded once per (batch, latent size) and replayed for
  * every sampler step (decision 5); per-step inputs (latent, timestep) are written
  * into its input tensors before each replay. */
+#define _POSIX_C_SOURCE 200809L /* gmtime_r */
 #include "vkdiff.h"
 #include "common/clock.h"
 #include "pipeline/txt2img.h"
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/version.h"
 #include "io/layout.h"
 #include "models/clip.h"
 #include "models/detect.h"
@@ -863,7 +865,44 @@ static void bench_line(FILE *f, const char *stage, const run_stats *st, double t
             ms > 0 ? st->flops / 1e6 / ms : 0, st->dispatches, total_ms > 0 ? 100 * ms / total_ms : 0);
 }
 
-vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool with_vae, int only_batch, FILE *f)
+/* The run as one row of the table vkd_bench_row_header() heads, for BENCHMARKS.md:
+ * when, on what, from which commit, and the per-stage milliseconds ("-": not run). */
+static void bench_row(FILE *f, const vkd_ctx *c, int width, int height, const run_stats *text, const run_stats unet[2],
+                      const run_stats *vae, bool with_vae, int only_batch, double peak_mib)
+{
+    char date[32] = "?";
+    time_t now = time(NULL);
+    struct tm tmv;
+    if (gmtime_r(&now, &tmv))
+        strftime(date, sizeof date, "%Y-%m-%d", &tmv);
+    char cell[4][32];
+    const run_stats *st[4] = {text, &unet[0], &unet[1], vae};
+    bool ran[4] = {true, only_batch != 2, only_batch != 1, with_vae};
+    for (int i = 0; i < 4; i++) {
+        double ms = st[i]->gpu_ms > 0 ? st[i]->gpu_ms : st[i]->wall_ms;
+        if (ran[i])
+            snprintf(cell[i], sizeof cell[i], "%.1f", ms);
+        else
+            snprintf(cell[i], sizeof cell[i], "-");
+    }
+    double ms2 = unet[1].gpu_ms > 0 ? unet[1].gpu_ms : unet[1].wall_ms;
+    char rate[32] = "-";
+    if (ran[2] && ms2 > 0)
+        snprintf(rate, sizeof rate, "%.2f", unet[1].flops / 1e6 / ms2);
+    fprintf(f, "| %s | %s | %s | %s | %dx%d | %s | %s | %s | %s | %s | %s | %u | %.1f |\n", date, c->d->caps.name,
+            c->d->caps.driver, c->dt == VKD_F16 ? "fp16" : "fp32", width, height, vkd_git_revision(), cell[0], cell[1],
+            cell[2], rate, cell[3], ran[2] ? unet[1].dispatches : unet[0].dispatches, peak_mib);
+}
+
+const char *vkd_bench_row_header(void)
+{
+    return "| date | device | driver | precision | size | commit | text encoder ms | UNet batch 1 ms | "
+           "UNet batch 2 ms | UNet batch 2 GFLOP/s | VAE decode ms | UNet dispatches | peak MiB |\n"
+           "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+}
+
+vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool with_vae, int only_batch, FILE *f,
+                           FILE *row)
 {
     if (width % 8 || height % 8 || width < 8 || height < 8 || repeat < 1)
         return VKD_ERR_INVALID_ARG;
@@ -1049,6 +1088,13 @@ vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool w
                     p.peak / 1048576.0, p.w_unet / 1048576.0, p.a_unet / 1048576.0, p.a_vae / 1048576.0,
                     p.vae_tile ? "tiled" : "whole");
         }
+    }
+    fprintf(f, "\nthis run as a row of BENCHMARKS.md's table (`--append FILE` adds it to FILE):\n\n%s",
+            vkd_bench_row_header());
+    bench_row(f, c, width, height, &text, unet, &vae, with_vae, only_batch, ms_all.peak_allocated / 1048576.0);
+    if (row) {
+        bench_row(row, c, width, height, &text, unet, &vae, with_vae, only_batch, ms_all.peak_allocated / 1048576.0);
+        fflush(row);
     }
     vkd_pipeline_stats ps;
     vkd_pipeline_stats_get(c->d, &ps);

@@ -22,7 +22,12 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
  * context with gpu_timestamps for GPU times. */
 /* only_batch: 0 times the UNet at batch 1 and 2, else at that batch only; with_vae:
  * also time the VAE decode (at full size on a CPU device it takes longer than the rest). */
-vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool with_vae, int only_batch, FILE *f);
+vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool with_vae, int only_batch, FILE *f,
+                           FILE *row);
+/* The header of the one-row-per-run table that vkd_bench_model writes to `row` (when not
+ * NULL) and at the end of its report: date, device, driver, precision, size, commit,
+ * per-stage ms, the UNet's rate and dispatches, peak device memory. */
+const char *vkd_bench_row_header(void);
 
 /* vkdiff bench model --plan: the pre-flight memory plan at width x height for UNet
  * batch 1 and 2 under the context's budget, as a markdown table; with `record`, also
