@@ -66,7 +66,8 @@ if [[ ! -f "$CKPT" ]]; then
 fi
 TOK="$SHARED/clip/bpe_simple_vocab_16e6.txt.gz"
 log "model benchmark: SD1.5 ${SIZE}x${SIZE}"
-"$B/vkdiff" bench model -m "$CKPT" --tokenizer "$TOK" -W "$SIZE" -H "$SIZE" --repeat 5 | tee "$OUT/bench_model.md"
+"$B/vkdiff" bench model -m "$CKPT" --tokenizer "$TOK" -W "$SIZE" -H "$SIZE" --repeat 5 \
+  --append "$OUT/bench_rows.md" | tee "$OUT/bench_model.md"
 "$B/vkdiff" bench model --record -m "$CKPT" --tokenizer "$TOK" -W "$SIZE" -H "$SIZE" | tee "$OUT/plan.md"
 
 VK_MS=$(sed -n 's/^| UNet batch 2 (guidance) | \([0-9.]*\) |.*/\1/p' "$OUT/bench_model.md")
