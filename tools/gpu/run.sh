@@ -12,7 +12,8 @@
 #   VKD_GPU_PREBUILT=1                  use the build already in build-gpu (made elsewhere,
 #                                       e.g. where glslang is installed); skip cmake. For the
 #                                       VK_KHR_cooperative_matrix kernels build it with the
-#                                       tools from tools/khr-toolchain.sh (Debian 12's are too old)
+#                                       tools from tools/khr-toolchain.sh (Debian 12's are too old):
+#                                       tools/gpu/prepare.sh does both
 #   VKD_SHARED=dir                      folder holding clip/bpe_simple_vocab_16e6.txt.gz (default ../shared)
 #
 # Needs: cmake, ninja, a C compiler, glslang-tools, spirv-tools, libvulkan (or the
