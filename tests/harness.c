@@ -104,27 +104,13 @@ int test_finish(void)
 }
 
 /* ---- GPU tests ---------------------------------------------------------------- */
-#include <dlfcn.h>
-#include <link.h>
 
 #include "common/half.h"
+#include "common/pin_libs.h"
 #include "vk/memory.h"
 
-/* The Vulkan loader unloads the driver and layers when the instance goes away; the
- * few allocations they keep until exit then show as leaks from "<unknown module>"
- * that LeakSanitizer cannot attribute (and tests/lsan.supp cannot name). Keeping
- * those libraries loaded lets the suppressions match them by name. */
-static int pin_one(struct dl_phdr_info *info, size_t size, void *user)
-{
-    (void)size;
-    (void)user;
-    const char *n = info->dlpi_name;
-    if (n && (strstr(n, "vulkan") || strstr(n, "VkLayer") || strstr(n, "LLVM")))
-        dlopen(n, RTLD_LAZY | RTLD_NOLOAD);
-    return 0;
-}
-
-void test_pin_driver_libs(void) { dl_iterate_phdr(pin_one, NULL); }
+/* see common/pin_libs.h: lets tests/lsan.supp name what the driver keeps until exit */
+void test_pin_driver_libs(void) { vkd_pin_driver_libs(); }
 
 vkd_device *test_device_open(uint64_t max_binding)
 {

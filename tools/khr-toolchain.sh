@@ -26,7 +26,10 @@ for pkg in glslang-tools spirv-tools libc6 libstdc++6 libgcc-s1; do
   file=$(awk -v P="$pkg" '$0 == "Package: " P {p = 1} p && /^Filename:/ {print $2; exit}' "$DIR/Packages")
   [[ -n "$file" ]] || { echo "khr-toolchain: $pkg not in $SUITE's index" >&2; exit 1; }
   deb="$DIR/debs/$(basename "$file")"
-  [[ -s "$deb" ]] || curl -fsS -o "$deb" "$MIRROR/$file"
+  if [[ ! -s "$deb" ]]; then # through a temporary name: an interrupted download is never reused
+    curl -fsS -o "$deb.part" "$MIRROR/$file"
+    mv "$deb.part" "$deb"
+  fi
   dpkg-deb -x "$deb" "$DIR/root"
 done
 LIB="$DIR/root/usr/lib/$TRIPLE"

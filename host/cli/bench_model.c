@@ -7,6 +7,7 @@
 
 #include "cli/cache_dir.h"
 #include "common/log.h"
+#include "common/pin_libs.h"
 #include "pipeline/txt2img.h"
 
 int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok)
@@ -90,7 +91,7 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             fprintf(stderr, "vkdiff: bench model: cannot append to %s: %s\n", append, strerror(errno));
             return 2;
         }
-        if (ftell(row) == 0) /* a new table: its header first */
+        if (fseek(row, 0, SEEK_END) == 0 && ftell(row) == 0) /* a new table: its header first */
             fputs(vkd_bench_row_header(), row);
     }
     /* -v: progress of each stage on stderr (a full-size model takes minutes on a CPU device) */
@@ -98,6 +99,9 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     setvbuf(stdout, NULL, _IOLBF, 0); /* the table appears as it is written, also through a pipe */
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
+#ifdef VKD_SANITIZE_BUILD
+    vkd_pin_driver_libs();
+#endif
     if (!r)
         r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, w, h, repeat, !no_vae, only_batch, stdout, row);
     if (r)

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/pin_libs.h"
 #include "ops/attention.h"
 #include "ops/conv2d.h"
 #include "ops/groupnorm.h"
@@ -323,6 +324,9 @@ int vkd_cli_bench_ops(int argc, char **argv)
         fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
         return 1;
     }
+#ifdef VKD_SANITIZE_BUILD
+    vkd_pin_driver_libs();
+#endif
     if (!d->caps.timestamps) {
         fprintf(stderr, "vkdiff: %s has no compute-queue timestamps\n", d->caps.name);
         vkd_device_destroy(d);

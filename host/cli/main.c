@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/pin_libs.h"
 #include "models/info.h"
 #include "cli/cache_dir.h"
 #include "png_write.h"
@@ -371,6 +372,9 @@ int main(int argc, char **argv)
 
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
+#ifdef VKD_SANITIZE_BUILD
+    vkd_pin_driver_libs(); /* common/pin_libs.h */
+#endif
     if (r) {
         fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
         return 1;

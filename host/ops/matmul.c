@@ -103,6 +103,7 @@ int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int 
         bool ok = dt == VKD_F16 && t->bm % 32 == 0 && t->bn % 32 == 0 && t->bk % 16 == 0 &&
                   (t->tn == 16 || t->tn == 8) && shared <= d->caps.max_shared &&
                   sg * d->cm_subgroup <= d->caps.max_wg_invocations &&
+                  (!d->cm_subgroup_required || sg <= d->caps.max_wg_subgroups) &&
                   (t->direct == 3 ? d->use_coopmat && t->tn == d->coopmat_n
                                   : (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) != 0);
         if (ok) /* 16-byte loads of 8 halves where every offset allows */

@@ -39,6 +39,7 @@ struct vkd_ctx {
     vkd_dtype dt;
     vkd_noise_table table;
     vkd_timings timings;
+    bool first_run_noted;
     /* the caller's log sink, installed on the calling thread for each API call */
     bool has_log;
     vkd_log_fn log;
@@ -250,14 +251,6 @@ static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
         goto fail;
     if (p->precision == VKD_PRECISION_FP16 && !c->d->use_f16)
         VKD_WARN("this device has no 16-bit storage: running in fp32");
-    { /* a first run with an on-disk cache folder but nothing in it yet: on a CPU device
-       * the first image waits minutes for LLVM (BENCHMARKS.md, "Cold start") */
-        vkd_pipeline_stats ps;
-        vkd_pipeline_stats_get(c->d, &ps);
-        if (c->d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && c->d->cache_path[0] && !ps.cache_bytes_loaded)
-            VKD_WARN("first run on this CPU device: each kernel is compiled at its first use (a minute or two "
-                     "for a model); Mesa's shader cache keeps them for the next runs");
-    }
     c->dt = c->d->use_f16 ? VKD_F16 : VKD_F32;
     { /* weights are allocated in blocks of an eighth of the budget, 16..256 MiB */
         bool drv;
@@ -811,6 +804,15 @@ static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb)
         return r;
     double t_start = now_ms();
     memset(&c->timings, 0, sizeof c->timings);
+    if (!c->first_run_noted) { /* an on-disk cache folder with nothing in it yet: on a CPU
+                                * device the first image waits for LLVM (BENCHMARKS.md, "Cold start") */
+        vkd_pipeline_stats ps;
+        vkd_pipeline_stats_get(c->d, &ps);
+        if (c->d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && c->d->cache_path[0] && !ps.cache_bytes_loaded)
+            VKD_WARN("first run on this CPU device: each kernel is compiled at its first use (a minute or two "
+                     "for a model); Mesa's shader cache keeps them for the next runs");
+        c->first_run_noted = true;
+    }
     bool guided = p->cfg != 1.0f;
     float *cond = NULL, *uncond = NULL, *empty = NULL;
     int nc = 0, nu = 0;

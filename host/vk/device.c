@@ -296,8 +296,7 @@ static vkd_result probe(VkInstance inst, bool probe_khr, VkPhysicalDevice pd, vk
         sub.pNext = &sgcp;
         sgcp.pNext = &m3;
     }
-    if (p0.apiVersion >= VK_API_VERSION_1_2 ||
-        has_device_ext(*exts, *n_exts, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME))
+    if (api >= VK_API_VERSION_1_2 || has_device_ext(*exts, *n_exts, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME))
         m3.pNext = &drv;
     vkGetPhysicalDeviceProperties2(pd, &p2);
     const VkPhysicalDeviceProperties *p = &p2.properties;

@@ -15,7 +15,9 @@ if [[ -z "${VKD_GPU_NO_KHR:-}" ]]; then
   [[ -x "$T/bin/glslangValidator" && -x "$T/bin/spirv-val" ]] || tools/khr-toolchain.sh "$T"
   args+=(-DGLSLANG="$T/bin/glslangValidator" -DSPIRV_VAL="$T/bin/spirv-val")
 fi
-cmake "${args[@]}" | grep -E "cooperative_matrix|Error" || true
+mkdir -p "$B"
+cmake "${args[@]}" > "$B/configure.log" || { cat "$B/configure.log"; exit 1; }
+grep "cooperative_matrix" "$B/configure.log" || true
 cmake --build "$B" -j"$(nproc)"
 ls "$B"/spv/*_cmk_* >/dev/null 2>&1 && echo "prepare: build-gpu has the KHR cooperative-matrix kernels" ||
   echo "prepare: build-gpu has no KHR cooperative-matrix kernels (NV only)"

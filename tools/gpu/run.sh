@@ -47,7 +47,9 @@ fi
 
 log "op benchmark (SD1.5 512x512 shapes)"
 "$B/vkdiff" bench ops --repeat 5 | tee "$OUT/bench_ops.md"
-if grep -q "cooperative matrix:.*fp16 16x" "$OUT/devices.txt"; then
+# a cooperative-matrix GEMM is in use: NV offered, or KHR offered with its kernels built
+if grep -q "cooperative matrix:.*NV fp16 16x" "$OUT/devices.txt" ||
+   { grep -q "cooperative matrix: KHR fp16 16x" "$OUT/devices.txt" && ! grep -q "no KHR kernels" "$OUT/devices.txt"; }; then
   # the before of the cooperative-matrix GEMM: the shared-memory tile it replaced
   log "op benchmark with the shared-memory GEMM tile instead of cooperative matrices"
   "$B/vkdiff" bench ops --repeat 5 --tile 64x64x16x4x4 | tee "$OUT/bench_ops_tiled.md"
