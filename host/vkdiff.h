@@ -40,6 +40,7 @@ typedef struct vkd_ctx_params {
     int device_index;            /* -1: best device */
     vkd_precision precision;     /* AUTO: fp16 storage where the device has it */
     const char *cache_dir;       /* pipeline cache folder; NULL: none */
+    const char *coopmat;         /* cooperative-matrix GEMM kernels: "off", "nv", "khr"; NULL: the device's best */
     bool validation;             /* Vulkan validation layer (debugging, tests) */
     bool gpu_timestamps;         /* time every dispatch; the first UNet evaluation's profile is logged (INFO) */
     uint32_t memory_budget_mb;   /* device memory a generation may hold; 0: VK_EXT_memory_budget's heapBudget,

@@ -118,6 +118,7 @@ vkd_device *test_device_open(uint64_t max_binding)
     vkd_device_opts_init(&o);
     o.validation = getenv("VKD_NO_VALIDATION") == NULL;
     o.max_binding_override = max_binding;
+    o.coopmat = getenv("VKD_COOPMAT"); /* tools/gpu/run.sh reruns the GEMM tests on NV with it */
     const char *dev = getenv("VKD_TEST_DEVICE");
     if (dev)
         o.device_index = atoi(dev);

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cli/cache_dir.h"
+#include "cli/env.h"
 #include "common/log.h"
 #include "common/pin_libs.h"
 #include "pipeline/txt2img.h"
@@ -15,8 +15,10 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     vkd_ctx_params cp;
     vkd_ctx_params_init(&cp);
     cp.gpu_timestamps = true;
-    char cache_buf[4096];
-    cp.cache_dir = vkd_cli_cache_dir(cache_buf, sizeof cache_buf);
+    vkd_cli_env env;
+    vkd_cli_env_read(&env);
+    cp.cache_dir = env.cache_dir;
+    cp.coopmat = env.coopmat;
     int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0, verbose = 0;
     bool no_vae = false;
     const char *append = NULL;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "cli/env.h"
 #include "common/pin_libs.h"
 #include "ops/attention.h"
 #include "ops/conv2d.h"
@@ -164,6 +165,8 @@ done:
 }
 
 /* Median GPU ms of GroupNorm(32 groups) + SiLU over [batch, hw*hw, c] (all its passes); < 0 on failure. */
+static bool print_passes; /* cli/env.h */
+
 static double time_groupnorm(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t hw, int64_t ch, int repeat)
 {
     vkd_tensor x = {0}, g = {0}, b = {0}, s = {0}, o = {0};
@@ -190,7 +193,7 @@ static double time_groupnorm(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t
     if (!r) r = vkd_cmd_begin(c);
     if (!r) r = vkd_op_groupnorm(c, &x, 32, 1e-5f, &g, &b, true, &s, &o);
     res = replay_median(c, r, ms, repeat, &bc, dt);
-    if (getenv("VKD_BENCH_PASSES")) { /* developer aid: the last replay's passes */
+    if (print_passes) { /* developer aid (VKD_BENCH_PASSES): the last replay's passes */
         const char *const *lab;
         const double *t;
         uint32_t nt = vkd_cmd_timings(c, &lab, &t);
@@ -284,6 +287,10 @@ int vkd_cli_bench_ops(int argc, char **argv)
     vkd_device_opts o;
     vkd_device_opts_init(&o);
     o.timestamps = true;
+    vkd_cli_env env;
+    vkd_cli_env_read(&env);
+    o.coopmat = env.coopmat;
+    print_passes = env.bench_passes;
     int repeat = 0, quick = 0, all = 0;
     int64_t batch = 0;
     const char *filter = NULL;

@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "common/pin_libs.h"
 #include "models/info.h"
-#include "cli/cache_dir.h"
+#include "cli/env.h"
 #include "png_write.h"
 #include "text/tokenize_cmd.h"
 #include "vk/device.h"
@@ -189,8 +189,10 @@ int main(int argc, char **argv)
 
     vkd_ctx_params cp;
     vkd_ctx_params_init(&cp);
-    char cache_buf[4096];
-    cp.cache_dir = vkd_cli_cache_dir(cache_buf, sizeof cache_buf);
+    vkd_cli_env env;
+    vkd_cli_env_read(&env);
+    cp.cache_dir = env.cache_dir;
+    cp.coopmat = env.coopmat;
     vkd_gen_params gp;
     vkd_gen_params_init(&gp);
     const char *out = "output.png";

@@ -246,6 +246,7 @@ static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
     o.validation = p->validation;
     o.force_fp32 = p->precision == VKD_PRECISION_FP32;
     o.cache_dir = p->cache_dir;
+    o.coopmat = p->coopmat;
     o.timestamps = p->gpu_timestamps;
     if ((r = vkd_device_create(&o, &c->d)))
         goto fail;

@@ -553,13 +553,13 @@ vkd_coopmat_choice vkd_coopmat_select(const vkd_device_caps *c, bool use_f16, bo
     vkd_coopmat_choice ch = {false, false, 0};
     bool want_khr = !env || !strcmp(env, "khr"), want_nv = !env || !strcmp(env, "nv");
     if (env && !want_khr && !want_nv && strcmp(env, "off"))
-        VKD_WARN("VKD_COOPMAT=%s: expected off, nv or khr; taking off", env);
+        VKD_WARN("cooperative matrices \"%s\" (VKD_COOPMAT): expected off, nv or khr; taking off", env);
     /* KHR modules below SPIR-V 1.6 must run in full subgroups (the Vulkan spec's
      * VUID-RuntimeSpirv-OpTypeCooperativeMatrixKHR-10770): only with subgroup size control */
     bool khr = want_khr && c->coopmat_khr && khr_built && c->subgroup_size_control;
     bool nv = want_nv && c->coopmat_nv;
     if (env && (want_khr || want_nv) && !khr && !nv)
-        VKD_WARN("VKD_COOPMAT=%s: not usable here%s; no cooperative-matrix GEMM", env,
+        VKD_WARN("cooperative matrices \"%s\" (VKD_COOPMAT): not usable here%s; no cooperative-matrix GEMM", env,
                  !want_khr || !c->coopmat_khr ? " (not offered by this device)"
                  : !khr_built                 ? " (this build has no KHR kernels: its shader tools predate them)"
                                               : " (the device has no subgroup size control)");
@@ -607,7 +607,7 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
                  VK_API_VERSION_MAJOR(d->validation_layer), VK_API_VERSION_MINOR(d->validation_layer),
                  VK_API_VERSION_PATCH(d->validation_layer));
     vkd_coopmat_choice cm =
-        vkd_coopmat_select(&d->caps, d->use_f16, vkd_spirv_present("matmul_cmk_f16"), getenv("VKD_COOPMAT"));
+        vkd_coopmat_select(&d->caps, d->use_f16, vkd_spirv_present("matmul_cmk_f16"), opts->coopmat);
     d->use_coopmat = cm.use;
     d->coopmat_khr = cm.khr;
     d->coopmat_n = cm.n;

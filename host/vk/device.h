@@ -67,6 +67,8 @@ typedef struct vkd_device_opts {
     bool timestamps;           /* record GPU timestamps per dispatch */
     uint64_t max_binding_override; /* >0: pretend maxStorageBufferRange is this (tests the split path) */
     const char *cache_dir;     /* pipeline cache folder; NULL: no on-disk cache */
+    const char *coopmat;       /* "off", "nv" or "khr" limits the cooperative-matrix kernels
+                                * (vkd_coopmat_select); NULL: the device's best */
 } vkd_device_opts;
 
 void vkd_device_opts_init(vkd_device_opts *o);
@@ -108,9 +110,9 @@ typedef struct vkd_device {
  * build has their SPIR-V (khr_built: a shader compiler that knows the extension,
  * CMakeLists.txt) and the device can require full subgroups (caps->subgroup_size_control:
  * the KHR modules are SPIR-V 1.3), else the NV extension's, else none; none without fp16
- * storage. ENV,
- * the value of VKD_COOPMAT if set, limits the choice: "off", "nv" or "khr" (to compare
- * the two, or to rule them out). */
+ * storage. ENV
+ * (vkd_device_opts.coopmat, the CLI's VKD_COOPMAT), if not NULL, limits the choice:
+ * "off", "nv" or "khr" (to compare the two, or to rule them out). */
 typedef struct vkd_coopmat_choice {
     bool use;   /* the fp16 GEMMs run on cooperative matrices */
     bool khr;   /* on the KHR kernels (*_cmk), else the NV ones (*_cm) */

@@ -1,8 +1,8 @@
-/* Where the CLI keeps the on-disk pipeline cache: first runs on lavapipe and phone
- * drivers are dominated by shader compilation (issue 6), so every run after the first
- * reuses what the driver compiled. */
+/* The CLI's environment switches (env.h). The pipeline-cache folder: first runs on
+ * lavapipe and phone drivers are dominated by shader compilation (issue 6), so every
+ * run after the first reuses what the driver compiled. */
 #define _POSIX_C_SOURCE 200809L /* getpid, mkdir */
-#include "cli/cache_dir.h"
+#include "cli/env.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@ static int make_dir(const char *p)
     return mkdir(p, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-const char *vkd_cli_cache_dir(char *buf, size_t n)
+static const char *cache_dir(char *buf, size_t n)
 {
     const char *env = getenv("VKD_CACHE_DIR");
     if (env) /* VKD_CACHE_DIR= (empty): no cache */
@@ -35,4 +35,11 @@ const char *vkd_cli_cache_dir(char *buf, size_t n)
         return NULL;
     snprintf(buf + k, n - k, "/vkdiff");
     return make_dir(buf) ? NULL : buf;
+}
+
+void vkd_cli_env_read(vkd_cli_env *e)
+{
+    e->cache_dir = cache_dir(e->cache_buf, sizeof e->cache_buf);
+    e->coopmat = getenv("VKD_COOPMAT");
+    e->bench_passes = getenv("VKD_BENCH_PASSES") != NULL;
 }
