@@ -132,8 +132,12 @@ vkd_device *test_device_open(uint64_t max_binding)
     test_pin_driver_libs();
     static int printed;
     if (!printed++)
-        printf("device: %s (%s), 16-bit storage %s, max binding %llu\n", d->caps.name, d->caps.driver,
-               d->caps.storage16 ? "yes" : "no", (unsigned long long)d->caps.max_binding);
+        printf("device: %s (%s), 16-bit storage %s, max binding %llu, cooperative matrix %s, "
+               "validation layer %s\n",
+               d->caps.name, d->caps.driver, d->caps.storage16 ? "yes" : "no",
+               (unsigned long long)d->caps.max_binding,
+               d->use_coopmat ? (d->coopmat_khr ? "KHR" : "NV") : "off",
+               d->validation_layer ? "on" : "off");
     return d;
 }
 
