@@ -473,6 +473,8 @@ float16_t cm_sh(float v) { return float16_t(v); }
 #define VKD_CM_MULADD(i, a, b) acc[i] = coopMatMulAddNV(a, b, acc[i])
 #define VKD_CM_STORE(i, o) coopMatStoreNV(acc[i], Cs, o, BNP, false)
 #endif
+// split-K partial sums (pc.phase 1 writes, 2 reads): host/ops/matmul.c vkd_gemm_ksplit
+layout(std430, binding = 7) buffer Part { float part[]; };
 shared VKD_CM_SH As[BM * BKP]; // A(m0 + r, k0 + c) at r * BKP + c
 shared VKD_CM_SH Bs[BN * BKP]; // w[n0 + r, k0 + c] at r * BKP + c: the GEMM's B, column-major
 shared float Cs[BM * BNP];
@@ -539,11 +541,33 @@ void cm_stage_w(uint r, uint c, uint n, uint k)
     }
 }
 
+// Split-K, phase 2: out[m, n] = epilogue(sum over the chunks z of part[z, m, n]), one
+// invocation per output element along n (coalesced), the grid's x and y flattened
+void gemm_splitk_reduce()
+{
+    uint idx = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x +
+               gl_LocalInvocationID.x;
+    if (idx >= pc.M * pc.N)
+        return;
+    uint m = idx / pc.N, n = idx - m * pc.N;
+    float v = 0.0;
+    for (uint z = 0; z < pc.ksplit; z++)
+        v += part[pc.s_off + (z * pc.M + m) * pc.N + n];
+    gemm_epilogue(m, n, v);
+}
+
 void gemm_coopmat()
 {
     const uint WG = gl_WorkGroupSize.x;
     const uint SGN = BN / 32; // subgroups along n
     const uint EW = VEC4 == 2 ? 8u : 1u; // elements staged per store group
+    if (pc.phase == 2) { // uniform across the dispatch: no barrier is skipped by part of a workgroup
+        gemm_splitk_reduce();
+        return;
+    }
+    // phase 1: this workgroup's chunk of k (a whole number of BK steps; LNFOLD is never split)
+    uint kbeg = pc.phase == 1 ? gl_WorkGroupID.z * pc.kchunk : 0u;
+    uint kend = pc.phase == 1 ? min(pc.K, kbeg + pc.kchunk) : pc.K;
     uint tid = gl_LocalInvocationID.x;
     uint sm = gl_SubgroupID / SGN, sn = gl_SubgroupID % SGN;
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
@@ -556,7 +580,7 @@ void gemm_coopmat()
         VKD_CM_ZERO(i);
     barrier();
 
-    for (uint k0 = 0; k0 < pc.K; k0 += BK) {
+    for (uint k0 = kbeg; k0 < kend; k0 += BK) {
         for (uint e = tid; e < BM * BK / EW; e += WG) {
             uint r = e / (BK / EW), c = (e % (BK / EW)) * EW;
             cm_stage_a(r, c, m0 + r, k0 + c);
@@ -596,7 +620,11 @@ void gemm_coopmat()
     for (uint e = tid; e < BM * BN; e += WG) {
         uint r = e / BN, c = e % BN;
         uint m = m0 + r, n = n0 + c;
-        if (m < pc.M && n < pc.N)
+        if (m >= pc.M || n >= pc.N)
+            continue;
+        if (pc.phase == 1)
+            part[pc.s_off + (gl_WorkGroupID.z * pc.M + m) * pc.N + n] = Cs[r * BNP + c];
+        else
             gemm_epilogue(m, n, ln_out(n, Cs[r * BNP + c], LnSum[2 * r], LnSum[2 * r + 1]));
     }
 }

@@ -20,7 +20,7 @@ typedef struct conv_case {
     int flags;
 } conv_case;
 
-static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
+static unsigned run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
 {
     vkd_conv2d_params p = cc.p;
     int64_t oh = vkd_conv2d_out_dim(cc.h, cc.k, p.stride, p.pad_top, p.pad_bottom);
@@ -69,6 +69,13 @@ static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
     vkd_tensor tb = test_tensor_from(d, dt, 1, bs, b);
     vkd_tensor tr = test_tensor_from(d, dt, 3, os, res);
     vkd_tensor to = test_tensor_poisoned(d, dt, 3, os);
+    /* split-K partial sums where this device's GEMM splits the shape, as the graph gives them */
+    int64_t sn = vkd_gemm_split_scratch_numel(d, dt, 0, cc.n * oh * ow, cc.cout, cc.k * cc.k * cc.cin, cc.cin);
+    vkd_tensor ts;
+    memset(&ts, 0, sizeof ts);
+    if (sn)
+        ts = test_tensor_poisoned(d, VKD_F32, 1, &sn);
+    p.scratch = sn ? &ts : NULL;
     vkd_cmd *c = NULL;
     if (!r) r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
@@ -84,7 +91,9 @@ static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
              cc.flags & BIAS ? " +bias" : "", cc.flags & RES ? " +res" : "", up ? " upsampled" : "",
              c ? vkd_cmd_dispatch_count(c) : 0);
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
+    unsigned nd = c ? vkd_cmd_dispatch_count(c) : 0;
     vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &ts);
     vkd_tensor_destroy(d, &tx);
     vkd_tensor_destroy(d, &tw);
     vkd_tensor_destroy(d, &tb);
@@ -95,6 +104,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
     free(b);
     free(res);
     free(ref);
+    return nd;
 }
 
 static void test_conv2d_rejects_bad_shapes(vkd_device *d)
@@ -129,8 +139,8 @@ int main(void)
     test_rng rng = {test_seed()};
     const vkd_conv2d_params s1 = vkd_conv2d_params_sym(1, 1), s2 = vkd_conv2d_params_sym(2, 1),
                             pt1 = vkd_conv2d_params_sym(1, 0);
-    const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
-    const vkd_conv2d_params up = {1, 1, 1, 1, 1, 1};   /* Upsample: nearest 2x, then 3x3 pad 1 */
+    const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0, NULL}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
+    const vkd_conv2d_params up = {1, 1, 1, 1, 1, 1, NULL}; /* Upsample: nearest 2x, then 3x3 pad 1 */
     /* SD shapes, with Cout cut where the full layer would take lavapipe minutes */
     const conv_case sd[] = {
         {1, 64, 64, 320, 64, 3, s1, BIAS},           /* UNet level 0 ResBlock conv (K = 2880) */
@@ -167,6 +177,21 @@ int main(void)
         for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
                 run_case(d, dts[i], cases[j], &rng);
+    }
+    /* split-K (the cooperative-matrix kernels, vkd_gemm_ksplit): few output tiles, long K */
+    const conv_case longk[] = {
+        {1, 6, 6, 320, 40, 3, s1, BIAS | RES},       /* K = 2880 in 10 chunks */
+        {2, 5, 7, 264, 24, 3, s2, BIAS},             /* K = 2376: the last chunk short */
+    };
+    for (int t = 0; t < ntiles; t++) {
+        if (tiles[t].direct < 3)
+            continue;
+        vkd_gemm_set_tile_override(&tiles[t]);
+        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
+            for (size_t j = 0; j < sizeof longk / sizeof longk[0]; j++) {
+                unsigned nd = run_case(d, dts[i], longk[j], &rng);
+                TEST_CHECK(nd == 2, "split-K conv: 2 dispatches (partial sums, reduce), got %u", nd);
+            }
     }
     vkd_gemm_set_tile_override(NULL);
     test_device_close(d);

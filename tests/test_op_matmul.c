@@ -12,7 +12,7 @@
  * largest multiple of 16 not above K/2 */
 enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4, SPLIT = 16 };
 
-static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int64_t k, int64_t n, int flags,
+static unsigned run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int64_t k, int64_t n, int flags,
                      test_rng *rng)
 {
     size_t na = (size_t)(batch * m * k), nw = (size_t)(n * k), no = (size_t)(batch * m * n);
@@ -53,11 +53,27 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
     vkd_tensor tb = test_tensor_from(d, dt, 1, bshape, b);
     vkd_tensor tr = test_tensor_from(d, dt, 3, oshape, res);
     vkd_tensor to = flags & RES_IN_PLACE ? tr : test_tensor_poisoned(d, dt, 3, oshape);
+    /* split-K partial sums where this device's GEMM splits the shape, as the graph gives
+     * them (kstep: the load width both parts allow, gcd(k1, k2)) */
+    int64_t kstep = k;
+    if (k2) {
+        int64_t x = k1, y = k2;
+        while (y) {
+            int64_t t = x % y;
+            x = y, y = t;
+        }
+        kstep = x;
+    }
+    int64_t sn = vkd_gemm_split_scratch_numel(d, dt, 0, batch * m, n, k, kstep);
+    vkd_tensor ts;
+    memset(&ts, 0, sizeof ts);
+    if (sn)
+        ts = test_tensor_poisoned(d, VKD_F32, 1, &sn);
     vkd_cmd *c = NULL;
     if (!r) r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
     vkd_linear_opts o = {.bias = flags & BIAS ? &tb : NULL, .residual = flags & (RES | RES_IN_PLACE) ? &tr : NULL,
-                         .a2 = flags & SPLIT ? &ta2 : NULL};
+                         .a2 = flags & SPLIT ? &ta2 : NULL, .scratch = sn ? &ts : NULL};
     if (!r) r = vkd_op_linear_ex(c, &ta, &tw, &o, &to);
     if (!r) r = vkd_cmd_end(c);
     if (!r) r = vkd_cmd_submit_wait(c);
@@ -68,7 +84,9 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
              flags & BIAS ? " +bias" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
     /* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
+    unsigned nd = c ? vkd_cmd_dispatch_count(c) : 0;
     vkd_cmd_destroy(c);
+    vkd_tensor_destroy(d, &ts);
     if (k2)
         vkd_tensor_destroy(d, &ta2);
     vkd_tensor_destroy(d, &ta);
@@ -82,6 +100,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int6
     free(b);
     free(res);
     free(ref);
+    return nd;
 }
 
 /* LayerNorm(x; gamma, beta, eps) then x w^T (+ b) (+ res) as one folded GEMM, against
@@ -187,6 +206,35 @@ static void test_linear_rejects_bad_shapes(vkd_device *d)
 }
 
 
+/* vkd_gemm_ksplit: the UNet's small-M long-K GEMMs split, into whole k steps that cover
+ * K once; large ones, the folded norm and the other kernel families do not */
+static void test_ksplit_choice(void)
+{
+    const vkd_gemm_tile cm = {.bm = 64, .bn = 64, .bk = 32, .tm = 2, .tn = 16, .direct = 3};
+    const int64_t shapes[][3] = {{128, 1280, 11520}, {512, 1280, 11520}, {128, 1280, 23040}, {70, 40, 2400}};
+    for (int i = 0; i < 4; i++) {
+        int64_t m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+        uint32_t chunk, s = vkd_gemm_ksplit(&cm, 0, m, n, k, VKD_SPLITK_SCRATCH, &chunk);
+        TEST_CHECK(s >= 2 && chunk % cm.bk == 0 && chunk >= VKD_SPLITK_MIN_STEPS * cm.bk &&
+                       (int64_t)s * chunk >= k && (int64_t)(s - 1) * chunk < k &&
+                       4ull * s * m * n <= VKD_SPLITK_SCRATCH,
+                   "split-K of M=%lld N=%lld K=%lld: %u chunks of %u", (long long)m, (long long)n, (long long)k, s,
+                   chunk);
+    }
+    uint32_t chunk;
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 8192, 320, 1280, VKD_SPLITK_SCRATCH, &chunk) == 1 && chunk == 1280,
+               "a GEMM with 640 output tiles is not split");
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 1, 128, 1280, 11520, VKD_SPLITK_SCRATCH, &chunk) == 1,
+               "the folded LayerNorm is never split");
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 128, 1280, 200, VKD_SPLITK_SCRATCH, &chunk) == 1, "short K is not split");
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 128, 1280, 11520, 4ull * 128 * 1280, &chunk) == 1,
+               "no split where the scratch holds one chunk's sums");
+    vkd_gemm_tile tiled = cm;
+    tiled.direct = 0;
+    TEST_CHECK(vkd_gemm_ksplit(&tiled, 0, 128, 1280, 11520, VKD_SPLITK_SCRATCH, &chunk) == 1,
+               "only the cooperative-matrix kernels split");
+}
+
 int main(void)
 {
     test_rng rng = {test_seed()};
@@ -196,6 +244,7 @@ int main(void)
     vkd_gemm_tile tiles[6];
     int ntiles = test_gemm_tiles(d, tiles);
     test_linear_rejects_bad_shapes(d);
+    test_ksplit_choice();
     /* SD shapes with the device's own kernel */
     for (int i = 0; i < ndt; i++) {
         run_case(d, dts[i], 2, 77, 768, 320, 0, &rng);          /* cross-attn k/v from CLIP context */
@@ -224,6 +273,12 @@ int main(void)
             /* the folded norm on the awkward shapes for the tiled and direct kernels; the
              * subgroup kernel takes it at the SD shapes above (its every extra variant
              * costs ~1 min of LLVM on lavapipe at the first dispatch) */
+            if (tiles[t].direct >= 3) { /* split-K: few output tiles, long K (vkd_gemm_ksplit) */
+                unsigned nd = run_case(d, dts[i], 1, 70, 2400, 40, BIAS | RES, &rng);
+                TEST_CHECK(nd == 2, "split-K linear: 2 dispatches (partial sums, reduce), got %u", nd);
+                nd = run_case(d, dts[i], 2, 9, 1040, 24, RES_IN_PLACE | SPLIT, &rng); /* 512 + 528, last chunk short */
+                TEST_CHECK(nd == 2, "split-K linear (two inputs): 2 dispatches, got %u", nd);
+            }
             if (tiles[t].direct != 2) {
                 run_case_ln(d, dts[i], 130, 132, 72, BIAS | RES, 8, &rng);
                 run_case_ln(d, dts[i], 67, 7, 9, 0, 0, &rng);

@@ -8,6 +8,7 @@
 #include "cli/env.h"
 #include "common/log.h"
 #include "common/pin_libs.h"
+#include "ops/matmul.h"
 #include "pipeline/txt2img.h"
 
 int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok)
@@ -55,6 +56,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             append = v, i++;
         else if (!strcmp(a, "--repeat") && v)
             repeat = atoi(v), i++;
+        else if (!strcmp(a, "--split-k") && v) /* developer knob: split-K's target workgroups, 0 = off */
+            vkd_gemm_set_split_k(atoi(v)), i++;
         else if (!strcmp(a, "--device") && v)
             cp.device_index = atoi(v), i++;
         else if (!strcmp(a, "--precision") && v) {

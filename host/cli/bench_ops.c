@@ -122,7 +122,7 @@ done:
 /* Median GPU ms of one op over `repeat` submissions; < 0 on failure. */
 static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat)
 {
-    vkd_tensor x = {0}, w = {0}, b = {0}, o = {0};
+    vkd_tensor x = {0}, w = {0}, b = {0}, o = {0}, s = {0};
     vkd_cmd *c = NULL;
     double res = -1, *ms = calloc((size_t)repeat, sizeof *ms);
     int64_t rows = bc->conv ? bc->hw * bc->hw : bc->m;
@@ -143,12 +143,16 @@ static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t
     if (!r) r = vkd_tensor_create(d, dt, 1, bs, &b);
     if (!r) r = vkd_tensor_upload_f32(d, &b, hb);
     if (!r) r = vkd_tensor_create(d, dt, 3, os, &o);
+    /* split-K partial sums where the device's GEMM splits this shape, as the model has them */
+    int64_t sn = vkd_gemm_split_scratch_numel(d, dt, 0, batch * rows, n, kk, k);
+    if (!r && sn) r = vkd_tensor_create(d, VKD_F32, 1, &sn, &s);
     if (!r) r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
     if (!r) {
         vkd_conv2d_params p = vkd_conv2d_params_sym(1, 1);
-        r = bc->conv ? vkd_op_conv2d(c, &x, bc->hw, bc->hw, &w, &b, NULL, &p, &o)
-                     : vkd_op_linear(c, &x, &w, &b, NULL, &o);
+        p.scratch = sn ? &s : NULL;
+        vkd_linear_opts lo = {.bias = &b, .scratch = sn ? &s : NULL};
+        r = bc->conv ? vkd_op_conv2d(c, &x, bc->hw, bc->hw, &w, &b, NULL, &p, &o) : vkd_op_linear_ex(c, &x, &w, &lo, &o);
     }
     res = replay_median(c, r, ms, repeat, bc, dt);
 done:
@@ -157,6 +161,7 @@ done:
     vkd_tensor_destroy(d, &w);
     vkd_tensor_destroy(d, &b);
     vkd_tensor_destroy(d, &o);
+    vkd_tensor_destroy(d, &s);
     free(ms);
     free(hx);
     free(hw);
@@ -314,14 +319,16 @@ int vkd_cli_bench_ops(int argc, char **argv)
                 return 2;
             }
             vkd_gemm_set_tile_override(&t);
-        } else if (!strcmp(argv[i], "--quick"))
+        } else if (!strcmp(argv[i], "--split-k") && i + 1 < argc) /* developer knob: 0 = off */
+            vkd_gemm_set_split_k(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--all"))
             all = 1;
 
         else {
             fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT] "
-                            "[--tile BMxBNxBKxTMxTN]\n");
+                            "[--tile BMxBNxBKxTMxTN] [--split-k WORKGROUPS]\n");
             return 2;
         }
     }

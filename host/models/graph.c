@@ -186,8 +186,26 @@ static vkd_tensor linear_out(vkd_graph *g, const vkd_tensor *x, const vkd_tensor
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = w->shape[0];
     vkd_tensor out = g_new(g, x->ndim, shape);
+    /* split-K partial sums where the device's GEMM splits this shape: planned like any
+     * activation, live only during the op */
+    int64_t k = w->shape[1], k1 = x->shape[x->ndim - 1], kstep = k;
+    if (o->a2) { /* both parts' widths must suit the load width: their gcd (ops/matmul.c) */
+        int64_t a = k1, b = k - k1;
+        while (b) {
+            int64_t t = a % b;
+            a = b, b = t;
+        }
+        kstep = a;
+    }
+    int64_t sn = g_ok(g) ? vkd_gemm_split_scratch_numel(g->d, g->dt, o->ln != NULL, vkd_tensor_numel(x) / k1,
+                                                        w->shape[0], k, kstep)
+                         : 0;
+    vkd_tensor scratch = sn ? new_dt(g, VKD_F32, 1, &sn) : empty();
+    vkd_linear_opts so = *o;
+    so.scratch = sn ? &scratch : NULL;
     if (rec(g))
-        check(g, vkd_op_linear_ex(g->c, x, w, o, &out));
+        check(g, vkd_op_linear_ex(g->c, x, w, &so, &out));
+    g_free(g, &scratch);
     return out;
 }
 
@@ -349,10 +367,16 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
     int kh = (int)wt->shape[1], kw = (int)wt->shape[2];
     int64_t oh = vkd_conv2d_out_dim(h, kh, stride, pt, pb), ow = vkd_conv2d_out_dim(w, kw, stride, pl, pr);
     vkd_tensor out = g_new3(g, x->shape[0], oh * ow, wt->shape[0]);
+    int64_t cin = wt->shape[3];
+    int64_t sn = g_ok(g) ? vkd_gemm_split_scratch_numel(g->d, g->dt, 0, x->shape[0] * oh * ow, wt->shape[0],
+                                                        kh * kw * cin, cin)
+                         : 0;
+    vkd_tensor scratch = sn ? new_dt(g, VKD_F32, 1, &sn) : empty(); /* split-K partial sums (see linear_out) */
     vkd_conv2d_params p = {.stride = stride, .pad_top = pt, .pad_bottom = pb, .pad_left = pl, .pad_right = pr,
-                           .upsample = upsample};
+                           .upsample = upsample, .scratch = sn ? &scratch : NULL};
     if (rec(g))
         check(g, vkd_op_conv2d(g->c, x, h, w, wt, b, residual, &p, &out));
+    g_free(g, &scratch);
     return out;
 }
 

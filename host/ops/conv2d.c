@@ -77,7 +77,8 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
         int64_t ws[2] = {cout, cin};
         vkd_tensor w2;
         vkd_result r = vkd_tensor_reshape(weight, 2, ws, &w2);
-        return r ? r : vkd_op_linear(c, x, &w2, bias, residual, out);
+        vkd_linear_opts lo = {.bias = bias, .residual = residual, .scratch = p->scratch};
+        return r ? r : vkd_op_linear_ex(c, x, &w2, &lo, out);
     }
     vkd_cmd_add_flops(c, 2.0 * (double)nimg * (double)(oh * ow) * (double)cout * (double)k);
 
@@ -115,7 +116,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
         }
     }
 
-    vkd_binding bind[5];
+    vkd_binding bind[8];
     vkd_push_gemm pc = {.N = (uint32_t)cout, .K = (uint32_t)k,
                         .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0),
                         .cin = (uint32_t)cin, .h = (uint32_t)h, .w = (uint32_t)w, .ow = (uint32_t)ow,
@@ -125,6 +126,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
     if ((r = vkd_op_bind(c, weight, 0, cout * k, &bind[1], &pc.w_off)))
         return r;
     bind[2] = bind[1]; /* unused operands still need a buffer */
+    bind[5] = bind[1], bind[6] = bind[1]; /* the linear's (the cooperative-matrix kernels bind 8) */
     if (bias && (r = vkd_op_bind(c, bias, 0, cout, &bind[2], &pc.b_off)))
         return r;
     for (int64_t n0 = 0; n0 < nimg; n0 += imgs) {
@@ -161,8 +163,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
             vec4 = vkd_gemm_vec_width(vkd_cmd_device(c), &tile, x->dtype, vec4, cin, pc.a_off, pc.w_off);
             if ((r = vkd_gemm_pipeline(c, "conv2d", x->dtype, &tile, vec4, 0, &pl)))
                 return r;
-            if ((r = vkd_cmd_dispatch(c, pl, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, tile.bn),
-                                      vkd_div_up((uint64_t)m, tile.bm), 1, op)))
+            if ((r = vkd_gemm_dispatch(c, pl, &tile, 0, bind, 5, &pc, p->scratch, op)))
                 return r;
         }
     }

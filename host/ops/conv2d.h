@@ -16,12 +16,15 @@ typedef struct vkd_conv2d_params {
      * then never exists in memory): x is [N, (H/2)*(W/2), Cin], H and W (even) are the
      * upsampled size the padding and output refer to */
     int upsample;
+    /* fp32 partial sums for split-K (vkd_gemm_split_scratch_numel elements, with m = N *
+     * OH * OW, n = Cout, k = KH * KW * Cin, kstep = Cin), or NULL: the GEMM runs unsplit */
+    const vkd_tensor *scratch;
 } vkd_conv2d_params;
 
 /* stride s, the same padding p on every side (nn.Conv2d(padding=p)) */
 static inline vkd_conv2d_params vkd_conv2d_params_sym(int s, int p)
 {
-    vkd_conv2d_params c = {s, p, p, p, p, 0};
+    vkd_conv2d_params c = {s, p, p, p, p, 0, NULL};
     return c;
 }
 

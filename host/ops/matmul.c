@@ -24,6 +24,10 @@ void vkd_gemm_set_tile_override(const vkd_gemm_tile *t)
     tile_override = t ? *t : none;
 }
 
+static int split_target = VKD_SPLITK_TARGET_WG; /* developer knob: vkd_gemm_set_split_k */
+
+void vkd_gemm_set_split_k(int target_wg) { split_target = target_wg > 0 ? target_wg : 0; }
+
 /* The device's tile without the cooperative-matrix kernel and without an override. */
 static vkd_gemm_tile plain_tile(const vkd_device *d)
 {
@@ -147,7 +151,96 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
     /* the subgroup kernel reads A (binding 0, and 6 for the linear) and w (1) as texel buffers */
     uint32_t texel = t->direct != 2 ? 0 : linear ? 0x43u : 0x3u;
     uint32_t subgroup = t->direct >= 3 && d->cm_subgroup_required ? d->cm_subgroup : 0;
-    return vkd_op_pipeline_subgroup(c, stem, dt, spec, 12, linear ? 7 : 5, texel, subgroup, out);
+    /* the cooperative-matrix kernels also bind the split-K partial sums (binding 7) */
+    uint32_t n_bind = t->direct >= 3 ? 8 : linear ? 7 : 5;
+    return vkd_op_pipeline_subgroup(c, stem, dt, spec, 12, n_bind, texel, subgroup, out);
+}
+
+static int64_t div_up64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+uint32_t vkd_gemm_ksplit(const vkd_gemm_tile *t, int lnfold, int64_t m, int64_t n, int64_t k, uint64_t scratch_bytes,
+                         uint32_t *kchunk)
+{
+    *kchunk = (uint32_t)k;
+    if ((t->direct != 3 && t->direct != 4) || lnfold || m < 1 || n < 1 || !split_target)
+        return 1;
+    int64_t wgs = div_up64(m, t->bm) * div_up64(n, t->bn);
+    if (2 * wgs > split_target)
+        return 1;
+    int64_t steps = div_up64(k, t->bk);
+    int64_t s = div_up64(split_target, wgs);
+    if (s > steps / VKD_SPLITK_MIN_STEPS)
+        s = steps / VKD_SPLITK_MIN_STEPS;
+    if (s > (int64_t)(scratch_bytes / (4 * (uint64_t)m * (uint64_t)n)))
+        s = (int64_t)(scratch_bytes / (4 * (uint64_t)m * (uint64_t)n));
+    if (s < 2)
+        return 1;
+    int64_t chunk = div_up64(steps, s) * t->bk;
+    *kchunk = (uint32_t)chunk;
+    return (uint32_t)div_up64(k, chunk);
+}
+
+/* the most partial-sum bytes one GEMM may use: VKD_SPLITK_SCRATCH, or one binding window */
+static uint64_t splitk_cap(const vkd_device *d)
+{
+    uint64_t align = d->caps.ssbo_align ? d->caps.ssbo_align : 256;
+    uint64_t win = d->caps.max_binding > align ? (d->caps.max_binding - align) / 4 * 4 : 0;
+    return win < VKD_SPLITK_SCRATCH ? win : VKD_SPLITK_SCRATCH;
+}
+
+int64_t vkd_gemm_split_scratch_numel(const vkd_device *d, vkd_dtype dt, int lnfold, int64_t m, int64_t n, int64_t k,
+                                     int64_t kstep)
+{
+    vkd_gemm_tile t = vkd_gemm_tile_for(d);
+    if (t.direct != 3 && t.direct != 4)
+        return 0;
+    vkd_gemm_vec_width(d, &t, dt, 0, kstep, 0, 0); /* fp32 or an unsupported shape: another kernel */
+    uint32_t chunk, s = vkd_gemm_ksplit(&t, lnfold, m, n, k, splitk_cap(d), &chunk);
+    return s > 1 ? (int64_t)s * m * n : 0;
+}
+
+vkd_result vkd_gemm_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_gemm_tile *t, int lnfold, vkd_binding *bind,
+                             uint32_t n_bind, vkd_push_gemm *pc, const vkd_tensor *scratch, const char *op)
+{
+    const vkd_device *d = vkd_cmd_device(c);
+    uint64_t gx = vkd_div_up(pc->N, t->bn), gy = vkd_div_up(pc->M, t->bm);
+    pc->phase = 0;
+    if (t->direct < 3)
+        return vkd_cmd_dispatch(c, p, bind, n_bind, pc, sizeof *pc, gx, gy, 1, op);
+    uint64_t avail = 0;
+    if (scratch && scratch->dtype == VKD_F32) {
+        avail = 4 * (uint64_t)vkd_tensor_numel(scratch);
+        if (avail > splitk_cap(d))
+            avail = splitk_cap(d);
+    }
+    uint32_t kchunk, s = vkd_gemm_ksplit(t, lnfold, pc->M, pc->N, pc->K, avail, &kchunk);
+    bind[7] = bind[1]; /* unused: any buffer */
+    if (s < 2)
+        return vkd_cmd_dispatch(c, p, bind, 8, pc, sizeof *pc, gx, gy, 1, op);
+    vkd_result r = vkd_op_bind(c, scratch, 0, (int64_t)s * pc->M * pc->N, &bind[7], &pc->s_off);
+    if (r)
+        return r;
+    pc->phase = 1, pc->kchunk = kchunk, pc->ksplit = s;
+    if ((r = vkd_cmd_dispatch(c, p, bind, 8, pc, sizeof *pc, gx, gy, s, op)))
+        return r;
+    /* the reduce: one invocation per output, in workgroups of the pipeline's size. It
+     * reads neither A nor w: their windows shrink to one element, so that the bytes a
+     * recording is said to bind (vkd_cmd_bytes_bound) stay what it touches */
+    vkd_binding rb[8];
+    memcpy(rb, bind, sizeof rb);
+    for (int i = 0; i < 8; i++) { /* it reads bias, res and the partial sums, writes out */
+        bool used = i == 4 || i == 7 || (i == 2 && (pc->flags & VKD_GEMM_BIAS)) ||
+                    (i == 3 && (pc->flags & VKD_GEMM_RESIDUAL));
+        if (!used && rb[i].range > 16)
+            rb[i].range = 16;
+    }
+    uint64_t inv = (uint64_t)(t->bm / 32) * (t->bn / 32) * d->cm_subgroup;
+    uint64_t groups = vkd_div_up((uint64_t)pc->M * pc->N, inv);
+    uint64_t rx = groups < 65535 ? groups : 65535;
+    pc->phase = 2;
+    r = vkd_cmd_dispatch(c, p, rb, 8, pc, sizeof *pc, rx, vkd_div_up(groups, rx), 1, op);
+    pc->phase = 0;
+    return r;
 }
 
 vkd_result vkd_linear_weight_upload(vkd_device *d, vkd_dtype dt, const float *w, int64_t n_out, int64_t n_in,
@@ -248,7 +341,7 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
         VKD_ERROR("linear: one row of K=%lld / N=%lld exceeds a binding window", (long long)k, (long long)n);
         return VKD_ERR_TOO_LARGE;
     }
-    vkd_binding bind[7];
+    vkd_binding bind[8];
     vkd_push_gemm pc = {.N = (uint32_t)n, .K = (uint32_t)k, .ln_eps = o->ln_eps, .k1 = a2 ? (uint32_t)k1 : 0,
                         .flags = (bias ? VKD_GEMM_BIAS : 0) | (residual ? VKD_GEMM_RESIDUAL : 0)};
     if ((r = vkd_op_bind(c, w, 0, n * k, &bind[1], &pc.w_off)))
@@ -287,8 +380,7 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
         vec4 = vkd_gemm_vec_width(vkd_cmd_device(c), &tile, a->dtype, vec4, kstep, aoff, pc.w_off);
         if ((r = vkd_gemm_pipeline(c, "matmul", a->dtype, &tile, vec4, ln != NULL, &p)))
             return r;
-        if ((r = vkd_cmd_dispatch(c, p, bind, 7, &pc, sizeof pc, vkd_div_up((uint64_t)n, tile.bn),
-                                  vkd_div_up((uint64_t)mc, tile.bm), 1, op)))
+        if ((r = vkd_gemm_dispatch(c, p, &tile, ln != NULL, bind, 7, &pc, o->scratch, op)))
             return r;
     }
     return VKD_OK;

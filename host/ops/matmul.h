@@ -36,6 +36,10 @@ int vkd_gemm_subgroup_ok(const vkd_device *d);
  * per-device choice), so the GPU kernel is checked on lavapipe and vice versa.
  * Process-wide; not for use while another thread records ops. */
 void vkd_gemm_set_tile_override(const vkd_gemm_tile *t);
+/* Developer knob (bench ops/model --split-k N): the workgroups split-K aims for, for the
+ * whole process (VKD_SPLITK_TARGET_WG by default); 0 turns it off, to time the kernels
+ * without it in the same run. */
+void vkd_gemm_set_split_k(int target_wg);
 /* The load width code for tile *t: vec4 (0 or 1: K, or conv's Cin, and the A and w window
  * offsets are multiples of 4), 3 for the subgroup kernel, which reads 32 bytes per load
  * (kstep and the offsets multiples of 32 bytes), 2 or 0 for the cooperative-matrix
@@ -50,6 +54,32 @@ int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int 
  * layer that layer-normalises its input (vkd_linear_opts.ln). */
 vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out);
+
+/* Split-K for the cooperative-matrix kernels (tile.direct 3 and 4): a GEMM with few
+ * output tiles and a long K -- the UNet's 16x16 and 8x8 ResBlock convs, M = 512 and 128
+ * rows, K = 11520 -- leaves most of a GPU idle while each workgroup walks hundreds of k
+ * steps one after another (measured on an H200: 1.6-6.4 TFLOP/s there against ~45 on
+ * the large shapes). Splitting K into chunks that run side by side, then adding them in
+ * a second pass that applies the epilogue, fills the device. Returns the number of
+ * chunks (1: no split) and their width in *kchunk (a multiple of tile.bk); the fp32
+ * partial sums take chunks * m * n * 4 bytes of at most scratch_bytes. Never with the
+ * folded LayerNorm (its row sums span the whole K). */
+#define VKD_SPLITK_TARGET_WG 512  /* workgroups to aim for: several per compute unit on large GPUs */
+#define VKD_SPLITK_MIN_STEPS 8    /* k steps (tile.bk each) per chunk at least */
+#define VKD_SPLITK_SCRATCH (16u << 20) /* bytes of partial sums per GEMM, at most */
+uint32_t vkd_gemm_ksplit(const vkd_gemm_tile *t, int lnfold, int64_t m, int64_t n, int64_t k, uint64_t scratch_bytes,
+                         uint32_t *kchunk);
+/* fp32 elements of scratch a GEMM of m x n x k on this device splits into (0: it would
+ * not split), for the caller to allocate and pass (vkd_linear_opts.scratch,
+ * vkd_conv2d_params.scratch); kstep: K for a linear layer, Cin for a convolution. */
+int64_t vkd_gemm_split_scratch_numel(const vkd_device *d, vkd_dtype dt, int lnfold, int64_t m, int64_t n, int64_t k,
+                                     int64_t kstep);
+/* Record one GEMM dispatch of a pipeline from vkd_gemm_pipeline over pc->M x pc->N: as
+ * it is, or, with scratch (fp32, may be NULL) where vkd_gemm_ksplit splits, along K
+ * into a partial-sum dispatch and a reduce dispatch (binding 7). bind holds 8 entries
+ * for the cooperative-matrix kernels (n_bind otherwise); pc->phase is left 0. */
+vkd_result vkd_gemm_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_gemm_tile *t, int lnfold, vkd_binding *bind,
+                             uint32_t n_bind, vkd_push_gemm *pc, const vkd_tensor *scratch, const char *op);
 
 /* Upload nn.Linear weights given as fp32 [n_out, n_in] (PyTorch layout) into a new
  * tensor of dtype dt, shape [n_out, n_in]. The caller owns *out (vkd_tensor_destroy). */
@@ -76,6 +106,9 @@ typedef struct vkd_linear_opts {
     /* A in two parts read in place, as torch.cat([a, a2], -1) would give (a UNet skip
      * concatenation): a [.., K1] with K1 a multiple of 16, a2 [.., K - K1]; not with ln */
     const vkd_tensor *a2;
+    /* fp32 partial sums for split-K (vkd_gemm_split_scratch_numel elements, e.g. from the
+     * graph's planned pool), or NULL: the GEMM runs unsplit */
+    const vkd_tensor *scratch;
 } vkd_linear_opts;
 
 vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_linear_opts *o,

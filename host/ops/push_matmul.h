@@ -40,6 +40,13 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     /* linear with LNFOLD only (gemm.glsl): s and c at binding 5 from l_off, the norm's eps */
     pc_uint l_off;
     pc_float ln_eps;
+    /* split-K (the cooperative-matrix kernels, gemm.glsl family 3/4): phase 1 writes the
+     * fp32 sums of k chunk z = gl_WorkGroupID.z (kchunk wide) to part[s_off + (z * M + m)
+     * * N + n] (binding 7); phase 2 adds the ksplit chunks and applies the epilogue */
+    pc_uint phase;   /* 0: whole K in one pass; 1: partial sums; 2: reduce */
+    pc_uint kchunk;
+    pc_uint ksplit;
+    pc_uint s_off;
 VKD_PUSH_END(vkd_push_gemm)
 
 #endif
