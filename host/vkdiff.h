@@ -89,6 +89,7 @@ vkd_result vkd_generate(vkd_ctx *ctx, vkd_gen_params *p, uint8_t *rgb);
 /* Per-stage wall times of the last vkd_generate, in ms, and what it held. */
 typedef struct vkd_timings {
     double load_ms, text_ms, unet_ms, vae_ms, total_ms;
+    double unet_setup_ms;        /* the plan, the UNet's weights uploaded (where not resident) and its recording */
     int unet_evals;
     int vae_tiles;               /* 1: decoded whole */
     uint64_t planned_peak_bytes; /* the pre-flight plan's peak */

@@ -433,8 +433,11 @@ int main(int argc, char **argv)
         vkd_last_timings(ctx, &t);
         fprintf(stderr, "wrote %s (%.1f s)\n", path, t.total_ms / 1000);
         if (verbose) {
-            fprintf(stderr, "  text %.0f ms, UNet %.0f ms for %d evaluations (%.0f ms each), VAE %.0f ms", t.text_ms,
-                    t.unet_ms, t.unet_evals, t.unet_evals ? t.unet_ms / t.unet_evals : 0, t.vae_ms);
+            if (b == 0)
+                fprintf(stderr, "  model opened in %.0f ms (header, device, weight index)\n", t.load_ms);
+            fprintf(stderr, "  text %.0f ms, UNet setup %.0f ms, UNet %.0f ms for %d evaluations (%.0f ms each), VAE %.0f ms",
+                    t.text_ms, t.unet_setup_ms, t.unet_ms, t.unet_evals, t.unet_evals ? t.unet_ms / t.unet_evals : 0,
+                    t.vae_ms);
             if (t.vae_tiles > 1)
                 fprintf(stderr, " (%d tiles)", t.vae_tiles);
             fprintf(stderr, "\n  device memory: peak %.1f MiB held (plan: %.1f MiB)\n", t.peak_bytes / 1048576.0,

@@ -23,7 +23,35 @@ struct vkd_wstore {
     slot *slots;
     uint32_t cap, count;
     uint64_t bytes;
+    /* host staging of the fp16 uploads, kept from one to the next (up to HOST_KEEP
+     * elements; vkd_wstore_release frees it): a fresh allocation per tensor cost a page
+     * fault per 4 KiB, a third of the upload's time (perf) */
+    uint16_t *host;
+    size_t host_cap; /* elements */
 };
+
+#define HOST_KEEP (16u << 20) /* elements: 32 MiB */
+
+/* Room for n fp16 values: s->host where n <= HOST_KEEP, else a buffer of its own that
+ * host_f16_done frees. NULL when out of memory. */
+static uint16_t *host_f16(vkd_wstore *s, size_t n)
+{
+    if (n > HOST_KEEP)
+        return malloc(n * sizeof(uint16_t));
+    if (n > s->host_cap) {
+        uint16_t *h = realloc(s->host, n * sizeof *h);
+        if (!h)
+            return NULL;
+        s->host = h, s->host_cap = n;
+    }
+    return s->host;
+}
+
+static void host_f16_done(vkd_wstore *s, uint16_t *h)
+{
+    if (h != s->host)
+        free(h);
+}
 
 static uint64_t hash(const char *s, vkd_wkind k)
 {
@@ -61,46 +89,82 @@ void vkd_wstore_destroy(vkd_wstore *s)
             free(s->slots[i].name);
         }
     free(s->slots);
+    free(s->host);
     free(s);
+}
+
+/* fp16 values into a new fp16 tensor of this shape */
+static vkd_result create_f16(vkd_wstore *s, int nd, const int64_t *shape, const uint16_t *h, size_t n, vkd_tensor *out)
+{
+    vkd_result r = vkd_tensor_create(s->d, VKD_F16, nd, shape, out);
+    if (!r && (r = vkd_buffer_upload(s->d, &out->buf, out->offset, h, (VkDeviceSize)n * 2)))
+        vkd_tensor_destroy(s->d, out);
+    return r;
+}
+
+/* An fp16 checkpoint into fp16 storage goes up as its bytes (a conv kernel re-laid), with
+ * no round trip through fp32: two software conversions per weight were most of the
+ * 6.9 s a 1.6 GB UNet took to set up on the H200 machine (BENCHMARKS.md). Other source
+ * dtypes convert through fp32 as before. */
+static bool direct_f16(const vkd_wstore *s, const vkd_wtensor *wt)
+{
+    return s->dt == VKD_F16 && wt->src->dtype == VKD_ST_F16;
 }
 
 static vkd_result upload(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind kind, vkd_tensor *out)
 {
     size_t n = wt->nelem;
+    int64_t rows = wt->rank >= 1 ? wt->shape[0] : 1, cols = (int64_t)n / (rows ? rows : 1);
+    if (kind == VKD_W_CONV && wt->rank != 4) {
+        VKD_ERROR("%s: a conv kernel must have rank 4 (has %d)", wt->name, wt->rank);
+        return VKD_ERR_FORMAT;
+    }
+    if (kind == VKD_W_LINEAR && wt->rank == 4 && (wt->shape[2] != 1 || wt->shape[3] != 1)) {
+        VKD_ERROR("%s: a linear weight must be [out, in] or [out, in, 1, 1]", wt->name);
+        return VKD_ERR_FORMAT;
+    }
+    int nd = wt->rank < 1 ? 1 : wt->rank;
+    if (kind == VKD_W_RAW && nd > VKD_MAX_DIMS)
+        return VKD_ERR_FORMAT;
+    int64_t shape[VKD_MAX_DIMS];
+    for (int i = 0; i < nd && i < VKD_MAX_DIMS; i++)
+        shape[i] = wt->rank < 1 ? 1 : wt->shape[i];
+
+    if (direct_f16(s, wt)) {
+        /* the file's order, then (a conv kernel) re-laid */
+        uint16_t *h = host_f16(s, (kind == VKD_W_CONV ? 2 : 1) * (n ? n : 1)), *t = h ? h + n : NULL;
+        vkd_result r = !h ? VKD_ERR_OUT_OF_HOST_MEMORY : vkd_wtensor_read_f16(wt, h);
+        if (!r && kind == VKD_W_CONV) { /* [cout, cin, kh, kw] -> [cout, kh, kw, cin], as vkd_conv2d_weight_upload */
+            int64_t co = wt->shape[0], ci = wt->shape[1], kh = wt->shape[2], kw = wt->shape[3];
+            for (int64_t o = 0; o < co; o++)
+                for (int64_t i = 0; i < ci; i++)
+                    for (int64_t y = 0; y < kh; y++)
+                        for (int64_t x = 0; x < kw; x++)
+                            t[((o * kh + y) * kw + x) * ci + i] = h[((o * ci + i) * kh + y) * kw + x];
+            int64_t cs[4] = {co, kh, kw, ci};
+            r = co > 0 && ci > 0 && kh > 0 && kw > 0 ? create_f16(s, 4, cs, t, n, out) : VKD_ERR_SHAPE;
+        } else if (!r && kind == VKD_W_LINEAR) {
+            int64_t ls[2] = {rows, cols};
+            r = create_f16(s, 2, ls, h, n, out);
+        } else if (!r) {
+            r = create_f16(s, nd, shape, h, n, out);
+        }
+        host_f16_done(s, h);
+        return r;
+    }
+
     float *host = malloc(n * sizeof *host);
     if (!host)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     vkd_result r = vkd_wtensor_read_f32(wt, host);
     if (r)
         goto done;
-    if (kind == VKD_W_CONV) {
-        if (wt->rank != 4) {
-            VKD_ERROR("%s: a conv kernel must have rank 4 (has %d)", wt->name, wt->rank);
-            r = VKD_ERR_FORMAT;
-            goto done;
-        }
+    if (kind == VKD_W_CONV)
         r = vkd_conv2d_weight_upload(s->d, s->dt, host, wt->shape[0], wt->shape[1], wt->shape[2], wt->shape[3], out);
-    } else if (kind == VKD_W_LINEAR) {
-        int64_t rows = wt->shape[0], cols = (int64_t)n / (rows ? rows : 1);
-        if (wt->rank == 4 && (wt->shape[2] != 1 || wt->shape[3] != 1)) {
-            VKD_ERROR("%s: a linear weight must be [out, in] or [out, in, 1, 1]", wt->name);
-            r = VKD_ERR_FORMAT;
-            goto done;
-        }
+    else if (kind == VKD_W_LINEAR)
         r = vkd_linear_weight_upload(s->d, s->dt, host, rows, cols, out);
-    } else {
-        int64_t shape[VKD_MAX_DIMS];
-        int nd = wt->rank < 1 ? 1 : wt->rank;
-        if (nd > VKD_MAX_DIMS) {
-            r = VKD_ERR_FORMAT;
-            goto done;
-        }
-        for (int i = 0; i < nd; i++)
-            shape[i] = wt->rank < 1 ? 1 : wt->shape[i];
-        r = vkd_tensor_create(s->d, s->dt, nd, shape, out);
-        if (!r)
-            r = vkd_tensor_upload_f32(s->d, out, host);
-    }
+    else if (!(r = vkd_tensor_create(s->d, s->dt, nd, shape, out)) && (r = vkd_tensor_upload_f32(s->d, out, host)))
+        vkd_tensor_destroy(s->d, out);
 done:
     free(host);
     return r;
@@ -167,6 +231,29 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
             goto done;
         }
         cols = c, rows += r;
+    }
+    bool all_f16 = true;
+    for (int j = 0; j < n; j++)
+        all_f16 = all_f16 && direct_f16(s, wt[j]);
+    if (all_f16) { /* the blocks' fp16 bytes one after the other (see direct_f16) */
+        uint16_t *h = host_f16(s, (size_t)(rows * cols));
+        vkd_result r = h ? VKD_OK : VKD_ERR_OUT_OF_HOST_MEMORY;
+        size_t at = 0;
+        for (int j = 0; j < n && !r; j++) {
+            r = vkd_wtensor_read_f16(wt[j], h + at);
+            at += wt[j]->nelem;
+        }
+        vkd_tensor t;
+        int64_t shape[2] = {rows, cols};
+        if (!r)
+            r = create_f16(s, kind == VKD_W_LINEAR ? 2 : 1, shape, h, (size_t)(rows * cols), &t);
+        host_f16_done(s, h);
+        if (r) {
+            VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
+            goto done;
+        }
+        res = keep(s, sl, key, kind, t);
+        goto done;
     }
     if (!(host = malloc((size_t)(rows * cols) * sizeof *host)))
         goto done;
@@ -382,6 +469,8 @@ uint32_t vkd_wstore_count(const vkd_wstore *s) { return s->count; }
 
 void vkd_wstore_release(vkd_wstore *s, const char *prefix)
 {
+    free(s->host); /* a stage is done: its upload staging too */
+    s->host = NULL, s->host_cap = 0;
     size_t n = strlen(prefix);
     /* rebuild the table without the released entries (open addressing has no cheap delete) */
     slot *old = s->slots;

@@ -681,6 +681,7 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
     int64_t C = c->cfg.unet.context_dim;
     int64_t batch = guided ? 2 : 1;
     /* pre-flight: what each stage will hold; refuse before allocating if it cannot fit */
+    double t_setup = now_ms();
     vkd_memplan plan;
     vkd_memplan_in pin = {.d = c->d, .ws = c->ws, .dt = c->dt, .cfg = &c->cfg, .h = h, .w = w, .batch = batch,
                           .ctx_len = L, .budget = c->memory_budget, .tiling = p->vae_tiling,
@@ -699,6 +700,7 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
     vkd_memory_expect(c->d, plan.w_unet); /* weight blocks sized to the plan: no slack in the last */
     r = unet_prepare(c, batch, h, w, L, plan.a_unet);
     vkd_memory_expect(c->d, 0);
+    c->timings.unet_setup_ms = now_ms() - t_setup;
     if (r)
         goto done;
     ctx = malloc((size_t)(batch * L * C) * sizeof *ctx);
@@ -803,8 +805,9 @@ static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb)
     vkd_result r = vkd_gen_params_check(p);
     if (r)
         return r;
-    double t_start = now_ms();
+    double t_start = now_ms(), load_ms = c->timings.load_ms; /* the context's, kept */
     memset(&c->timings, 0, sizeof c->timings);
+    c->timings.load_ms = load_ms;
     if (!c->first_run_noted) { /* an on-disk cache folder with nothing in it yet: on a CPU
                                 * device the first image waits for LLVM (BENCHMARKS.md, "Cold start") */
         vkd_pipeline_stats ps;
