@@ -78,6 +78,8 @@ static float *random_rows(test_rng *rng, vkd_dtype dt, int64_t rows, int64_t col
 static int subgroup_runs, subgroup_sd_runs;
 
 /* Returns false when the forced kernel does not apply (VKD_ERR_UNSUPPORTED). */
+static int coopmat_runs; /* cases the cooperative-matrix kernel ran */
+
 static bool run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng, vkd_attention_kernel kernel)
 {
     int64_t n = tc->n, lq = tc->lq, lk = tc->lk, hd = tc->heads * tc->dim;
@@ -162,24 +164,29 @@ static bool run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng
     vkd_result r = vkd_cmd_create(d, &c);
     if (!r) r = vkd_cmd_begin(c);
     if (!r) r = vkd_op_attention(c, &tq, pk, pv, &to, &p);
-    bool applies = !(kernel == VKD_ATTENTION_SUBGROUP && r == VKD_ERR_UNSUPPORTED);
+    bool applies = !((kernel == VKD_ATTENTION_SUBGROUP || kernel == VKD_ATTENTION_COOPMAT) && r == VKD_ERR_UNSUPPORTED);
     if (!applies) {
-        printf("  (subgroup kernel does not apply: %s %s)\n", vkd_dtype_suffix(dt), tc->name);
+        printf("  (%s kernel does not apply: %s %s)\n", kernel == VKD_ATTENTION_SUBGROUP ? "subgroup" : "cooperative-matrix",
+               vkd_dtype_suffix(dt), tc->name);
         goto done;
     }
     if (!r) r = vkd_cmd_end(c);
     if (!r) r = vkd_cmd_submit_wait(c);
     TEST_CHECK(r == VKD_OK, "%s: %s", tc->name, vkd_result_str(r));
+    coopmat_runs += kernel == VKD_ATTENTION_COOPMAT;
     if (kernel == VKD_ATTENTION_SUBGROUP) {
         subgroup_runs++;
         subgroup_sd_runs += strncmp(tc->name, "sd1_", 4) == 0 || strcmp(tc->name, "long_keys") == 0;
     }
     char what[160];
     snprintf(what, sizeof what, "attention_%s%s %s N%lld Lq%lld Lk%lld H%lld D%lld%s (%u dispatches)",
-             vkd_dtype_suffix(dt), kernel == VKD_ATTENTION_SUBGROUP ? " subgroup" : "", tc->name, (long long)n, (long long)lq, (long long)lk, (long long)tc->heads,
+             vkd_dtype_suffix(dt),
+             kernel == VKD_ATTENTION_SUBGROUP ? " subgroup" : kernel == VKD_ATTENTION_COOPMAT ? " coopmat" : "", tc->name, (long long)n, (long long)lq, (long long)lk, (long long)tc->heads,
              (long long)tc->dim, tc->causal ? " causal" : "", c ? vkd_cmd_dispatch_count(c) : 0);
     /* fp32: only the summation order and the shader's exp differ from double (~1e-13);
-     * fp16: inputs are the same rounded values, the output is rounded once (~1e-7). */
+     * fp16: inputs are the same rounded values, the output is rounded once (~1e-7); the
+     * cooperative-matrix kernel also rounds the probabilities to fp16 before P V (each
+     * weight's relative error <= 2^-11, normalised by their rounded sum: ~1e-7 more). */
     test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
 done:
     vkd_cmd_destroy(c);
@@ -276,8 +283,43 @@ static const acase cases[] = {
 static const char *only;
 static bool selected(const acase *tc) { return !only || strstr(tc->name, only); }
 
+/* `--coopmat`: the cooperative-matrix kernel on every case (a ctest of its own,
+ * test_op_attention_cm, that runs beside this one): the KHR kernel where the device has
+ * it, else its emulation, which lavapipe runs only where the keys are few (lavapipe
+ * ends an invocation's loops after 65535 iterations in all, and the emulated matrix
+ * products loop per element). */
+static int run_coopmat(void)
+{
+    test_rng rng = {test_seed()};
+    vkd_device *d = test_device_open(0);
+    bool khr = d->use_coopmat && d->coopmat_khr;
+    int tried = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        if (!selected(&cases[k]))
+            continue;
+        if (!khr && cases[k].lk > 160) {
+            printf("  (emulated cooperative-matrix kernel: %s has %lld keys, past lavapipe's loop limit)\n",
+                   cases[k].name, (long long)cases[k].lk);
+            continue;
+        }
+        tried++;
+        run_case(d, VKD_F16, &cases[k], &rng, VKD_ATTENTION_COOPMAT);
+    }
+    printf("cooperative-matrix kernel (%s): %d of %d cases ran\n", khr ? "VK_KHR_cooperative_matrix" : "emulated",
+           coopmat_runs, tried);
+    /* it must have run every case up to head dim 80 (and on a device with it, to 160) */
+    TEST_CHECK(!only && d->caps.storage16 ? coopmat_runs >= (khr ? 10 : 7) : true,
+               "the cooperative-matrix kernel ran %d cases", coopmat_runs);
+    test_device_close(d);
+    return test_finish();
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--coopmat")) {
+        only = argc > 2 ? argv[2] : NULL;
+        return run_coopmat();
+    }
     only = argc > 1 ? argv[1] : NULL;
     test_rng rng = {test_seed()};
     vkd_device *d = test_device_open(0);

@@ -8,6 +8,7 @@
 #include "cli/env.h"
 #include "common/log.h"
 #include "common/pin_libs.h"
+#include "ops/attention.h"
 #include "ops/matmul.h"
 #include "pipeline/txt2img.h"
 
@@ -58,6 +59,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             repeat = atoi(v), i++;
         else if (!strcmp(a, "--split-k") && v) /* developer knob: split-K's target workgroups, 0 = off */
             vkd_gemm_set_split_k(atoi(v)), i++;
+        else if (!strcmp(a, "--attention") && v) /* developer knob: flash = attention not on coopmat */
+            vkd_attention_set_auto(!strcmp(v, "flash") ? VKD_ATTENTION_FLASH : VKD_ATTENTION_AUTO), i++;
         else if (!strcmp(a, "--device") && v)
             cp.device_index = atoi(v), i++;
         else if (!strcmp(a, "--precision") && v) {

@@ -321,6 +321,8 @@ int vkd_cli_bench_ops(int argc, char **argv)
             vkd_gemm_set_tile_override(&t);
         } else if (!strcmp(argv[i], "--split-k") && i + 1 < argc) /* developer knob: 0 = off */
             vkd_gemm_set_split_k(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--attention") && i + 1 < argc) /* developer knob: flash = not on coopmat */
+            vkd_attention_set_auto(!strcmp(argv[++i], "flash") ? VKD_ATTENTION_FLASH : VKD_ATTENTION_AUTO);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--all"))
@@ -328,7 +330,7 @@ int vkd_cli_bench_ops(int argc, char **argv)
 
         else {
             fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT] "
-                            "[--tile BMxBNxBKxTMxTN] [--split-k WORKGROUPS]\n");
+                            "[--tile BMxBNxBKxTMxTN] [--split-k WORKGROUPS] [--attention flash|auto]\n");
             return 2;
         }
     }

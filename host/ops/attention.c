@@ -6,6 +6,10 @@
 #include "common/log.h"
 #include "push_attention.h"
 
+static vkd_attention_kernel auto_kernel = VKD_ATTENTION_AUTO; /* vkd_attention_set_auto */
+
+void vkd_attention_set_auto(vkd_attention_kernel k) { auto_kernel = k; }
+
 void vkd_attention_params_init(vkd_attention_params *p)
 {
     *p = (vkd_attention_params){.heads = 1};
@@ -113,6 +117,43 @@ static bool subgroup_applies(const vkd_device *d, int64_t dim, const operand *op
     return true;
 }
 
+/* The cooperative-matrix kernel (shaders/attention_cm.glsl): subgroups per workgroup
+ * (nsg, 16 query rows each), keys per block (bc) and the padded head dim (dp) that fit
+ * the device, or false. emulate: attention_cmemu (fp32 shared copies of everything, the
+ * accumulators in shared memory too). */
+typedef struct cm_tiling {
+    uint32_t nsg, bc, dp;
+} cm_tiling;
+
+static bool cm_tiling_for(const vkd_device *d, int64_t dim, bool emulate, cm_tiling *t)
+{
+    if (dim > 160 || !d->cm_subgroup)
+        return false;
+    uint64_t dp = (uint64_t)(dim + 15) / 16 * 16, dps = dp + 8, el = emulate ? 4 : 2;
+    uint64_t bc = emulate ? 16 : 32;
+    for (uint64_t nsg = 4; nsg >= 1; nsg /= 2) {
+        uint64_t br = 16 * nsg;
+        /* Q, K and V staged (the real kernel stages Q where K and V go later) */
+        uint64_t qkv = emulate ? (br + 2 * bc) * dps * el : (br > 2 * bc ? br : 2 * bc) * dps * el;
+        uint64_t shared = qkv + 4 * nsg * 16 * (bc + 4) + el * nsg * 16 * (bc + 8) + 4 * nsg * 256 + 8 * br +
+                          (emulate ? 4 * nsg * (dp / 16 + bc / 16) * 256 : 0);
+        if (shared <= d->caps.max_shared && nsg * d->cm_subgroup <= d->caps.max_wg_invocations &&
+            (!d->cm_subgroup_required || nsg <= d->caps.max_wg_subgroups)) {
+            *t = (cm_tiling){(uint32_t)nsg, (uint32_t)bc, (uint32_t)dp};
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the real (KHR) cooperative-matrix kernel can run here: fp16 GEMMs on the KHR
+ * extension with 16 x 16 accumulators, and the kernel built (newer shader tools) */
+static bool cm_khr_applies(const vkd_device *d, vkd_dtype dt)
+{
+    return dt == VKD_F16 && d->use_coopmat && d->coopmat_khr && d->coopmat_n == 16 &&
+           vkd_spirv_present("attention_cmk_f16");
+}
+
 /* Bind flattened rows [row, row + rows) of an operand (rows of all heads): *off gets
  * the element index of column col of the first row inside the window. */
 static vkd_result bind_rows(vkd_cmd *c, const operand *o, int64_t hd, int64_t row, int64_t rows, vkd_binding *b,
@@ -184,7 +225,30 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
     }
     const vkd_pipeline *pipe;
     uint32_t br, nsplit;
-    if (subgroup && dim > 160) {
+    /* the cooperative-matrix kernel: AUTO where the KHR one applies; forced, the KHR one
+     * or else its emulation (tests) */
+    bool cm_khr = cm_khr_applies(d, out->dtype);
+    bool cm_emu = p->kernel == VKD_ATTENTION_COOPMAT && !cm_khr && out->dtype == VKD_F16 &&
+                  (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    cm_tiling ct;
+    bool cm = (p->kernel == VKD_ATTENTION_AUTO && auto_kernel == VKD_ATTENTION_AUTO && cm_khr) ||
+              (p->kernel == VKD_ATTENTION_COOPMAT && (cm_khr || cm_emu));
+    cm = cm && cm_tiling_for(d, dim, cm_emu, &ct);
+    if (p->kernel == VKD_ATTENTION_COOPMAT && !cm) {
+        VKD_ERROR("attention: the cooperative-matrix kernel does not apply here (%s, head_dim %lld)",
+                  vkd_dtype_suffix(out->dtype), (long long)dim);
+        return VKD_ERR_UNSUPPORTED;
+    }
+    if (cm) {
+        uint32_t spec[6] = {ct.nsg * d->cm_subgroup, 1, 1, ct.dp, ct.nsg, ct.bc};
+        br = 16 * ct.nsg;
+        nsplit = 1;
+        /* full subgroups of the size the workgroup is sized for (as the GEMM's) */
+        uint32_t sgs = d->cm_subgroup_required ? d->cm_subgroup : 0;
+        if ((r = vkd_op_pipeline_subgroup(c, cm_emu ? "attention_cmemu" : "attention_cmk", out->dtype, spec, 6, 4, 0,
+                                          sgs, &pipe)))
+            return r;
+    } else if (subgroup && dim > 160) {
         /* wide heads (the VAE's 512): one query row per lane, output columns split into
          * DV-wide slices, DV the largest multiple of the load width up to 256 dividing D
          * (the accumulators of a lane: R * DV <= 320 floats, as below) */
