@@ -110,8 +110,12 @@ int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int 
                   (!d->cm_subgroup_required || sg <= d->caps.max_wg_subgroups) &&
                   (t->direct == 3 ? d->use_coopmat && t->tn == d->coopmat_n
                                   : (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) != 0);
-        if (ok) /* 16-byte loads of 8 halves where every offset allows */
-            return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 ? 2 : 0;
+        /* 16-byte loads of 8 halves where every offset allows, each invocation holding at
+         * most 16 groups of each operand in registers (gemm.glsl PF) */
+        uint64_t inv = sg * d->cm_subgroup;
+        bool pf = (uint64_t)t->bm * t->bk / 8 <= 16 * inv && (uint64_t)t->bn * t->bk / 8 <= 16 * inv;
+        if (ok)
+            return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 && pf ? 2 : 0;
         *t = plain_tile(d); /* fp32, or a device without it (a test's override) */
         return vkd_gemm_vec_width(d, t, dt, vec4, kstep, a_off, w_off);
     }
