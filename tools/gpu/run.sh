@@ -33,6 +33,15 @@ if [[ -z "${VKD_GPU_PREBUILT:-}" ]]; then
   cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log"
   cmake --build "$B" -j"$(nproc)" >"$OUT/build.log"
 fi
+if [[ -n "${VKD_GPU_PREBUILT:-}" ]]; then
+  # a build made on another machine names that machine's folders in its test file (and
+  # its python3, which may lack numpy here): point them at this checkout and this python
+  src=$(sed -n 's/^# Source directory: //p' "$B/CTestTestfile.cmake")
+  if [[ -n "$src" && "$src" != "$PWD" ]]; then
+    sed -i "s#$src/../shared#$SHARED#g; s#$src#$PWD#g" "$B/CTestTestfile.cmake"
+  fi
+  sed -i "s#VKD_PYTHON=[^;\"]*#VKD_PYTHON=$(command -v "$PY")#g" "$B/CTestTestfile.cmake"
+fi
 "$B/vkdiff" --list-devices | tee "$OUT/devices.txt"
 
 if [[ -z "${VKD_GPU_SKIP_TESTS:-}" ]]; then
