@@ -72,6 +72,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
                             "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
                             "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
                             "bytes bound; --append: add this run's one-line summary to FILE, a markdown table)\n"
+                            "                         [--split-k N] [--attention flash|auto]  (developer knobs: split-K's "
+                            "target workgroups, 0 = off; attention off cooperative matrices)\n"
                             "       (no -m: the shipped shapes model at 64x64)\n");
             return 2;
         }
