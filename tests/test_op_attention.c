@@ -279,6 +279,13 @@ static const acase cases[] = {
     {"odd_d200", 1, 19, 21, 2, 200, false, 0, PACKED_KV, 3},
 };
 
+/* 32 KiB bindings: q and out must be split over batch items and query rows (with the
+ * causal mask, each chunk must know its first row), k and v fit. */
+static const acase split_cases[] = {
+    {"split_causal_q_view", 2, 120, 120, 2, 32, true, 0, PACKED_Q, 0},
+    {"split_cross", 2, 700, 77, 2, 40, false, 0, SEPARATE, 4},
+};
+
 /* argv[1], when given, runs only the cases whose name contains it (for debugging). */
 static const char *only;
 static bool selected(const acase *tc) { return !only || strstr(tc->name, only); }
@@ -310,6 +317,15 @@ static int run_coopmat(void)
     /* it must have run every case up to head dim 80 (and on a device with it, to 160) */
     TEST_CHECK(!only && d->caps.storage16 ? coopmat_runs >= (khr ? 10 : 7) : true,
                "the cooperative-matrix kernel ran %d cases", coopmat_runs);
+    test_device_close(d);
+    /* the dispatches split over batch items and query rows (32 KiB bindings) */
+    d = test_device_open(32 * 1024);
+    int before = coopmat_runs;
+    for (size_t k = 0; k < sizeof split_cases / sizeof split_cases[0]; k++)
+        if (selected(&split_cases[k]))
+            run_case(d, VKD_F16, &split_cases[k], &rng, VKD_ATTENTION_COOPMAT);
+    TEST_CHECK(!only && d->caps.storage16 ? coopmat_runs - before == 2 : true,
+               "the cooperative-matrix kernel ran %d of the 2 split cases", coopmat_runs - before);
     test_device_close(d);
     return test_finish();
 }
@@ -346,12 +362,6 @@ int main(int argc, char **argv)
     test_attention_rejects_bad_shapes(d);
     test_device_close(d);
 
-    /* 32 KiB bindings: q and out must be split over batch items and query rows
-     * (with the causal mask, each chunk must know its first row), k and v fit. */
-    static const acase split_cases[] = {
-        {"split_causal_q_view", 2, 120, 120, 2, 32, true, 0, PACKED_Q, 0},
-        {"split_cross", 2, 700, 77, 2, 40, false, 0, SEPARATE, 4},
-    };
     d = test_device_open(32 * 1024);
     ndt = test_dtypes(d, dts);
     for (int i = 0; i < ndt; i++)
