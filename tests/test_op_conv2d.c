@@ -4,6 +4,7 @@
  * conv of a 2x nearest upsampling (the UNet's Upsample), and the band split on a
  * device whose binding range is lowered. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +108,29 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rn
     return nd;
 }
 
+/* vkd_conv2d_relay_f16 (a weight's upload in chunks from a file mapping) against the
+ * re-lay done whole, for chunks that start anywhere in the kernel */
+static void test_relay_chunks(void)
+{
+    enum { CO = 3, CI = 5, KH = 3, KW = 2, N = CO * CI * KH * KW };
+    uint16_t src[N], want[N], got[N];
+    for (int e = 0; e < N; e++)
+        src[e] = (uint16_t)(e * 7 + 1);
+    for (int o = 0; o < CO; o++)
+        for (int i = 0; i < CI; i++)
+            for (int y = 0; y < KH; y++)
+                for (int x = 0; x < KW; x++)
+                    want[((o * KH + y) * KW + x) * CI + i] = src[((o * CI + i) * KH + y) * KW + x];
+    int bad = 0;
+    for (int chunk = 1; chunk <= N; chunk += 6) {
+        memset(got, 0, sizeof got);
+        for (int e0 = 0; e0 < N; e0 += chunk)
+            vkd_conv2d_relay_f16(got + e0, e0, e0 + chunk <= N ? chunk : N - e0, src, CO, CI, KH, KW);
+        bad += memcmp(got, want, sizeof got) != 0;
+    }
+    TEST_CHECK(bad == 0, "conv kernel re-laid in chunks: %d chunk sizes differ from the whole re-lay", bad);
+}
+
 static void test_conv2d_rejects_bad_shapes(vkd_device *d)
 {
     int64_t xs[3] = {1, 64, 4}, os[3] = {1, 64, 8};
@@ -167,6 +191,7 @@ int main(void)
     int ndt = test_dtypes(d, dts);
     vkd_gemm_tile tiles[6];
     int ntiles = test_gemm_tiles(d, tiles);
+    test_relay_chunks();
     test_conv2d_rejects_bad_shapes(d);
     for (int i = 0; i < ndt; i++)
         for (size_t j = 0; j < sizeof sd / sizeof sd[0]; j++)

@@ -111,6 +111,24 @@ static bool direct_f16(const vkd_wstore *s, const vkd_wtensor *wt)
     return s->dt == VKD_F16 && wt->src->dtype == VKD_ST_F16;
 }
 
+/* An fp16 tensor of the file, as vkd_fill_fn wants it: bytes [at, at + len) of the
+ * upload. A conv kernel [cout, cin, kh, kw] is written re-laid as [cout, kh, kw, cin]. */
+typedef struct f16_source {
+    const uint8_t *p; /* the tensor's first element in the mapping (not aligned) */
+    bool conv;
+    int64_t co, ci, kh, kw;
+} f16_source;
+
+static vkd_result fill_f16(void *dst, VkDeviceSize at, VkDeviceSize len, void *ctx)
+{
+    const f16_source *s = ctx;
+    if (s->conv)
+        vkd_conv2d_relay_f16(dst, (int64_t)(at / 2), (int64_t)(len / 2), s->p, s->co, s->ci, s->kh, s->kw);
+    else
+        memcpy(dst, s->p + at, len);
+    return VKD_OK;
+}
+
 static vkd_result upload(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind kind, vkd_tensor *out)
 {
     size_t n = wt->nelem;
@@ -131,25 +149,32 @@ static vkd_result upload(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind kind, v
         shape[i] = wt->rank < 1 ? 1 : wt->shape[i];
 
     if (direct_f16(s, wt)) {
-        /* the file's order, then (a conv kernel) re-laid */
-        uint16_t *h = host_f16(s, (kind == VKD_W_CONV ? 2 : 1) * (n ? n : 1)), *t = h ? h + n : NULL;
-        vkd_result r = !h ? VKD_ERR_OUT_OF_HOST_MEMORY : vkd_wtensor_read_f16(wt, h);
-        if (!r && kind == VKD_W_CONV) { /* [cout, cin, kh, kw] -> [cout, kh, kw, cin], as vkd_conv2d_weight_upload */
-            int64_t co = wt->shape[0], ci = wt->shape[1], kh = wt->shape[2], kw = wt->shape[3];
-            for (int64_t o = 0; o < co; o++)
-                for (int64_t i = 0; i < ci; i++)
-                    for (int64_t y = 0; y < kh; y++)
-                        for (int64_t x = 0; x < kw; x++)
-                            t[((o * kh + y) * kw + x) * ci + i] = h[((o * ci + i) * kh + y) * kw + x];
-            int64_t cs[4] = {co, kh, kw, ci};
-            r = co > 0 && ci > 0 && kh > 0 && kw > 0 ? create_f16(s, 4, cs, t, n, out) : VKD_ERR_SHAPE;
-        } else if (!r && kind == VKD_W_LINEAR) {
-            int64_t ls[2] = {rows, cols};
-            r = create_f16(s, 2, ls, h, n, out);
-        } else if (!r) {
-            r = create_f16(s, nd, shape, h, n, out);
+        int64_t ts[VKD_MAX_DIMS] = {rows, cols};
+        int tnd = kind == VKD_W_LINEAR ? 2 : nd;
+        if (kind == VKD_W_CONV) { /* re-laid [cout, kh, kw, cin], as vkd_conv2d_weight_upload */
+            int64_t cs[4] = {wt->shape[0], wt->shape[2], wt->shape[3], wt->shape[1]};
+            if (cs[0] <= 0 || cs[1] <= 0 || cs[2] <= 0 || cs[3] <= 0)
+                return VKD_ERR_SHAPE;
+            memcpy(ts, cs, sizeof cs);
+        } else if (kind == VKD_W_RAW) {
+            memcpy(ts, shape, sizeof ts);
         }
-        host_f16_done(s, h);
+        vkd_result r = vkd_tensor_create(s->d, VKD_F16, tnd, ts, out);
+        if (r)
+            return r;
+        if (wt->flags & VKD_WT_TRANSPOSE) { /* a [b, a] source: through a host copy read_f16 transposes */
+            uint16_t *h = host_f16(s, n ? n : 1);
+            r = !h ? VKD_ERR_OUT_OF_HOST_MEMORY : vkd_wtensor_read_f16(wt, h);
+            if (!r)
+                r = vkd_buffer_upload(s->d, &out->buf, out->offset, h, (VkDeviceSize)n * 2);
+            host_f16_done(s, h);
+        } else { /* from the file's mapping straight into device memory or the staging buffer */
+            f16_source src = {(const uint8_t *)wt->src->data + wt->first * 2, kind == VKD_W_CONV, ts[0], ts[3],
+                              ts[1], ts[2]};
+            r = vkd_buffer_upload_fill(s->d, &out->buf, out->offset, (VkDeviceSize)n * 2, fill_f16, &src);
+        }
+        if (r)
+            vkd_tensor_destroy(s->d, out);
         return r;
     }
 

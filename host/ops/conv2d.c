@@ -2,6 +2,7 @@
 #include "ops/conv2d.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "ops/matmul.h"
@@ -30,6 +31,26 @@ vkd_result vkd_conv2d_weight_upload(vkd_device *d, vkd_dtype dt, const float *w_
         vkd_tensor_destroy(d, out);
     free(t);
     return r;
+}
+
+void vkd_conv2d_relay_f16(void *dst, int64_t e0, int64_t n, const void *src, int64_t cout, int64_t cin, int64_t kh,
+                          int64_t kw)
+{
+    (void)cout;
+    uint8_t *d = dst;
+    const uint8_t *p = src;
+    int64_t i = e0 % cin, t = e0 / cin, x = t % kw, y = (t / kw) % kh, o = t / kw / kh;
+    for (int64_t k = 0; k < n; k++) { /* destination order: o, y, x, i */
+        memcpy(d + 2 * k, p + 2 * (((o * cin + i) * kh + y) * kw + x), 2);
+        if (++i == cin) {
+            i = 0;
+            if (++x == kw) {
+                x = 0;
+                if (++y == kh)
+                    y = 0, o++;
+            }
+        }
+    }
 }
 
 vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, const vkd_tensor *weight,

@@ -28,6 +28,13 @@ static inline vkd_conv2d_params vkd_conv2d_params_sym(int s, int p)
     return c;
 }
 
+/* Elements [e0, e0 + n) of a conv kernel re-laid from PyTorch's [cout, cin, kh, kw] to
+ * [cout, kh, kw, cin] (what vkd_op_conv2d reads), as 16-bit values: src holds the whole
+ * kernel in PyTorch's order (no alignment needed), dst receives the n elements. For
+ * uploads in chunks straight from a file's mapping (models/wstore.c). */
+void vkd_conv2d_relay_f16(void *dst, int64_t e0, int64_t n, const void *src, int64_t cout, int64_t cin, int64_t kh,
+                          int64_t kw);
+
 /* Output size of a conv along one axis: (in + pad_lo + pad_hi - k) / stride + 1. */
 static inline int64_t vkd_conv2d_out_dim(int64_t in, int k, int stride, int pad_lo, int pad_hi)
 {

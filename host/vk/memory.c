@@ -513,25 +513,34 @@ static vkd_result check_range(const vkd_buffer *b, VkDeviceSize off, VkDeviceSiz
     return VKD_OK;
 }
 
-vkd_result vkd_buffer_upload(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, const void *src, VkDeviceSize n)
+vkd_result vkd_buffer_upload_fill(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, VkDeviceSize n,
+                                  vkd_fill_fn fill, void *ctx)
 {
     vkd_result res = check_range(b, off, n);
     if (res)
         return res;
-    if (b->mapped) {
-        /* Device writes from earlier submissions must be finished before we overwrite. */
-        memcpy(b->mapped + off, src, n);
-        return VKD_OK;
-    }
+    if (b->mapped) /* device writes from earlier submissions are finished (blocking submits) */
+        return fill(b->mapped + off, 0, n, ctx);
     vkd_memory *m = d->mem;
     for (VkDeviceSize done = 0; done < n;) {
         VkDeviceSize chunk = n - done < STAGING_SIZE ? n - done : STAGING_SIZE;
-        memcpy(m->staging_map, (const uint8_t *)src + done, chunk);
-        if ((res = staged_copy(d, m->staging_buf, 0, b->vk, b->offset + off + done, chunk)))
+        if ((res = fill(m->staging_map, done, chunk, ctx)) ||
+            (res = staged_copy(d, m->staging_buf, 0, b->vk, b->offset + off + done, chunk)))
             return res;
         done += chunk;
     }
     return VKD_OK;
+}
+
+static vkd_result fill_copy(void *dst, VkDeviceSize at, VkDeviceSize len, void *src)
+{
+    memcpy(dst, (const uint8_t *)src + at, len);
+    return VKD_OK;
+}
+
+vkd_result vkd_buffer_upload(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, const void *src, VkDeviceSize n)
+{
+    return vkd_buffer_upload_fill(d, b, off, n, fill_copy, (void *)src);
 }
 
 vkd_result vkd_buffer_download(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, void *dst, VkDeviceSize n)

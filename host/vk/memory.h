@@ -70,6 +70,13 @@ void vkd_buffer_destroy(vkd_device *d, vkd_buffer *b);
 /* Copy host bytes into b at byte offset `off`, and back. Blocking. */
 vkd_result vkd_buffer_upload(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, const void *src, VkDeviceSize n);
 vkd_result vkd_buffer_download(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, void *dst, VkDeviceSize n);
+/* Like vkd_buffer_upload, the bytes written by fill(dst, at, len, ctx) -- bytes [at, at +
+ * len) of the upload -- straight into mapped device memory or the staging buffer, so no
+ * copy of the whole upload need exist in host memory first. Chunks are whole multiples
+ * of 16 bytes but the last. */
+typedef vkd_result (*vkd_fill_fn)(void *dst, VkDeviceSize at, VkDeviceSize len, void *ctx);
+vkd_result vkd_buffer_upload_fill(vkd_device *d, const vkd_buffer *b, VkDeviceSize off, VkDeviceSize n,
+                                  vkd_fill_fn fill, void *ctx);
 /* Fill with a 32-bit pattern (used to poison outputs in tests). */
 vkd_result vkd_buffer_fill(vkd_device *d, const vkd_buffer *b, uint32_t pattern);
 
