@@ -115,22 +115,10 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
     vkd_schedule sc;
     vkd_rng_kind rk;
     vkd_prediction pr;
-    if (vkd_sampler_parse(p->sampler, &sk)) {
-        VKD_ERROR("unknown sampler '%s' (euler, euler_a, heun, dpm++2m, ddim, lcm)", p->sampler);
+    /* each parser names the bad value and the choices itself */
+    if (vkd_sampler_parse(p->sampler, &sk) || vkd_schedule_parse(p->schedule, &sc) || vkd_rng_parse(p->rng, &rk) ||
+        (p->prediction && vkd_prediction_parse(p->prediction, &pr)))
         return VKD_ERR_INVALID_ARG;
-    }
-    if (vkd_schedule_parse(p->schedule, &sc)) {
-        VKD_ERROR("unknown schedule '%s' (discrete, karras, trailing)", p->schedule);
-        return VKD_ERR_INVALID_ARG;
-    }
-    if (vkd_rng_parse(p->rng, &rk)) {
-        VKD_ERROR("unknown rng '%s' (cpu, cuda)", p->rng);
-        return VKD_ERR_INVALID_ARG;
-    }
-    if (p->prediction && vkd_prediction_parse(p->prediction, &pr)) {
-        VKD_ERROR("unknown prediction '%s' (eps, v)", p->prediction);
-        return VKD_ERR_INVALID_ARG;
-    }
     return VKD_OK;
 }
 
