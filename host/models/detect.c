@@ -312,6 +312,14 @@ vkd_result vkd_model_detect(const vkd_weights *w, vkd_model_config *cfg, char *w
         say(why, wl, "no usable VAE decoder (first_stage_model.decoder.*); pass a VAE file");
         goto refuse;
     }
+    if (cfg->vae.num_levels != VKD_VAE_LEVELS) {
+        /* issue 18 item 8: the pipeline takes the image as 8x the latent; a 2-level
+         * decoder wrote 1/16 of it and the rest was uninitialised memory */
+        say(why, wl, "VAE decoder has %d levels: it upsamples the latent %dx where Stable Diffusion's VAE (%d levels) "
+                     "upsamples 8x, which vkdiff needs; pass an SD VAE file",
+            cfg->vae.num_levels, 1 << (cfg->vae.num_levels - 1), VKD_VAE_LEVELS);
+        goto refuse;
+    }
     return VKD_OK;
 refuse:
     VKD_ERROR("model fits no supported family: %s", why);
