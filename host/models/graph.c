@@ -353,7 +353,7 @@ vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float 
 
 /* h, w: the size convolved (with upsample, of the 2x upsampling of x) */
 static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
-                       int pr, int upsample, const vkd_tensor *residual, const char *name)
+                       int pr, int upsample, int64_t up_h, int64_t up_w, const vkd_tensor *residual, const char *name)
 {
     vkd_tensor slot[2];
     const vkd_tensor *wt = weight(g, VKD_W_CONV, name, ".weight", &slot[0]);
@@ -373,7 +373,8 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
                          : 0;
     vkd_tensor scratch = sn ? new_dt(g, VKD_F32, 1, &sn) : empty(); /* split-K partial sums (see linear_out) */
     vkd_conv2d_params p = {.stride = stride, .pad_top = pt, .pad_bottom = pb, .pad_left = pl, .pad_right = pr,
-                           .upsample = upsample, .scratch = sn ? &scratch : NULL};
+                           .upsample = upsample, .scratch = sn ? &scratch : NULL, .up_h = (int)up_h,
+                           .up_w = (int)up_w};
     if (rec(g))
         check(g, vkd_op_conv2d(g->c, x, h, w, wt, b, residual, &p, &out));
     g_free(g, &scratch);
@@ -387,7 +388,7 @@ vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int s
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, h, w, stride, pad, pad, pad, pad, 0, residual, name);
+    return conv(g, x, h, w, stride, pad, pad, pad, pad, 0, 0, 0, residual, name);
 }
 
 vkd_tensor g_conv_up2(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, const char *fmt, ...)
@@ -396,7 +397,17 @@ vkd_tensor g_conv_up2(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, c
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, 2 * h, 2 * w, 1, 1, 1, 1, 1, 1, NULL, name);
+    return conv(g, x, 2 * h, 2 * w, 1, 1, 1, 1, 1, 1, 0, 0, NULL, name);
+}
+
+vkd_tensor g_conv_up_to(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                        const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    return conv(g, x, oh, ow, 1, 1, 1, 1, 1, 1, h, w, NULL, name);
 }
 
 vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
@@ -406,7 +417,7 @@ vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, i
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, h, w, stride, pt, pb, pl, pr, 0, NULL, name);
+    return conv(g, x, h, w, stride, pt, pb, pl, pr, 0, 0, 0, NULL, name);
 }
 
 static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *add,
