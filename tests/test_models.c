@@ -250,6 +250,7 @@ static void test_pipeline(const char *model, golden *g, vkd_dtype dt, const char
     TEST_CHECK(r == VKD_OK, "%s: context: %s", fam, vkd_result_str(r));
     if (r)
         return;
+    test_ctx_validation_loaded(ctx, cp.validation);
     const vkd_st_tensor *ct = vkd_st_find(g->f, "context"), *nt = vkd_st_find(g->f, "pipe_noise");
     const vkd_st_tensor *it = vkd_st_find(g->f, "pipe_euler_image");
     float *context = gload(g, "context", NULL), *noise = gload(g, "pipe_noise", NULL);

@@ -135,6 +135,10 @@ static const vkd_tensor *weight_shape(vkd_graph *g, vkd_wkind kind, const char *
     return slot;
 }
 
+/* why a weight could not be had: the store's own cause (absent or mis-shaped, device
+ * memory, ...), or in a dry run a format error (only the header is read) */
+static vkd_result weight_err(const vkd_graph *g) { return g->plan ? VKD_ERR_FORMAT : vkd_wstore_error(g->ws); }
+
 static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, const char *suffix,
                                 vkd_tensor *slot)
 {
@@ -156,7 +160,7 @@ void g_plan_weight(vkd_graph *g, const char *fmt, ...)
     FORMAT_NAME(name, fmt);
     vkd_tensor slot;
     if (!weight(g, VKD_W_RAW, name, "", &slot))
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
 }
 
 /* "<name>.weight" and "<name>.bias" of a norm layer; false (error latched) if absent */
@@ -166,7 +170,7 @@ static bool norm_params(vkd_graph *g, const char *name, const vkd_tensor **w, co
     *w = weight(g, VKD_W_RAW, name, ".weight", &slot[0]);
     *b = weight(g, VKD_W_RAW, name, ".bias", &slot[1]);
     if (!*w || !*b) {
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
         return false;
     }
     return true;
@@ -239,7 +243,7 @@ static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
     if (!w || (vkd_wstore_has(g->ws, "%s.bias", name) && !b)) {
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
         return empty();
     }
     vkd_linear_opts o = {.bias = b, .residual = residual, .a2 = x2};
@@ -299,7 +303,7 @@ vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *co
     const vkd_tensor *w = cat_weight(g, VKD_W_LINEAR, n, fn, &slot[0]);
     const vkd_tensor *b = biases ? cat_weight(g, VKD_W_RAW, n, fn + n, &slot[1]) : NULL;
     if (!w || (biases && !b)) {
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
         goto done;
     }
     vkd_linear_opts o = {.bias = b};
@@ -359,8 +363,8 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
     const vkd_tensor *wt = weight(g, VKD_W_CONV, name, ".weight", &slot[0]);
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
-    if (!wt) {
-        g_fail(g, VKD_ERR_FORMAT);
+    if (!wt || (!b && vkd_wstore_has(g->ws, "%s.bias", name))) { /* never a conv without its bias */
+        g_fail(g, weight_err(g));
         return empty();
     }
     /* wt: [Cout, kh, kw, Cin] */

@@ -18,6 +18,7 @@
 #include "common/version.h"
 #include "io/layout.h"
 #include "models/clip.h"
+#include "models/check.h"
 #include "models/detect.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -226,6 +227,16 @@ static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
         r = VKD_ERR_UNSUPPORTED;
         goto fail;
     }
+    { /* every tensor the model reads, its shape and dtype, before any GPU work (the
+       * values' NaN/Inf scan is `vkdiff info`'s: the stages' outputs are checked) */
+        vkd_weight_check chk = {.limit = 20};
+        if ((r = vkd_model_check_weights(c->w, &c->cfg, &chk))) {
+            VKD_ERROR("%s: %zu tensor%s missing, %zu of another shape, %zu not floats (above; vkdiff info lists "
+                      "all with -v)",
+                      label, chk.missing, chk.missing == 1 ? "" : "s", chk.wrong_shape, chk.wrong_dtype);
+            goto fail;
+        }
+    }
     if ((r = load_tokenizer(c, p)))
         goto fail;
     vkd_device_opts o;
@@ -259,6 +270,7 @@ fail:
 }
 
 uint32_t vkd_ctx_validation_errors(const vkd_ctx *c) { return c && c->d ? c->d->validation_errors : 0; }
+uint32_t vkd_ctx_validation_layer(const vkd_ctx *c) { return c && c->d ? c->d->validation_layer : 0; }
 
 const char *vkd_ctx_family(const vkd_ctx *c) { return vkd_family_name(c->cfg.family); }
 void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
