@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "st_edit.h"
 #include "io/layout.h"
 #include "models/check.h"
 #include "models/detect.h"
@@ -20,90 +21,6 @@
 #include "models/wstore.h"
 #include "vk/memory.h"
 #include "vkdiff.h"
-
-/* ---- a safetensors file rewritten with one tensor changed ------------------------ */
-
-typedef struct {
-    unsigned char *bytes;
-    size_t size;
-    size_t data0; /* start of the data section */
-    cJSON *header;
-} st_image;
-
-static int st_load(const char *path, st_image *s)
-{
-    memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    s->size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    s->bytes = malloc(s->size);
-    if (!s->bytes || fread(s->bytes, 1, s->size, f) != s->size) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | s->bytes[i];
-    s->data0 = 8 + (size_t)n;
-    char *json = malloc((size_t)n + 1);
-    memcpy(json, s->bytes + 8, (size_t)n);
-    json[n] = 0;
-    s->header = cJSON_Parse(json);
-    free(json);
-    return s->header ? 0 : -1;
-}
-
-/* Write s with tensor `name` given dtype (NULL: unchanged) and its last dimension
- * grown by `grow`; its data (zeros past the original bytes) is appended at the end. */
-static int st_write_changed(const st_image *s, const char *name, const char *dtype, int grow, const char *out)
-{
-    cJSON *h = cJSON_Duplicate(s->header, 1);
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(h, name);
-    cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
-    cJSON *offs = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
-    int rank = cJSON_GetArraySize(shape);
-    size_t esize = !strcmp(dt->valuestring, "F32") || !strcmp(dt->valuestring, "I32") ? 4 : 2;
-    if (dtype) {
-        cJSON_SetValuestring(dt, dtype);
-        esize = !strcmp(dtype, "I64") ? 8 : !strcmp(dtype, "U8") ? 1 : esize;
-    }
-    size_t numel = 1;
-    for (int i = 0; i < rank; i++) {
-        cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (i == rank - 1 && grow)
-            cJSON_SetNumberValue(d, d->valuedouble + grow);
-        numel *= (size_t)cJSON_GetArrayItem(shape, i)->valuedouble;
-    }
-    size_t old0 = (size_t)cJSON_GetArrayItem(offs, 0)->valuedouble;
-    size_t old1 = (size_t)cJSON_GetArrayItem(offs, 1)->valuedouble;
-    size_t data_len = s->size - s->data0, nbytes = numel * esize;
-    cJSON_SetNumberValue(cJSON_GetArrayItem(offs, 0), (double)data_len);
-    cJSON_SetNumberValue(cJSON_GetArrayItem(offs, 1), (double)(data_len + nbytes));
-    char *json = cJSON_PrintUnformatted(h);
-    cJSON_Delete(h);
-    FILE *f = fopen(out, "wb");
-    if (!f || !json) {
-        free(json);
-        return -1;
-    }
-    uint64_t n = strlen(json);
-    unsigned char len[8];
-    for (int i = 0; i < 8; i++)
-        len[i] = (unsigned char)(n >> (8 * i));
-    unsigned char *tail = calloc(1, nbytes + 1);
-    size_t keep = old1 - old0 < nbytes ? old1 - old0 : nbytes;
-    memcpy(tail, s->bytes + s->data0 + old0, keep);
-    int ok = fwrite(len, 1, 8, f) == 8 && fwrite(json, 1, n, f) == n &&
-             fwrite(s->bytes + s->data0, 1, data_len, f) == data_len && fwrite(tail, 1, nbytes, f) == nbytes;
-    free(tail);
-    free(json);
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
 
 /* ---- the check, as generation runs it ------------------------------------------------ */
 
@@ -245,8 +162,7 @@ static void test_every_tensor_named(void)
     }
     remove(tmp);
     free(ex.names);
-    cJSON_Delete(s.header);
-    free(s.bytes);
+    st_free(&s);
 }
 
 /* ---- item 11: the recording's errors keep their cause ---------------------------- */
