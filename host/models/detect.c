@@ -143,6 +143,15 @@ static vkd_result detect_unet(const vkd_weights *w, vkd_unet_config *u, char *wh
     return VKD_OK;
 }
 
+static int gcd(int a, int b)
+{
+    while (b > 0) {
+        int t = a % b;
+        a = b, b = t;
+    }
+    return a;
+}
+
 static void detect_vae(const vkd_weights *w, vkd_vae_config *v)
 {
     int64_t s[VKD_ST_MAX_RANK];
@@ -152,11 +161,21 @@ static void detect_vae(const vkd_weights *w, vkd_vae_config *v)
     v->num_levels = count_blocks(w, VAE "decoder.up.%s%d.block.0.conv1.weight", "");
     if (v->num_levels > VKD_MAX_LEVELS)
         v->num_levels = 0;
+    /* The decoder holds only the products ch * mult[i]. The encoder's conv_in gives ch;
+     * without an encoder ch is their greatest common divisor (SD's 128 for 128, 256,
+     * 512, 512, where mult[0] = 1; a VAE whose last level is wider than ch, such as
+     * the oracle's tiny-sd2 with mult (2, 1, 1, 1), is described right too). */
+    int widths[VKD_MAX_LEVELS] = {0}, g = 0;
     if (shp(w, s, VAE "decoder.conv_out.weight") == 4)
-        v->ch = dim(s[1]); /* last up level runs at ch * mult[0], mult[0] = 1 in every SD VAE */
+        g = dim(s[1]);
+    for (int i = 0; i < v->num_levels; i++)
+        if (shp(w, s, VAE "decoder.up.%d.block.0.conv1.weight", i) == 4 && (widths[i] = dim(s[0])) > 0)
+            g = gcd(g, widths[i]);
+    v->ch = g;
+    if (v->has_encoder && shp(w, s, VAE "encoder.conv_in.weight") == 4 && dim(s[0]) > 0)
+        v->ch = dim(s[0]);
     for (int i = 0; i < v->num_levels && v->ch; i++)
-        if (shp(w, s, VAE "decoder.up.%d.block.0.conv1.weight", i) == 4)
-            v->ch_mult[i] = dim(s[0]) / v->ch;
+        v->ch_mult[i] = widths[i] / v->ch;
     v->num_res_blocks = count_blocks(w, VAE "decoder.up.%s0.block.%d.conv1.weight", "") - 1;
 }
 
