@@ -113,10 +113,12 @@ int test_finish(void)
 /* see common/pin_libs.h: lets tests/lsan.supp name what the driver keeps until exit */
 void test_pin_driver_libs(void) { vkd_pin_driver_libs(); }
 
-vkd_device *test_device_open(uint64_t max_binding)
+static vkd_device *open_device(uint64_t max_binding, bool poison)
 {
     vkd_device_opts o;
     vkd_device_opts_init(&o);
+    o.poison = poison;
+    o.poison_pattern = test_poison_patterns[0];
     o.validation = getenv("VKD_NO_VALIDATION") == NULL;
     /* tools/test.sh sets VKD_REQUIRE_VALIDATION: a layer that did not load fails the
      * test instead of letting it pass with nothing checked */
@@ -143,6 +145,52 @@ vkd_device *test_device_open(uint64_t max_binding)
                d->use_coopmat ? (d->coopmat_khr ? "KHR" : "NV") : "off",
                d->validation_layer ? "on" : "off");
     return d;
+}
+
+vkd_device *test_device_open(uint64_t max_binding) { return open_device(max_binding, false); }
+vkd_device *test_device_open_poisoned(uint64_t max_binding) { return open_device(max_binding, true); }
+
+const uint32_t test_poison_patterns[TEST_N_POISON] = {0xffffffffu, 0x00000000u, 0x3c003c00u};
+
+int test_same_over_poison(vkd_device *d, const char *what, test_poison_run run, void *ctx)
+{
+    uint8_t *first = NULL;
+    size_t n = 0, diff = 0, at = 0;
+    int bad = 0; /* the first pattern whose output differs from the first pattern's */
+    vkd_result r = VKD_OK;
+    for (int i = 0; i < TEST_N_POISON && !r && !bad; i++) {
+        d->poison_pattern = test_poison_patterns[i];
+        vkd_tensor out;
+        memset(&out, 0, sizeof out);
+        if ((r = vkd_memory_poison_free(d, d->poison_pattern)) || (r = run(d, ctx, &out)))
+            break;
+        size_t bytes = (size_t)vkd_tensor_bytes(&out);
+        uint8_t *buf = malloc(bytes ? bytes : 1);
+        r = buf ? vkd_buffer_download(d, &out.buf, out.offset, buf, bytes) : VKD_ERR_OUT_OF_HOST_MEMORY;
+        vkd_tensor_destroy(d, &out);
+        if (i == 0) {
+            first = buf, n = bytes;
+            continue;
+        }
+        if (!r && bytes != n)
+            r = VKD_ERR_INTERNAL;
+        for (size_t k = 0; !r && k < n; k++)
+            if (first[k] != buf[k] && diff++ == 0)
+                at = k, bad = i;
+        free(buf);
+    }
+    d->poison_pattern = test_poison_patterns[0];
+    int ok = r == VKD_OK && diff == 0;
+    printf("%s %-64s %s\n", ok ? "ok  " : "FAIL", what, ok ? "same bytes over 3 poison patterns" : "");
+    if (r)
+        TEST_CHECK(0, "%s: %s", what, vkd_result_str(r));
+    else
+        TEST_CHECK(diff == 0,
+                   "%s: %zu of %zu output bytes differ between memory poisoned with 0x%08x and with 0x%08x (first "
+                   "at byte %zu)",
+                   what, diff, n, test_poison_patterns[0], test_poison_patterns[bad], at);
+    free(first);
+    return ok;
 }
 
 void test_device_close(vkd_device *d)

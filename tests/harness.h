@@ -94,3 +94,21 @@ vkd_tensor test_tensor_poisoned(vkd_device *d, vkd_dtype dt, int ndim, const int
 /* Compare a device tensor against a double reference; prints nmse and the first
  * mismatch; counts one check. Returns the nmse. */
 double test_expect_close(vkd_device *d, const vkd_tensor *t, const double *ref, double max_nmse, const char *what);
+
+/* ---- the same output over differently poisoned memory (issue 18 item 8) -------
+ * test_device_open_poisoned: test_device_open with vkd_device_opts.poison on: every
+ * buffer allocated from then on starts filled with d->poison_pattern.
+ * test_same_over_poison: runs the op once per pattern of test_poison_patterns (all
+ * bits set: NaN in fp32 and fp16; zero; 0x3c003c00: 1.0 in fp16, 0.0078 in fp32, finite
+ * both ways), each time after setting d->poison_pattern and filling the free memory
+ * with it (vkd_memory_poison_free). run(d, ctx, &out) creates everything the op reads
+ * or writes -- inputs uploaded from the host, outputs, scratch -- so all of it, a
+ * buffer's tail past its tensor included, holds the pattern until written; records,
+ * submits and waits; frees all but out. The helper reads out's bytes, frees it, and
+ * counts one check: every run gave the same bytes. Returns whether they did. */
+vkd_device *test_device_open_poisoned(uint64_t max_binding);
+#define TEST_N_POISON 3
+extern const uint32_t test_poison_patterns[TEST_N_POISON];
+typedef vkd_result (*test_poison_run)(vkd_device *d, void *ctx, vkd_tensor *out);
+int test_same_over_poison(vkd_device *d, const char *what, test_poison_run run, void *ctx);
+

@@ -277,6 +277,10 @@ static const acase cases[] = {
      * for 5-40 s; the SD dims 40/64/80/160 are tested anyway) */
     {"odd_causal", 1, 45, 45, 2, 40, true, 0, PACKED_QKV, 0},
     {"odd_d200", 1, 19, 21, 2, 200, false, 0, PACKED_KV, 3},
+    /* head dims 4 and 8: the UNets of tiny models (the shipped weights/shapes.safetensors,
+     * tools/make_checkpoint.py's); fewer columns than any kernel's load width or tile */
+    {"small_d4", 2, 37, 29, 3, 4, false, 0, SEPARATE, 0},
+    {"small_d8_causal", 1, 45, 45, 4, 8, true, 0, PACKED_QKV, 0},
 };
 
 /* 32 KiB bindings: q and out must be split over batch items and query rows (with the

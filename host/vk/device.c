@@ -625,6 +625,8 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
     d->cm_subgroup = cc->subgroup_size_control && cc->subgroup_min <= 32 && 32 <= cc->subgroup_max ? 32
                                                                                                   : cc->subgroup_size;
     d->timestamps = opts->timestamps && d->caps.timestamps;
+    d->poison = opts->poison;
+    d->poison_pattern = opts->poison_pattern;
 
     /* Enable only what we use; everything optional was probed above. */
     const char *dev_exts[8];

@@ -73,6 +73,14 @@ typedef struct vkd_device_opts {
     const char *cache_dir;     /* pipeline cache folder; NULL: no on-disk cache */
     const char *coopmat;       /* "off", "nv" or "khr" limits the cooperative-matrix kernels
                                 * (vkd_coopmat_select); NULL: the device's best */
+    /* Tests: every buffer vkd_buffer_create(_in) hands out -- the device's memory and its
+     * activation pools, a range reused after a free included -- is first filled with
+     * poison_pattern (repeated 32-bit word), so an op that reads memory it never wrote
+     * (an output element it skips, scratch it assumes zeroed) gives different results over
+     * different patterns (tests/harness.h test_poison_twice). Off: memory holds whatever
+     * the driver or an earlier tensor left (lavapipe: zeros at first). */
+    bool poison;
+    uint32_t poison_pattern;
 } vkd_device_opts;
 
 void vkd_device_opts_init(vkd_device_opts *o);
@@ -108,6 +116,8 @@ typedef struct vkd_device {
     struct vkd_memory *mem;
     struct vkd_pipelines *pipes;
     char cache_path[1024];       /* on-disk pipeline cache file, "" if none */
+    bool poison;                 /* vkd_device_opts.poison; a test may change poison_pattern between runs */
+    uint32_t poison_pattern;
 } vkd_device;
 
 /* Which cooperative-matrix kernels the fp16 GEMMs take (vkd_device_create; exposed for

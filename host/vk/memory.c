@@ -420,6 +420,17 @@ vkd_result vkd_buffer_create_in(vkd_device *d, vkd_memory *m, VkDeviceSize size,
         if (d->mem->stats.allocated > d->mem->stats.peak_allocated)
             d->mem->stats.peak_allocated = d->mem->stats.allocated;
     }
+    /* tests (vkd_device_opts.poison): no range is handed out holding what it held before.
+     * (A pool range reused within one recording is filled now, at record time, before any
+     * op of the recording runs: the later tensor then sees what the earlier tensor's ops
+     * left, which is the reuse the recording intends, not the pattern) */
+    if (d->poison) {
+        vkd_result res = vkd_buffer_fill(d, out, d->poison_pattern);
+        if (res) {
+            vkd_buffer_destroy(d, out);
+            return res;
+        }
+    }
     return VKD_OK;
 }
 
@@ -586,5 +597,26 @@ vkd_result vkd_buffer_fill(vkd_device *d, const vkd_buffer *b, uint32_t pattern)
     VK_TRY(vkResetFences(d->dev, 1, &m->fence));
     VK_TRY(vkQueueSubmit(d->queue, 1, &si, m->fence));
     VK_TRY(vkWaitForFences(d->dev, 1, &m->fence, VK_TRUE, UINT64_MAX));
+    return VKD_OK;
+}
+
+/* pattern over bytes [off, off + n) of block b (n a multiple of 4) */
+static vkd_result block_fill(vkd_device *d, vkd_block *b, VkDeviceSize off, VkDeviceSize n, uint32_t pattern)
+{
+    vkd_buffer v = {.vk = b->buf, .offset = off, .size = n, .vk_size = b->vk_size, .block = b,
+                    .mapped = b->mapped ? b->mapped + off : NULL};
+    return n ? vkd_buffer_fill(d, &v, pattern) : VKD_OK;
+}
+
+vkd_result vkd_memory_poison_free(vkd_device *d, uint32_t pattern)
+{
+    for (vkd_block *b = d->mem->blocks; b; b = b->next) {
+        vkd_result r;
+        for (uint32_t i = 0; i < b->n_free; i++)
+            if ((r = block_fill(d, b, b->free[i].off, b->free[i].size & ~(VkDeviceSize)3, pattern)))
+                return r;
+        if ((r = block_fill(d, b, b->size, (b->vk_size - b->size) & ~(VkDeviceSize)3, pattern)))
+            return r;
+    }
     return VKD_OK;
 }

@@ -79,5 +79,11 @@ vkd_result vkd_buffer_upload_fill(vkd_device *d, const vkd_buffer *b, VkDeviceSi
                                   vkd_fill_fn fill, void *ctx);
 /* Fill with a 32-bit pattern (used to poison outputs in tests). */
 vkd_result vkd_buffer_fill(vkd_device *d, const vkd_buffer *b, uint32_t pattern);
+/* Tests: fill every range of the device's main allocator that no buffer holds -- the free
+ * ranges and each block's slack past what it hands out, which texel views and vector
+ * loads past a tensor's end may read -- with a 32-bit pattern. With
+ * vkd_device_opts.poison (every new buffer filled too) nothing an op can read holds
+ * what an earlier run left there. */
+vkd_result vkd_memory_poison_free(vkd_device *d, uint32_t pattern);
 
 #endif
