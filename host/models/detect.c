@@ -154,8 +154,10 @@ static void detect_vae(const vkd_weights *w, vkd_vae_config *v)
         v->num_levels = 0;
     if (shp(w, s, VAE "decoder.conv_out.weight") == 4)
         v->ch = dim(s[1]); /* last up level runs at ch * mult[0], mult[0] = 1 in every SD VAE */
+    /* a level whose first conv is not a conv, or whose width is not a multiple of ch,
+     * keeps multiplier 0: vkd_model_detect refuses the VAE */
     for (int i = 0; i < v->num_levels && v->ch; i++)
-        if (shp(w, s, VAE "decoder.up.%d.block.0.conv1.weight", i) == 4)
+        if (shp(w, s, VAE "decoder.up.%d.block.0.conv1.weight", i) == 4 && dim(s[0]) % v->ch == 0)
             v->ch_mult[i] = dim(s[0]) / v->ch;
     v->num_res_blocks = count_blocks(w, VAE "decoder.up.%s0.block.%d.conv1.weight", "") - 1;
 }
@@ -312,6 +314,12 @@ vkd_result vkd_model_detect(const vkd_weights *w, vkd_model_config *cfg, char *w
         say(why, wl, "no usable VAE decoder (first_stage_model.decoder.*); pass a VAE file");
         goto refuse;
     }
+    for (int i = 0; i < cfg->vae.num_levels; i++)
+        if (cfg->vae.ch_mult[i] < 1) {
+            say(why, wl, "VAE decoder level %d: decoder.up.%d.block.0.conv1 is not a conv whose width is a multiple of %d",
+                i, i, cfg->vae.ch);
+            goto refuse;
+        }
     return VKD_OK;
 refuse:
     VKD_ERROR("model fits no supported family: %s", why);
