@@ -85,9 +85,16 @@ int conv_pixel(uint m, uint k, out uint ci)
     int ix = int(ox * pc.stride + kx) - int(pc.pad_left);
     if (iy < 0 || iy >= int(pc.h) || ix < 0 || ix >= int(pc.w))
         return -1;
-    // pc.up: the stored input is the upsampled image's every other row and column
-    uint sy = uint(iy) >> pc.up, sx = uint(ix) >> pc.up;
-    return int(img * pc.img_stride + ((sy - pc.iy_lo) * (pc.w >> pc.up) + sx) * pc.cin);
+    // pc.up: the stored input is upsampled (nearest) to h x w: source row floor(iy * sh / h),
+    // a shift for an exact 2x (the branch is uniform over the dispatch)
+    uint sy = uint(iy), sx = uint(ix), sw = pc.w;
+    if (pc.up != 0u) {
+        uint sh = pc.up >> 16;
+        sw = pc.up & 0xffffu;
+        sy = sh * 2u == pc.h ? sy >> 1 : sy * sh / pc.h;
+        sx = sw * 2u == pc.w ? sx >> 1 : sx * sw / pc.w;
+    }
+    return int(img * pc.img_stride + ((sy - pc.iy_lo) * sw + sx) * pc.cin);
 }
 
 #if VKD_GEMM_FAMILY != 2

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "harness.h"
+#include "pipeline/txt2img.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -117,6 +118,9 @@ vkd_device *test_device_open(uint64_t max_binding)
     vkd_device_opts o;
     vkd_device_opts_init(&o);
     o.validation = getenv("VKD_NO_VALIDATION") == NULL;
+    /* tools/test.sh sets VKD_REQUIRE_VALIDATION: a layer that did not load fails the
+     * test instead of letting it pass with nothing checked */
+    o.require_validation = o.validation && getenv("VKD_REQUIRE_VALIDATION") != NULL;
     o.max_binding_override = max_binding;
     o.coopmat = getenv("VKD_COOPMAT"); /* tools/gpu/run.sh reruns the GEMM tests on NV with it */
     const char *dev = getenv("VKD_TEST_DEVICE");
@@ -244,4 +248,11 @@ double test_expect_close(vkd_device *d, const vkd_tensor *t, const double *ref, 
     TEST_CHECK(ok, "%s: nmse %.3g > %.3g", what, e, max_nmse);
     free(got);
     return e;
+}
+
+void test_ctx_validation_loaded(const struct vkd_ctx *ctx, int asked)
+{
+    if (asked && ctx && getenv("VKD_REQUIRE_VALIDATION"))
+        TEST_CHECK(vkd_ctx_validation_layer(ctx) != 0,
+                   "VKD_REQUIRE_VALIDATION: the validation layer did not load (vulkan-validationlayers)");
 }

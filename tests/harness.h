@@ -66,6 +66,10 @@ vkd_device *test_device_open(uint64_t max_binding);
  * device another way (through the public API) call it after. */
 void test_pin_driver_libs(void);
 void test_device_close(vkd_device *d);
+/* A context asked for validation (vkd_ctx_params.validation) must have the layer
+ * loaded when VKD_REQUIRE_VALIDATION is set (tools/test.sh): else the test fails. */
+struct vkd_ctx;
+void test_ctx_validation_loaded(const struct vkd_ctx *ctx, int asked);
 /* The dtypes to test on this device: F32 always, F16 when it has 16-bit storage. */
 int test_dtypes(const vkd_device *d, vkd_dtype out[2]);
 /* The GEMM kernels (ops/matmul.h tiles) to check on this device by override: the

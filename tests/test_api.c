@@ -66,6 +66,7 @@ int main(void)
     if (r)
         return test_finish();
     test_pin_driver_libs();
+    test_ctx_validation_loaded(ctx, cp.validation);
 
     vkd_gen_params gp;
     vkd_gen_params_init(&gp);

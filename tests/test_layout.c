@@ -80,7 +80,7 @@ static void check_config(const char *what, const vkd_model_config *c, const tiny
                "%s: context %d linear %d adm %d", what, c->unet.context_dim, c->unet.linear_proj, c->unet.adm_in_channels);
     TEST_CHECK(c->n_text == t->n_text && c->text[0].width == t->text_width && c->text[0].layers == text_layers,
                "%s: %d text encoders, width %d, %d layers", what, c->n_text, c->text[0].width, c->text[0].layers);
-    TEST_CHECK(c->vae.ch == 32 && c->vae.num_levels == 2 && c->vae.z_channels == 4 && c->vae.num_res_blocks == 1,
+    TEST_CHECK(c->vae.ch == 32 && c->vae.num_levels == 4 && c->vae.z_channels == 4 && c->vae.num_res_blocks == 1,
                "%s: vae ch %d levels %d z %d", what, c->vae.ch, c->vae.num_levels, c->vae.z_channels);
     TEST_CHECK(c->text[0].vocab == 320 && c->text[0].positions == 77, "%s: vocab %d", what, c->text[0].vocab);
 }

@@ -217,6 +217,7 @@ static vkd_ctx *open_shipped(uint32_t budget_mb)
     vkd_result r = vkd_ctx_create(&cp, &ctx);
     TEST_CHECK(r == VKD_OK, "create: %s", vkd_result_str(r));
     test_pin_driver_libs();
+    test_ctx_validation_loaded(ctx, cp.validation);
     return ctx;
 }
 

@@ -250,6 +250,7 @@ static void test_pipeline(const char *model, golden *g, vkd_dtype dt, const char
     TEST_CHECK(r == VKD_OK, "%s: context: %s", fam, vkd_result_str(r));
     if (r)
         return;
+    test_ctx_validation_loaded(ctx, cp.validation);
     const vkd_st_tensor *ct = vkd_st_find(g->f, "context"), *nt = vkd_st_find(g->f, "pipe_noise");
     const vkd_st_tensor *it = vkd_st_find(g->f, "pipe_euler_image");
     float *context = gload(g, "context", NULL), *noise = gload(g, "pipe_noise", NULL);
@@ -324,6 +325,14 @@ static void run_family(vkd_device *d, const char *fam, const char *model_rel, co
                 continue;
             test_text(d, ws, &cfg, &g, dts[i], fam);
             test_unet(d, ws, &cfg, &g, dts[i], fam);
+            if (!strcmp(fam, "SD1")) { /* a latent that does not halve evenly (9x7, issue 18 item 12) */
+                golden odd = {0};
+                vkd_result ro = vkd_st_open(test_data_path("golden-tiny-sd1-odd.safetensors"), &odd.f);
+                TEST_CHECK(ro == VKD_OK, "golden-tiny-sd1-odd: %s", vkd_result_str(ro));
+                if (!ro)
+                    test_unet(d, ws, &cfg, &odd, dts[i], "SD1 odd size");
+                vkd_st_close(odd.f);
+            }
             test_vae(d, ws, &cfg, &g, dts[i], fam);
             vkd_wstore_destroy(ws);
             test_pipeline(model, &g, dts[i], fam, prediction);

@@ -28,6 +28,8 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rn
     int64_t ow = vkd_conv2d_out_dim(cc.w, cc.k, p.stride, p.pad_left, p.pad_right);
     int up = p.upsample ? 1 : 0;
     int64_t sh = cc.h >> up, sw = cc.w >> up; /* the stored input */
+    if (up && p.up_h) /* upsampled to h x w from up_h x up_w: torch's nearest, floor(y * in / out) */
+        sh = p.up_h, sw = p.up_w;
     size_t nx = (size_t)(cc.n * sh * sw * cc.cin), nw = (size_t)(cc.cout * cc.cin * cc.k * cc.k);
     size_t no = (size_t)(cc.n * oh * ow * cc.cout);
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)cc.cout * 4), *res = malloc(no * 4);
@@ -54,7 +56,8 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rn
                             int64_t ix = ox * p.stride - p.pad_left + kx;
                             if (ix < 0 || ix >= cc.w)
                                 continue;
-                            const float *xp = x + ((img * sh + (iy >> up)) * sw + (ix >> up)) * cc.cin;
+                            int64_t sy = up ? iy * sh / cc.h : iy, sx = up ? ix * sw / cc.w : ix;
+                            const float *xp = x + ((img * sh + sy) * sw + sx) * cc.cin;
                             const float *wp = w + o * cc.cin * cc.k * cc.k + ky * cc.k + kx;
                             for (int64_t i = 0; i < cc.cin; i++)
                                 s += (double)xp[i] * wp[i * cc.k * cc.k];
@@ -163,8 +166,10 @@ int main(void)
     test_rng rng = {test_seed()};
     const vkd_conv2d_params s1 = vkd_conv2d_params_sym(1, 1), s2 = vkd_conv2d_params_sym(2, 1),
                             pt1 = vkd_conv2d_params_sym(1, 0);
-    const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0, NULL}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
-    const vkd_conv2d_params up = {1, 1, 1, 1, 1, 1, NULL}; /* Upsample: nearest 2x, then 3x3 pad 1 */
+    const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0, NULL, 0, 0}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
+    const vkd_conv2d_params up = {1, 1, 1, 1, 1, 1, NULL, 0, 0}; /* Upsample: nearest 2x, then 3x3 pad 1 */
+    /* diffusers' Upsample2D to a skip connection of odd size: 5x3 -> 9x5, 4x4 -> 7x8 */
+    const vkd_conv2d_params up95 = {1, 1, 1, 1, 1, 1, NULL, 5, 3}, up78 = {1, 1, 1, 1, 1, 1, NULL, 4, 4};
     /* SD shapes, with Cout cut where the full layer would take lavapipe minutes */
     const conv_case sd[] = {
         {1, 64, 64, 320, 64, 3, s1, BIAS},           /* UNet level 0 ResBlock conv (K = 2880) */
@@ -185,6 +190,8 @@ int main(void)
         {1, 5, 6, 3, 7, 1, vkd_conv2d_params_sym(2, 0), BIAS}, /* 1x1 stride 2: the im2col path */
         {2, 6, 10, 5, 7, 3, up, BIAS | RES},         /* upsampled, odd channels */
         {1, 8, 8, 8, 12, 3, up, BIAS},
+        {2, 9, 5, 8, 12, 3, up95, BIAS | RES},       /* upsampled to an odd size */
+        {1, 7, 8, 5, 6, 3, up78, BIAS},
     };
     vkd_device *d = test_device_open(0);
     vkd_dtype dts[2];
@@ -229,6 +236,7 @@ int main(void)
         {1, 40, 36, 16, 8, 3, asym, RES},
         {3, 10, 12, 16, 20, 3, s1, BIAS},            /* several whole images per window */
         {1, 80, 36, 16, 8, 3, up, BIAS},             /* upsampled: bands of stored rows */
+        {1, 79, 36, 16, 8, 3, {1, 1, 1, 1, 1, 1, NULL, 40, 18}, BIAS}, /* ... to an odd size */
     };
     d = test_device_open(64 * 1024);
     ndt = test_dtypes(d, dts);

@@ -242,8 +242,45 @@ static void test_missing_driver_names_the_package(void)
     unsetenv("VK_DRIVER_FILES");
 }
 
+/* Issue 18 item 10: the validation layer is not taken on trust. A deliberately invalid
+ * call (a buffer of size 0: VUID-VkBufferCreateInfo-size-00912) must be counted as an
+ * error; under VKD_REQUIRE_VALIDATION (tools/test.sh) a layer that is not installed
+ * fails here instead of letting every test pass with nothing checked. */
+static void quiet_log(vkd_log_level l, const char *m, void *u) { (void)l, (void)m, (void)u; }
+
+static void test_validation_layer_catches_an_invalid_call(void)
+{
+    vkd_device_opts o;
+    vkd_device_opts_init(&o);
+    o.validation = true;
+    o.require_validation = getenv("VKD_REQUIRE_VALIDATION") != NULL;
+    vkd_device *d = NULL;
+    vkd_result r = vkd_device_create(&o, &d);
+    TEST_CHECK(r == VKD_OK, "device with validation: %s", vkd_result_str(r));
+    if (r)
+        return;
+    if (!d->validation_layer) {
+        printf("skip: the validation layer is not installed (tools/test.sh requires it)\n");
+        vkd_device_destroy(d);
+        return;
+    }
+    uint32_t before = d->validation_errors;
+    vkd_log_set(quiet_log, NULL, VKD_LOG_ERROR); /* the error below is expected: not printed */
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 0,
+                             .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkBuffer b = VK_NULL_HANDLE;
+    VkResult vr = vkCreateBuffer(d->dev, &bi, NULL, &b);
+    vkd_log_set(NULL, NULL, VKD_LOG_WARN);
+    if (vr == VK_SUCCESS && b)
+        vkDestroyBuffer(d->dev, b, NULL);
+    TEST_CHECK(d->validation_errors > before, "an invalid vkCreateBuffer (size 0) is caught by the layer (%u errors)",
+               d->validation_errors - before);
+    vkd_device_destroy(d);
+}
+
 int main(void)
 {
+    test_validation_layer_catches_an_invalid_call();
     test_allocator_reuses_freed_ranges_and_refuses_oversized();
     test_pool_blocks_outlive_recorded_commands();
     test_pipeline_cache_is_saved_and_reloaded();

@@ -2,10 +2,14 @@
 """Write a deterministic random-weight Stable Diffusion checkpoint.
 
     make_checkpoint.py CONFIG OUT [--layout compvis|diffusers] [--dtype fp16|fp32|bf16]
-                       [--seed N] [--vocab N] [--inpaint]
+                       [--seed N] [--vocab N] [--inpaint] [--vae-mult 1,2,...]
 
 CONFIG: sd15, sd21, sdxl (full size, for benchmarks: never commit them) or tiny-sd1,
 tiny-sd2, tiny-sdxl (small configs with the same key names, for tests).
+
+--vae-mult replaces the config's VAE channel multipliers; their count is the VAE's
+level count (4 in every SD VAE: the image is 8x the latent; tests make other counts
+to check that vkdiff refuses them).
 
 --layout compvis (default) writes one .safetensors file in the CompVis/A1111 layout
 (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or
@@ -61,24 +65,26 @@ CONFIGS = {
         extras=[]),
     # Small configs: GroupNorm needs channels divisible by 32; SD2/SDXL attention uses
     # head dim 64 and text encoders use head dim 64, so those widths are multiples of 64.
+    # Their VAEs keep SD's 4 levels (8x upsampling, which vkdiff's pipeline needs) at
+    # width 32, as tools/oracle's tiny files do.
     "tiny-sd1": dict(
         unet=dict(in_ch=4, out_ch=4, mc=32, mult=[1, 2], nrb=1, depth=[1, 1], mid_depth=1,
                   ctx=64, linear=False, adm=0),
-        vae=dict(ch=32, mult=[1, 2], nrb=1, z=4),
+        vae=dict(ch=32, mult=[1, 1, 1, 1], nrb=1, z=4),
         te=[dict(kind="hf", prefix="cond_stage_model.transformer.", width=64, layers=2, mlp=256,
                  vocab=49408, pos=77, proj=0)],
         extras=["position_ids", "alphas_cumprod"]),
     "tiny-sd2": dict(
         unet=dict(in_ch=4, out_ch=4, mc=64, mult=[1, 2], nrb=1, depth=[1, 1], mid_depth=1,
                   ctx=64, linear=True, adm=0),
-        vae=dict(ch=32, mult=[1, 2], nrb=1, z=4),
+        vae=dict(ch=32, mult=[1, 1, 1, 1], nrb=1, z=4),
         te=[dict(kind="openclip", prefix="cond_stage_model.model.", width=64, layers=2, mlp=256,
                  vocab=49408, pos=77, proj=64)],
         extras=["alphas_cumprod"]),
     "tiny-sdxl": dict(
         unet=dict(in_ch=4, out_ch=4, mc=64, mult=[1, 2], nrb=1, depth=[0, 1], mid_depth=1,
                   ctx=128, linear=True, adm=64 + 6 * 256),
-        vae=dict(ch=32, mult=[1, 2], nrb=1, z=4),
+        vae=dict(ch=32, mult=[1, 1, 1, 1], nrb=1, z=4),
         te=[dict(kind="hf", prefix="conditioner.embedders.0.transformer.", width=64, layers=2, mlp=256,
                  vocab=49408, pos=77, proj=0),
             dict(kind="openclip", prefix="conditioner.embedders.1.model.", width=64, layers=2, mlp=256,
@@ -464,11 +470,14 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vocab", type=int, default=49408, help="token vocabulary rows (tiny test files use fewer)")
     ap.add_argument("--inpaint", action="store_true", help="9 input channels")
+    ap.add_argument("--vae-mult", help="VAE channel multipliers, comma-separated (default: the config's)")
     a = ap.parse_args()
     cfg = CONFIGS[a.config]
+    if a.vae_mult:
+        cfg = dict(cfg, vae=dict(cfg["vae"], mult=[int(m) for m in a.vae_mult.split(",")]))
     spec = compvis_spec(cfg, a.vocab, a.inpaint)
     meta = {"format": "pt", "vkdiff.maker": f"{a.config} seed={a.seed} dtype={a.dtype} vocab={a.vocab}"
-            + (" inpaint" if a.inpaint else "")}
+            + (" inpaint" if a.inpaint else "") + (f" vae_mult={a.vae_mult}" if a.vae_mult else "")}
 
     def producer(name, shape, init, xform):
         def p():

@@ -16,6 +16,8 @@ cmake --build "$B" -j"$(nproc)"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# a test whose validation layer did not load fails instead of passing unchecked (issue 18)
+export VKD_REQUIRE_VALIDATION=1
 # Two tests at a time: on a cold shader cache most of the time is LLVM compiling kernels
 # at their first dispatch, one thread per process (CMakeLists.txt: the longest start first).
 ctest --test-dir "$B" --output-on-failure -j"${VKD_CTEST_JOBS:-2}"

@@ -42,4 +42,6 @@ void vkd_cli_env_read(vkd_cli_env *e)
     e->cache_dir = cache_dir(e->cache_buf, sizeof e->cache_buf);
     e->coopmat = getenv("VKD_COOPMAT");
     e->bench_passes = getenv("VKD_BENCH_PASSES") != NULL;
+    const char *pause = getenv("VKD_TEST_WRITE_PAUSE_MS");
+    e->write_pause_ms = pause ? atoi(pause) : 0;
 }

@@ -13,6 +13,8 @@
 #include "common/pin_libs.h"
 #include "models/info.h"
 #include "cli/env.h"
+#include "cli/interrupt.h"
+#include "cli/outputs.h"
 #include "png_write.h"
 #include "text/tokenize_cmd.h"
 #include "vk/device.h"
@@ -124,8 +126,13 @@ static int parse_int(const char *s, const char *opt, long long lo, long long hi,
 static int readable(const char *path, const char *what)
 {
     struct stat st;
+    errno = 0;
     if (stat(path, &st) != 0 || (!S_ISDIR(st.st_mode) && access(path, R_OK) != 0)) {
         fprintf(stderr, "vkdiff: cannot read %s '%s': %s\n", what, path, strerror(errno ? errno : EACCES));
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) { /* a FIFO would block the open */
+        fprintf(stderr, "vkdiff: %s '%s' is not a regular file or a folder\n", what, path);
         return 0;
     }
     return 1;
@@ -370,7 +377,22 @@ int main(int argc, char **argv)
     if (!readable(cp.model_path, "model") || (cp.vae_path && !readable(cp.vae_path, "VAE")) ||
         (cp.tokenizer_path && !readable(cp.tokenizer_path, "tokenizer")))
         return 1;
+    /* never write over an input: every file name the batch will write, checked now */
+    for (long long b = 0; b < batch_count; b++) {
+        char *path = vkd_cli_batch_path(out, b, batch_count);
+        if (!path) {
+            fprintf(stderr, "vkdiff: out of memory\n");
+            return 1;
+        }
+        int clash = vkd_cli_output_is_input(path, cp.model_path, "model") ||
+                    vkd_cli_output_is_input(path, cp.vae_path, "VAE") ||
+                    vkd_cli_output_is_input(path, cp.tokenizer_path, "tokenizer");
+        free(path);
+        if (clash)
+            return 2;
+    }
     vkd_log_set(NULL, NULL, verbose ? VKD_LOG_INFO : VKD_LOG_WARN);
+    vkd_cli_interrupt_install();
 
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
@@ -379,7 +401,7 @@ int main(int argc, char **argv)
 #endif
     if (r) {
         fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
-        return 1;
+        return vkd_cli_interrupted() ? 128 + vkd_cli_interrupted() : 1;
     }
     uint8_t *rgb = malloc(vkd_image_bytes(&gp));
     if (!rgb) {
@@ -392,46 +414,51 @@ int main(int argc, char **argv)
     gp.progress_user = &ps;
     int64_t seed0 = gp.seed;
     int rc = 0;
-    for (long long b = 0; b < batch_count && rc == 0; b++) {
+    for (long long b = 0; b < batch_count && rc == 0 && !vkd_cli_interrupted(); b++) {
         gp.seed = seed0 < 0 ? (b == 0 ? -1 : gp.seed_used + 1) : seed0 + b;
         ps.t0 = now_s();
         ps.image = (int)b;
         r = vkd_generate(ctx, &gp, rgb);
         if (r) {
-            fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
+            if (r != VKD_ERR_CANCELLED)
+                fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
             rc = 1;
             break;
         }
         if (seed0 < 0 && b == 0)
             fprintf(stderr, "seed %lld\n", (long long)gp.seed_used);
-        char path[4096];
-        if (batch_count > 1) {
-            const char *dot = strrchr(out, '.');
-            int stem = dot && dot > strrchr(out, '/') ? (int)(dot - out) : (int)strlen(out);
-            snprintf(path, sizeof path, "%.*s-%03lld%s", stem, out, b, dot ? dot : ".png");
-        } else {
-            snprintf(path, sizeof path, "%s", out);
-        }
-        /* A1111 infotext (modules/processing.py create_infotext) */
-        char params[8192];
-        int k = snprintf(params, sizeof params, "%s\n", gp.prompt);
+        char *path = vkd_cli_batch_path(out, b, batch_count);
+        /* A1111 infotext (modules/processing.py create_infotext); as long as the prompts */
+        vkd_strbuf params = {0};
+        vkd_strbuf_printf(&params, "%s\n", gp.prompt);
         if (gp.negative && *gp.negative)
-            k += snprintf(params + k, sizeof params - (size_t)k, "Negative prompt: %s\n", gp.negative);
-        k += snprintf(params + k, sizeof params - (size_t)k,
-                      "Steps: %d, Sampler: %s, %sCFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s", gp.steps,
-                      a1111_sampler(gp.sampler), !strcmp(gp.schedule, "karras") ? "Schedule type: Karras, " : "",
-                      gp.cfg, (long long)gp.seed_used, gp.width, gp.height, base_name(cp.model_path));
+            vkd_strbuf_printf(&params, "Negative prompt: %s\n", gp.negative);
+        vkd_strbuf_printf(&params, "Steps: %d, Sampler: %s, %sCFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",
+                          gp.steps, a1111_sampler(gp.sampler),
+                          !strcmp(gp.schedule, "karras") ? "Schedule type: Karras, " : "", gp.cfg,
+                          (long long)gp.seed_used, gp.width, gp.height, base_name(cp.model_path));
         if (gp.clip_skip > 1)
-            k += snprintf(params + k, sizeof params - (size_t)k, ", Clip skip: %d", gp.clip_skip);
+            vkd_strbuf_printf(&params, ", Clip skip: %d", gp.clip_skip);
         if (!strcmp(gp.rng, "cpu"))
-            snprintf(params + k, sizeof params - (size_t)k, ", RNG: CPU");
-        if (vkd_png_write(path, rgb, gp.width, gp.height, params)) {
+            vkd_strbuf_printf(&params, ", RNG: CPU");
+        if (!path || params.failed) {
+            fprintf(stderr, "vkdiff: out of memory\n");
+            free(path);
+            vkd_strbuf_free(&params);
+            rc = 1;
+            break;
+        }
+        int wr = vkd_png_write(path, rgb, gp.width, gp.height, params.s, env.write_pause_ms);
+        vkd_strbuf_free(&params);
+        if (wr) {
+            free(path);
             rc = 1;
             break;
         }
         vkd_timings t;
         vkd_last_timings(ctx, &t);
         fprintf(stderr, "wrote %s (%.1f s)\n", path, t.total_ms / 1000);
+        free(path);
         if (verbose) {
             if (b == 0)
                 fprintf(stderr, "  model opened in %.0f ms (header, device, weight index)\n", t.load_ms);
@@ -446,5 +473,7 @@ int main(int argc, char **argv)
     }
     free(rgb);
     vkd_ctx_free(ctx);
+    if (vkd_cli_interrupted()) /* the shell's convention: 128 + the signal */
+        return 128 + vkd_cli_interrupted();
     return rc;
 }

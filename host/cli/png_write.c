@@ -1,7 +1,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "png_write.h"
 
+#include "cli/interrupt.h"
+
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,7 +47,17 @@ static int write_file(FILE *f, const uint8_t *rgb, int w, int h, const char *par
     return 0;
 }
 
-int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters)
+/* sleeps ms or until a signal has been received */
+static void pause_ms(int ms)
+{
+    for (int i = 0; i < ms / 10 && !vkd_cli_interrupted(); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters,
+                  int test_pause_ms)
 {
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
@@ -61,6 +74,14 @@ int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, c
     int rc = write_file(f, rgb, width, height, parameters);
     if (fclose(f) != 0)
         rc = -1;
+    if (test_pause_ms > 0)
+        pause_ms(test_pause_ms);
+    if (rc == 0 && vkd_cli_interrupted()) {
+        remove(tmp);
+        free(tmp);
+        fprintf(stderr, "vkdiff: interrupted; %s was not written\n", path);
+        return -1;
+    }
     if (rc == 0 && rename(tmp, path) != 0) {
         fprintf(stderr, "vkdiff: cannot rename %s to %s: ", tmp, path);
         perror(NULL);
@@ -74,9 +95,10 @@ int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, c
     return rc;
 }
 #else
-int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters)
+int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters,
+                  int test_pause_ms)
 {
-    (void)rgb; (void)width; (void)height; (void)parameters;
+    (void)rgb; (void)width; (void)height; (void)parameters; (void)test_pause_ms;
     fprintf(stderr, "vkdiff: built without libpng; cannot write %s\n", path);
     return -1;
 }

@@ -10,6 +10,7 @@ const char *vkd_result_str(vkd_result r)
     case VKD_ERR_UNSUPPORTED: return "unsupported";
     case VKD_ERR_SHAPE: return "tensor shapes do not match";
     case VKD_ERR_CANCELLED: return "cancelled";
+    case VKD_ERR_NON_FINITE: return "the model produced NaN/Inf values";
     case VKD_ERR_OUT_OF_HOST_MEMORY: return "out of host memory";
     case VKD_ERR_OUT_OF_DEVICE_MEMORY: return "out of device memory";
     case VKD_ERR_TOO_LARGE: return "larger than a device limit";

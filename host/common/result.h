@@ -12,6 +12,7 @@ typedef enum vkd_result {
     VKD_ERR_UNSUPPORTED = 103,     /* valid but not supported (dtype, model family, pickle) */
     VKD_ERR_SHAPE = 104,           /* tensor shapes do not fit the op */
     VKD_ERR_CANCELLED = 105,       /* the caller's progress callback asked to stop */
+    VKD_ERR_NON_FINITE = 106,      /* a stage's output holds NaN or Inf (never drawn as a black image) */
     /* 2xx: memory */
     VKD_ERR_OUT_OF_HOST_MEMORY = 200,
     VKD_ERR_OUT_OF_DEVICE_MEMORY = 201,

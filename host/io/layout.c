@@ -297,11 +297,8 @@ static vkd_result map_part(vkd_weights *w, const vkd_st_file *f, unsigned char *
         if (!r)
             continue;
         claimed[i] = 1;
-        if (!vkd_st_dtype_is_float(s->dtype)) {
-            if (!push_ignored(w, vkd_st_label(f), s->name, " (not a float dtype)"))
-                return VKD_ERR_OUT_OF_HOST_MEMORY;
-            continue;
-        }
+        /* a tensor of a non-float dtype is mapped all the same: the model check
+         * (models/check.h) then names it as of the wrong dtype, not as missing */
         int parts = (r->op & RN_SPLIT3) ? 3 : 1;
         if (parts == 3 && (s->rank < 1 || s->shape[0] % 3 != 0)) {
             VKD_ERROR("%s: tensor '%s' has %lld rows, which do not split into q, k, v", vkd_st_label(f), s->name,

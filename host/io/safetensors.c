@@ -655,14 +655,16 @@ vkd_result vkd_st_open(const char *path, vkd_st_file **out)
         pickle_message(path);
         return VKD_ERR_UNSUPPORTED;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is
+     * refused below like any other file that is not a regular one */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         VKD_ERROR("%s: cannot open: %s", path, strerror(errno));
         return VKD_ERR_IO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        VKD_ERROR("%s: not a regular file", path);
+        VKD_ERROR("%s: not a regular file (a FIFO, device or socket cannot be a model)", path);
         close(fd);
         return VKD_ERR_IO;
     }

@@ -143,6 +143,15 @@ static vkd_result detect_unet(const vkd_weights *w, vkd_unet_config *u, char *wh
     return VKD_OK;
 }
 
+static int gcd(int a, int b)
+{
+    while (b > 0) {
+        int t = a % b;
+        a = b, b = t;
+    }
+    return a;
+}
+
 static void detect_vae(const vkd_weights *w, vkd_vae_config *v)
 {
     int64_t s[VKD_ST_MAX_RANK];
@@ -152,13 +161,24 @@ static void detect_vae(const vkd_weights *w, vkd_vae_config *v)
     v->num_levels = count_blocks(w, VAE "decoder.up.%s%d.block.0.conv1.weight", "");
     if (v->num_levels > VKD_MAX_LEVELS)
         v->num_levels = 0;
+    /* The decoder holds only the products ch * mult[i]. The encoder's conv_in gives ch;
+     * without an encoder ch is their greatest common divisor (SD's 128 for 128, 256,
+     * 512, 512, where mult[0] = 1; a VAE whose last level is wider than ch, such as
+     * the oracle's tiny-sd2 with mult (2, 1, 1, 1), is described right too). */
+    int widths[VKD_MAX_LEVELS] = {0}, g = 0;
     if (shp(w, s, VAE "decoder.conv_out.weight") == 4)
-        v->ch = dim(s[1]); /* last up level runs at ch * mult[0], mult[0] = 1 in every SD VAE */
-    /* a level whose first conv is not a conv, or whose width is not a multiple of ch,
-     * keeps multiplier 0: vkd_model_detect refuses the VAE */
+        g = dim(s[1]);
+    for (int i = 0; i < v->num_levels; i++)
+        if (shp(w, s, VAE "decoder.up.%d.block.0.conv1.weight", i) == 4 && (widths[i] = dim(s[0])) > 0)
+            g = gcd(g, widths[i]);
+    v->ch = g;
+    if (v->has_encoder && shp(w, s, VAE "encoder.conv_in.weight") == 4 && dim(s[0]) > 0)
+        v->ch = dim(s[0]);
+    /* a level whose first conv is not a conv (width 0), or whose width is not a multiple
+     * of ch, keeps multiplier 0: vkd_model_detect refuses the VAE */
     for (int i = 0; i < v->num_levels && v->ch; i++)
-        if (shp(w, s, VAE "decoder.up.%d.block.0.conv1.weight", i) == 4 && dim(s[0]) % v->ch == 0)
-            v->ch_mult[i] = dim(s[0]) / v->ch;
+        if (widths[i] % v->ch == 0)
+            v->ch_mult[i] = widths[i] / v->ch;
     v->num_res_blocks = count_blocks(w, VAE "decoder.up.%s0.block.%d.conv1.weight", "") - 1;
 }
 
@@ -312,6 +332,14 @@ vkd_result vkd_model_detect(const vkd_weights *w, vkd_model_config *cfg, char *w
     }
     if (!cfg->vae.num_levels || !cfg->vae.ch || !cfg->vae.z_channels || cfg->vae.num_res_blocks < 1) {
         say(why, wl, "no usable VAE decoder (first_stage_model.decoder.*); pass a VAE file");
+        goto refuse;
+    }
+    if (cfg->vae.num_levels != VKD_VAE_LEVELS) {
+        /* issue 18 item 8: the pipeline takes the image as 8x the latent; a 2-level
+         * decoder wrote 1/16 of it and the rest was uninitialised memory */
+        say(why, wl, "VAE decoder has %d levels: it upsamples the latent %dx where Stable Diffusion's VAE (%d levels) "
+                     "upsamples 8x, which vkdiff needs; pass an SD VAE file",
+            cfg->vae.num_levels, 1 << (cfg->vae.num_levels - 1), VKD_VAE_LEVELS);
         goto refuse;
     }
     for (int i = 0; i < cfg->vae.num_levels; i++)

@@ -40,6 +40,11 @@ typedef struct vkd_unet_config {
     int time_embed_dim;
 } vkd_unet_config;
 
+/* Levels of every SD VAE decoder: 3 upsamplings, the image 8x the latent in each
+ * direction, which the pipeline assumes throughout (latent = image / 8); detection
+ * refuses a VAE with another count. */
+#define VKD_VAE_LEVELS 4
+
 typedef struct vkd_vae_config {
     int has_encoder;
     int ch, num_levels, ch_mult[VKD_MAX_LEVELS], num_res_blocks, z_channels;

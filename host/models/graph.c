@@ -135,6 +135,10 @@ static const vkd_tensor *weight_shape(vkd_graph *g, vkd_wkind kind, const char *
     return slot;
 }
 
+/* why a weight could not be had: the store's own cause (absent or mis-shaped, device
+ * memory, ...), or in a dry run a format error (only the header is read) */
+static vkd_result weight_err(const vkd_graph *g) { return g->plan ? VKD_ERR_FORMAT : vkd_wstore_error(g->ws); }
+
 static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, const char *suffix,
                                 vkd_tensor *slot)
 {
@@ -156,7 +160,7 @@ void g_plan_weight(vkd_graph *g, const char *fmt, ...)
     FORMAT_NAME(name, fmt);
     vkd_tensor slot;
     if (!weight(g, VKD_W_RAW, name, "", &slot))
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
 }
 
 /* "<name>.weight" and "<name>.bias" of a norm layer; false (error latched) if absent */
@@ -166,7 +170,7 @@ static bool norm_params(vkd_graph *g, const char *name, const vkd_tensor **w, co
     *w = weight(g, VKD_W_RAW, name, ".weight", &slot[0]);
     *b = weight(g, VKD_W_RAW, name, ".bias", &slot[1]);
     if (!*w || !*b) {
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
         return false;
     }
     return true;
@@ -239,7 +243,7 @@ static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
     if (!w || (vkd_wstore_has(g->ws, "%s.bias", name) && !b)) {
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
         return empty();
     }
     vkd_linear_opts o = {.bias = b, .residual = residual, .a2 = x2};
@@ -299,7 +303,7 @@ vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *co
     const vkd_tensor *w = cat_weight(g, VKD_W_LINEAR, n, fn, &slot[0]);
     const vkd_tensor *b = biases ? cat_weight(g, VKD_W_RAW, n, fn + n, &slot[1]) : NULL;
     if (!w || (biases && !b)) {
-        g_fail(g, VKD_ERR_FORMAT);
+        g_fail(g, weight_err(g));
         goto done;
     }
     vkd_linear_opts o = {.bias = b};
@@ -353,14 +357,14 @@ vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float 
 
 /* h, w: the size convolved (with upsample, of the 2x upsampling of x) */
 static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
-                       int pr, int upsample, const vkd_tensor *residual, const char *name)
+                       int pr, int upsample, int64_t up_h, int64_t up_w, const vkd_tensor *residual, const char *name)
 {
     vkd_tensor slot[2];
     const vkd_tensor *wt = weight(g, VKD_W_CONV, name, ".weight", &slot[0]);
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
-    if (!wt) {
-        g_fail(g, VKD_ERR_FORMAT);
+    if (!wt || (!b && vkd_wstore_has(g->ws, "%s.bias", name))) { /* never a conv without its bias */
+        g_fail(g, weight_err(g));
         return empty();
     }
     /* wt: [Cout, kh, kw, Cin] */
@@ -373,7 +377,8 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
                          : 0;
     vkd_tensor scratch = sn ? new_dt(g, VKD_F32, 1, &sn) : empty(); /* split-K partial sums (see linear_out) */
     vkd_conv2d_params p = {.stride = stride, .pad_top = pt, .pad_bottom = pb, .pad_left = pl, .pad_right = pr,
-                           .upsample = upsample, .scratch = sn ? &scratch : NULL};
+                           .upsample = upsample, .scratch = sn ? &scratch : NULL, .up_h = (int)up_h,
+                           .up_w = (int)up_w};
     if (rec(g))
         check(g, vkd_op_conv2d(g->c, x, h, w, wt, b, residual, &p, &out));
     g_free(g, &scratch);
@@ -387,7 +392,7 @@ vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int s
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, h, w, stride, pad, pad, pad, pad, 0, residual, name);
+    return conv(g, x, h, w, stride, pad, pad, pad, pad, 0, 0, 0, residual, name);
 }
 
 vkd_tensor g_conv_up2(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, const char *fmt, ...)
@@ -396,7 +401,17 @@ vkd_tensor g_conv_up2(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, c
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, 2 * h, 2 * w, 1, 1, 1, 1, 1, 1, NULL, name);
+    return conv(g, x, 2 * h, 2 * w, 1, 1, 1, 1, 1, 1, 0, 0, NULL, name);
+}
+
+vkd_tensor g_conv_up_to(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                        const char *fmt, ...)
+{
+    if (!g_ok(g))
+        return empty();
+    char name[400];
+    FORMAT_NAME(name, fmt);
+    return conv(g, x, oh, ow, 1, 1, 1, 1, 1, 1, h, w, NULL, name);
 }
 
 vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
@@ -406,7 +421,7 @@ vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, i
         return empty();
     char name[400];
     FORMAT_NAME(name, fmt);
-    return conv(g, x, h, w, stride, pt, pb, pl, pr, 0, NULL, name);
+    return conv(g, x, h, w, stride, pt, pb, pl, pr, 0, 0, 0, NULL, name);
 }
 
 static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *add,

@@ -95,6 +95,10 @@ VKD_FMT(8, 9) vkd_tensor g_conv(vkd_graph *g, const vkd_tensor *x, int64_t h, in
 /* Upsample (nearest 2x) then a 3x3 conv with padding 1, as one pass: x is [N, h*w, C],
  * out [N, 4*h*w, Cout]; the upsampled map never exists */
 VKD_FMT(5, 6) vkd_tensor g_conv_up2(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, const char *fmt, ...);
+/* The same with the upsampling to oh x ow (nearest as F.interpolate(size=...): diffusers'
+ * UNet on sizes that do not halve evenly); oh, ow at most 2h, 2w */
+VKD_FMT(7, 8) vkd_tensor g_conv_up_to(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                                      const char *fmt, ...);
 /* conv with explicit (top, bottom, left, right) padding (the VAE encoder's downsample) */
 VKD_FMT(10, 11) vkd_tensor g_conv_pad(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt,
                                       int pb, int pl, int pr, const char *fmt, ...);

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "io/layout.h"
+#include "models/check.h"
 #include "models/detect.h"
 
 enum { PART_UNET, PART_VAE, PART_TE0, PART_TE1, PART_COUNT };
@@ -23,46 +24,8 @@ static int part_of(const char *name)
     return PART_TE0;
 }
 
-typedef struct {
-    const vkd_weights *w;
-    unsigned char *used;
-    FILE *out;
-    size_t missing, wrong, limit;
-    uint64_t bytes_elems;
-} check_ctx;
-
-static void fmt_shape(char *buf, size_t len, int rank, const int64_t *s)
-{
-    size_t o = (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < rank && o < len; i++)
-        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)s[i]);
-    if (o < len)
-        snprintf(buf + o, len - o, "]");
-}
-
-static int check_expected(const char *name, int rank, const int64_t *shape, void *user)
-{
-    check_ctx *c = user;
-    const vkd_wtensor *t = vkd_weights_find(c->w, name);
-    if (!t) {
-        if (c->missing++ < c->limit)
-            fprintf(c->out, "  missing: %s\n", name);
-        return 0;
-    }
-    c->used[t - vkd_weights_at(c->w, 0)] = 1;
-    int same = t->rank == rank;
-    for (int i = 0; same && i < rank; i++)
-        same = t->shape[i] == shape[i];
-    if (!same) {
-        char a[96], b[96];
-        fmt_shape(a, sizeof a, t->rank, t->shape);
-        fmt_shape(b, sizeof b, rank, shape);
-        if (c->wrong++ < c->limit)
-            fprintf(c->out, "  wrong shape: %s is %s, expected %s\n", name, a, b);
-    }
-    c->bytes_elems += t->nelem;
-    return 0;
-}
+/* a finding of vkd_model_check_weights, as a line of the report */
+static void say_line(void *user, const char *line) { fprintf((FILE *)user, "  %s\n", line); }
 
 static void print_ints(FILE *out, const int *v, int n)
 {
@@ -170,25 +133,27 @@ vkd_result vkd_info_print(FILE *out, const char *model_path, const char *vae_pat
             fprintf(out, " %s x %llu", vkd_st_dtype_name((vkd_st_dtype)d), (unsigned long long)dtype_n[d]);
     fputc('\n', out);
 
-    /* what the model reads: missing, wrong-shape and unused tensors */
-    check_ctx cc = {w, NULL, out, 0, 0, limit, 0};
+    /* what the model reads: missing, wrong-shape, wrong-dtype and unused tensors, and
+     * NaN/Inf values (the same check as generation's, plus a pass over every value) */
     if (!(used = calloc(n + 1, 1))) {
         r = VKD_ERR_OUT_OF_HOST_MEMORY;
         goto done;
     }
-    cc.used = used;
+    vkd_weight_check cc = {.used = used, .scan_values = 1, .limit = verbose ? 0 : 20, .say = say_line, .user = out};
     if (!dr) {
-        vkd_model_expected(&cfg, check_expected, &cc);
+        vkd_result cr = vkd_model_check_weights(w, &cfg, &cc);
         size_t unused = 0;
         for (size_t i = 0; i < n; i++)
             if (!used[i] && unused++ < limit)
                 fprintf(out, "  unused: %s\n", vkd_weights_at(w, i)->name);
-        fprintf(out, "tensors: %zu mapped, %zu missing, %zu wrong shape, %zu unused, %zu ignored\n", n, cc.missing,
-                cc.wrong, unused, vkd_weights_ignored_count(w));
-        fprintf(out, "device memory for weights: fp16 %.1f MiB, fp32 %.1f MiB\n", cc.bytes_elems * 2.0 / 1048576.0,
-                cc.bytes_elems * 4.0 / 1048576.0);
-        if (cc.missing || cc.wrong)
-            dr = VKD_ERR_FORMAT;
+        fprintf(out,
+                "tensors: %zu mapped, %zu missing, %zu wrong shape, %zu wrong dtype, %zu with NaN/Inf, %zu unused, "
+                "%zu ignored\n",
+                n, cc.missing, cc.wrong_shape, cc.wrong_dtype, cc.non_finite, unused, vkd_weights_ignored_count(w));
+        fprintf(out, "device memory for weights: fp16 %.1f MiB, fp32 %.1f MiB\n", cc.elems * 2.0 / 1048576.0,
+                cc.elems * 4.0 / 1048576.0);
+        if (cr)
+            dr = cr;
     }
     size_t nign = vkd_weights_ignored_count(w);
     for (size_t i = 0; i < nign && i < limit; i++)

@@ -167,9 +167,11 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
 {
     memset(out, 0, sizeof *out);
     int64_t n = x->shape[0];
-    int64_t mult = (int64_t)1 << (cfg->num_levels - 1);
-    if (x->ndim != 3 || x->shape[1] != h * w || x->shape[2] != cfg->in_channels || h % mult || w % mult)
-        return vkd_op_shape_error("unet", "x must be [N, H*W, in_channels] with H, W multiples of 2^(levels-1)", x);
+    /* any size: a level whose input is odd downsamples to ceil(h / 2), and its upsampling
+     * returns to the skip connection's size (diffusers' UNet2DConditionModel,
+     * forward_upsample_size) */
+    if (x->ndim != 3 || x->shape[1] != h * w || x->shape[2] != cfg->in_channels)
+        return vkd_op_shape_error("unet", "x must be [N, H*W, in_channels]", x);
     if (cfg->adm_in_channels)
         return g_fail(g, VKD_ERR_UNSUPPORTED);
 
@@ -261,11 +263,13 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
                 sub = 2;
             }
             if (l > 0 && r == cfg->num_res_blocks) {
-                /* Upsample: nearest 2x, then 3x3 conv (one pass: the conv reads the
-                 * upsampling through its indexing) */
-                vkd_tensor up = g_conv_up2(g, &cur, h, w, P "output_blocks.%d.%d.conv", blk, sub);
+                /* Upsample: nearest to the next skip's size (2x unless that is odd),
+                 * then 3x3 conv (one pass: the conv reads the upsampling through its
+                 * indexing) */
+                int64_t uh = ns > 0 ? skip_h[ns - 1] : 2 * h, uw = ns > 0 ? skip_w[ns - 1] : 2 * w;
+                vkd_tensor up = g_conv_up_to(g, &cur, h, w, uh, uw, P "output_blocks.%d.%d.conv", blk, sub);
                 g_free(g, &cur);
-                h *= 2, w *= 2;
+                h = uh, w = uw;
                 cur = up;
             }
         }

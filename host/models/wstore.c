@@ -28,6 +28,7 @@ struct vkd_wstore {
      * fault per 4 KiB, a third of the upload's time (perf) */
     uint16_t *host;
     size_t host_cap; /* elements */
+    vkd_result err;  /* why the last get returned NULL (vkd_wstore_error) */
 };
 
 #define HOST_KEEP (16u << 20) /* elements: 32 MiB */
@@ -224,6 +225,8 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
     const vkd_wtensor **wt = malloc((size_t)n * sizeof *wt);
     float *host = NULL;
     const vkd_tensor *res = NULL;
+    vkd_result prev = s->err; /* kept on success: s->err below is the cause if this fails */
+    s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!key || !wt)
         goto done;
     key[0] = 0;
@@ -232,6 +235,7 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
             strcat(key, "+");
         strcat(key, names[j]);
     }
+    s->err = VKD_ERR_INTERNAL; /* the table is full */
     slot *sl = find_slot(s, key, kind);
     if (!sl)
         goto done;
@@ -239,6 +243,7 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
         res = &sl->t;
         goto done;
     }
+    s->err = VKD_ERR_FORMAT; /* absent, or shapes that do not stack */
     int64_t rows = 0, cols = -1;
     for (int j = 0; j < n; j++) {
         if (!(wt[j] = vkd_weights_find(s->w, names[j]))) {
@@ -275,11 +280,14 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
         host_f16_done(s, h);
         if (r) {
             VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
+            s->err = r;
             goto done;
         }
+        s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
         res = keep(s, sl, key, kind, t);
         goto done;
     }
+    s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!(host = malloc((size_t)(rows * cols) * sizeof *host)))
         goto done;
     vkd_result r = VKD_OK;
@@ -298,10 +306,13 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
     }
     if (r) {
         VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
+        s->err = r;
         goto done;
     }
     res = keep(s, sl, key, kind, t);
 done:
+    if (res)
+        s->err = prev;
     free(host);
     free(wt);
     free(key);
@@ -439,22 +450,29 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     slot *sl = find_slot(s, name, kind);
-    if (!sl)
+    if (!sl) {
+        s->err = VKD_ERR_INTERNAL;
         return NULL;
+    }
     if (sl->name)
         return &sl->t;
     const vkd_wtensor *wt = vkd_weights_find(s->w, name);
     if (!wt) {
         VKD_ERROR("the checkpoint has no tensor %s", name);
+        s->err = VKD_ERR_FORMAT;
         return NULL;
     }
     vkd_tensor t;
     vkd_result r = upload(s, wt, kind, &t);
     if (r) {
         VKD_ERROR("%s: upload failed: %s", name, vkd_result_str(r));
+        s->err = r;
         return NULL;
     }
-    return keep(s, sl, name, kind, t);
+    const vkd_tensor *kept = keep(s, sl, name, kind, t);
+    if (!kept)
+        s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
+    return kept;
 }
 
 static const vkd_tensor *keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t)
@@ -489,6 +507,7 @@ int vkd_wstore_shape(vkd_wstore *s, const char *name, int64_t shape[8])
 }
 
 vkd_dtype vkd_wstore_dtype(const vkd_wstore *s) { return s->dt; }
+vkd_result vkd_wstore_error(const vkd_wstore *s) { return s->err ? s->err : VKD_ERR_FORMAT; }
 uint64_t vkd_wstore_device_bytes(const vkd_wstore *s) { return s->bytes; }
 uint32_t vkd_wstore_count(const vkd_wstore *s) { return s->count; }
 

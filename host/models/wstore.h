@@ -54,6 +54,9 @@ int vkd_wstore_has(vkd_wstore *s, const char *fmt, ...);
 int vkd_wstore_shape(vkd_wstore *s, const char *name, int64_t shape[8]);
 
 vkd_dtype vkd_wstore_dtype(const vkd_wstore *s);
+/* Why the last vkd_wstore_get / _get_cat returned NULL: VKD_ERR_FORMAT (absent or
+ * mis-shaped), VKD_ERR_OUT_OF_DEVICE_MEMORY, VKD_ERR_TOO_LARGE, ... as the upload said. */
+vkd_result vkd_wstore_error(const vkd_wstore *s);
 uint64_t vkd_wstore_device_bytes(const vkd_wstore *s);
 /* Device bytes the checkpoint's tensors under `prefix` take in the store's precision, all
  * of them (an upper bound of what a stage uploads; for vkd_memory_expect). */

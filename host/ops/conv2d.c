@@ -70,9 +70,13 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
         return VKD_ERR_SHAPE;
     }
     int up = p->upsample ? 1 : 0;
-    if (up && (h % 2 || w % 2 || x->shape[1] != (h / 2) * (w / 2)))
-        return vkd_op_shape_error(op, "upsample: input must be [N, (H/2)*(W/2), Cin] with H, W even", x);
-    int64_t sh = h >> up, sw = w >> up; /* stored input rows and columns */
+    int64_t sh = h, sw = w; /* stored input rows and columns */
+    if (up) {
+        sh = p->up_h ? p->up_h : h / 2, sw = p->up_w ? p->up_w : w / 2;
+        if ((!p->up_h && (h % 2 || w % 2)) || sh < 1 || sw < 1 || sh > h || sw > w || sh > 0xffff || sw > 0xffff ||
+            x->shape[1] != sh * sw)
+            return vkd_op_shape_error(op, "upsample: input must be [N, up_h*up_w, Cin], at most H x W", x);
+    }
     int64_t nimg = x->shape[0];
     int64_t oh = vkd_conv2d_out_dim(h, (int)kh, p->stride, p->pad_top, p->pad_bottom);
     int64_t ow = vkd_conv2d_out_dim(w, (int)kw, p->stride, p->pad_left, p->pad_right);
@@ -143,7 +147,8 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
                         .cin = (uint32_t)cin, .h = (uint32_t)h, .w = (uint32_t)w, .ow = (uint32_t)ow,
                         .img_stride = (uint32_t)in_img, .stride = (uint32_t)p->stride,
                         .pad_top = (uint32_t)p->pad_top, .pad_left = (uint32_t)p->pad_left, .kw = (uint32_t)kw,
-                        .up = (uint32_t)up};
+                        /* the stored size, packed (the push block is full) */
+                        .up = up ? (uint32_t)(sh << 16 | sw) : 0};
     if ((r = vkd_op_bind(c, weight, 0, cout * k, &bind[1], &pc.w_off)))
         return r;
     bind[2] = bind[1]; /* unused operands still need a buffer */
@@ -164,7 +169,8 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
                 iy_lo = 0;
                 iy_hi = h;
             }
-            iy_lo >>= up, iy_hi = (iy_hi + up) >> up; /* stored rows */
+            if (up) /* the stored rows those upsampled rows come from */
+                iy_lo = iy_lo * sh / h, iy_hi = (iy_hi - 1) * sh / h + 1;
             int64_t m = nn * rows * ow;
             pc.M = (uint32_t)m;
             pc.rows = (uint32_t)rows;

@@ -12,19 +12,23 @@ typedef struct vkd_conv2d_params {
     /* zero padding per side; the VAE encoder's downsample is F.pad(x, (0,1,0,1))
      * then a stride-2 conv: top 0, bottom 1, left 0, right 1 */
     int pad_top, pad_bottom, pad_left, pad_right;
-    /* 1: convolve the nearest-neighbour 2x upsampling of x (the UNet's Upsample, which
-     * then never exists in memory): x is [N, (H/2)*(W/2), Cin], H and W (even) are the
+    /* 1: convolve the nearest-neighbour upsampling of x to H x W (the UNet's Upsample,
+     * which then never exists in memory): x is [N, up_h*up_w, Cin], H and W are the
      * upsampled size the padding and output refer to */
     int upsample;
     /* fp32 partial sums for split-K (vkd_gemm_split_scratch_numel elements, with m = N *
      * OH * OW, n = Cout, k = KH * KW * Cin, kstep = Cin), or NULL: the GEMM runs unsplit */
     const vkd_tensor *scratch;
+    /* with upsample: x's stored size; 0, 0: H/2 x W/2, an exact 2x. Otherwise nearest
+     * as torch's F.interpolate(size=(H, W)): source row floor(y * up_h / H), which is
+     * how diffusers' UNet meets a skip connection of odd size (Upsample2D output_size) */
+    int up_h, up_w;
 } vkd_conv2d_params;
 
 /* stride s, the same padding p on every side (nn.Conv2d(padding=p)) */
 static inline vkd_conv2d_params vkd_conv2d_params_sym(int s, int p)
 {
-    vkd_conv2d_params c = {s, p, p, p, p, 0, NULL};
+    vkd_conv2d_params c = {s, p, p, p, p, 0, NULL, 0, 0};
     return c;
 }
 

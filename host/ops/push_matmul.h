@@ -35,8 +35,9 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint kw;
     pc_uint k1;      /* linear: 0, or A's first k1 columns from binding 0 and the rest from 6 */
     pc_uint a2_off;
-    pc_uint up;      /* conv2d: 1 reads the 2x nearest upsampling of the input (h, w upsampled;
-                      * iy_lo and img_stride count rows and elements of the stored input) */
+    pc_uint up;      /* conv2d: nonzero reads the nearest upsampling to h x w of the stored
+                      * input of (up >> 16) x (up & 0xffff) (iy_lo and img_stride count rows
+                      * and elements of the stored input); 0: no upsampling */
     /* linear with LNFOLD only (gemm.glsl): s and c at binding 5 from l_off, the norm's eps */
     pc_uint l_off;
     pc_float ln_eps;

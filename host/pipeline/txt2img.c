@@ -18,6 +18,7 @@
 #include "common/version.h"
 #include "io/layout.h"
 #include "models/clip.h"
+#include "models/check.h"
 #include "models/detect.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -46,6 +47,7 @@ struct vkd_ctx {
     void *log_user;
     vkd_log_level log_level;
     uint64_t memory_budget; /* bytes; 0: the driver's */
+    bool vae_fp32;          /* the VAE overflowed fp16 once: it decodes in fp32 from then on */
     /* the recorded UNet evaluation */
     struct {
         int64_t batch, h, w, ctx_len;
@@ -59,6 +61,18 @@ static double now_ms(void)
 {
     return vkd_clock_ms();
 }
+
+/* NaN/Inf among n values: never let them reach the image as black pixels (issue 18) */
+static size_t count_non_finite(const float *v, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += !isfinite(v[i]);
+    return bad;
+}
+
+static const char fp32_hint[] = "the weights may hold NaN/Inf (vkdiff info scans them), or fp16 overflowed "
+                                "(try --precision fp32)";
 
 void vkd_ctx_params_init(vkd_ctx_params *p)
 {
@@ -115,22 +129,10 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
     vkd_schedule sc;
     vkd_rng_kind rk;
     vkd_prediction pr;
-    if (vkd_sampler_parse(p->sampler, &sk)) {
-        VKD_ERROR("unknown sampler '%s' (euler, euler_a, heun, dpm++2m, ddim, lcm)", p->sampler);
+    /* each parser names the bad value and the choices itself */
+    if (vkd_sampler_parse(p->sampler, &sk) || vkd_schedule_parse(p->schedule, &sc) || vkd_rng_parse(p->rng, &rk) ||
+        (p->prediction && vkd_prediction_parse(p->prediction, &pr)))
         return VKD_ERR_INVALID_ARG;
-    }
-    if (vkd_schedule_parse(p->schedule, &sc)) {
-        VKD_ERROR("unknown schedule '%s' (discrete, karras, trailing)", p->schedule);
-        return VKD_ERR_INVALID_ARG;
-    }
-    if (vkd_rng_parse(p->rng, &rk)) {
-        VKD_ERROR("unknown rng '%s' (cpu, cuda)", p->rng);
-        return VKD_ERR_INVALID_ARG;
-    }
-    if (p->prediction && vkd_prediction_parse(p->prediction, &pr)) {
-        VKD_ERROR("unknown prediction '%s' (eps, v)", p->prediction);
-        return VKD_ERR_INVALID_ARG;
-    }
     return VKD_OK;
 }
 
@@ -238,6 +240,16 @@ static vkd_result ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
         r = VKD_ERR_UNSUPPORTED;
         goto fail;
     }
+    { /* every tensor the model reads, its shape and dtype, before any GPU work (the
+       * values' NaN/Inf scan is `vkdiff info`'s: the stages' outputs are checked) */
+        vkd_weight_check chk = {.limit = 20};
+        if ((r = vkd_model_check_weights(c->w, &c->cfg, &chk))) {
+            VKD_ERROR("%s: %zu tensor%s missing, %zu of another shape, %zu not floats (above; vkdiff info lists "
+                      "all with -v)",
+                      label, chk.missing, chk.missing == 1 ? "" : "s", chk.wrong_shape, chk.wrong_dtype);
+            goto fail;
+        }
+    }
     if ((r = load_tokenizer(c, p)))
         goto fail;
     vkd_device_opts o;
@@ -271,6 +283,7 @@ fail:
 }
 
 uint32_t vkd_ctx_validation_errors(const vkd_ctx *c) { return c && c->d ? c->d->validation_errors : 0; }
+uint32_t vkd_ctx_validation_layer(const vkd_ctx *c) { return c && c->d ? c->d->validation_layer : 0; }
 
 const char *vkd_ctx_family(const vkd_ctx *c) { return vkd_family_name(c->cfg.family); }
 void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
@@ -398,6 +411,13 @@ static vkd_result encode_prompt(vkd_ctx *c, const char *text, int clip_skip, flo
         r = run_once(c, build_clip, &job, emb, &numel, act);
         vkd_memory_expect(c->d, 0);
     }
+    size_t bad = !r ? count_non_finite(*emb, (size_t)numel) : 0;
+    if (bad) {
+        VKD_ERROR("text encoder: %zu of %lld output values are NaN/Inf; %s", bad, (long long)numel, fp32_hint);
+        free(*emb);
+        *emb = NULL;
+        r = VKD_ERR_NON_FINITE;
+    }
     if (!r) {
         int64_t per = (int64_t)VKD_PROMPT_CHUNK_LEN * tc->width;
         for (int k = 0; k < toks.n_chunks; k++) {
@@ -489,6 +509,7 @@ typedef struct denoise_job {
     vkd_gen_progress_fn progress;
     void *progress_user;
     int evals;
+    int steps_done;             /* from the sampler's progress: the step running is steps_done + 1 */
     double unet_ms;
 } denoise_job;
 
@@ -522,6 +543,12 @@ static vkd_result denoise(void *user, const float *x, float sigma, float *denois
         log_unet_profile(c->unet.cmd);
     if (r)
         return r;
+    size_t bad = count_non_finite(j->out, (size_t)(batch * hw * ch));
+    if (bad) {
+        VKD_ERROR("UNet: %zu of %lld output values are NaN/Inf at step %d (evaluation %d, sigma %g); %s", bad,
+                  (long long)(batch * hw * ch), j->steps_done + 1, j->evals, sigma, fp32_hint);
+        return VKD_ERR_NON_FINITE;
+    }
     /* back to NCHW; guidance on the model output (linear, so the same as on denoised) */
     for (int64_t p = 0; p < hw; p++)
         for (int64_t k = 0; k < ch; k++) {
@@ -625,6 +652,7 @@ static void log_unet_profile(vkd_cmd *cmd)
 static int on_progress(void *user, int step, int total)
 {
     denoise_job *j = user;
+    j->steps_done = step;
     return j->progress ? j->progress(j->progress_user, step, total) : 0;
 }
 
@@ -646,6 +674,26 @@ static vkd_result build_vae(vkd_graph *g, void *user, vkd_tensor *out)
     if (r)
         return r;
     return vkd_vae_decode_record(g, j->cfg, &z, j->h, j->w, out);
+}
+
+/* The decode again with the VAE's weights and activations in fp32 (a store of its own,
+ * freed after): where fp16 overflowed. Twice the memory of the fp16 decode. */
+static vkd_result vae_decode_fp32(vkd_ctx *c, const float *z, int64_t h, int64_t w, const vkd_memplan *plan,
+                                  float *img, vkd_vae_decode_stats *vs)
+{
+    vkd_wstore *ws32 = NULL;
+    vkd_result r = vkd_wstore_create(c->d, c->w, VKD_F32, &ws32);
+    if (!r) {
+        vkd_memory_expect(c->d, plan->w_vae * (c->dt == VKD_F16 ? 2 : 1));
+        r = vkd_vae_decode_image(c->d, ws32, VKD_F32, &c->cfg.vae, z, h, w, plan->vae_tile, plan->vae_overlap,
+                                 plan->a_vae * (c->dt == VKD_F16 ? 2 : 1), img, vs);
+        vkd_memory_expect(c->d, 0);
+    }
+    vkd_wstore_destroy(ws32);
+    vkd_memory_trim(c->d);
+    if (r)
+        VKD_ERROR("the fp32 VAE decode failed: %s", vkd_result_str(r));
+    return r;
 }
 
 /* ---- generate ------------------------------------------------------------------ */
@@ -754,15 +802,35 @@ vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *
     int64_t numel = 64 * hw * 3;
     img = malloc((size_t)numel * sizeof *img);
     vkd_vae_decode_stats vs;
-    vkd_memory_expect(c->d, plan.w_vae);
-    r = img ? vkd_vae_decode_image(c->d, c->ws, c->dt, &c->cfg.vae, z, h, w, plan.vae_tile, plan.vae_overlap,
-                                   plan.a_vae, img, &vs)
-            : VKD_ERR_OUT_OF_HOST_MEMORY;
-    vkd_memory_expect(c->d, 0);
-    vkd_wstore_release(c->ws, "first_stage_model."); /* re-uploaded for the next image */
-    vkd_memory_trim(c->d);
-    if (r)
+    if (!img) {
+        r = VKD_ERR_OUT_OF_HOST_MEMORY;
         goto done;
+    }
+    if (!c->vae_fp32) {
+        vkd_memory_expect(c->d, plan.w_vae);
+        r = vkd_vae_decode_image(c->d, c->ws, c->dt, &c->cfg.vae, z, h, w, plan.vae_tile, plan.vae_overlap,
+                                 plan.a_vae, img, &vs);
+        vkd_memory_expect(c->d, 0);
+        vkd_wstore_release(c->ws, "first_stage_model."); /* re-uploaded for the next image */
+        vkd_memory_trim(c->d);
+        if (r)
+            goto done;
+        if (c->dt == VKD_F16 && count_non_finite(img, (size_t)numel)) {
+            /* SD VAEs are known to overflow fp16 (SDXL's most of all): decode again in
+             * fp32, and keep doing so for this model (said once) */
+            VKD_WARN("the VAE overflowed fp16 (NaN/Inf in its output): decoding in fp32 from now on");
+            c->vae_fp32 = true;
+        }
+    }
+    if (c->vae_fp32 && (r = vae_decode_fp32(c, z, h, w, &plan, img, &vs)))
+        goto done;
+    size_t bad = count_non_finite(img, (size_t)numel);
+    if (bad) {
+        VKD_ERROR("VAE decode: %zu of %lld output values are NaN/Inf (%s); %s", bad, (long long)numel,
+                  c->dt == VKD_F16 ? "also in fp32" : "fp32", "the VAE's weights may hold NaN/Inf (vkdiff info scans them)");
+        r = VKD_ERR_NON_FINITE;
+        goto done;
+    }
     c->timings.vae_tiles = vs.tiles;
     if (vs.tiles > 1)
         VKD_INFO("VAE decoded in %d tiles", vs.tiles);

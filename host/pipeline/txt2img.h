@@ -37,5 +37,7 @@ vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, bool r
 
 /* Validation-layer errors seen by the context's device so far (tests). */
 uint32_t vkd_ctx_validation_errors(const vkd_ctx *c);
+/* The validation layer's specVersion when it is loaded, else 0 (tests require it) */
+uint32_t vkd_ctx_validation_layer(const vkd_ctx *c);
 
 #endif

@@ -125,6 +125,22 @@ done:
     return r;
 }
 
+/* The decoder's output must be the [1, 8th * 8tw, 3] image (or tile) the caller's
+ * buffer holds. A decoder without 4 levels upsamples otherwise: a 2-level one wrote
+ * 1/16 of the image and the rest kept what the heap held (issue 18 item 8: the same
+ * seed, different images). vkd_model_detect refuses such a VAE; this keeps any other
+ * way in from handing out unwritten memory. */
+static vkd_result check_image(const vkd_tensor *dec, int64_t th, int64_t tw)
+{
+    if (dec->ndim == 3 && dec->shape[0] == 1 && dec->shape[1] == 64 * th * tw && dec->shape[2] == 3)
+        return VKD_OK;
+    VKD_ERROR("VAE decoder output is [%lld, %lld, %lld] for a %lldx%lld latent, not the 8x image [1, %lld, 3]: "
+              "its decoder needs %d levels",
+              (long long)dec->shape[0], (long long)dec->shape[1], (long long)dec->shape[2], (long long)th,
+              (long long)tw, (long long)(64 * th * tw), VKD_VAE_LEVELS);
+    return VKD_ERR_UNSUPPORTED;
+}
+
 /* The decoder recorded for one shape: the whole decode from the latent, or its
  * latent-resolution part only (REC_MID). */
 enum { REC_WHOLE, REC_MID };
@@ -263,7 +279,8 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
 
     for (int s = 0; s < nseg; s++) {
         const vkd_vae_seg *sg = &segs[s];
-        if ((r = seg_make(d, ws, dt, cfg, sg, sh, sw, cx, cb, pool_bytes, &rc)))
+        if ((r = seg_make(d, ws, dt, cfg, sg, sh, sw, cx, cb, pool_bytes, &rc)) ||
+            (sg->kind == VKD_VAE_SEG_OUT && (r = check_image(&rc.dec, th, tw))))
             goto done;
         /* the statistics its norm needs: of b (RESNET_B), else of x */
         bool on_b = sg->kind == VKD_VAE_SEG_RESNET_B;
@@ -354,7 +371,7 @@ vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, con
         return decode_tiled(d, ws, dt, cfg, z, h, w, th, tw, ys, ny, xs, nx, pool_bytes, img, st);
     recording rc;
     vkd_result r;
-    if (!(r = rec_make(d, ws, dt, cfg, REC_WHOLE, h, w, zc, pool_bytes, &rc)) &&
+    if (!(r = rec_make(d, ws, dt, cfg, REC_WHOLE, h, w, zc, pool_bytes, &rc)) && !(r = check_image(&rc.dec, h, w)) &&
         !(r = vkd_tensor_upload_f32(d, &rc.zin, z)) && !(r = vkd_cmd_submit_wait(rc.g.c)) &&
         !(r = vkd_tensor_download_f32(d, &rc.dec, img))) {
         st->tiles = 1;

@@ -2,11 +2,16 @@
  *
  * Sections: string and pair hash maps · vocabulary construction (bpe .gz / HF files) ·
  * text cleanup (html.unescape, whitespace, lower) · word splitting · BPE · encode. */
+#define _POSIX_C_SOURCE 200809L /* open flags, fstat */
 #include "text/tokenizer.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cjson/cJSON.h>
@@ -530,14 +535,21 @@ static vkd_result read_file_z(const char *path, char **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        VKD_ERROR("tokenizer: cannot open '%s'", path);
+    /* O_NONBLOCK and fstat: a FIFO would block the open, and is not a vocabulary */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        VKD_ERROR("tokenizer: cannot open '%s': %s", path, strerror(errno));
         return VKD_ERR_IO;
     }
-    fclose(probe);
-    gzFile f = gzopen(path, "rb");
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        VKD_ERROR("tokenizer: '%s' is not a regular file", path);
+        close(fd);
+        return VKD_ERR_IO;
+    }
+    gzFile f = gzdopen(fd, "rb"); /* owns fd from here */
     if (!f) {
+        close(fd);
         VKD_ERROR("tokenizer: cannot open '%s'", path);
         return VKD_ERR_IO;
     }
@@ -601,12 +613,10 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static int file_exists(const char *p)
+static int file_exists(const char *p) /* a regular file (stat: a FIFO must not block) */
 {
-    FILE *f = fopen(p, "rb");
-    if (f)
-        fclose(f);
-    return f != NULL;
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static vkd_result load_hf_files(const char *vocab_path, const char *merges_path, vkd_tokenizer **out)

@@ -114,7 +114,7 @@ static uint32_t instance_api_version(void)
     return loader_version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : loader_version;
 }
 
-static vkd_result create_instance(vkd_device *d, bool validation)
+static vkd_result create_instance(vkd_device *d, bool validation, bool require)
 {
     uint32_t loader_version = instance_api_version();
     if (loader_version < VK_API_VERSION_1_1) {
@@ -135,12 +135,20 @@ static vkd_result create_instance(vkd_device *d, bool validation)
     if (validation) {
         if ((d->validation_layer = layer_version("VK_LAYER_KHRONOS_validation")))
             layers[n_layers++] = "VK_LAYER_KHRONOS_validation";
-        else
+        else if (require) {
+            VKD_ERROR("validation required but VK_LAYER_KHRONOS_validation is not installed "
+                      "(Debian: vulkan-validationlayers)");
+            return VKD_ERR_UNSUPPORTED;
+        } else
             VKD_WARN("validation requested but VK_LAYER_KHRONOS_validation is not installed "
                      "(Debian: vulkan-validationlayers)");
         if (has_instance_ext(VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
             exts[n_exts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
             debug = true;
+        } else if (require) { /* without the messenger, errors would go uncounted */
+            VKD_ERROR("validation required but " VK_EXT_DEBUG_UTILS_EXTENSION_NAME " is missing: errors could not be "
+                      "counted");
+            return VKD_ERR_UNSUPPORTED;
         }
     }
     VkInstanceCreateFlags flags = 0;
@@ -454,7 +462,7 @@ vkd_result vkd_device_list(FILE *f)
         return res;
     vkd_device tmp;
     memset(&tmp, 0, sizeof tmp);
-    if ((res = create_instance(&tmp, false)))
+    if ((res = create_instance(&tmp, false, false)))
         return res;
     VkPhysicalDevice *pds = NULL;
     uint32_t n = 0;
@@ -586,7 +594,7 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
     VkPhysicalDevice *pds = NULL;
     VkExtensionProperties *exts = NULL;
     uint32_t n = 0, n_exts = 0, chosen = 0;
-    if ((res = create_instance(d, opts->validation)))
+    if ((res = create_instance(d, opts->validation, opts->require_validation)))
         goto fail;
     if ((res = enumerate(d->instance, &pds, &n)))
         goto fail;
@@ -598,6 +606,7 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         VKD_ERROR("device %u (%s) has no compute queue", chosen, d->caps.name);
         goto fail;
     }
+    d->max_device_bytes = opts->max_device_bytes;
     if (opts->max_binding_override && opts->max_binding_override < d->caps.max_binding)
         d->caps.max_binding = opts->max_binding_override & ~(uint64_t)255;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->memprops);

@@ -66,6 +66,10 @@ typedef struct vkd_device_opts {
     bool force_fp32;           /* ignore 16-bit storage: run the fp32 path */
     bool timestamps;           /* record GPU timestamps per dispatch */
     uint64_t max_binding_override; /* >0: pretend maxStorageBufferRange is this (tests the split path) */
+    uint64_t max_device_bytes; /* >0: refuse device memory past this many bytes, as a small GPU
+                                * would (VKD_ERR_OUT_OF_DEVICE_MEMORY; tests the paths that meet it) */
+    bool require_validation;   /* with validation: fail (VKD_ERR_NO_VULKAN... see below) when the
+                                * layer is not installed, instead of warning (the test suite) */
     const char *cache_dir;     /* pipeline cache folder; NULL: no on-disk cache */
     const char *coopmat;       /* "off", "nv" or "khr" limits the cooperative-matrix kernels
                                 * (vkd_coopmat_select); NULL: the device's best */
@@ -100,6 +104,7 @@ typedef struct vkd_device {
     uint32_t validation_layer;   /* VK_LAYER_KHRONOS_validation's specVersion when loaded, else 0 */
     uint32_t validation_errors;  /* validation messages of error severity seen so far */
     uint32_t validation_warnings;
+    uint64_t max_device_bytes;   /* vkd_device_opts.max_device_bytes */
     struct vkd_memory *mem;
     struct vkd_pipelines *pipes;
     char cache_path[1024];       /* on-disk pipeline cache file, "" if none */

@@ -254,7 +254,12 @@ static vkd_result block_new(vkd_device *d, vkd_memory *m, VkDeviceSize size, vkd
         goto fail;
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                .allocationSize = req.size, .memoryTypeIndex = m->type_index};
-    VkResult vr = vkAllocateMemory(d->dev, &ai, NULL, &b->mem);
+    uint64_t held = d->mem ? d->mem->stats.reserved : m->stats.reserved;
+    /* a device made smaller for a test (vkd_device_opts.max_device_bytes) answers as a
+     * driver out of memory does */
+    VkResult vr = d->max_device_bytes && held + req.size > d->max_device_bytes
+                      ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+                      : vkAllocateMemory(d->dev, &ai, NULL, &b->mem);
     if (vr != VK_SUCCESS) {
         VKD_ERROR("could not allocate %.1f MiB of device memory (%s; %.1f MiB already held in %u blocks)",
                   req.size / 1048576.0, vkd_vk_result_name(vr), m->stats.reserved / 1048576.0, m->stats.blocks);

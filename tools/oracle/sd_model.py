@@ -175,22 +175,28 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """openaimodel.py Upsample(use_conv=True): nearest x2, then 3x3 conv padding 1"""
+    """openaimodel.py Upsample(use_conv=True): nearest x2, then 3x3 conv padding 1.
+    output_size: the size of the skip connection it meets when that is not 2x (an odd
+    size halved by a stride-2 conv), as diffusers' Upsample2D(output_size=...) does."""
     def __init__(self, ch):
         super().__init__()
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
 
-    def forward(self, x):
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    def forward(self, x, output_size=None):
+        if output_size is None:
+            return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return self.conv(F.interpolate(x, size=output_size, mode="nearest"))
 
 
 class TimestepEmbedSequential(nn.Sequential):
-    def forward(self, x, emb, context):
+    def forward(self, x, emb, context, up_size=None):
         for layer in self:
             if isinstance(layer, ResBlock):
                 x = layer(x, emb)
             elif isinstance(layer, SpatialTransformer):
                 x = layer(x, context)
+            elif isinstance(layer, Upsample):
+                x = layer(x, up_size)
             else:
                 x = layer(x)
         return x
@@ -208,6 +214,7 @@ class UNetModel(nn.Module):
         mc = model_channels
         ted = mc * 4
         self.model_channels = mc
+        self._levels = len(channel_mult)
 
         def heads_of(ch):
             if num_head_channels == -1:
@@ -252,8 +259,11 @@ class UNetModel(nn.Module):
             h = m(h, emb, context)
             hs.append(h)
         h = self.middle_block(h, emb, context)
+        # diffusers UNet2DConditionModel (forward_upsample_size): when the input does not
+        # halve evenly, each upsampling goes to the size of the next skip connection
+        odd = any(s % 2 ** (self._levels - 1) for s in x.shape[-2:])
         for m in self.output_blocks:
-            h = m(torch.cat([h, hs.pop()], dim=1), emb, context)
+            h = m(torch.cat([h, hs.pop()], dim=1), emb, context, hs[-1].shape[-2:] if odd and hs else None)
         return self.out(h)
 
 
