@@ -1,7 +1,7 @@
 /* libFuzzer target: model detection from a checkpoint's header. Bytes -> a file (a
  * memfd) -> vkd_weights_open_fd (CompVis layout mapping) -> vkd_model_detect -> a
  * config or a refusal; a config then goes through vkd_model_expected, each expected
- * tensor looked up in the weights.
+ * tensor looked up in the weights, and through vkd_model_check_weights.
  *
  * Two input forms:
  *   - a safetensors file (byte 8 is '{'). 64 MiB of zeros are appended, so a header
@@ -15,7 +15,9 @@
  *     Data is a sparse zero-filled tail; inputs needing over 4 GiB of it are skipped.
  * Checks: detection returns a config of a known family with sane numbers, or a refusal
  * with a reason; every expected tensor has a name and rank 1..4 with non-negative
- * dimensions; the callback's stop value stops the walk and is returned.
+ * dimensions; the callback's stop value stops the walk and is returned; the weight
+ * check fails exactly when a tensor is missing, of another shape or dtype, says each
+ * finding once and finds no NaN/Inf in the zero data.
  * Run: tools/fuzz.sh, or ./fuzz_detect -max_total_time=60 tests/fuzz_corpus/detect
  * (VKD_FUZZ_VERBOSE=1: one line per input that loads, what detection made of it). */
 #define _GNU_SOURCE /* memfd_create */
@@ -28,6 +30,7 @@
 
 #include "common/log.h"
 #include "io/layout.h"
+#include "models/check.h"
 #include "models/detect.h"
 
 static void quiet(vkd_log_level level, const char *msg, void *user) { (void)level, (void)msg, (void)user; }
@@ -42,6 +45,7 @@ static void quiet(vkd_log_level level, const char *msg, void *user) { (void)leve
 
 #define RAW_PAD (64ull << 20)
 #define MAX_DATA (4ull << 30)
+#define MAX_SCAN (1ull << 20) /* vkd_model_check_weights reads the values of data this small */
 
 /* ---- a growing text buffer ---------------------------------------------------------- */
 
@@ -257,6 +261,12 @@ static void check_config(const vkd_model_config *cfg)
         CHECK(cfg->vae.ch_mult[i] >= 1);
 }
 
+static void on_finding(void *user, const char *line)
+{
+    CHECK(line && line[0]);
+    ++*(size_t *)user;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -317,6 +327,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* again, stopping part way (no lookups: they cost as much as the rest) */
         expect_ctx part = {w, 0, 1 + size % all.calls, 0, 0, 0, 0};
         CHECK(vkd_model_expected(&cfg, on_expected, &part) == 7 && part.calls == part.stop_at);
+
+        /* the check generation and `vkdiff info` run: every expected tensor present, of
+         * its shape and a float dtype; the values (all zero here) are read when the
+         * data section is small */
+        unsigned char *used = calloc(n + 1, 1);
+        size_t lines = 0;
+        vkd_weight_check chk = {0};
+        chk.used = used;
+        chk.scan_values = file_len - nbytes <= MAX_SCAN;
+        chk.say = on_finding;
+        chk.user = &lines;
+        vkd_result cr = vkd_model_check_weights(w, &cfg, &chk);
+        size_t errors = chk.missing + chk.wrong_shape + chk.wrong_dtype;
+        if (verbose)
+            fprintf(stderr, "fuzz_detect: weight check: %zu missing, %zu wrong shape, %zu wrong dtype%s\n", chk.missing,
+                    chk.wrong_shape, chk.wrong_dtype, chk.scan_values ? ", values read" : "");
+        CHECK(cr == (errors ? VKD_ERR_FORMAT : VKD_OK));
+        CHECK(chk.missing == all.calls - all.found && chk.wrong_shape == all.found - all.same_shape);
+        CHECK(chk.wrong_dtype <= all.same_shape);
+        CHECK(chk.non_finite == 0);       /* the data is zeros */
+        CHECK(lines == errors);           /* each finding said once (no limit) */
+        for (size_t i = 0; used && i < n; i++)
+            CHECK(used[i] <= 1);
+        free(used);
     } else {
         CHECK(r == VKD_ERR_UNSUPPORTED && why[0]); /* a refusal says why */
     }
