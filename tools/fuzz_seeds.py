@@ -155,6 +155,17 @@ def detect_seeds(d, mc):
     text = "".join(f"{n} {'x'.join(map(str, s)) or '-'}\n" for n, s, i in spec if read_by_detect(n))
     write(d, "tiny-sd1-inpaint.detect.list", text)
     write(d, "tiny-sd1-8ch.detect.list", text.replace(" 32x9x3x3", " 32x8x3x3"))
+    # a VAE level whose first conv is not a conv: refused (crash-vae-level-not-conv, found
+    # by this target, was a 2-level VAE, which detection now refuses before that)
+    lines = [f"{n} {'x'.join(map(str, s)) or '-'}\n" for n, s, i in mc.compvis_spec(mc.CONFIGS["tiny-sd1"], 49408, False)
+             if read_by_detect(n)]
+    text = "".join(l.replace("x3x3\n", "\n") if l.startswith("first_stage_model.decoder.up.1.block.0.conv1.weight ") else l
+                   for l in lines)
+    write(d, "tiny-sd1-vae-level-not-conv.detect.list", text)
+    # a vocabulary of 100 rows: data under 1 MiB, so the weight check reads the values
+    text = "".join(f"{n} {'x'.join(map(str, s)) or '-'}\n" for n, s, i in mc.compvis_spec(mc.CONFIGS["tiny-sd1"], 100, False)
+                   if read_by_detect(n))
+    write(d, "tiny-sd1-vocab100.detect.list", text)
 
 
 def main():
