@@ -174,8 +174,11 @@ static void detect_vae(const vkd_weights *w, vkd_vae_config *v)
     v->ch = g;
     if (v->has_encoder && shp(w, s, VAE "encoder.conv_in.weight") == 4 && dim(s[0]) > 0)
         v->ch = dim(s[0]);
+    /* a level whose first conv is not a conv (width 0), or whose width is not a multiple
+     * of ch, keeps multiplier 0: vkd_model_detect refuses the VAE */
     for (int i = 0; i < v->num_levels && v->ch; i++)
-        v->ch_mult[i] = widths[i] / v->ch;
+        if (widths[i] % v->ch == 0)
+            v->ch_mult[i] = widths[i] / v->ch;
     v->num_res_blocks = count_blocks(w, VAE "decoder.up.%s0.block.%d.conv1.weight", "") - 1;
 }
 
@@ -339,6 +342,12 @@ vkd_result vkd_model_detect(const vkd_weights *w, vkd_model_config *cfg, char *w
             cfg->vae.num_levels, 1 << (cfg->vae.num_levels - 1), VKD_VAE_LEVELS);
         goto refuse;
     }
+    for (int i = 0; i < cfg->vae.num_levels; i++)
+        if (cfg->vae.ch_mult[i] < 1) {
+            say(why, wl, "VAE decoder level %d: decoder.up.%d.block.0.conv1 is not a conv whose width is a multiple of %d",
+                i, i, cfg->vae.ch);
+            goto refuse;
+        }
     return VKD_OK;
 refuse:
     VKD_ERROR("model fits no supported family: %s", why);

@@ -55,7 +55,8 @@ void vkd_prompt_segments_free(vkd_prompt_segment *segs, size_t n)
 
 /* ---- BREAK: re.split(r"\s*\bBREAK\b\s*", text), stdlib re classes ------------------------ */
 
-/* The code point that ends just before byte i (valid UTF-8 assumed). */
+/* The code point that ends just before byte i; for bytes that are not UTF-8 (a caller
+ * of vkd_prompt_parse_attention that did not check), the lead byte, as cp_at does. */
 static uint32_t cp_before(const char *s, size_t i)
 {
     size_t k = i - 1;
@@ -63,7 +64,8 @@ static uint32_t cp_before(const char *s, size_t i)
         k--;
     uint32_t c;
     size_t n, bad;
-    vkd_utf8_decode(s + k, i - k, &c, &n, &bad);
+    if (vkd_utf8_decode(s + k, i - k, &c, &n, &bad) || n != 1)
+        c = (unsigned char)s[k];
     return c;
 }
 

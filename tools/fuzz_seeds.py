@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the fuzz targets that have generated seeds:
+
+    tools/fuzz_seeds.py [CORPUS_DIR]      (default tests/fuzz_corpus)
+
+  tokenizer/  prompts (first byte: the mode, see tests/fuzz_tokenizer.c), a short
+              bpe_simple_vocab text and a small vocab.json + merges.txt pair
+  prompt/     prompts (first byte: the flags, see tests/fuzz_prompt.c)
+  detect/     the tiny checkpoints' safetensors headers (tools/make_checkpoint.py
+              tiny-sd1/tiny-sd2/tiny-sdxl, data cut off; the harness pads the data
+              with zeros) holding the tensors detection reads (tiny-sd1's also in
+              full), and the same subsets as tensor lists (tests/fuzz_detect.c)
+
+safetensors/ is hand-made and not touched. Output is deterministic; only numpy is
+needed (make_checkpoint.py's key lists, no weights are computed). Never add the CLIP
+vocabulary (shared/clip/) to a corpus: the built-in seeds here stand in for it.
+"""
+import importlib.util
+import json
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_make_checkpoint():
+    spec = importlib.util.spec_from_file_location("make_checkpoint", os.path.join(HERE, "make_checkpoint.py"))
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def write(d, name, data):
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+PROMPTS = {
+    "plain": "a photo of a cat",
+    "emphasis": "(masterpiece:1.2), ((best quality)), [blurry], (((sharp))) cat, [[dim:0.5]]",
+    "break": "a red house BREAK a blue sky BREAKfast, BREAK",
+    "escapes": "\\(literal\\) \\[square\\] back\\\\slash \\x (a:.5) (b:+1.) (c:-0.25)",
+    "badweight": "(a:1.2.3) cat",
+    "nested": "((a [b (c:1.5) d] e):0.8) f] g) (h",
+    "unicode": "caf\u00e9 \u6771\u4eac \U0001f431 \u03a9mega \u00c9COLE stra\u00dfe \u0130",
+    "html": "&amp; &lt;3 &#x1F431; &#39;quoted&#39; &nbsp;spaced&nbsp; &unknown;",
+    "specials": "<|startoftext|>hello<|endoftext|> world",
+    "commas": ", ".join(f"word{i}" for i in range(60)),
+    "long": " ".join(["an astronaut riding a horse on the moon, highly detailed"] * 12),
+    "spaces": "  \t\n  a   b \u3000 c \u2028 ",
+}
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def tiny_hf_vocab():
+    """A CLIP-style vocabulary: the 512 byte tokens, a few merges, the specials."""
+    toks = bytes_to_unicode()
+    vocab = {}
+    for t in toks:
+        vocab[t] = len(vocab)
+    for t in toks:
+        vocab[t + "</w>"] = len(vocab)
+    merges = [("c", "a"), ("ca", "t</w>"), ("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    mtext = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+    return json.dumps(vocab, ensure_ascii=False, separators=(",", ":")), mtext
+
+
+def tokenizer_seeds(d):
+    for i, (name, p) in enumerate(PROMPTS.items()):
+        write(d, name, bytes([i & 0x0F]) + p.encode())
+    write(d, "badutf8", b"\x00abc\xff \xc3 \xed\xa0\x80 \xf4\x90\x80\x80")
+    write(d, "bpe_short", b"\xf0#version: 0.2\ni n\nt h\nth e</w>\n")
+    vocab, merges = tiny_hf_vocab()
+    write(d, "hf_vocab", b"\xf8" + vocab.encode() + b"\x00" + merges.encode())
+    write(d, "hf_badmerge", b"\xf8" + vocab.encode() + b"\x00#version: 0.2\nzz qq\n")
+
+
+def prompt_seeds(d):
+    # flags: bit 0 pad zero, bit 1 emphasis off, bits 2-3 backtrack (20, 0, 74, 1), bit 4 tiny vocab
+    for i, (name, p) in enumerate(PROMPTS.items()):
+        write(d, name, bytes([i % 32]) + p.encode())
+        write(d, name + "_tiny", bytes([0x10 | (i % 16)]) + p.encode())
+    write(d, "plain_noemph_nobacktrack", b"\x06" + PROMPTS["long"].encode())
+    write(d, "badutf8", b"\x00abc\xff (x:1.5) \xc3")
+
+
+# The tensors vkd_model_detect reads (host/models/detect.c); the rest of a model only
+# matters to vkd_model_expected.
+def read_by_detect(name):
+    keys = ("input_blocks.0.0.weight", "out.2.weight", "time_embed.0.weight", "label_emb.0.0.weight",
+            ".0.op.weight", "in_layers.2.weight", ".norm1.weight", "proj_in.weight", "attn2.to_k.weight",
+            "encoder.conv_in.weight", "post_quant_conv.weight", "decoder.conv_out.weight",
+            "token_embedding.weight", "position_embedding.weight", "positional_embedding",
+            "layer_norm1.weight", "ln_1.weight", "mlp.fc1.weight", "mlp.c_fc.weight", "text_projection",
+            "attn.in_proj_weight", "attn.in_proj_bias")  # (the last two: OpenCLIP's q/k/v row slices)
+    if "decoder.up." in name:
+        return name.endswith(".conv1.weight")
+    return any(name.endswith(k) for k in keys)
+
+
+def detect_seeds(d, mc):
+    for cfg in ("tiny-sd1", "tiny-sd2", "tiny-sdxl"):
+        spec = mc.compvis_spec(mc.CONFIGS[cfg], 49408, False)
+        dt = lambda init: "I64" if init[0] == "i64" else "F16"
+        size = {"I64": 8, "F16": 2}
+
+        def header(entries):
+            h, off = {}, 0
+            for name, shape, init in entries:
+                n = 1
+                for s in shape:
+                    n *= s
+                nb = n * size[dt(init)]
+                h[name] = {"dtype": dt(init), "shape": list(shape), "data_offsets": [off, off + nb]}
+                off += nb
+            h["__metadata__"] = {"format": "pt"}
+            hb = json.dumps(h, separators=(",", ":")).encode()
+            hb += b" " * (-len(hb) % 8)
+            return struct.pack("<Q", len(hb)) + hb  # the data cut off
+
+        # whole headers are ~55 KB and run ~5x slower than the subsets: one of them
+        if cfg == "tiny-sd1":
+            write(d, f"{cfg}.header", header(spec))
+        write(d, f"{cfg}.detect.header", header([e for e in spec if read_by_detect(e[0])]))
+
+        def line(name, shape, init):
+            dims = "x".join(str(s) for s in shape) if shape else "-"
+            return f"{name} {dims}" + (" I64" if init[0] == "i64" else "") + "\n"
+
+        lines = [line(*e) for e in spec if read_by_detect(e[0])]
+        if cfg == "tiny-sd1":
+            lines.append('@vkdiff.config {"unet":{"num_heads":4},"text":{"heads":2}}\n')
+        write(d, f"{cfg}.detect.list", "".join(lines))
+    # inpainting and a refusal (8 input channels)
+    spec = mc.compvis_spec(mc.CONFIGS["tiny-sd1"], 49408, True)
+    text = "".join(f"{n} {'x'.join(map(str, s)) or '-'}\n" for n, s, i in spec if read_by_detect(n))
+    write(d, "tiny-sd1-inpaint.detect.list", text)
+    write(d, "tiny-sd1-8ch.detect.list", text.replace(" 32x9x3x3", " 32x8x3x3"))
+    # a VAE level whose first conv is not a conv: refused (crash-vae-level-not-conv, found
+    # by this target, was a 2-level VAE, which detection now refuses before that)
+    lines = [f"{n} {'x'.join(map(str, s)) or '-'}\n" for n, s, i in mc.compvis_spec(mc.CONFIGS["tiny-sd1"], 49408, False)
+             if read_by_detect(n)]
+    text = "".join(l.replace("x3x3\n", "\n") if l.startswith("first_stage_model.decoder.up.1.block.0.conv1.weight ") else l
+                   for l in lines)
+    write(d, "tiny-sd1-vae-level-not-conv.detect.list", text)
+    # a vocabulary of 100 rows: data under 1 MiB, so the weight check reads the values
+    text = "".join(f"{n} {'x'.join(map(str, s)) or '-'}\n" for n, s, i in mc.compvis_spec(mc.CONFIGS["tiny-sd1"], 100, False)
+                   if read_by_detect(n))
+    write(d, "tiny-sd1-vocab100.detect.list", text)
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "tests", "fuzz_corpus")
+    mc = load_make_checkpoint()
+    tokenizer_seeds(os.path.join(root, "tokenizer"))
+    prompt_seeds(os.path.join(root, "prompt"))
+    detect_seeds(os.path.join(root, "detect"), mc)
+    total = 0
+    for sub in ("tokenizer", "prompt", "detect"):
+        for f in os.listdir(os.path.join(root, sub)):
+            total += os.path.getsize(os.path.join(root, sub, f))
+    print(f"fuzz seeds written under {root}: {total / 1024:.0f} KiB", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
