@@ -47,8 +47,9 @@ static void say(char *why, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Widths fit in int: shapes are capped at 2^40 by the reader, weights far below. */
-static int dim(int64_t v) { return v > 0 && v < (1 << 30) ? (int)v : 0; }
+/* a dimension as an int, 0 when absurd: no real one comes near 2^24 (vocab 49408, widths <= 2560), so
+ * products such as 8 * ch in vkd_model_expected stay far inside int */
+static int dim(int64_t v) { return v > 0 && v < (1 << 24) ? (int)v : 0; }
 
 static int count_blocks(const vkd_weights *w, const char *fmt_with_d, const char *base)
 {
@@ -413,8 +414,8 @@ static void ex_xf(expect_ctx *c, const char *p, int ch, int depth, const vkd_une
             snprintf(n, sizeof n, "%s.transformer_blocks.%d.attn%d.to_v", p, d, a), ex_layer(c, ch, kv, 0, 0, n);
             snprintf(n, sizeof n, "%s.transformer_blocks.%d.attn%d.to_out.0", p, d, a), ex_layer(c, ch, ch, 0, 1, n);
         }
-        snprintf(n, sizeof n, "%s.transformer_blocks.%d.ff.net.0.proj", p, d), ex_layer(c, 8 * ch, ch, 0, 1, n);
-        snprintf(n, sizeof n, "%s.transformer_blocks.%d.ff.net.2", p, d), ex_layer(c, ch, 4 * ch, 0, 1, n);
+        snprintf(n, sizeof n, "%s.transformer_blocks.%d.ff.net.0.proj", p, d), ex_layer(c, 8 * (int64_t)ch, ch, 0, 1, n);
+        snprintf(n, sizeof n, "%s.transformer_blocks.%d.ff.net.2", p, d), ex_layer(c, ch, 4 * (int64_t)ch, 0, 1, n);
         for (int k2 = 1; k2 <= 3; k2++)
             snprintf(n, sizeof n, "%s.transformer_blocks.%d.norm%d", p, d, k2), ex_layer(c, ch, 0, 0, 1, n);
     }
