@@ -187,7 +187,8 @@ static vkd_result conv_run(vkd_device *d, void *ctx, vkd_tensor *out)
     int64_t oh = vkd_conv2d_out_dim(j->h, j->k, j->p.stride, j->p.pad_top, j->p.pad_bottom);
     int64_t ow = vkd_conv2d_out_dim(j->w, j->k, j->p.stride, j->p.pad_left, j->p.pad_right);
     int up = j->p.upsample ? 1 : 0;
-    int64_t xs[3] = {j->n, (j->h >> up) * (j->w >> up), j->cin}, os[3] = {j->n, oh * ow, j->cout}, bs[1] = {j->cout};
+    int64_t sh = up && j->p.up_h ? j->p.up_h : j->h >> up, sw = up && j->p.up_w ? j->p.up_w : j->w >> up;
+    int64_t xs[3] = {j->n, sh * sw, j->cin}, os[3] = {j->n, oh * ow, j->cout}, bs[1] = {j->cout};
     int64_t sn = vkd_gemm_split_scratch_numel(d, j->dt, 0, j->n * oh * ow, j->cout, j->k * j->k * j->cin, j->cin);
     memset(&j->s, 0, sizeof j->s);
     memset(&j->wt, 0, sizeof j->wt);
@@ -207,7 +208,8 @@ static vkd_result conv_run(vkd_device *d, void *ctx, vkd_tensor *out)
 static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *rng)
 {
     const vkd_conv2d_params s1 = vkd_conv2d_params_sym(1, 1), s2 = vkd_conv2d_params_sym(2, 1);
-    const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0, NULL}, up = {1, 1, 1, 1, 1, 1, NULL};
+    const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0, NULL, 0, 0}, up = {1, 1, 1, 1, 1, 1, NULL, 0, 0};
+    const vkd_conv2d_params up_odd = {1, 1, 1, 1, 1, 1, NULL, 5, 3}; /* 5x3 -> 9x5: a skip of odd size */
     const struct {
         int64_t n, h, w, cin, cout;
         int k;
@@ -218,6 +220,7 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
         {1, 9, 7, 8, 12, 3, s2, true, false, false},
         {1, 8, 8, 8, 8, 3, asym, true, false, false}, /* VAE encoder downsample */
         {2, 6, 10, 5, 7, 3, up, true, true, false},   /* upsampled (UNet Upsample) */
+        {1, 9, 5, 8, 6, 3, up_odd, true, false, false},
         {1, 5, 6, 16, 20, 1, vkd_conv2d_params_sym(1, 0), true, false, false}, /* 1x1: the linear kernel */
         {1, 6, 6, 320, 40, 3, s1, true, true, true},  /* K = 2880: split into chunks */
     };
@@ -238,7 +241,8 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
                 int64_t oh = vkd_conv2d_out_dim(j.h, j.k, j.p.stride, j.p.pad_top, j.p.pad_bottom);
                 int64_t ow = vkd_conv2d_out_dim(j.w, j.k, j.p.stride, j.p.pad_left, j.p.pad_right);
                 int up1 = j.p.upsample ? 1 : 0;
-                j.hx = randn(rng, (size_t)(j.n * (j.h >> up1) * (j.w >> up1) * j.cin), 1.0);
+                int64_t sh = up1 && j.p.up_h ? j.p.up_h : j.h >> up1, sw = up1 && j.p.up_w ? j.p.up_w : j.w >> up1;
+                j.hx = randn(rng, (size_t)(j.n * sh * sw * j.cin), 1.0);
                 j.hw = randn(rng, (size_t)(j.cout * j.cin * j.k * j.k), 1.0 / sqrt((double)(j.cin * j.k * j.k)));
                 j.hb = randn(rng, (size_t)j.cout, 0.5);
                 j.hr = randn(rng, (size_t)(j.n * oh * ow * j.cout), 1.0);
