@@ -50,6 +50,7 @@ typedef struct vkd_ctx_params {
     vkd_log_fn log;              /* NULL: errors and warnings to stderr */
     void *log_user;
     vkd_log_level log_level;
+    const struct vkd_dev_options *dev; /* developer knobs (vkdiff_dev.h); NULL: defaults */
 } vkd_ctx_params;
 
 void vkd_ctx_params_init(vkd_ctx_params *p);

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 #include "harness.h"
-#include "pipeline/txt2img.h"
+#include "vkdiff_dev.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -14,6 +14,7 @@
 #include "models/unet.h"
 #include "models/vae.h"
 #include "pipeline/txt2img.h"
+#include "vkdiff_dev.h"
 
 typedef struct golden {
     vkd_st_file *f;
@@ -270,7 +271,9 @@ static void test_pipeline(const char *model, golden *g, vkd_dtype dt, const char
         gp.width = (int)W, gp.height = (int)H, gp.steps = 4, gp.cfg = 7, gp.seed = 1234;
         gp.sampler = samplers[k][0], gp.schedule = "discrete", gp.rng = "cpu", gp.prediction = prediction;
         /* the oracle draws its own start noise from the same seed: ours must agree */
-        r = vkd_txt2img_from_context(ctx, &gp, context, context + L * C, L, NULL, lat, img, rgb);
+        vkd_txt2img_io io = {.cond = context, .uncond = context + L * C, .ctx_len = L, .latent_out = lat,
+                             .image_out = img};
+        r = vkd_generate_io(ctx, &gp, &io, rgb);
         TEST_CHECK(r == VKD_OK, "%s %s: %s", fam, samplers[k][0], vkd_result_str(r));
         if (r)
             continue;

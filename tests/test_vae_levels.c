@@ -108,7 +108,7 @@ static void test_decode(vkd_device *d)
             for (int tile = 0; tile <= 2; tile += 2) {
                 for (size_t i = 0; i < n; i++)
                     img[i] = NAN;
-                vkd_vae_decode_stats st;
+                vkd_vae_decode_stats st = {0};
                 r = vkd_vae_decode_image(d, ws, dts[di], &vc, z, h, w_, tile, 1, 0, img, &st);
                 size_t nan = unwritten(img, n);
                 if (levels == 4) {

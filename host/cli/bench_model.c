@@ -6,11 +6,8 @@
 #include <string.h>
 
 #include "cli/env.h"
-#include "common/log.h"
-#include "common/pin_libs.h"
-#include "ops/attention.h"
-#include "ops/matmul.h"
-#include "pipeline/txt2img.h"
+#include "vkdiff.h"
+#include "vkdiff_dev.h"
 
 int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok)
 {
@@ -21,6 +18,9 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
     vkd_cli_env_read(&env);
     cp.cache_dir = env.cache_dir;
     cp.coopmat = env.coopmat;
+    struct vkd_dev_options dev;
+    vkd_dev_options_init(&dev);
+    cp.dev = &dev;
     int w = 512, h = 512, repeat = 3, size_set = 0, plan = 0, tiling = 0, verbose = 0;
     bool no_vae = false;
     const char *append = NULL;
@@ -58,9 +58,9 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
         else if (!strcmp(a, "--repeat") && v)
             repeat = atoi(v), i++;
         else if (!strcmp(a, "--split-k") && v) /* developer knob: split-K's target workgroups, 0 = off */
-            vkd_gemm_set_split_k(atoi(v)), i++;
+            dev.split_k = atoi(v), i++;
         else if (!strcmp(a, "--attention") && v) /* developer knob: flash = attention not on coopmat */
-            vkd_attention_set_auto(!strcmp(v, "flash") ? VKD_ATTENTION_FLASH : VKD_ATTENTION_AUTO), i++;
+            dev.attention_flash = !strcmp(v, "flash"), i++;
         else if (!strcmp(a, "--device") && v)
             cp.device_index = atoi(v), i++;
         else if (!strcmp(a, "--precision") && v) {
@@ -105,15 +105,19 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             fputs(vkd_bench_row_header(), row);
     }
     /* -v: progress of each stage on stderr (a full-size model takes minutes on a CPU device) */
-    vkd_log_set(NULL, NULL, verbose ? VKD_LOG_INFO : VKD_LOG_WARN);
+    cp.log_level = verbose ? VKD_LOG_INFO : VKD_LOG_WARN;
+    vkd_log_set(NULL, NULL, cp.log_level);
     setvbuf(stdout, NULL, _IOLBF, 0); /* the table appears as it is written, also through a pipe */
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
 #ifdef VKD_SANITIZE_BUILD
     vkd_pin_driver_libs();
 #endif
-    if (!r)
-        r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, w, h, repeat, !no_vae, only_batch, stdout, row);
+    if (!r) {
+        vkd_bench_model_opts bo = {.width = w, .height = h, .repeat = repeat, .with_vae = !no_vae,
+                                   .only_batch = only_batch};
+        r = plan ? vkd_plan_report(ctx, w, h, tiling, plan == 2, stdout) : vkd_bench_model(ctx, &bo, stdout, row);
+    }
     if (r)
         fprintf(stderr, "vkdiff: bench model: %s\n", vkd_result_str(r));
     vkd_ctx_free(ctx);

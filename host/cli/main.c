@@ -8,17 +8,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/clock.h"
-#include "common/log.h"
-#include "common/pin_libs.h"
-#include "models/info.h"
 #include "cli/env.h"
+#include "cli/host_sgemm.h"
 #include "cli/interrupt.h"
 #include "cli/outputs.h"
-#include "png_write.h"
-#include "text/tokenize_cmd.h"
-#include "vk/device.h"
+#include "cli/png_write.h"
 #include "vkdiff.h"
+#include "vkdiff_dev.h"
 
 static void usage(FILE *f)
 {
@@ -89,7 +85,9 @@ typedef struct progress_state {
 
 static double now_s(void)
 {
-    return vkd_clock_ms() / 1e3;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int progress(void *user, int step, int total)
@@ -138,8 +136,6 @@ static int readable(const char *path, const char *what)
     return 1;
 }
 
-int vkd_cli_bench_ops(int argc, char **argv);
-
 /* weights/shapes.safetensors: beside the source tree the binary was built from, or
  * ../weights and ./weights relative to the executable and the working directory. */
 static int find_shipped_model(const char *argv0, char model[4096], char tok[4096], size_t n)
@@ -173,8 +169,13 @@ int main(int argc, char **argv)
         int found = find_shipped_model(argv[0], m, t, sizeof m);
         return vkd_cli_bench_model(argc - 1, argv + 1, found ? m : NULL, found ? t : NULL);
     }
-    if (argc >= 2 && !strcmp(argv[1], "bench"))
-        return vkd_cli_bench_ops(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "bench")) {
+        vkd_cli_env env;
+        vkd_cli_env_read(&env);
+        vkd_bench_ops_opts bo = {.coopmat = env.coopmat, .passes = env.bench_passes,
+                                 .host_sgemm_ms = vkd_cli_time_sgemm};
+        return vkd_bench_ops_main(argc - 1, argv + 1, &bo);
+    }
     if (argc >= 2 && !strcmp(argv[1], "tokenize"))
         return vkd_tokenize_main(argc - 1, argv + 1, stdout);
     if (argc >= 2 && !strcmp(argv[1], "info")) {
@@ -397,7 +398,7 @@ int main(int argc, char **argv)
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
 #ifdef VKD_SANITIZE_BUILD
-    vkd_pin_driver_libs(); /* common/pin_libs.h */
+    vkd_pin_driver_libs(); /* vkdiff_dev.h */
 #endif
     if (r) {
         fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));

@@ -5,121 +5,9 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "models/clip.h"
-#include "models/graph.h"
-#include "models/unet.h"
-#include "models/vae.h"
-
-typedef struct dry {
-    vkd_graph g;
-    vkd_graph_plan p;
-} dry;
-
-static vkd_result dry_begin(const vkd_memplan_in *in, dry *r)
-{
-    memset(r, 0, sizeof *r);
-    r->g.d = in->d;
-    r->g.ws = in->ws;
-    r->g.dt = in->dt;
-    r->g.plan = &r->p;
-    return vkd_cmd_create(in->d, &r->g.c); /* ops read device limits through it; nothing is recorded */
-}
-
-static vkd_result dry_end(dry *r)
-{
-    vkd_cmd_destroy(r->g.c);
-    return r->g.err;
-}
-
-/* text encoder on n_chunks 77-token chunks */
-static vkd_result dry_text_chunks(const vkd_memplan_in *in, int n_chunks, int skip, vkd_graph_plan *out)
-{
-    dry r;
-    vkd_result e = dry_begin(in, &r);
-    if (!e) {
-        vkd_tensor emb;
-        vkd_clip_record(&r.g, &in->cfg->text[0], NULL, n_chunks, 77, skip, &emb);
-        g_free(&r.g, &emb);
-    }
-    e = e ? e : dry_end(&r);
-    *out = r.p;
-    return e;
-}
-
-static vkd_result dry_text(const vkd_memplan_in *in, vkd_graph_plan *out) { return dry_text_chunks(in, 1, 0, out); }
-
-vkd_result vkd_memplan_text_activations(const vkd_memplan_in *in, int n_chunks, int skip, uint64_t *bytes)
-{
-    vkd_graph_plan t;
-    vkd_result r = dry_text_chunks(in, n_chunks, skip, &t);
-    *bytes = r ? 0 : t.peak;
-    return r;
-}
-
-/* one UNet evaluation with its input tensors (they live in the same pool) */
-static vkd_result dry_unet(const vkd_memplan_in *in, vkd_graph_plan *out)
-{
-    dry r;
-    vkd_result e = dry_begin(in, &r);
-    if (!e) {
-        const vkd_unet_config *u = &in->cfg->unet;
-        vkd_graph *g = &r.g;
-        int64_t ts[1] = {in->batch};
-        vkd_tensor x = g_new3(g, in->batch, in->h * in->w, u->in_channels);
-        vkd_tensor t = g_new_f32(g, 1, ts);
-        vkd_tensor ctx = g_new3(g, in->batch, in->ctx_len, u->context_dim);
-        vkd_tensor o;
-        if (g_ok(g))
-            vkd_unet_record(g, u, &x, in->h, in->w, &t, &ctx, &o);
-    }
-    e = e ? e : dry_end(&r);
-    *out = r.p;
-    return e;
-}
-
-/* tiled decode: the middle part on the whole latent, then the upsampling part per
- * tile with its input kept (vae_decode.c); the larger of the two */
-static vkd_result dry_vae_tiled(const vkd_memplan_in *in, int64_t th, int64_t tw, vkd_graph_plan *out)
-{
-    dry r;
-    vkd_tensor t, mid, img;
-    vkd_result e = dry_begin(in, &r);
-    if (!e) {
-        t = g_new3(&r.g, 1, in->h * in->w, in->cfg->vae.z_channels);
-        if (g_ok(&r.g))
-            vkd_vae_decode_mid_record(&r.g, &in->cfg->vae, &t, in->h, in->w, &mid);
-    }
-    e = e ? e : dry_end(&r);
-    *out = r.p;
-    if (e)
-        return e;
-    int64_t cmid = mid.shape[2];
-    e = dry_begin(in, &r);
-    if (!e) {
-        t = g_new3(&r.g, 1, th * tw, cmid);
-        if (g_ok(&r.g))
-            vkd_vae_decode_up_record(&r.g, &in->cfg->vae, &t, false, th, tw, &img);
-    }
-    e = e ? e : dry_end(&r);
-    if (r.p.peak > out->peak)
-        out->peak = r.p.peak;
-    return e;
-}
-
-static vkd_result dry_vae(const vkd_memplan_in *in, int64_t h, int64_t w, vkd_graph_plan *out)
-{
-    dry r;
-    vkd_result e = dry_begin(in, &r);
-    if (!e) {
-        vkd_tensor z = g_new3(&r.g, 1, h * w, in->cfg->vae.z_channels);
-        vkd_tensor img;
-        if (g_ok(&r.g))
-            vkd_vae_decode_record(&r.g, &in->cfg->vae, &z, h, w, &img);
-    }
-    e = e ? e : dry_end(&r);
-    *out = r.p;
-    return e;
-}
+#include "pipeline/decode_stage.h"
+#include "pipeline/denoise_stage.h"
+#include "pipeline/text_stage.h"
 
 int vkd_tile_starts(int64_t len, int tile, int overlap, int64_t *starts, int max)
 {
@@ -163,15 +51,18 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
     p->budget = in->budget;
     if (!p->budget)
         p->budget = vkd_device_memory_budget(in->d, &p->budget_from_driver);
-    vkd_graph_plan t, u, v;
+    /* the stages' requests, each from a dry run of its recording */
+    vkd_denoise_request u;
+    uint64_t a_vae = 0;
     vkd_result r;
-    if ((r = dry_text(in, &t)) || (r = dry_unet(in, &u)) || (r = dry_vae(in, in->h, in->w, &v)))
+    if ((r = vkd_text_stage_request(in, in->text_chunks > 0 ? in->text_chunks : 1, in->text_skip, &p->w_text,
+                                    &p->a_text)) ||
+        (r = vkd_denoise_stage_request(in, &u)) ||
+        (r = vkd_decode_stage_request(in, in->h, in->w, &p->w_vae, &p->a_vae_whole)))
         return r;
-    p->w_text = t.weight_bytes, p->a_text = t.peak;
-    p->w_unet = u.weight_bytes, p->a_unet = u.peak;
+    p->w_unet = u.weights, p->a_unet = u.activations;
     p->unet_ops = u.ops;
-    p->unet_act_written = u.act_bytes;
-    p->w_vae = v.weight_bytes, p->a_vae_whole = v.peak;
+    p->unet_act_written = u.act_written;
 
     /* 1. whole-image decode, UNet kept; 2. UNet freed before the VAE */
     if (in->tiling != VKD_TILING_ON) {
@@ -190,13 +81,14 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
         if (tile < req && p->stage_unet > p->budget)
             break; /* smaller tiles cannot help when the UNet alone does not fit */
         int64_t th = in->h < tile ? in->h : tile, tw = in->w < tile ? in->w : tile;
-        if ((r = th == in->h && tw == in->w ? dry_vae(in, th, tw, &v) : dry_vae_tiled(in, th, tw, &v)))
+        uint64_t w_vae;
+        if ((r = vkd_decode_stage_request(in, th, tw, &w_vae, &a_vae)))
             return r;
         p->vae_tile = tile;
         p->vae_overlap = tile / 4;
-        stages(p, true, v.peak);
+        stages(p, true, a_vae);
         if (!p->fits)
-            stages(p, false, v.peak);
+            stages(p, false, a_vae);
         if (p->fits || (in->tiling == VKD_TILING_ON && in->tile_px > 0))
             break;
     }

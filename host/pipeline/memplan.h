@@ -1,10 +1,11 @@
 /* The pre-flight memory plan (issue 6): before a generation allocates anything, say
  * what the device will hold at each stage and choose how to fit the budget.
  *
- * Activation figures come from dry runs of the real recordings (models/graph.h:
- * the same model code with shapes only), so they follow the code, not a formula;
- * weight figures are the bytes each stage's dry run reads, from the checkpoint
- * header. Stages and what is resident in each:
+ * Each stage states its request (text_stage.h, denoise_stage.h, decode_stage.h):
+ * activation figures from a dry run of its real recording (models/graph.h: the same
+ * model code with shapes only), so they follow the code, not a formula; weight
+ * figures are the bytes the dry run reads, from the checkpoint header. The plan
+ * composes them. Stages and what is resident in each:
  *
  *   text:  text-encoder weights + its activations (+ the UNet, when kept from the
  *          previous image)
@@ -56,11 +57,10 @@ typedef struct vkd_memplan_in {
     uint64_t budget;       /* 0: from the driver (memory budget extension, else the heap size) */
     int tiling;            /* VKD_TILING_* */
     int tile_px;           /* requested tile edge in image pixels (0: 512) */
+    int text_chunks;       /* chunks the text stage encodes at once (items x chunks; 0: 1) */
+    int text_skip;         /* final text-encoder layers left out */
 } vkd_memplan_in;
 
-/* The text encoder's activation pool for a prompt of n_chunks chunks (only in->d, ws,
- * dt and cfg are read): the pool encode_prompt records into is sized by it. */
-vkd_result vkd_memplan_text_activations(const vkd_memplan_in *in, int n_chunks, int skip, uint64_t *bytes);
 
 /* Dry-run the stages and decide. Fails only on a model the dry run cannot follow;
  * a plan that does not fit is returned with fits = false (the caller refuses). */

@@ -1,43 +1,32 @@
-/* Internal entry points of the txt2img pipeline, below the public API (tests use
- * them to feed the oracle's conditioning and noise). */
+/* txt2img: one image from a prompt, composed of the three stages (pipe.h):
+ *
+ *   tokenize -> plan memory -> text stage -> denoise stage (the sampler's loop)
+ *   -> decode stage -> RGB8
+ *
+ * Below the public API (host/api.c checks the parameters and holds the context). */
 #ifndef VKD_PIPELINE_TXT2IMG_H
 #define VKD_PIPELINE_TXT2IMG_H
 
-#include <stdbool.h>
-#include <stdio.h>
-
+#include "pipeline/pipe.h"
 #include "vkdiff.h"
 
-/* Sample and decode from given conditioning: cond/uncond [L, context_dim] (uncond
- * unused when cfg == 1), noise [4, h, w] NCHW or NULL (then the seed's RNG draws it).
- * latent_out [4, h, w] and image_out [H*W, 3] (channels-last, before clamping) are
- * optional. */
-vkd_result vkd_txt2img_from_context(vkd_ctx *c, vkd_gen_params *p, const float *cond, const float *uncond,
-                                    int64_t L, const float *noise, float *latent_out, float *image_out,
-                                    uint8_t *rgb);
+/* What tests put in and take out beside the image (all optional): the conditioning
+ * instead of the prompts (cond/uncond [ctx_len, C] each; uncond unused when cfg == 1),
+ * the start noise [4, h, w] NCHW instead of the seed's first draw (the generator still
+ * advances past it), the final latent [4, h, w] and the image [H*W, 3] channels-last
+ * before clamping. */
+typedef struct vkd_txt2img_io {
+    const float *cond, *uncond;
+    int64_t ctx_len;
+    const float *noise;
+    float *latent_out;
+    float *image_out;
+} vkd_txt2img_io;
 
-/* vkdiff bench model: text encoder, UNet at batch 1 and 2 (median of `repeat` replays),
- * VAE decode at width x height, with counted GFLOP, achieved GFLOP/s, dispatches, host
- * time per replayed step and peak device memory, as a markdown table on f. Create the
- * context with gpu_timestamps for GPU times. */
-/* only_batch: 0 times the UNet at batch 1 and 2, else at that batch only; with_vae:
- * also time the VAE decode (at full size on a CPU device it takes longer than the rest). */
-vkd_result vkd_bench_model(vkd_ctx *c, int width, int height, int repeat, bool with_vae, int only_batch, FILE *f,
-                           FILE *row);
-/* The header of the one-row-per-run table that vkd_bench_model writes to `row` (when not
- * NULL) and at the end of its report: date, device, driver, precision, size, commit,
- * per-stage ms, the UNet's rate and dispatches, peak device memory. */
-const char *vkd_bench_row_header(void);
+/* p must have passed vkd_gen_params_check. Fills t's per-image fields and p->seed_used. */
+vkd_result vkd_txt2img(vkd_pipe *pipe, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb, vkd_timings *t);
 
-/* vkdiff bench model --plan: the pre-flight memory plan at width x height for UNet
- * batch 1 and 2 under the context's budget, as a markdown table; with `record`, also
- * records (never submits) the UNet at batch 2 for its dispatch count and the bytes its
- * dispatches bind against the floor (this uploads the UNet weights). */
-vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, bool record, FILE *f);
-
-/* Validation-layer errors seen by the context's device so far (tests). */
-uint32_t vkd_ctx_validation_errors(const vkd_ctx *c);
-/* The validation layer's specVersion when it is loaded, else 0 (tests require it) */
-uint32_t vkd_ctx_validation_layer(const vkd_ctx *c);
+/* vkd_generate with test inputs and outputs (host/api.c). */
+vkd_result vkd_generate_io(vkd_ctx *ctx, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb);
 
 #endif

@@ -357,6 +357,8 @@ vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, con
                                 const float *z, int64_t h, int64_t w, int tile, int overlap, uint64_t pool_bytes,
                                 float *img, vkd_vae_decode_stats *st)
 {
+    void (*on_run)(void *, vkd_cmd *) = st->on_run;
+    void *on_run_user = st->on_run_user;
     memset(st, 0, sizeof *st);
     int64_t zc = cfg->z_channels;
     int64_t th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
@@ -378,6 +380,8 @@ vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, con
         st->gpu_ms = vkd_cmd_total_ms(rc.g.c);
         st->flops = vkd_cmd_flops(rc.g.c);
         st->dispatches = vkd_cmd_dispatch_count(rc.g.c);
+        if (on_run)
+            on_run(on_run_user, rc.g.c);
     }
     rec_free(d, &rc);
     return r;

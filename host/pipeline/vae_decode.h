@@ -16,6 +16,7 @@
 
 #include "models/detect.h"
 #include "models/wstore.h"
+#include "vk/cmd.h"
 #include "vk/device.h"
 
 typedef struct vkd_vae_decode_stats {
@@ -23,9 +24,13 @@ typedef struct vkd_vae_decode_stats {
     uint32_t dispatches;   /* per replay */
     double gpu_ms;         /* summed over tiles (0 without timestamps) */
     double flops;          /* summed over tiles */
+    /* in: called with the whole-image decode's command after it ran (the bench's
+     * profile by op); NULL: not */
+    void (*on_run)(void *user, vkd_cmd *cmd);
+    void *on_run_user;
 } vkd_vae_decode_stats;
 
-/* z: [h*w, z_channels] channels-last, already divided by the scale factor.
+/* st: out (its on_run fields in; zero them). z: [h*w, z_channels] channels-last, already divided by the scale factor.
  * img: [8h * 8w, 3] channels-last in [-1, 1] (not clamped), caller-owned.
  * tile: 0 for one piece, else the tile edge in latent pixels; overlap in latent pixels.
  * pool_bytes: the memory plan's activation figure for one piece (0: unknown). */

@@ -381,3 +381,26 @@ vkd_result vkd_binding_window(const vkd_device *d, const vkd_buffer *buf, VkDevi
 }
 
 vkd_device *vkd_cmd_device(vkd_cmd *c) { return c->d; }
+
+vkd_result vkd_cmd_copy(vkd_cmd *c, const vkd_buffer *src, VkDeviceSize src_off, const vkd_buffer *dst,
+                        VkDeviceSize dst_off, VkDeviceSize bytes)
+{
+    if (!c->recording || src_off + bytes > src->size || dst_off + bytes > dst->size)
+        return VKD_ERR_INTERNAL;
+    /* earlier shader writes (of this recording) before the copy, the copy before later reads */
+    VkMemoryBarrier before = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
+    VkBufferCopy region = {.srcOffset = src->offset + src_off, .dstOffset = dst->offset + dst_off, .size = bytes};
+    vkCmdCopyBuffer(c->cb, src->vk, dst->vk, 1, &region);
+    VkMemoryBarrier after = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                             .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                             .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_HOST_READ_BIT};
+    vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &after, 0, NULL, 0,
+                         NULL);
+    c->bytes += 2.0 * (double)bytes;
+    return VKD_OK;
+}

@@ -41,6 +41,10 @@ vkd_result vkd_cmd_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_binding
                             const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz,
                             const char *label);
 vkd_result vkd_cmd_end(vkd_cmd *c);
+/* Record a copy of bytes [src_off, +bytes) of src to dst_off of dst, ordered after the
+ * recording's earlier writes and before its later reads. */
+vkd_result vkd_cmd_copy(vkd_cmd *c, const vkd_buffer *src, VkDeviceSize src_off, const vkd_buffer *dst,
+                        VkDeviceSize dst_off, VkDeviceSize bytes);
 /* Submit the recorded work and wait for it. May be called many times after end. */
 vkd_result vkd_cmd_submit_wait(vkd_cmd *c);
 

@@ -10,8 +10,8 @@
 #include <time.h>
 
 #include "common/clock.h"
-#include "cli/env.h"
 #include "common/pin_libs.h"
+#include "vkdiff_dev.h"
 #include "ops/attention.h"
 #include "ops/conv2d.h"
 #include "ops/groupnorm.h"
@@ -22,9 +22,6 @@
 #include "vk/device.h"
 #include "vk/pipeline.h"
 
-#ifdef VKD_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 
 typedef struct bench_case {
     const char *what;
@@ -170,7 +167,7 @@ done:
 }
 
 /* Median GPU ms of GroupNorm(32 groups) + SiLU over [batch, hw*hw, c] (all its passes); < 0 on failure. */
-static bool print_passes; /* cli/env.h */
+static bool print_passes; /* VKD_BENCH_PASSES (the CLI reads it) */
 
 static double time_groupnorm(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t hw, int64_t ch, int repeat)
 {
@@ -258,44 +255,16 @@ static double time_peak(vkd_device *d, uint32_t mode, int repeat)
     return res;
 }
 
-/* Median wall ms of OpenBLAS sgemm out[M, N] = a[M, K] w[N, K]^T; < 0 without OpenBLAS. */
-static double time_sgemm(int64_t m, int64_t k, int64_t n, int repeat)
-{
-#ifdef VKD_HAVE_OPENBLAS
-    float *a = malloc((size_t)(m * k) * 4), *w = malloc((size_t)(n * k) * 4), *o = malloc((size_t)(m * n) * 4);
-    double *ms = calloc((size_t)repeat, sizeof *ms), res = -1;
-    if (a && w && o && ms) {
-        fill(a, (size_t)(m * k), 2.0f, 1);
-        fill(w, (size_t)(n * k), 0.1f, 2);
-        for (int i = -1; i < repeat; i++) {
-            double t0 = vkd_clock_ms();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, w, (int)k,
-                        0.0f, o, (int)n);
-            if (i >= 0)
-                ms[i] = vkd_clock_ms() - t0;
-        }
-        res = median(ms, repeat);
-    }
-    free(a);
-    free(w);
-    free(o);
-    free(ms);
-    return res;
-#else
-    (void)m, (void)k, (void)n, (void)repeat;
-    return -1;
-#endif
-}
+static vkd_bench_host_sgemm_fn time_sgemm; /* the caller's host reference, or NULL */
 
-int vkd_cli_bench_ops(int argc, char **argv)
+int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
 {
     vkd_device_opts o;
     vkd_device_opts_init(&o);
     o.timestamps = true;
-    vkd_cli_env env;
-    vkd_cli_env_read(&env);
-    o.coopmat = env.coopmat;
-    print_passes = env.bench_passes;
+    o.coopmat = bo->coopmat;
+    print_passes = bo->passes;
+    time_sgemm = bo->host_sgemm_ms;
     int repeat = 0, quick = 0, all = 0;
     int64_t batch = 0;
     const char *filter = NULL;
@@ -370,7 +339,7 @@ int vkd_cli_bench_ops(int argc, char **argv)
            t.bk, t.tm, t.tn);
     /* the ceiling first: every GFLOP/s below reads against it (and OpenBLAS's) */
     double ceil_chain = time_peak(d, 0, repeat), ceil_bcast = time_peak(d, 1, repeat);
-    double ceil_shuffle = time_peak(d, 2, repeat), blas_sq = time_sgemm(1024, 1024, 1024, repeat);
+    double ceil_shuffle = time_peak(d, 2, repeat), blas_sq = time_sgemm ? time_sgemm(1024, 1024, 1024, repeat) : -1;
     if (ceil_chain > 0)
         printf("arithmetic ceiling, fp32 on registers only (shaders/peak.comp): %.1f GFLOP/s in 64 fma chains, "
                "%.1f in the subgroup GEMM's inner step with subgroupShuffle, %.1f with subgroupBroadcast\n",
@@ -413,9 +382,9 @@ int vkd_cli_bench_ops(int argc, char **argv)
         if (bc->conv == 2)
             blas = -1; /* no BLAS counterpart */
         else if (bc->conv) /* the conv's GEMM: [B*HW, 9*Cin] x [Cout, 9*Cin]^T */
-            blas = time_sgemm(batch * bc->hw * bc->hw, 9 * bc->cin, bc->cout, repeat);
+            blas = time_sgemm ? time_sgemm(batch * bc->hw * bc->hw, 9 * bc->cin, bc->cout, repeat) : -1;
         else
-            blas = time_sgemm(batch * bc->m, bc->k, bc->n, repeat);
+            blas = time_sgemm ? time_sgemm(batch * bc->m, bc->k, bc->n, repeat) : -1;
         if (blas > 0)
             printf(" %.1f%s |\n", flop / (blas * 1e6), bc->conv ? " (im2col GEMM)" : "");
         else

@@ -1,0 +1,305 @@
+/* The public API (host/vkdiff.h): the context, parameter checks, and each call's log
+ * sink. A context holds the loaded model and its stages (pipeline/pipe.h); the work
+ * is in pipeline/txt2img.c and the stages. */
+#include "vkdiff.h"
+#include "vkdiff_dev.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "models/check.h"
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "pipeline/bench.h"
+#include "pipeline/decode_stage.h"
+#include "pipeline/denoise_stage.h"
+#include "pipeline/text_stage.h"
+#include "pipeline/txt2img.h"
+#include "sample/rng.h"
+#include "sample/sampler.h"
+#include "vk/pipeline.h"
+
+struct vkd_ctx {
+    vkd_pipe pipe;          /* the model, its device and its stages */
+    vkd_timings timings;    /* of the last image (load_ms: of the context) */
+    bool first_run_noted;
+    /* the caller's log sink, installed on the calling thread for each API call */
+    bool has_log;
+    vkd_log_fn log;
+    void *log_user;
+    vkd_log_level log_level;
+};
+
+void vkd_ctx_params_init(vkd_ctx_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->model_fd = -1;
+    p->device_index = -1;
+    p->log_level = VKD_LOG_WARN;
+}
+
+void vkd_dev_options_init(struct vkd_dev_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->split_k = -1;
+}
+
+void vkd_gen_params_init(vkd_gen_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->negative = "";
+    p->width = p->height = 512;
+    p->steps = 20;
+    p->cfg = 7.0f;
+    p->seed = -1;
+    p->sampler = "euler_a";
+    p->schedule = "discrete";
+    p->rng = "cpu";
+}
+
+size_t vkd_image_bytes(const vkd_gen_params *p) { return (size_t)p->width * (size_t)p->height * 3; }
+vkd_result vkd_gen_params_check(const vkd_gen_params *p)
+{
+    if (!p->prompt) {
+        VKD_ERROR("no prompt");
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->width < 8 || p->height < 8 || p->width % 8 || p->height % 8 || p->width > 8192 || p->height > 8192) {
+        VKD_ERROR("width and height must be multiples of 8 between 8 and 8192 (got %dx%d)", p->width, p->height);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->steps < 1 || p->steps > VKD_MAX_STEPS) {
+        VKD_ERROR("steps must be between 1 and %d (got %d)", VKD_MAX_STEPS, p->steps);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (!(p->cfg >= 0 && p->cfg <= 100)) {
+        VKD_ERROR("cfg must be between 0 and 100");
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->vae_tiling < -1 || p->vae_tiling > 1 || p->vae_tile < 0 || p->vae_tile % 8 || p->vae_tile > 8192 ||
+        (p->vae_tile > 0 && p->vae_tile < 64)) {
+        VKD_ERROR("vae tiling must be -1, 0 or 1 and the tile a multiple of 8 between 64 and 8192 pixels (got %d, %d)",
+                  p->vae_tiling, p->vae_tile);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->clip_skip < 0 || p->clip_skip > 12) {
+        VKD_ERROR("clip skip must be between 0 and 12");
+        return VKD_ERR_INVALID_ARG;
+    }
+    vkd_sampler_kind sk;
+    vkd_schedule sc;
+    vkd_rng_kind rk;
+    vkd_prediction pr;
+    /* each parser names the bad value and the choices itself */
+    if (vkd_sampler_parse(p->sampler, &sk) || vkd_schedule_parse(p->schedule, &sc) || vkd_rng_parse(p->rng, &rk) ||
+        (p->prediction && vkd_prediction_parse(p->prediction, &pr)))
+        return VKD_ERR_INVALID_ARG;
+    return VKD_OK;
+}
+
+/* ---- each call's log sink --------------------------------------------------------- */
+
+typedef struct log_scope {
+    vkd_log_fn fn;
+    void *user;
+    vkd_log_level level;
+} log_scope;
+
+static log_scope log_enter(bool has, vkd_log_fn fn, void *user, vkd_log_level level)
+{
+    log_scope s;
+    vkd_log_get(&s.fn, &s.user, &s.level);
+    if (has)
+        vkd_log_set(fn, user, level);
+    return s;
+}
+
+static log_scope ctx_log_enter(const vkd_ctx *c) { return log_enter(c->has_log, c->log, c->log_user, c->log_level); }
+static void log_leave(log_scope s) { vkd_log_set(s.fn, s.user, s.level); }
+
+/* ---- the context ------------------------------------------------------------------- */
+
+void vkd_ctx_free(vkd_ctx *c)
+{
+    if (!c)
+        return;
+    vkd_pipe *p = &c->pipe;
+    vkd_text_stage_destroy(p->text);
+    vkd_denoise_stage_destroy(p->denoise);
+    vkd_decode_stage_destroy(p->decode);
+    vkd_wstore_destroy(p->ws);
+    vkd_tokenizer_destroy(p->tok);
+    vkd_weights_close(p->w);
+    vkd_device_destroy(p->d);
+    free(c);
+}
+
+static vkd_result load_tokenizer(vkd_pipe *p, const vkd_ctx_params *cp)
+{
+    if (cp->tokenizer_bpe)
+        return vkd_tokenizer_load_bpe_text(cp->tokenizer_bpe, cp->tokenizer_bpe_len, &p->tok);
+    const char *path = cp->tokenizer_path;
+    if (!path)
+        path = vkd_weights_tokenizer_dir(p->w, 0);
+    if (!path) {
+        VKD_ERROR("no tokenizer: pass --tokenizer PATH (OpenAI's bpe_simple_vocab_16e6.txt.gz, or a folder "
+                  "with vocab.json and merges.txt)");
+        return VKD_ERR_INVALID_ARG;
+    }
+    return vkd_tokenizer_load(path, &p->tok);
+}
+
+static vkd_result open_model(vkd_pipe *p, const vkd_ctx_params *cp, const char *label)
+{
+    vkd_result r;
+    char why[512] = "";
+    if (cp->model_path)
+        r = vkd_weights_open(cp->model_path, cp->vae_path, &p->w);
+    else
+        r = vkd_weights_open_fd(cp->model_fd, cp->model_fd_offset, cp->model_fd_length, label, &p->w);
+    if (r)
+        return r;
+    if ((r = vkd_model_detect(p->w, &p->cfg, why, sizeof why))) {
+        VKD_ERROR("%s: not a supported model: %s", label, why);
+        return r;
+    }
+    if (p->cfg.family != VKD_FAMILY_SD1 && p->cfg.family != VKD_FAMILY_SD2) {
+        VKD_ERROR("%s: %s models are not supported yet (SD1.x and SD2.x are)", label, vkd_family_name(p->cfg.family));
+        return VKD_ERR_UNSUPPORTED;
+    }
+    /* every tensor the model reads, its shape and dtype, before any GPU work (the
+     * values' NaN/Inf scan is `vkdiff info`'s: the stages' outputs are checked) */
+    vkd_weight_check chk = {.limit = 20};
+    if ((r = vkd_model_check_weights(p->w, &p->cfg, &chk)))
+        VKD_ERROR("%s: %zu tensor%s missing, %zu of another shape, %zu not floats (above; vkdiff info lists all "
+                  "with -v)",
+                  label, chk.missing, chk.missing == 1 ? "" : "s", chk.wrong_shape, chk.wrong_dtype);
+    return r;
+}
+
+static vkd_result open_device(vkd_pipe *p, const vkd_ctx_params *cp)
+{
+    vkd_device_opts o;
+    vkd_device_opts_init(&o);
+    o.device_index = cp->device_index;
+    o.validation = cp->validation;
+    o.force_fp32 = cp->precision == VKD_PRECISION_FP32;
+    o.cache_dir = cp->cache_dir;
+    o.coopmat = cp->coopmat;
+    o.timestamps = cp->gpu_timestamps;
+    if (cp->dev) { /* TODO(manifest merge): device options instead of these process-wide setters */
+        if (cp->dev->split_k >= 0)
+            vkd_gemm_set_split_k(cp->dev->split_k);
+        if (cp->dev->attention_flash)
+            vkd_attention_set_auto(VKD_ATTENTION_FLASH);
+    }
+    vkd_result r = vkd_device_create(&o, &p->d);
+    if (r)
+        return r;
+    if (cp->precision == VKD_PRECISION_FP16 && !p->d->use_f16)
+        VKD_WARN("this device has no 16-bit storage: running in fp32");
+    p->dt = p->d->use_f16 ? VKD_F16 : VKD_F32;
+    /* weights are allocated in blocks of an eighth of the budget, 16..256 MiB */
+    bool drv;
+    uint64_t budget = p->memory_budget ? p->memory_budget : vkd_device_memory_budget(p->d, &drv);
+    uint64_t blk = budget / 8;
+    vkd_memory_set_block_size(p->d, blk < (16u << 20) ? (16u << 20) : blk > (256u << 20) ? (256u << 20) : blk);
+    return VKD_OK;
+}
+
+static vkd_result ctx_create(const vkd_ctx_params *cp, vkd_ctx **out)
+{
+    *out = NULL;
+    if (!cp->model_path && cp->model_fd < 0) {
+        VKD_ERROR("no model given");
+        return VKD_ERR_INVALID_ARG;
+    }
+    const char *label = cp->model_path ? cp->model_path : "(model descriptor)";
+    double t0 = vkd_now_ms();
+    vkd_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_pipe *p = &c->pipe;
+    p->memory_budget = (uint64_t)cp->memory_budget_mb << 20;
+    vkd_result r;
+    if ((r = open_model(p, cp, label)) || (r = load_tokenizer(p, cp)) || (r = open_device(p, cp)) ||
+        (r = vkd_wstore_create(p->d, p->w, p->dt, &p->ws)) || (r = vkd_text_stage_create(p, &p->text)) ||
+        (r = vkd_denoise_stage_create(p, &p->denoise)) || (r = vkd_decode_stage_create(p, &p->decode))) {
+        vkd_ctx_free(c);
+        return r;
+    }
+    vkd_noise_table_init(&p->table);
+    c->timings.load_ms = vkd_now_ms() - t0;
+    *out = c;
+    return VKD_OK;
+}
+
+vkd_result vkd_ctx_create(const vkd_ctx_params *p, vkd_ctx **out)
+{
+    log_scope s = log_enter(p->log != NULL, p->log, p->log_user, p->log_level);
+    vkd_result r = ctx_create(p, out);
+    if (!r && p->log) {
+        (*out)->has_log = true;
+        (*out)->log = p->log, (*out)->log_user = p->log_user, (*out)->log_level = p->log_level;
+    }
+    log_leave(s);
+    return r;
+}
+
+uint32_t vkd_ctx_validation_errors(const vkd_ctx *c) { return c && c->pipe.d ? c->pipe.d->validation_errors : 0; }
+uint32_t vkd_ctx_validation_layer(const vkd_ctx *c) { return c && c->pipe.d ? c->pipe.d->validation_layer : 0; }
+const char *vkd_ctx_family(const vkd_ctx *c) { return vkd_family_name(c->pipe.cfg.family); }
+void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
+
+/* ---- generation --------------------------------------------------------------------- */
+
+/* An on-disk cache folder with nothing in it yet: on a CPU device the first image waits
+ * for LLVM (BENCHMARKS.md, "Cold start"); said once per context. */
+static void note_first_run(vkd_ctx *c)
+{
+    if (c->first_run_noted)
+        return;
+    vkd_pipeline_stats ps;
+    vkd_pipeline_stats_get(c->pipe.d, &ps);
+    if (c->pipe.d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && c->pipe.d->cache_path[0] && !ps.cache_bytes_loaded)
+        VKD_WARN("first run on this CPU device: each kernel is compiled at its first use (a minute or two for a "
+                 "model); Mesa's shader cache keeps them for the next runs");
+    c->first_run_noted = true;
+}
+
+vkd_result vkd_generate_io(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb)
+{
+    log_scope s = ctx_log_enter(c);
+    vkd_result r = vkd_gen_params_check(p);
+    if (!r) {
+        double t0 = vkd_now_ms(), load_ms = c->timings.load_ms; /* the context's, kept */
+        memset(&c->timings, 0, sizeof c->timings);
+        c->timings.load_ms = load_ms;
+        note_first_run(c);
+        r = vkd_txt2img(&c->pipe, p, io, rgb, &c->timings);
+        c->timings.total_ms = vkd_now_ms() - t0;
+    }
+    log_leave(s);
+    return r;
+}
+
+vkd_result vkd_generate(vkd_ctx *c, vkd_gen_params *p, uint8_t *rgb) { return vkd_generate_io(c, p, NULL, rgb); }
+
+/* ---- developer entry points (vkdiff_dev.h) ------------------------------------------- */
+
+vkd_result vkd_bench_model(vkd_ctx *c, const vkd_bench_model_opts *o, FILE *f, FILE *row)
+{
+    log_scope s = ctx_log_enter(c);
+    vkd_result r = vkd_pipe_bench_model(&c->pipe, o, f, row);
+    log_leave(s);
+    return r;
+}
+
+vkd_result vkd_plan_report(vkd_ctx *c, int width, int height, int tiling, bool record, FILE *f)
+{
+    log_scope s = ctx_log_enter(c);
+    vkd_result r = vkd_pipe_plan_report(&c->pipe, width, height, tiling, record, f);
+    log_leave(s);
+    return r;
+}
