@@ -251,6 +251,7 @@ uint32_t vkd_ctx_validation_errors(const vkd_ctx *c) { return c && c->pipe.d ? c
 uint32_t vkd_ctx_validation_layer(const vkd_ctx *c) { return c && c->pipe.d ? c->pipe.d->validation_layer : 0; }
 const char *vkd_ctx_family(const vkd_ctx *c) { return vkd_family_name(c->pipe.cfg.family); }
 void vkd_last_timings(const vkd_ctx *c, vkd_timings *t) { *t = c->timings; }
+vkd_pipe *vkd_ctx_pipe(vkd_ctx *c) { return &c->pipe; }
 
 /* ---- generation --------------------------------------------------------------------- */
 

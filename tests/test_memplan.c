@@ -1,7 +1,7 @@
 /* The pre-flight memory plan and the tiled VAE decode (issue 6).
  *
  * 1. The dry run's activation figure equals, byte for byte, the peak the real
- *    recording reaches in its pool (UNet at batch 1 and 2, VAE decoder), and its
+ *    recording reaches in its pool (the denoise stage at batch 1 and 2, VAE decoder), and its
  *    weight figure the bytes the real recording uploads: the plan follows the code.
  * 2. Tile placement covers every latent pixel, the last tile flush with the edge.
  * 3. Through the public API with the shipped model: a decode in one tile equals the
@@ -21,35 +21,29 @@
 #include "models/vae.h"
 #include "models/wstore.h"
 #include "ops/groupnorm.h"
+#include "pipeline/denoise_stage.h"
 #include "pipeline/memplan.h"
 #include "vk/memory.h"
 #include "vkdiff.h"
 
 /* ---- 1: plan vs real recording ---------------------------------------------------- */
 
+/* the denoise stage's recording, as a generation makes it (inputs, conversions, UNet) */
 static uint64_t real_unet_pool(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_model_config *cfg, int64_t b,
                                int64_t h, int64_t w, uint64_t *weights)
 {
-    vkd_graph g = {.d = d, .ws = ws, .dt = dt};
-    vkd_pool_create(d, &g.pool);
-    vkd_cmd_create(d, &g.c);
-    vkd_cmd_begin(g.c);
-    const vkd_unet_config *u = &cfg->unet;
-    int64_t ts[1] = {b};
-    uint64_t w0 = vkd_wstore_device_bytes(ws);
-    vkd_tensor x = g_new3(&g, b, h * w, u->in_channels);
-    vkd_tensor t = g_new_f32(&g, 1, ts);
-    vkd_tensor ctx = g_new3(&g, b, 77, u->context_dim);
-    vkd_tensor out;
-    vkd_unet_record(&g, u, &x, h, w, &t, &ctx, &out);
-    vkd_cmd_end(g.c);
-    TEST_CHECK(g.err == VKD_OK, "real UNet recording: %s", vkd_result_str(g.err));
+    vkd_pipe p = {.d = d, .ws = ws, .dt = dt, .cfg = *cfg};
+    vkd_denoise_stage *s = NULL;
+    uint64_t w0 = vkd_wstore_device_bytes(ws), peak = 0;
+    vkd_result r = vkd_denoise_stage_create(&p, &s);
+    if (!r)
+        r = vkd_denoise_stage_prepare(s, b, h, w, 77, 0);
+    TEST_CHECK(r == VKD_OK, "real UNet recording: %s", vkd_result_str(r));
     *weights = vkd_wstore_device_bytes(ws) - w0;
-    vkd_memory_stats st;
-    vkd_pool_stats_get(g.pool, &st);
-    vkd_cmd_destroy(g.c);
-    vkd_pool_destroy(d, g.pool);
-    return st.peak_allocated;
+    if (!r)
+        peak = vkd_denoise_stage_pool_peak(s);
+    vkd_denoise_stage_destroy(s);
+    return peak;
 }
 
 static uint64_t real_vae_pool(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_model_config *cfg, int64_t h,

@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "png_write.h"
+#include "cli/png_write.h"
 
 #include "cli/interrupt.h"
 

@@ -167,9 +167,10 @@ done:
 }
 
 /* Median GPU ms of GroupNorm(32 groups) + SiLU over [batch, hw*hw, c] (all its passes); < 0 on failure. */
-static bool print_passes; /* VKD_BENCH_PASSES (the CLI reads it) */
 
-static double time_groupnorm(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t hw, int64_t ch, int repeat)
+/* passes: print each pass's time too (VKD_BENCH_PASSES, read by the CLI) */
+static double time_groupnorm(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t hw, int64_t ch, int repeat,
+                             bool print_passes)
 {
     vkd_tensor x = {0}, g = {0}, b = {0}, s = {0}, o = {0};
     vkd_cmd *c = NULL;
@@ -255,16 +256,13 @@ static double time_peak(vkd_device *d, uint32_t mode, int repeat)
     return res;
 }
 
-static vkd_bench_host_sgemm_fn time_sgemm; /* the caller's host reference, or NULL */
-
 int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
 {
     vkd_device_opts o;
     vkd_device_opts_init(&o);
     o.timestamps = true;
     o.coopmat = bo->coopmat;
-    print_passes = bo->passes;
-    time_sgemm = bo->host_sgemm_ms;
+    vkd_bench_host_sgemm_fn time_sgemm = bo->host_sgemm_ms; /* the caller's host reference, or NULL */
     int repeat = 0, quick = 0, all = 0;
     int64_t batch = 0;
     const char *filter = NULL;
@@ -407,7 +405,8 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
         printf("| %s | [%lld, %lldx%lld, %lld] | %.1f (fp16) |", norms[i].what, (long long)batch, (long long)norms[i].hw,
                (long long)norms[i].hw, (long long)norms[i].c, 3 * elems * 2 / 1e6);
         for (int j = 0; j < 2; j++) {
-            double ms = j >= ndt ? -1 : time_groupnorm(d, dts[j], batch, norms[i].hw, norms[i].c, repeat);
+            double ms = j >= ndt ? -1 : time_groupnorm(d, dts[j], batch, norms[i].hw, norms[i].c, repeat,
+                                                                bo->passes);
             double bytes = 3 * elems * (dts[j] == VKD_F16 ? 2 : 4);
             if (ms > 0)
                 printf(" %.2f | %.1f |", ms, bytes / (ms * 1e6));

@@ -63,6 +63,15 @@ void vkd_denoise_stage_destroy(vkd_denoise_stage *s)
 
 vkd_cmd *vkd_denoise_stage_cmd(const vkd_denoise_stage *s) { return s->cmd; }
 
+uint64_t vkd_denoise_stage_pool_peak(const vkd_denoise_stage *s)
+{
+    vkd_memory_stats st;
+    memset(&st, 0, sizeof st);
+    if (s->pool)
+        vkd_pool_stats_get(s->pool, &st);
+    return st.peak_allocated;
+}
+
 /* The evaluation: inputs, conversions and the UNet (g->plan: a dry run). */
 static void record_eval(vkd_graph *g, const vkd_unet_config *u, int64_t batch, int64_t h, int64_t w,
                         int64_t ctx_len, vkd_denoise_stage *s)

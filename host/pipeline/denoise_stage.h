@@ -36,6 +36,8 @@ vkd_result vkd_denoise_stage_set_context(vkd_denoise_stage *s, const vkd_tensor 
 vkd_result vkd_denoise_stage_eval(vkd_denoise_stage *s, const float *x, float t, float c_in, float cfg, float *eps);
 /* The recording (bench and plan report: its timings, dispatches, bytes bound). */
 vkd_cmd *vkd_denoise_stage_cmd(const vkd_denoise_stage *s);
+/* The most the recording's pool held (bytes): the plan's activation figure, tested. */
+uint64_t vkd_denoise_stage_pool_peak(const vkd_denoise_stage *s);
 /* Free the recording (its pool), keeping the weights. */
 void vkd_denoise_stage_forget(vkd_denoise_stage *s);
 /* Free the recording and the UNet's weights (uploaded again by the next prepare). */

@@ -26,6 +26,9 @@ typedef struct vkd_txt2img_io {
 /* p must have passed vkd_gen_params_check. Fills t's per-image fields and p->seed_used. */
 vkd_result vkd_txt2img(vkd_pipe *pipe, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb, vkd_timings *t);
 
+/* The context's model and stages (tests drive the stages directly). */
+vkd_pipe *vkd_ctx_pipe(vkd_ctx *ctx);
+
 /* vkd_generate with test inputs and outputs (host/api.c). */
 vkd_result vkd_generate_io(vkd_ctx *ctx, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb);
 
