@@ -34,7 +34,7 @@ static void quiet(vkd_log_level level, const char *msg, void *user) { (void)leve
         }                                                                           \
     } while (0)
 
-/* GPT-2/CLIP bytes_to_unicode (tokenizer.c): printable bytes stand for themselves, the
+/* GPT-2/CLIP bytes_to_unicode (text/bpe_vocab.c): printable bytes stand for themselves, the
  * others for 256 + n. */
 static uint32_t byte_cp(int b)
 {

@@ -298,6 +298,100 @@ double test_expect_close(vkd_device *d, const vkd_tensor *t, const double *ref, 
     return e;
 }
 
+double test_tol_for(test_tol tol, vkd_dtype dt) { return dt == VKD_F16 ? tol.f16 : tol.f32; }
+
+vkd_result test_submit(vkd_device *d, test_record_fn rec, void *ctx, unsigned *dispatches, vkd_cmd **keep)
+{
+    vkd_cmd *c = NULL;
+    vkd_result r = vkd_cmd_create(d, &c);
+    if (!r)
+        r = vkd_cmd_begin(c);
+    if (!r)
+        r = rec(c, ctx);
+    if (dispatches)
+        *dispatches = c ? vkd_cmd_dispatch_count(c) : 0;
+    if (!r)
+        r = vkd_cmd_end(c);
+    if (!r)
+        r = vkd_cmd_submit_wait(c);
+    if (keep)
+        *keep = c;
+    else
+        vkd_cmd_destroy(c);
+    return r;
+}
+
+vkd_result test_op_run(vkd_device *d, test_op *op)
+{
+    op->dispatches = 0;
+    op->cmd = NULL;
+    vkd_result r = test_submit(d, op->record, op->ctx, &op->dispatches, op->keep_cmd ? &op->cmd : NULL);
+    if (r == VKD_ERR_UNSUPPORTED && op->skip_unsupported)
+        return r;
+    TEST_CHECK(r == VKD_OK, "%s: %s", op->what, vkd_result_str(r));
+    char what[256];
+    snprintf(what, sizeof what, "%s (%u dispatches)", op->what, op->dispatches);
+    test_expect_close(d, op->out, op->ref, test_tol_for(op->tol, op->out->dtype), what);
+    return r;
+}
+
+vkd_cmd *test_cmd_open(vkd_device *d)
+{
+    vkd_cmd *c = NULL;
+    vkd_result r = vkd_cmd_create(d, &c);
+    if (!r)
+        r = vkd_cmd_begin(c);
+    TEST_CHECK(r == VKD_OK, "cmd: %s", vkd_result_str(r));
+    return c;
+}
+
+void test_cmd_close(vkd_cmd *c)
+{
+    if (c)
+        vkd_cmd_end(c);
+    vkd_cmd_destroy(c);
+}
+
+void test_each_dtype(vkd_device *d, const void *cases, size_t n, size_t size, test_case_fn run, test_rng *rng)
+{
+    vkd_dtype dts[2];
+    int ndt = test_dtypes(d, dts);
+    for (int i = 0; i < ndt; i++)
+        for (size_t k = 0; k < n; k++)
+            run(d, dts[i], (const char *)cases + k * size, rng);
+}
+
+void *test_alloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "FAIL: out of host memory (%zu bytes for test data)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+float *test_randn(test_rng *r, vkd_dtype dt, size_t n, double scale)
+{
+    float *x = test_alloc(n * sizeof *x);
+    test_fill_normal(r, x, n, scale);
+    test_round_to(dt, x, n);
+    return x;
+}
+
+void test_free_n(void *const *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(p[i]);
+}
+
+void test_destroy_n(vkd_device *d, vkd_tensor *const *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i])
+            vkd_tensor_destroy(d, t[i]);
+}
+
 void test_ctx_validation_loaded(const struct vkd_ctx *ctx, int asked)
 {
     if (asked && ctx && getenv("VKD_REQUIRE_VALIDATION"))

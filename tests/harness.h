@@ -57,6 +57,9 @@ int test_finish(void);
  * test_device_open: a device with the Khronos validation layer on (any validation
  * error fails the test at test_device_close). max_binding > 0 lowers
  * maxStorageBufferRange to exercise the split paths with small tensors. */
+#include <stdbool.h>
+
+#include "vk/cmd.h"
 #include "vk/device.h"
 #include "ops/tensor.h"
 vkd_device *test_device_open(uint64_t max_binding);
@@ -94,6 +97,63 @@ vkd_tensor test_tensor_poisoned(vkd_device *d, vkd_dtype dt, int ndim, const int
 /* Compare a device tensor against a double reference; prints nmse and the first
  * mismatch; counts one check. Returns the nmse. */
 double test_expect_close(vkd_device *d, const vkd_tensor *t, const double *ref, double max_nmse, const char *what);
+
+/* ---- an op against its double reference: the op tests' one sequence ------------------
+ * A test states a claim as a test_op: what it checks (printed, with the dispatch count
+ * appended), how to record the op, the output tensor, the double reference and the
+ * largest nmse allowed for each storage precision; test_op_run does the rest:
+ * command buffer create / begin / record / end / submit / wait, download, compare. */
+typedef vkd_result (*test_record_fn)(vkd_cmd *c, void *ctx);
+
+/* The largest nmse a comparison allows, by the output's storage precision. */
+typedef struct test_tol {
+    double f32, f16;
+} test_tol;
+double test_tol_for(test_tol tol, vkd_dtype dt);
+
+typedef struct test_op {
+    const char *what;        /* the claim: op, dtype, shape; " (N dispatches)" is appended */
+    test_record_fn record;   /* records the op into c (already begun) */
+    void *ctx;
+    const vkd_tensor *out;   /* compared against ref (numel(out) values) within tol[out->dtype] */
+    const double *ref;
+    test_tol tol;
+    bool skip_unsupported;   /* record's VKD_ERR_UNSUPPORTED is returned unchecked (a forced kernel that does not apply) */
+    bool keep_cmd;           /* leave the command buffer in cmd, to submit again; the caller destroys it */
+    unsigned dispatches;     /* out: dispatches recorded */
+    vkd_cmd *cmd;            /* out, with keep_cmd */
+} test_op;
+
+/* Runs op as above; counts one check for the run (its vkd_result) and one for the
+ * comparison. Returns the run's result. */
+vkd_result test_op_run(vkd_device *d, test_op *op);
+/* The part of test_op_run before the comparison: a command buffer with rec(c, ctx)
+ * recorded, submitted and waited for; counts no check. *dispatches (if not NULL) gets
+ * the dispatch count; *keep (if not NULL) the command buffer, else it is destroyed. */
+vkd_result test_submit(vkd_device *d, test_record_fn rec, void *ctx, unsigned *dispatches, vkd_cmd **keep);
+/* For the checks that an op refuses bad arguments: a begun command buffer (counts one
+ * check that it could be made), and its end and destruction. */
+vkd_cmd *test_cmd_open(vkd_device *d);
+void test_cmd_close(vkd_cmd *c);
+
+/* run(d, dt, &cases[k], rng) for each dtype of test_dtypes(d) (the outer loop) and each
+ * of a case table's entries: TEST_EACH_DTYPE(d, cases, run_case, &rng). */
+typedef void (*test_case_fn)(vkd_device *d, vkd_dtype dt, const void *c, test_rng *rng);
+void test_each_dtype(vkd_device *d, const void *cases, size_t n, size_t size, test_case_fn run, test_rng *rng);
+#define TEST_EACH_DTYPE(d, cases, run, rng) \
+    test_each_dtype((d), (cases), sizeof(cases) / sizeof((cases)[0]), sizeof((cases)[0]), (run), (rng))
+
+/* A new host array of n values N(0, scale^2), rounded to dt (test_round_to): the
+ * inputs as the device will see them. Exits if out of memory. */
+float *test_randn(test_rng *r, vkd_dtype dt, size_t n, double scale);
+/* malloc that exits when out of memory (test inputs and references). */
+void *test_alloc(size_t bytes);
+/* Frees each host pointer / destroys each tensor (NULL and zeroed tensors are fine). */
+#define TEST_FREE(...) test_free_n((void *[]){__VA_ARGS__}, sizeof((void *[]){__VA_ARGS__}) / sizeof(void *))
+#define TEST_DESTROY(d, ...)                                                                           \
+    test_destroy_n((d), (vkd_tensor *[]){__VA_ARGS__}, sizeof((vkd_tensor *[]){__VA_ARGS__}) / sizeof(vkd_tensor *))
+void test_free_n(void *const *p, size_t n);
+void test_destroy_n(vkd_device *d, vkd_tensor *const *t, size_t n);
 
 /* ---- the same output over differently poisoned memory (issue 18 item 8) -------
  * test_device_open_poisoned: test_device_open with vkd_device_opts.poison on: every

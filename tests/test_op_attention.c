@@ -66,11 +66,7 @@ static void reference(const acase *tc, view q, view k, view v, double scale, dou
 
 static float *random_rows(test_rng *rng, vkd_dtype dt, int64_t rows, int64_t cols)
 {
-    size_t n = (size_t)(rows * cols);
-    float *x = malloc(n * sizeof *x);
-    test_fill_normal(rng, x, n, 1.0);
-    test_round_to(dt, x, n);
-    return x;
+    return test_randn(rng, dt, (size_t)(rows * cols), 1.0);
 }
 
 /* Cases the subgroup kernel ran (on a CPU device with 8-lane subgroups it must run
@@ -79,6 +75,24 @@ static int subgroup_runs, subgroup_sd_runs;
 
 /* Returns false when the forced kernel does not apply (VKD_ERR_UNSUPPORTED). */
 static int coopmat_runs; /* cases the cooperative-matrix kernel ran */
+
+/* fp32: only the summation order and the shader's exp differ from double (~1e-13);
+ * fp16: inputs are the same rounded values, the output is rounded once (~1e-7); the
+ * cooperative-matrix kernel also rounds the probabilities to fp16 before P V (each
+ * weight's relative error <= 2^-11, normalised by their rounded sum: ~1e-7 more). */
+static const test_tol tol = {.f32 = 1e-11, .f16 = 1e-6};
+
+typedef struct att_job {
+    vkd_attention_params p;
+    const vkd_tensor *q, *k, *v;
+    vkd_tensor out;
+} att_job;
+
+static vkd_result record(vkd_cmd *c, void *ctx)
+{
+    att_job *j = ctx;
+    return vkd_op_attention(c, j->q, j->k, j->v, &j->out, &j->p);
+}
 
 static bool run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng, vkd_attention_kernel kernel)
 {
@@ -140,11 +154,11 @@ static bool run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng
     int64_t ow = hd + 2 * tc->out_pad;
     int64_t so[3] = {n, lq, ow};
     size_t on = (size_t)(n * lq * ow);
-    double *ref = malloc(on * sizeof *ref);
+    double *ref = test_alloc(on * sizeof *ref);
     vkd_tensor to;
     if (tc->out_pad) {
         /* pads hold 7, the written columns NaN: both a stray and a missing write fail */
-        float *init = malloc(on * sizeof *init);
+        float *init = test_alloc(on * sizeof *init);
         for (size_t i = 0; i < on; i++) {
             int64_t col = (int64_t)(i % (size_t)ow);
             bool pad = col < tc->out_pad || col >= tc->out_pad + hd;
@@ -160,44 +174,28 @@ static bool run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng
     double scale = tc->scale != 0.0f ? (double)tc->scale : 1.0 / sqrt((double)tc->dim);
     reference(tc, vq, vk, vv, scale, ref, ow, tc->out_pad);
 
-    vkd_cmd *c = NULL;
-    vkd_result r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    if (!r) r = vkd_op_attention(c, &tq, pk, pv, &to, &p);
-    bool applies = !((kernel == VKD_ATTENTION_SUBGROUP || kernel == VKD_ATTENTION_COOPMAT) && r == VKD_ERR_UNSUPPORTED);
+    const char *forced = kernel == VKD_ATTENTION_SUBGROUP ? " subgroup" : kernel == VKD_ATTENTION_COOPMAT ? " coopmat" : "";
+    char what[160];
+    snprintf(what, sizeof what, "attention_%s%s %s N%lld Lq%lld Lk%lld H%lld D%lld%s", vkd_dtype_suffix(dt), forced,
+             tc->name, (long long)n, (long long)lq, (long long)lk, (long long)tc->heads, (long long)tc->dim,
+             tc->causal ? " causal" : "");
+    att_job j = {p, &tq, pk, pv, to};
+    /* a forced kernel that does not apply (VKD_ERR_UNSUPPORTED) is no failure */
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol,
+                  .skip_unsupported = kernel == VKD_ATTENTION_SUBGROUP || kernel == VKD_ATTENTION_COOPMAT};
+    bool applies = test_op_run(d, &op) != VKD_ERR_UNSUPPORTED || !op.skip_unsupported;
     if (!applies) {
         printf("  (%s kernel does not apply: %s %s)\n", kernel == VKD_ATTENTION_SUBGROUP ? "subgroup" : "cooperative-matrix",
                vkd_dtype_suffix(dt), tc->name);
-        goto done;
+    } else {
+        coopmat_runs += kernel == VKD_ATTENTION_COOPMAT;
+        if (kernel == VKD_ATTENTION_SUBGROUP) {
+            subgroup_runs++;
+            subgroup_sd_runs += strncmp(tc->name, "sd1_", 4) == 0 || strcmp(tc->name, "long_keys") == 0;
+        }
     }
-    if (!r) r = vkd_cmd_end(c);
-    if (!r) r = vkd_cmd_submit_wait(c);
-    TEST_CHECK(r == VKD_OK, "%s: %s", tc->name, vkd_result_str(r));
-    coopmat_runs += kernel == VKD_ATTENTION_COOPMAT;
-    if (kernel == VKD_ATTENTION_SUBGROUP) {
-        subgroup_runs++;
-        subgroup_sd_runs += strncmp(tc->name, "sd1_", 4) == 0 || strcmp(tc->name, "long_keys") == 0;
-    }
-    char what[160];
-    snprintf(what, sizeof what, "attention_%s%s %s N%lld Lq%lld Lk%lld H%lld D%lld%s (%u dispatches)",
-             vkd_dtype_suffix(dt),
-             kernel == VKD_ATTENTION_SUBGROUP ? " subgroup" : kernel == VKD_ATTENTION_COOPMAT ? " coopmat" : "", tc->name, (long long)n, (long long)lq, (long long)lk, (long long)tc->heads,
-             (long long)tc->dim, tc->causal ? " causal" : "", c ? vkd_cmd_dispatch_count(c) : 0);
-    /* fp32: only the summation order and the shader's exp differ from double (~1e-13);
-     * fp16: inputs are the same rounded values, the output is rounded once (~1e-7); the
-     * cooperative-matrix kernel also rounds the probabilities to fp16 before P V (each
-     * weight's relative error <= 2^-11, normalised by their rounded sum: ~1e-7 more). */
-    test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
-done:
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &tq);
-    vkd_tensor_destroy(d, &tk);
-    vkd_tensor_destroy(d, &tv);
-    vkd_tensor_destroy(d, &to);
-    free(hq);
-    free(hk);
-    free(hv);
-    free(ref);
+    TEST_DESTROY(d, &tq, &tk, &tv, &j.out);
+    TEST_FREE(hq, hk, hv, ref);
     return applies;
 }
 
@@ -208,10 +206,7 @@ static void test_attention_rejects_bad_shapes(vkd_device *d)
     vkd_tensor a = test_tensor_from(d, VKD_F32, 3, s, NULL);
     vkd_tensor w = test_tensor_from(d, VKD_F32, 3, s_wide, NULL);
     vkd_tensor b2 = test_tensor_from(d, VKD_F32, 3, s_n2, NULL);
-    vkd_cmd *c = NULL;
-    vkd_result r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    TEST_CHECK(r == VKD_OK, "cmd: %s", vkd_result_str(r));
+    vkd_cmd *c = test_cmd_open(d);
     vkd_attention_params p;
     vkd_attention_params_init(&p);
     p.heads = 2;
@@ -226,10 +221,8 @@ static void test_attention_rejects_bad_shapes(vkd_device *d)
     p.heads = 3; /* 64 is not a multiple of 3 heads of 22 */
     p.head_dim = 22;
     TEST_CHECK(vkd_op_attention(c, &a, &a, &a, &a, &p) == VKD_ERR_SHAPE, "66 columns in a 64-wide row accepted");
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &a);
-    vkd_tensor_destroy(d, &w);
-    vkd_tensor_destroy(d, &b2);
+    test_cmd_close(c);
+    TEST_DESTROY(d, &a, &w, &b2);
 }
 
 /* K/V of one batch item larger than a binding window: a clear error, not a crash. */
@@ -238,16 +231,13 @@ static void test_attention_refuses_kv_over_one_window(vkd_device *d)
     int64_t sq[3] = {1, 4, 64}, skv[3] = {1, 1000, 64}; /* 256 KB of f32 keys */
     vkd_tensor q = test_tensor_from(d, VKD_F32, 3, sq, NULL);
     vkd_tensor kv = test_tensor_from(d, VKD_F32, 3, skv, NULL);
-    vkd_cmd *c = NULL;
-    vkd_result r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
+    vkd_cmd *c = test_cmd_open(d);
     vkd_attention_params p;
     vkd_attention_params_init(&p);
-    if (!r) r = vkd_op_attention(c, &q, &kv, &kv, &q, &p);
+    vkd_result r = vkd_op_attention(c, &q, &kv, &kv, &q, &p);
     TEST_CHECK(r == VKD_ERR_TOO_LARGE, "k over one window: want VKD_ERR_TOO_LARGE, got %s", vkd_result_str(r));
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &q);
-    vkd_tensor_destroy(d, &kv);
+    test_cmd_close(c);
+    TEST_DESTROY(d, &q, &kv);
 }
 
 static const acase cases[] = {

@@ -21,8 +21,26 @@ typedef struct conv_case {
     int flags;
 } conv_case;
 
-static unsigned run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rng)
+/* fp32: accumulation order only; fp16: one output rounding */
+static const test_tol tol = {.f32 = 1e-11, .f16 = 1e-6};
+
+typedef struct conv_job {
+    const conv_case *cc;
+    vkd_conv2d_params p;
+    vkd_tensor x, w, b, res, scratch, out;
+} conv_job;
+
+static vkd_result record(vkd_cmd *c, void *ctx)
 {
+    conv_job *j = ctx;
+    return vkd_op_conv2d(c, &j->x, j->cc->h, j->cc->w, &j->w, j->cc->flags & BIAS ? &j->b : NULL,
+                         j->cc->flags & RES ? &j->res : NULL, &j->p, &j->out);
+}
+
+/* Returns the number of dispatches the conv took. */
+static unsigned run_case(vkd_device *d, vkd_dtype dt, const conv_case *ccp, test_rng *rng)
+{
+    const conv_case cc = *ccp;
     vkd_conv2d_params p = cc.p;
     int64_t oh = vkd_conv2d_out_dim(cc.h, cc.k, p.stride, p.pad_top, p.pad_bottom);
     int64_t ow = vkd_conv2d_out_dim(cc.w, cc.k, p.stride, p.pad_left, p.pad_right);
@@ -32,16 +50,9 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rn
         sh = p.up_h, sw = p.up_w;
     size_t nx = (size_t)(cc.n * sh * sw * cc.cin), nw = (size_t)(cc.cout * cc.cin * cc.k * cc.k);
     size_t no = (size_t)(cc.n * oh * ow * cc.cout);
-    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)cc.cout * 4), *res = malloc(no * 4);
-    double *ref = malloc(no * 8);
-    test_fill_normal(rng, x, nx, 1.0);
-    test_fill_normal(rng, w, nw, 1.0 / sqrt((double)(cc.cin * cc.k * cc.k)));
-    test_fill_normal(rng, b, (size_t)cc.cout, 0.5);
-    test_fill_normal(rng, res, no, 1.0);
-    test_round_to(dt, x, nx);
-    test_round_to(dt, w, nw);
-    test_round_to(dt, b, (size_t)cc.cout);
-    test_round_to(dt, res, no);
+    float *x = test_randn(rng, dt, nx, 1.0), *w = test_randn(rng, dt, nw, 1.0 / sqrt((double)(cc.cin * cc.k * cc.k)));
+    float *b = test_randn(rng, dt, (size_t)cc.cout, 0.5), *res = test_randn(rng, dt, no, 1.0);
+    double *ref = test_alloc(no * 8);
     /* reference: PyTorch weight layout [cout, cin, kh, kw], NCHW semantics on [N, H*W, C] data */
     for (int64_t img = 0; img < cc.n; img++)
         for (int64_t oy = 0; oy < oh; oy++)
@@ -67,48 +78,29 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, conv_case cc, test_rng *rn
                     ref[oi] = s + (cc.flags & RES ? res[oi] : 0.0);
                 }
     int64_t xs[3] = {cc.n, sh * sw, cc.cin}, os[3] = {cc.n, oh * ow, cc.cout}, bs[1] = {cc.cout};
-    vkd_tensor tx = test_tensor_from(d, dt, 3, xs, x), tw;
-    vkd_result r = vkd_conv2d_weight_upload(d, dt, w, cc.cout, cc.cin, cc.k, cc.k, &tw);
+    conv_job j = {.cc = ccp, .x = test_tensor_from(d, dt, 3, xs, x)};
+    vkd_result r = vkd_conv2d_weight_upload(d, dt, w, cc.cout, cc.cin, cc.k, cc.k, &j.w);
     TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
-    vkd_tensor tb = test_tensor_from(d, dt, 1, bs, b);
-    vkd_tensor tr = test_tensor_from(d, dt, 3, os, res);
-    vkd_tensor to = test_tensor_poisoned(d, dt, 3, os);
+    j.b = test_tensor_from(d, dt, 1, bs, b);
+    j.res = test_tensor_from(d, dt, 3, os, res);
+    j.out = test_tensor_poisoned(d, dt, 3, os);
     /* split-K partial sums where this device's GEMM splits the shape, as the graph gives them */
     int64_t sn = vkd_gemm_split_scratch_numel(d, dt, 0, cc.n * oh * ow, cc.cout, cc.k * cc.k * cc.cin, cc.cin);
-    vkd_tensor ts;
-    memset(&ts, 0, sizeof ts);
     if (sn)
-        ts = test_tensor_poisoned(d, VKD_F32, 1, &sn);
-    p.scratch = sn ? &ts : NULL;
-    vkd_cmd *c = NULL;
-    if (!r) r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    if (!r)
-        r = vkd_op_conv2d(c, &tx, cc.h, cc.w, &tw, cc.flags & BIAS ? &tb : NULL, cc.flags & RES ? &tr : NULL, &p, &to);
-    if (!r) r = vkd_cmd_end(c);
-    if (!r) r = vkd_cmd_submit_wait(c);
-    TEST_CHECK(r == VKD_OK, "conv2d: %s", vkd_result_str(r));
+        j.scratch = test_tensor_poisoned(d, VKD_F32, 1, &sn);
+    p.scratch = sn ? &j.scratch : NULL;
+    j.p = p;
     char what[160];
-    snprintf(what, sizeof what, "conv2d_%s %lldx[%lldx%lld,%lld]->%lld k%d s%d pad(%d,%d,%d,%d)%s%s%s (%u disp)",
+    snprintf(what, sizeof what, "conv2d_%s %lldx[%lldx%lld,%lld]->%lld k%d s%d pad(%d,%d,%d,%d)%s%s%s",
              vkd_dtype_suffix(dt), (long long)cc.n, (long long)cc.h, (long long)cc.w, (long long)cc.cin,
              (long long)cc.cout, cc.k, p.stride, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right,
-             cc.flags & BIAS ? " +bias" : "", cc.flags & RES ? " +res" : "", up ? " upsampled" : "",
-             c ? vkd_cmd_dispatch_count(c) : 0);
-    test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
-    unsigned nd = c ? vkd_cmd_dispatch_count(c) : 0;
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &ts);
-    vkd_tensor_destroy(d, &tx);
-    vkd_tensor_destroy(d, &tw);
-    vkd_tensor_destroy(d, &tb);
-    vkd_tensor_destroy(d, &tr);
-    vkd_tensor_destroy(d, &to);
-    free(x);
-    free(w);
-    free(b);
-    free(res);
-    free(ref);
-    return nd;
+             cc.flags & BIAS ? " +bias" : "", cc.flags & RES ? " +res" : "", up ? " upsampled" : "");
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol};
+    if (!r)
+        test_op_run(d, &op);
+    TEST_DESTROY(d, &j.scratch, &j.x, &j.w, &j.b, &j.res, &j.out);
+    TEST_FREE(x, w, b, res, ref);
+    return op.dispatches;
 }
 
 /* vkd_conv2d_relay_f16 (a weight's upload in chunks from a file mapping) against the
@@ -141,10 +133,7 @@ static void test_conv2d_rejects_bad_shapes(vkd_device *d)
     vkd_tensor x = test_tensor_from(d, VKD_F32, 3, xs, NULL), o = test_tensor_from(d, VKD_F32, 3, os, NULL), w;
     vkd_result r = vkd_conv2d_weight_upload(d, VKD_F32, wv, 8, 5, 3, 3, &w);
     TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
-    vkd_cmd *c = NULL;
-    if (!r) r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    TEST_CHECK(r == VKD_OK, "cmd: %s", vkd_result_str(r));
+    vkd_cmd *c = test_cmd_open(d);
     vkd_conv2d_params p = vkd_conv2d_params_sym(1, 1);
     TEST_CHECK(vkd_op_conv2d(c, &x, 8, 8, &w, NULL, NULL, &p, &o) == VKD_ERR_SHAPE, "Cin mismatch must be a shape error");
     w.shape[3] = 4;
@@ -154,23 +143,48 @@ static void test_conv2d_rejects_bad_shapes(vkd_device *d)
     p = vkd_conv2d_params_sym(0, 1);
     TEST_CHECK(vkd_op_conv2d(c, &x, 8, 8, &w, NULL, NULL, &p, &o) == VKD_ERR_SHAPE, "stride 0 must be refused");
     TEST_CHECK(vkd_cmd_dispatch_count(c) == 0, "nothing recorded on error");
-    vkd_cmd_end(c);
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &x);
-    vkd_tensor_destroy(d, &o);
-    vkd_tensor_destroy(d, &w);
+    test_cmd_close(c);
+    TEST_DESTROY(d, &x, &o, &w);
 }
+
+/* Every case of cs on every GEMM kernel this device can run (test_gemm_tiles), chosen by
+ * override: the one place this test chooses a kernel. split_k: only the kernels that
+ * split K (the cooperative-matrix ones, vkd_gemm_ksplit), each case in 2 dispatches
+ * (partial sums, reduce). */
+static void run_on_each_tile(vkd_device *d, const conv_case *cs, size_t ncs, bool split_k, test_rng *rng)
+{
+    vkd_dtype dts[2];
+    int ndt = test_dtypes(d, dts);
+    vkd_gemm_tile tiles[6];
+    int ntiles = test_gemm_tiles(d, tiles);
+    for (int t = 0; t < ntiles; t++) {
+        if (split_k && tiles[t].direct < 3)
+            continue;
+        vkd_gemm_set_tile_override(&tiles[t]);
+        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
+            for (size_t j = 0; j < ncs; j++) {
+                unsigned nd = run_case(d, dts[i], &cs[j], rng);
+                if (split_k)
+                    TEST_CHECK(nd == 2, "split-K conv: 2 dispatches (partial sums, reduce), got %u", nd);
+            }
+    }
+    vkd_gemm_set_tile_override(NULL);
+}
+
+static void run_on_own_kernel(vkd_device *d, vkd_dtype dt, const void *c, test_rng *rng) { run_case(d, dt, c, rng); }
 
 int main(void)
 {
     test_rng rng = {test_seed()};
     const vkd_conv2d_params s1 = vkd_conv2d_params_sym(1, 1), s2 = vkd_conv2d_params_sym(2, 1),
-                            pt1 = vkd_conv2d_params_sym(1, 0);
+                            pt1 = vkd_conv2d_params_sym(1, 0), pt2 = vkd_conv2d_params_sym(2, 0);
     const vkd_conv2d_params asym = {2, 0, 1, 0, 1, 0, NULL, 0, 0}; /* F.pad(x, (0,1,0,1)) then stride 2, pad 0 */
-    const vkd_conv2d_params up = {1, 1, 1, 1, 1, 1, NULL, 0, 0}; /* Upsample: nearest 2x, then 3x3 pad 1 */
-    /* diffusers' Upsample2D to a skip connection of odd size: 5x3 -> 9x5, 4x4 -> 7x8 */
-    const vkd_conv2d_params up95 = {1, 1, 1, 1, 1, 1, NULL, 5, 3}, up78 = {1, 1, 1, 1, 1, 1, NULL, 4, 4};
-    /* SD shapes, with Cout cut where the full layer would take lavapipe minutes */
+    const vkd_conv2d_params up = {1, 1, 1, 1, 1, 1, NULL, 0, 0};   /* Upsample: nearest 2x, then 3x3 pad 1 */
+    /* diffusers' Upsample2D to a skip connection of odd size: 5x3 -> 9x5, 4x4 -> 7x8, 40x18 -> 79x36 */
+    const vkd_conv2d_params up95 = {1, 1, 1, 1, 1, 1, NULL, 5, 3}, up78 = {1, 1, 1, 1, 1, 1, NULL, 4, 4},
+                            up_79x36 = {1, 1, 1, 1, 1, 1, NULL, 40, 18};
+    /* SD shapes on the device's own kernel, with Cout cut where the full layer would take
+     * lavapipe minutes */
     const conv_case sd[] = {
         {1, 64, 64, 320, 64, 3, s1, BIAS},           /* UNet level 0 ResBlock conv (K = 2880) */
         {1, 32, 32, 640, 320, 3, s2, BIAS},          /* stride 2, channel change (K = 5760) */
@@ -181,73 +195,45 @@ int main(void)
         {1, 16, 16, 3, 128, 3, s1, BIAS},            /* VAE encoder conv_in: Cin 3 */
         {2, 32, 32, 640, 64, 3, up, BIAS},           /* UNet Upsample 16x16 -> 32x32 */
     };
+    /* on every GEMM kernel */
     const conv_case cases[] = {
         {2, 7, 9, 5, 3, 3, s1, BIAS | RES},          /* odd everything */
         {1, 8, 8, 8, 12, 3, s1, BIAS | RES},
         {1, 9, 7, 6, 11, 3, s2, BIAS},
         {1, 8, 8, 8, 8, 3, asym, BIAS},              /* VAE encoder downsample */
         {2, 9, 7, 5, 13, 3, asym, RES},
-        {1, 5, 6, 3, 7, 1, vkd_conv2d_params_sym(2, 0), BIAS}, /* 1x1 stride 2: the im2col path */
+        {1, 5, 6, 3, 7, 1, pt2, BIAS},               /* 1x1 stride 2: the im2col path */
         {2, 6, 10, 5, 7, 3, up, BIAS | RES},         /* upsampled, odd channels */
         {1, 8, 8, 8, 12, 3, up, BIAS},
         {2, 9, 5, 8, 12, 3, up95, BIAS | RES},       /* upsampled to an odd size */
         {1, 7, 8, 5, 6, 3, up78, BIAS},
     };
-    vkd_device *d = test_device_open(0);
-    vkd_dtype dts[2];
-    int ndt = test_dtypes(d, dts);
-    vkd_gemm_tile tiles[6];
-    int ntiles = test_gemm_tiles(d, tiles);
-    test_relay_chunks();
-    test_conv2d_rejects_bad_shapes(d);
-    for (int i = 0; i < ndt; i++)
-        for (size_t j = 0; j < sizeof sd / sizeof sd[0]; j++)
-            run_case(d, dts[i], sd[j], &rng);
-    /* every GEMM kernel this device can run (test_gemm_tiles), by override */
-    for (int t = 0; t < ntiles; t++) {
-        vkd_gemm_set_tile_override(&tiles[t]);
-        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
-            for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
-                run_case(d, dts[i], cases[j], &rng);
-    }
     /* split-K (the cooperative-matrix kernels, vkd_gemm_ksplit): few output tiles, long K */
     const conv_case longk[] = {
         {1, 6, 6, 320, 40, 3, s1, BIAS | RES},       /* K = 2880 in 10 chunks */
         {2, 5, 7, 264, 24, 3, s2, BIAS},             /* K = 2376: the last chunk short */
     };
-    for (int t = 0; t < ntiles; t++) {
-        if (tiles[t].direct < 3)
-            continue;
-        vkd_gemm_set_tile_override(&tiles[t]);
-        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
-            for (size_t j = 0; j < sizeof longk / sizeof longk[0]; j++) {
-                unsigned nd = run_case(d, dts[i], longk[j], &rng);
-                TEST_CHECK(nd == 2, "split-K conv: 2 dispatches (partial sums, reduce), got %u", nd);
-            }
-    }
-    vkd_gemm_set_tile_override(NULL);
-    test_device_close(d);
-
-    /* 64 KiB bindings: a 40x36x16 fp32 image (90 KiB) must be split into bands of
-     * output rows whose input windows carry the halo rows. */
+    /* 64 KiB bindings: a 40x36x16 fp32 image (90 KiB) must be split into bands of output
+     * rows whose input windows carry the halo rows. */
     const conv_case split[] = {
         {2, 40, 36, 16, 24, 3, s1, BIAS | RES},
         {1, 41, 36, 16, 8, 3, s2, BIAS},
         {1, 40, 36, 16, 8, 3, asym, RES},
         {3, 10, 12, 16, 20, 3, s1, BIAS},            /* several whole images per window */
         {1, 80, 36, 16, 8, 3, up, BIAS},             /* upsampled: bands of stored rows */
-        {1, 79, 36, 16, 8, 3, {1, 1, 1, 1, 1, 1, NULL, 40, 18}, BIAS}, /* ... to an odd size */
+        {1, 79, 36, 16, 8, 3, up_79x36, BIAS},       /* ... to an odd size */
     };
+
+    vkd_device *d = test_device_open(0);
+    test_relay_chunks();
+    test_conv2d_rejects_bad_shapes(d);
+    TEST_EACH_DTYPE(d, sd, run_on_own_kernel, &rng);
+    run_on_each_tile(d, cases, sizeof cases / sizeof cases[0], false, &rng);
+    run_on_each_tile(d, longk, sizeof longk / sizeof longk[0], true, &rng);
+    test_device_close(d);
+
     d = test_device_open(64 * 1024);
-    ndt = test_dtypes(d, dts);
-    ntiles = test_gemm_tiles(d, tiles);
-    for (int t = 0; t < ntiles; t++) {
-        vkd_gemm_set_tile_override(&tiles[t]);
-        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
-            for (size_t j = 0; j < sizeof split / sizeof split[0]; j++)
-                run_case(d, dts[i], split[j], &rng);
-    }
-    vkd_gemm_set_tile_override(NULL);
+    run_on_each_tile(d, split, sizeof split / sizeof split[0], false, &rng);
     test_device_close(d);
     return test_finish();
 }

@@ -8,6 +8,60 @@
 #include "harness.h"
 #include "ops/groupnorm.h"
 
+/* GN_PLAIN: vkd_op_groupnorm of x [n, hw, c].
+ * GN_ADD: vkd_op_groupnorm_add, the norm of x + e[n]; e is a column slice: c columns
+ *   from E_COL of [N, c + E_EXTRA] (the UNet's time embeddings of all ResBlocks side by
+ *   side), so a wrong stride or offset shows.
+ * GN_CAT: vkd_op_groupnorm_cat, the norm of cat([x1, x2], -1) read from the two
+ *   tensors (c and c2 channels; the second part on another scale, so a mix-up shows). */
+typedef enum { GN_PLAIN, GN_ADD, GN_CAT } gn_form;
+#define E_COL 16
+#define E_EXTRA 24
+
+typedef struct gn_case {
+    gn_form form;
+    int64_t n, hw, c, c2;
+    uint32_t groups;
+    float eps;
+    int silu;
+    double offset; /* added to x: mean/std = offset / 1.5 */
+} gn_case;
+
+static const gn_case cases[] = {
+    {GN_PLAIN, 2, 4096, 320, 0, 32, 1e-5f, 1, 0},  /* UNet ResBlock at 64x64 latent, batch 2 (CFG) */
+    {GN_PLAIN, 1, 1024, 640, 0, 32, 1e-6f, 0, 0},  /* SpatialTransformer norm */
+    {GN_PLAIN, 1, 4095, 320, 0, 32, 1e-5f, 1, 0},  /* odd row count */
+    {GN_PLAIN, 1, 1023, 1920, 0, 32, 1e-5f, 1, 0}, /* C not a power of two */
+    {GN_PLAIN, 2, 77, 2560, 0, 32, 1e-5f, 0, 0},
+    {GN_PLAIN, 1, 256, 1280, 0, 32, 1e-6f, 1, 0},
+    {GN_PLAIN, 1, 8192, 128, 0, 32, 1e-6f, 1, 0},  /* VAE-like: 4 channels per group, one block */
+    {GN_PLAIN, 1, 20000, 128, 0, 32, 1e-6f, 1, 0}, /* 80000 per group > VKD_GN_ONE_BLOCK: blocks + COMBINE */
+    {GN_ADD, 2, 4096, 320, 0, 32, 1e-5f, 1, 0},    /* ResBlock out_layers.0 on conv1 + time embedding */
+    {GN_ADD, 2, 20000, 128, 0, 32, 1e-5f, 0, 0},   /* the same through blocks + COMBINE */
+    {GN_CAT, 2, 1024, 640, 320, 32, 1e-5f, 1, 0},  /* output block: 30 channels a group, one straddles */
+    {GN_CAT, 1, 4096, 320, 320, 32, 1e-5f, 1, 0},  /* level 0: blocks + COMBINE */
+};
+static const gn_case offset_case = {GN_PLAIN, 1, 4096, 320, 0, 32, 1e-5f, 0, 200.0}; /* fp32: mean 200, std 1.5 */
+
+/* 64 KiB bindings: samples are split into row chunks whose partial statistics merge. */
+static const gn_case split_cases[] = {
+    {GN_PLAIN, 2, 4096, 64, 0, 32, 1e-6f, 1, 0},
+    {GN_PLAIN, 1, 1000, 96, 0, 32, 1e-5f, 0, 0},
+    {GN_PLAIN, 3, 77, 320, 0, 32, 1e-5f, 1, 0},
+    {GN_ADD, 3, 1000, 96, 0, 32, 1e-5f, 1, 0},     /* + e[n] with samples in row chunks */
+    {GN_CAT, 3, 1000, 40, 56, 32, 1e-5f, 0, 0},    /* cat in row chunks */
+};
+static const gn_case split_offset_case = {GN_PLAIN, 1, 2047, 128, 0, 32, 1e-6f, 0, 100.0}; /* fp32 */
+
+/* VKD_TEST_LARGE=1: the SD VAE's last norm at 1024x1024 ([1, 1M, 128], 256 MiB in
+ * fp16) with 128 MiB bindings, as on lavapipe and many phones. Minutes on lavapipe. */
+static const gn_case large_cases[] = {
+    {GN_PLAIN, 1, 1024 * 1024, 128, 0, 32, 1e-6f, 1, 0},
+};
+
+/* measured: fp32 ~5e-15 (also at mean/std = 133), fp16 ~4e-8 (one output rounding) */
+static const test_tol tol = {.f32 = 1e-12, .f16 = 2e-7};
+
 static void ref_groupnorm(const float *x, const float *gm, const float *bt, int64_t n, int64_t hw, int64_t c,
                           int64_t groups, double eps, int silu, double *out)
 {
@@ -33,137 +87,93 @@ static void ref_groupnorm(const float *x, const float *gm, const float *bt, int6
         }
 }
 
-/* with_add: normalise x + e[n] through vkd_op_groupnorm_add, against the reference on
- * the sum. e is a column slice: C columns from E_COL of [N, C + E_EXTRA] (the UNet's
- * time embeddings of all ResBlocks side by side), so a wrong stride or offset shows. */
-#define E_COL 16
-#define E_EXTRA 24
-static void run_case_add(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c, uint32_t groups, float eps,
-                         int silu, double mean_offset, int with_add, test_rng *rng)
+typedef struct gn_job {
+    const gn_case *gc;
+    vkd_tensor x, x2, e, gamma, beta, scratch, out; /* x2: GN_CAT, e: GN_ADD */
+} gn_job;
+
+static vkd_result record(vkd_cmd *c, void *ctx)
 {
-    int64_t shape[3] = {n, hw, c}, cshape[1] = {c};
-    size_t total = (size_t)(n * hw * c);
-    float *x = malloc(total * 4), *gm = malloc((size_t)c * 4), *bt = malloc((size_t)c * 4);
-    double *ref = malloc(total * 8);
-    test_fill_normal(rng, x, total, 1.5);
-    for (size_t i = 0; i < total; i++)
-        x[i] += (float)mean_offset;
-    test_fill_normal(rng, gm, (size_t)c, 1.0);
-    test_fill_normal(rng, bt, (size_t)c, 0.5);
-    test_round_to(dt, x, total);
-    test_round_to(dt, gm, (size_t)c);
-    test_round_to(dt, bt, (size_t)c);
-    size_t ew = (size_t)c + E_EXTRA;
+    gn_job *j = ctx;
+    const gn_case *g = j->gc;
+    switch (g->form) {
+    case GN_CAT:
+        return vkd_op_groupnorm_cat(c, &j->x, &j->x2, g->groups, g->eps, &j->gamma, &j->beta, g->silu, &j->scratch,
+                                    &j->out);
+    case GN_ADD:
+        return vkd_op_groupnorm_add(c, &j->x, &j->e, E_COL, g->groups, g->eps, &j->gamma, &j->beta, g->silu,
+                                    &j->scratch, &j->out);
+    default:
+        return vkd_op_groupnorm(c, &j->x, g->groups, g->eps, &j->gamma, &j->beta, g->silu, &j->scratch, &j->out);
+    }
+}
+
+/* the partial statistics' scratch, as large as the op asks, poisoned */
+static vkd_tensor scratch_for(vkd_device *d, const gn_job *j)
+{
+    vkd_cmd *c = NULL;
+    int64_t sn = 0;
+    vkd_result r = vkd_cmd_create(d, &c);
+    if (!r)
+        r = j->gc->form == GN_CAT ? vkd_op_groupnorm_cat_scratch_numel(c, &j->x, &j->x2, j->gc->groups, &sn)
+                                  : vkd_op_groupnorm_scratch_numel(c, &j->x, j->gc->groups, &sn);
+    vkd_cmd_destroy(c);
+    TEST_CHECK(r == VKD_OK, "groupnorm scratch size: %s", vkd_result_str(r));
+    return test_tensor_poisoned(d, VKD_F32, 1, &sn);
+}
+
+static void run_case(vkd_device *d, vkd_dtype dt, const void *c_, test_rng *rng)
+{
+    const gn_case *g = c_;
+    int64_t n = g->n, hw = g->hw, c1 = g->c, c2 = g->c2, c = c1 + c2;
+    int64_t shape[3] = {n, hw, c}, s1[3] = {n, hw, c1}, s2[3] = {n, hw, c2}, cshape[1] = {c};
+    size_t total = (size_t)(n * hw * c), p = (size_t)(n * hw), ew = (size_t)c + E_EXTRA;
     int64_t eshape[2] = {n, (int64_t)ew};
-    float *e = malloc((size_t)n * ew * 4), *xe = malloc(total * 4);
-    test_fill_normal(rng, e, (size_t)n * ew, 2.0);
-    test_round_to(dt, e, (size_t)n * ew);
-    for (size_t i = 0; i < total; i++) /* the sum as the shader forms it: in fp32 */
-        xe[i] = with_add ? x[i] + e[(i / (size_t)(hw * c)) * ew + E_COL + i % (size_t)c] : x[i];
-    ref_groupnorm(xe, gm, bt, n, hw, c, groups, eps, silu, ref);
-    vkd_tensor te = test_tensor_from(d, dt, 2, eshape, e);
-
-    vkd_tensor tx = test_tensor_from(d, dt, 3, shape, x);
-    vkd_tensor tg = test_tensor_from(d, dt, 1, cshape, gm);
-    vkd_tensor tb = test_tensor_from(d, dt, 1, cshape, bt);
-    vkd_tensor to = test_tensor_poisoned(d, dt, 3, shape);
-    vkd_tensor ts = {0};
-    vkd_cmd *cmd = NULL;
-    int64_t sn = 0;
-    vkd_result r = vkd_cmd_create(d, &cmd);
-    if (!r)
-        r = vkd_op_groupnorm_scratch_numel(cmd, &tx, groups, &sn);
-    if (!r) {
-        ts = test_tensor_poisoned(d, VKD_F32, 1, &sn);
-        r = vkd_cmd_begin(cmd);
-    }
-    if (!r)
-        r = with_add ? vkd_op_groupnorm_add(cmd, &tx, &te, E_COL, groups, eps, &tg, &tb, silu, &ts, &to)
-                     : vkd_op_groupnorm(cmd, &tx, groups, eps, &tg, &tb, silu, &ts, &to);
-    if (!r)
-        r = vkd_cmd_end(cmd);
-    if (!r)
-        r = vkd_cmd_submit_wait(cmd);
-    TEST_CHECK(r == VKD_OK, "groupnorm: %s", vkd_result_str(r));
-    char what[160];
-    snprintf(what, sizeof what, "groupnorm_%s%s [%lld,%lld,%lld] G%u eps %g%s (%u dispatches)", vkd_dtype_suffix(dt),
-             silu ? "+silu" : "", (long long)n, (long long)hw, (long long)c, groups, (double)eps,
-             mean_offset ? " offset" : with_add ? " + e[n]" : "", cmd ? vkd_cmd_dispatch_count(cmd) : 0);
-    /* measured: fp32 ~5e-15 (also at mean/std = 133), fp16 ~4e-8 (one output rounding) */
-    test_expect_close(d, &to, ref, dt == VKD_F16 ? 2e-7 : 1e-12, what);
-    vkd_cmd_destroy(cmd);
-    vkd_tensor_destroy(d, &tx);
-    vkd_tensor_destroy(d, &tg);
-    vkd_tensor_destroy(d, &tb);
-    vkd_tensor_destroy(d, &to);
-    vkd_tensor_destroy(d, &ts);
-    vkd_tensor_destroy(d, &te);
-    free(e);
-    free(xe);
-    free(x);
-    free(gm);
-    free(bt);
-    free(ref);
-}
-
-/* GroupNorm of cat([x1, x2], -1) read from the two tensors (vkd_op_groupnorm_cat),
- * against the reference on the concatenation */
-static void run_case_cat(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c1, int64_t c2, uint32_t groups,
-                         int silu, test_rng *rng)
-{
-    int64_t c = c1 + c2, s1[3] = {n, hw, c1}, s2[3] = {n, hw, c2}, shape[3] = {n, hw, c}, cshape[1] = {c};
-    size_t total = (size_t)(n * hw * c), p = (size_t)(n * hw);
-    float *x = malloc(total * 4), *x1 = malloc(p * (size_t)c1 * 4), *x2 = malloc(p * (size_t)c2 * 4);
-    float *gm = malloc((size_t)c * 4), *bt = malloc((size_t)c * 4);
-    double *ref = malloc(total * 8);
+    float *x = test_alloc(total * 4), *e = NULL, *x1 = NULL, *x2 = NULL;
     test_fill_normal(rng, x, total, 1.5);
-    for (size_t i = 0; i < p; i++) /* the second part on another scale, so a mix-up shows */
-        for (int64_t k = c1; k < c; k++)
-            x[i * (size_t)c + (size_t)k] = 3.0f * x[i * (size_t)c + (size_t)k] + 1.0f;
-    test_fill_normal(rng, gm, (size_t)c, 1.0);
-    test_fill_normal(rng, bt, (size_t)c, 0.5);
+    if (g->form == GN_CAT)
+        for (size_t i = 0; i < p; i++)
+            for (int64_t k = c1; k < c; k++)
+                x[i * (size_t)c + (size_t)k] = 3.0f * x[i * (size_t)c + (size_t)k] + 1.0f;
+    else
+        for (size_t i = 0; i < total; i++)
+            x[i] += (float)g->offset;
     test_round_to(dt, x, total);
-    test_round_to(dt, gm, (size_t)c);
-    test_round_to(dt, bt, (size_t)c);
-    for (size_t i = 0; i < p; i++) {
-        memcpy(x1 + i * (size_t)c1, x + i * (size_t)c, (size_t)c1 * 4);
-        memcpy(x2 + i * (size_t)c2, x + i * (size_t)c + (size_t)c1, (size_t)c2 * 4);
+    float *gm = test_randn(rng, dt, (size_t)c, 1.0), *bt = test_randn(rng, dt, (size_t)c, 0.5);
+    double *ref = test_alloc(total * 8);
+    gn_job j = {.gc = g};
+    if (g->form == GN_CAT) {
+        x1 = test_alloc(p * (size_t)c1 * 4), x2 = test_alloc(p * (size_t)c2 * 4);
+        for (size_t i = 0; i < p; i++) {
+            memcpy(x1 + i * (size_t)c1, x + i * (size_t)c, (size_t)c1 * 4);
+            memcpy(x2 + i * (size_t)c2, x + i * (size_t)c + (size_t)c1, (size_t)c2 * 4);
+        }
+        ref_groupnorm(x, gm, bt, n, hw, c, g->groups, g->eps, g->silu, ref);
+        j.x = test_tensor_from(d, dt, 3, s1, x1), j.x2 = test_tensor_from(d, dt, 3, s2, x2);
+    } else {
+        e = test_randn(rng, dt, (size_t)n * ew, 2.0);
+        float *xe = test_alloc(total * 4);
+        for (size_t i = 0; i < total; i++) /* the sum as the shader forms it: in fp32 */
+            xe[i] = g->form == GN_ADD ? x[i] + e[(i / (size_t)(hw * c)) * ew + E_COL + i % (size_t)c] : x[i];
+        ref_groupnorm(xe, gm, bt, n, hw, c, g->groups, g->eps, g->silu, ref);
+        free(xe);
+        j.e = test_tensor_from(d, dt, 2, eshape, e);
+        j.x = test_tensor_from(d, dt, 3, shape, x);
     }
-    ref_groupnorm(x, gm, bt, n, hw, c, groups, 1e-5f, silu, ref);
-    vkd_tensor t1 = test_tensor_from(d, dt, 3, s1, x1), t2 = test_tensor_from(d, dt, 3, s2, x2);
-    vkd_tensor tg = test_tensor_from(d, dt, 1, cshape, gm), tb = test_tensor_from(d, dt, 1, cshape, bt);
-    vkd_tensor to = test_tensor_poisoned(d, dt, 3, shape), ts = {0};
-    vkd_cmd *cmd = NULL;
-    int64_t sn = 0;
-    vkd_result r = vkd_cmd_create(d, &cmd);
-    if (!r)
-        r = vkd_op_groupnorm_cat_scratch_numel(cmd, &t1, &t2, groups, &sn);
-    if (!r) {
-        ts = test_tensor_poisoned(d, VKD_F32, 1, &sn);
-        r = vkd_cmd_begin(cmd);
-    }
-    if (!r)
-        r = vkd_op_groupnorm_cat(cmd, &t1, &t2, groups, 1e-5f, &tg, &tb, silu, &ts, &to);
-    if (!r)
-        r = vkd_cmd_end(cmd);
-    if (!r)
-        r = vkd_cmd_submit_wait(cmd);
-    TEST_CHECK(r == VKD_OK, "groupnorm cat: %s", vkd_result_str(r));
+    j.gamma = test_tensor_from(d, dt, 1, cshape, gm), j.beta = test_tensor_from(d, dt, 1, cshape, bt);
+    j.out = test_tensor_poisoned(d, dt, 3, shape);
+    j.scratch = scratch_for(d, &j);
     char what[160];
-    snprintf(what, sizeof what, "groupnorm_%s%s of cat [%lld,%lld,%lld+%lld] G%u (%u dispatches)",
-             vkd_dtype_suffix(dt), silu ? "+silu" : "", (long long)n, (long long)hw, (long long)c1, (long long)c2,
-             groups, cmd ? vkd_cmd_dispatch_count(cmd) : 0);
-    test_expect_close(d, &to, ref, dt == VKD_F16 ? 2e-7 : 1e-12, what);
-    vkd_cmd_destroy(cmd);
-    vkd_tensor_destroy(d, &t1), vkd_tensor_destroy(d, &t2), vkd_tensor_destroy(d, &tg), vkd_tensor_destroy(d, &tb);
-    vkd_tensor_destroy(d, &to), vkd_tensor_destroy(d, &ts);
-    free(x), free(x1), free(x2), free(gm), free(bt), free(ref);
-}
-
-static void run_case(vkd_device *d, vkd_dtype dt, int64_t n, int64_t hw, int64_t c, uint32_t groups, float eps,
-                     int silu, double mean_offset, test_rng *rng)
-{
-    run_case_add(d, dt, n, hw, c, groups, eps, silu, mean_offset, 0, rng);
+    if (g->form == GN_CAT)
+        snprintf(what, sizeof what, "groupnorm_%s%s of cat [%lld,%lld,%lld+%lld] G%u", vkd_dtype_suffix(dt),
+                 g->silu ? "+silu" : "", (long long)n, (long long)hw, (long long)c1, (long long)c2, g->groups);
+    else
+        snprintf(what, sizeof what, "groupnorm_%s%s [%lld,%lld,%lld] G%u eps %g%s", vkd_dtype_suffix(dt),
+                 g->silu ? "+silu" : "", (long long)n, (long long)hw, (long long)c, g->groups, (double)g->eps,
+                 g->offset ? " offset" : g->form == GN_ADD ? " + e[n]" : "");
+    test_op_run(d, &(test_op){.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol});
+    TEST_DESTROY(d, &j.x, &j.x2, &j.e, &j.gamma, &j.beta, &j.scratch, &j.out);
+    TEST_FREE(x, x1, x2, e, gm, bt, ref);
 }
 
 static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
@@ -172,12 +182,8 @@ static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
     vkd_tensor tx = test_tensor_from(d, VKD_F32, 3, shape, NULL);
     vkd_tensor tg = test_tensor_from(d, VKD_F32, 1, cshape, NULL);
     vkd_tensor ts = test_tensor_from(d, VKD_F32, 1, small, NULL);
-    vkd_cmd *cmd = NULL;
+    vkd_cmd *cmd = test_cmd_open(d);
     int64_t sn;
-    vkd_result r = vkd_cmd_create(d, &cmd);
-    if (!r)
-        r = vkd_cmd_begin(cmd);
-    TEST_CHECK(r == VKD_OK, "cmd: %s", vkd_result_str(r));
     TEST_CHECK(vkd_op_groupnorm_scratch_numel(cmd, &tx, 32, &sn) == VKD_ERR_SHAPE, "48 channels in 32 groups accepted");
     TEST_CHECK(vkd_op_groupnorm(cmd, &tx, 32, 1e-5f, &tg, &tg, false, &ts, &tx) == VKD_ERR_SHAPE,
                "48 channels in 32 groups accepted");
@@ -185,50 +191,23 @@ static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
                "too small scratch accepted");
     TEST_CHECK(vkd_op_groupnorm(cmd, &tx, 16, 1e-5f, &ts, &tg, false, &ts, &tx) == VKD_ERR_SHAPE,
                "gamma of the wrong size accepted");
-    vkd_cmd_end(cmd);
-    vkd_cmd_destroy(cmd);
-    vkd_tensor_destroy(d, &tx);
-    vkd_tensor_destroy(d, &tg);
-    vkd_tensor_destroy(d, &ts);
+    test_cmd_close(cmd);
+    TEST_DESTROY(d, &tx, &tg, &ts);
 }
 
-/* Every case above on one APPLY kernel (vkd_groupnorm_set_kernel_limit). */
+/* Every case above on the APPLY kernel main() has chosen. */
 static void run_all(test_rng *rngp)
 {
     test_rng rng = *rngp;
     vkd_device *d = test_device_open(0);
-    vkd_dtype dts[2];
-    int ndt = test_dtypes(d, dts);
-    for (int i = 0; i < ndt; i++) {
-        vkd_dtype dt = dts[i];
-        run_case(d, dt, 2, 4096, 320, 32, 1e-5f, 1, 0, &rng);   /* UNet ResBlock at 64x64 latent, batch 2 (CFG) */
-        run_case(d, dt, 1, 1024, 640, 32, 1e-6f, 0, 0, &rng);   /* SpatialTransformer norm */
-        run_case(d, dt, 1, 4095, 320, 32, 1e-5f, 1, 0, &rng);   /* odd row count */
-        run_case(d, dt, 1, 1023, 1920, 32, 1e-5f, 1, 0, &rng);  /* C not a power of two */
-        run_case(d, dt, 2, 77, 2560, 32, 1e-5f, 0, 0, &rng);
-        run_case(d, dt, 1, 256, 1280, 32, 1e-6f, 1, 0, &rng);
-        run_case(d, dt, 1, 8192, 128, 32, 1e-6f, 1, 0, &rng);   /* VAE-like: 4 channels per group, one block */
-        run_case(d, dt, 1, 20000, 128, 32, 1e-6f, 1, 0, &rng);  /* 80000 per group > VKD_GN_ONE_BLOCK: blocks + COMBINE */
-        run_case_add(d, dt, 2, 4096, 320, 32, 1e-5f, 1, 0, 1, &rng);  /* ResBlock out_layers.0 on conv1 + time embedding */
-        run_case_add(d, dt, 2, 20000, 128, 32, 1e-5f, 0, 0, 1, &rng); /* the same through blocks + COMBINE */
-        run_case_cat(d, dt, 2, 1024, 640, 320, 32, 1, &rng);   /* output block: 30 channels a group, one straddles */
-        run_case_cat(d, dt, 1, 4096, 320, 320, 32, 1, &rng);   /* level 0: blocks + COMBINE */
-    }
-    run_case(d, VKD_F32, 1, 4096, 320, 32, 1e-5f, 0, 200.0, &rng); /* mean 200, std 1.5 */
+    TEST_EACH_DTYPE(d, cases, run_case, &rng);
+    run_case(d, VKD_F32, &offset_case, &rng);
     test_groupnorm_rejects_bad_shapes(d);
     test_device_close(d);
 
-    /* 64 KiB bindings: samples are split into row chunks whose partial statistics merge. */
     d = test_device_open(64 * 1024);
-    ndt = test_dtypes(d, dts);
-    for (int i = 0; i < ndt; i++) {
-        run_case(d, dts[i], 2, 4096, 64, 32, 1e-6f, 1, 0, &rng);
-        run_case(d, dts[i], 1, 1000, 96, 32, 1e-5f, 0, 0, &rng);
-        run_case(d, dts[i], 3, 77, 320, 32, 1e-5f, 1, 0, &rng);
-        run_case_add(d, dts[i], 3, 1000, 96, 32, 1e-5f, 1, 0, 1, &rng); /* + e[n] with samples in row chunks */
-        run_case_cat(d, dts[i], 3, 1000, 40, 56, 32, 0, &rng);                 /* cat in row chunks */
-    }
-    run_case(d, VKD_F32, 1, 2047, 128, 32, 1e-6f, 0, 100.0, &rng);
+    TEST_EACH_DTYPE(d, split_cases, run_case, &rng);
+    run_case(d, VKD_F32, &split_offset_case, &rng);
     test_device_close(d);
     *rngp = rng;
 }
@@ -246,14 +225,9 @@ int main(void)
     }
     vkd_groupnorm_set_kernel_limit(2);
 
-    /* VKD_TEST_LARGE=1: the SD VAE's last norm at 1024x1024 ([1, 1M, 128], 256 MiB in
-     * fp16) with 128 MiB bindings, as on lavapipe and many phones. Minutes on lavapipe. */
     if (getenv("VKD_TEST_LARGE")) {
         vkd_device *d = test_device_open(128ull << 20);
-        vkd_dtype dts[2];
-        int ndt = test_dtypes(d, dts);
-        for (int i = 0; i < ndt; i++)
-            run_case(d, dts[i], 1, 1024 * 1024, 128, 32, 1e-6f, 1, 0, &rng);
+        TEST_EACH_DTYPE(d, large_cases, run_case, &rng);
         test_device_close(d);
     }
     return test_finish();

@@ -12,20 +12,76 @@
  * largest multiple of 16 not above K/2 */
 enum { BIAS = 1, RES = 2, RES_IN_PLACE = 4, SPLIT = 16 };
 
-static unsigned run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, int64_t k, int64_t n, int flags,
-                     test_rng *rng)
+/* One claim: x w^T (+ b) (+ res) equals the double reference on [batch * m, k] x [n, k]. */
+typedef struct mm_case {
+    bool ln;         /* LayerNorm(x) folded into the GEMM (vkd_ln_fold): run_case_ln, batch 1 */
+    int64_t batch, m, k, n;
+    int flags;
+    double mean_off; /* ln: rows offset by up to this many standard deviations */
+    bool split_k;    /* only on the kernels that split K (cooperative matrix): must take 2 dispatches */
+} mm_case;
+
+/* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
+static const test_tol tol = {.f32 = 1e-11, .f16 = 1e-6};
+/* fp32: ~1e-13; fp16: w * gamma rounded once more than the reference's weights plus the
+ * output rounding (~1e-7) */
+static const test_tol tol_ln = {.f32 = 1e-10, .f16 = 2e-6};
+
+/* SD shapes with the device's own kernel */
+static const mm_case sd[] = {
+    {false, 2, 77, 768, 320, 0, 0, false},                   /* cross-attn k/v from CLIP context */
+    {false, 1, 4096, 320, 320, BIAS | RES, 0, false},        /* attn out proj at 64x64 */
+    {false, 1, 64, 1280, 5120, BIAS, 0, false},              /* GEGLU proj at C=1280 (few rows) */
+    {false, 1, 40, 5120, 320, BIAS | RES_IN_PLACE, 0, false}, /* FF out, long K */
+    {false, 2, 256, 960, 320, BIAS | SPLIT, 0, false},       /* skip 1x1 conv on cat(640, 320), 16x16 */
+    {true, 1, 1024, 320, 960, 0, 0, false},                  /* norm1 + q/k/v at 32x32 */
+    {true, 1, 256, 640, 5120, BIAS, 8, false},               /* norm3 + GEGLU proj, offset rows */
+};
+/* on every GEMM kernel. The folded norm runs on the awkward shapes for all but the
+ * subgroup kernel, which takes it at the SD shapes above (its every extra variant costs
+ * ~1 min of LLVM on lavapipe at the first dispatch). */
+static const mm_case awkward[] = {
+    {false, 1, 4095, 7, 33, BIAS | RES, 0, false},           /* nothing a multiple of a tile */
+    {false, 2, 77, 320, 20, BIAS | RES_IN_PLACE, 0, false},
+    {false, 1, 130, 132, 72, BIAS, 0, false},
+    {false, 3, 5, 1, 1, BIAS, 0, false},
+    {false, 1, 130, 37, 20, BIAS | SPLIT, 0, false},         /* 16 + 21: scalar loads */
+    {false, 2, 77, 48, 24, RES | SPLIT, 0, false},           /* 16 + 32 */
+    {false, 1, 33, 40, 24, BIAS | SPLIT, 0, false},          /* 16 + 24: 8-wide */
+    /* split-K: few output tiles, long K (vkd_gemm_ksplit) */
+    {false, 1, 70, 2400, 40, BIAS | RES, 0, true},
+    {false, 2, 9, 1040, 24, RES_IN_PLACE | SPLIT, 0, true},  /* 512 + 528, last chunk short */
+    {true, 1, 130, 132, 72, BIAS | RES, 8, false},
+    {true, 1, 67, 7, 9, 0, 0, false},
+};
+/* 64 KiB bindings: a [600, 40] input and [600, 70] output must be split by rows. */
+static const mm_case split[] = {
+    {false, 2, 300, 40, 70, BIAS | RES, 0, false},
+    {false, 1, 1000, 33, 17, 0, 0, false},
+    {true, 1, 600, 40, 70, BIAS | RES, 8, false},
+    {false, 2, 300, 48, 70, BIAS | SPLIT, 0, false},
+};
+
+typedef struct mm_job {
+    vkd_linear_opts o;
+    vkd_tensor a, a2, w, b, res, ln, scratch, out;
+} mm_job;
+
+static vkd_result record(vkd_cmd *c, void *ctx)
 {
+    mm_job *j = ctx;
+    return vkd_op_linear_ex(c, &j->a, &j->w, &j->o, &j->out);
+}
+
+/* The linear layer, a given as one tensor or (SPLIT) as two side by side along K. */
+static unsigned run_case(vkd_device *d, vkd_dtype dt, const mm_case *mc, test_rng *rng)
+{
+    int64_t batch = mc->batch, m = mc->m, k = mc->k, n = mc->n;
+    int flags = mc->flags;
     size_t na = (size_t)(batch * m * k), nw = (size_t)(n * k), no = (size_t)(batch * m * n);
-    float *a = malloc(na * 4), *w = malloc(nw * 4), *b = malloc((size_t)n * 4), *res = malloc(no * 4);
-    double *ref = malloc(no * 8);
-    test_fill_normal(rng, a, na, 1.0);
-    test_fill_normal(rng, w, nw, 1.0 / sqrt((double)k));
-    test_fill_normal(rng, b, (size_t)n, 0.5);
-    test_fill_normal(rng, res, no, 1.0);
-    test_round_to(dt, a, na);
-    test_round_to(dt, w, nw);
-    test_round_to(dt, b, (size_t)n);
-    test_round_to(dt, res, no);
+    float *a = test_randn(rng, dt, na, 1.0), *w = test_randn(rng, dt, nw, 1.0 / sqrt((double)k));
+    float *b = test_randn(rng, dt, (size_t)n, 0.5), *res = test_randn(rng, dt, no, 1.0);
+    double *ref = test_alloc(no * 8);
     for (int64_t i = 0; i < batch * m; i++)
         for (int64_t j = 0; j < n; j++) {
             double s = 0;
@@ -39,20 +95,23 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, 
         }
     int64_t k1 = flags & SPLIT ? k / 2 / 16 * 16 : k, k2 = k - k1;
     int64_t ashape[3] = {batch, m, k1}, a2shape[3] = {batch, m, k2}, oshape[3] = {batch, m, n}, bshape[1] = {n};
-    float *a1 = malloc((size_t)(batch * m * k1) * 4), *a2 = malloc((size_t)(batch * m * (k2 ? k2 : 1)) * 4);
+    float *a1 = test_alloc((size_t)(batch * m * k1) * 4), *a2 = test_alloc((size_t)(batch * m * (k2 ? k2 : 1)) * 4);
     for (int64_t i = 0; i < batch * m; i++) { /* the two column ranges of a */
         memcpy(a1 + i * k1, a + i * k, (size_t)k1 * 4);
         memcpy(a2 + i * k2, a + i * k + k1, (size_t)k2 * 4);
     }
-    vkd_tensor ta = test_tensor_from(d, dt, 3, ashape, a1);
-    vkd_tensor ta2 = k2 ? test_tensor_from(d, dt, 3, a2shape, a2) : ta;
-    free(a1), free(a2);
-    vkd_tensor tw;
-    vkd_result r = vkd_linear_weight_upload(d, dt, w, n, k, &tw);
+    mm_job j = {.a = test_tensor_from(d, dt, 3, ashape, a1)};
+    if (k2)
+        j.a2 = test_tensor_from(d, dt, 3, a2shape, a2);
+    TEST_FREE(a1, a2);
+    vkd_result r = vkd_linear_weight_upload(d, dt, w, n, k, &j.w);
     TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
-    vkd_tensor tb = test_tensor_from(d, dt, 1, bshape, b);
-    vkd_tensor tr = test_tensor_from(d, dt, 3, oshape, res);
-    vkd_tensor to = flags & RES_IN_PLACE ? tr : test_tensor_poisoned(d, dt, 3, oshape);
+    j.b = test_tensor_from(d, dt, 1, bshape, b);
+    j.res = test_tensor_from(d, dt, 3, oshape, res);
+    if (flags & RES_IN_PLACE)
+        j.out = j.res; /* in place: the output is the residual tensor itself */
+    else
+        j.out = test_tensor_poisoned(d, dt, 3, oshape);
     /* split-K partial sums where this device's GEMM splits the shape, as the graph gives
      * them (kstep: the load width both parts allow, gcd(k1, k2)) */
     int64_t kstep = k;
@@ -65,70 +124,43 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, int64_t batch, int64_t m, 
         kstep = x;
     }
     int64_t sn = vkd_gemm_split_scratch_numel(d, dt, 0, batch * m, n, k, kstep);
-    vkd_tensor ts;
-    memset(&ts, 0, sizeof ts);
     if (sn)
-        ts = test_tensor_poisoned(d, VKD_F32, 1, &sn);
-    vkd_cmd *c = NULL;
-    if (!r) r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    vkd_linear_opts o = {.bias = flags & BIAS ? &tb : NULL, .residual = flags & (RES | RES_IN_PLACE) ? &tr : NULL,
-                         .a2 = flags & SPLIT ? &ta2 : NULL, .scratch = sn ? &ts : NULL};
-    if (!r) r = vkd_op_linear_ex(c, &ta, &tw, &o, &to);
-    if (!r) r = vkd_cmd_end(c);
-    if (!r) r = vkd_cmd_submit_wait(c);
-    TEST_CHECK(r == VKD_OK, "linear: %s", vkd_result_str(r));
+        j.scratch = test_tensor_poisoned(d, VKD_F32, 1, &sn);
+    j.o = (vkd_linear_opts){.bias = flags & BIAS ? &j.b : NULL, .residual = flags & (RES | RES_IN_PLACE) ? &j.res : NULL,
+                            .a2 = flags & SPLIT ? &j.a2 : NULL, .scratch = sn ? &j.scratch : NULL};
     char what[128];
-    snprintf(what, sizeof what, "linear_%s [%lld,%lld%s]x[%lld,%lld]%s%s%s (%u dispatches)", vkd_dtype_suffix(dt),
+    snprintf(what, sizeof what, "linear_%s [%lld,%lld%s]x[%lld,%lld]%s%s%s", vkd_dtype_suffix(dt),
              (long long)(batch * m), (long long)k, flags & SPLIT ? " in 2 parts" : "", (long long)n, (long long)k,
-             flags & BIAS ? " +bias" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "", c ? vkd_cmd_dispatch_count(c) : 0);
-    /* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
-    test_expect_close(d, &to, ref, dt == VKD_F16 ? 1e-6 : 1e-11, what);
-    unsigned nd = c ? vkd_cmd_dispatch_count(c) : 0;
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &ts);
-    if (k2)
-        vkd_tensor_destroy(d, &ta2);
-    vkd_tensor_destroy(d, &ta);
-    vkd_tensor_destroy(d, &tw);
-    vkd_tensor_destroy(d, &tb);
-    vkd_tensor_destroy(d, &tr);
-    if (!(flags & RES_IN_PLACE))
-        vkd_tensor_destroy(d, &to);
-    free(a);
-    free(w);
-    free(b);
-    free(res);
-    free(ref);
-    return nd;
+             flags & BIAS ? " +bias" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "");
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol};
+    if (!r)
+        test_op_run(d, &op);
+    if (flags & RES_IN_PLACE)
+        memset(&j.out, 0, sizeof j.out); /* j.res's buffer: destroyed once, as j.res */
+    TEST_DESTROY(d, &j.scratch, &j.a2, &j.a, &j.w, &j.b, &j.res, &j.out);
+    TEST_FREE(a, w, b, res, ref);
+    return op.dispatches;
 }
 
 /* LayerNorm(x; gamma, beta, eps) then x w^T (+ b) (+ res) as one folded GEMM, against
  * the two steps in double. Rows get a mean offset of mean_off standard deviations
  * (the shift in the kernel must keep the statistics exact when |mean| >> std). */
-static void run_case_ln(vkd_device *d, vkd_dtype dt, int64_t m, int64_t k, int64_t n, int flags, double mean_off,
-                        test_rng *rng)
+static unsigned run_case_ln(vkd_device *d, vkd_dtype dt, const mm_case *mc, test_rng *rng)
 {
     const float eps = 1e-5f;
+    int64_t m = mc->m, k = mc->k, n = mc->n;
+    int flags = mc->flags;
     size_t na = (size_t)(m * k), nw = (size_t)(n * k), no = (size_t)(m * n);
-    float *a = malloc(na * 4), *w = malloc(nw * 4), *b = malloc((size_t)n * 4), *res = malloc(no * 4);
-    float *gm = malloc((size_t)k * 4), *bt = malloc((size_t)k * 4), *wf = malloc(nw * 4), *sc = malloc((size_t)n * 8);
-    double *ref = malloc(no * 8), *xn = malloc((size_t)k * 8);
+    float *a = test_alloc(na * 4);
     test_fill_normal(rng, a, na, 1.5);
     for (int64_t i = 0; i < m; i++) /* a different offset per row, up to mean_off std */
         for (int64_t q = 0; q < k; q++)
-            a[i * k + q] += (float)(mean_off * 1.5 * (double)((i % 7) - 3) / 3.0);
-    test_fill_normal(rng, w, nw, 1.0 / sqrt((double)k));
-    test_fill_normal(rng, b, (size_t)n, 0.5);
-    test_fill_normal(rng, res, no, 1.0);
-    test_fill_normal(rng, gm, (size_t)k, 1.0);
-    test_fill_normal(rng, bt, (size_t)k, 0.5);
+            a[i * k + q] += (float)(mc->mean_off * 1.5 * (double)((i % 7) - 3) / 3.0);
     test_round_to(dt, a, na);
-    test_round_to(dt, w, nw);
-    test_round_to(dt, b, (size_t)n);
-    test_round_to(dt, res, no);
-    test_round_to(dt, gm, (size_t)k);
-    test_round_to(dt, bt, (size_t)k);
+    float *w = test_randn(rng, dt, nw, 1.0 / sqrt((double)k)), *b = test_randn(rng, dt, (size_t)n, 0.5);
+    float *res = test_randn(rng, dt, no, 1.0), *gm = test_randn(rng, dt, (size_t)k, 1.0);
+    float *bt = test_randn(rng, dt, (size_t)k, 0.5), *wf = test_alloc(nw * 4), *sc = test_alloc((size_t)n * 8);
+    double *ref = test_alloc(no * 8), *xn = test_alloc((size_t)k * 8);
     for (int64_t i = 0; i < m; i++) {
         double mean = 0, var = 0;
         for (int64_t q = 0; q < k; q++)
@@ -152,35 +184,65 @@ static void run_case_ln(vkd_device *d, vkd_dtype dt, int64_t m, int64_t k, int64
     }
     vkd_ln_fold(w, flags & BIAS ? b : NULL, gm, bt, n, k, dt, wf, sc);
     int64_t ashape[2] = {m, k}, oshape[2] = {m, n}, lshape[2] = {2, n};
-    vkd_tensor ta = test_tensor_from(d, dt, 2, ashape, a);
-    vkd_tensor tw;
-    vkd_result r = vkd_linear_weight_upload(d, dt, wf, n, k, &tw);
+    mm_job j = {.a = test_tensor_from(d, dt, 2, ashape, a)};
+    vkd_result r = vkd_linear_weight_upload(d, dt, wf, n, k, &j.w);
     TEST_CHECK(r == VKD_OK, "weight upload: %s", vkd_result_str(r));
-    vkd_tensor tl = test_tensor_from(d, VKD_F32, 2, lshape, sc);
-    vkd_tensor tr = test_tensor_from(d, dt, 2, oshape, res);
-    vkd_tensor to = test_tensor_poisoned(d, dt, 2, oshape);
-    vkd_cmd *c = NULL;
-    vkd_linear_opts o = {.residual = flags & RES ? &tr : NULL, .ln = &tl, .ln_eps = eps};
-    if (!r) r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    if (!r) r = vkd_op_linear_ex(c, &ta, &tw, &o, &to);
-    if (!r) r = vkd_cmd_end(c);
-    if (!r) r = vkd_cmd_submit_wait(c);
-    TEST_CHECK(r == VKD_OK, "linear ln: %s", vkd_result_str(r));
+    j.ln = test_tensor_from(d, VKD_F32, 2, lshape, sc);
+    j.res = test_tensor_from(d, dt, 2, oshape, res);
+    j.out = test_tensor_poisoned(d, dt, 2, oshape);
+    j.o = (vkd_linear_opts){.residual = flags & RES ? &j.res : NULL, .ln = &j.ln, .ln_eps = eps};
     char what[128];
-    snprintf(what, sizeof what, "layernorm+linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s (%u dispatches)",
-             vkd_dtype_suffix(dt), (long long)m, (long long)k, (long long)n, (long long)k, flags & BIAS ? " +bias" : "",
-             flags & RES ? " +res" : "", mean_off ? " offset" : "", c ? vkd_cmd_dispatch_count(c) : 0);
-    /* fp32: ~1e-13; fp16: w * gamma rounded once more than the reference's weights
-     * plus the output rounding (~1e-7) */
-    test_expect_close(d, &to, ref, dt == VKD_F16 ? 2e-6 : 1e-10, what);
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &ta);
-    vkd_tensor_destroy(d, &tw);
-    vkd_tensor_destroy(d, &tl);
-    vkd_tensor_destroy(d, &tr);
-    vkd_tensor_destroy(d, &to);
-    free(a), free(w), free(b), free(res), free(gm), free(bt), free(wf), free(sc), free(ref), free(xn);
+    snprintf(what, sizeof what, "layernorm+linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s", vkd_dtype_suffix(dt),
+             (long long)m, (long long)k, (long long)n, (long long)k, flags & BIAS ? " +bias" : "",
+             flags & RES ? " +res" : "", mc->mean_off ? " offset" : "");
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol_ln};
+    if (!r)
+        test_op_run(d, &op);
+    TEST_DESTROY(d, &j.a, &j.w, &j.ln, &j.res, &j.out);
+    TEST_FREE(a, w, b, res, gm, bt, wf, sc, ref, xn);
+    return op.dispatches;
+}
+
+/* The cases of a table that apply to kernel t (NULL: the device's own choice). */
+static void run_table(vkd_device *d, vkd_dtype dt, const vkd_gemm_tile *t, const mm_case *cs, size_t ncs,
+                      test_rng *rng)
+{
+    for (size_t i = 0; i < ncs; i++) {
+        const mm_case *mc = &cs[i];
+        if (mc->split_k && (!t || t->direct < 3))
+            continue;
+        if (mc->ln && t && t->direct == 2)
+            continue; /* the subgroup kernel's folded norm: at the SD shapes only */
+        unsigned nd = mc->ln ? run_case_ln(d, dt, mc, rng) : run_case(d, dt, mc, rng);
+        if (mc->split_k)
+            TEST_CHECK(nd == 2, "split-K linear [%lld,%lld]x[%lld,%lld]: 2 dispatches (partial sums, reduce), got %u",
+                       (long long)(mc->batch * mc->m), (long long)mc->k, (long long)mc->n, (long long)mc->k, nd);
+    }
+}
+
+static void run_on_own_kernel(vkd_device *d, vkd_dtype dt, const void *c, test_rng *rng)
+{
+    run_table(d, dt, NULL, c, 1, rng);
+}
+
+/* Every case of cs on every GEMM kernel this device can run (test_gemm_tiles), chosen by
+ * override: the one place this test chooses a kernel. */
+static void run_on_each_tile(vkd_device *d, const mm_case *cs, size_t ncs, test_rng *rng)
+{
+    static const char *const family[5] = {"", " direct", " subgroup", " cooperative matrix",
+                                          " cooperative matrix, emulated"};
+    vkd_dtype dts[2];
+    int ndt = test_dtypes(d, dts);
+    vkd_gemm_tile tiles[6];
+    int ntiles = test_gemm_tiles(d, tiles);
+    for (int t = 0; t < ntiles; t++) {
+        vkd_gemm_set_tile_override(&tiles[t]);
+        printf("tile %ux%ux%u %ux%u%s\n", tiles[t].bm, tiles[t].bn, tiles[t].bk, tiles[t].tm, tiles[t].tn,
+               family[tiles[t].direct]);
+        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
+            run_table(d, dts[i], &tiles[t], cs, ncs, rng);
+    }
+    vkd_gemm_set_tile_override(NULL);
 }
 
 static void test_linear_rejects_bad_shapes(vkd_device *d)
@@ -188,23 +250,15 @@ static void test_linear_rejects_bad_shapes(vkd_device *d)
     int64_t as[2] = {4, 8}, ws[2] = {5, 9}, os[2] = {4, 5}, bs[1] = {6};
     vkd_tensor a = test_tensor_from(d, VKD_F32, 2, as, NULL), w = test_tensor_from(d, VKD_F32, 2, ws, NULL);
     vkd_tensor o = test_tensor_from(d, VKD_F32, 2, os, NULL), b = test_tensor_from(d, VKD_F32, 1, bs, NULL);
-    vkd_cmd *c = NULL;
-    vkd_result r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    TEST_CHECK(r == VKD_OK, "cmd: %s", vkd_result_str(r));
+    vkd_cmd *c = test_cmd_open(d);
     TEST_CHECK(vkd_op_linear(c, &a, &w, NULL, NULL, &o) == VKD_ERR_SHAPE, "K mismatch must be a shape error");
     w.shape[1] = 8;
     TEST_CHECK(vkd_op_linear(c, &a, &w, &b, NULL, &o) == VKD_ERR_SHAPE, "bias size mismatch must be a shape error");
     TEST_CHECK(vkd_op_linear(c, &a, &w, NULL, &a, &o) == VKD_ERR_SHAPE, "residual mismatch must be a shape error");
     TEST_CHECK(vkd_cmd_dispatch_count(c) == 0, "nothing recorded on error");
-    vkd_cmd_end(c);
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &a);
-    vkd_tensor_destroy(d, &w);
-    vkd_tensor_destroy(d, &o);
-    vkd_tensor_destroy(d, &b);
+    test_cmd_close(c);
+    TEST_DESTROY(d, &a, &w, &o, &b);
 }
-
 
 /* vkd_gemm_ksplit: the UNet's small-M long-K GEMMs split, into whole k steps that cover
  * K once; large ones, the folded norm and the other kernel families do not */
@@ -239,70 +293,14 @@ int main(void)
 {
     test_rng rng = {test_seed()};
     vkd_device *d = test_device_open(0);
-    vkd_dtype dts[2];
-    int ndt = test_dtypes(d, dts);
-    vkd_gemm_tile tiles[6];
-    int ntiles = test_gemm_tiles(d, tiles);
     test_linear_rejects_bad_shapes(d);
     test_ksplit_choice();
-    /* SD shapes with the device's own kernel */
-    for (int i = 0; i < ndt; i++) {
-        run_case(d, dts[i], 2, 77, 768, 320, 0, &rng);          /* cross-attn k/v from CLIP context */
-        run_case(d, dts[i], 1, 4096, 320, 320, BIAS | RES, &rng); /* attn out proj at 64x64 */
-        run_case(d, dts[i], 1, 64, 1280, 5120, BIAS, &rng);     /* GEGLU proj at C=1280 (few rows) */
-        run_case(d, dts[i], 1, 40, 5120, 320, BIAS | RES_IN_PLACE, &rng); /* FF out, long K */
-        run_case(d, dts[i], 2, 256, 960, 320, BIAS | SPLIT, &rng); /* skip 1x1 conv on cat(640, 320), 16x16 */
-        run_case_ln(d, dts[i], 1024, 320, 960, 0, 0, &rng);      /* norm1 + q/k/v at 32x32 */
-        run_case_ln(d, dts[i], 256, 640, 5120, BIAS, 8, &rng);   /* norm3 + GEGLU proj, offset rows */
-    }
-    /* every GEMM kernel this device can run (test_gemm_tiles), by override */
-    for (int t = 0; t < ntiles; t++) {
-        vkd_gemm_set_tile_override(&tiles[t]);
-        static const char *const family[5] = {"", " direct", " subgroup", " cooperative matrix",
-                                              " cooperative matrix, emulated"};
-        printf("tile %ux%ux%u %ux%u%s\n", tiles[t].bm, tiles[t].bn, tiles[t].bk, tiles[t].tm, tiles[t].tn,
-               family[tiles[t].direct]);
-        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++) {
-            run_case(d, dts[i], 1, 4095, 7, 33, BIAS | RES, &rng); /* nothing a multiple of a tile */
-            run_case(d, dts[i], 2, 77, 320, 20, BIAS | RES_IN_PLACE, &rng);
-            run_case(d, dts[i], 1, 130, 132, 72, BIAS, &rng);
-            run_case(d, dts[i], 3, 5, 1, 1, BIAS, &rng);
-            run_case(d, dts[i], 1, 130, 37, 20, BIAS | SPLIT, &rng);  /* 16 + 21: scalar loads */
-            run_case(d, dts[i], 2, 77, 48, 24, RES | SPLIT, &rng);    /* 16 + 32 */
-            run_case(d, dts[i], 1, 33, 40, 24, BIAS | SPLIT, &rng);   /* 16 + 24: 8-wide */
-            /* the folded norm on the awkward shapes for the tiled and direct kernels; the
-             * subgroup kernel takes it at the SD shapes above (its every extra variant
-             * costs ~1 min of LLVM on lavapipe at the first dispatch) */
-            if (tiles[t].direct >= 3) { /* split-K: few output tiles, long K (vkd_gemm_ksplit) */
-                unsigned nd = run_case(d, dts[i], 1, 70, 2400, 40, BIAS | RES, &rng);
-                TEST_CHECK(nd == 2, "split-K linear: 2 dispatches (partial sums, reduce), got %u", nd);
-                nd = run_case(d, dts[i], 2, 9, 1040, 24, RES_IN_PLACE | SPLIT, &rng); /* 512 + 528, last chunk short */
-                TEST_CHECK(nd == 2, "split-K linear (two inputs): 2 dispatches, got %u", nd);
-            }
-            if (tiles[t].direct != 2) {
-                run_case_ln(d, dts[i], 130, 132, 72, BIAS | RES, 8, &rng);
-                run_case_ln(d, dts[i], 67, 7, 9, 0, 0, &rng);
-            }
-        }
-    }
-    vkd_gemm_set_tile_override(NULL);
+    TEST_EACH_DTYPE(d, sd, run_on_own_kernel, &rng);
+    run_on_each_tile(d, awkward, sizeof awkward / sizeof awkward[0], &rng);
     test_device_close(d);
 
-    /* 64 KiB bindings: a [600, 40] input and [600, 70] output must be split by rows. */
     d = test_device_open(64 * 1024);
-    ndt = test_dtypes(d, dts);
-    ntiles = test_gemm_tiles(d, tiles);
-    for (int t = 0; t < ntiles; t++) {
-        vkd_gemm_set_tile_override(&tiles[t]);
-        for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++) {
-            run_case(d, dts[i], 2, 300, 40, 70, BIAS | RES, &rng);
-            run_case(d, dts[i], 1, 1000, 33, 17, 0, &rng);
-            if (tiles[t].direct != 2)
-                run_case_ln(d, dts[i], 600, 40, 70, BIAS | RES, 8, &rng);
-            run_case(d, dts[i], 2, 300, 48, 70, BIAS | SPLIT, &rng);
-        }
-    }
-    vkd_gemm_set_tile_override(NULL);
+    run_on_each_tile(d, split, sizeof split / sizeof split[0], &rng);
     test_device_close(d);
     return test_finish();
 }

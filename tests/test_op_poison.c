@@ -25,13 +25,6 @@
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static float *randn(test_rng *rng, size_t n, double scale)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    test_fill_normal(rng, x, n, scale);
-    return x;
-}
-
 /* a new tensor holding host data (the device poisons the allocation first) */
 static vkd_result upload(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *shape, const float *x, vkd_tensor *t)
 {
@@ -41,17 +34,11 @@ static vkd_result upload(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *s
     return r;
 }
 
-typedef vkd_result (*record_fn)(vkd_cmd *c, void *ctx);
-static vkd_result submit(vkd_device *d, record_fn rec, void *ctx)
+/* The GEMM kernel the conv and linear cases run on: t, or the device's own choice
+ * (NULL). The one place this test chooses a kernel. */
+static void use_gemm_tile(const vkd_gemm_tile *t)
 {
-    vkd_cmd *c = NULL;
-    vkd_result r = vkd_cmd_create(d, &c);
-    if (!r) r = vkd_cmd_begin(c);
-    if (!r) r = rec(c, ctx);
-    if (!r) r = vkd_cmd_end(c);
-    if (!r) r = vkd_cmd_submit_wait(c);
-    vkd_cmd_destroy(c);
-    return r;
+    vkd_gemm_set_tile_override(t);
 }
 
 static const char *tile_name(const vkd_gemm_tile *t)
@@ -104,7 +91,7 @@ static vkd_result att_run(vkd_device *d, void *ctx, vkd_tensor *out)
     if (!r && !j->packed) r = upload(d, j->dt, 3, skv, j->hv, &j->v);
     if (!r) r = vkd_tensor_create(d, j->dt, 3, so, out);
     j->out = out;
-    if (!r) r = submit(d, att_record, j);
+    if (!r) r = test_submit(d, att_record, j, NULL, NULL);
     vkd_tensor_destroy(d, &j->q);
     vkd_tensor_destroy(d, &j->k);
     vkd_tensor_destroy(d, &j->v);
@@ -137,9 +124,9 @@ static void attention_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_r
                 if (kernels[k] == VKD_ATTENTION_COOPMAT && dts[i] != VKD_F16)
                     continue; /* fp16 only */
                 int64_t hd = j.heads * j.dim;
-                j.hq = randn(rng, (size_t)(j.n * j.lq * (j.packed ? 3 * hd : hd)), 1.0);
-                j.hk = randn(rng, (size_t)(j.n * j.lk * hd), 1.0);
-                j.hv = randn(rng, (size_t)(j.n * j.lk * hd), 1.0);
+                j.hq = test_randn(rng, VKD_F32, (size_t)(j.n * j.lq * (j.packed ? 3 * hd : hd)), 1.0);
+                j.hk = test_randn(rng, VKD_F32, (size_t)(j.n * j.lk * hd), 1.0);
+                j.hv = test_randn(rng, VKD_F32, (size_t)(j.n * j.lk * hd), 1.0);
                 char what[128];
                 snprintf(what, sizeof what, "attention_%s %s N%lld Lq%lld Lk%lld H%lld D%lld%s%s",
                          vkd_dtype_suffix(j.dt), kname[k], (long long)j.n, (long long)j.lq, (long long)j.lk,
@@ -199,7 +186,7 @@ static vkd_result conv_run(vkd_device *d, void *ctx, vkd_tensor *out)
     if (!r && sn) r = vkd_tensor_create(d, VKD_F32, 1, &sn, &j->s);
     if (!r) r = vkd_tensor_create(d, j->dt, 3, os, out);
     j->out = out;
-    if (!r) r = submit(d, conv_record, j);
+    if (!r) r = test_submit(d, conv_record, j, NULL, NULL);
     vkd_tensor_destroy(d, &j->x), vkd_tensor_destroy(d, &j->wt), vkd_tensor_destroy(d, &j->b);
     vkd_tensor_destroy(d, &j->r), vkd_tensor_destroy(d, &j->s);
     return r;
@@ -228,7 +215,7 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0}; /* slot 0: no override (the device's own choice) */
     for (int t = 0; t <= nt; t++) {
-        vkd_gemm_set_tile_override(t ? &tiles[t] : NULL);
+        use_gemm_tile(t ? &tiles[t] : NULL);
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 if (cases[c].longk && (t == 0 || tiles[t].direct < 3))
@@ -242,10 +229,10 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
                 int64_t ow = vkd_conv2d_out_dim(j.w, j.k, j.p.stride, j.p.pad_left, j.p.pad_right);
                 int up1 = j.p.upsample ? 1 : 0;
                 int64_t sh = up1 && j.p.up_h ? j.p.up_h : j.h >> up1, sw = up1 && j.p.up_w ? j.p.up_w : j.w >> up1;
-                j.hx = randn(rng, (size_t)(j.n * sh * sw * j.cin), 1.0);
-                j.hw = randn(rng, (size_t)(j.cout * j.cin * j.k * j.k), 1.0 / sqrt((double)(j.cin * j.k * j.k)));
-                j.hb = randn(rng, (size_t)j.cout, 0.5);
-                j.hr = randn(rng, (size_t)(j.n * oh * ow * j.cout), 1.0);
+                j.hx = test_randn(rng, VKD_F32, (size_t)(j.n * sh * sw * j.cin), 1.0);
+                j.hw = test_randn(rng, VKD_F32, (size_t)(j.cout * j.cin * j.k * j.k), 1.0 / sqrt((double)(j.cin * j.k * j.k)));
+                j.hb = test_randn(rng, VKD_F32, (size_t)j.cout, 0.5);
+                j.hr = test_randn(rng, VKD_F32, (size_t)(j.n * oh * ow * j.cout), 1.0);
                 char what[160];
                 snprintf(what, sizeof what, "conv2d_%s %s %lldx[%lldx%lld,%lld]->%lld k%d s%d%s%s%s",
                          vkd_dtype_suffix(j.dt), tile_name(t ? &tiles[t] : NULL), (long long)j.n, (long long)j.h,
@@ -258,7 +245,7 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
                 free(j.hx), free(j.hw), free(j.hb), free(j.hr);
             }
     }
-    vkd_gemm_set_tile_override(NULL);
+    use_gemm_tile(NULL);
 }
 
 /* ---- group norm ------------------------------------------------------------------- */
@@ -310,7 +297,7 @@ static vkd_result gn_run(vkd_device *d, void *ctx, vkd_tensor *out)
     if (!r) r = vkd_tensor_create(d, VKD_F32, 1, &sn, &j->s);
     if (!r) r = vkd_tensor_create(d, j->dt, 3, os, out);
     j->out = out;
-    if (!r) r = submit(d, gn_record, j);
+    if (!r) r = test_submit(d, gn_record, j, NULL, NULL);
     vkd_tensor_destroy(d, &j->x), vkd_tensor_destroy(d, &j->x2), vkd_tensor_destroy(d, &j->e);
     vkd_tensor_destroy(d, &j->g), vkd_tensor_destroy(d, &j->b), vkd_tensor_destroy(d, &j->s);
     return r;
@@ -338,11 +325,11 @@ static void groupnorm_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_r
             j.dt = dts[i], j.form = cases[c].form, j.n = cases[c].n, j.hw = cases[c].hw, j.c = cases[c].c;
             j.c2 = cases[c].c2, j.groups = cases[c].groups, j.silu = cases[c].silu;
             int64_t ct = j.c + j.c2;
-            j.hx = randn(rng, (size_t)(j.n * j.hw * j.c), 1.5);
-            j.hx2 = randn(rng, (size_t)(j.n * j.hw * j.c2), 1.5);
-            j.he = randn(rng, (size_t)(j.n * (j.c + 8)), 2.0);
-            j.hg = randn(rng, (size_t)ct, 1.0);
-            j.hb = randn(rng, (size_t)ct, 0.5);
+            j.hx = test_randn(rng, VKD_F32, (size_t)(j.n * j.hw * j.c), 1.5);
+            j.hx2 = test_randn(rng, VKD_F32, (size_t)(j.n * j.hw * j.c2), 1.5);
+            j.he = test_randn(rng, VKD_F32, (size_t)(j.n * (j.c + 8)), 2.0);
+            j.hg = test_randn(rng, VKD_F32, (size_t)ct, 1.0);
+            j.hb = test_randn(rng, VKD_F32, (size_t)ct, 0.5);
             char what[128];
             snprintf(what, sizeof what, "groupnorm_%s%s [%lld,%lld,%lld] G%u%s", vkd_dtype_suffix(j.dt),
                      form[j.form], (long long)j.n, (long long)j.hw, (long long)ct, j.groups, j.silu ? " silu" : "");
@@ -405,7 +392,7 @@ static vkd_result lin_run(vkd_device *d, void *ctx, vkd_tensor *out)
     if (!r && sn) r = vkd_tensor_create(d, VKD_F32, 1, &sn, &j->s);
     if (!r) r = vkd_tensor_create(d, j->dt, 2, os, out);
     j->out = out;
-    if (!r) r = submit(d, lin_record, j);
+    if (!r) r = test_submit(d, lin_record, j, NULL, NULL);
     free(a1), free(a2);
     vkd_tensor_destroy(d, &j->a), vkd_tensor_destroy(d, &j->a2), vkd_tensor_destroy(d, &j->w);
     vkd_tensor_destroy(d, &j->b), vkd_tensor_destroy(d, &j->r), vkd_tensor_destroy(d, &j->sc);
@@ -429,7 +416,7 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0};
     for (int t = 0; t <= nt; t++) {
-        vkd_gemm_set_tile_override(t ? &tiles[t] : NULL);
+        use_gemm_tile(t ? &tiles[t] : NULL);
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 if (cases[c].longk && (t == 0 || tiles[t].direct < 3))
@@ -440,13 +427,13 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
                 memset(&j, 0, sizeof j);
                 j.dt = dts[i], j.m = cases[c].m, j.k = cases[c].k, j.n = cases[c].n, j.k1 = cases[c].k1;
                 j.bias = cases[c].bias, j.res = cases[c].res, j.ln = cases[c].ln;
-                j.ha = randn(rng, (size_t)(j.m * j.k), 1.0);
-                j.hw = randn(rng, (size_t)(j.n * j.k), 1.0 / sqrt((double)j.k));
-                j.hb = randn(rng, (size_t)j.n, 0.5);
-                j.hr = randn(rng, (size_t)(j.m * j.n), 1.0);
+                j.ha = test_randn(rng, VKD_F32, (size_t)(j.m * j.k), 1.0);
+                j.hw = test_randn(rng, VKD_F32, (size_t)(j.n * j.k), 1.0 / sqrt((double)j.k));
+                j.hb = test_randn(rng, VKD_F32, (size_t)j.n, 0.5);
+                j.hr = test_randn(rng, VKD_F32, (size_t)(j.m * j.n), 1.0);
                 float *wf = NULL;
                 if (j.ln) {
-                    float *gm = randn(rng, (size_t)j.k, 1.0), *bt = randn(rng, (size_t)j.k, 0.5);
+                    float *gm = test_randn(rng, VKD_F32, (size_t)j.k, 1.0), *bt = test_randn(rng, VKD_F32, (size_t)j.k, 0.5);
                     wf = malloc((size_t)(j.n * j.k) * 4);
                     j.hsc = malloc((size_t)j.n * 8);
                     vkd_ln_fold(j.hw, j.hb, gm, bt, j.n, j.k, j.dt, wf, j.hsc);
@@ -464,7 +451,7 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
                 free(j.ha), free(j.hw), free(j.hb), free(j.hr), free(j.hsc);
             }
     }
-    vkd_gemm_set_tile_override(NULL);
+    use_gemm_tile(NULL);
 }
 
 /* argv[1], when given, runs only that op: attention, conv2d, groupnorm, linear */

@@ -1,15 +1,9 @@
-/* Checkpoint layouts -> internal (CompVis) names; see layout.h.
- *
- * A rule maps a source key to an internal key: `from` is matched against the key
- * (after the part's source prefix is stripped), '#' in `from` matches a decimal
- * number that is copied to the matching '#' in `to`. Prefix rules append the rest of
- * the key; among matching rules the longest `from` wins, so a specific rule
- * ("resnets.#.conv_shortcut.") beats a general one ("resnets.#."). The diffusers
- * tables follow diffusers' scripts/convert_diffusers_to_original_stable_diffusion.py
- * (unet_conversion_map*, vae_conversion_map*) and the OpenCLIP one sd.cpp's model.cpp
- * (open_clip_to_hf_clip_model); block indices that need arithmetic (UNet input/output
- * block numbers, the VAE decoder's reversed levels) are generated from the block
- * counts found in the file. */
+/* Checkpoint layouts -> internal (CompVis) names; see layout.h. This file holds the
+ * weights object: which files a model path stands for (a CompVis single file, one
+ * given as a descriptor, a diffusers folder with its components, a VAE that replaces
+ * the checkpoint's), the parts of each file and the rule set each is mapped through,
+ * the refusal of two sources for one name, and the queries. The rules themselves are
+ * layout_tables.c, the engine that applies them layout_rules.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/layout.h"
 
@@ -19,336 +13,9 @@
 #include <sys/stat.h>
 
 #include "common/log.h"
+#include "io/layout_impl.h"
 
-enum {
-    RN_EXACT = 1,     /* the whole key must match: nothing appended */
-    RN_SPLIT3 = 2,    /* rows split in three: `to` has "%s" for q, k, v */
-    RN_TRANSPOSE = 4, /* 2-D source stored transposed */
-    RN_CONV1X1 = 8,   /* a rank-2 [C, C] source becomes [C, C, 1, 1] */
-};
-
-typedef struct rule {
-    const char *from, *to;
-    unsigned op;
-} rule;
-
-/* ---- static tables ------------------------------------------------------------ */
-
-/* transformers CLIPTextModel(WithProjection) keys, and the older naming without
- * "text_model." seen in early SD1 files. position_ids is a buffer: not matched. */
-static const rule hf_clip_rules[] = {
-    {"text_model.embeddings.token_embedding.", "text_model.embeddings.token_embedding.", 0},
-    {"text_model.embeddings.position_embedding.", "text_model.embeddings.position_embedding.", 0},
-    {"text_model.encoder.layers.#.", "text_model.encoder.layers.#.", 0},
-    {"text_model.final_layer_norm.", "text_model.final_layer_norm.", 0},
-    {"text_projection.weight", "text_projection.weight", RN_EXACT},
-    {"embeddings.token_embedding.", "text_model.embeddings.token_embedding.", 0},
-    {"embeddings.position_embedding.", "text_model.embeddings.position_embedding.", 0},
-    {"encoder.layers.#.", "text_model.encoder.layers.#.", 0},
-    {"final_layer_norm.", "text_model.final_layer_norm.", 0},
-};
-
-/* open_clip TextTransformer -> CLIPTextModel names (SD2 cond_stage_model.model.,
- * SDXL conditioner.embedders.1.model.). logit_scale is unused by SD: not matched. */
-static const rule openclip_rules[] = {
-    {"token_embedding.weight", "text_model.embeddings.token_embedding.weight", RN_EXACT},
-    {"positional_embedding", "text_model.embeddings.position_embedding.weight", RN_EXACT},
-    {"text_projection", "text_projection.weight", RN_EXACT | RN_TRANSPOSE},
-    {"ln_final.", "text_model.final_layer_norm.", 0},
-    {"transformer.resblocks.#.ln_1.", "text_model.encoder.layers.#.layer_norm1.", 0},
-    {"transformer.resblocks.#.ln_2.", "text_model.encoder.layers.#.layer_norm2.", 0},
-    {"transformer.resblocks.#.attn.in_proj_weight", "text_model.encoder.layers.#.self_attn.%s_proj.weight", RN_EXACT | RN_SPLIT3},
-    {"transformer.resblocks.#.attn.in_proj_bias", "text_model.encoder.layers.#.self_attn.%s_proj.bias", RN_EXACT | RN_SPLIT3},
-    {"transformer.resblocks.#.attn.out_proj.", "text_model.encoder.layers.#.self_attn.out_proj.", 0},
-    {"transformer.resblocks.#.mlp.c_fc.", "text_model.encoder.layers.#.mlp.fc1.", 0},
-    {"transformer.resblocks.#.mlp.c_proj.", "text_model.encoder.layers.#.mlp.fc2.", 0},
-};
-
-/* A CompVis UNet is already in internal naming. */
-static const rule identity_rules[] = {{"", "", 0}};
-
-/* CompVis VAE keys (in a checkpoint or a standalone VAE file); some converted files
- * store the mid attention as [C, C] linears. */
-static const rule compvis_vae_rules[] = {
-    {"encoder.", "encoder.", 0}, {"decoder.", "decoder.", 0},
-    {"quant_conv.", "quant_conv.", 0}, {"post_quant_conv.", "post_quant_conv.", 0},
-    {"encoder.mid.attn_1.q.weight", "encoder.mid.attn_1.q.weight", RN_EXACT | RN_CONV1X1},
-    {"encoder.mid.attn_1.k.weight", "encoder.mid.attn_1.k.weight", RN_EXACT | RN_CONV1X1},
-    {"encoder.mid.attn_1.v.weight", "encoder.mid.attn_1.v.weight", RN_EXACT | RN_CONV1X1},
-    {"encoder.mid.attn_1.proj_out.weight", "encoder.mid.attn_1.proj_out.weight", RN_EXACT | RN_CONV1X1},
-    {"decoder.mid.attn_1.q.weight", "decoder.mid.attn_1.q.weight", RN_EXACT | RN_CONV1X1},
-    {"decoder.mid.attn_1.k.weight", "decoder.mid.attn_1.k.weight", RN_EXACT | RN_CONV1X1},
-    {"decoder.mid.attn_1.v.weight", "decoder.mid.attn_1.v.weight", RN_EXACT | RN_CONV1X1},
-    {"decoder.mid.attn_1.proj_out.weight", "decoder.mid.attn_1.proj_out.weight", RN_EXACT | RN_CONV1X1},
-};
-
-/* diffusers AutoencoderKL; the decoder's up_blocks are generated (reversed order). */
-#define VAE_MID(X)                                                                              \
-    {X ".mid_block.resnets.0.", X ".mid.block_1.", 0}, {X ".mid_block.resnets.1.", X ".mid.block_2.", 0}, \
-    {X ".mid_block.attentions.0.group_norm.", X ".mid.attn_1.norm.", 0},                        \
-    {X ".mid_block.attentions.0.to_q.", X ".mid.attn_1.q.", RN_CONV1X1},                       \
-    {X ".mid_block.attentions.0.to_k.", X ".mid.attn_1.k.", RN_CONV1X1},                       \
-    {X ".mid_block.attentions.0.to_v.", X ".mid.attn_1.v.", RN_CONV1X1},                       \
-    {X ".mid_block.attentions.0.to_out.0.", X ".mid.attn_1.proj_out.", RN_CONV1X1},            \
-    {X ".mid_block.attentions.0.query.", X ".mid.attn_1.q.", RN_CONV1X1},                      \
-    {X ".mid_block.attentions.0.key.", X ".mid.attn_1.k.", RN_CONV1X1},                        \
-    {X ".mid_block.attentions.0.value.", X ".mid.attn_1.v.", RN_CONV1X1},                      \
-    {X ".mid_block.attentions.0.proj_attn.", X ".mid.attn_1.proj_out.", RN_CONV1X1},           \
-    {X ".conv_in.", X ".conv_in.", 0}, {X ".conv_out.", X ".conv_out.", 0},                     \
-    {X ".conv_norm_out.", X ".norm_out.", 0}
-static const rule diffusers_vae_rules[] = {
-    VAE_MID("encoder"),
-    VAE_MID("decoder"),
-    {"quant_conv.", "quant_conv.", 0},
-    {"post_quant_conv.", "post_quant_conv.", 0},
-    {"encoder.down_blocks.#.resnets.#.", "encoder.down.#.block.#.", 0},
-    {"encoder.down_blocks.#.resnets.#.conv_shortcut.", "encoder.down.#.block.#.nin_shortcut.", 0},
-    {"encoder.down_blocks.#.downsamplers.0.", "encoder.down.#.downsample.", 0},
-};
-
-static const rule diffusers_unet_fixed[] = {
-    {"time_embedding.linear_1.", "time_embed.0.", 0}, {"time_embedding.linear_2.", "time_embed.2.", 0},
-    {"add_embedding.linear_1.", "label_emb.0.0.", 0}, {"add_embedding.linear_2.", "label_emb.0.2.", 0},
-    {"conv_in.", "input_blocks.0.0.", 0},             {"conv_norm_out.", "out.0.", 0},
-    {"conv_out.", "out.2.", 0},                       {"mid_block.attentions.0.", "middle_block.1.", 0},
-};
-/* diffusers ResnetBlock2D member -> CompVis ResBlock member */
-static const char *const resnet_pairs[][2] = {
-    {"norm1.", "in_layers.0."}, {"conv1.", "in_layers.2."}, {"time_emb_proj.", "emb_layers.1."},
-    {"norm2.", "out_layers.0."}, {"conv2.", "out_layers.3."}, {"conv_shortcut.", "skip_connection."},
-};
-
-/* ---- rule sets ---------------------------------------------------------------- */
-
-typedef struct ruleset {
-    const rule *fixed;
-    size_t nfixed;
-    rule *gen; /* generated; strings owned */
-    size_t ngen, capgen;
-} ruleset;
-
-static void ruleset_free(ruleset *rs)
-{
-    for (size_t i = 0; i < rs->ngen; i++) {
-        free((char *)rs->gen[i].from);
-        free((char *)rs->gen[i].to);
-    }
-    free(rs->gen);
-    memset(rs, 0, sizeof *rs);
-}
-
-static int ruleset_add(ruleset *rs, unsigned op, const char *from, const char *to)
-{
-    if (rs->ngen == rs->capgen) {
-        size_t cap = rs->capgen ? rs->capgen * 2 : 64;
-        rule *g = realloc(rs->gen, cap * sizeof *g);
-        if (!g)
-            return 0;
-        rs->gen = g;
-        rs->capgen = cap;
-    }
-    char *f = strdup(from), *t = strdup(to);
-    if (!f || !t) {
-        free(f);
-        free(t);
-        return 0;
-    }
-    rs->gen[rs->ngen++] = (rule){f, t, op};
-    return 1;
-}
-
-/* Match `from` against `key`. Returns the number of key bytes consumed, or -1; caps
- * receives the '#' numbers (as offsets/lengths into key). */
-typedef struct { size_t off[4], len[4]; int n; } captures;
-
-static long rule_match(const rule *r, const char *key, captures *cap)
-{
-    const char *f = r->from, *k = key;
-    cap->n = 0;
-    while (*f) {
-        if (*f == '#') {
-            const char *s = k;
-            while (*k >= '0' && *k <= '9')
-                k++;
-            if (k == s || cap->n == 4)
-                return -1;
-            cap->off[cap->n] = (size_t)(s - key);
-            cap->len[cap->n++] = (size_t)(k - s);
-            f++;
-        } else if (*f++ != *k++) {
-            return -1;
-        }
-    }
-    if ((r->op & RN_EXACT) && *k)
-        return -1;
-    return (long)(k - key);
-}
-
-static const rule *ruleset_match(const ruleset *rs, const char *key, captures *best_cap, long *consumed)
-{
-    const rule *best = NULL;
-    long best_len = -1;
-    for (int pass = 0; pass < 2; pass++) {
-        const rule *rr = pass ? rs->gen : rs->fixed;
-        size_t n = pass ? rs->ngen : rs->nfixed;
-        for (size_t i = 0; i < n; i++) {
-            captures c;
-            long m = rule_match(&rr[i], key, &c);
-            /* longest `from` wins; compare pattern length so "a.#." < "a.#.b." */
-            if (m >= 0 && (long)strlen(rr[i].from) > best_len) {
-                best = &rr[i];
-                best_len = (long)strlen(rr[i].from);
-                *best_cap = c;
-                *consumed = m;
-            }
-        }
-    }
-    return best;
-}
-
-/* ---- the weights object --------------------------------------------------------- */
-
-struct vkd_weights {
-    vkd_layout layout;
-    vkd_st_file **files;
-    size_t nfiles, capfiles;
-    vkd_wtensor *t;
-    size_t n, cap;
-    char **ignored;
-    size_t nign, capign;
-    char *tok_dir[2];
-};
-
-static int push_ignored(vkd_weights *w, const char *file, const char *key, const char *why)
-{
-    if (w->nign == w->capign) {
-        size_t cap = w->capign ? w->capign * 2 : 32;
-        char **p = realloc(w->ignored, cap * sizeof *p);
-        if (!p)
-            return 0;
-        w->ignored = p;
-        w->capign = cap;
-    }
-    size_t len = strlen(file) + strlen(key) + strlen(why) + 8;
-    char *s = malloc(len);
-    if (!s)
-        return 0;
-    snprintf(s, len, "%s: %s%s", file, key, why);
-    w->ignored[w->nign++] = s;
-    VKD_DEBUG("ignored %s", s);
-    return 1;
-}
-
-static vkd_wtensor *push_tensor(vkd_weights *w)
-{
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 1024;
-        vkd_wtensor *p = realloc(w->t, cap * sizeof *p);
-        if (!p)
-            return NULL;
-        w->t = p;
-        w->cap = cap;
-    }
-    vkd_wtensor *t = &w->t[w->n++];
-    memset(t, 0, sizeof *t);
-    return t;
-}
-
-/* Build internal name: prefix + rule.to (captures substituted, %s -> qkv) + rest. */
-static char *make_name(const char *prefix, const rule *r, const char *key, const captures *c, long consumed,
-                       const char *qkv)
-{
-    size_t cap = strlen(prefix) + strlen(r->to) + strlen(key) + 64;
-    char *s = malloc(cap), *o = s;
-    if (!s)
-        return NULL;
-    o += sprintf(o, "%s", prefix);
-    int ci = 0;
-    for (const char *p = r->to; *p; p++) {
-        if (*p == '#' && ci < c->n) {
-            memcpy(o, key + c->off[ci], c->len[ci]);
-            o += c->len[ci++];
-        } else if (p[0] == '%' && p[1] == 's' && qkv) {
-            o += sprintf(o, "%s", qkv);
-            p++;
-        } else {
-            *o++ = *p;
-        }
-    }
-    o += sprintf(o, "%s", key + consumed);
-    return s;
-}
-
-/* Map every tensor of `f` whose key starts with `src_prefix` through `rs`, naming it
- * under `dst_prefix`. Keys outside src_prefix are left for other parts; `claimed`
- * marks the keys some part has taken. */
-static vkd_result map_part(vkd_weights *w, const vkd_st_file *f, unsigned char *claimed, const char *src_prefix,
-                           const ruleset *rs, const char *dst_prefix)
-{
-    size_t plen = strlen(src_prefix);
-    for (size_t i = 0; i < vkd_st_count(f); i++) {
-        const vkd_st_tensor *s = vkd_st_at(f, i);
-        if (claimed[i] || strncmp(s->name, src_prefix, plen) != 0)
-            continue;
-        const char *key = s->name + plen;
-        captures c = {{0}, {0}, 0};
-        long consumed = 0;
-        const rule *r = ruleset_match(rs, key, &c, &consumed);
-        if (!r)
-            continue;
-        claimed[i] = 1;
-        /* a tensor of a non-float dtype is mapped all the same: the model check
-         * (models/check.h) then names it as of the wrong dtype, not as missing */
-        int parts = (r->op & RN_SPLIT3) ? 3 : 1;
-        if (parts == 3 && (s->rank < 1 || s->shape[0] % 3 != 0)) {
-            VKD_ERROR("%s: tensor '%s' has %lld rows, which do not split into q, k, v", vkd_st_label(f), s->name,
-                      s->rank ? (long long)s->shape[0] : 0LL);
-            return VKD_ERR_FORMAT;
-        }
-        if ((r->op & RN_TRANSPOSE) && s->rank != 2) {
-            VKD_ERROR("%s: tensor '%s' should be 2-D, is rank %d", vkd_st_label(f), s->name, s->rank);
-            return VKD_ERR_FORMAT;
-        }
-        static const char *const qkv[3] = {"q", "k", "v"};
-        for (int p = 0; p < parts; p++) {
-            vkd_wtensor *t = push_tensor(w);
-            if (!t)
-                return VKD_ERR_OUT_OF_HOST_MEMORY;
-            if (!(t->name = make_name(dst_prefix, r, key, &c, consumed, parts == 3 ? qkv[p] : NULL))) {
-                w->n--;
-                return VKD_ERR_OUT_OF_HOST_MEMORY;
-            }
-            t->src = s;
-            t->file = vkd_st_label(f);
-            t->rank = s->rank;
-            memcpy(t->shape, s->shape, sizeof t->shape);
-            t->nelem = s->nelem;
-            if (parts == 3) {
-                t->shape[0] = s->shape[0] / 3;
-                t->nelem = s->nelem / 3;
-                t->first = (size_t)p * t->nelem;
-            }
-            if (r->op & RN_TRANSPOSE) {
-                t->shape[0] = s->shape[1];
-                t->shape[1] = s->shape[0];
-                t->flags |= VKD_WT_TRANSPOSE;
-            }
-            if ((r->op & RN_CONV1X1) && s->rank == 2) {
-                t->rank = 4;
-                t->shape[2] = t->shape[3] = 1;
-            }
-        }
-    }
-    return VKD_OK;
-}
-
-static vkd_result ignore_rest(vkd_weights *w, const vkd_st_file *f, const unsigned char *claimed, const char *why)
-{
-    for (size_t i = 0; i < vkd_st_count(f); i++)
-        if (!claimed[i] && !push_ignored(w, vkd_st_label(f), vkd_st_at(f, i)->name, why))
-            return VKD_ERR_OUT_OF_HOST_MEMORY;
-    return VKD_OK;
-}
+/* ---- files ----------------------------------------------------------------------- */
 
 /* Takes ownership of an opened file (closed with w). */
 static vkd_result add_opened(vkd_weights *w, vkd_st_file *f)
@@ -384,141 +51,7 @@ static vkd_result add_file(vkd_weights *w, const char *path, vkd_st_file **out)
     return VKD_OK;
 }
 
-/* Largest N+1 over keys "<prefix>N." of a file (0 when none). */
-static int count_index(const vkd_st_file *f, const char *prefix)
-{
-    size_t plen = strlen(prefix);
-    int best = 0;
-    for (size_t i = 0; i < vkd_st_count(f); i++) {
-        const char *k = vkd_st_at(f, i)->name;
-        if (strncmp(k, prefix, plen) != 0)
-            continue;
-        char *end;
-        long v = strtol(k + plen, &end, 10);
-        if (end != k + plen && *end == '.' && v >= 0 && v < 1000 && v + 1 > best)
-            best = (int)v + 1;
-    }
-    return best;
-}
-
-static int has_prefix_key(const vkd_st_file *f, const char *prefix)
-{
-    size_t plen = strlen(prefix);
-    for (size_t i = 0; i < vkd_st_count(f); i++)
-        if (strncmp(vkd_st_at(f, i)->name, prefix, plen) == 0)
-            return 1;
-    return 0;
-}
-
-/* ---- VAE ---------------------------------------------------------------------- */
-
-static vkd_result map_vae(vkd_weights *w, const vkd_st_file *f, unsigned char *claimed, const char *src_prefix)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%sencoder.mid_block.", src_prefix);
-    int diffusers = has_prefix_key(f, key);
-    snprintf(key, sizeof key, "%sdecoder.mid_block.", src_prefix);
-    diffusers |= has_prefix_key(f, key);
-    ruleset rs = {0};
-    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    if (!diffusers) {
-        rs.fixed = compvis_vae_rules;
-        rs.nfixed = sizeof compvis_vae_rules / sizeof compvis_vae_rules[0];
-    } else {
-        rs.fixed = diffusers_vae_rules;
-        rs.nfixed = sizeof diffusers_vae_rules / sizeof diffusers_vae_rules[0];
-        snprintf(key, sizeof key, "%sdecoder.up_blocks.", src_prefix);
-        int L = count_index(f, key);
-        for (int i = 0; i < L; i++) {
-            char from[96], to[96];
-            int j = L - 1 - i; /* diffusers up_blocks.0 is the deepest level, CompVis up.(L-1) */
-            snprintf(from, sizeof from, "decoder.up_blocks.%d.resnets.#.", i);
-            snprintf(to, sizeof to, "decoder.up.%d.block.#.", j);
-            if (!ruleset_add(&rs, 0, from, to))
-                goto done;
-            snprintf(from, sizeof from, "decoder.up_blocks.%d.resnets.#.conv_shortcut.", i);
-            snprintf(to, sizeof to, "decoder.up.%d.block.#.nin_shortcut.", j);
-            if (!ruleset_add(&rs, 0, from, to))
-                goto done;
-            snprintf(from, sizeof from, "decoder.up_blocks.%d.upsamplers.0.", i);
-            snprintf(to, sizeof to, "decoder.up.%d.upsample.", j);
-            if (!ruleset_add(&rs, 0, from, to))
-                goto done;
-        }
-    }
-    r = map_part(w, f, claimed, src_prefix, &rs, "first_stage_model.");
-done:
-    ruleset_free(&rs);
-    return r;
-}
-
-/* ---- UNet (diffusers) ------------------------------------------------------------ */
-
-static vkd_result map_diffusers_unet(vkd_weights *w, const vkd_st_file *f, unsigned char *claimed)
-{
-    ruleset rs = {diffusers_unet_fixed, sizeof diffusers_unet_fixed / sizeof diffusers_unet_fixed[0], NULL, 0, 0};
-    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    char from[128], to[128];
-    int L = count_index(f, "down_blocks.");
-    int R = count_index(f, "down_blocks.0.resnets.");
-    for (int k = 0; k < 6; k++) { /* mid resnets -> middle_block.0 / .2 */
-        for (int j = 0; j < 2; j++) {
-            snprintf(from, sizeof from, "mid_block.resnets.%d.%s", j, resnet_pairs[k][0]);
-            snprintf(to, sizeof to, "middle_block.%d.%s", 2 * j, resnet_pairs[k][1]);
-            if (!ruleset_add(&rs, 0, from, to))
-                goto done;
-        }
-    }
-    for (int i = 0; i < L; i++) {
-        for (int j = 0; j < R; j++) {
-            int n = (R + 1) * i + j + 1;
-            for (int k = 0; k < 6; k++) {
-                snprintf(from, sizeof from, "down_blocks.%d.resnets.%d.%s", i, j, resnet_pairs[k][0]);
-                snprintf(to, sizeof to, "input_blocks.%d.0.%s", n, resnet_pairs[k][1]);
-                if (!ruleset_add(&rs, 0, from, to))
-                    goto done;
-            }
-            snprintf(from, sizeof from, "down_blocks.%d.attentions.%d.", i, j);
-            snprintf(to, sizeof to, "input_blocks.%d.1.", n);
-            if (!ruleset_add(&rs, 0, from, to))
-                goto done;
-        }
-        snprintf(from, sizeof from, "down_blocks.%d.downsamplers.0.conv.", i);
-        snprintf(to, sizeof to, "input_blocks.%d.0.op.", (R + 1) * (i + 1));
-        if (!ruleset_add(&rs, 0, from, to))
-            goto done;
-        /* up_blocks.i: R + 1 resnets; its upsampler follows the attention if any */
-        snprintf(from, sizeof from, "up_blocks.%d.attentions.", i);
-        int attn = has_prefix_key(f, from);
-        for (int j = 0; j <= R; j++) {
-            int n = (R + 1) * i + j;
-            for (int k = 0; k < 6; k++) {
-                snprintf(from, sizeof from, "up_blocks.%d.resnets.%d.%s", i, j, resnet_pairs[k][0]);
-                snprintf(to, sizeof to, "output_blocks.%d.0.%s", n, resnet_pairs[k][1]);
-                if (!ruleset_add(&rs, 0, from, to))
-                    goto done;
-            }
-            snprintf(from, sizeof from, "up_blocks.%d.attentions.%d.", i, j);
-            snprintf(to, sizeof to, "output_blocks.%d.1.", n);
-            if (!ruleset_add(&rs, 0, from, to))
-                goto done;
-        }
-        snprintf(from, sizeof from, "up_blocks.%d.upsamplers.0.", i);
-        snprintf(to, sizeof to, "output_blocks.%d.%d.", (R + 1) * i + R, attn ? 2 : 1);
-        if (!ruleset_add(&rs, 0, from, to))
-            goto done;
-    }
-    r = map_part(w, f, claimed, "", &rs, "model.diffusion_model.");
-done:
-    ruleset_free(&rs);
-    return r;
-}
-
 /* ---- sources ------------------------------------------------------------------- */
-
-static const ruleset RS_IDENTITY = {identity_rules, 1, NULL, 0, 0};
-static const ruleset RS_HF_CLIP = {hf_clip_rules, sizeof hf_clip_rules / sizeof hf_clip_rules[0], NULL, 0, 0};
-static const ruleset RS_OPENCLIP = {openclip_rules, sizeof openclip_rules / sizeof openclip_rules[0], NULL, 0, 0};
 
 static vkd_result map_single_file(vkd_weights *w, vkd_st_file *f, int skip_vae);
 
@@ -537,15 +70,15 @@ static vkd_result map_single_file(vkd_weights *w, vkd_st_file *f, int skip_vae)
     unsigned char *claimed = calloc(vkd_st_count(f) + 1, 1);
     if (!claimed)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
-    if (!(r = map_part(w, f, claimed, "model.diffusion_model.", &RS_IDENTITY, "model.diffusion_model.")) &&
-        !(r = skip_vae ? VKD_OK : map_vae(w, f, claimed, "first_stage_model.")) &&
-        !(r = map_part(w, f, claimed, "cond_stage_model.transformer.", &RS_HF_CLIP, "cond_stage_model.transformer.")) &&
-        !(r = map_part(w, f, claimed, "cond_stage_model.model.", &RS_OPENCLIP, "cond_stage_model.transformer.")) &&
-        !(r = map_part(w, f, claimed, "conditioner.embedders.0.transformer.", &RS_HF_CLIP,
+    if (!(r = vkd_layout_map_part(w, f, claimed, "model.diffusion_model.", &vkd_rs_identity, "model.diffusion_model.")) &&
+        !(r = skip_vae ? VKD_OK : vkd_layout_map_vae(w, f, claimed, "first_stage_model.")) &&
+        !(r = vkd_layout_map_part(w, f, claimed, "cond_stage_model.transformer.", &vkd_rs_hf_clip, "cond_stage_model.transformer.")) &&
+        !(r = vkd_layout_map_part(w, f, claimed, "cond_stage_model.model.", &vkd_rs_openclip, "cond_stage_model.transformer.")) &&
+        !(r = vkd_layout_map_part(w, f, claimed, "conditioner.embedders.0.transformer.", &vkd_rs_hf_clip,
                        "conditioner.embedders.0.transformer.")) &&
-        !(r = map_part(w, f, claimed, "conditioner.embedders.1.model.", &RS_OPENCLIP,
+        !(r = vkd_layout_map_part(w, f, claimed, "conditioner.embedders.1.model.", &vkd_rs_openclip,
                        "conditioner.embedders.1.transformer.")))
-        r = ignore_rest(w, f, claimed, skip_vae ? " (unmapped, or VAE replaced by --vae)" : "");
+        r = vkd_layout_ignore_rest(w, f, claimed, skip_vae ? " (unmapped, or VAE replaced by --vae)" : "");
     free(claimed);
     return r;
 }
@@ -607,7 +140,7 @@ static vkd_result map_whole(vkd_weights *w, vkd_st_file *f, vkd_result (*fn)(vkd
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     vkd_result r = fn(w, f, claimed, arg);
     if (!r)
-        r = ignore_rest(w, f, claimed, "");
+        r = vkd_layout_ignore_rest(w, f, claimed, "");
     free(claimed);
     return r;
 }
@@ -615,16 +148,16 @@ static vkd_result map_whole(vkd_weights *w, vkd_st_file *f, vkd_result (*fn)(vkd
 static vkd_result fn_unet(vkd_weights *w, const vkd_st_file *f, unsigned char *c, const void *a)
 {
     (void)a;
-    return map_diffusers_unet(w, f, c);
+    return vkd_layout_map_diffusers_unet(w, f, c);
 }
 static vkd_result fn_vae(vkd_weights *w, const vkd_st_file *f, unsigned char *c, const void *a)
 {
-    vkd_result r = map_vae(w, f, c, "first_stage_model.");
-    return r ? r : map_vae(w, f, c, (const char *)a);
+    vkd_result r = vkd_layout_map_vae(w, f, c, "first_stage_model.");
+    return r ? r : vkd_layout_map_vae(w, f, c, (const char *)a);
 }
 static vkd_result fn_te(vkd_weights *w, const vkd_st_file *f, unsigned char *c, const void *a)
 {
-    return map_part(w, f, c, "", &RS_HF_CLIP, (const char *)a);
+    return vkd_layout_map_part(w, f, c, "", &vkd_rs_hf_clip, (const char *)a);
 }
 
 static vkd_result open_diffusers(vkd_weights *w, const char *dir, int skip_vae)

@@ -20,7 +20,7 @@
  * Shapes are the CompVis ones: VAE attention q/k/v/proj_out are [C, C, 1, 1] even where
  * diffusers stores [C, C] (same bytes).
  *
- * The name maps are tables in layout.c (fixed pairs plus block-prefix pairs generated
+ * The name maps are tables in layout_tables.c (fixed pairs plus block-prefix pairs generated
  * from the block counts found in the file). Source keys no table claims (model_ema.*,
  * alphas_cumprod, position_ids, logit_scale, ...) are ignored and listed. */
 #ifndef VKD_IO_LAYOUT_H
