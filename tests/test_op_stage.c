@@ -1,148 +1,152 @@
-/* The stages' own kernels against references in double:
+/* The stages' own kernels against references in double, both storage precisions:
  * 1. emphasis (shaders/emphasis.comp): A1111's process_tokens rule -- every token times
- *    its weight, each 77-token chunk rescaled to its mean before -- over chunk counts
- *    1..3, widths 64 and 768, fp32 and fp16 storage; a chunk of weights all 1 must come
- *    back unchanged.
- * 2. latent_in: the sampler's NCHW fp32 latent, times c_in, channels-last, repeated per
- *    batch item; latent_guide: the UNet output back to NCHW with uncond + s * (cond -
- *    uncond) (batch 2) or cond (batch 1). The scalars are read from a buffer, so the
- *    same recording is replayed with new ones and checked again. */
-#include <math.h>
+ *    its weight, each 77-token chunk rescaled to the mean it had -- over 1..3 chunks,
+ *    widths 64 and 768; a chunk whose weights are all 1 comes back bit for bit.
+ * 2. latent_in: the sampler's NCHW fp32 latent times c_in, channels-last, once per
+ *    batch item; latent_guide: the UNet output back to NCHW fp32, uncond + s * (cond -
+ *    uncond) at batch 2, cond at batch 1. The scalars are read from a buffer: the same
+ *    recording is replayed with new ones and checked again. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "harness.h"
 #include "ops/emphasis.h"
 #include "ops/latent.h"
 
-static vkd_result run(vkd_cmd *c)
+typedef struct emphasis_case {
+    int chunks, width;
+} emphasis_case;
+static const emphasis_case emphasis_cases[] = {
+    {1, 64},
+    {2, 64},  /* chunk 1's weights are all 1 */
+    {3, 768}, /* SD1's width */
+};
+
+typedef struct latent_case {
+    int batch;
+    int64_t hw;
+} latent_case;
+static const latent_case latent_cases[] = {
+    {1, 37},      /* unguided, an odd size */
+    {2, 64 * 64}, /* guided, a 512x512 image's latent */
+};
+
+/* fp32: the chunk's two sums in fp32 (59k values at width 768) vs double; fp16: one
+ * rounding of the output */
+static const test_tol emphasis_tol = {.f32 = 1e-12, .f16 = 1e-6};
+/* latent_in: one multiply (fp16: a rounding); guidance reads T and writes fp32 */
+static const test_tol latent_in_tol = {.f32 = 1e-14, .f16 = 1e-6};
+static const test_tol guide_tol = {.f32 = 1e-12, .f16 = 1e-12};
+
+typedef struct job {
+    vkd_tensor z, w;                      /* emphasis */
+    vkd_tensor x, s, unet_x, unet_o, eps; /* latent */
+} job;
+
+static vkd_result record_emphasis(vkd_cmd *c, void *ctx)
 {
-    vkd_result r = vkd_cmd_end(c);
-    return r ? r : vkd_cmd_submit_wait(c);
+    job *j = ctx;
+    return vkd_op_emphasis(c, &j->z, &j->w, 77);
 }
 
-static void emphasis_case(vkd_device *d, vkd_dtype dt, int chunks, int width, test_rng *rng)
+static vkd_result record_latent(vkd_cmd *c, void *ctx)
 {
+    job *j = ctx;
+    vkd_result r = vkd_op_latent_in(c, &j->x, &j->s, &j->unet_x);
+    return r ? r : vkd_op_latent_guide(c, &j->unet_o, &j->s, &j->eps);
+}
+
+static void run_emphasis(vkd_device *d, vkd_dtype dt, const void *c_, test_rng *rng)
+{
+    const emphasis_case *ec = c_;
     const int T = 77;
-    int64_t n = (int64_t)chunks * T * width, rows = (int64_t)chunks * T;
-    float *z = malloc((size_t)n * sizeof *z), *wt = malloc((size_t)rows * sizeof *wt);
-    double *ref = malloc((size_t)n * sizeof *ref);
-    test_fill_normal(rng, z, (size_t)n, 1.0);
-    for (int64_t i = 0; i < n; i++)
-        z[i] += 0.05f; /* a mean away from 0, as CLIP's outputs have */
+    int64_t rows = (int64_t)ec->chunks * T, per = (int64_t)T * ec->width, n = rows * ec->width;
+    float *z = test_randn(rng, dt, (size_t)n, 1.0), *wt = test_alloc((size_t)rows * sizeof *wt);
+    for (int64_t i = 0; i < n; i++) /* a mean away from 0, as CLIP's outputs have (else the rescale */
+        z[i] += 0.25f;              /* before / after is a ratio of two near-zero sums) */
     test_round_to(dt, z, (size_t)n);
-    for (int64_t t = 0; t < rows; t++) /* chunk 1: all 1; else A1111-like weights */
+    double *ref = test_alloc((size_t)n * sizeof *ref);
+    for (int64_t t = 0; t < rows; t++)
         wt[t] = t / T == 1 ? 1.0f : (float)(0.5 + test_rng_uniform(rng));
-    for (int k = 0; k < chunks; k++) {
+    for (int k = 0; k < ec->chunks; k++) {
         double before = 0, after = 0;
-        for (int64_t i = 0; i < (int64_t)T * width; i++) {
-            int64_t e = (int64_t)k * T * width + i;
-            before += z[e];
-            after += (double)z[e] * wt[e / width];
-        }
+        for (int64_t e = k * per; e < (k + 1) * per; e++)
+            before += z[e], after += (double)z[e] * wt[e / ec->width];
         double s = after != 0 && before != after ? before / after : 1.0;
-        for (int64_t i = 0; i < (int64_t)T * width; i++) {
-            int64_t e = (int64_t)k * T * width + i;
-            ref[e] = (double)z[e] * wt[e / width] * s;
-        }
+        for (int64_t e = k * per; e < (k + 1) * per; e++)
+            ref[e] = (double)z[e] * wt[e / ec->width] * s;
     }
-    int64_t zs[2] = {rows, width}, ws[1] = {rows};
-    vkd_tensor tz = test_tensor_from(d, dt, 2, zs, z), tw = test_tensor_from(d, VKD_F32, 1, ws, wt);
-    vkd_cmd *c = NULL;
-    vkd_result r = vkd_cmd_create(d, &c);
-    if (!r)
-        r = vkd_cmd_begin(c);
-    if (!r)
-        r = vkd_op_emphasis(c, &tz, &tw, T);
-    if (!r)
-        r = run(c);
-    TEST_CHECK(r == VKD_OK, "emphasis: %s", vkd_result_str(r));
+    int64_t zs[2] = {rows, ec->width}, ws[1] = {rows};
+    job j = {.z = test_tensor_from(d, dt, 2, zs, z), .w = test_tensor_from(d, VKD_F32, 1, ws, wt)};
     char what[96];
-    snprintf(what, sizeof what, "emphasis %d chunk%s x 77 x %d %s", chunks, chunks == 1 ? "" : "s", width,
-             vkd_dtype_suffix(dt));
-    test_expect_close(d, &tz, ref, dt == VKD_F16 ? 1e-6 : 1e-12, what);
-    if (chunks > 1) { /* the all-1 chunk exactly as it was */
-        float *got = malloc((size_t)n * sizeof *got);
-        vkd_tensor_download_f32(d, &tz, got);
-        int same = 1;
-        for (int64_t i = (int64_t)T * width; i < 2 * (int64_t)T * width; i++)
-            same &= got[i] == z[i];
-        TEST_CHECK(same, "%s: a chunk of weights 1 changed", what);
+    snprintf(what, sizeof what, "emphasis_%s %d x 77 x %d", vkd_dtype_suffix(dt), ec->chunks, ec->width);
+    test_op_run(d, &(test_op){.what = what, .record = record_emphasis, .ctx = &j, .out = &j.z, .ref = ref,
+                              .tol = emphasis_tol});
+    if (ec->chunks > 1) { /* the all-1 chunk exactly as it was */
+        float *got = test_alloc((size_t)n * sizeof *got);
+        vkd_tensor_download_f32(d, &j.z, got);
+        TEST_CHECK(!memcmp(got + per, z + per, (size_t)per * sizeof *got), "%s: a chunk of weights 1 changed", what);
         free(got);
     }
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &tz), vkd_tensor_destroy(d, &tw);
-    free(z), free(wt), free(ref);
+    TEST_DESTROY(d, &j.z, &j.w);
+    TEST_FREE(z, wt, ref);
 }
 
-static void latent_case(vkd_device *d, vkd_dtype dt, int batch, int64_t hw, test_rng *rng)
+static void run_latent(vkd_device *d, vkd_dtype dt, const void *c_, test_rng *rng)
 {
-    const int64_t ch = 4;
-    int64_t n = ch * hw;
-    float *x = malloc((size_t)n * sizeof *x), *o = malloc((size_t)(batch * n) * sizeof *o);
-    double *ref_in = malloc((size_t)(batch * n) * sizeof *ref_in), *ref_eps = malloc((size_t)n * sizeof *ref_eps);
-    test_fill_normal(rng, x, (size_t)n, 3.0);
-    test_fill_normal(rng, o, (size_t)(batch * n), 1.0);
-    test_round_to(dt, o, (size_t)(batch * n));
-    int64_t fs[2] = {ch, hw}, ts[3] = {batch, hw, ch}, ss[1] = {2};
+    const latent_case *lc = c_;
+    const int64_t ch = 4, hw = lc->hw, n = ch * hw;
+    int b = lc->batch;
+    float *x = test_randn(rng, VKD_F32, (size_t)n, 3.0), *o = test_randn(rng, dt, (size_t)(b * n), 1.0);
+    double *ref_in = test_alloc((size_t)(b * n) * sizeof *ref_in), *ref_eps = test_alloc((size_t)n * sizeof *ref_eps);
     float sc[2] = {0.25f, 7.5f};
-    vkd_tensor tx = test_tensor_from(d, VKD_F32, 2, fs, x), ts_ = test_tensor_from(d, VKD_F32, 1, ss, sc);
-    vkd_tensor tin = test_tensor_poisoned(d, dt, 3, ts), tout = test_tensor_from(d, dt, 3, ts, o);
-    vkd_tensor teps = test_tensor_poisoned(d, VKD_F32, 2, fs);
-    vkd_cmd *c = NULL;
-    vkd_result r = vkd_cmd_create(d, &c);
-    if (!r)
-        r = vkd_cmd_begin(c);
-    if (!r)
-        r = vkd_op_latent_in(c, &tx, &ts_, &tin);
-    if (!r)
-        r = vkd_op_latent_guide(c, &tout, &ts_, &teps);
-    if (!r)
-        r = vkd_cmd_end(c);
-    for (int pass = 0; pass < 2 && !r; pass++) {
+    int64_t fs[2] = {ch, hw}, ts[3] = {b, hw, ch}, ss[1] = {2};
+    job j = {.x = test_tensor_from(d, VKD_F32, 2, fs, x), .s = test_tensor_from(d, VKD_F32, 1, ss, sc),
+             .unet_x = test_tensor_poisoned(d, dt, 3, ts), .unet_o = test_tensor_from(d, dt, 3, ts, o),
+             .eps = test_tensor_poisoned(d, VKD_F32, 2, fs)};
+    vkd_cmd *cmd = NULL;
+    for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) { /* new scalars, the same recording */
             sc[0] = 1.5f, sc[1] = 1.0f;
-            r = vkd_tensor_upload_f32(d, &ts_, sc);
+            TEST_CHECK(vkd_tensor_upload_f32(d, &j.s, sc) == VKD_OK, "scalars upload");
+            TEST_CHECK(vkd_cmd_submit_wait(cmd) == VKD_OK, "replay");
         }
-        if (!r)
-            r = vkd_cmd_submit_wait(c);
-        if (r)
-            break;
-        for (int64_t b = 0; b < batch; b++)
+        for (int64_t bi = 0; bi < b; bi++)
             for (int64_t p = 0; p < hw; p++)
                 for (int64_t k = 0; k < ch; k++)
-                    ref_in[(b * hw + p) * ch + k] = (double)x[k * hw + p] * sc[0];
+                    ref_in[(bi * hw + p) * ch + k] = (double)x[k * hw + p] * sc[0];
         for (int64_t p = 0; p < hw; p++)
             for (int64_t k = 0; k < ch; k++) {
-                double cond = o[((batch - 1) * hw + p) * ch + k], unc = o[p * ch + k];
-                ref_eps[k * hw + p] = batch == 2 ? unc + (double)sc[1] * (cond - unc) : cond;
+                double cond = o[((b - 1) * hw + p) * ch + k], unc = o[p * ch + k];
+                ref_eps[k * hw + p] = b == 2 ? unc + (double)sc[1] * (cond - unc) : cond;
             }
         char what[96];
-        snprintf(what, sizeof what, "latent_in batch %d, %lld px %s (scalars %d)", batch, (long long)hw,
-                 vkd_dtype_suffix(dt), pass);
-        test_expect_close(d, &tin, ref_in, dt == VKD_F16 ? 1e-6 : 1e-14, what);
-        snprintf(what, sizeof what, "guidance batch %d, %lld px %s (scalars %d)", batch, (long long)hw,
-                 vkd_dtype_suffix(dt), pass);
-        test_expect_close(d, &teps, ref_eps, 1e-12, what);
+        snprintf(what, sizeof what, "latent_in_%s batch %d, %lld px, scalars %d", vkd_dtype_suffix(dt), b,
+                 (long long)hw, pass);
+        if (pass == 0) {
+            test_op op = {.what = what, .record = record_latent, .ctx = &j, .out = &j.unet_x, .ref = ref_in,
+                          .tol = latent_in_tol, .keep_cmd = true};
+            if (test_op_run(d, &op))
+                break;
+            cmd = op.cmd;
+        } else {
+            test_expect_close(d, &j.unet_x, ref_in, test_tol_for(latent_in_tol, dt), what);
+        }
+        snprintf(what, sizeof what, "guidance_%s batch %d, %lld px, scalars %d", vkd_dtype_suffix(dt), b,
+                 (long long)hw, pass);
+        test_expect_close(d, &j.eps, ref_eps, test_tol_for(guide_tol, dt), what);
     }
-    TEST_CHECK(r == VKD_OK, "latent: %s", vkd_result_str(r));
-    vkd_cmd_destroy(c);
-    vkd_tensor_destroy(d, &tx), vkd_tensor_destroy(d, &ts_), vkd_tensor_destroy(d, &tin);
-    vkd_tensor_destroy(d, &tout), vkd_tensor_destroy(d, &teps);
-    free(x), free(o), free(ref_in), free(ref_eps);
+    vkd_cmd_destroy(cmd);
+    TEST_DESTROY(d, &j.x, &j.s, &j.unet_x, &j.unet_o, &j.eps);
+    TEST_FREE(x, o, ref_in, ref_eps);
 }
 
 int main(void)
 {
     test_rng rng = {test_seed()};
     vkd_device *d = test_device_open(0);
-    vkd_dtype dts[2];
-    int nd = test_dtypes(d, dts);
-    for (int i = 0; i < nd; i++) {
-        for (int chunks = 1; chunks <= 3; chunks++)
-            emphasis_case(d, dts[i], chunks, chunks == 3 ? 768 : 64, &rng);
-        for (int batch = 1; batch <= 2; batch++)
-            latent_case(d, dts[i], batch, batch == 1 ? 37 : 64 * 64, &rng);
-    }
+    TEST_EACH_DTYPE(d, emphasis_cases, run_emphasis, &rng);
+    TEST_EACH_DTYPE(d, latent_cases, run_latent, &rng);
     test_device_close(d);
     return test_finish();
 }
