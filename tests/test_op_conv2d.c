@@ -205,7 +205,7 @@ int main(void)
             run_case(d, dts[i], sd[j], &rng);
     /* every GEMM kernel this device can run (test_gemm_tiles), by override */
     for (int t = 0; t < ntiles; t++) {
-        vkd_gemm_set_tile_override(&tiles[t]);
+        d->knobs.gemm_tile = tiles[t];
         for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
                 run_case(d, dts[i], cases[j], &rng);
@@ -218,14 +218,14 @@ int main(void)
     for (int t = 0; t < ntiles; t++) {
         if (tiles[t].direct < 3)
             continue;
-        vkd_gemm_set_tile_override(&tiles[t]);
+        d->knobs.gemm_tile = tiles[t];
         for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < sizeof longk / sizeof longk[0]; j++) {
                 unsigned nd = run_case(d, dts[i], longk[j], &rng);
                 TEST_CHECK(nd == 2, "split-K conv: 2 dispatches (partial sums, reduce), got %u", nd);
             }
     }
-    vkd_gemm_set_tile_override(NULL);
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
     test_device_close(d);
 
     /* 64 KiB bindings: a 40x36x16 fp32 image (90 KiB) must be split into bands of
@@ -242,12 +242,12 @@ int main(void)
     ndt = test_dtypes(d, dts);
     ntiles = test_gemm_tiles(d, tiles);
     for (int t = 0; t < ntiles; t++) {
-        vkd_gemm_set_tile_override(&tiles[t]);
+        d->knobs.gemm_tile = tiles[t];
         for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < sizeof split / sizeof split[0]; j++)
                 run_case(d, dts[i], split[j], &rng);
     }
-    vkd_gemm_set_tile_override(NULL);
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
     test_device_close(d);
     return test_finish();
 }

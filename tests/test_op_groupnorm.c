@@ -192,11 +192,13 @@ static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &ts);
 }
 
-/* Every case above on one APPLY kernel (vkd_groupnorm_set_kernel_limit). */
-static void run_all(test_rng *rngp)
+/* Every case above on one APPLY kernel (the device's knobs.groupnorm_kernels). */
+/* kernels: the device's developer knob, which of group norm's kernels it may take */
+static void run_all(test_rng *rngp, vkd_gn_kernels kernels)
 {
     test_rng rng = *rngp;
     vkd_device *d = test_device_open(0);
+    d->knobs.groupnorm_kernels = kernels;
     vkd_dtype dts[2];
     int ndt = test_dtypes(d, dts);
     for (int i = 0; i < ndt; i++) {
@@ -220,6 +222,7 @@ static void run_all(test_rng *rngp)
 
     /* 64 KiB bindings: samples are split into row chunks whose partial statistics merge. */
     d = test_device_open(64 * 1024);
+    d->knobs.groupnorm_kernels = kernels;
     ndt = test_dtypes(d, dts);
     for (int i = 0; i < ndt; i++) {
         run_case(d, dts[i], 2, 4096, 64, 32, 1e-6f, 1, 0, &rng);
@@ -239,12 +242,12 @@ int main(void)
     /* texel-buffer reads in STATS and APPLY, 4 channels per APPLY invocation (CPU
      * devices), then plain loads (GPUs), then one element per invocation (shapes that
      * allow no more) */
-    for (int limit = 2; limit >= 0; limit--) {
-        printf("group norm kernel limit %d\n", limit);
-        vkd_groupnorm_set_kernel_limit(limit);
-        run_all(&rng);
+    static const vkd_gn_kernels kernels[3] = {VKD_GN_KERNELS_ALL, VKD_GN_KERNELS_VEC4, VKD_GN_KERNELS_SCALAR};
+    static const char *const names[3] = {"all", "vec4", "scalar"};
+    for (int k = 0; k < 3; k++) {
+        printf("group norm kernels: %s\n", names[k]);
+        run_all(&rng, kernels[k]);
     }
-    vkd_groupnorm_set_kernel_limit(2);
 
     /* VKD_TEST_LARGE=1: the SD VAE's last norm at 1024x1024 ([1, 1M, 128], 256 MiB in
      * fp16) with 128 MiB bindings, as on lavapipe and many phones. Minutes on lavapipe. */

@@ -228,7 +228,7 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0}; /* slot 0: no override (the device's own choice) */
     for (int t = 0; t <= nt; t++) {
-        vkd_gemm_set_tile_override(t ? &tiles[t] : NULL);
+        d->knobs.gemm_tile = t ? tiles[t] : (vkd_gemm_tile){0};
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 if (cases[c].longk && (t == 0 || tiles[t].direct < 3))
@@ -258,7 +258,7 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
                 free(j.hx), free(j.hw), free(j.hb), free(j.hr);
             }
     }
-    vkd_gemm_set_tile_override(NULL);
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
 }
 
 /* ---- group norm ------------------------------------------------------------------- */
@@ -429,7 +429,7 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0};
     for (int t = 0; t <= nt; t++) {
-        vkd_gemm_set_tile_override(t ? &tiles[t] : NULL);
+        d->knobs.gemm_tile = t ? tiles[t] : (vkd_gemm_tile){0};
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 if (cases[c].longk && (t == 0 || tiles[t].direct < 3))
@@ -464,7 +464,7 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
                 free(j.ha), free(j.hw), free(j.hb), free(j.hr), free(j.hsc);
             }
     }
-    vkd_gemm_set_tile_override(NULL);
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
 }
 
 /* argv[1], when given, runs only that op: attention, conv2d, groupnorm, linear */

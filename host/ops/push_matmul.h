@@ -1,5 +1,5 @@
-/* Linear layer and implicit-GEMM convolution (shaders/gemm.glsl, matmul.comp,
- * conv2d.comp): out[m, n] = sum_k A(m, k) * w[n, k] (+ bias[n]) (+ res[m, n]).
+/* Linear layer and implicit-GEMM convolution (shaders/gemm.comp: the matmul* and
+ * conv2d* kernels): out[m, n] = sum_k A(m, k) * w[n, k] (+ bias[n]) (+ res[m, n]).
  * Both ops share the GEMM core, so the first fields are common; conv2d adds the
  * im2col geometry. Element offsets (*_off) are positions inside binding windows. */
 #ifndef VKD_PUSH_MATMUL_H
@@ -38,10 +38,10 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint up;      /* conv2d: nonzero reads the nearest upsampling to h x w of the stored
                       * input of (up >> 16) x (up & 0xffff) (iy_lo and img_stride count rows
                       * and elements of the stored input); 0: no upsampling */
-    /* linear with LNFOLD only (gemm.glsl): s and c at binding 5 from l_off, the norm's eps */
+    /* linear with LNFOLD only (gemm.comp): s and c at binding 5 from l_off, the norm's eps */
     pc_uint l_off;
     pc_float ln_eps;
-    /* split-K (the cooperative-matrix kernels, gemm.glsl family 3/4): phase 1 writes the
+    /* split-K (the cooperative-matrix kernels, gemm.comp family 3/4): phase 1 writes the
      * fp32 sums of k chunk z = gl_WorkGroupID.z (kchunk wide) to part[s_off + (z * M + m)
      * * N + n] (binding 7); phase 2 adds the ksplit chunks and applies the epilogue */
     pc_uint phase;   /* 0: whole K in one pass; 1: partial sums; 2: reduce */

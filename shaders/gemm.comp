@@ -1,21 +1,41 @@
-// GEMM core of the linear layer and the implicit-GEMM convolution, included by thin
-// entry points, one module per kernel family (VKD_GEMM_FAMILY, matching the DIRECT
-// spec constant): matmul.comp / conv2d.comp (0: shared-memory tiles), matmul_direct /
-// conv2d_direct (1) and matmul_sg / conv2d_sg (2: built with subgroup shuffles, so that
-// devices without them never see the capability). One family per module: llvmpipe
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// The GEMM kernels of the linear layer and the implicit-GEMM convolution, one module
+// per kernel family (VKD_GEMM_FAMILY, matching the DIRECT spec constant), each an entry
+// of shaders/kernels.txt with its defines: matmul / conv2d (0: shared-memory tiles),
+// matmul_direct / conv2d_direct (1: no shared memory, no barriers), matmul_sg /
+// conv2d_sg (2: built with subgroup shuffles, so that devices without them never see
+// the capability), matmul_cm / conv2d_cm (3: cooperative matrices, NV; with VKD_CM_KHR
+// the KHR extension's, *_cmk; with VKD_CM_EMULATE the matrix operations emulated in
+// shared memory, *_cmemu, for the tests). One family per module: llvmpipe
 // compiles a shader that has barriers or shared memory as coroutines, and with the
 // tiled path's barriers left in the direct modules (dead, but present) a direct kernel
 // took many minutes to JIT at its first dispatch (CI timed out in test_op_matmul):
 //   out[m, n] = sum_k A(m, k) * w[n * K + k]  (+ bias[n])  (+ res[m, n])
 // The linear layer can also take LayerNorm(A) (LNFOLD, below) without a separate pass.
-// The entry point defines VKD_GEMM_CONV 0 (A is a row-major [M, K] matrix) or 1 (A is
-// the im2col view of a channels-last image: host/ops/conv2d.c), then includes this.
+// The manifest defines VKD_GEMM_CONV 0 (A is a row-major [M, K] matrix) or 1 (A is
+// the im2col view of a channels-last image: host/ops/conv2d.c).
 //
 // A workgroup computes a BM x BN output tile; it stages BK-wide slices of A and w
 // in shared memory (as fp32, k-major so the inner loop reads along m and n), and
 // each invocation accumulates TM x TN outputs in registers. Invocation (tx, ty)
 // owns rows ty + i*(BM/TM) and columns tx + j*(BN/TN): neighbouring invocations
 // read neighbouring shared words and write neighbouring outputs.
+#if VKD_GEMM_FAMILY == 2
+#extension GL_KHR_shader_subgroup_shuffle : require
+#elif VKD_GEMM_FAMILY == 3
+#extension GL_KHR_shader_subgroup_basic : require
+#ifndef VKD_CM_EMULATE
+// glslang emits the Vulkan memory model for the cooperative-matrix types
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require
+#ifdef VKD_CM_KHR
+#extension GL_KHR_cooperative_matrix : require
+#else
+#extension GL_NV_cooperative_matrix : require
+#endif
+#endif
+#endif
 #include "common.glsl"
 #include "push_matmul.h"
 #ifndef VKD_GEMM_FAMILY
