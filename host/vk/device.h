@@ -73,7 +73,7 @@ typedef struct vkd_device_opts {
                                 * layer is not installed, instead of warning (the test suite) */
     const char *cache_dir;     /* pipeline cache folder; NULL: no on-disk cache */
     const char *coopmat;       /* "off", "nv" or "khr" limits the cooperative-matrix kernels
-                                * (vkd_coopmat_select); NULL: the device's best */
+                                * (vkd_kernel_profile_make); NULL: the device's best */
     /* Tests: every buffer vkd_buffer_create(_in) hands out -- the device's memory and its
      * activation pools, a range reused after a free included -- is first filled with
      * poison_pattern (repeated 32-bit word), so an op that reads memory it never wrote
