@@ -192,8 +192,8 @@ static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
     vkd_tensor_destroy(d, &ts);
 }
 
-/* Every case above on one APPLY kernel (the device's knobs.groupnorm_kernels). */
-/* kernels: the device's developer knob, which of group norm's kernels it may take */
+/* Every case above on the kernels the device's developer knob knobs.groupnorm_kernels
+ * allows (one APPLY kernel each, or all). */
 static void run_all(test_rng *rngp, vkd_gn_kernels kernels)
 {
     test_rng rng = *rngp;
