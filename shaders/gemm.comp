@@ -296,7 +296,7 @@ void gemm_direct()
     }
     [[unroll]] for (uint j = 0; j < TN; j++)
         wrow[j] = pc.w_off + min(n0 + j, pc.N - 1) * pc.K;
-    if (VEC4 != 0) {
+    if (VEC4 != VKD_GEMM_LOAD_SCALAR) {
         for (uint k = 0; k < pc.K; k += 4) {
             vec4 av[TM], wv[TN];
             [[unroll]] for (uint i = 0; i < TM; i++) {
@@ -531,7 +531,7 @@ void cm_emu_muladd(uint acc, CmRef a, CmRef b)
 void cm_stage_a(uint r, uint c, uint m, uint k)
 {
     float sh = Shift[r];
-    if (VEC4 == 2) {
+    if (VEC4 == VKD_GEMM_LOAD_HALF8) {
         vec4 lo = vec4(0.0), hi = vec4(0.0);
         if (m < pc.M && k < pc.K) {
             unpack8(load_a8(m, k), lo, hi);
@@ -551,7 +551,7 @@ void cm_stage_a(uint r, uint c, uint m, uint k)
 
 void cm_stage_w(uint r, uint c, uint n, uint k)
 {
-    if (VEC4 == 2) {
+    if (VEC4 == VKD_GEMM_LOAD_HALF8) {
         uvec4 u = uvec4(0);
         if (n < pc.N && k < pc.K)
             u = wt8[(pc.w_off + n * pc.K + k) / 8];
@@ -640,7 +640,7 @@ void gemm_coopmat()
 {
     const uint WG = gl_WorkGroupSize.x;
     const uint SGN = BN / 32; // subgroups along n
-    const uint EW = VEC4 == 2 ? 8u : 1u; // elements staged per store group
+    const uint EW = VEC4 == VKD_GEMM_LOAD_HALF8 ? 8u : 1u; // elements staged per store group
     if (pc.phase == 2) { // uniform across the dispatch: no barrier is skipped by part of a workgroup
         gemm_splitk_reduce();
         return;
@@ -659,11 +659,11 @@ void gemm_coopmat()
     [[unroll]] for (uint i = 0; i < CTM * CTN; i++)
         VKD_CM_ZERO(i);
     barrier();
-    if (VEC4 == 2 && kbeg < kend)
+    if (VEC4 == VKD_GEMM_LOAD_HALF8 && kbeg < kend)
         cm_fetch(m0, n0, kbeg);
 
     for (uint k0 = kbeg; k0 < kend; k0 += BK) {
-        if (VEC4 == 2) { // this step's groups from the registers, then the next step's loads
+        if (VEC4 == VKD_GEMM_LOAD_HALF8) { // this step's groups from the registers, then the next step's loads
             cm_put();
             barrier();
             if (k0 + BK < kend)

@@ -87,35 +87,35 @@ int vkd_gemm_subgroup_ok(const vkd_device *d)
 int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off,
                        uint32_t w_off)
 {
-    if (t->direct == 3 || t->direct == 4) {
+    if (t->direct == VKD_GEMM_FAM_COOPMAT || t->direct == VKD_GEMM_FAM_COOPMAT_EMU) {
         /* the emulation needs fp16 tensors, subgroup ids and its 32 KiB of shared memory */
         /* shared memory (gemm.comp family 3): As, Bs fp16 (the emulation: fp32) with rows
          * of bk + 8, Cs fp32 with rows of bn + 4, the LN shift and sums; the emulation's
          * accumulators, 4 KiB per subgroup */
-        uint64_t el = t->direct == 3 ? 2 : 4, sg = (t->bm / 32) * (t->bn / 32);
+        uint64_t el = t->direct == VKD_GEMM_FAM_COOPMAT ? 2 : 4, sg = (t->bm / 32) * (t->bn / 32);
         uint64_t shared = el * (t->bm + t->bn) * (t->bk + 8) + 4ull * t->bm * (t->bn + 4) + 12ull * t->bm +
-                          (t->direct == 4 ? 4096ull * sg : 0);
+                          (t->direct == VKD_GEMM_FAM_COOPMAT_EMU ? 4096ull * sg : 0);
         bool ok = dt == VKD_F16 && t->bm % 32 == 0 && t->bn % 32 == 0 && t->bk % 16 == 0 &&
                   (t->tn == 16 || t->tn == 8) && shared <= d->caps.max_shared &&
                   sg * d->profile.cm_subgroup <= d->caps.max_wg_invocations &&
                   (!d->profile.cm_subgroup_required || sg <= d->caps.max_wg_subgroups) &&
-                  (t->direct == 3 ? d->profile.coopmat != VKD_COOPMAT_NONE && t->tn == d->profile.coopmat_n
+                  (t->direct == VKD_GEMM_FAM_COOPMAT ? d->profile.coopmat != VKD_COOPMAT_NONE && t->tn == d->profile.coopmat_n
                                   : vkd_kernel_usable(&d->profile, VKD_KERNEL_MATMUL_CMEMU, VKD_VARIANT_F16));
         /* 16-byte loads of 8 halves where every offset allows, each invocation holding at
          * most 16 groups of each operand in registers (gemm.comp PF) */
         uint64_t inv = sg * d->profile.cm_subgroup;
         bool pf = (uint64_t)t->bm * t->bk / 8 <= 16 * inv && (uint64_t)t->bn * t->bk / 8 <= 16 * inv;
         if (ok)
-            return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 && pf ? 2 : 0;
+            return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 && pf ? VKD_GEMM_LOAD_HALF8 : VKD_GEMM_LOAD_SCALAR;
         *t = plain_tile(d); /* fp32, or a device without it (a test's override) */
         return vkd_gemm_vec_width(d, t, dt, vec4, kstep, a_off, w_off);
     }
-    if (t->direct != 2)
+    if (t->direct != VKD_GEMM_FAM_SUBGROUP)
         return vec4;
     /* 32-byte loads: 16 fp16 or 8 fp32 values */
     uint32_t e32 = dt == VKD_F16 ? 16 : 8;
     if (kstep % e32 == 0 && a_off % e32 == 0 && w_off % e32 == 0)
-        return 3;
+        return VKD_GEMM_LOAD_32B;
     *t = cpu_direct; /* e.g. the first conv of a UNet or VAE (4 input channels) */
     return vec4;
 }
@@ -129,23 +129,23 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, bool conv, vkd_dtype dt, const vkd_gemm
     static const vkd_kernel family[2][5] = {
         {VKD_KERNEL_MATMUL, VKD_KERNEL_MATMUL_DIRECT, VKD_KERNEL_MATMUL_SG, VKD_KERNEL_MATMUL_CM, VKD_KERNEL_MATMUL_CMEMU},
         {VKD_KERNEL_CONV2D, VKD_KERNEL_CONV2D_DIRECT, VKD_KERNEL_CONV2D_SG, VKD_KERNEL_CONV2D_CM, VKD_KERNEL_CONV2D_CMEMU}};
-    if (t->direct > 4)
+    if (t->direct > VKD_GEMM_FAM_COOPMAT_EMU)
         return VKD_ERR_INTERNAL;
     vkd_kernel k = family[conv][t->direct];
-    if (t->direct == 3 && d->profile.coopmat == VKD_COOPMAT_KHR)
+    if (t->direct == VKD_GEMM_FAM_COOPMAT && d->profile.coopmat == VKD_COOPMAT_KHR)
         k = conv ? VKD_KERNEL_CONV2D_CMK : VKD_KERNEL_MATMUL_CMK;
     /* invocations: the shared-memory tile's (bm/tm) x (bn/tn); a direct kernel's bm/tm; the
      * cooperative-matrix kernel's subgroups (32 x 32 outputs each) times the subgroup size
      * they are sized for, required of the pipeline where the device allows (the kernel
      * indexes its blocks by gl_SubgroupID: another size would leave blocks out or index
      * past them) */
-    uint32_t inv = t->direct >= 3 ? (t->bm / 32) * (t->bn / 32) * d->profile.cm_subgroup
+    uint32_t inv = t->direct >= VKD_GEMM_FAM_COOPMAT ? (t->bm / 32) * (t->bn / 32) * d->profile.cm_subgroup
                    : t->direct  ? t->bm / t->tm
                                 : (t->bm / t->tm) * (t->bn / t->tn);
     /* spec 11: the cooperative kernels' accumulator columns (16 or 8: tile.tn) */
     uint32_t spec[12] = {inv,       1, 1, t->bm, t->bn, t->bk, t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0,
-                         lnfold ? 1u : 0u, t->direct >= 3 ? t->tn : 16u};
-    uint32_t subgroup = t->direct >= 3 && d->profile.cm_subgroup_required ? d->profile.cm_subgroup : 0;
+                         lnfold ? 1u : 0u, t->direct >= VKD_GEMM_FAM_COOPMAT ? t->tn : 16u};
+    uint32_t subgroup = t->direct >= VKD_GEMM_FAM_COOPMAT && d->profile.cm_subgroup_required ? d->profile.cm_subgroup : 0;
     return vkd_op_pipeline_subgroup(c, k, dt, spec, 12, subgroup, out);
 }
 
@@ -155,7 +155,7 @@ uint32_t vkd_gemm_ksplit(const vkd_gemm_tile *t, int lnfold, int64_t m, int64_t 
                          int split_target, uint32_t *kchunk)
 {
     *kchunk = (uint32_t)k;
-    if ((t->direct != 3 && t->direct != 4) || lnfold || m < 1 || n < 1 || !split_target)
+    if ((t->direct != VKD_GEMM_FAM_COOPMAT && t->direct != VKD_GEMM_FAM_COOPMAT_EMU) || lnfold || m < 1 || n < 1 || !split_target)
         return 1;
     int64_t wgs = div_up64(m, t->bm) * div_up64(n, t->bn);
     if (2 * wgs > split_target)
@@ -185,7 +185,7 @@ int64_t vkd_gemm_split_scratch_numel(const vkd_device *d, vkd_dtype dt, int lnfo
                                      int64_t kstep)
 {
     vkd_gemm_tile t = vkd_gemm_tile_for(d);
-    if (t.direct != 3 && t.direct != 4)
+    if (t.direct != VKD_GEMM_FAM_COOPMAT && t.direct != VKD_GEMM_FAM_COOPMAT_EMU)
         return 0;
     vkd_gemm_vec_width(d, &t, dt, 0, kstep, 0, 0); /* fp32 or an unsupported shape: another kernel */
     uint32_t chunk, s = vkd_gemm_ksplit(&t, lnfold, m, n, k, splitk_cap(d), vkd_gemm_split_target(d), &chunk);
@@ -198,7 +198,7 @@ vkd_result vkd_gemm_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_gemm_t
     const vkd_device *d = vkd_cmd_device(c);
     uint64_t gx = vkd_div_up(pc->N, t->bn), gy = vkd_div_up(pc->M, t->bm);
     pc->phase = 0;
-    if (t->direct < 3)
+    if (t->direct < VKD_GEMM_FAM_COOPMAT)
         return vkd_cmd_dispatch(c, p, bind, n_bind, pc, sizeof *pc, gx, gy, 1, op);
     uint64_t avail = 0;
     if (scratch && scratch->dtype == VKD_F32) {

@@ -9,15 +9,17 @@
 #include "push_matmul.h"
 
 /* vkd_gemm_tile (vk/kernel.h): the tile shape of the GEMM core, spec constants 3..7 of
- * the matmul / conv2d kernels, and its kernel family, `direct`:
- *                      0: shared-memory tiles; 1: no shared memory; bm/tm invocations, each owning tm rows and the
-                      * workgroup's bn = tn columns (see shaders/gemm.comp); 2: the same
-                      * with bm/tm = 8 invocations forming one subgroup that shares weight
-                      * loads by shuffles (tn a multiple of 8; needs vkd_gemm_subgroup_ok);
-                      * 3: cooperative matrices, fp16 only (vkd_gemm_coopmat_tile: bm, bn
-                      * multiples of 32, bk a multiple of 16; tn the accumulators'
-                      * columns, 16 or 8, device->caps.coopmat_nv for the real kernel);
-                      * 4: the same kernel with the matrix operations emulated (tests) */
+ * the matmul / conv2d kernels, and its kernel family, `direct` (VKD_GEMM_FAM_*,
+ * push_matmul.h; see shaders/gemm.comp):
+ *   TILED (0)       shared-memory tiles;
+ *   DIRECT (1)      no shared memory; bm/tm invocations, each owning tm rows and the
+ *                   workgroup's bn = tn columns;
+ *   SUBGROUP (2)    the same with bm/tm = 8 invocations forming one subgroup that shares
+ *                   weight loads by shuffles (tn a multiple of 8; vkd_gemm_subgroup_ok);
+ *   COOPMAT (3)     cooperative matrices, fp16 only (vkd_gemm_coopmat_tile: bm, bn
+ *                   multiples of 32, bk a multiple of 16; tn the accumulators' columns,
+ *                   16 or 8, device->profile.coopmat_n for the real kernel);
+ *   COOPMAT_EMU (4) the same kernel with the matrix operations emulated (tests). */
 
 /* The cooperative-matrix tile (direct = 3), used where device->profile.coopmat, and its
  * emulation in plain shared memory (direct = 4), for tests on any device. */
@@ -31,17 +33,17 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d);
 /* Whether the device can run the subgroup kernel (direct = 2): compute subgroups of
  * 8 lanes with shuffles, 16-byte texel windows (device->profile.subgroup8). */
 int vkd_gemm_subgroup_ok(const vkd_device *d);
-/* The load width code for tile *t: vec4 (0 or 1: K, or conv's Cin, and the A and w window
- * offsets are multiples of 4), 3 for the subgroup kernel, which reads 32 bytes per load
- * (kstep and the offsets multiples of 32 bytes), 2 or 0 for the cooperative-matrix
- * kernel (8 halves per load, or scalars). Where the subgroup kernel cannot run the
+/* The load width for tile *t (VKD_GEMM_LOAD_*, push_matmul.h): vec4 (SCALAR or VEC4: K,
+ * or conv's Cin, and the A and w window offsets are multiples of 4), 32B for the
+ * subgroup kernel (kstep and the offsets multiples of 32 bytes), HALF8 or SCALAR for the
+ * cooperative-matrix kernel (8 halves per load, or scalars). Where the subgroup kernel cannot run the
  * shape, *t becomes the CPU direct tile; where the cooperative-matrix kernel cannot
  * (fp32, or a device without it), the device's own tile. kstep: K for a linear layer,
  * Cin for a convolution (a load must not cross a tap). */
 int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off,
                        uint32_t w_off);
-/* The matmul (conv: conv2d) kernel's pipeline for a tile; vec4: from vkd_gemm_vec_width
- * (0 scalar loads, 1 4-vectors, 2 8 packed halves, 3 32 bytes); lnfold: the linear
+/* The matmul (conv: conv2d) kernel's pipeline for a tile's family (tile.direct,
+ * VKD_GEMM_FAM_*); vec4: the load width from vkd_gemm_vec_width; lnfold: the linear
  * layer that layer-normalises its input (vkd_linear_opts.ln). */
 vkd_result vkd_gemm_pipeline(vkd_cmd *c, bool conv, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out);

@@ -6,6 +6,20 @@
 #define VKD_PUSH_MATMUL_H
 #include "push.h"
 
+/* The GEMM kernel families: vkd_gemm_tile.direct and spec constant 8 (DIRECT), one
+ * module each (shaders/kernels.txt: matmul, matmul_direct, matmul_sg, matmul_cm or
+ * matmul_cmk, matmul_cmemu; conv2d* likewise) */
+#define VKD_GEMM_FAM_TILED 0u       /* shared-memory tiles */
+#define VKD_GEMM_FAM_DIRECT 1u      /* no shared memory, no barriers (CPU devices) */
+#define VKD_GEMM_FAM_SUBGROUP 2u    /* 8-lane subgroups sharing weight loads by shuffles (CPU devices) */
+#define VKD_GEMM_FAM_COOPMAT 3u     /* cooperative matrices, fp16 */
+#define VKD_GEMM_FAM_COOPMAT_EMU 4u /* the same with the matrix operations emulated (tests) */
+/* Load widths: spec constant 9 (VEC4), host/ops/matmul.h vkd_gemm_vec_width */
+#define VKD_GEMM_LOAD_SCALAR 0u
+#define VKD_GEMM_LOAD_VEC4 1u  /* 4-vectors along k */
+#define VKD_GEMM_LOAD_HALF8 2u /* 8 packed halves (the cooperative-matrix kernels) */
+#define VKD_GEMM_LOAD_32B 3u   /* 32 bytes (the subgroup kernel) */
+
 #define VKD_GEMM_BIAS 1u     /* flags: add bias[n] */
 #define VKD_GEMM_RESIDUAL 2u /* flags: add res[m, n] (same layout as out) */
 
