@@ -9,8 +9,6 @@
 
 #include "common/log.h"
 #include "models/check.h"
-#include "ops/attention.h"
-#include "ops/matmul.h"
 #include "pipeline/bench.h"
 #include "pipeline/decode_stage.h"
 #include "pipeline/denoise_stage.h"
@@ -188,11 +186,10 @@ static vkd_result open_device(vkd_pipe *p, const vkd_ctx_params *cp)
     o.cache_dir = cp->cache_dir;
     o.coopmat = cp->coopmat;
     o.timestamps = cp->gpu_timestamps;
-    if (cp->dev) { /* TODO(manifest merge): device options instead of these process-wide setters */
+    if (cp->dev) { /* developer knobs (vkdiff_dev.h), on this context's device only */
         if (cp->dev->split_k >= 0)
-            vkd_gemm_set_split_k(cp->dev->split_k);
-        if (cp->dev->attention_flash)
-            vkd_attention_set_auto(VKD_ATTENTION_FLASH);
+            o.knobs.split_k = cp->dev->split_k > 0 ? cp->dev->split_k : -1; /* 0: off */
+        o.knobs.attention_no_coopmat = cp->dev->attention_flash;
     }
     vkd_result r = vkd_device_create(&o, &p->d);
     if (r)

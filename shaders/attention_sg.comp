@@ -10,13 +10,13 @@
 // Why a second kernel: llvmpipe runs a shader with barriers as coroutines and turns
 // every load from shared or storage memory into a loop over the 8 SIMD lanes, whatever
 // the address; attention.comp, with K/V tiles in shared memory, ran at 0.6-0.9 GFLOP/s
-// there while the subgroup GEMM (gemm.glsl, DIRECT = 2) reached 3-7. This kernel is
+// there while the subgroup GEMM (gemm.comp, DIRECT = 2) reached 3-7. This kernel is
 // that GEMM's scheme applied twice: a workgroup is one subgroup of 8 lanes, lane l owns
 // R query rows (its q and output accumulators live in registers for the whole key
 // loop); keys go 8 at a time, lane l loading key row k0 + l (and later value row
 // k0 + l) 16 bytes per load, and the other lanes take each value by subgroupShuffle
 // from a constant lane (one vpermd on llvmpipe; subgroupBroadcast is a loop over the
-// lanes there, see gemm.glsl, and cost 2.8x here). Each K/V load then feeds
+// lanes there, see gemm.comp, and cost 2.8x here). Each K/V load then feeds
 // 8 * R * E multiply-adds (E elements per load) with no shared memory and no barrier.
 //
 // The head dim D is a specialization constant (a multiple of E) so every loop over it

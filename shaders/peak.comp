@@ -6,7 +6,7 @@
 // registers only, no memory traffic inside the loop, so that a kernel's GFLOP/s can be
 // read against what the device and its shader compiler reach at all.
 //   MODE 0: 8 * TM independent fma chains per invocation (the count hides latency).
-//   MODE 1, 2: the inner step of the subgroup GEMM (gemm.glsl, DIRECT = 2): lane l
+//   MODE 1, 2: the inner step of the subgroup GEMM (gemm.comp, DIRECT = 2): lane l
 //           holds TM values a[i], one value w changes per trip, and every lane does
 //           acc[i][c] += a[i] * w(lane c) for c < 8, taking w from lane c by
 //           subgroupBroadcast (1) or subgroupShuffle (2). On llvmpipe the two differ

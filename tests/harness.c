@@ -142,7 +142,7 @@ static vkd_device *open_device(uint64_t max_binding, bool poison)
                "validation layer %s\n",
                d->caps.name, d->caps.driver, d->caps.storage16 ? "yes" : "no",
                (unsigned long long)d->caps.max_binding,
-               d->use_coopmat ? (d->coopmat_khr ? "KHR" : "NV") : "off",
+               d->profile.coopmat == VKD_COOPMAT_KHR ? "KHR" : d->profile.coopmat == VKD_COOPMAT_NV ? "NV" : "off",
                d->validation_layer ? "on" : "off");
     return d;
 }
@@ -227,9 +227,9 @@ int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[6])
     out[n++] = vkd_gemm_coopmat_emu_tile;
     out[n] = vkd_gemm_coopmat_emu_tile;
     out[n++].tn = 8;
-    if (d->use_coopmat) {
+    if (d->profile.coopmat != VKD_COOPMAT_NONE) {
         out[n] = vkd_gemm_coopmat_tile;
-        out[n++].tn = d->coopmat_n;
+        out[n++].tn = d->profile.coopmat_n;
     }
     else
         printf("note: no fp16 16xNx16 cooperative matrices (VK_KHR_ or VK_NV_cooperative_matrix) in use: "

@@ -78,7 +78,7 @@ int test_dtypes(const vkd_device *d, vkd_dtype out[2]);
 /* The GEMM kernels (ops/matmul.h tiles) to check on this device by override: the
  * shared-memory tiles, the direct kernel and the emulated cooperative-matrix kernel
  * everywhere, the subgroup kernel where vkd_gemm_subgroup_ok, the real cooperative-
- * matrix one where use_coopmat (both fp16 only: their fp32 cases take the device's own
+ * matrix one where device->profile.coopmat (both fp16 only: their fp32 cases take the device's own
  * kernel; the emulation with 16- and 8-column accumulators). Says which it leaves out;
  * returns the count. */
 #include "ops/matmul.h"

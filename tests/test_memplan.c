@@ -134,9 +134,12 @@ static void test_groupnorm_external(void)
         vkd_tensor o1 = test_tensor_poisoned(d, dt, 3, xs), o2 = test_tensor_poisoned(d, dt, 3, xs);
         vkd_cmd *c = NULL;
         vkd_cmd_create(d, &c);
-        int64_t numel = 0, nblk = 0, brows = 0, fin = 0;
+        int64_t numel = 0;
+        vkd_groupnorm_layout lay;
         vkd_op_groupnorm_scratch_numel(c, &tx, 32, &numel);
-        vkd_op_groupnorm_layout(c, &tx, 32, &nblk, &brows, &fin);
+        vkd_op_groupnorm_layout(c, &tx, 32, &lay);
+        int64_t fin = lay.finals;
+        TEST_CHECK(lay.numel == numel && fin > 0 && fin < numel, "the layout's scratch is the scratch asked for");
         int64_t ss[1] = {numel};
         vkd_tensor s1, s2;
         vkd_tensor_create(d, VKD_F32, 1, ss, &s1);

@@ -293,7 +293,7 @@ static int run_coopmat(void)
 {
     test_rng rng = {test_seed()};
     vkd_device *d = test_device_open(0);
-    bool khr = d->use_coopmat && d->coopmat_khr;
+    bool khr = d->profile.coopmat == VKD_COOPMAT_KHR;
     int tried = 0;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         if (!selected(&cases[k]))
@@ -337,8 +337,7 @@ int main(int argc, char **argv)
     int ndt = test_dtypes(d, dts);
     /* Each case on both kernels: the flash kernel (what GPUs run) and the subgroup
      * kernel wherever it applies (CPU devices with 8-lane subgroups: lavapipe). */
-    bool cpu_sg = d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && d->caps.subgroup_size == 8 &&
-                  (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT);
+    bool cpu_sg = d->profile.cpu && d->profile.subgroup8;
     int sd_selected = 0;
     for (int i = 0; i < ndt; i++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)

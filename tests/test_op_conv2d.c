@@ -160,7 +160,7 @@ static void run_on_each_tile(vkd_device *d, const conv_case *cs, size_t ncs, boo
     for (int t = 0; t < ntiles; t++) {
         if (split_k && tiles[t].direct < 3)
             continue;
-        vkd_gemm_set_tile_override(&tiles[t]);
+        d->knobs.gemm_tile = tiles[t];
         for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < ncs; j++) {
                 unsigned nd = run_case(d, dts[i], &cs[j], rng);
@@ -168,7 +168,7 @@ static void run_on_each_tile(vkd_device *d, const conv_case *cs, size_t ncs, boo
                     TEST_CHECK(nd == 2, "split-K conv: 2 dispatches (partial sums, reduce), got %u", nd);
             }
     }
-    vkd_gemm_set_tile_override(NULL);
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
 }
 
 static void run_on_own_kernel(vkd_device *d, vkd_dtype dt, const void *c, test_rng *rng) { run_case(d, dt, c, rng); }

@@ -196,16 +196,18 @@ static void test_groupnorm_rejects_bad_shapes(vkd_device *d)
 }
 
 /* Every case above on the APPLY kernel main() has chosen. */
-static void run_all(test_rng *rngp)
+static void run_all(test_rng *rngp, vkd_gn_kernels kernels)
 {
     test_rng rng = *rngp;
     vkd_device *d = test_device_open(0);
+    d->knobs.groupnorm_kernels = kernels;
     TEST_EACH_DTYPE(d, cases, run_case, &rng);
     run_case(d, VKD_F32, &offset_case, &rng);
     test_groupnorm_rejects_bad_shapes(d);
     test_device_close(d);
 
     d = test_device_open(64 * 1024);
+    d->knobs.groupnorm_kernels = kernels;
     TEST_EACH_DTYPE(d, split_cases, run_case, &rng);
     run_case(d, VKD_F32, &split_offset_case, &rng);
     test_device_close(d);
@@ -218,12 +220,12 @@ int main(void)
     /* texel-buffer reads in STATS and APPLY, 4 channels per APPLY invocation (CPU
      * devices), then plain loads (GPUs), then one element per invocation (shapes that
      * allow no more) */
-    for (int limit = 2; limit >= 0; limit--) {
-        printf("group norm kernel limit %d\n", limit);
-        vkd_groupnorm_set_kernel_limit(limit);
-        run_all(&rng);
+    static const vkd_gn_kernels kernels[3] = {VKD_GN_KERNELS_ALL, VKD_GN_KERNELS_VEC4, VKD_GN_KERNELS_SCALAR};
+    static const char *const names[3] = {"all", "vec4", "scalar"};
+    for (int k = 0; k < 3; k++) {
+        printf("group norm kernels: %s\n", names[k]);
+        run_all(&rng, kernels[k]);
     }
-    vkd_groupnorm_set_kernel_limit(2);
 
     if (getenv("VKD_TEST_LARGE")) {
         vkd_device *d = test_device_open(128ull << 20);

@@ -236,13 +236,13 @@ static void run_on_each_tile(vkd_device *d, const mm_case *cs, size_t ncs, test_
     vkd_gemm_tile tiles[6];
     int ntiles = test_gemm_tiles(d, tiles);
     for (int t = 0; t < ntiles; t++) {
-        vkd_gemm_set_tile_override(&tiles[t]);
+        d->knobs.gemm_tile = tiles[t];
         printf("tile %ux%ux%u %ux%u%s\n", tiles[t].bm, tiles[t].bn, tiles[t].bk, tiles[t].tm, tiles[t].tn,
                family[tiles[t].direct]);
         for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             run_table(d, dts[i], &tiles[t], cs, ncs, rng);
     }
-    vkd_gemm_set_tile_override(NULL);
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
 }
 
 static void test_linear_rejects_bad_shapes(vkd_device *d)
@@ -268,7 +268,7 @@ static void test_ksplit_choice(void)
     const int64_t shapes[][3] = {{128, 1280, 11520}, {512, 1280, 11520}, {128, 1280, 23040}, {70, 40, 2400}};
     for (int i = 0; i < 4; i++) {
         int64_t m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
-        uint32_t chunk, s = vkd_gemm_ksplit(&cm, 0, m, n, k, VKD_SPLITK_SCRATCH, &chunk);
+        uint32_t chunk, s = vkd_gemm_ksplit(&cm, 0, m, n, k, VKD_SPLITK_SCRATCH, VKD_SPLITK_TARGET_WG, &chunk);
         TEST_CHECK(s >= 2 && chunk % cm.bk == 0 && chunk >= VKD_SPLITK_MIN_STEPS * cm.bk &&
                        (int64_t)s * chunk >= k && (int64_t)(s - 1) * chunk < k &&
                        4ull * s * m * n <= VKD_SPLITK_SCRATCH,
@@ -276,16 +276,16 @@ static void test_ksplit_choice(void)
                    chunk);
     }
     uint32_t chunk;
-    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 8192, 320, 1280, VKD_SPLITK_SCRATCH, &chunk) == 1 && chunk == 1280,
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 8192, 320, 1280, VKD_SPLITK_SCRATCH, VKD_SPLITK_TARGET_WG, &chunk) == 1 && chunk == 1280,
                "a GEMM with 640 output tiles is not split");
-    TEST_CHECK(vkd_gemm_ksplit(&cm, 1, 128, 1280, 11520, VKD_SPLITK_SCRATCH, &chunk) == 1,
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 1, 128, 1280, 11520, VKD_SPLITK_SCRATCH, VKD_SPLITK_TARGET_WG, &chunk) == 1,
                "the folded LayerNorm is never split");
-    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 128, 1280, 200, VKD_SPLITK_SCRATCH, &chunk) == 1, "short K is not split");
-    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 128, 1280, 11520, 4ull * 128 * 1280, &chunk) == 1,
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 128, 1280, 200, VKD_SPLITK_SCRATCH, VKD_SPLITK_TARGET_WG, &chunk) == 1, "short K is not split");
+    TEST_CHECK(vkd_gemm_ksplit(&cm, 0, 128, 1280, 11520, 4ull * 128 * 1280, VKD_SPLITK_TARGET_WG, &chunk) == 1,
                "no split where the scratch holds one chunk's sums");
     vkd_gemm_tile tiled = cm;
     tiled.direct = 0;
-    TEST_CHECK(vkd_gemm_ksplit(&tiled, 0, 128, 1280, 11520, VKD_SPLITK_SCRATCH, &chunk) == 1,
+    TEST_CHECK(vkd_gemm_ksplit(&tiled, 0, 128, 1280, 11520, VKD_SPLITK_SCRATCH, VKD_SPLITK_TARGET_WG, &chunk) == 1,
                "only the cooperative-matrix kernels split");
 }
 

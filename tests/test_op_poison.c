@@ -36,9 +36,9 @@ static vkd_result upload(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *s
 
 /* The GEMM kernel the conv and linear cases run on: t, or the device's own choice
  * (NULL). The one place this test chooses a kernel. */
-static void use_gemm_tile(const vkd_gemm_tile *t)
+static void use_gemm_tile(vkd_device *d, const vkd_gemm_tile *t)
 {
-    vkd_gemm_set_tile_override(t);
+    d->knobs.gemm_tile = t ? *t : (vkd_gemm_tile){0};
 }
 
 static const char *tile_name(const vkd_gemm_tile *t)
@@ -215,7 +215,7 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0}; /* slot 0: no override (the device's own choice) */
     for (int t = 0; t <= nt; t++) {
-        use_gemm_tile(t ? &tiles[t] : NULL);
+        use_gemm_tile(d, t ? &tiles[t] : NULL);
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 if (cases[c].longk && (t == 0 || tiles[t].direct < 3))
@@ -245,7 +245,7 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
                 free(j.hx), free(j.hw), free(j.hb), free(j.hr);
             }
     }
-    use_gemm_tile(NULL);
+    use_gemm_tile(d, NULL);
 }
 
 /* ---- group norm ------------------------------------------------------------------- */
@@ -416,7 +416,7 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0};
     for (int t = 0; t <= nt; t++) {
-        use_gemm_tile(t ? &tiles[t] : NULL);
+        use_gemm_tile(d, t ? &tiles[t] : NULL);
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
                 if (cases[c].longk && (t == 0 || tiles[t].direct < 3))
@@ -451,7 +451,7 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
                 free(j.ha), free(j.hw), free(j.hb), free(j.hr), free(j.hsc);
             }
     }
-    use_gemm_tile(NULL);
+    use_gemm_tile(d, NULL);
 }
 
 /* argv[1], when given, runs only that op: attention, conv2d, groupnorm, linear */

@@ -185,10 +185,11 @@ static void test_pipeline_cache_is_saved_and_reloaded(void)
     }
 }
 
-/* The cooperative-matrix kernel choice over made-up capabilities (no device here offers
- * either extension): KHR first where offered and built, NV otherwise, none without fp16
- * storage, VKD_COOPMAT narrowing it, and the accumulator width of the kernel taken. */
-static void test_coopmat_choice(void)
+/* The kernel profile's cooperative-matrix choice over made-up capabilities (no device
+ * here offers either extension): KHR first where offered and built, NV otherwise, none
+ * without fp16 storage, VKD_COOPMAT narrowing it, and the accumulator width of the
+ * kernel taken. */
+static void test_profile_coopmat_choice(void)
 {
     vkd_device_caps both = {0}, nv8 = {0}, none = {0}, khr8 = {0}, nosgc = {0};
     both.coopmat_khr = 16, both.coopmat_nv = 16, both.subgroup_size_control = true;
@@ -212,17 +213,61 @@ static void test_coopmat_choice(void)
     };
     vkd_log_set(capture, NULL, VKD_LOG_WARN);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        vkd_coopmat_choice ch = vkd_coopmat_select(cases[i].c, cases[i].f16, cases[i].built, cases[i].env);
-        TEST_CHECK(ch.use == cases[i].use && ch.khr == cases[i].khr && ch.n == cases[i].n,
+        vkd_kernel_profile p = vkd_kernel_profile_make(cases[i].c, cases[i].f16, cases[i].built, cases[i].env);
+        bool use = p.coopmat != VKD_COOPMAT_NONE, khr = p.coopmat == VKD_COOPMAT_KHR;
+        uint32_t cmf = p.features & (VKD_KF_COOPMAT_NV | VKD_KF_COOPMAT_KHR | VKD_KF_FP16_ARITH);
+        TEST_CHECK(use == cases[i].use && khr == cases[i].khr && p.coopmat_n == cases[i].n,
                    "case %zu (env %s): use %d khr %d n %u, expected %d %d %u", i, cases[i].env ? cases[i].env : "-",
-                   ch.use, ch.khr, ch.n, cases[i].use, cases[i].khr, cases[i].n);
+                   use, khr, p.coopmat_n, cases[i].use, cases[i].khr, cases[i].n);
+        TEST_CHECK(cmf == (!use ? 0u : VKD_KF_FP16_ARITH | (khr ? VKD_KF_COOPMAT_KHR : VKD_KF_COOPMAT_NV)),
+                   "case %zu: the profile offers the chosen extension's kernels only (features %#x)", i, cmf);
     }
     last_warning[0] = 0;
-    vkd_coopmat_select(&nv8, true, true, "khr");
+    vkd_kernel_profile_make(&nv8, true, true, "khr");
     TEST_CHECK(strstr(last_warning, "not offered") != NULL, "asking for what is not offered says so: %s", last_warning);
-    vkd_coopmat_select(&nosgc, true, true, "khr");
+    vkd_kernel_profile_make(&nosgc, true, true, "khr");
     TEST_CHECK(strstr(last_warning, "subgroup size control") != NULL, "... and why: %s", last_warning);
     vkd_log_set(NULL, NULL, VKD_LOG_WARN);
+}
+
+/* The rest of the profile over made-up capabilities: the CPU kernels follow the device
+ * type, the subgroup kernels 8-lane subgroups with shuffles and 16-byte texel windows,
+ * and a kernel is usable where the profile offers every feature the manifest lists. */
+static void test_profile_kernels(void)
+{
+    vkd_device_caps lavapipe = {0}, gpu = {0};
+    lavapipe.type = VK_PHYSICAL_DEVICE_TYPE_CPU, lavapipe.subgroup_size = 8;
+    lavapipe.subgroup_ops = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT |
+                            VK_SUBGROUP_FEATURE_BALLOT_BIT;
+    lavapipe.texel_rgba32ui = true, lavapipe.texel_align = 16, lavapipe.ssbo_align = 16;
+    gpu = lavapipe;
+    gpu.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, gpu.subgroup_size = 32, gpu.ssbo_align = 64;
+    gpu.subgroup_size_control = true, gpu.subgroup_min = 16, gpu.subgroup_max = 64;
+    vkd_kernel_profile p = vkd_kernel_profile_make(&lavapipe, true, false, NULL);
+    TEST_CHECK(p.cpu && p.subgroup8 && p.coopmat == VKD_COOPMAT_NONE && p.cm_subgroup == 8 && !p.cm_subgroup_required,
+               "lavapipe: CPU kernels, the subgroup kernels, no cooperative matrices");
+    TEST_CHECK(vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_SG, VKD_VARIANT_F16) &&
+                   vkd_kernel_usable(&p, VKD_KERNEL_GROUPNORM_APPLY_TX, VKD_VARIANT_F32) &&
+                   vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_CMEMU, VKD_VARIANT_F16) &&
+                   !vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_CMEMU, VKD_VARIANT_F32) &&
+                   !vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_CM, VKD_VARIANT_F16),
+               "lavapipe: the subgroup, texel and emulation kernels, not the NV ones");
+    vkd_device_caps odd = lavapipe;
+    odd.texel_align = 64; /* texel windows cannot start on any 16 bytes */
+    p = vkd_kernel_profile_make(&odd, true, false, NULL);
+    TEST_CHECK(p.cpu && !p.subgroup8 && !vkd_kernel_usable(&p, VKD_KERNEL_GROUPNORM_TX, VKD_VARIANT_F32),
+               "a CPU device without 16-byte texel windows: no subgroup or texel kernels");
+    odd = lavapipe;
+    odd.subgroup_size = 4;
+    TEST_CHECK(!vkd_kernel_profile_make(&odd, true, false, NULL).subgroup8, "4-lane subgroups: no subgroup kernels");
+    p = vkd_kernel_profile_make(&gpu, true, false, NULL);
+    TEST_CHECK(!p.cpu && !p.subgroup8 && p.cm_subgroup == 32 && p.cm_subgroup_required,
+               "a GPU: its own kernels, cooperative-matrix subgroups of 32 required");
+    gpu.coopmat_nv = 16;
+    p = vkd_kernel_profile_make(&gpu, true, false, NULL);
+    TEST_CHECK(p.coopmat == VKD_COOPMAT_NV && vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_CM, VKD_VARIANT_F16) &&
+                   !vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_CMK, VKD_VARIANT_F16),
+               "NV cooperative matrices: the *_cm kernels, not the KHR ones");
 }
 
 static void test_missing_driver_names_the_package(void)
@@ -284,7 +329,8 @@ int main(void)
     test_allocator_reuses_freed_ranges_and_refuses_oversized();
     test_pool_blocks_outlive_recorded_commands();
     test_pipeline_cache_is_saved_and_reloaded();
-    test_coopmat_choice();
+    test_profile_coopmat_choice();
+    test_profile_kernels();
     test_missing_driver_names_the_package(); /* last: it changes the loader's environment */
     return test_finish();
 }

@@ -501,7 +501,7 @@ static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor 
         }
         vkd_gn_entry *e = &cap->e[cap->count++];
         e->scratch = scratch, e->n = x->shape[0], e->hw = x->shape[1], e->groups = groups, e->eps = eps;
-        check(g, vkd_op_groupnorm_layout(g->c, x, (uint32_t)groups, &e->nblk, &e->block_rows, &e->finals));
+        check(g, vkd_op_groupnorm_layout(g->c, x, (uint32_t)groups, &e->layout));
         return out;
     }
     g_free(g, &scratch);

@@ -21,6 +21,7 @@
 
 #include "models/wstore.h"
 #include "ops/attention.h"
+#include "ops/groupnorm.h"
 #include "vk/cmd.h"
 
 /* A dry run of a recording (the pre-flight memory plan): with g->plan set, the g_*
@@ -40,8 +41,9 @@ typedef struct vkd_graph_plan {
  * each one's scratch stays allocated and is listed here; with `external`, the norms
  * apply the finals the caller writes into the scratches instead of their own. */
 typedef struct vkd_gn_entry {
-    vkd_tensor scratch;    /* fp32, layout in ops/groupnorm.h */
-    int64_t n, hw, groups, nblk, block_rows, finals;
+    vkd_tensor scratch;    /* fp32, laid out as layout says (ops/groupnorm.h) */
+    vkd_groupnorm_layout layout;
+    int64_t n, hw, groups;
     float eps;
 } vkd_gn_entry;
 typedef struct vkd_gn_capture {

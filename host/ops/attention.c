@@ -6,10 +6,6 @@
 #include "common/log.h"
 #include "push_attention.h"
 
-static vkd_attention_kernel auto_kernel = VKD_ATTENTION_AUTO; /* vkd_attention_set_auto */
-
-void vkd_attention_set_auto(vkd_attention_kernel k) { auto_kernel = k; }
-
 void vkd_attention_params_init(vkd_attention_params *p)
 {
     *p = (vkd_attention_params){.heads = 1};
@@ -41,7 +37,7 @@ static bool pick_tiling(const vkd_device *d, int64_t dim, tiling *t)
         *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 80, .dv = 160, .ub = 8};
     else
         *t = (tiling){.wg = 16, .r = 2, .bc = 16, .kd = 64, .dv = 128, .ub = 16};
-    if (d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+    if (d->profile.cpu) {
         /* CPU devices without the subgroup kernel's needs (or forced here by a test): more query rows per invocation, so each K/V value
          * broadcast from shared memory and each per-lane load feeds more multiply-adds.
          * Measured on lavapipe (Mesa 22.3.6, 2 Zen cores, `vkdiff bench ops`, 1024
@@ -103,10 +99,7 @@ static bool operand_aligned(const operand *o, int64_t e)
  * what cost, see the shader) with 8-lane subgroups and shuffles, and aligned operands. */
 static bool subgroup_applies(const vkd_device *d, int64_t dim, const operand *ops, int nops)
 {
-    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
-    if (d->caps.type != VK_PHYSICAL_DEVICE_TYPE_CPU || d->caps.subgroup_size != 8 ||
-        (d->caps.subgroup_ops & need) != need || !d->caps.texel_rgba32ui || d->caps.texel_align > 16 ||
-        d->caps.ssbo_align % 16 != 0) /* windows start on a texel */
+    if (!d->profile.cpu || !d->profile.subgroup8)
         return false;
     int64_t e = 16 / (int64_t)vkd_dtype_size(ops[0].t->dtype);
     if (dim % e != 0) /* (past 160: attention_sgw.comp) */
@@ -117,7 +110,7 @@ static bool subgroup_applies(const vkd_device *d, int64_t dim, const operand *op
     return true;
 }
 
-/* The cooperative-matrix kernel (shaders/attention_cm.glsl): subgroups per workgroup
+/* The cooperative-matrix kernel (shaders/attention_cm.comp): subgroups per workgroup
  * (nsg, 16 query rows each), keys per block (bc) and the padded head dim (dp) that fit
  * the device, or false. emulate: attention_cmemu (fp32 shared copies of everything, the
  * accumulators in shared memory too). */
@@ -127,7 +120,7 @@ typedef struct cm_tiling {
 
 static bool cm_tiling_for(const vkd_device *d, int64_t dim, bool emulate, cm_tiling *t)
 {
-    if (dim > 160 || !d->cm_subgroup)
+    if (dim > 160 || !d->profile.cm_subgroup)
         return false;
     uint64_t dp = (uint64_t)(dim + 15) / 16 * 16, dps = dp + 8, el = emulate ? 4 : 2;
     uint64_t bc = emulate ? 16 : 32;
@@ -137,8 +130,8 @@ static bool cm_tiling_for(const vkd_device *d, int64_t dim, bool emulate, cm_til
         uint64_t qkv = emulate ? (br + 2 * bc) * dps * el : (br > 2 * bc ? br : 2 * bc) * dps * el;
         uint64_t shared = qkv + 4 * nsg * 16 * (bc + 4) + el * nsg * 16 * (bc + 8) + 4 * nsg * 256 + 8 * br +
                           (emulate ? 4 * nsg * (dp / 16 + bc / 16) * 256 : 0);
-        if (shared <= d->caps.max_shared && nsg * d->cm_subgroup <= d->caps.max_wg_invocations &&
-            (!d->cm_subgroup_required || nsg <= d->caps.max_wg_subgroups)) {
+        if (shared <= d->caps.max_shared && nsg * d->profile.cm_subgroup <= d->caps.max_wg_invocations &&
+            (!d->profile.cm_subgroup_required || nsg <= d->caps.max_wg_subgroups)) {
             *t = (cm_tiling){(uint32_t)nsg, (uint32_t)bc, (uint32_t)dp};
             return true;
         }
@@ -150,8 +143,8 @@ static bool cm_tiling_for(const vkd_device *d, int64_t dim, bool emulate, cm_til
  * extension with 16 x 16 accumulators, and the kernel built (newer shader tools) */
 static bool cm_khr_applies(const vkd_device *d, vkd_dtype dt)
 {
-    return dt == VKD_F16 && d->use_coopmat && d->coopmat_khr && d->coopmat_n == 16 &&
-           vkd_spirv_present("attention_cmk_f16");
+    return dt == VKD_F16 && d->profile.coopmat == VKD_COOPMAT_KHR && d->profile.coopmat_n == 16 &&
+           vkd_kernel_usable(&d->profile, VKD_KERNEL_ATTENTION_CMK, VKD_VARIANT_F16);
 }
 
 /* Bind flattened rows [row, row + rows) of an operand (rows of all heads): *off gets
@@ -220,7 +213,7 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
     bool subgroup = p->kernel != VKD_ATTENTION_FLASH && subgroup_applies(d, dim, all, 4);
     if (p->kernel == VKD_ATTENTION_SUBGROUP && !subgroup) {
         VKD_ERROR("attention: the subgroup kernel does not apply here (head_dim %lld, device %s)", (long long)dim,
-                  d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? "CPU" : "not a CPU");
+                  d->profile.cpu ? "CPU" : "not a CPU");
         return VKD_ERR_UNSUPPORTED;
     }
     const vkd_pipeline *pipe;
@@ -229,9 +222,9 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
      * or else its emulation (tests) */
     bool cm_khr = cm_khr_applies(d, out->dtype);
     bool cm_emu = p->kernel == VKD_ATTENTION_COOPMAT && !cm_khr && out->dtype == VKD_F16 &&
-                  (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT);
+                  vkd_kernel_usable(&d->profile, VKD_KERNEL_ATTENTION_CMEMU, VKD_VARIANT_F16);
     cm_tiling ct;
-    bool cm = (p->kernel == VKD_ATTENTION_AUTO && auto_kernel == VKD_ATTENTION_AUTO && cm_khr) ||
+    bool cm = (p->kernel == VKD_ATTENTION_AUTO && !d->knobs.attention_no_coopmat && cm_khr) ||
               (p->kernel == VKD_ATTENTION_COOPMAT && (cm_khr || cm_emu));
     cm = cm && cm_tiling_for(d, dim, cm_emu, &ct);
     if (p->kernel == VKD_ATTENTION_COOPMAT && !cm) {
@@ -240,13 +233,13 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         return VKD_ERR_UNSUPPORTED;
     }
     if (cm) {
-        uint32_t spec[6] = {ct.nsg * d->cm_subgroup, 1, 1, ct.dp, ct.nsg, ct.bc};
+        uint32_t spec[6] = {ct.nsg * d->profile.cm_subgroup, 1, 1, ct.dp, ct.nsg, ct.bc};
         br = 16 * ct.nsg;
         nsplit = 1;
         /* full subgroups of the size the workgroup is sized for (as the GEMM's) */
-        uint32_t sgs = d->cm_subgroup_required ? d->cm_subgroup : 0;
-        if ((r = vkd_op_pipeline_subgroup(c, cm_emu ? "attention_cmemu" : "attention_cmk", out->dtype, spec, 6, 4, 0,
-                                          sgs, &pipe)))
+        uint32_t sgs = d->profile.cm_subgroup_required ? d->profile.cm_subgroup : 0;
+        if ((r = vkd_op_pipeline_subgroup(c, cm_emu ? VKD_KERNEL_ATTENTION_CMEMU : VKD_KERNEL_ATTENTION_CMK, out->dtype,
+                                          spec, 6, sgs, &pipe)))
             return r;
     } else if (subgroup && dim > 160) {
         /* wide heads (the VAE's 512): one query row per lane, output columns split into
@@ -259,15 +252,15 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         uint32_t spec[7] = {8, 1, 1, 1, (uint32_t)dim, (uint32_t)dv, (uint32_t)(dim / dv)};
         br = 8;
         nsplit = (uint32_t)(dim / dv);
-        if ((r = vkd_op_pipeline_texel(c, "attention_sgw", out->dtype, spec, 7, 4, 0x7u, &pipe)))
+        if ((r = vkd_op_pipeline(c, VKD_KERNEL_ATTENTION_SGW, out->dtype, spec, 7, &pipe)))
             return r;
     } else if (subgroup) {
         uint32_t rows = subgroup_rows(dim, n * heads * lq); /* query rows of all heads and batch items */
         uint32_t spec[5] = {8, 1, 1, rows, (uint32_t)dim};
         br = 8 * rows;
         nsplit = 1;
-        /* q, k and v (bindings 0-2) are bound as uniform texel buffers */
-        if ((r = vkd_op_pipeline_texel(c, "attention_sg", out->dtype, spec, 5, 4, 0x7u, &pipe)))
+        /* q, k and v (bindings 0-2) are bound as uniform texel buffers (kernels.txt) */
+        if ((r = vkd_op_pipeline(c, VKD_KERNEL_ATTENTION_SG, out->dtype, spec, 5, &pipe)))
             return r;
     } else {
         tiling tl;
@@ -279,7 +272,7 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         uint32_t spec[9] = {tl.wg, 1, 1, tl.bc, tl.kd, tl.dv, tl.nsplit, tl.r, tl.ub};
         br = tl.br;
         nsplit = tl.nsplit;
-        if ((r = vkd_op_pipeline(c, "attention", out->dtype, spec, 9, 4, &pipe)))
+        if ((r = vkd_op_pipeline(c, VKD_KERNEL_ATTENTION, out->dtype, spec, 9, &pipe)))
             return r;
     }
     vkd_push_attention pc = {

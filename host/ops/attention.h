@@ -20,14 +20,15 @@
 #include "ops/op.h"
 
 /* Which kernel runs it. AUTO picks the cooperative-matrix kernel
- * (shaders/attention_cmk.comp: fp16, head_dim <= 160) where the device runs the GEMMs
- * on VK_KHR_cooperative_matrix with 16x16x16 matrices; else the subgroup kernel
+ * (attention_cmk, shaders/attention_cm.comp: fp16, head_dim <= 160) where the device
+ * runs the GEMMs on VK_KHR_cooperative_matrix with 16x16x16 matrices (unless the
+ * device's developer knob knobs.attention_no_coopmat rules it out); else the subgroup kernel
  * (shaders/attention_sg.comp, or attention_sgw.comp for head dims past 160) where it
  * applies -- a CPU device with 8-lane subgroups and shuffles, head_dim a multiple of
  * 16 bytes, every operand's rows and columns 16-byte aligned -- and the shared-memory
  * flash kernel (shaders/attention.comp) everywhere else. Tests force each one; COOPMAT
  * runs the KHR kernel where the device has it and its emulation in shared memory
- * (attention_cmemu.comp) elsewhere. Forcing a kernel where it does not apply is
+ * (attention_cmemu) elsewhere. Forcing a kernel where it does not apply is
  * VKD_ERR_UNSUPPORTED. */
 typedef enum vkd_attention_kernel {
     VKD_ATTENTION_AUTO = 0,
@@ -47,10 +48,6 @@ typedef struct vkd_attention_params {
 
 /* heads 1, head_dim 0, scale 0 (1/sqrt(D)), no mask, columns 0, kernel AUTO. */
 void vkd_attention_params_init(vkd_attention_params *p);
-/* Developer knob (bench ops/model --attention flash): what AUTO means for the whole
- * process; VKD_ATTENTION_FLASH keeps AUTO off the cooperative-matrix kernel, to time
- * the two in one run. Default AUTO. */
-void vkd_attention_set_auto(vkd_attention_kernel k);
 
 /* Records the attention dispatches. Returns VKD_ERR_SHAPE (with a message) for
  * mismatched shapes/dtypes and VKD_ERR_TOO_LARGE when k or v of one batch item

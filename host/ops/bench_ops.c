@@ -226,7 +226,7 @@ static double time_peak(vkd_device *d, uint32_t mode, int repeat)
     uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
     if ((d->caps.subgroup_ops & need) != need || d->caps.subgroup_size < 8)
         return -1;
-    int cpu = d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    int cpu = d->profile.cpu;
     /* llvmpipe ends any loop after 65535 trips (its guard against endless shaders),
      * so the work grows with the grid, not the trip count */
     const uint32_t tm = 8, iters = 20000;
@@ -241,7 +241,7 @@ static double time_peak(vkd_device *d, uint32_t mode, int repeat)
     if (!r) r = vkd_cmd_begin(c);
     const vkd_pipeline *p = NULL;
     uint32_t spec[5] = {local, 1, 1, mode, tm};
-    if (!r) r = vkd_op_pipeline(c, "peak", VKD_F32, spec, 5, 1, &p);
+    if (!r) r = vkd_op_pipeline(c, VKD_KERNEL_PEAK, VKD_F32, spec, 5, &p);
     vkd_binding b;
     uint32_t shift;
     if (!r) r = vkd_op_bind(c, &o, 0, os[0], &b, &shift);
@@ -285,11 +285,12 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
                 fprintf(stderr, "vkdiff: bench ops: --tile wants BMxBNxBKxTMxTN, e.g. 128x128x16x8x8\n");
                 return 2;
             }
-            vkd_gemm_set_tile_override(&t);
-        } else if (!strcmp(argv[i], "--split-k") && i + 1 < argc) /* developer knob: 0 = off */
-            vkd_gemm_set_split_k(atoi(argv[++i]));
-        else if (!strcmp(argv[i], "--attention") && i + 1 < argc) /* developer knob: flash = not on coopmat */
-            vkd_attention_set_auto(!strcmp(argv[++i], "flash") ? VKD_ATTENTION_FLASH : VKD_ATTENTION_AUTO);
+            o.knobs.gemm_tile = t;
+        } else if (!strcmp(argv[i], "--split-k") && i + 1 < argc) { /* developer knob: 0 = off */
+            int n = atoi(argv[++i]);
+            o.knobs.split_k = n > 0 ? n : -1;
+        } else if (!strcmp(argv[i], "--attention") && i + 1 < argc) /* developer knob: flash = not on coopmat */
+            o.knobs.attention_no_coopmat = !strcmp(argv[++i], "flash");
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--all"))
@@ -318,7 +319,7 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
     /* a CPU device runs the UNet's batch of 2 (cond + uncond) and the level-0 and
      * conv shapes too slowly to time in minutes: it defaults to batch 1, one timed
      * run, and the smaller shapes (--all runs every one), and says so */
-    int cpu = d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    int cpu = d->profile.cpu;
     if (batch < 1)
         batch = cpu ? 1 : 2;
     if (repeat < 1)

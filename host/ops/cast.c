@@ -23,7 +23,7 @@ vkd_result vkd_op_cast(vkd_cmd *c, const vkd_tensor *in, vkd_tensor *out)
     const vkd_tensor *ft = dir == VKD_CAST_TO_T ? in : out, *ht = dir == VKD_CAST_TO_T ? out : in;
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "cast", variant, spec, 3, 2, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_CAST, variant, spec, 3, &p);
     if (r)
         return r;
     int64_t chunk = vkd_op_max_elems(c, VKD_F32); /* the fp32 side is the larger */

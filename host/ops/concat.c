@@ -24,7 +24,7 @@ vkd_result vkd_op_concat(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *b, v
     }
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "concat", a->dtype, spec, 3, 3, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_CONCAT, a->dtype, spec, 3, &p);
     if (r)
         return r;
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {

@@ -1,4 +1,4 @@
-/* Implicit-GEMM convolution (shaders/conv2d.comp on the core in gemm.glsl). */
+/* Implicit-GEMM convolution (the conv2d* kernels of shaders/gemm.comp). */
 #include "ops/conv2d.h"
 
 #include <stdlib.h>
@@ -188,7 +188,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
                 return r;
             int vec4 = cin % 4 == 0 && pc.a_off % 4 == 0 && pc.w_off % 4 == 0;
             vec4 = vkd_gemm_vec_width(vkd_cmd_device(c), &tile, x->dtype, vec4, cin, pc.a_off, pc.w_off);
-            if ((r = vkd_gemm_pipeline(c, "conv2d", x->dtype, &tile, vec4, 0, &pl)))
+            if ((r = vkd_gemm_pipeline(c, true, x->dtype, &tile, vec4, 0, &pl)))
                 return r;
             if ((r = vkd_gemm_dispatch(c, pl, &tile, 0, bind, 5, &pc, p->scratch, op)))
                 return r;

@@ -1,5 +1,5 @@
 /* 2D convolution over channels-last activations, as an implicit GEMM on the tiled
- * core of shaders/gemm.glsl (shaders/conv2d.comp; 1x1 stride-1 convs run the
+ * core of shaders/gemm.comp (the conv2d* kernels; 1x1 stride-1 convs run the
  * linear kernel). Feature maps larger than one binding window are split by output
  * rows, each window holding the input rows (halo included) those rows read. */
 #ifndef VKD_CONV2D_H

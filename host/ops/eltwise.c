@@ -21,7 +21,7 @@ static vkd_result run(vkd_cmd *c, uint32_t op, const vkd_tensor *a, const vkd_te
         return vkd_op_shape_error(op_names[op], "operand sizes differ", b);
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "eltwise", a->dtype, spec, 3, 3, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_ELTWISE, a->dtype, spec, 3, &p);
     if (r)
         return r;
     int64_t n = vkd_tensor_numel(a);

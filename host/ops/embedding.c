@@ -35,7 +35,7 @@ vkd_result vkd_op_embedding(vkd_cmd *c, const vkd_buffer *ids, VkDeviceSize ids_
     }
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "embedding", tok->dtype, spec, 3, 4, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_EMBEDDING, tok->dtype, spec, 3, &p);
     if (r)
         return r;
     vkd_device *d = vkd_cmd_device(c);

@@ -14,7 +14,7 @@ vkd_result vkd_op_emphasis(vkd_cmd *c, vkd_tensor *z, const vkd_tensor *weights,
     int64_t chunks = z->shape[0] / tokens;
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "emphasis", z->dtype, spec, 3, 2, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_EMPHASIS, z->dtype, spec, 3, &p);
     if (r)
         return r;
     vkd_push_emphasis pc = {.tokens = (uint32_t)tokens, .width = (uint32_t)z->shape[1]};

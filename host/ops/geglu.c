@@ -20,7 +20,7 @@ vkd_result vkd_op_geglu(vkd_cmd *c, const vkd_tensor *in, vkd_tensor *out)
     }
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "geglu", in->dtype, spec, 3, 2, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_GEGLU, in->dtype, spec, 3, &p);
     if (r)
         return r;
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {

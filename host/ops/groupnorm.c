@@ -2,6 +2,7 @@
  * per element. Rows are chunked so every x/out window fits one binding. */
 #include "ops/groupnorm.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -22,10 +23,7 @@
  * dispatches fewer per evaluation, at 32 groups x batch workgroups per norm. */
 #define VKD_GN_ONE_BLOCK 65536
 
-/* bindings read through texel buffers: APPLY's x, gamma, beta, finals, e, x2 (not out);
- * STATS's x, e, x2 (groupnorm.glsl) */
-#define TEXEL_APPLY 0x6Fu
-#define TEXEL_STATS 0x61u
+/* the bindings read through texel buffers: shaders/kernels.txt, groupnorm_tx and groupnorm_apply_tx */
 
 typedef struct gn_plan {
     int64_t n, hw, c;
@@ -43,17 +41,22 @@ typedef struct gn_plan {
     const vkd_pipeline *stats_tx; /* STATS through texel buffers (CPU devices), or NULL */
 } gn_plan;
 
-/* Which kernels a dispatch may take (tests: vkd_groupnorm_set_kernel_limit). */
-static int kernel_limit = 2;
-
-void vkd_groupnorm_set_kernel_limit(int limit)
+/* Which kernels a dispatch may take: 0 APPLY one element per invocation, plain loads;
+ * 1 APPLY four channels per invocation; 2 (the default) also texel-buffer reads in STATS
+ * and APPLY, where the plan has those pipelines (the device's developer knob). */
+static int kernel_limit(vkd_cmd *c)
 {
-    kernel_limit = limit;
+    switch (vkd_cmd_device(c)->knobs.groupnorm_kernels) {
+    case VKD_GN_KERNELS_SCALAR: return 0;
+    case VKD_GN_KERNELS_VEC4: return 1;
+    default: return 2;
+    }
 }
 
 /* Whether the dispatch's bindings in texel_mask fit texel views on this device. */
-static bool texel_windows_fit(vkd_cmd *c, const vkd_binding *b, uint32_t texel_mask)
+static bool texel_windows_fit(vkd_cmd *c, const vkd_binding *b, vkd_kernel k)
 {
+    uint32_t texel_mask = vkd_kernel_table[k].texel_mask;
     for (int i = 0; i < 7; i++)
         if ((texel_mask >> i & 1u) && b[i].range / VKD_TEXEL_BYTES >= vkd_cmd_device(c)->caps.max_texels)
             return false;
@@ -81,7 +84,7 @@ static vkd_result plan_make2(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *
         VKD_ERROR("groupnorm: one row of %lld channels exceeds a binding window", (long long)p->c);
         return VKD_ERR_TOO_LARGE;
     }
-    int64_t rb = (vkd_cmd_device(c)->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? BLOCK_ELEMS_CPU : BLOCK_ELEMS) / p->cpg;
+    int64_t rb = (vkd_cmd_device(c)->profile.cpu ? BLOCK_ELEMS_CPU : BLOCK_ELEMS) / p->cpg;
     if (p->hw * p->cpg <= VKD_GN_ONE_BLOCK)
         rb = p->hw; /* one block per group (if it fits a window, checked below) */
     if (rb < 1)
@@ -163,7 +166,7 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
     pc.stride_n = (uint32_t)(p->hw * p->c);
     uint32_t gx, gy = 1, gz = 1;
     if (pc.mode == VKD_GN_STATS) {
-        if (kernel_limit >= 2 && p->stats_tx && texel_windows_fit(c, b, TEXEL_STATS))
+        if (kernel_limit(c) >= 2 && p->stats_tx && texel_windows_fit(c, b, VKD_KERNEL_GROUPNORM_TX))
             pl = p->stats_tx;
         gx = vkd_div_up((uint64_t)rows, (uint64_t)p->block_rows);
         gy = pc.groups;
@@ -177,8 +180,8 @@ static vkd_result pass(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p, vkd
          * (so are the strides), and 4 aligned channels in at most two groups (cpg >= 2) */
         uint32_t offs = pc.x_off | pc.o_off | pc.g_off | pc.b_off | pc.fin_off | (p->x2 ? pc.x2_off : 0) |
                         (add ? pc.e_off | pc.e_stride : 0);
-        bool vec4 = kernel_limit >= 1 && p->c % 4 == 0 && p->c1 % 4 == 0 && offs % 4 == 0 && p->cpg >= 2;
-        bool tx = vec4 && kernel_limit >= 2 && p->apply_tx && texel_windows_fit(c, b, TEXEL_APPLY);
+        bool vec4 = kernel_limit(c) >= 1 && p->c % 4 == 0 && p->c1 % 4 == 0 && offs % 4 == 0 && p->cpg >= 2;
+        bool tx = vec4 && kernel_limit(c) >= 2 && p->apply_tx && texel_windows_fit(c, b, VKD_KERNEL_GROUPNORM_APPLY_TX);
         if (vec4)
             pl = tx ? p->apply_tx : p->apply4;
         vkd_op_grid_1d(vec4 ? pc.n / 4 : pc.n, LOCAL, &gx, &gy);
@@ -204,16 +207,24 @@ static vkd_result pass_all(vkd_cmd *c, const vkd_pipeline *pl, const gn_plan *p,
     return VKD_OK;
 }
 
-vkd_result vkd_op_groupnorm_layout(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *nblk,
-                                   int64_t *block_rows, int64_t *finals)
+vkd_result vkd_op_groupnorm_layout(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, vkd_groupnorm_layout *l)
 {
     gn_plan p;
     memset(&p, 0, sizeof p);
     vkd_result r = plan_make(c, x, groups, &p);
-    *nblk = p.nblk;
-    *block_rows = p.block_rows;
-    *finals = p.n * groups * p.nblk * 4;
+    *l = (vkd_groupnorm_layout){.numel = r ? 0 : p.scratch, .groups = groups, .nblk = p.nblk,
+                                .block_rows = p.block_rows, .finals = p.n * groups * p.nblk * 4};
     return r;
+}
+
+void vkd_groupnorm_finals_set(const vkd_groupnorm_layout *l, float *scratch, int64_t n, int64_t g, double mean,
+                              double var, float eps)
+{
+    /* (k0, mean - k0, rstd): k0 the fp32 mean, mean - k0 the bits below its ulp */
+    float *f = scratch + l->finals + (n * l->groups + g) * VKD_GN_FINAL_STRIDE;
+    f[0] = (float)mean;
+    f[1] = (float)(mean - (double)f[0]);
+    f[2] = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
 }
 
 vkd_result vkd_op_groupnorm(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, float eps, const vkd_tensor *gamma,
@@ -280,18 +291,17 @@ static vkd_result groupnorm(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *x
     /* APPLY has a module of its own: without the other passes' barriers llvmpipe need not
      * compile it as a coroutine (206 -> 95 ms for GroupNorm+SiLU of [1, 64x64, 320] fp16
      * on lavapipe, BENCHMARKS.md) */
-    if ((r = vkd_op_pipeline(c, "groupnorm", x->dtype, spec, 3, 7, &pl)) ||
-        (r = vkd_op_pipeline(c, "groupnorm_apply", x->dtype, spec, 3, 7, &pl_apply)) ||
-        (r = vkd_op_pipeline(c, "groupnorm_apply", x->dtype, spec4, 4, 7, &p.apply4)))
+    if ((r = vkd_op_pipeline(c, VKD_KERNEL_GROUPNORM, x->dtype, spec, 3, &pl)) ||
+        (r = vkd_op_pipeline(c, VKD_KERNEL_GROUPNORM_APPLY, x->dtype, spec, 3, &pl_apply)) ||
+        (r = vkd_op_pipeline(c, VKD_KERNEL_GROUPNORM_APPLY, x->dtype, spec4, 4, &p.apply4)))
         return r;
     /* CPU devices (lavapipe) read x through texel buffers in STATS and APPLY: there a
      * storage-buffer load is a loop over the SIMD lanes, a texel fetch a gather (GPUs
      * keep plain loads) */
     const vkd_device *dev = vkd_cmd_device(c);
-    if (dev->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU && dev->caps.texel_rgba32ui && dev->caps.texel_align <= 16 &&
-        dev->caps.ssbo_align % 16 == 0 &&
-        ((r = vkd_op_pipeline_texel(c, "groupnorm_apply_tx", x->dtype, spec, 3, 7, TEXEL_APPLY, &p.apply_tx)) ||
-         (r = vkd_op_pipeline_texel(c, "groupnorm_tx", x->dtype, spec, 3, 7, TEXEL_STATS, &p.stats_tx))))
+    if (dev->profile.cpu && vkd_kernel_usable(&dev->profile, VKD_KERNEL_GROUPNORM_APPLY_TX, x->dtype) &&
+        ((r = vkd_op_pipeline(c, VKD_KERNEL_GROUPNORM_APPLY_TX, x->dtype, spec, 3, &p.apply_tx)) ||
+         (r = vkd_op_pipeline(c, VKD_KERNEL_GROUPNORM_TX, x->dtype, spec, 3, &p.stats_tx))))
         return r;
     vkd_push_groupnorm pc = {.c = (uint32_t)p.c, .cpg = p.cpg, .groups = groups, .block_rows = (uint32_t)p.block_rows,
                              .nblk = (uint32_t)p.nblk, .silu = silu, .eps = eps};

@@ -48,16 +48,26 @@ vkd_result vkd_op_groupnorm_add(vkd_cmd *c, const vkd_tensor *x, const vkd_tenso
                                 uint32_t groups, float eps, const vkd_tensor *gamma, const vkd_tensor *beta, bool silu,
                                 const vkd_tensor *scratch, vkd_tensor *out);
 
-/* Tests: the kernels dispatches may take: 0 APPLY one element per invocation, plain
- * loads; 1 APPLY four channels per invocation; 2 (the default) also texel-buffer reads
- * in STATS and APPLY (CPU devices only). Process-wide; not while another thread records. */
-void vkd_groupnorm_set_kernel_limit(int limit);
+/* The statistics in the fp32 scratch, for a caller that gathers or supplies them (the
+ * tiled VAE decode: vkd_op_groupnorm_ex's external_stats). Per-block partials at [0,
+ * finals): for sample n, group g, block b (pixel rows [b * block_rows, (b + 1) *
+ * block_rows)), 4 values at ((n * groups + g) * nblk + b) * 4: count (uint bits), shift
+ * k, mean of x - k, centred sum of squares; then the finals APPLY reads, per (n, g)
+ * (vkd_groupnorm_finals_set). Which kernels a dispatch takes: the device's
+ * knobs.groupnorm_kernels (developer knob, vk/kernel.h). */
+typedef struct vkd_groupnorm_layout {
+    int64_t numel;      /* fp32 elements of scratch (vkd_op_groupnorm_scratch_numel) */
+    int64_t groups;
+    int64_t nblk;       /* STATS blocks per sample */
+    int64_t block_rows; /* pixel rows per block */
+    int64_t finals;     /* element index of the finals */
+} vkd_groupnorm_layout;
+vkd_result vkd_op_groupnorm_layout(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, vkd_groupnorm_layout *l);
 
-/* Scratch layout, in fp32 elements: partials at [0, finals): for sample n, group g,
- * block b (pixel rows [b * block_rows, (b + 1) * block_rows)), 4 values at ((n * groups + g) * nblk + b) * 4: count (uint bits), shift k,
- * mean of x - k, centred sum of squares; finals at finals + (n * groups + g) * 3:
- * k0, mean - k0, 1 / sqrt(var + eps). */
-vkd_result vkd_op_groupnorm_layout(vkd_cmd *c, const vkd_tensor *x, uint32_t groups, int64_t *nblk,
-                                   int64_t *block_rows, int64_t *finals);
+/* Writes the statistics of sample n's group g -- mean and (biased) variance over the
+ * group, and the norm's eps -- as the finals APPLY reads, into a host copy of the
+ * scratch (l->numel floats) that the caller uploads. */
+void vkd_groupnorm_finals_set(const vkd_groupnorm_layout *l, float *scratch, int64_t n, int64_t g, double mean,
+                              double var, float eps);
 
 #endif

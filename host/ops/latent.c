@@ -14,7 +14,7 @@ static vkd_result latent(vkd_cmd *c, uint32_t mode, const vkd_tensor *f, const v
         return vkd_op_shape_error("latent", "the UNet side must be [1 or 2, hw, ch]", t);
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "latent", t->dtype, spec, 3, 3, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_LATENT, t->dtype, spec, 3, &p);
     if (r)
         return r;
     vkd_push_latent pc = {.mode = mode, .hw = (uint32_t)hw, .ch = (uint32_t)ch, .batch = (uint32_t)t->shape[0]};

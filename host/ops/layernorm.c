@@ -30,7 +30,7 @@ vkd_result vkd_op_layernorm(vkd_cmd *c, const vkd_tensor *x, float eps, const vk
         chunk = 65535ll * 65535ll;
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "layernorm", x->dtype, spec, 3, 4, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_LAYERNORM, x->dtype, spec, 3, &p);
     if (r)
         return r;
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {

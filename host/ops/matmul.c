@@ -1,4 +1,4 @@
-/* Linear layer on the tiled GEMM core (shaders/matmul.comp + gemm.glsl). */
+/* Linear layer on the tiled GEMM core (shaders/gemm.comp, the matmul* kernels). */
 #include "ops/matmul.h"
 
 #include <stdio.h>
@@ -8,8 +8,6 @@
 #include "common/half.h"
 #include "common/log.h"
 
-static vkd_gemm_tile tile_override;
-
 /* CPU devices without the subgroup kernel, and shapes it cannot run (see below) */
 static const vkd_gemm_tile cpu_direct = {256, 8, 1, 8, 8, 1};
 const vkd_gemm_tile vkd_gemm_coopmat_tile = {64, 64, 32, 2, 16, 3};
@@ -18,17 +16,12 @@ const vkd_gemm_tile vkd_gemm_coopmat_tile = {64, 64, 32, 2, 16, 3};
  * two k steps */
 const vkd_gemm_tile vkd_gemm_coopmat_emu_tile = {32, 64, 32, 2, 16, 4};
 
-void vkd_gemm_set_tile_override(const vkd_gemm_tile *t)
+int vkd_gemm_split_target(const vkd_device *d)
 {
-    vkd_gemm_tile none = {0};
-    tile_override = t ? *t : none;
+    return d->knobs.split_k == 0 ? VKD_SPLITK_TARGET_WG : d->knobs.split_k < 0 ? 0 : d->knobs.split_k;
 }
 
-static int split_target = VKD_SPLITK_TARGET_WG; /* developer knob: vkd_gemm_set_split_k */
-
-void vkd_gemm_set_split_k(int target_wg) { split_target = target_wg > 0 ? target_wg : 0; }
-
-/* The device's tile without the cooperative-matrix kernel and without an override. */
+/* The device's tile without the cooperative-matrix kernel and without the knob. */
 static vkd_gemm_tile plain_tile(const vkd_device *d)
 {
     /* 128x128 tiles with 8x8 per invocation: 256 invocations, 16.5 KiB shared */
@@ -54,7 +47,7 @@ static vkd_gemm_tile plain_tile(const vkd_device *d)
      * 19-21 (BENCHMARKS.md). With texel fetches, 4 x 64 per lane measured 5-11% faster
      * than 8 x 32 in bracketed runs (8 x 16, 16 x 16, 4 x 32 no better). */
     vkd_gemm_tile cpu_sg = {32, 64, 1, 4, 64, 2};
-    if (d->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
+    if (d->profile.cpu)
         return vkd_gemm_subgroup_ok(d) ? cpu_sg : cpu;
     /* GPUs: 64x64 / 4x4 first. On an NVIDIA H200 (driver 580.159) the 128x128 / 8x8 tile
      * ran the SD1.5 level-0 GEMMs at 1.5-2.3 TFLOP/s and 64x64 / 4x4 at 19-22 (BENCHMARKS.md,
@@ -71,16 +64,16 @@ static vkd_gemm_tile plain_tile(const vkd_device *d)
 
 vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
 {
-    if (tile_override.bm)
-        return tile_override;
+    if (d->knobs.gemm_tile.bm)
+        return d->knobs.gemm_tile;
     /* fp16 GEMMs on cooperative matrices where offered: 64 x 64 per workgroup of 2 x 2
      * subgroups, each with 2 x 2 accumulator matrices of 16 x 16 (or 2 x 4 of 16 x 8); BK
-     * 32; the KHR or the NV extension's kernels (device->coopmat_khr). Not yet run on a
+     * 32; the KHR or the NV extension's kernels (device->profile.coopmat). Not yet run on a
      * device (none with either extension lent since it was written). The fp32 path and
      * shapes it cannot take fall back in vkd_gemm_vec_width. */
-    if (d->use_coopmat) {
+    if (d->profile.coopmat != VKD_COOPMAT_NONE) {
         vkd_gemm_tile t = vkd_gemm_coopmat_tile;
-        t.tn = d->coopmat_n; /* the accumulators' columns the device offers */
+        t.tn = d->profile.coopmat_n; /* the accumulators' columns the device offers */
         return t;
     }
     return plain_tile(d);
@@ -88,85 +81,81 @@ vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d)
 
 int vkd_gemm_subgroup_ok(const vkd_device *d)
 {
-    uint32_t need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
-    return d->caps.subgroup_size == 8 && (d->caps.subgroup_ops & need) == need && d->caps.texel_rgba32ui &&
-           d->caps.texel_align <= 16 && d->caps.ssbo_align % 16 == 0; /* windows start on a texel */
+    return d->profile.subgroup8;
 }
 
 int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off,
                        uint32_t w_off)
 {
-    if (t->direct == 3 || t->direct == 4) {
+    if (t->direct == VKD_GEMM_FAM_COOPMAT || t->direct == VKD_GEMM_FAM_COOPMAT_EMU) {
         /* the emulation needs fp16 tensors, subgroup ids and its 32 KiB of shared memory */
-        /* shared memory (gemm.glsl family 3): As, Bs fp16 (the emulation: fp32) with rows
+        /* shared memory (gemm.comp family 3): As, Bs fp16 (the emulation: fp32) with rows
          * of bk + 8, Cs fp32 with rows of bn + 4, the LN shift and sums; the emulation's
          * accumulators, 4 KiB per subgroup */
-        uint64_t el = t->direct == 3 ? 2 : 4, sg = (t->bm / 32) * (t->bn / 32);
+        uint64_t el = t->direct == VKD_GEMM_FAM_COOPMAT ? 2 : 4, sg = (t->bm / 32) * (t->bn / 32);
         uint64_t shared = el * (t->bm + t->bn) * (t->bk + 8) + 4ull * t->bm * (t->bn + 4) + 12ull * t->bm +
-                          (t->direct == 4 ? 4096ull * sg : 0);
+                          (t->direct == VKD_GEMM_FAM_COOPMAT_EMU ? 4096ull * sg : 0);
         bool ok = dt == VKD_F16 && t->bm % 32 == 0 && t->bn % 32 == 0 && t->bk % 16 == 0 &&
                   (t->tn == 16 || t->tn == 8) && shared <= d->caps.max_shared &&
-                  sg * d->cm_subgroup <= d->caps.max_wg_invocations &&
-                  (!d->cm_subgroup_required || sg <= d->caps.max_wg_subgroups) &&
-                  (t->direct == 3 ? d->use_coopmat && t->tn == d->coopmat_n
-                                  : (d->caps.subgroup_ops & VK_SUBGROUP_FEATURE_BASIC_BIT) != 0);
+                  sg * d->profile.cm_subgroup <= d->caps.max_wg_invocations &&
+                  (!d->profile.cm_subgroup_required || sg <= d->caps.max_wg_subgroups) &&
+                  (t->direct == VKD_GEMM_FAM_COOPMAT ? d->profile.coopmat != VKD_COOPMAT_NONE && t->tn == d->profile.coopmat_n
+                                  : vkd_kernel_usable(&d->profile, VKD_KERNEL_MATMUL_CMEMU, VKD_VARIANT_F16));
         /* 16-byte loads of 8 halves where every offset allows, each invocation holding at
-         * most 16 groups of each operand in registers (gemm.glsl PF) */
-        uint64_t inv = sg * d->cm_subgroup;
+         * most 16 groups of each operand in registers (gemm.comp PF) */
+        uint64_t inv = sg * d->profile.cm_subgroup;
         bool pf = (uint64_t)t->bm * t->bk / 8 <= 16 * inv && (uint64_t)t->bn * t->bk / 8 <= 16 * inv;
         if (ok)
-            return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 && pf ? 2 : 0;
+            return kstep % 8 == 0 && a_off % 8 == 0 && w_off % 8 == 0 && pf ? VKD_GEMM_LOAD_HALF8 : VKD_GEMM_LOAD_SCALAR;
         *t = plain_tile(d); /* fp32, or a device without it (a test's override) */
         return vkd_gemm_vec_width(d, t, dt, vec4, kstep, a_off, w_off);
     }
-    if (t->direct != 2)
+    if (t->direct != VKD_GEMM_FAM_SUBGROUP)
         return vec4;
     /* 32-byte loads: 16 fp16 or 8 fp32 values */
     uint32_t e32 = dt == VKD_F16 ? 16 : 8;
     if (kstep % e32 == 0 && a_off % e32 == 0 && w_off % e32 == 0)
-        return 3;
+        return VKD_GEMM_LOAD_32B;
     *t = cpu_direct; /* e.g. the first conv of a UNet or VAE (4 input channels) */
     return vec4;
 }
 
-vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
+vkd_result vkd_gemm_pipeline(vkd_cmd *c, bool conv, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out)
 {
     const vkd_device *d = vkd_cmd_device(c);
-    bool linear = !strcmp(stem, "matmul"); /* bindings 5 (LNFOLD's s, c) and 6 (a2): the linear only */
-    char name[32];
-    if (t->direct) { /* one module per kernel family: *_direct.comp, *_sg.comp, *_cm.comp (gemm.glsl) */
-        static const char *const family[5] = {"", "direct", "sg", "cm", "cmemu"};
-        bool khr = t->direct == 3 && d->coopmat_khr; /* *_cmk: the KHR extension's */
-        snprintf(name, sizeof name, "%s_%s%s", stem, family[t->direct], khr ? "k" : "");
-        stem = name;
-    }
+    /* one module per kernel family (shaders/kernels.txt, gemm.comp), indexed by direct;
+     * family 3 on the KHR extension: *_cmk */
+    static const vkd_kernel family[2][5] = {
+        {VKD_KERNEL_MATMUL, VKD_KERNEL_MATMUL_DIRECT, VKD_KERNEL_MATMUL_SG, VKD_KERNEL_MATMUL_CM, VKD_KERNEL_MATMUL_CMEMU},
+        {VKD_KERNEL_CONV2D, VKD_KERNEL_CONV2D_DIRECT, VKD_KERNEL_CONV2D_SG, VKD_KERNEL_CONV2D_CM, VKD_KERNEL_CONV2D_CMEMU}};
+    if (t->direct > VKD_GEMM_FAM_COOPMAT_EMU)
+        return VKD_ERR_INTERNAL;
+    vkd_kernel k = family[conv][t->direct];
+    if (t->direct == VKD_GEMM_FAM_COOPMAT && d->profile.coopmat == VKD_COOPMAT_KHR)
+        k = conv ? VKD_KERNEL_CONV2D_CMK : VKD_KERNEL_MATMUL_CMK;
     /* invocations: the shared-memory tile's (bm/tm) x (bn/tn); a direct kernel's bm/tm; the
      * cooperative-matrix kernel's subgroups (32 x 32 outputs each) times the subgroup size
      * they are sized for, required of the pipeline where the device allows (the kernel
      * indexes its blocks by gl_SubgroupID: another size would leave blocks out or index
      * past them) */
-    uint32_t inv = t->direct >= 3 ? (t->bm / 32) * (t->bn / 32) * d->cm_subgroup
+    uint32_t inv = t->direct >= VKD_GEMM_FAM_COOPMAT ? (t->bm / 32) * (t->bn / 32) * d->profile.cm_subgroup
                    : t->direct  ? t->bm / t->tm
                                 : (t->bm / t->tm) * (t->bn / t->tn);
     /* spec 11: the cooperative kernels' accumulator columns (16 or 8: tile.tn) */
     uint32_t spec[12] = {inv,       1, 1, t->bm, t->bn, t->bk, t->tm, t->tn, t->direct, t->direct ? (uint32_t)vec4 : 0,
-                         lnfold ? 1u : 0u, t->direct >= 3 ? t->tn : 16u};
-    /* the subgroup kernel reads A (binding 0, and 6 for the linear) and w (1) as texel buffers */
-    uint32_t texel = t->direct != 2 ? 0 : linear ? 0x43u : 0x3u;
-    uint32_t subgroup = t->direct >= 3 && d->cm_subgroup_required ? d->cm_subgroup : 0;
-    /* the cooperative-matrix kernels also bind the split-K partial sums (binding 7) */
-    uint32_t n_bind = t->direct >= 3 ? 8 : linear ? 7 : 5;
-    return vkd_op_pipeline_subgroup(c, stem, dt, spec, 12, n_bind, texel, subgroup, out);
+                         lnfold ? 1u : 0u, t->direct >= VKD_GEMM_FAM_COOPMAT ? t->tn : 16u};
+    uint32_t subgroup = t->direct >= VKD_GEMM_FAM_COOPMAT && d->profile.cm_subgroup_required ? d->profile.cm_subgroup : 0;
+    return vkd_op_pipeline_subgroup(c, k, dt, spec, 12, subgroup, out);
 }
 
 static int64_t div_up64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 uint32_t vkd_gemm_ksplit(const vkd_gemm_tile *t, int lnfold, int64_t m, int64_t n, int64_t k, uint64_t scratch_bytes,
-                         uint32_t *kchunk)
+                         int split_target, uint32_t *kchunk)
 {
     *kchunk = (uint32_t)k;
-    if ((t->direct != 3 && t->direct != 4) || lnfold || m < 1 || n < 1 || !split_target)
+    if ((t->direct != VKD_GEMM_FAM_COOPMAT && t->direct != VKD_GEMM_FAM_COOPMAT_EMU) || lnfold || m < 1 || n < 1 || !split_target)
         return 1;
     int64_t wgs = div_up64(m, t->bm) * div_up64(n, t->bn);
     if (2 * wgs > split_target)
@@ -196,10 +185,10 @@ int64_t vkd_gemm_split_scratch_numel(const vkd_device *d, vkd_dtype dt, int lnfo
                                      int64_t kstep)
 {
     vkd_gemm_tile t = vkd_gemm_tile_for(d);
-    if (t.direct != 3 && t.direct != 4)
+    if (t.direct != VKD_GEMM_FAM_COOPMAT && t.direct != VKD_GEMM_FAM_COOPMAT_EMU)
         return 0;
     vkd_gemm_vec_width(d, &t, dt, 0, kstep, 0, 0); /* fp32 or an unsupported shape: another kernel */
-    uint32_t chunk, s = vkd_gemm_ksplit(&t, lnfold, m, n, k, splitk_cap(d), &chunk);
+    uint32_t chunk, s = vkd_gemm_ksplit(&t, lnfold, m, n, k, splitk_cap(d), vkd_gemm_split_target(d), &chunk);
     return s > 1 ? (int64_t)s * m * n : 0;
 }
 
@@ -209,7 +198,7 @@ vkd_result vkd_gemm_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_gemm_t
     const vkd_device *d = vkd_cmd_device(c);
     uint64_t gx = vkd_div_up(pc->N, t->bn), gy = vkd_div_up(pc->M, t->bm);
     pc->phase = 0;
-    if (t->direct < 3)
+    if (t->direct < VKD_GEMM_FAM_COOPMAT)
         return vkd_cmd_dispatch(c, p, bind, n_bind, pc, sizeof *pc, gx, gy, 1, op);
     uint64_t avail = 0;
     if (scratch && scratch->dtype == VKD_F32) {
@@ -217,7 +206,7 @@ vkd_result vkd_gemm_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_gemm_t
         if (avail > splitk_cap(d))
             avail = splitk_cap(d);
     }
-    uint32_t kchunk, s = vkd_gemm_ksplit(t, lnfold, pc->M, pc->N, pc->K, avail, &kchunk);
+    uint32_t kchunk, s = vkd_gemm_ksplit(t, lnfold, pc->M, pc->N, pc->K, avail, vkd_gemm_split_target(d), &kchunk);
     bind[7] = bind[1]; /* unused: any buffer */
     if (s < 2)
         return vkd_cmd_dispatch(c, p, bind, 8, pc, sizeof *pc, gx, gy, 1, op);
@@ -238,7 +227,7 @@ vkd_result vkd_gemm_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_gemm_t
         if (!used && rb[i].range > 16)
             rb[i].range = 16;
     }
-    uint64_t inv = (uint64_t)(t->bm / 32) * (t->bn / 32) * d->cm_subgroup;
+    uint64_t inv = (uint64_t)(t->bm / 32) * (t->bn / 32) * d->profile.cm_subgroup;
     uint64_t groups = vkd_div_up((uint64_t)pc->M * pc->N, inv);
     uint64_t rx = groups < 65535 ? groups : 65535;
     pc->phase = 2;
@@ -382,7 +371,7 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
         uint32_t aoff = pc.a_off | pc.a2_off;
         int vec4 = kstep % 4 == 0 && aoff % 4 == 0 && pc.w_off % 4 == 0;
         vec4 = vkd_gemm_vec_width(vkd_cmd_device(c), &tile, a->dtype, vec4, kstep, aoff, pc.w_off);
-        if ((r = vkd_gemm_pipeline(c, "matmul", a->dtype, &tile, vec4, ln != NULL, &p)))
+        if ((r = vkd_gemm_pipeline(c, false, a->dtype, &tile, vec4, ln != NULL, &p)))
             return r;
         if ((r = vkd_gemm_dispatch(c, p, &tile, ln != NULL, bind, 7, &pc, o->scratch, op)))
             return r;

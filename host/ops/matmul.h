@@ -1,58 +1,51 @@
 /* Linear layer (nn.Linear): out[M, N] = a[M, K] · w[N, K]^T (+ bias[N]) (+ residual[M, N]).
  * Leading dimensions of a are flattened into M; the work is split by rows of M when
  * a, out or residual exceed one binding window. Weights stay in PyTorch's [out, in]
- * layout, which is what the GEMM core (shaders/gemm.glsl) reads. */
+ * layout, which is what the GEMM core (shaders/gemm.comp) reads. */
 #ifndef VKD_MATMUL_H
 #define VKD_MATMUL_H
 
 #include "ops/op.h"
 #include "push_matmul.h"
 
-/* Tile shape of the GEMM core (spec constants 3..7 of matmul/conv2d). */
-typedef struct vkd_gemm_tile {
-    uint32_t bm, bn, bk, tm, tn;
-    uint32_t direct; /* 1: no shared memory; bm/tm invocations, each owning tm rows and the
-                      * workgroup's bn = tn columns (see shaders/gemm.glsl); 2: the same
-                      * with bm/tm = 8 invocations forming one subgroup that shares weight
-                      * loads by shuffles (tn a multiple of 8; needs vkd_gemm_subgroup_ok);
-                      * 3: cooperative matrices, fp16 only (vkd_gemm_coopmat_tile: bm, bn
-                      * multiples of 32, bk a multiple of 16; tn the accumulators'
-                      * columns, 16 or 8, device->caps.coopmat_nv for the real kernel);
-                      * 4: the same kernel with the matrix operations emulated (tests) */
-} vkd_gemm_tile;
+/* vkd_gemm_tile (vk/kernel.h): the tile shape of the GEMM core, spec constants 3..7 of
+ * the matmul / conv2d kernels, and its kernel family, `direct` (VKD_GEMM_FAM_*,
+ * push_matmul.h; see shaders/gemm.comp):
+ *   TILED (0)       shared-memory tiles;
+ *   DIRECT (1)      no shared memory; bm/tm invocations, each owning tm rows and the
+ *                   workgroup's bn = tn columns;
+ *   SUBGROUP (2)    the same with bm/tm = 8 invocations forming one subgroup that shares
+ *                   weight loads by shuffles (tn a multiple of 8; vkd_gemm_subgroup_ok);
+ *   COOPMAT (3)     cooperative matrices, fp16 only (vkd_gemm_coopmat_tile: bm, bn
+ *                   multiples of 32, bk a multiple of 16; tn the accumulators' columns,
+ *                   16 or 8, device->profile.coopmat_n for the real kernel);
+ *   COOPMAT_EMU (4) the same kernel with the matrix operations emulated (tests). */
 
-/* The cooperative-matrix tile (direct = 3), used where device->use_coopmat, and its
+/* The cooperative-matrix tile (direct = 3), used where device->profile.coopmat, and its
  * emulation in plain shared memory (direct = 4), for tests on any device. */
 extern const vkd_gemm_tile vkd_gemm_coopmat_tile;
 extern const vkd_gemm_tile vkd_gemm_coopmat_emu_tile;
 
 /* The tile used on this device: large register blocks for GPUs, a smaller one for
- * devices with little shared memory or few invocations per workgroup. */
+ * devices with little shared memory or few invocations per workgroup; the device's
+ * knobs.gemm_tile where set (tests, bench ops --tile). */
 vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d);
 /* Whether the device can run the subgroup kernel (direct = 2): compute subgroups of
- * 8 lanes with shuffles, and shaderInt64. */
+ * 8 lanes with shuffles, 16-byte texel windows (device->profile.subgroup8). */
 int vkd_gemm_subgroup_ok(const vkd_device *d);
-/* Tests and benchmarks: use tile *t on every device from now on (NULL: back to the
- * per-device choice), so the GPU kernel is checked on lavapipe and vice versa.
- * Process-wide; not for use while another thread records ops. */
-void vkd_gemm_set_tile_override(const vkd_gemm_tile *t);
-/* Developer knob (bench ops/model --split-k N): the workgroups split-K aims for, for the
- * whole process (VKD_SPLITK_TARGET_WG by default); 0 turns it off, to time the kernels
- * without it in the same run. */
-void vkd_gemm_set_split_k(int target_wg);
-/* The load width code for tile *t: vec4 (0 or 1: K, or conv's Cin, and the A and w window
- * offsets are multiples of 4), 3 for the subgroup kernel, which reads 32 bytes per load
- * (kstep and the offsets multiples of 32 bytes), 2 or 0 for the cooperative-matrix
- * kernel (8 halves per load, or scalars). Where the subgroup kernel cannot run the
+/* The load width for tile *t (VKD_GEMM_LOAD_*, push_matmul.h): vec4 (SCALAR or VEC4: K,
+ * or conv's Cin, and the A and w window offsets are multiples of 4), 32B for the
+ * subgroup kernel (kstep and the offsets multiples of 32 bytes), HALF8 or SCALAR for the
+ * cooperative-matrix kernel (8 halves per load, or scalars). Where the subgroup kernel cannot run the
  * shape, *t becomes the CPU direct tile; where the cooperative-matrix kernel cannot
  * (fp32, or a device without it), the device's own tile. kstep: K for a linear layer,
  * Cin for a convolution (a load must not cross a tap). */
 int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off,
                        uint32_t w_off);
-/* The "matmul"/"conv2d" pipeline for a tile; vec4: from vkd_gemm_vec_width
- * (0 scalar loads, 1 4-vectors, 2 8 packed halves, 3 32 bytes); lnfold: the linear
+/* The matmul (conv: conv2d) kernel's pipeline for a tile's family (tile.direct,
+ * VKD_GEMM_FAM_*); vec4: the load width from vkd_gemm_vec_width; lnfold: the linear
  * layer that layer-normalises its input (vkd_linear_opts.ln). */
-vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
+vkd_result vkd_gemm_pipeline(vkd_cmd *c, bool conv, vkd_dtype dt, const vkd_gemm_tile *t, int vec4, int lnfold,
                              const vkd_pipeline **out);
 
 /* Split-K for the cooperative-matrix kernels (tile.direct 3 and 4): a GEMM with few
@@ -63,12 +56,15 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const v
  * a second pass that applies the epilogue, fills the device. Returns the number of
  * chunks (1: no split) and their width in *kchunk (a multiple of tile.bk); the fp32
  * partial sums take chunks * m * n * 4 bytes of at most scratch_bytes. Never with the
- * folded LayerNorm (its row sums span the whole K). */
+ * folded LayerNorm (its row sums span the whole K). target_wg: the workgroups to aim for
+ * (vkd_gemm_split_target; 0: no split). */
 #define VKD_SPLITK_TARGET_WG 512  /* workgroups to aim for: several per compute unit on large GPUs */
 #define VKD_SPLITK_MIN_STEPS 8    /* k steps (tile.bk each) per chunk at least */
 #define VKD_SPLITK_SCRATCH (16u << 20) /* bytes of partial sums per GEMM, at most */
 uint32_t vkd_gemm_ksplit(const vkd_gemm_tile *t, int lnfold, int64_t m, int64_t n, int64_t k, uint64_t scratch_bytes,
-                         uint32_t *kchunk);
+                         int target_wg, uint32_t *kchunk);
+/* The device's split-K target: VKD_SPLITK_TARGET_WG, or its knobs.split_k (0: off). */
+int vkd_gemm_split_target(const vkd_device *d);
 /* fp32 elements of scratch a GEMM of m x n x k on this device splits into (0: it would
  * not split), for the caller to allocate and pass (vkd_linear_opts.scratch,
  * vkd_conv2d_params.scratch); kstep: K for a linear layer, Cin for a convolution. */
@@ -114,7 +110,7 @@ typedef struct vkd_linear_opts {
 vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w, const vkd_linear_opts *o,
                             vkd_tensor *out);
 
-/* Host side of the folded LayerNorm + linear (gemm.glsl LNFOLD): from w [n, k] (fp32,
+/* Host side of the folded LayerNorm + linear (gemm.comp LNFOLD): from w [n, k] (fp32,
  * PyTorch layout), bias b [n] (NULL: none), the norm's gamma and beta [k]:
  *   w_out[n, k] = w[n, k] * gamma[k], rounded to dt (what the device will hold),
  *   sc[n]       = s[n] = sum_k w_out[n, k] of the rounded values (so that the

@@ -4,25 +4,16 @@
 
 #include "common/log.h"
 
-vkd_result vkd_op_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
-                           uint32_t n_bindings, const vkd_pipeline **out)
+vkd_result vkd_op_pipeline(vkd_cmd *c, vkd_kernel k, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
+                           const vkd_pipeline **out)
 {
-    return vkd_op_pipeline_texel(c, stem, dt, spec, n_spec, n_bindings, 0, out);
+    return vkd_op_pipeline_subgroup(c, k, dt, spec, n_spec, 0, out);
 }
 
-vkd_result vkd_op_pipeline_texel(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
-                                 uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out)
+vkd_result vkd_op_pipeline_subgroup(vkd_cmd *c, vkd_kernel k, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
+                                    uint32_t subgroup, const vkd_pipeline **out)
 {
-    return vkd_op_pipeline_subgroup(c, stem, dt, spec, n_spec, n_bindings, texel_mask, 0, out);
-}
-
-vkd_result vkd_op_pipeline_subgroup(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
-                                    uint32_t n_bindings, uint32_t texel_mask, uint32_t subgroup,
-                                    const vkd_pipeline **out)
-{
-    char name[64];
-    snprintf(name, sizeof name, "%s_%s", stem, vkd_dtype_suffix(dt));
-    return vkd_pipeline_get_subgroup(vkd_cmd_device(c), name, spec, n_spec, n_bindings, texel_mask, subgroup, out);
+    return vkd_pipeline_get(vkd_cmd_device(c), k, (uint32_t)dt, spec, n_spec, subgroup, out);
 }
 
 vkd_result vkd_op_bind(vkd_cmd *c, const vkd_tensor *t, int64_t elem0, int64_t nelem, vkd_binding *b,

@@ -14,17 +14,14 @@
 
 vkd_device *vkd_cmd_device(vkd_cmd *c);
 
-/* Pipeline "<stem>_<f32|f16>" with spec constants spec[0..n_spec-1] (spec[0..2] = local size). */
-vkd_result vkd_op_pipeline(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
-                           uint32_t n_bindings, const vkd_pipeline **out);
-/* The same with the bindings in texel_mask (bit i: binding i) bound as uniform texel buffers. */
-vkd_result vkd_op_pipeline_texel(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
-                                 uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out);
-
-/* The same, in full subgroups of SUBGROUP invocations (vkd_pipeline_get_subgroup; 0: any). */
-vkd_result vkd_op_pipeline_subgroup(vkd_cmd *c, const char *stem, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
-                                    uint32_t n_bindings, uint32_t texel_mask, uint32_t subgroup,
-                                    const vkd_pipeline **out);
+/* Pipeline of kernel k (shaders/kernels.txt) for tensors of dtype dt, with spec constants
+ * spec[0..n_spec-1] (spec[0..2] = local size); its bindings and texel buffers as the
+ * manifest lists them. */
+vkd_result vkd_op_pipeline(vkd_cmd *c, vkd_kernel k, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
+                           const vkd_pipeline **out);
+/* The same, in full subgroups of SUBGROUP invocations (vkd_pipeline_get; 0: any). */
+vkd_result vkd_op_pipeline_subgroup(vkd_cmd *c, vkd_kernel k, vkd_dtype dt, const uint32_t *spec, uint32_t n_spec,
+                                    uint32_t subgroup, const vkd_pipeline **out);
 
 /* Bind elements [elem0, elem0+nelem) of t: *shift gets the element index of elem0
  * inside the window (push it to the shader). VKD_ERR_TOO_LARGE if it cannot fit in one binding. */

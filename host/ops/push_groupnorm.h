@@ -5,7 +5,7 @@
  *   COMBINE one workgroup per (group, sample): Chan's merge of the block partials into
  *           (k0, mean - k0, 1/sqrt(var + eps)), VKD_GN_FINAL_STRIDE floats per (sample, group);
  *   APPLY   one invocation per element, or per 4 channels of a pixel (spec constant VEC;
- *           groupnorm_apply.comp): (x - mean) * rstd * gamma + beta, optional SiLU.
+ *           the groupnorm_apply kernel): (x - mean) * rstd * gamma + beta, optional SiLU.
  * Blocks are small so a feature map larger than one binding window (a 1024x1024 VAE
  * map is 256 MiB in fp16) is handled by chunking rows; statistics stay exact per group.
  * A group of at most VKD_GN_ONE_BLOCK elements is one block: STATS then writes the

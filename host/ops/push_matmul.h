@@ -1,10 +1,24 @@
-/* Linear layer and implicit-GEMM convolution (shaders/gemm.glsl, matmul.comp,
- * conv2d.comp): out[m, n] = sum_k A(m, k) * w[n, k] (+ bias[n]) (+ res[m, n]).
+/* Linear layer and implicit-GEMM convolution (shaders/gemm.comp: the matmul* and
+ * conv2d* kernels): out[m, n] = sum_k A(m, k) * w[n, k] (+ bias[n]) (+ res[m, n]).
  * Both ops share the GEMM core, so the first fields are common; conv2d adds the
  * im2col geometry. Element offsets (*_off) are positions inside binding windows. */
 #ifndef VKD_PUSH_MATMUL_H
 #define VKD_PUSH_MATMUL_H
 #include "push.h"
+
+/* The GEMM kernel families: vkd_gemm_tile.direct and spec constant 8 (DIRECT), one
+ * module each (shaders/kernels.txt: matmul, matmul_direct, matmul_sg, matmul_cm or
+ * matmul_cmk, matmul_cmemu; conv2d* likewise) */
+#define VKD_GEMM_FAM_TILED 0u       /* shared-memory tiles */
+#define VKD_GEMM_FAM_DIRECT 1u      /* no shared memory, no barriers (CPU devices) */
+#define VKD_GEMM_FAM_SUBGROUP 2u    /* 8-lane subgroups sharing weight loads by shuffles (CPU devices) */
+#define VKD_GEMM_FAM_COOPMAT 3u     /* cooperative matrices, fp16 */
+#define VKD_GEMM_FAM_COOPMAT_EMU 4u /* the same with the matrix operations emulated (tests) */
+/* Load widths: spec constant 9 (VEC4), host/ops/matmul.h vkd_gemm_vec_width */
+#define VKD_GEMM_LOAD_SCALAR 0u
+#define VKD_GEMM_LOAD_VEC4 1u  /* 4-vectors along k */
+#define VKD_GEMM_LOAD_HALF8 2u /* 8 packed halves (the cooperative-matrix kernels) */
+#define VKD_GEMM_LOAD_32B 3u   /* 32 bytes (the subgroup kernel) */
 
 #define VKD_GEMM_BIAS 1u     /* flags: add bias[n] */
 #define VKD_GEMM_RESIDUAL 2u /* flags: add res[m, n] (same layout as out) */
@@ -38,10 +52,10 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_uint up;      /* conv2d: nonzero reads the nearest upsampling to h x w of the stored
                       * input of (up >> 16) x (up & 0xffff) (iy_lo and img_stride count rows
                       * and elements of the stored input); 0: no upsampling */
-    /* linear with LNFOLD only (gemm.glsl): s and c at binding 5 from l_off, the norm's eps */
+    /* linear with LNFOLD only (gemm.comp): s and c at binding 5 from l_off, the norm's eps */
     pc_uint l_off;
     pc_float ln_eps;
-    /* split-K (the cooperative-matrix kernels, gemm.glsl family 3/4): phase 1 writes the
+    /* split-K (the cooperative-matrix kernels, gemm.comp family 3/4): phase 1 writes the
      * fp32 sums of k chunk z = gl_WorkGroupID.z (kchunk wide) to part[s_off + (z * M + m)
      * * N + n] (binding 7); phase 2 adds the ksplit chunks and applies the epilogue */
     pc_uint phase;   /* 0: whole K in one pass; 1: partial sums; 2: reduce */

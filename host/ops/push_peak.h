@@ -1,4 +1,4 @@
-/* Arithmetic ceiling probe (shaders/peak.comp, host/cli/bench_ops.c). */
+/* Arithmetic ceiling probe (shaders/peak.comp, host/ops/bench_ops.c). */
 #include "push.h"
 
 VKD_PUSH_BEGIN(vkd_push_peak)

@@ -26,7 +26,7 @@ vkd_result vkd_op_timestep_embedding(vkd_cmd *c, const vkd_tensor *t, uint32_t d
     }
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "timestep_embedding", out->dtype, spec, 3, 2, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_TIMESTEP_EMBEDDING, out->dtype, spec, 3, &p);
     if (r)
         return r;
     uint32_t half = dim / 2;

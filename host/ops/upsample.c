@@ -47,7 +47,7 @@ vkd_result vkd_op_upsample2x(vkd_cmd *c, const vkd_tensor *in, int64_t h, int64_
     }
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
-    vkd_result r = vkd_op_pipeline(c, "upsample", in->dtype, spec, 3, 2, &p);
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_UPSAMPLE, in->dtype, spec, 3, &p);
     if (r)
         return r;
     int64_t maxe = vkd_op_max_elems(c, in->dtype);

@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "models/graph.h"
 #include "models/vae.h"
-#include "ops/push_groupnorm.h"
+#include "ops/groupnorm.h"
 #include "pipeline/memplan.h"
 
 #define MAX_TILES 1024 /* per axis: 8192 px images with 8-latent-pixel tiles stay far below */
@@ -113,10 +113,7 @@ static vkd_result sync_stats(vkd_device *d, recording *rc, const hbuf *v, bool h
             }
     for (int64_t g = 0; g < groups; g++) {
         double n = npx * (double)cpg, mean = sum[2 * g] / n, var = sum[2 * g + 1] / n - mean * mean;
-        float *f = buf + e->finals + g * VKD_GN_FINAL_STRIDE;
-        f[0] = (float)mean;                   /* k0 */
-        f[1] = (float)(mean - (double)f[0]);  /* mean - k0: the bits below fp32's ulp */
-        f[2] = (float)(1.0 / sqrt((var > 0 ? var : 0) + e->eps));
+        vkd_groupnorm_finals_set(&e->layout, buf, 0, g, mean, var, e->eps);
     }
     r = vkd_tensor_upload_f32(d, &e->scratch, buf);
 done:

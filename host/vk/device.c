@@ -197,7 +197,7 @@ static bool has_device_ext(const VkExtensionProperties *e, uint32_t n, const cha
     return false;
 }
 
-/* The cooperative-matrix shape for the DIRECT = 3 GEMM kernels (shaders/gemm.glsl):
+/* The cooperative-matrix shape for the DIRECT = 3 GEMM kernels (shaders/gemm.comp):
  * 16 x N x 16 (M x N x K), fp16 A and B, fp32 C and result, subgroup scope. Returns N:
  * 16 where offered, else 8 (NVIDIA's first implementations listed 16x8x16 and 16x8x8
  * only), else 0. The NV and KHR property structures differ in layout, not in values
@@ -495,7 +495,7 @@ vkd_result vkd_device_list(FILE *f)
         char khr[96], nv[64];
         if (c.coopmat_khr)
             snprintf(khr, sizeof khr, "fp16 16x%ux16%s", c.coopmat_khr,
-                     vkd_spirv_present("matmul_cmk_f16") ? "" : " (this build has no KHR kernels: see README)");
+                     vkd_kernel_built(VKD_KERNEL_MATMUL_CMK, VKD_VARIANT_F16) ? "" : " (this build has no KHR kernels: see README)");
         else
             snprintf(khr, sizeof khr, "%s", c.coop_matrix_khr_ext ? "no fp16 16x16x16 or 16x8x16" : "no");
         if (c.coopmat_nv)
@@ -556,27 +556,6 @@ static void cache_path_init(vkd_device *d, const char *dir)
              d->caps.device_id, uuid);
 }
 
-vkd_coopmat_choice vkd_coopmat_select(const vkd_device_caps *c, bool use_f16, bool khr_built, const char *env)
-{
-    vkd_coopmat_choice ch = {false, false, 0};
-    bool want_khr = !env || !strcmp(env, "khr"), want_nv = !env || !strcmp(env, "nv");
-    if (env && !want_khr && !want_nv && strcmp(env, "off"))
-        VKD_WARN("cooperative matrices \"%s\" (VKD_COOPMAT): expected off, nv or khr; taking off", env);
-    /* KHR modules below SPIR-V 1.6 must run in full subgroups (the Vulkan spec's
-     * VUID-RuntimeSpirv-OpTypeCooperativeMatrixKHR-10770): only with subgroup size control */
-    bool khr = want_khr && c->coopmat_khr && khr_built && c->subgroup_size_control;
-    bool nv = want_nv && c->coopmat_nv;
-    if (env && (want_khr || want_nv) && !khr && !nv)
-        VKD_WARN("cooperative matrices \"%s\" (VKD_COOPMAT): not usable here%s; no cooperative-matrix GEMM", env,
-                 !want_khr || !c->coopmat_khr ? " (not offered by this device)"
-                 : !khr_built                 ? " (this build has no KHR kernels: its shader tools predate them)"
-                                              : " (the device has no subgroup size control)");
-    ch.use = use_f16 && (khr || nv);
-    ch.khr = ch.use && khr;
-    ch.n = !ch.use ? 0 : khr ? c->coopmat_khr : c->coopmat_nv;
-    return ch;
-}
-
 vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
 {
     vkd_device_opts defaults;
@@ -615,15 +594,10 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         VKD_INFO("the validation layer (%u.%u.%u) predates VK_KHR_cooperative_matrix (1.3.255): not probed",
                  VK_API_VERSION_MAJOR(d->validation_layer), VK_API_VERSION_MINOR(d->validation_layer),
                  VK_API_VERSION_PATCH(d->validation_layer));
-    vkd_coopmat_choice cm =
-        vkd_coopmat_select(&d->caps, d->use_f16, vkd_spirv_present("matmul_cmk_f16"), opts->coopmat);
-    d->use_coopmat = cm.use;
-    d->coopmat_khr = cm.khr;
-    d->coopmat_n = cm.n;
-    const vkd_device_caps *cc = &d->caps;
-    d->cm_subgroup_required = cc->subgroup_size_control;
-    d->cm_subgroup = cc->subgroup_size_control && cc->subgroup_min <= 32 && 32 <= cc->subgroup_max ? 32
-                                                                                                  : cc->subgroup_size;
+    d->profile = vkd_kernel_profile_make(&d->caps, d->use_f16, vkd_kernel_built(VKD_KERNEL_MATMUL_CMK, VKD_VARIANT_F16),
+                                         opts->coopmat);
+    d->knobs = opts->knobs;
+    bool use_coopmat = d->profile.coopmat != VKD_COOPMAT_NONE, cm_khr = d->profile.coopmat == VKD_COOPMAT_KHR;
     d->timestamps = opts->timestamps && d->caps.timestamps;
     d->poison = opts->poison;
     d->poison_pattern = opts->poison_pattern;
@@ -658,12 +632,12 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
     vkd_physical_device_cooperative_matrix_features_khr cmfk = {
         .sType = VKD_STYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .cooperativeMatrix = VK_TRUE};
     void **tail = &s16.pNext;
-    if (d->use_coopmat) {
-        dev_exts[n_dev_exts++] = d->coopmat_khr ? VKD_KHR_COOPERATIVE_MATRIX_NAME : VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    if (use_coopmat) {
+        dev_exts[n_dev_exts++] = cm_khr ? VKD_KHR_COOPERATIVE_MATRIX_NAME : VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
         *tail = &f16;
         f16.pNext = &vmm;
-        vmm.pNext = d->coopmat_khr ? (void *)&cmfk : (void *)&cmf;
-        tail = d->coopmat_khr ? &cmfk.pNext : &cmf.pNext;
+        vmm.pNext = cm_khr ? (void *)&cmfk : (void *)&cmf;
+        tail = cm_khr ? &cmfk.pNext : &cmf.pNext;
     }
     /* required subgroup sizes with full subgroups, for the cooperative-matrix kernels */
     VkPhysicalDeviceSubgroupSizeControlFeatures sgcf = {
@@ -700,7 +674,7 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         goto fail;
     VKD_INFO("device: %s (%s), %s, fp16 storage %s%s", d->caps.name, vkd_device_type_str(d->caps.type),
              d->caps.driver, d->use_f16 ? "on" : "off",
-             !d->use_coopmat ? "" : d->coopmat_khr ? ", cooperative-matrix GEMM (KHR)" : ", cooperative-matrix GEMM (NV)");
+             !use_coopmat ? "" : cm_khr ? ", cooperative-matrix GEMM (KHR)" : ", cooperative-matrix GEMM (NV)");
     free(pds);
     free(exts);
     *out = d;

@@ -12,6 +12,7 @@
 #include <volk.h>
 
 #include "common/result.h"
+#include "vk/kernel.h"
 
 /* What a device can do, read once at creation. Every extension is optional. */
 typedef struct vkd_device_caps {
@@ -31,7 +32,7 @@ typedef struct vkd_device_caps {
     bool storage8;          /* storageBuffer8BitAccess */
     /* Cooperative matrices with 16 x N x 16 fp16 x fp16 + fp32 at subgroup scope, N the
      * value here (16, else 8; 0: not offered), with the shaderFloat16 and vulkanMemoryModel
-     * features their SPIR-V needs (Vulkan 1.2+): the GEMM kernels of shaders/gemm.glsl
+     * features their SPIR-V needs (Vulkan 1.2+): the GEMM kernels of shaders/gemm.comp
      * DIRECT = 3 can run, matmul_cm / conv2d_cm on VK_NV_cooperative_matrix and
      * matmul_cmk / conv2d_cmk on VK_KHR_cooperative_matrix */
     uint32_t coopmat_nv;
@@ -72,7 +73,7 @@ typedef struct vkd_device_opts {
                                 * layer is not installed, instead of warning (the test suite) */
     const char *cache_dir;     /* pipeline cache folder; NULL: no on-disk cache */
     const char *coopmat;       /* "off", "nv" or "khr" limits the cooperative-matrix kernels
-                                * (vkd_coopmat_select); NULL: the device's best */
+                                * (vkd_kernel_profile_make); NULL: the device's best */
     /* Tests: every buffer vkd_buffer_create(_in) hands out -- the device's memory and its
      * activation pools, a range reused after a free included -- is first filled with
      * poison_pattern (repeated 32-bit word), so an op that reads memory it never wrote
@@ -81,6 +82,7 @@ typedef struct vkd_device_opts {
      * the driver or an earlier tensor left (lavapipe: zeros at first). */
     bool poison;
     uint32_t poison_pattern;
+    vkd_knobs knobs;           /* developer knobs (vk/kernel.h): tests and benchmarks only */
 } vkd_device_opts;
 
 void vkd_device_opts_init(vkd_device_opts *o);
@@ -99,15 +101,8 @@ typedef struct vkd_device {
     VkPhysicalDeviceMemoryProperties memprops;
     vkd_device_caps caps;
     bool use_f16;                /* tensors are stored as fp16 (16-bit storage present, not forced off) */
-    bool use_coopmat;            /* fp16 GEMMs on cooperative matrices (use_f16, and a shape offered) */
-    bool coopmat_khr;            /* ... on the KHR extension's kernels (else the NV ones) */
-    uint32_t coopmat_n;          /* the accumulators' columns: caps.coopmat_khr or caps.coopmat_nv */
-    /* The subgroup size the cooperative-matrix kernels and their emulation are sized for
-     * (workgroup = subgroups x this); required of their pipelines, with full subgroups,
-     * where caps.subgroup_size_control (cm_subgroup_required): 32 where allowed (NVIDIA's
-     * warps; AMD's wave32, which RDNA3's matrix instructions run in), else the default */
-    uint32_t cm_subgroup;
-    bool cm_subgroup_required;
+    vkd_kernel_profile profile;  /* what the kernels may count on (vkd_kernel_profile_make) */
+    vkd_knobs knobs;             /* vkd_device_opts.knobs: developer knobs, tests and benchmarks only */
     bool timestamps;
     uint32_t validation_layer;   /* VK_LAYER_KHRONOS_validation's specVersion when loaded, else 0 */
     uint32_t validation_errors;  /* validation messages of error severity seen so far */
@@ -120,20 +115,17 @@ typedef struct vkd_device {
     uint32_t poison_pattern;
 } vkd_device;
 
-/* Which cooperative-matrix kernels the fp16 GEMMs take (vkd_device_create; exposed for
- * tests): the KHR extension's where the device offers the shape (caps->coopmat_khr), the
- * build has their SPIR-V (khr_built: a shader compiler that knows the extension,
- * CMakeLists.txt) and the device can require full subgroups (caps->subgroup_size_control:
- * the KHR modules are SPIR-V 1.3), else the NV extension's, else none; none without fp16
- * storage. ENV
- * (vkd_device_opts.coopmat, the CLI's VKD_COOPMAT), if not NULL, limits the choice:
- * "off", "nv" or "khr" (to compare the two, or to rule them out). */
-typedef struct vkd_coopmat_choice {
-    bool use;   /* the fp16 GEMMs run on cooperative matrices */
-    bool khr;   /* on the KHR kernels (*_cmk), else the NV ones (*_cm) */
-    uint32_t n; /* the accumulators' columns: 16 or 8 */
-} vkd_coopmat_choice;
-vkd_coopmat_choice vkd_coopmat_select(const vkd_device_caps *c, bool use_f16, bool khr_built, const char *env);
+/* The kernel profile of a device (vkd_device_create; exposed for tests over made-up
+ * capabilities). The cooperative-matrix kernels the fp16 GEMMs take: the KHR extension's
+ * where the device offers the shape (caps->coopmat_khr), the build has their SPIR-V
+ * (khr_built: a shader compiler that knows the extension, CMakeLists.txt) and the device
+ * can require full subgroups (caps->subgroup_size_control: the KHR modules are SPIR-V
+ * 1.3), else the NV extension's, else none; none without fp16 storage (use_f16).
+ * COOPMAT (vkd_device_opts.coopmat, the CLI's VKD_COOPMAT), if not NULL, limits the
+ * choice: "off", "nv" or "khr" (to compare the two, or to rule them out). The rest
+ * follows caps: the device type, subgroups, texel buffers (vk/kernel.h). */
+vkd_kernel_profile vkd_kernel_profile_make(const vkd_device_caps *caps, bool use_f16, bool khr_built,
+                                           const char *coopmat);
 
 /* Create a device. On failure *out is NULL and the log says why, e.g. no driver
  * (VKD_ERR_NO_VULKAN / VKD_ERR_NO_DEVICE, naming the package that provides one). */

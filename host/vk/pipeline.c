@@ -8,13 +8,14 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "vk/spirv_table.h"
+#include "vk/kernel.h"
 #include "vk/vk_util.h"
 
 typedef struct entry {
-    char name[64];
+    vkd_kernel kernel;
+    uint32_t variant;
     uint32_t spec[VKD_MAX_SPEC];
-    uint32_t n_spec, n_bindings, texel_mask;
+    uint32_t n_spec;
     uint32_t subgroup; /* required subgroup size (full subgroups), 0: the driver's choice */
     vkd_pipeline p;
 } entry;
@@ -33,7 +34,7 @@ typedef struct vkd_pipelines {
     VkPipelineLayout layouts[VKD_MAX_BINDINGS + 1];
     texel_layout texel[MAX_TEXEL_LAYOUTS];
     uint32_t n_texel;
-    VkShaderModule *modules; /* one per vkd_spirv_table entry, created lazily */
+    VkShaderModule modules[VKD_KERNEL_COUNT][VKD_VARIANTS]; /* created lazily */
     entry *entries;
     uint32_t n, cap;
     vkd_pipeline_stats stats;
@@ -94,9 +95,6 @@ vkd_result vkd_pipelines_create(vkd_device *d, vkd_pipelines **out)
     if (!p)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     *out = p;
-    p->modules = calloc(vkd_spirv_table_len ? vkd_spirv_table_len : 1, sizeof *p->modules);
-    if (!p->modules)
-        return VKD_ERR_OUT_OF_HOST_MEMORY;
     size_t n = 0;
     void *data = d->cache_path[0] ? read_file(d->cache_path, &n) : NULL;
     /* The driver validates the header (vendor, device, UUID) and ignores a foreign blob. */
@@ -161,11 +159,10 @@ void vkd_pipelines_destroy(vkd_device *d, vkd_pipelines *p)
     for (uint32_t i = 0; i < p->n; i++)
         vkDestroyPipeline(d->dev, p->entries[i].p.pipeline, NULL);
     free(p->entries);
-    if (p->modules)
-        for (size_t i = 0; i < vkd_spirv_table_len; i++)
-            if (p->modules[i])
-                vkDestroyShaderModule(d->dev, p->modules[i], NULL);
-    free(p->modules);
+    for (uint32_t k = 0; k < VKD_KERNEL_COUNT; k++)
+        for (uint32_t v = 0; v < VKD_VARIANTS; v++)
+            if (p->modules[k][v])
+                vkDestroyShaderModule(d->dev, p->modules[k][v], NULL);
     for (uint32_t i = 0; i < p->n_texel; i++) {
         vkDestroyPipelineLayout(d->dev, p->texel[i].layout, NULL);
         vkDestroyDescriptorSetLayout(d->dev, p->texel[i].set_layout, NULL);
@@ -181,51 +178,34 @@ void vkd_pipelines_destroy(vkd_device *d, vkd_pipelines *p)
     free(p);
 }
 
-bool vkd_spirv_present(const char *name)
-{
-    for (size_t i = 0; i < vkd_spirv_table_len; i++)
-        if (!strcmp(vkd_spirv_table[i].name, name))
-            return true;
-    return false;
-}
-
-static vkd_result module_get(vkd_device *d, const char *name, VkShaderModule *out)
+static vkd_result module_get(vkd_device *d, vkd_kernel k, uint32_t variant, VkShaderModule *out)
 {
     vkd_pipelines *p = d->pipes;
-    for (size_t i = 0; i < vkd_spirv_table_len; i++) {
-        if (strcmp(vkd_spirv_table[i].name, name))
-            continue;
-        if (!p->modules[i]) {
-            VkShaderModuleCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                           .codeSize = *vkd_spirv_sizes[i], .pCode = vkd_spirv_table[i].words};
-            VK_TRY(vkCreateShaderModule(d->dev, &ci, NULL, &p->modules[i]));
-        }
-        *out = p->modules[i];
-        return VKD_OK;
+    if (!vkd_kernel_built(k, variant)) {
+        VKD_ERROR("kernel %s has no %s variant in this build", (unsigned)k < VKD_KERNEL_COUNT ? vkd_kernel_table[k].name : "?",
+                  variant == VKD_VARIANT_F16 ? "f16" : "f32");
+        return VKD_ERR_NO_SHADER;
     }
-    VKD_ERROR("shader %s is not in the embedded table", name);
-    return VKD_ERR_NO_SHADER;
+    if (!p->modules[k][variant]) {
+        VkShaderModuleCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                       .codeSize = *vkd_kernel_table[k].spirv_bytes[variant],
+                                       .pCode = vkd_kernel_table[k].spirv[variant]};
+        VK_TRY(vkCreateShaderModule(d->dev, &ci, NULL, &p->modules[k][variant]));
+    }
+    *out = p->modules[k][variant];
+    return VKD_OK;
 }
 
-vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
-                            uint32_t n_bindings, const vkd_pipeline **out)
+vkd_result vkd_pipeline_get(vkd_device *d, vkd_kernel k, uint32_t variant, const uint32_t *spec, uint32_t n_spec,
+                            uint32_t subgroup, const vkd_pipeline **out)
 {
-    return vkd_pipeline_get_texel(d, name, spec, n_spec, n_bindings, 0, out);
-}
-
-vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
-                                  uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out)
-{
-    return vkd_pipeline_get_subgroup(d, name, spec, n_spec, n_bindings, texel_mask, 0, out);
-}
-
-vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
-                                     uint32_t n_bindings, uint32_t texel_mask, uint32_t subgroup,
-                                     const vkd_pipeline **out)
-{
+    if ((unsigned)k >= VKD_KERNEL_COUNT || variant >= VKD_VARIANTS)
+        return VKD_ERR_INTERNAL;
+    const char *name = vkd_kernel_table[k].name;
+    uint32_t n_bindings = vkd_kernel_table[k].bindings, texel_mask = vkd_kernel_table[k].texel_mask;
     vkd_pipelines *p = d->pipes;
     if (n_spec < 3 || n_spec > VKD_MAX_SPEC || n_bindings < 1 || n_bindings > VKD_MAX_BINDINGS ||
-        (texel_mask >> n_bindings) != 0 || strlen(name) >= sizeof p->entries[0].name)
+        (texel_mask >> n_bindings) != 0)
         return VKD_ERR_INTERNAL;
     if (subgroup && (!d->caps.subgroup_size_control || subgroup < d->caps.subgroup_min ||
                      subgroup > d->caps.subgroup_max || spec[0] % subgroup ||
@@ -235,8 +215,8 @@ vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint
     }
     for (uint32_t i = 0; i < p->n; i++) {
         entry *e = &p->entries[i];
-        if (e->n_spec == n_spec && e->n_bindings == n_bindings && e->texel_mask == texel_mask &&
-            e->subgroup == subgroup && !memcmp(e->spec, spec, n_spec * 4) && !strcmp(e->name, name)) {
+        if (e->kernel == k && e->variant == variant && e->n_spec == n_spec && e->subgroup == subgroup &&
+            !memcmp(e->spec, spec, n_spec * 4)) {
             *out = &e->p;
             return VKD_OK;
         }
@@ -248,7 +228,7 @@ vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint
         return VKD_ERR_INTERNAL;
     }
     VkShaderModule mod = VK_NULL_HANDLE;
-    vkd_result res = module_get(d, name, &mod);
+    vkd_result res = module_get(d, k, variant, &mod);
     if (res)
         return res;
     VkPipelineLayout layout = p->layouts[n_bindings];
@@ -302,18 +282,17 @@ vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint
     VK_TRY(vkCreateComputePipelines(d->dev, p->cache, 1, &ci, NULL, &e->p.pipeline));
     p->stats.create_ms += vkd_clock_ms() - t0;
     p->stats.created++;
-    snprintf(e->name, sizeof e->name, "%s", name);
+    e->kernel = k;
+    e->variant = variant;
     memcpy(e->spec, spec, n_spec * 4);
     e->n_spec = n_spec;
-    e->n_bindings = n_bindings;
-    e->texel_mask = texel_mask;
     e->subgroup = subgroup;
     e->p.layout = layout;
     e->p.set_layout = set_layout;
     e->p.n_bindings = n_bindings;
     e->p.texel_mask = texel_mask;
     memcpy(e->p.local, spec, 12);
-    snprintf(e->p.name, sizeof e->p.name, "%s", name);
+    snprintf(e->p.name, sizeof e->p.name, "%s_%s", name, variant == VKD_VARIANT_F16 ? "f16" : "f32");
     p->n++;
     VKD_DEBUG("pipeline %s [%u %u %u ...] created in %.1f ms", name, spec[0], spec[1], spec[2], vkd_clock_ms() - t0);
     *out = &e->p;

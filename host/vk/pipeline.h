@@ -4,6 +4,7 @@
  * Shader conventions (shaders/common.glsl):
  *   - set 0, bindings 0..n_bindings-1, each a storage buffer or, where the pipeline's
  *     texel mask has its bit, a uniform texel buffer (vk/cmd.h binds those as views);
+ *     both from the kernel manifest (shaders/kernels.txt, vk/kernel.h);
  *   - specialization constants 0,1,2 are local_size_x/y/z; 3.. are per-shader;
  *   - one push-constant block of at most VKD_PUSH_MAX bytes (structs in host/ops/push.h). */
 #ifndef VKD_PIPELINE_H
@@ -34,28 +35,18 @@ typedef struct vkd_pipeline_stats {
     uint64_t cache_bytes_loaded;
 } vkd_pipeline_stats;
 
-/* Whether this build embeds the SPIR-V module NAME (e.g. "matmul_cmk_f16": the KHR
- * cooperative-matrix kernels exist only where the shader compiler knows the extension). */
-bool vkd_spirv_present(const char *name);
-
 vkd_result vkd_pipelines_create(vkd_device *d, struct vkd_pipelines **out);
 /* Saves the on-disk cache (when the device has a cache path) and frees everything. */
 void vkd_pipelines_destroy(vkd_device *d, struct vkd_pipelines *p);
 
-/* Get or create the pipeline for shader `name` (e.g. "matmul_f16") with spec
- * constants spec[0..n_spec-1] (spec[0..2] = local size) and n_bindings storage buffers. */
-vkd_result vkd_pipeline_get(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
-                            uint32_t n_bindings, const vkd_pipeline **out);
-/* The same with the bindings in texel_mask as uniform texel buffers. */
-vkd_result vkd_pipeline_get_texel(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
-                                  uint32_t n_bindings, uint32_t texel_mask, const vkd_pipeline **out);
-
-/* The same, the shader running in full subgroups of SUBGROUP invocations (0: the
- * driver's choice; else device->caps.subgroup_size_control must allow it, and the
- * workgroup's x size, spec[0], be a multiple of it). */
-vkd_result vkd_pipeline_get_subgroup(vkd_device *d, const char *name, const uint32_t *spec, uint32_t n_spec,
-                                     uint32_t n_bindings, uint32_t texel_mask, uint32_t subgroup,
-                                     const vkd_pipeline **out);
+/* Get or create the pipeline for variant VARIANT (VKD_VARIANT_F32 / F16, as vkd_dtype) of
+ * kernel K, with spec constants spec[0..n_spec-1] (spec[0..2] = local size), its bindings
+ * and texel mask from the manifest (vk/kernel.h), running in full subgroups of SUBGROUP
+ * invocations (0: the driver's choice; else device->caps.subgroup_size_control must allow
+ * it, and the workgroup's x size, spec[0], be a multiple of it). VKD_ERR_NO_SHADER where
+ * this build lacks the variant. */
+vkd_result vkd_pipeline_get(vkd_device *d, vkd_kernel k, uint32_t variant, const uint32_t *spec, uint32_t n_spec,
+                            uint32_t subgroup, const vkd_pipeline **out);
 
 void vkd_pipeline_stats_get(const vkd_device *d, vkd_pipeline_stats *s);
 /* Writes the cache file now (also done at destroy). */

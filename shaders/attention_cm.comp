@@ -1,8 +1,17 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#ifndef VKD_CM_EMULATE
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require
+#endif
 // Fused multi-head attention on cooperative matrices (host/ops/attention.c), fp16 only:
 //   o[b, i, h] = softmax_j(scale * q[b, i, h] . k[b, j, h] (+ causal mask)) . v[b, j, h]
-// Included by attention_cmk.comp (VK_KHR_cooperative_matrix) and attention_cmemu.comp
-// (the same kernel with its matrix operations done by the lanes in shared memory, for
-// the tests on devices without cooperative matrices, as gemm.glsl's emulation).
+// Two modules (shaders/kernels.txt): attention_cmk (VK_KHR_cooperative_matrix) and
+// attention_cmemu (VKD_CM_EMULATE: the same kernel with its matrix operations done by
+// the lanes in shared memory, for the tests on devices without cooperative matrices,
+// as gemm.comp's emulation).
 //
 // A workgroup of NSG subgroups takes BR = 16 * NSG query rows of one head; subgroup s
 // owns rows 16 s .. 16 s + 15. Its Q rows stay in registers as DP / 16 matrices of

@@ -1,21 +1,41 @@
-// GEMM core of the linear layer and the implicit-GEMM convolution, included by thin
-// entry points, one module per kernel family (VKD_GEMM_FAMILY, matching the DIRECT
-// spec constant): matmul.comp / conv2d.comp (0: shared-memory tiles), matmul_direct /
-// conv2d_direct (1) and matmul_sg / conv2d_sg (2: built with subgroup shuffles, so that
-// devices without them never see the capability). One family per module: llvmpipe
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// The GEMM kernels of the linear layer and the implicit-GEMM convolution, one module
+// per kernel family (VKD_GEMM_FAMILY, matching the DIRECT spec constant), each an entry
+// of shaders/kernels.txt with its defines: matmul / conv2d (0: shared-memory tiles),
+// matmul_direct / conv2d_direct (1: no shared memory, no barriers), matmul_sg /
+// conv2d_sg (2: built with subgroup shuffles, so that devices without them never see
+// the capability), matmul_cm / conv2d_cm (3: cooperative matrices, NV; with VKD_CM_KHR
+// the KHR extension's, *_cmk; with VKD_CM_EMULATE the matrix operations emulated in
+// shared memory, *_cmemu, for the tests). One family per module: llvmpipe
 // compiles a shader that has barriers or shared memory as coroutines, and with the
 // tiled path's barriers left in the direct modules (dead, but present) a direct kernel
 // took many minutes to JIT at its first dispatch (CI timed out in test_op_matmul):
 //   out[m, n] = sum_k A(m, k) * w[n * K + k]  (+ bias[n])  (+ res[m, n])
 // The linear layer can also take LayerNorm(A) (LNFOLD, below) without a separate pass.
-// The entry point defines VKD_GEMM_CONV 0 (A is a row-major [M, K] matrix) or 1 (A is
-// the im2col view of a channels-last image: host/ops/conv2d.c), then includes this.
+// The manifest defines VKD_GEMM_CONV 0 (A is a row-major [M, K] matrix) or 1 (A is
+// the im2col view of a channels-last image: host/ops/conv2d.c).
 //
 // A workgroup computes a BM x BN output tile; it stages BK-wide slices of A and w
 // in shared memory (as fp32, k-major so the inner loop reads along m and n), and
 // each invocation accumulates TM x TN outputs in registers. Invocation (tx, ty)
 // owns rows ty + i*(BM/TM) and columns tx + j*(BN/TN): neighbouring invocations
 // read neighbouring shared words and write neighbouring outputs.
+#if VKD_GEMM_FAMILY == 2
+#extension GL_KHR_shader_subgroup_shuffle : require
+#elif VKD_GEMM_FAMILY == 3
+#extension GL_KHR_shader_subgroup_basic : require
+#ifndef VKD_CM_EMULATE
+// glslang emits the Vulkan memory model for the cooperative-matrix types
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require
+#ifdef VKD_CM_KHR
+#extension GL_KHR_cooperative_matrix : require
+#else
+#extension GL_NV_cooperative_matrix : require
+#endif
+#endif
+#endif
 #include "common.glsl"
 #include "push_matmul.h"
 #ifndef VKD_GEMM_FAMILY
@@ -276,7 +296,7 @@ void gemm_direct()
     }
     [[unroll]] for (uint j = 0; j < TN; j++)
         wrow[j] = pc.w_off + min(n0 + j, pc.N - 1) * pc.K;
-    if (VEC4 != 0) {
+    if (VEC4 != VKD_GEMM_LOAD_SCALAR) {
         for (uint k = 0; k < pc.K; k += 4) {
             vec4 av[TM], wv[TN];
             [[unroll]] for (uint i = 0; i < TM; i++) {
@@ -511,7 +531,7 @@ void cm_emu_muladd(uint acc, CmRef a, CmRef b)
 void cm_stage_a(uint r, uint c, uint m, uint k)
 {
     float sh = Shift[r];
-    if (VEC4 == 2) {
+    if (VEC4 == VKD_GEMM_LOAD_HALF8) {
         vec4 lo = vec4(0.0), hi = vec4(0.0);
         if (m < pc.M && k < pc.K) {
             unpack8(load_a8(m, k), lo, hi);
@@ -531,7 +551,7 @@ void cm_stage_a(uint r, uint c, uint m, uint k)
 
 void cm_stage_w(uint r, uint c, uint n, uint k)
 {
-    if (VEC4 == 2) {
+    if (VEC4 == VKD_GEMM_LOAD_HALF8) {
         uvec4 u = uvec4(0);
         if (n < pc.N && k < pc.K)
             u = wt8[(pc.w_off + n * pc.K + k) / 8];
@@ -620,7 +640,7 @@ void gemm_coopmat()
 {
     const uint WG = gl_WorkGroupSize.x;
     const uint SGN = BN / 32; // subgroups along n
-    const uint EW = VEC4 == 2 ? 8u : 1u; // elements staged per store group
+    const uint EW = VEC4 == VKD_GEMM_LOAD_HALF8 ? 8u : 1u; // elements staged per store group
     if (pc.phase == 2) { // uniform across the dispatch: no barrier is skipped by part of a workgroup
         gemm_splitk_reduce();
         return;
@@ -639,11 +659,11 @@ void gemm_coopmat()
     [[unroll]] for (uint i = 0; i < CTM * CTN; i++)
         VKD_CM_ZERO(i);
     barrier();
-    if (VEC4 == 2 && kbeg < kend)
+    if (VEC4 == VKD_GEMM_LOAD_HALF8 && kbeg < kend)
         cm_fetch(m0, n0, kbeg);
 
     for (uint k0 = kbeg; k0 < kend; k0 += BK) {
-        if (VEC4 == 2) { // this step's groups from the registers, then the next step's loads
+        if (VEC4 == VKD_GEMM_LOAD_HALF8) { // this step's groups from the registers, then the next step's loads
             cm_put();
             barrier();
             if (k0 + BK < kend)
