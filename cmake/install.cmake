@@ -98,13 +98,22 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION graphics)
 # libvulkan1 is loaded at run time (volk), so no tool can see it: named by hand. The
-# rest (libc, cJSON, zlib, libpng, OpenBLAS where the CLI links them) dpkg-shlibdeps reads
-# from the binaries when dpkg-dev is installed.
+# rest (libc, cJSON, zlib, libpng, OpenBLAS where the CLI links them; libasan in a
+# sanitizer build) dpkg-shlibdeps reads from the binaries (dpkg-dev); without it, a
+# hand-made list of the same, unversioned.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libvulkan1")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "mesa-vulkan-drivers | vulkan-icd")
 find_program(VKD_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(VKD_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+else()
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libc6, libcjson1, zlib1g")
+  if(PNG_FOUND)
+    string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libpng16-16")
+  endif()
+  if(OPENBLAS_LIB AND CBLAS_INCLUDE)
+    string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libopenblas0")
+  endif()
 endif()
 if(NOT CPACK_GENERATOR)
   set(CPACK_GENERATOR TGZ)

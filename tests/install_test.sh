@@ -93,4 +93,22 @@ echo "$out" | grep -q "shipped shapes model $P/bin/../share/vkdiff/weights/shape
 out=$(cd "$T" && PATH="$P/bin:$PATH" vkdiff -W 65 2>&1 || true)
 echo "$out" | grep -q "shipped shapes model $P/bin/../share/vkdiff/weights/shapes.safetensors" ||
     fail "vkdiff run through PATH did not choose the installed model: $out"
+
+# ---- the .deb (CPack), where dpkg-deb can list it ---------------------------------------------
+CPACK=$(dirname "$CMAKE")/cpack
+if [ -x "$CPACK" ] && command -v dpkg-deb >/dev/null 2>&1; then
+    "$CPACK" -G DEB --config "$B/CPackConfig.cmake" -B "$T/deb" >"$T/cpack.log" 2>&1 ||
+        { cat "$T/cpack.log"; fail "cpack -G DEB"; }
+    deb=$(ls "$T"/deb/vkdiff_*.deb)
+    dpkg-deb -c "$deb" >"$T/deb.list"
+    for f in ./usr/bin/vkdiff ./usr/include/vkdiff.h ./usr/lib/libvkdiff.a ./usr/lib/libvkdiff.so \
+             ./usr/lib/pkgconfig/vkdiff.pc ./usr/share/vkdiff/weights/shapes.safetensors \
+             ./usr/share/vkdiff/weights/tokenizer/vocab.json; do
+        grep -q " $f\( ->.*\)\?$" "$T/deb.list" || { cat "$T/deb.list"; fail "$f is not in $(basename "$deb")"; }
+    done
+    dpkg-deb -f "$deb" Depends | grep -q libvulkan1 || fail "the .deb does not depend on libvulkan1"
+    echo "install_test: $(basename "$deb"): $(wc -l <"$T/deb.list") entries, Depends: $(dpkg-deb -f "$deb" Depends)"
+else
+    echo "install_test: no cpack or dpkg-deb: the .deb not checked"
+fi
 echo "install_test: OK"
