@@ -21,7 +21,13 @@ set(VKD_VERSION ${VKD_VERSION_MAJOR}.${VKD_VERSION_MINOR}.${VKD_VERSION_PATCH})
 # ---- shared library: vkdiff_core linked whole, position-independent ---------------
 # The static library is compiled once, as PIC, and serves the tests, the CLI, the
 # installed libvkdiff.a and libvkdiff.so alike.
+# -fno-semantic-interposition: PIC alone would make GCC treat every global function as
+# replaceable at run time (no inlining or IPA across them), which the version script
+# below rules out anyway; the static users (CLI, tests) keep the code they had as PIE.
 set_target_properties(vkdiff_core PROPERTIES POSITION_INDEPENDENT_CODE ON)
+if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
+  target_compile_options(vkdiff_core PRIVATE -fno-semantic-interposition)
+endif()
 # The exported functions: every vkd_*( in the public header (re-read when it changes);
 # the version script makes everything else local, internal vkd_* functions included.
 set(VKD_PUBLIC_HEADER ${CMAKE_SOURCE_DIR}/host/vkdiff.h)

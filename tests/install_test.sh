@@ -75,7 +75,7 @@ fi
 # A sanitizer build's program: the loader's driver libraries keep allocations until exit
 # (tests/lsan.supp), unloaded before LeakSanitizer could name them; leaks are the other
 # tests' business, not this one's.
-ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" # the last setting wins
 export ASAN_OPTIONS
 W=$P/share/vkdiff/weights
 for kind in shared static; do
