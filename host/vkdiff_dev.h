@@ -9,6 +9,10 @@
 
 #include "vkdiff.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Developer knobs, through vkd_ctx_params.dev (NULL: the defaults). */
 struct vkd_dev_options {
     int split_k;              /* split-K's target workgroups for GEMMs; -1: the default, 0: off */
@@ -64,5 +68,9 @@ uint32_t vkd_ctx_validation_layer(const vkd_ctx *ctx);
 
 /* Keep the Vulkan loader's driver libraries loaded until exit (LeakSanitizer builds). */
 void vkd_pin_driver_libs(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "harness.h"
 #include "st_edit.h"
 #include "io/layout.h"

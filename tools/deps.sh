@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what vkdiff needs to build and test, when it is missing (Debian/Ubuntu).
-# Usage: tools/deps.sh [--test]   (--test adds the validation layers, clang for fuzzing, torch for the oracle)
+# Usage: tools/deps.sh [--test]   (--test adds the validation layers, clang for fuzzing, torch for the oracle,
+#                                  dpkg-dev for the .deb's dependencies: tests/install_test.sh)
 set -euo pipefail
 pkgs=(cmake ninja-build gcc pkg-config libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
       libpng-dev libcjson-dev zlib1g-dev libopenblas-dev mesa-vulkan-drivers)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(vulkan-validationlayers clang libclang-rt-dev python3 python3-numpy)
+  pkgs+=(vulkan-validationlayers clang libclang-rt-dev python3 python3-numpy dpkg-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -136,22 +136,49 @@ static int readable(const char *path, const char *what)
     return 1;
 }
 
-/* weights/shapes.safetensors: beside the source tree the binary was built from, or
- * ../weights and ./weights relative to the executable and the working directory. */
+/* The folder of the running executable: argv0's, or where PATH finds it when argv0 has
+ * no slash (a command run by name). */
+static void exe_dir(const char *argv0, char *dir, size_t n)
+{
+    const char *slash = strrchr(argv0, '/');
+    if (slash) {
+        snprintf(dir, n, "%.*s", (int)(slash - argv0), argv0);
+        return;
+    }
+    snprintf(dir, n, ".");
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        char cand[4096];
+        if (len > 0 && len < 2048) {
+            snprintf(cand, sizeof cand, "%.*s/%.1024s", (int)len, path, argv0);
+            if (access(cand, X_OK) == 0) {
+                snprintf(dir, n, "%.*s", (int)len, path);
+                return;
+            }
+        }
+        path = end ? end + 1 : NULL;
+    }
+}
+
+/* weights/shapes.safetensors: where `cmake --install` puts it (<bin>/../share/vkdiff/
+ * weights), beside the source tree the binary was built from, or ../weights and
+ * ./weights relative to the executable and the working directory. */
 static int find_shipped_model(const char *argv0, char model[4096], char tok[4096], size_t n)
 {
     char dir[2048];
-    const char *slash = strrchr(argv0, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - argv0) : 1, slash ? argv0 : ".");
-    char cands[3][2200];
+    exe_dir(argv0, dir, sizeof dir);
+    char cands[4][2200];
+    snprintf(cands[0], sizeof cands[0], "%s/../share/vkdiff/weights", dir);
 #ifdef VKD_WEIGHTS_DIR
-    snprintf(cands[0], sizeof cands[0], "%s", VKD_WEIGHTS_DIR);
+    snprintf(cands[1], sizeof cands[1], "%s", VKD_WEIGHTS_DIR);
 #else
-    snprintf(cands[0], sizeof cands[0], "weights");
+    snprintf(cands[1], sizeof cands[1], "weights");
 #endif
-    snprintf(cands[1], sizeof cands[1], "%s/../weights", dir);
-    snprintf(cands[2], sizeof cands[2], "weights");
-    for (int i = 0; i < 3; i++) {
+    snprintf(cands[2], sizeof cands[2], "%s/../weights", dir);
+    snprintf(cands[3], sizeof cands[3], "weights");
+    for (int i = 0; i < 4; i++) {
         snprintf(model, n, "%.2150s/shapes.safetensors", cands[i]);
         snprintf(tok, n, "%.2150s/tokenizer", cands[i]);
         if (access(model, R_OK) == 0 && access(tok, R_OK) == 0)

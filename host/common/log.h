@@ -3,8 +3,7 @@
 #ifndef VKD_LOG_H
 #define VKD_LOG_H
 
-typedef enum { VKD_LOG_ERROR = 0, VKD_LOG_WARN = 1, VKD_LOG_INFO = 2, VKD_LOG_DEBUG = 3 } vkd_log_level;
-typedef void (*vkd_log_fn)(vkd_log_level level, const char *msg, void *user);
+#include "vkdiff.h" /* vkd_log_level, vkd_log_fn */
 
 /* Install a sink for the calling thread (NULL restores the default: messages to
  * stderr) and the most verbose level that reaches it. */
