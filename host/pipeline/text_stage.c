@@ -80,7 +80,7 @@ static vkd_result ctx_fit(vkd_text_stage *s, const vkd_tensor *out)
     s->ctx_pool = NULL;
     memset(&s->ctx, 0, sizeof s->ctx);
     uint64_t bytes = (uint64_t)vkd_tensor_numel(out) * vkd_dtype_size(out->dtype);
-    vkd_result r = vkd_pool_create_planned(d, (bytes + 255) / 256 * 256, &s->ctx_pool);
+    vkd_result r = vkd_pool_create_small(d, (bytes + 255) / 256 * 256, &s->ctx_pool);
     if (!r)
         r = vkd_tensor_create_in(d, s->ctx_pool, out->dtype, out->ndim, out->shape, &s->ctx);
     return r;

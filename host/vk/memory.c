@@ -102,19 +102,29 @@ vkd_result vkd_pool_create(vkd_device *d, vkd_memory **out)
     return VKD_OK;
 }
 
-vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_memory **out)
+static vkd_result pool_create_gran(vkd_device *d, uint64_t block_bytes, uint64_t gran, vkd_memory **out)
 {
     vkd_result r = vkd_pool_create(d, out);
     if (r)
         return r;
-    uint64_t b = (block_bytes + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1); /* whole MiB */
-    if (b < (1u << 20))
-        b = 1u << 20;
+    uint64_t b = (block_bytes + gran - 1) & ~(gran - 1);
+    if (b < gran)
+        b = gran;
     if (d->caps.max_alloc && b > d->caps.max_alloc)
         b = d->caps.max_alloc;
     (*out)->block_size = b;
     (*out)->sized = true;
     return VKD_OK;
+}
+
+vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_memory **out)
+{
+    return pool_create_gran(d, block_bytes, 1u << 20, out); /* whole MiB */
+}
+
+vkd_result vkd_pool_create_small(vkd_device *d, uint64_t bytes, vkd_memory **out)
+{
+    return pool_create_gran(d, bytes, 64u << 10, out);
 }
 
 vkd_result vkd_pool_create_planned(vkd_device *d, uint64_t planned_bytes, vkd_pool **out)

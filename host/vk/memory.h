@@ -56,6 +56,9 @@ vkd_result vkd_pool_create(vkd_device *d, vkd_pool **out);
 /* The same with blocks of block_bytes (capped at maxMemoryAllocationSize): a pool sized
  * by the memory plan takes one block of what it needs instead of 256 MiB steps. */
 vkd_result vkd_pool_create_sized(vkd_device *d, uint64_t block_bytes, vkd_pool **out);
+/* A pool for a few small tensors of known size (a stage's output kept between stages):
+ * one block of `bytes` in whole 64 KiB, not whole MiB. */
+vkd_result vkd_pool_create_small(vkd_device *d, uint64_t bytes, vkd_pool **out);
 /* A pool for a recording whose activations were planned (a dry run's peak of live
  * bytes): one block of that size + 1/32 for the ranges' fragmentation; if a recording
  * still outgrows it, it grows by an eighth at a time. */
