@@ -210,7 +210,9 @@ vkd_result vkd_pipe_bench_model(vkd_pipe *p, const vkd_bench_model_opts *o, FILE
         vkd_vae_decode_stats vs;
         memset(&vs, 0, sizeof vs);
         vs.on_run = vae_profile, vs.on_run_user = &b->vae_prof;
-        r = vkd_decode_stage_run(p->decode, x, h, w, &up, img, &vs);
+        vkd_decode_plan dp = {.tile = up.vae_tile, .overlap = up.vae_overlap, .weights = up.w_vae,
+                            .activations = up.a_vae};
+        r = vkd_decode_stage_run(p->decode, x, h, w, &dp, img, &vs);
         b->vae = (run_stats){.gpu_ms = vs.gpu_ms, .wall_ms = vkd_now_ms() - t0, .flops = vs.flops,
                              .dispatches = vs.dispatches};
         VKD_INFO("bench: VAE decode done, %.0f ms wall with upload", b->vae.wall_ms);

@@ -88,16 +88,16 @@ vkd_result vkd_decode_stage_request(const vkd_memplan_in *in, int64_t th, int64_
 
 /* The decode again with the VAE's weights and activations in fp32 (a store of its own,
  * freed after): where fp16 overflowed. Twice the memory of the fp16 decode. */
-static vkd_result decode_fp32(vkd_pipe *p, const float *z, int64_t h, int64_t w, const vkd_memplan *plan,
+static vkd_result decode_fp32(vkd_pipe *p, const float *z, int64_t h, int64_t w, const vkd_decode_plan *plan,
                               float *img, vkd_vae_decode_stats *vs)
 {
     vkd_wstore *ws32 = NULL;
     vkd_result r = vkd_wstore_create(p->d, p->w, VKD_F32, &ws32);
     uint64_t k = p->dt == VKD_F16 ? 2 : 1;
     if (!r) {
-        vkd_memory_expect(p->d, plan->w_vae * k);
-        r = vkd_vae_decode_image(p->d, ws32, VKD_F32, &p->cfg.vae, z, h, w, plan->vae_tile, plan->vae_overlap,
-                                 plan->a_vae * k, img, vs);
+        vkd_memory_expect(p->d, plan->weights * k);
+        r = vkd_vae_decode_image(p->d, ws32, VKD_F32, &p->cfg.vae, z, h, w, plan->tile, plan->overlap,
+                                 plan->activations * k, img, vs);
         vkd_memory_expect(p->d, 0);
     }
     vkd_wstore_destroy(ws32);
@@ -108,7 +108,7 @@ static vkd_result decode_fp32(vkd_pipe *p, const float *z, int64_t h, int64_t w,
 }
 
 vkd_result vkd_decode_stage_run(vkd_decode_stage *s, const float *latent, int64_t h, int64_t w,
-                                const vkd_memplan *plan, float *img, vkd_vae_decode_stats *st)
+                                const vkd_decode_plan *plan, float *img, vkd_vae_decode_stats *st)
 {
     vkd_pipe *p = s->p;
     int64_t hw = h * w, zc = p->cfg.vae.z_channels, numel = 64 * hw * 3;
@@ -122,9 +122,9 @@ vkd_result vkd_decode_stage_run(vkd_decode_stage *s, const float *latent, int64_
             z[q * zc + k] = latent[k * hw + q] * inv;
     vkd_result r = VKD_OK;
     if (!s->fp32) {
-        vkd_memory_expect(p->d, plan->w_vae); /* weight blocks without slack */
-        r = vkd_vae_decode_image(p->d, p->ws, p->dt, &p->cfg.vae, z, h, w, plan->vae_tile, plan->vae_overlap,
-                                 plan->a_vae, img, st);
+        vkd_memory_expect(p->d, plan->weights); /* weight blocks without slack */
+        r = vkd_vae_decode_image(p->d, p->ws, p->dt, &p->cfg.vae, z, h, w, plan->tile, plan->overlap,
+                                 plan->activations, img, st);
         vkd_memory_expect(p->d, 0);
         vkd_decode_stage_release(s);
         if (!r && p->dt == VKD_F16 && vkd_count_non_finite(img, (size_t)numel)) {

@@ -9,7 +9,7 @@
 #ifndef VKD_PIPELINE_DECODE_STAGE_H
 #define VKD_PIPELINE_DECODE_STAGE_H
 
-#include "pipeline/memplan.h"
+#include "pipeline/stage_in.h"
 #include "pipeline/pipe.h"
 #include "pipeline/vae_decode.h"
 
@@ -21,10 +21,17 @@ void vkd_decode_stage_destroy(vkd_decode_stage *s); /* NULL is fine */
 vkd_result vkd_decode_stage_request(const vkd_memplan_in *in, int64_t th, int64_t tw, uint64_t *weights,
                                     uint64_t *activations);
 
+/* How to decode, from the memory plan: tiles (0: whole) and their overlap in latent
+ * pixels, the decoder's weight bytes and one piece's activation bytes. */
+typedef struct vkd_decode_plan {
+    int tile, overlap;
+    uint64_t weights, activations;
+} vkd_decode_plan;
+
 /* latent: the sampler's [4, h, w] NCHW; img: [8h * 8w, 3] channels-last in [-1, 1]
- * (not clamped). The plan gives the tiling and the pool sizes. st: see vae_decode.h. */
+ * (not clamped). st: see vae_decode.h. */
 vkd_result vkd_decode_stage_run(vkd_decode_stage *s, const float *latent, int64_t h, int64_t w,
-                                const vkd_memplan *plan, float *img, vkd_vae_decode_stats *st);
+                                const vkd_decode_plan *plan, float *img, vkd_vae_decode_stats *st);
 /* Free the decoder's weights. */
 void vkd_decode_stage_release(vkd_decode_stage *s);
 

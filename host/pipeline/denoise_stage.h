@@ -9,7 +9,7 @@
 #ifndef VKD_PIPELINE_DENOISE_STAGE_H
 #define VKD_PIPELINE_DENOISE_STAGE_H
 
-#include "pipeline/memplan.h"
+#include "pipeline/stage_in.h"
 #include "pipeline/pipe.h"
 #include "vk/cmd.h"
 

@@ -9,26 +9,6 @@
 #include "pipeline/denoise_stage.h"
 #include "pipeline/text_stage.h"
 
-int vkd_tile_starts(int64_t len, int tile, int overlap, int64_t *starts, int max)
-{
-    if (tile <= 0 || len <= tile) {
-        starts[0] = 0;
-        return 1;
-    }
-    int64_t stride = tile - overlap;
-    if (stride < 1)
-        stride = 1;
-    int n = 0;
-    for (int64_t s = 0;; s += stride) {
-        if (n == max)
-            return -1;
-        if (s + tile >= len) {
-            starts[n++] = len - tile; /* the last tile flush with the end */
-            return n;
-        }
-        starts[n++] = s;
-    }
-}
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 

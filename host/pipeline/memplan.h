@@ -23,9 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "models/detect.h"
-#include "models/wstore.h"
-#include "vk/device.h"
+#include "pipeline/stage_in.h"
 
 typedef struct vkd_memplan {
     uint64_t budget;                 /* bytes the plan may use */
@@ -43,23 +41,6 @@ typedef struct vkd_memplan {
     bool fits;
 } vkd_memplan;
 
-/* Tiling requests (vkd_gen_params.vae_tiling). */
-enum { VKD_TILING_AUTO = 0, VKD_TILING_ON = 1, VKD_TILING_OFF = -1 };
-
-typedef struct vkd_memplan_in {
-    vkd_device *d;
-    vkd_wstore *ws;
-    vkd_dtype dt;
-    const vkd_model_config *cfg;
-    int64_t h, w;          /* latent size */
-    int64_t batch;         /* UNet batch: 2 with guidance */
-    int64_t ctx_len;       /* context tokens (77 per prompt chunk) */
-    uint64_t budget;       /* 0: from the driver (memory budget extension, else the heap size) */
-    int tiling;            /* VKD_TILING_* */
-    int tile_px;           /* requested tile edge in image pixels (0: 512) */
-    int text_chunks;       /* chunks the text stage encodes at once (items x chunks; 0: 1) */
-    int text_skip;         /* final text-encoder layers left out */
-} vkd_memplan_in;
 
 
 /* Dry-run the stages and decide. Fails only on a model the dry run cannot follow;
@@ -70,8 +51,5 @@ void vkd_memplan_log(const vkd_memplan *p);
 /* One-line reason a plan does not fit, for the error message. */
 void vkd_memplan_explain(const vkd_memplan *p, char *buf, size_t n);
 
-/* Tiles along one axis of length len (latent pixels): count and starts, tiles of
- * `tile` overlapping by at least `overlap`, the last one flush with the end. */
-int vkd_tile_starts(int64_t len, int tile, int overlap, int64_t *starts, int max);
 
 #endif

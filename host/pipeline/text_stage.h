@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#include "pipeline/memplan.h"
+#include "pipeline/stage_in.h"
 #include "pipeline/pipe.h"
 #include "text/prompt.h"
 

@@ -176,7 +176,9 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
         r = VKD_ERR_OUT_OF_HOST_MEMORY;
         goto done;
     }
-    if ((r = vkd_decode_stage_run(P->decode, x, h, w, &plan, img, &vs)))
+    vkd_decode_plan dp = {.tile = plan.vae_tile, .overlap = plan.vae_overlap, .weights = plan.w_vae,
+                          .activations = plan.a_vae};
+    if ((r = vkd_decode_stage_run(P->decode, x, h, w, &dp, img, &vs)))
         goto done;
     tm->vae_tiles = vs.tiles;
     if (io && io->image_out)

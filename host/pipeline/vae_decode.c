@@ -11,7 +11,6 @@
 #include "models/graph.h"
 #include "models/vae.h"
 #include "ops/groupnorm.h"
-#include "pipeline/memplan.h"
 
 #define MAX_TILES 1024 /* per axis: 8192 px images with 8-latent-pixel tiles stay far below */
 
@@ -382,4 +381,25 @@ vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, con
     }
     rec_free(d, &rc);
     return r;
+}
+
+int vkd_tile_starts(int64_t len, int tile, int overlap, int64_t *starts, int max)
+{
+    if (tile <= 0 || len <= tile) {
+        starts[0] = 0;
+        return 1;
+    }
+    int64_t stride = tile - overlap;
+    if (stride < 1)
+        stride = 1;
+    int n = 0;
+    for (int64_t s = 0;; s += stride) {
+        if (n == max)
+            return -1;
+        if (s + tile >= len) {
+            starts[n++] = len - tile; /* the last tile flush with the end */
+            return n;
+        }
+        starts[n++] = s;
+    }
 }
