@@ -23,6 +23,7 @@
 #include "ops/groupnorm.h"
 #include "pipeline/denoise_stage.h"
 #include "pipeline/memplan.h"
+#include "pipeline/vae_decode.h"
 #include "vk/memory.h"
 #include "vkdiff.h"
 
