@@ -247,7 +247,7 @@ vkd_result vkd_tokenizer_encode(vkd_tokenizer *t, const char *text, size_t len, 
         for (size_t k = i; k < i + m; k++)
             wl += (size_t)vkd_utf8_encode(b[k], word + wl);
         i += m;
-        size_t nw;
+        size_t nw = 0; /* set by encode_word; 0 keeps cross-compilers' flow analysis quiet */
         if ((r = encode_word(t, word, wl, word_ids, &nw)))
             goto done;
         if (out + nw > cap) {
