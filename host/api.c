@@ -81,6 +81,13 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
                   p->vae_tiling, p->vae_tile);
         return VKD_ERR_INVALID_ARG;
     }
+    const int sz[6] = {p->sdxl_original_width, p->sdxl_original_height, p->sdxl_crop_top, p->sdxl_crop_left,
+                       p->sdxl_target_width, p->sdxl_target_height};
+    for (int i = 0; i < 6; i++)
+        if (sz[i] < 0 || sz[i] > 65536) {
+            VKD_ERROR("SDXL size conditioning: sizes and crop must be between 0 and 65536 (got %d)", sz[i]);
+            return VKD_ERR_INVALID_ARG;
+        }
     if (p->clip_skip < 0 || p->clip_skip > 12) {
         VKD_ERROR("clip skip must be between 0 and 12");
         return VKD_ERR_INVALID_ARG;

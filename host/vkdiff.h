@@ -108,6 +108,14 @@ typedef struct vkd_gen_params {
     int clip_skip;               /* 0/1: last layer (SD1) ; 2: penultimate. SD2 always uses the penultimate layer */
     int vae_tiling;              /* 0: when the memory plan needs it (default), 1: always, -1: never */
     int vae_tile;                /* tile edge in image pixels, a multiple of 8 (0: 512; the overlap is a quarter) */
+    /* SDXL's size conditioning (sd_xl_base.yaml; diffusers original_size, crops_coords_top_left,
+       target_size); 0: the image's size, crop 0, 0. Ignored by other families. */
+    int sdxl_original_width, sdxl_original_height;
+    int sdxl_crop_top, sdxl_crop_left;
+    int sdxl_target_width, sdxl_target_height;
+    bool sdxl_encode_empty_negative; /* false (default): an empty negative prompt is zeros, as diffusers
+                                        (force_zeros_for_empty_prompt) and A1111 do; true: "" is encoded
+                                        (ComfyUI). docs/sdxl.md */
     vkd_gen_progress_fn progress;
     void *progress_user;
     int64_t seed_used;           /* out */

@@ -191,7 +191,7 @@ static void test_unet(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg
         if (!r)
             r = vkd_tensor_upload_f32(d, &tc, ctx);
         if (!r)
-            r = vkd_unet_record(&s.g, &cfg->unet, &tx, h, w, &tt, &tc, &s.out);
+            r = vkd_unet_record(&s.g, &cfg->unet, &tx, h, w, &tt, &tc, NULL, &s.out);
         char what[96];
         snprintf(what, sizeof what, "%s UNet t=%g [%lld, %lldx%lld]", fam, ts[k], (long long)B, (long long)h,
                  (long long)w);

@@ -20,7 +20,7 @@ static float *encode(vkd_pipe *p, const char *prompt, const char *negative, bool
 {
     vkd_text_batch b;
     const vkd_tensor *ctx = NULL;
-    vkd_result r = vkd_text_stage_tokenize(p->text, prompt, negative, guided, 0, &b);
+    vkd_result r = vkd_text_stage_tokenize(p->text, prompt, negative, guided, 0, true, &b);
     if (!r)
         r = vkd_text_stage_run(p->text, &b, &ctx, st);
     TEST_CHECK(r == VKD_OK, "encode '%s': %s", prompt, vkd_result_str(r));

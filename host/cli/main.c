@@ -43,7 +43,7 @@ static void usage(FILE *f)
             "  --schedule NAME        discrete (default), karras, trailing (SD-Turbo)\n"
             "  --rng cpu|cuda         torch CPU randn (ComfyUI, default) or CUDA Philox (A1111)\n"
             "  --prediction eps|v     model output type (default eps; v for SD 2.x 768)\n"
-            "  --clip-skip N          2 = penultimate text-encoder layer (SD1); SD2 always uses it\n"
+            "  --clip-skip N          2 = penultimate text-encoder layer (SD1); SD2 and SDXL always use it\n"
             "  --batch-count N        images in a row, seed + i each, files numbered (default 1)\n"
             "  --precision fp16|fp32  storage precision (default: fp16 where the device has 16-bit storage)\n"
             "  --device N             Vulkan device (default: discrete, then integrated, then CPU)\n"
@@ -54,6 +54,15 @@ static void usage(FILE *f)
             "  --no-vae-tiling        never decode in tiles\n"
             "  --vae-tile PX          tile edge in pixels, multiple of 8 (default 512; overlap a quarter)\n"
             "  -o, --output PATH      PNG to write (default output.png)\n"
+            "\n"
+            "SDXL (default size 1024x1024; SDXL-Turbo: -W 512 -H 512 --steps 1..4 --cfg 1 --sampler euler_a\n"
+            "--schedule trailing):\n"
+            "  --original-size WxH    size conditioning: the original size (default: the image's)\n"
+            "  --target-size WxH      size conditioning: the target size (default: the image's)\n"
+            "  --crop TOP,LEFT        size conditioning: the crop's top-left corner (default 0,0)\n"
+            "  --empty-negative zeros|encode\n"
+            "                         an empty negative prompt as zeros (default; diffusers, A1111)\n"
+            "                         or as the encoding of \"\" (ComfyUI)\n"
             "  -v                     verbose: per-stage times, the memory plan\n"
             "  -vv                    also GPU timestamps on every dispatch: the UNet's time by op\n"
             "\n"
@@ -106,6 +115,24 @@ static int progress(void *user, int step, int total)
         fprintf(stderr, "step %d/%d  %.2f it/s  ETA %.0fs\n", step, total, rate, eta);
     }
     return 0;
+}
+
+/* "AxB" (sep 'x') or "A,B" (sep ','): two integers in [0, 65536] */
+static int parse_pair(const char *s, const char *opt, char sep, int *a, int *b)
+{
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (end != s && *end == sep) {
+        const char *s2 = end + 1;
+        long y = strtol(s2, &end, 10);
+        if (end != s2 && !*end && x >= 0 && y >= 0 && x <= 65536 && y <= 65536) {
+            *a = (int)x, *b = (int)y;
+            return 0;
+        }
+    }
+    fprintf(stderr, "vkdiff: %s expects %s with numbers from 0 to 65536 (got '%s')\n", opt,
+            sep == 'x' ? "WIDTHxHEIGHT" : "TOP,LEFT", s);
+    return 1;
 }
 
 static int parse_int(const char *s, const char *opt, long long lo, long long hi, long long *out)
@@ -323,6 +350,25 @@ int main(int argc, char **argv)
             if (parse_int(val, a, 0, 12, &v))
                 return 2;
             gp.clip_skip = (int)v;
+        } else if (!strcmp(a, "--original-size")) {
+            TAKES_VALUE;
+            if (parse_pair(val, a, 'x', &gp.sdxl_original_width, &gp.sdxl_original_height))
+                return 2;
+        } else if (!strcmp(a, "--target-size")) {
+            TAKES_VALUE;
+            if (parse_pair(val, a, 'x', &gp.sdxl_target_width, &gp.sdxl_target_height))
+                return 2;
+        } else if (!strcmp(a, "--crop")) {
+            TAKES_VALUE;
+            if (parse_pair(val, a, ',', &gp.sdxl_crop_top, &gp.sdxl_crop_left))
+                return 2;
+        } else if (!strcmp(a, "--empty-negative")) {
+            TAKES_VALUE;
+            if (strcmp(val, "zeros") && strcmp(val, "encode")) {
+                fprintf(stderr, "vkdiff: --empty-negative expects zeros or encode (got '%s')\n", val);
+                return 2;
+            }
+            gp.sdxl_encode_empty_negative = !strcmp(val, "encode");
         } else if (!strcmp(a, "--batch-count")) {
             TAKES_VALUE;
             if (parse_int(val, a, 1, 10000, &batch_count))
@@ -430,6 +476,10 @@ int main(int argc, char **argv)
     if (r) {
         fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
         return vkd_cli_interrupted() ? 128 + vkd_cli_interrupted() : 1;
+    }
+    if (!set_size && !strcmp(vkd_ctx_family(ctx), "SDXL")) { /* the base model's native size */
+        gp.width = gp.height = 1024;
+        fprintf(stderr, "vkdiff: SDXL at 1024x1024 (-W/-H for another size; SDXL-Turbo: 512x512)\n");
     }
     uint8_t *rgb = malloc(vkd_image_bytes(&gp));
     if (!rgb) {

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "ops/concat.h"
+#include "ops/embedding.h"
 #include "ops/conv2d.h"
 #include "ops/eltwise.h"
 #include "ops/geglu.h"
@@ -617,3 +618,21 @@ vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b)
     return out;
 }
 
+
+vkd_tensor g_gather_rows(vkd_graph *g, const vkd_tensor *x, const vkd_buffer *idx, int64_t n)
+{
+    int64_t c = x->shape[x->ndim - 1], zs[2] = {1, c}, os[3] = {n, 1, c}, ts[2] = {vkd_tensor_numel(x) / c, c};
+    /* the embedding op's gather, out[i] = table[idx[i]] + pos[0], with a zero pos row */
+    vkd_tensor zero = g_new(g, 2, zs);
+    vkd_tensor out = g_new(g, 3, os);
+    vkd_tensor table;
+    if (rec(g) && !(g->err = vkd_tensor_reshape(x, 2, ts, &table))) {
+        check(g, vkd_cmd_fill(g->c, &zero.buf, zero.offset, vkd_tensor_bytes(&zero), 0));
+        check(g, vkd_op_embedding(g->c, idx, 0, &table, &zero, &out));
+    }
+    g_free(g, &zero);
+    int64_t o2[2] = {n, c};
+    if (g_ok(g))
+        check(g, vkd_tensor_reshape(&out, 2, o2, &out));
+    return out;
+}

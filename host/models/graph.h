@@ -142,6 +142,10 @@ void g_act_inplace(vkd_graph *g, vkd_tensor *x, int kind); /* 0 silu, 1 gelu, 2 
 vkd_tensor g_geglu(vkd_graph *g, const vkd_tensor *x);     /* [M, 2F] -> [M, F] */
 vkd_tensor g_upsample2x(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w);
 vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b);
+/* Rows idx[0..n) of x viewed as [rows, C] -> [n, C]; idx: n uint32 row numbers in a
+ * device buffer the caller writes before each run (e.g. the end-of-text positions
+ * of a prompt, which a kept recording cannot know) */
+vkd_tensor g_gather_rows(vkd_graph *g, const vkd_tensor *x, const vkd_buffer *idx, int64_t n);
 /* a [N, L, C] += v [N, C] broadcast over L */
 
 #endif

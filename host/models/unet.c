@@ -163,7 +163,7 @@ static vkd_tensor emb_layers_all(vkd_graph *g, const vkd_unet_config *cfg, const
 }
 
 vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_tensor *x, int64_t h, int64_t w,
-                           const vkd_tensor *t, const vkd_tensor *context, vkd_tensor *out)
+                           const vkd_tensor *t, const vkd_tensor *context, const vkd_tensor *yvec, vkd_tensor *out)
 {
     memset(out, 0, sizeof *out);
     int64_t n = x->shape[0];
@@ -172,8 +172,9 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
      * forward_upsample_size) */
     if (x->ndim != 3 || x->shape[1] != h * w || x->shape[2] != cfg->in_channels)
         return vkd_op_shape_error("unet", "x must be [N, H*W, in_channels]", x);
-    if (cfg->adm_in_channels)
-        return g_fail(g, VKD_ERR_UNSUPPORTED);
+    if (cfg->adm_in_channels &&
+        (!yvec || yvec->ndim != 2 || yvec->shape[0] != n || yvec->shape[1] != cfg->adm_in_channels))
+        return yvec ? vkd_op_shape_error("unet", "y must be [N, adm_in_channels]", yvec) : g_fail(g, VKD_ERR_INVALID_ARG);
 
     /* time embedding: sinusoidal(t, model_channels) -> linear -> SiLU -> linear; the
      * ResBlocks all take SiLU(emb), so it is applied once here. */
@@ -186,6 +187,16 @@ vkd_result vkd_unet_record(vkd_graph *g, const vkd_unet_config *cfg, const vkd_t
     g_act_inplace(g, &e1, 0);
     vkd_tensor emb = g_linear(g, &e1, NULL, P "time_embed.2");                    // [N, 1280]
     g_free(g, &e1);
+    if (cfg->adm_in_channels) {
+        /* SDXL: emb += label_emb(y), label_emb = Linear, SiLU, Linear (sgm openaimodel.py
+         * UNetModel.forward: emb = emb + self.label_emb(y)); the sum in the GEMM's epilogue */
+        vkd_tensor l1 = g_linear(g, yvec, NULL, P "label_emb.0.0");                  // [N, 1280]
+        g_act_inplace(g, &l1, 0);
+        vkd_tensor sum = g_linear(g, &l1, &emb, P "label_emb.0.2");
+        g_free(g, &l1);
+        g_free(g, &emb);
+        emb = sum;
+    }
     g_act_inplace(g, &emb, 0);
     vkd_tensor emb_all = emb_layers_all(g, cfg, &emb);                            // [N, sum Cout]
     g_free(g, &emb);

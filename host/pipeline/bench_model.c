@@ -121,6 +121,12 @@ static vkd_result bench_unet(vkd_pipe *p, const vkd_bench_model_opts *o, int bat
         ctx = vkd_tensor_rows(ctx2, 1, 1);
     if ((r = vkd_denoise_stage_set_context(p->denoise, &ctx, NULL)))
         return r;
+    const float *pooled = vkd_text_stage_pooled(p->text); /* SDXL: [uncond, cond] */
+    if (p->cfg.unet.adm_in_channels) {
+        vkd_sdxl_sizes sz = {o->height, o->width, 0, 0, o->height, o->width};
+        if ((r = vkd_denoise_stage_set_sdxl(p->denoise, pooled + (batch == 1 ? p->cfg.text[1].proj_dim : 0), &sz)))
+            return r;
+    }
     VKD_INFO("bench: UNet batch %d: prepared in %.0f ms; warm-up and %d evaluations", batch, vkd_now_ms() - t0,
              o->repeat);
     vkd_cmd *cmd = vkd_denoise_stage_cmd(p->denoise);
@@ -190,7 +196,7 @@ vkd_result vkd_pipe_bench_model(vkd_pipe *p, const vkd_bench_model_opts *o, FILE
         x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
     const vkd_tensor *ctx = NULL;
     if (!r)
-        r = vkd_text_stage_tokenize(p->text, "a photo of a cat", "blurry, low quality", true, 0, &tb);
+        r = vkd_text_stage_tokenize(p->text, "a photo of a cat", "blurry, low quality", true, 0, true, &tb);
     if (!r)
         r = bench_text(p, &tb, &ctx, b);
     vkd_text_stage_release(p->text); /* as a generation: freed before the UNet */

@@ -18,6 +18,7 @@ struct vkd_denoise_stage {
      * so that a step is one upload */
     vkd_tensor in, t, scalars, x;
     vkd_tensor unet_x, context, unet_out; /* [B, hw, ch], [B, L, C], [B, hw, ch] */
+    vkd_tensor y;                         /* [B, adm] SDXL's vector conditioning (else empty) */
     vkd_tensor eps;                       /* [ch, hw] fp32 */
     float *staging;                       /* host copy of `in` */
 };
@@ -82,6 +83,10 @@ static void record_eval(vkd_graph *g, const vkd_unet_config *u, int64_t batch, i
     vkd_tensor eps = g_new_f32(g, 2, es);
     vkd_tensor x = g_new3(g, batch, hw, ch);
     vkd_tensor ctx = g_new3(g, batch, ctx_len, u->context_dim);
+    int64_t ys[2] = {batch, u->adm_in_channels};
+    vkd_tensor y = {0};
+    if (u->adm_in_channels)
+        y = g_new(g, 2, ys);
     vkd_tensor t, scalars, xn, out;
     if (!g_ok(g))
         return;
@@ -102,12 +107,12 @@ static void record_eval(vkd_graph *g, const vkd_unet_config *u, int64_t batch, i
         g_fail(g, r);
         return;
     }
-    vkd_unet_record(g, u, &x, h, w, &t, &ctx, &out);
+    vkd_unet_record(g, u, &x, h, w, &t, &ctx, u->adm_in_channels ? &y : NULL, &out);
     if (g_recording(g) && (r = vkd_op_latent_guide(g->c, &out, &scalars, &eps)))
         g_fail(g, r);
     if (s) {
         s->in = in, s->t = t, s->scalars = scalars, s->x = xn;
-        s->unet_x = x, s->context = ctx, s->unet_out = out, s->eps = eps;
+        s->unet_x = x, s->context = ctx, s->unet_out = out, s->eps = eps, s->y = y;
     }
 }
 
@@ -178,6 +183,28 @@ vkd_result vkd_denoise_stage_set_context(vkd_denoise_stage *s, const vkd_tensor 
         return VKD_ERR_INTERNAL;
     }
     return vkd_copy_now(s->p->d, dev, &s->context);
+}
+
+vkd_result vkd_denoise_stage_set_vector(vkd_denoise_stage *s, const float *y)
+{
+    if (!s->cmd || !s->p->cfg.unet.adm_in_channels)
+        return VKD_ERR_INTERNAL;
+    return vkd_tensor_upload_f32(s->p->d, &s->y, y);
+}
+
+vkd_result vkd_denoise_stage_set_sdxl(vkd_denoise_stage *s, const float *pooled, const vkd_sdxl_sizes *sz)
+{
+    int proj = s->p->cfg.n_text == 2 ? s->p->cfg.text[1].proj_dim : 0, adm = s->p->cfg.unet.adm_in_channels;
+    if (!s->cmd || !pooled || !adm || adm != proj + VKD_SDXL_SIZE_NUMBERS * VKD_SDXL_SIZE_EMB)
+        return VKD_ERR_INTERNAL;
+    float *y = malloc((size_t)(s->batch * adm) * sizeof *y);
+    if (!y)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    for (int64_t b = 0; b < s->batch; b++)
+        vkd_sdxl_vector(pooled + b * proj, proj, sz, y + b * adm);
+    vkd_result r = vkd_denoise_stage_set_vector(s, y);
+    free(y);
+    return r;
 }
 
 vkd_result vkd_denoise_stage_eval(vkd_denoise_stage *s, const float *x, float t, float c_in, float cfg, float *eps)

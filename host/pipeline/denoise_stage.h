@@ -9,6 +9,7 @@
 #ifndef VKD_PIPELINE_DENOISE_STAGE_H
 #define VKD_PIPELINE_DENOISE_STAGE_H
 
+#include "models/sdxl_cond.h"
 #include "pipeline/stage_in.h"
 #include "pipeline/pipe.h"
 #include "vk/cmd.h"
@@ -31,6 +32,12 @@ vkd_result vkd_denoise_stage_prepare(vkd_denoise_stage *s, int64_t batch, int64_
 /* The context [batch, ctx_len, C]: from the text stage's output on the device, or
  * (host != NULL) from the host in fp32 (tests feed the oracle's). */
 vkd_result vkd_denoise_stage_set_context(vkd_denoise_stage *s, const vkd_tensor *dev, const float *host);
+/* SDXL's vector conditioning y [batch, adm] (the pooled text vector, then the size
+ * embeddings; rows in the context's order), fp32 from the host. */
+vkd_result vkd_denoise_stage_set_vector(vkd_denoise_stage *s, const float *y);
+/* The same from the pooled text vectors [batch, proj] (rows in the context's order) and
+ * the size conditioning. */
+vkd_result vkd_denoise_stage_set_sdxl(vkd_denoise_stage *s, const float *pooled, const vkd_sdxl_sizes *sz);
 /* One evaluation: eps [4, h, w] NCHW (guided when prepared with batch 2) for x [4, h, w]
  * at UNet time t, input scale c_in, guidance scale cfg. */
 vkd_result vkd_denoise_stage_eval(vkd_denoise_stage *s, const float *x, float t, float c_in, float cfg, float *eps);

@@ -3,7 +3,10 @@
  * Both prompts of a guided image are encoded in one batch: [negative chunks, prompt
  * chunks], the shorter padded with chunks of the empty prompt (A1111
  * sd_samplers_cfg_denoiser pad_cond), so that the encoder's output is the context
- * itself, B = 2 items of L = chunks * 77 tokens. Emphasis is applied on the device
+ * itself, B = 2 items of L = chunks * 77 tokens. SDXL's two encoders run in the same
+ * recording, their outputs concatenated per token (768 + 1280 = 2048), and the second
+ * also gives the pooled vector. Emphasis is applied on the device, to each encoder's
+ * output on its own as A1111 does
  * (ops/emphasis.h). Each batch shape's recording is kept while the stage's weights
  * are resident; vkd_text_stage_release frees both. */
 #ifndef VKD_PIPELINE_TEXT_STAGE_H
@@ -19,17 +22,22 @@
  * chunks each, ids and weights [items * chunks * 77]. */
 typedef struct vkd_text_batch {
     int32_t *ids;
+    int32_t *ids2;          /* SDXL's second encoder (OpenCLIP): ids with 0 after each chunk's
+                               first end-of-text (A1111 process_tokens, open_clip tokenize) */
     float *weights;
     int items, chunks;
-    int skip;               /* final encoder layers left out (clip skip - 1; SD2: 1) */
+    int skip;               /* final encoder layers left out (clip skip - 1; SD2, SDXL: 1) */
+    bool zero_uncond;       /* SDXL, empty negative: item 0's context and pooled vector are zeros */
 } vkd_text_batch;
 
 vkd_result vkd_text_stage_create(vkd_pipe *p, vkd_text_stage **out);
 void vkd_text_stage_destroy(vkd_text_stage *s); /* NULL is fine */
 
-/* Tokenize: negative is read when guided (NULL = ""). Free with vkd_text_batch_free. */
+/* Tokenize: negative is read when guided (NULL = ""). zero_empty_negative: SDXL's
+ * empty negative prompt as zeros (diffusers, A1111) rather than the encoding of ""
+ * (ComfyUI); docs/sdxl.md. Free with vkd_text_batch_free. */
 vkd_result vkd_text_stage_tokenize(vkd_text_stage *s, const char *prompt, const char *negative, bool guided,
-                                   int clip_skip, vkd_text_batch *out);
+                                   int clip_skip, bool zero_empty_negative, vkd_text_batch *out);
 void vkd_text_batch_free(vkd_text_batch *b);
 
 /* Memory request of encoding items * chunks chunks (a dry run of the recording; only
@@ -47,6 +55,10 @@ typedef struct vkd_stage_stats {
  * the next run or release. st may be NULL. */
 vkd_result vkd_text_stage_run(vkd_text_stage *s, const vkd_text_batch *b, const vkd_tensor **context,
                               vkd_stage_stats *st);
+/* SDXL: the pooled text vector of each item's first chunk (A1111 sd_hijack_clip.py:
+ * zs[0].pooled; ComfyUI keeps the first chunk's too), [items, proj] on the host, valid
+ * like *context; NULL for a model without one. */
+const float *vkd_text_stage_pooled(const vkd_text_stage *s);
 /* Free the recordings and the encoder's weights (uploaded again by the next run). */
 void vkd_text_stage_release(vkd_text_stage *s);
 

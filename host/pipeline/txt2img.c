@@ -58,19 +58,48 @@ static int on_progress(void *user, int step, int total)
     return j->progress ? j->progress(j->progress_user, step, total) : 0;
 }
 
-/* The context from the test's host arrays: [uncond, cond] or [cond]. */
+/* Rows [uncond, cond] (guided) or [cond] of per floats each, from two host arrays. */
+static float *rows_of(const float *cond, const float *uncond, size_t per, bool guided)
+{
+    float *v = malloc((guided ? 2 : 1) * per * sizeof *v);
+    if (v) {
+        memcpy(v, guided ? uncond : cond, per * sizeof *v);
+        if (guided)
+            memcpy(v + per, cond, per * sizeof *v);
+    }
+    return v;
+}
+
+/* The context (and SDXL's y) from the test's host arrays. */
 static vkd_result context_from_host(vkd_pipe *P, const vkd_txt2img_io *io, bool guided)
 {
-    size_t per = (size_t)io->ctx_len * (size_t)P->cfg.unet.context_dim;
-    float *ctx = malloc((guided ? 2 : 1) * per * sizeof *ctx);
-    if (!ctx)
-        return VKD_ERR_OUT_OF_HOST_MEMORY;
-    memcpy(ctx, guided ? io->uncond : io->cond, per * sizeof *ctx);
-    if (guided)
-        memcpy(ctx + per, io->cond, per * sizeof *ctx);
-    vkd_result r = vkd_denoise_stage_set_context(P->denoise, NULL, ctx);
+    float *ctx = rows_of(io->cond, io->uncond, (size_t)io->ctx_len * (size_t)P->cfg.unet.context_dim, guided);
+    vkd_result r = ctx ? vkd_denoise_stage_set_context(P->denoise, NULL, ctx) : VKD_ERR_OUT_OF_HOST_MEMORY;
     free(ctx);
+    if (r || !P->cfg.unet.adm_in_channels)
+        return r;
+    if (!io->y_cond || (guided && !io->y_uncond))
+        return VKD_ERR_INVALID_ARG;
+    float *y = rows_of(io->y_cond, io->y_uncond, (size_t)P->cfg.unet.adm_in_channels, guided);
+    r = y ? vkd_denoise_stage_set_vector(P->denoise, y) : VKD_ERR_OUT_OF_HOST_MEMORY;
+    free(y);
     return r;
+}
+
+/* SDXL's y per batch row from the text stage's pooled vectors and the requested sizes
+ * (defaults: original = target = the image, crop 0, 0: diffusers' and A1111's). */
+static vkd_result vector_from_text(vkd_pipe *P, const vkd_gen_params *p)
+{
+    const float *pooled = vkd_text_stage_pooled(P->text);
+    vkd_sdxl_sizes sz = {
+        .orig_h = p->sdxl_original_height ? p->sdxl_original_height : p->height,
+        .orig_w = p->sdxl_original_width ? p->sdxl_original_width : p->width,
+        .crop_top = p->sdxl_crop_top,
+        .crop_left = p->sdxl_crop_left,
+        .target_h = p->sdxl_target_height ? p->sdxl_target_height : p->height,
+        .target_w = p->sdxl_target_width ? p->sdxl_target_width : p->width,
+    };
+    return vkd_denoise_stage_set_sdxl(P->denoise, pooled, &sz);
 }
 
 vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb, vkd_timings *tm)
@@ -100,7 +129,8 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
 
     /* 1. tokens: the plan needs the context's length */
     vkd_result r = given ? VKD_OK
-                         : vkd_text_stage_tokenize(P->text, p->prompt, p->negative, guided, p->clip_skip, &tb);
+                         : vkd_text_stage_tokenize(P->text, p->prompt, p->negative, guided, p->clip_skip,
+                                                   !p->sdxl_encode_empty_negative, &tb);
     if (r)
         return r;
     int64_t L = given ? io->ctx_len : (int64_t)tb.chunks * VKD_PROMPT_CHUNK_LEN;
@@ -141,6 +171,8 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     tm->unet_setup_ms = vkd_now_ms() - t0;
     if (!r)
         r = given ? context_from_host(P, io, guided) : vkd_denoise_stage_set_context(P->denoise, context, NULL);
+    if (!r && !given && P->cfg.unet.adm_in_channels)
+        r = vector_from_text(P, p);
     noise = malloc(nl * sizeof *noise);
     x = malloc(nl * sizeof *x);
     job.eps = malloc(nl * sizeof *job.eps);

@@ -18,6 +18,7 @@
 typedef struct vkd_txt2img_io {
     const float *cond, *uncond;
     int64_t ctx_len;
+    const float *y_cond, *y_uncond; /* SDXL: the vector conditioning [adm] each, with cond/uncond */
     const float *noise;
     float *latent_out;
     float *image_out;

@@ -382,25 +382,45 @@ vkd_result vkd_binding_window(const vkd_device *d, const vkd_buffer *buf, VkDevi
 
 vkd_device *vkd_cmd_device(vkd_cmd *c) { return c->d; }
 
+/* Barriers around a transfer command: earlier shader (and host) writes before it, it
+ * before later shader reads and writes and host reads. */
+static void transfer_barrier(vkd_cmd *c, bool after)
+{
+    VkMemoryBarrier b = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    if (!after) {
+        b.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT;
+        b.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+        vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                             VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &b, 0, NULL, 0, NULL);
+    } else {
+        b.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+        b.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT;
+        vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &b, 0, NULL,
+                             0, NULL);
+    }
+}
+
+vkd_result vkd_cmd_fill(vkd_cmd *c, const vkd_buffer *buf, VkDeviceSize off, VkDeviceSize bytes, uint32_t value)
+{
+    if (!c->recording || off + bytes > buf->size || (buf->offset + off) % 4 || bytes % 4)
+        return VKD_ERR_INTERNAL;
+    transfer_barrier(c, false);
+    vkCmdFillBuffer(c->cb, buf->vk, buf->offset + off, bytes, value);
+    transfer_barrier(c, true);
+    c->bytes += (double)bytes;
+    return VKD_OK;
+}
+
 vkd_result vkd_cmd_copy(vkd_cmd *c, const vkd_buffer *src, VkDeviceSize src_off, const vkd_buffer *dst,
                         VkDeviceSize dst_off, VkDeviceSize bytes)
 {
     if (!c->recording || src_off + bytes > src->size || dst_off + bytes > dst->size)
         return VKD_ERR_INTERNAL;
-    /* earlier shader writes (of this recording) before the copy, the copy before later reads */
-    VkMemoryBarrier before = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
-                              .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
-    vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
-                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
+    transfer_barrier(c, false);
     VkBufferCopy region = {.srcOffset = src->offset + src_off, .dstOffset = dst->offset + dst_off, .size = bytes};
     vkCmdCopyBuffer(c->cb, src->vk, dst->vk, 1, &region);
-    VkMemoryBarrier after = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                             .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-                             .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_HOST_READ_BIT};
-    vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &after, 0, NULL, 0,
-                         NULL);
+    transfer_barrier(c, true);
     c->bytes += 2.0 * (double)bytes;
     return VKD_OK;
 }

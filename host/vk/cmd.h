@@ -45,6 +45,9 @@ vkd_result vkd_cmd_end(vkd_cmd *c);
  * recording's earlier writes and before its later reads. */
 vkd_result vkd_cmd_copy(vkd_cmd *c, const vkd_buffer *src, VkDeviceSize src_off, const vkd_buffer *dst,
                         VkDeviceSize dst_off, VkDeviceSize bytes);
+/* Record filling bytes [off, +bytes) of buf with the 32-bit word `value` (off and bytes
+ * multiples of 4), ordered like vkd_cmd_copy. */
+vkd_result vkd_cmd_fill(vkd_cmd *c, const vkd_buffer *buf, VkDeviceSize off, VkDeviceSize bytes, uint32_t value);
 /* Submit the recorded work and wait for it. May be called many times after end. */
 vkd_result vkd_cmd_submit_wait(vkd_cmd *c);
 
