@@ -169,8 +169,8 @@ static vkd_result open_model(vkd_pipe *p, const vkd_ctx_params *cp, const char *
         VKD_ERROR("%s: not a supported model: %s", label, why);
         return r;
     }
-    if (p->cfg.family != VKD_FAMILY_SD1 && p->cfg.family != VKD_FAMILY_SD2) {
-        VKD_ERROR("%s: %s models are not supported yet (SD1.x and SD2.x are)", label, vkd_family_name(p->cfg.family));
+    if (p->cfg.family != VKD_FAMILY_SD1 && p->cfg.family != VKD_FAMILY_SD2 && p->cfg.family != VKD_FAMILY_SDXL) {
+        VKD_ERROR("%s: %s models are not supported (SD1.x, SD2.x and SDXL are)", label, vkd_family_name(p->cfg.family));
         return VKD_ERR_UNSUPPORTED;
     }
     /* every tensor the model reads, its shape and dtype, before any GPU work (the
