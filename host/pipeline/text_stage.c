@@ -123,6 +123,17 @@ static int chunk_eos(const int32_t *row)
     return best;
 }
 
+void vkd_text_ids_openclip(const int32_t *ids, size_t n_chunks, int32_t *out)
+{
+    for (size_t c = 0; c < n_chunks; c++) {
+        const int32_t *row = ids + c * VKD_PROMPT_CHUNK_LEN;
+        int32_t *row2 = out + c * VKD_PROMPT_CHUNK_LEN;
+        int e = chunk_eos(row);
+        for (int k = 0; k < VKD_PROMPT_CHUNK_LEN; k++)
+            row2[k] = k <= e ? row[k] : 0;
+    }
+}
+
 vkd_result vkd_text_stage_tokenize(vkd_text_stage *s, const char *prompt, const char *negative, bool guided,
                                    int clip_skip, bool zero_empty_negative, vkd_text_batch *out)
 {
@@ -180,14 +191,8 @@ vkd_result vkd_text_stage_tokenize(vkd_text_stage *s, const char *prompt, const 
                 r = VKD_ERR_INVALID_ARG;
             }
     }
-    if (!r && sdxl) /* the OpenCLIP encoder's ids: 0 after the first end-of-text (A1111 id_pad = 0) */
-        for (size_t c = 0; c < n / VKD_PROMPT_CHUNK_LEN; c++) {
-            const int32_t *row = out->ids + c * VKD_PROMPT_CHUNK_LEN;
-            int32_t *row2 = out->ids2 + c * VKD_PROMPT_CHUNK_LEN;
-            int e = chunk_eos(row);
-            for (int k = 0; k < VKD_PROMPT_CHUNK_LEN; k++)
-                row2[k] = k <= e ? row[k] : 0;
-        }
+    if (!r && sdxl)
+        vkd_text_ids_openclip(out->ids, n / VKD_PROMPT_CHUNK_LEN, out->ids2);
     vkd_prompt_tokens_free(&tp);
     vkd_prompt_tokens_free(&tn);
     vkd_prompt_tokens_free(&te);

@@ -39,6 +39,10 @@ void vkd_text_stage_destroy(vkd_text_stage *s); /* NULL is fine */
 vkd_result vkd_text_stage_tokenize(vkd_text_stage *s, const char *prompt, const char *negative, bool guided,
                                    int clip_skip, bool zero_empty_negative, vkd_text_batch *out);
 void vkd_text_batch_free(vkd_text_batch *b);
+/* SDXL's OpenCLIP ids from the CLIP ids (padded with end-of-text): each 77-token chunk
+ * with 0 after its first end-of-text (A1111 FrozenOpenCLIPEmbedder2WithCustomWords
+ * id_pad = 0; open_clip tokenize zero-fills). */
+void vkd_text_ids_openclip(const int32_t *ids, size_t n_chunks, int32_t *out);
 
 /* Memory request of encoding items * chunks chunks (a dry run of the recording; only
  * in->d, ws, dt and cfg are read): the encoder's weight bytes and its pool. */
