@@ -1,13 +1,15 @@
 #!/usr/bin/python3
-"""Tiny SD1-like / SD2-like checkpoints and the goldens the C tests compare against.
+"""Tiny SD1-like / SD2-like / SDXL-like checkpoints and the goldens the C tests compare against.
 
-    /usr/bin/python3 tools/oracle/make_goldens.py [--check]
+    /usr/bin/python3 tools/oracle/make_goldens.py [--check] [--only sd1|sd2|sdxl ...]
 
 writes
-    tests/data/tiny-sd1.safetensors         CompVis single-file checkpoint, F32 (+ I64 position_ids)
+    tests/data/tiny-sd1.safetensors         CompVis single-file checkpoint, F16 (+ I64 position_ids)
     tests/data/tiny-sd2.safetensors
+    tests/data/tiny-sdxl.safetensors        sgm single-file names (conditioner.embedders.{0,1}.*)
     tests/data/golden-tiny-sd1.safetensors  F32 / I32 tensors, see tools/oracle/README.md
     tests/data/golden-tiny-sd2.safetensors
+    tests/data/golden-tiny-sdxl.safetensors
 
 The networks come from sd_model.py (written from the CompVis / Stability-AI / HF /
 open_clip sources), the schedules and samplers from sampling_ref.py (k-diffusion and

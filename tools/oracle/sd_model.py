@@ -24,6 +24,16 @@ state dict loads from (and saves to) an A1111-style .safetensors unchanged:
       nn.MultiheadAttention in_proj_weight [3W, W] = q;k;v, ln_1/ln_2, mlp.c_fc/c_proj with
       exact GELU, ln_final, text_projection, logit_scale); layer "penultimate": the last
       resblock is skipped, then ln_final.
+  conditioner.embedders.0.transformer.text_model.*   SDXL: HF CLIPTextModel (ViT-L),
+      Stability-AI generative-models sgm/modules/encoders/modules.py FrozenCLIPEmbedder
+      layer "hidden", layer_idx 11 (configs/inference/sd_xl_base.yaml): hidden_states[-2],
+      no final_layer_norm; no position_ids buffer in the file.
+  conditioner.embedders.1.model.*              SDXL: open_clip ViT-bigG text tower,
+      sgm FrozenOpenCLIPEmbedder2 (layer "penultimate", legacy False,
+      always_return_pooled): context = penultimate resblock output without ln_final;
+      pooled = ln_final(last) at argmax(tokens) @ text_projection. The UNet adds
+      label_emb(y) (sgm openaimodel.py num_classes "sequential"), y = pooled ++
+      ConcatTimestepEmbedderND(256) of original size, crop, target size.
 
 Nothing here calls or mirrors vkdiff's C code; every architectural choice cites its source.
 """
