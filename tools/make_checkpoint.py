@@ -3,6 +3,15 @@
 
     make_checkpoint.py CONFIG OUT [--layout compvis|diffusers] [--dtype fp16|fp32|bf16]
                        [--seed N] [--vocab N] [--inpaint] [--vae-mult 1,2,...]
+    make_checkpoint.py CONFIG OUT --layout diffusers --from FILE [--dtype ...]
+
+--from FILE: no random values; read an existing CompVis/sgm single-file .safetensors
+(F16, F32 or BF16; e.g. tests/data/tiny-sdxl.safetensors from tools/oracle) and write its
+tensors in the diffusers folder layout with the same renames and transforms as the
+generated files. CONFIG picks the family (sd15/sd21/sdxl or their tiny-* forms); every
+dimension the mapping needs (ResBlocks per level, VAE levels, text encoder widths and
+layer counts, which text encoders exist) is read from FILE's names and shapes, so the
+config's other numbers do not matter. Output dtype: FILE's own unless --dtype is given.
 
 CONFIG: sd15, sd21, sdxl (full size, for benchmarks: never commit them) or tiny-sd1,
 tiny-sd2, tiny-sdxl (small configs with the same key names, for tests).
@@ -458,6 +467,95 @@ def diffusers_targets(name, cfg):
         return [(f, dn, x) for dn, x in out]
     return []  # extras (alphas_cumprod) have no diffusers counterpart
 
+# ------------------------------------------------------------ --from FILE ----
+
+
+def read_header(path):
+    """-> (header dict without __metadata__, data offset, metadata)"""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+    meta = h.pop("__metadata__", {})
+    return h, 8 + n, meta
+
+
+def cfg_from_file(cfg, header):
+    """The config's numbers that diffusers_targets reads, taken from the file instead:
+    unet nrb (output blocks per level - 1: the first upsampler sits in output block
+    nrb), the VAE's level count (decoder.up.N), and the text encoders (prefixes present in
+    the file; OpenCLIP width from in_proj_weight, layer count from resblocks.N)."""
+    names = list(header)
+    u, v = dict(cfg["unet"]), dict(cfg["vae"])
+    p = "model.diffusion_model.output_blocks."
+    ups = sorted({int(n[len(p):].split(".")[0]) for n in names
+                  if n.startswith(p) and n.endswith(".conv.weight") and len(n[len(p):].split(".")) == 4})
+    if ups:
+        u["nrb"] = ups[0]
+    p = "first_stage_model.decoder.up."
+    levels = {int(n[len(p):].split(".")[0]) for n in names if n.startswith(p)}
+    if levels:
+        mult = list(v["mult"])
+        v["mult"] = mult if len(mult) == len(levels) else [1] * len(levels)
+    te = []
+    for t in cfg["te"]:
+        if not any(n.startswith(t["prefix"]) for n in names):
+            continue
+        t = dict(t)
+        if t["kind"] == "openclip":
+            w = header[t["prefix"] + "transformer.resblocks.0.attn.in_proj_weight"]["shape"][1]
+            rb = t["prefix"] + "transformer.resblocks."
+            t["width"] = w
+            t["layers"] = 1 + max(int(n[len(rb):].split(".")[0]) for n in names if n.startswith(rb))
+        else:
+            t["width"] = header[t["prefix"] + "text_model.embeddings.token_embedding.weight"]["shape"][1]
+            lp = t["prefix"] + "text_model.encoder.layers."
+            t["layers"] = 1 + max(int(n[len(lp):].split(".")[0]) for n in names if n.startswith(lp))
+        te.append(t)
+    if len(te) != len(cfg["te"]):
+        sys.exit(f"--from: the file does not hold the text encoder(s) of this config ({[t['prefix'] for t in cfg['te']]})")
+    return dict(cfg, unet=u, vae=v, te=te)
+
+
+def convert_from(src, out, cfg, dtype):
+    """Write src (a CompVis/sgm single file) as a diffusers folder; returns (tensors read, bytes written)."""
+    header, base, _ = read_header(src)
+    cfg = cfg_from_file(cfg, header)
+    raw = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I64": np.int64}
+    data = np.memmap(src, dtype=np.uint8, mode="r")
+
+    def load(name):
+        h = header[name]
+        a, b = h["data_offsets"]
+        return np.frombuffer(data[base + a:base + b], dtype=np.dtype(raw[h["dtype"]]).newbyteorder("<")).reshape(h["shape"])
+
+    def convert(arr, src_dt):
+        if dtype is None or src_dt == "I64":
+            return arr, src_dt
+        if src_dt == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        return to_dtype(arr.astype(np.float32), dtype)
+
+    files = {}
+    for name, h in header.items():
+        for f, dn, x in diffusers_targets(name, cfg):
+            def prod(name=name, x=x, dt=h["dtype"]):
+                arr = load(name)
+                if x:
+                    arr = x(arr)
+                return convert(np.ascontiguousarray(arr), dt)[0]
+            oshape = x(np.empty(h["shape"], np.uint8)).shape if x else tuple(h["shape"])
+            odt = h["dtype"] if dtype is None or h["dtype"] == "I64" else {"fp32": "F32", "fp16": "F16", "bf16": "BF16"}[dtype]
+            esize = {"I64": 8, "F32": 4, "F16": 2, "BF16": 2}[odt]
+            files.setdefault(f, []).append((dn, oshape, odt, int(np.prod(oshape)) * esize, prod))
+    meta = {"format": "pt", "vkdiff.maker": f"from {os.path.basename(src)}" + (f" dtype={dtype}" if dtype else "")}
+    total = 0
+    for f, entries in files.items():
+        write_safetensors(os.path.join(out, f), entries, meta)
+        total += sum(e[3] for e in entries)
+    for d in ["tokenizer"] + (["tokenizer_2"] if len(cfg["te"]) == 2 else []):
+        os.makedirs(os.path.join(out, d), exist_ok=True)
+    return len(header), total
+
 # ---------------------------------------------------------------- main ----
 
 
@@ -466,13 +564,23 @@ def main():
     ap.add_argument("config", choices=sorted(CONFIGS))
     ap.add_argument("out")
     ap.add_argument("--layout", choices=["compvis", "diffusers"], default="compvis")
-    ap.add_argument("--dtype", choices=["fp16", "fp32", "bf16"], default="fp16")
+    ap.add_argument("--dtype", choices=["fp16", "fp32", "bf16"], default=None,
+                    help="default fp16; with --from, the source file's dtype")
+    ap.add_argument("--from", dest="src", metavar="FILE",
+                    help="convert this CompVis/sgm single file instead of generating values (needs --layout diffusers)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vocab", type=int, default=49408, help="token vocabulary rows (tiny test files use fewer)")
     ap.add_argument("--inpaint", action="store_true", help="9 input channels")
     ap.add_argument("--vae-mult", help="VAE channel multipliers, comma-separated (default: the config's)")
     a = ap.parse_args()
     cfg = CONFIGS[a.config]
+    if a.src:
+        if a.layout != "diffusers":
+            ap.error("--from writes the diffusers layout: add --layout diffusers")
+        n, total = convert_from(a.src, a.out, cfg, a.dtype)
+        print(f"wrote {a.out}: {n} CompVis tensors from {a.src}, {total / 2**20:.1f} MiB of data", file=sys.stderr)
+        return
+    a.dtype = a.dtype or "fp16"
     if a.vae_mult:
         cfg = dict(cfg, vae=dict(cfg["vae"], mult=[int(m) for m in a.vae_mult.split(",")]))
     spec = compvis_spec(cfg, a.vocab, a.inpaint)

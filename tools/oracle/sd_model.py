@@ -24,6 +24,16 @@ state dict loads from (and saves to) an A1111-style .safetensors unchanged:
       nn.MultiheadAttention in_proj_weight [3W, W] = q;k;v, ln_1/ln_2, mlp.c_fc/c_proj with
       exact GELU, ln_final, text_projection, logit_scale); layer "penultimate": the last
       resblock is skipped, then ln_final.
+  conditioner.embedders.0.transformer.text_model.*   SDXL: HF CLIPTextModel (ViT-L),
+      Stability-AI generative-models sgm/modules/encoders/modules.py FrozenCLIPEmbedder
+      layer "hidden", layer_idx 11 (configs/inference/sd_xl_base.yaml): hidden_states[-2],
+      no final_layer_norm; no position_ids buffer in the file.
+  conditioner.embedders.1.model.*              SDXL: open_clip ViT-bigG text tower,
+      sgm FrozenOpenCLIPEmbedder2 (layer "penultimate", legacy False,
+      always_return_pooled): context = penultimate resblock output without ln_final;
+      pooled = ln_final(last) at argmax(tokens) @ text_projection. The UNet adds
+      label_emb(y) (sgm openaimodel.py num_classes "sequential"), y = pooled ++
+      ConcatTimestepEmbedderND(256) of original size, crop, target size.
 
 Nothing here calls or mirrors vkdiff's C code; every architectural choice cites its source.
 """
@@ -206,54 +216,78 @@ class UNetModel(nn.Module):
     """openaimodel.py UNetModel with use_spatial_transformer=True, legacy=False.
     heads: num_heads if num_head_channels == -1 (SD1: 8) else ch // num_head_channels (SD2: 64).
     attention_levels: the levels (index into channel_mult) holding a SpatialTransformer
-    (openaimodel uses attention_resolutions = downsample factors 2**level)."""
+    (openaimodel uses attention_resolutions = downsample factors 2**level).
+
+    SDXL (Stability-AI generative-models sgm/modules/diffusionmodules/openaimodel.py,
+    configs/inference/sd_xl_base.yaml):
+      transformer_depth: an int (SD1/SD2: every level) or one depth per level (sgm:
+        `if isinstance(transformer_depth, int): transformer_depth = len(channel_mult) *
+        [transformer_depth]`; input and output blocks of level l use transformer_depth[l]);
+      transformer_depth_middle: the middle block's depth; sgm has
+        `transformer_depth_middle = transformer_depth[-1]` (None here = that, or the int);
+      adm_in_channels with num_classes "sequential": `self.label_emb = nn.Sequential(
+        nn.Sequential(linear(adm_in_channels, time_embed_dim), nn.SiLU(),
+        linear(time_embed_dim, time_embed_dim)))` (keys label_emb.0.0 / label_emb.0.2) and
+        in forward `emb = self.time_embed(t_emb)`, then `emb = emb + self.label_emb(y)`."""
     def __init__(self, in_channels=4, out_channels=4, model_channels=320, channel_mult=(1, 2, 4, 4),
                  num_res_blocks=2, attention_levels=(0, 1, 2), num_heads=8, num_head_channels=-1,
-                 transformer_depth=1, context_dim=768, use_linear_in_transformer=False):
+                 transformer_depth=1, context_dim=768, use_linear_in_transformer=False,
+                 transformer_depth_middle=None, adm_in_channels=None):
         super().__init__()
         mc = model_channels
         ted = mc * 4
         self.model_channels = mc
         self._levels = len(channel_mult)
+        if isinstance(transformer_depth, int):
+            transformer_depth = len(channel_mult) * [transformer_depth]
+        depths = list(transformer_depth)
+        mid_depth = depths[-1] if transformer_depth_middle is None else transformer_depth_middle
 
         def heads_of(ch):
             if num_head_channels == -1:
                 return num_heads, ch // num_heads
             return ch // num_head_channels, num_head_channels
 
-        def xf(ch):
+        def xf(ch, depth):
             h, d = heads_of(ch)
-            return SpatialTransformer(ch, h, d, transformer_depth, context_dim, use_linear_in_transformer)
+            return SpatialTransformer(ch, h, d, depth, context_dim, use_linear_in_transformer)
 
         self.time_embed = nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))
+        self.adm_in_channels = adm_in_channels
+        if adm_in_channels:
+            self.label_emb = nn.Sequential(nn.Sequential(nn.Linear(adm_in_channels, ted), nn.SiLU(),
+                                                         nn.Linear(ted, ted)))
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(in_channels, mc, 3, padding=1))])
         chans, ch = [mc], mc
         for level, mult in enumerate(channel_mult):
             for _ in range(num_res_blocks):
                 layers = [ResBlock(ch, mult * mc, ted)]
                 ch = mult * mc
-                if level in attention_levels:
-                    layers.append(xf(ch))
+                if level in attention_levels and depths[level]:
+                    layers.append(xf(ch, depths[level]))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 chans.append(ch)
             if level != len(channel_mult) - 1:
                 self.input_blocks.append(TimestepEmbedSequential(Downsample(ch)))
                 chans.append(ch)
-        self.middle_block = TimestepEmbedSequential(ResBlock(ch, ch, ted), xf(ch), ResBlock(ch, ch, ted))
+        self.middle_block = TimestepEmbedSequential(ResBlock(ch, ch, ted), xf(ch, mid_depth), ResBlock(ch, ch, ted))
         self.output_blocks = nn.ModuleList()
         for level, mult in list(enumerate(channel_mult))[::-1]:
             for i in range(num_res_blocks + 1):
                 layers = [ResBlock(ch + chans.pop(), mc * mult, ted)]
                 ch = mc * mult
-                if level in attention_levels:
-                    layers.append(xf(ch))
+                if level in attention_levels and depths[level]:
+                    layers.append(xf(ch, depths[level]))
                 if level and i == num_res_blocks:
                     layers.append(Upsample(ch))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
         self.out = nn.Sequential(unet_norm(ch), nn.SiLU(), nn.Conv2d(mc, out_channels, 3, padding=1))
 
-    def forward(self, x, timesteps, context):
+    def forward(self, x, timesteps, context, y=None):
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
+        if self.adm_in_channels:   # sgm openaimodel: assert (y is not None) == (self.num_classes is not None)
+            assert y is not None and y.shape == (x.shape[0], self.adm_in_channels), "SDXL UNet needs y [N, adm]"
+            emb = emb + self.label_emb(y)
         hs, h = [], x
         for m in self.input_blocks:
             h = m(h, emb, context)
@@ -484,14 +518,16 @@ class _NS(nn.Module):
 
 class CLIPTextModel(nn.Module):
     """HF CLIPTextModel, keys text_model.{embeddings,encoder.layers.N,final_layer_norm}.*"""
-    def __init__(self, width=768, layers=12, heads=12, mlp=3072, vocab=49408, positions=77):
+    def __init__(self, width=768, layers=12, heads=12, mlp=3072, vocab=49408, positions=77, store_position_ids=True):
         super().__init__()
         tm = _NS()
         tm.embeddings = _NS()
         tm.embeddings.token_embedding = nn.Embedding(vocab, width)
         tm.embeddings.position_embedding = nn.Embedding(positions, width)
-        # a buffer real SD1 checkpoints carry (as I64)
-        tm.embeddings.register_buffer("position_ids", torch.arange(positions, dtype=torch.int64)[None])
+        # a buffer real SD1 checkpoints carry (as I64); SDXL single files are written
+        # without it here (store_position_ids=False: not in the state dict)
+        tm.embeddings.register_buffer("position_ids", torch.arange(positions, dtype=torch.int64)[None],
+                                      persistent=store_position_ids)
         tm.encoder = _NS()
         tm.encoder.layers = nn.ModuleList([HFCLIPLayer(width, heads, mlp) for _ in range(layers)])
         tm.final_layer_norm = nn.LayerNorm(width, eps=1e-5)
@@ -515,6 +551,15 @@ class CLIPTextModel(nn.Module):
         FrozenCLIPEmbedderWithCustomWords.encode_with_transformers:
         final_layer_norm(hidden_states[-N])."""
         return self.text_model.final_layer_norm(self.hidden_states(ids)[-clip_skip])
+
+    def encode_hidden(self, ids, layer_idx=-2):
+        """SDXL's first text encoder: sgm/modules/encoders/modules.py FrozenCLIPEmbedder with
+        layer "hidden", layer_idx 11 (configs/inference/sd_xl_base.yaml): `z =
+        outputs.hidden_states[self.layer_idx]`, NO final_layer_norm. With ViT-L's 12 layers
+        hidden_states has 13 entries, so index 11 = -2 (the output of the penultimate layer),
+        which is what diffusers pipeline_stable_diffusion_xl.py encode_prompt takes
+        (`prompt_embeds.hidden_states[-2]`); the tiny model has 3 layers, so -2 here."""
+        return self.hidden_states(ids)[layer_idx]
 
 
 class OpenCLIPResblock(nn.Module):
@@ -560,11 +605,60 @@ class OpenCLIPText(nn.Module):
             x = r(x, mask)
         return self.ln_final(x.permute(1, 0, 2))
 
+    def encode_sdxl(self, ids):
+        """SDXL's second text encoder: sgm/modules/encoders/modules.py FrozenOpenCLIPEmbedder2
+        with layer "penultimate", always_return_pooled=True, legacy=False
+        (configs/inference/sd_xl_base.yaml). text_transformer_forward records
+        outputs["penultimate"] = the input of the last resblock and outputs["last"] = the
+        output of all resblocks; with legacy=False encode_with_transformer applies ln_final
+        only to "last" and pools it: `x[torch.arange(x.shape[0]), text.argmax(dim=-1)] @
+        self.model.text_projection` (the EOT id 49407 is the highest id in each row);
+        forward returns (z["penultimate"], z["pooled"]): the context is NOT layer-normed.
+        Returns (context [N, L, W], pooled [N, proj])."""
+        n = ids.shape[1]
+        x = self.token_embedding(ids) + self.positional_embedding[:n]
+        x = x.permute(1, 0, 2)
+        mask = causal_mask(n)
+        penultimate = None
+        for i, r in enumerate(self.transformer.resblocks):
+            if i == len(self.transformer.resblocks) - 1:
+                penultimate = x.permute(1, 0, 2)
+            x = r(x, mask)
+        o = self.ln_final(x.permute(1, 0, 2))
+        pooled = o[torch.arange(o.shape[0]), ids.argmax(dim=-1)] @ self.text_projection
+        return penultimate, pooled
+
 
 # ------------------------------------------------------------------ whole file ----
+def size_embedding(values, outdim=256):
+    """sgm/modules/encoders/modules.py ConcatTimestepEmbedderND(outdim=256): x [N, d] ->
+    rearrange "b d -> (b d)", Timestep(outdim) = sgm/modules/diffusionmodules/util.py
+    timestep_embedding(t, outdim) (max_period 10000, [cos | sin], the same function as
+    CompVis'), then "(b d) d2 -> b (d d2)": the d embeddings side by side, in order."""
+    values = torch.as_tensor(values, dtype=torch.float32)
+    b, d = values.shape
+    return timestep_embedding(values.reshape(b * d), outdim).reshape(b, d * outdim)
+
+
+def sdxl_y(pooled, original_size, crop_coords_top_left, target_size):
+    """SDXL's `y` (vector) conditioning: sgm GeneralConditioner concatenates every embedder's
+    2-D output on dim 1 (KEY2CATDIM["vector"] = 1) in the order of sd_xl_base.yaml's
+    emb_models: FrozenOpenCLIPEmbedder2's pooled vector, then ConcatTimestepEmbedderND of
+    original_size_as_tuple (h, w), crop_coords_top_left (top, left), target_size_as_tuple
+    (h, w) (diffusers _get_add_time_ids: original_size + crops_coords_top_left + target_size).
+    Each size argument: a pair applied to every row."""
+    n = pooled.shape[0]
+    sizes = torch.tensor([list(original_size) + list(crop_coords_top_left) + list(target_size)],
+                         dtype=torch.float32).expand(n, 6)
+    return torch.cat([pooled, size_embedding(sizes, 256)], dim=1)
+
+
 class StableDiffusion(nn.Module):
     """A CompVis LatentDiffusion's weights: model.diffusion_model, first_stage_model,
-    cond_stage_model (transformer for SD1, model for SD2)."""
+    cond_stage_model (transformer for SD1, model for SD2); SDXL (family "sdxl", sgm
+    DiffusionEngine): conditioner.embedders.0.transformer (HF CLIP ViT-L) and
+    conditioner.embedders.1.model (OpenCLIP ViT-bigG text tower) instead of cond_stage_model,
+    scale_factor 0.13025 (sd_xl_base.yaml)."""
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
@@ -572,6 +666,14 @@ class StableDiffusion(nn.Module):
         self.model = _NS()
         self.model.diffusion_model = UNetModel(**u)
         self.first_stage_model = AutoencoderKL(**v)
+        if cfg["family"] == "sdxl":
+            self.conditioner = _NS()
+            e0, e1 = _NS(), _NS()
+            e0.transformer = CLIPTextModel(**t, store_position_ids=False)
+            e1.model = OpenCLIPText(**cfg["text_g"])
+            self.conditioner.embedders = nn.ModuleList([e0, e1])
+            self.scale_factor = cfg.get("scale_factor", 0.13025)
+            return
         self.cond_stage_model = _NS()
         if cfg["family"] == "sd1":
             self.cond_stage_model.transformer = CLIPTextModel(**t)
@@ -586,6 +688,15 @@ class StableDiffusion(nn.Module):
     @property
     def vae(self):
         return self.first_stage_model
+
+    def encode_text_sdxl(self, tokens_l, tokens_g):
+        """-> (context [N, 77, Wl + Wg], pooled [N, proj], context_l, context_g).
+        GeneralConditioner concatenates the "crossattn" (3-D) outputs on dim 2
+        (KEY2CATDIM["crossattn"] = 2) in embedder order: CLIP-L first, then bigG.
+        tokens_l: HF CLIPTokenizer ids (pad 49407), tokens_g: open_clip.tokenize ids (pad 0)."""
+        ctx_l = self.conditioner.embedders[0].transformer.encode_hidden(tokens_l, -2)
+        ctx_g, pooled = self.conditioner.embedders[1].model.encode_sdxl(tokens_g)
+        return torch.cat([ctx_l, ctx_g], dim=-1), pooled, ctx_l, ctx_g
 
     def encode_text(self, ids, clip_skip=1):
         if self.cfg["family"] == "sd1":
