@@ -97,6 +97,10 @@ float *stage_finish(stage *s, vkd_result r, const char *what)
     if (!r) {
         host = malloc((size_t)vkd_tensor_numel(&s->out) * sizeof *host);
         vkd_tensor_download_f32(s->g.d, &s->out, host);
+        if (s->out2.ndim) {
+            s->host2 = malloc((size_t)vkd_tensor_numel(&s->out2) * sizeof *s->host2);
+            vkd_tensor_download_f32(s->g.d, &s->out2, s->host2);
+        }
     }
     vkd_cmd_destroy(s->g.c);
     vkd_pool_destroy(s->g.d, s->g.pool);

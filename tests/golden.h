@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 #include "io/safetensors.h"
+#include "models/detect.h"
 #include "models/graph.h"
+#include "pipeline/txt2img.h"
 
 typedef struct golden {
     vkd_st_file *f;
@@ -31,9 +33,26 @@ void expect_psnr(const char *what, vkd_dtype dt, const float *got, const float *
 typedef struct stage {
     vkd_graph g;
     vkd_tensor out;
+    vkd_tensor out2;  /* a second output (ndim > 0), downloaded into host2 */
+    float *host2;     /* the caller frees it */
 } stage;
 int stage_begin(stage *s, vkd_device *d, vkd_wstore *ws, vkd_dtype dt);
 /* end, submit, download s->out (NULL on failure, which is a failed check) */
 float *stage_finish(stage *s, vkd_result r, const char *what);
+
+/* The stages of a family against its golden (unet_*, vae_*; SDXL's unet_y). */
+void golden_unet(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
+                 const char *fam);
+void golden_vae(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
+                const char *fam);
+/* A context on model in dt's precision (validation on unless VKD_NO_VALIDATION); NULL
+ * on failure (a failed check). */
+vkd_ctx *golden_ctx(const char *model, vkd_dtype dt);
+/* One run with gp (its size set from the golden) and io's conditioning against
+ * <prefix>_latent / <prefix>_image. */
+void golden_run(vkd_ctx *ctx, golden *g, vkd_dtype dt, vkd_gen_params *gp, const vkd_txt2img_io *io,
+                const char *prefix, const char *what);
+/* Every sampler, 4 steps, cfg 7, from the golden's context (and pipe_y). */
+void golden_pipeline(const char *model, golden *g, vkd_dtype dt, const char *fam, const char *prediction);
 
 #endif

@@ -518,7 +518,7 @@ def cfg_from_file(cfg, header):
 
 def convert_from(src, out, cfg, dtype):
     """Write src (a CompVis/sgm single file) as a diffusers folder; returns (tensors read, bytes written)."""
-    header, base, _ = read_header(src)
+    header, base, src_meta = read_header(src)
     cfg = cfg_from_file(cfg, header)
     raw = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I64": np.int64}
     data = np.memmap(src, dtype=np.uint8, mode="r")
@@ -548,6 +548,8 @@ def convert_from(src, out, cfg, dtype):
             esize = {"I64": 8, "F32": 4, "F16": 2, "BF16": 2}[odt]
             files.setdefault(f, []).append((dn, oshape, odt, int(np.prod(oshape)) * esize, prod))
     meta = {"format": "pt", "vkdiff.maker": f"from {os.path.basename(src)}" + (f" dtype={dtype}" if dtype else "")}
+    if "vkdiff.config" in src_meta:  # the head split of our own tiny models (not in the weights)
+        meta["vkdiff.config"] = src_meta["vkdiff.config"]
     total = 0
     for f, entries in files.items():
         write_safetensors(os.path.join(out, f), entries, meta)
