@@ -320,6 +320,7 @@ int main(void)
     test_tile_starts();
     test_groupnorm_external();
     test_plan_matches_recording(test_data_path("tiny-sd1.safetensors"), "tiny SD1");
+    test_plan_matches_recording(test_data_path("tiny-sdxl.safetensors"), "tiny SDXL"); /* y, label_emb */
     test_plan_matches_recording(test_source_path("weights/shapes.safetensors"), "shapes");
     test_tiled_decode();
     test_budgets();

@@ -280,8 +280,13 @@ vkd_result vkd_model_detect(const vkd_weights *w, vkd_model_config *cfg, char *w
     if (u->adm_in_channels) {
         cfg->family = VKD_FAMILY_SDXL;
         if (cfg->n_text != 2) {
-            say(why, wl, "UNet has label_emb (SDXL-style) but the file lacks SDXL's two text encoders "
-                         "conditioner.embedders.0 (CLIP) and .1 (OpenCLIP); an SDXL refiner is not supported");
+            if (u->adm_in_channels == 2560) /* sd_xl_refiner.yaml: pooled 1280 + 5 x 256 (sizes, aesthetic score) */
+                say(why, wl, "this is an SDXL refiner (label_emb of 2560 = pooled 1280 + crop, size and aesthetic-score "
+                             "embeddings, one OpenCLIP text encoder): not supported; use the base model or a "
+                             "fine-tune of it");
+            else
+                say(why, wl, "UNet has label_emb (SDXL-style) but the file lacks SDXL's two text encoders "
+                             "conditioner.embedders.0 (CLIP) and .1 (OpenCLIP); an SDXL refiner is not supported");
             goto refuse;
         }
         if (u->context_dim != cfg->text[0].width + cfg->text[1].width) {

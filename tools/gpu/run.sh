@@ -9,6 +9,8 @@
 #   VKD_GPU_SIZE=512                    image size of the model benchmark
 #   VKD_SD15=/path/sd15.safetensors     use this checkpoint instead of making one
 #   VKD_GPU_SKIP_TESTS=1                benchmarks only
+#   VKD_GPU_SDXL=0                      skip the SDXL 1024x1024 benchmark (issue 20; on by default)
+#   VKD_SDXL=/path/sdxl.safetensors     use this SDXL checkpoint instead of making one (6.6 GB)
 #   VKD_GPU_PREBUILT=1                  use the build already in build-gpu (made elsewhere,
 #                                       e.g. where glslang is installed); skip cmake. For the
 #                                       VK_KHR_cooperative_matrix kernels build it with the
@@ -112,5 +114,29 @@ if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
   done
 else
   log "no PyTorch with CUDA here: no reference timing"
+fi
+if [[ "${VKD_GPU_SDXL:-1}" != 0 ]]; then
+  # issue 20: the SDXL 1024x1024 guided UNet evaluation against PyTorch fp16, same run
+  XL=${VKD_SDXL:-$OUT/sdxl.safetensors}
+  if [[ ! -f "$XL" ]]; then
+    log "making a full-size random SDXL checkpoint (fp16) at $XL"
+    "$PY" tools/make_checkpoint.py sdxl "$XL" >"$OUT/make_sdxl.log"
+  fi
+  log "model benchmark: SDXL 1024x1024"
+  "$B/vkdiff" bench model -m "$XL" --tokenizer "$TOK" -W 1024 -H 1024 --repeat 5 \
+    --append "$OUT/bench_rows.md" | tee "$OUT/bench_model_sdxl.md"
+  XL_MS=$(sed -n 's/^| UNet batch 2 (guidance) | \([0-9.]*\) |.*/\1/p' "$OUT/bench_model_sdxl.md")
+  if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    for variant in oracle sdpa; do
+      flag=""; [[ $variant == sdpa ]] && flag=--sdpa
+      "$PY" tools/gpu/time_unet.py --model sdxl --size 1024 --batch 2 --repeat 10 $flag \
+        | tee "$OUT/pytorch_sdxl_$variant.txt" || true
+      PT_MS=$(sed -n 's/^PYTORCH_UNET_MS=//p' "$OUT/pytorch_sdxl_$variant.txt")
+      if [[ -n "$XL_MS" && -n "$PT_MS" ]]; then
+        log "SDXL UNet batch 2 1024x1024: vkdiff $XL_MS ms, PyTorch fp16 ($variant attention) $PT_MS ms, vkdiff / PyTorch = $(
+          awk -v a="$XL_MS" -v b="$PT_MS" 'BEGIN { printf "%.2f", a / b }')"
+      fi
+    done
+  fi
 fi
 log "done: results in $OUT"

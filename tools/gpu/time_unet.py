@@ -24,6 +24,9 @@ import sd_model  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=512, help="image size (latent = size / 8)")
+    ap.add_argument("--model", choices=["sd15", "sdxl"], default="sd15",
+                    help="sd15 (v1-inference.yaml) or sdxl (sd_xl_base.yaml: levels 1,2,4, depth 0/2/10, "
+                         "middle 10, 64-wide heads, context 2048, label_emb on y 2816)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--device", default="cuda")
@@ -57,30 +60,39 @@ def main():
             o = torch.nn.functional.scaled_dot_product_attention(sp(q), sp(k), sp(v))
             return self.to_out(o.permute(0, 2, 1, 3).reshape(b, n, -1))
         sd_model.CrossAttention.forward = sdpa_forward
-    unet = sd_model.UNetModel().to(dev, dt).eval()
+    if a.model == "sdxl":
+        unet = sd_model.UNetModel(channel_mult=(1, 2, 4), num_res_blocks=2, attention_levels=(1, 2),
+                                  num_heads=-1, num_head_channels=64, transformer_depth=[0, 2, 10],
+                                  transformer_depth_middle=10, context_dim=2048, use_linear_in_transformer=True,
+                                  adm_in_channels=2816)
+        ctx_dim, y = 2048, torch.randn(a.batch, 2816, device=dev, dtype=dt)
+    else:
+        unet, ctx_dim, y = sd_model.UNetModel(), 768, None
+    unet = unet.to(dev, dt).eval()
     lat = a.size // 8
     x = torch.randn(a.batch, 4, lat, lat, device=dev, dtype=dt)
     t = torch.full((a.batch,), 500.0, device=dev)
-    ctx = torch.randn(a.batch, 77, 768, device=dev, dtype=dt)
+    ctx = torch.randn(a.batch, 77, ctx_dim, device=dev, dtype=dt)
+    extra = {"y": y} if y is not None else {}
     times = []
     with torch.no_grad():
         for i in range(3 + a.repeat):
             if dev == "cuda":
                 s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 s.record()
-                unet(x, t, ctx)
+                unet(x, t, ctx, **extra)
                 e.record()
                 torch.cuda.synchronize()
                 ms = s.elapsed_time(e)
             else:
                 t0 = time.perf_counter()
-                unet(x, t, ctx)
+                unet(x, t, ctx, **extra)
                 ms = (time.perf_counter() - t0) * 1000
             if i >= 3:
                 times.append(ms)
     name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
     print(f"pytorch {torch.__version__} {name} {str(dt).replace('torch.', '')}"
-          f"{' sdpa' if a.sdpa else ''}: SD1.5 UNet batch {a.batch} "
+          f"{' sdpa' if a.sdpa else ''}: {'SDXL' if a.model == 'sdxl' else 'SD1.5'} UNet batch {a.batch} "
           f"{a.size}x{a.size}: median {statistics.median(times):.1f} ms over {a.repeat}")
     print(f"PYTORCH_UNET_MS={statistics.median(times):.3f}")
     return 0
