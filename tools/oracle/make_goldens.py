@@ -525,9 +525,10 @@ def golden_metadata(cfg, calls):
     }
 
 
-def check_names(cfg, sd):
+def check_names(cfg, sd, vocab=VOCAB, inpaint=False):
     """Compare our state_dict key set and shapes with tools/make_checkpoint.py's own key
-    list (written independently from the same sources) for the same dimensions."""
+    list (written independently from the same sources) for the same dimensions.
+    vocab: token table rows; inpaint: a 9-channel UNet input (make_checkpoint --inpaint)."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     try:
         import make_checkpoint as mc
@@ -545,9 +546,9 @@ def check_names(cfg, sd):
                       linear=u["use_linear_in_transformer"], adm=u["adm_in_channels"]),
             vae=dict(ch=v["ch"], mult=list(v["ch_mult"]), nrb=v["num_res_blocks"], z=v["z_channels"]),
             te=[dict(kind="hf", prefix="conditioner.embedders.0.transformer.", width=t["width"], layers=t["layers"],
-                     mlp=t["mlp"], vocab=VOCAB, pos=POSITIONS, proj=0),
+                     mlp=t["mlp"], vocab=vocab, pos=POSITIONS, proj=0),
                 dict(kind="openclip", prefix="conditioner.embedders.1.model.", width=tg["width"],
-                     layers=tg["layers"], mlp=tg["mlp"], vocab=VOCAB, pos=POSITIONS, proj=tg["proj"])],
+                     layers=tg["layers"], mlp=tg["mlp"], vocab=vocab, pos=POSITIONS, proj=tg["proj"])],
             extras=[])
     else:
         mcfg = None
@@ -558,9 +559,9 @@ def check_names(cfg, sd):
         vae=dict(ch=v["ch"], mult=list(v["ch_mult"]), nrb=v["num_res_blocks"], z=v["z_channels"]),
         te=[dict(kind="hf" if cfg["family"] == "sd1" else "openclip",
                  prefix="cond_stage_model.transformer." if cfg["family"] == "sd1" else "cond_stage_model.model.",
-                 width=t["width"], layers=t["layers"], mlp=t["mlp"], vocab=VOCAB, pos=POSITIONS, proj=t.get("proj", 0))],
+                 width=t["width"], layers=t["layers"], mlp=t["mlp"], vocab=vocab, pos=POSITIONS, proj=t.get("proj", 0))],
         extras=["position_ids", "alphas_cumprod"] if cfg["family"] == "sd1" else ["alphas_cumprod"])
-    spec = {n: tuple(s) for n, s, _ in mc.compvis_spec(mcfg, VOCAB, False)}
+    spec = {n: tuple(s) for n, s, _ in mc.compvis_spec(mcfg, vocab, inpaint)}
     if not v["with_encoder"]:
         spec = {n: s for n, s in spec.items()
                 if not n.startswith(("first_stage_model.encoder.", "first_stage_model.quant_conv."))}

@@ -464,6 +464,15 @@ class AutoencoderKL(nn.Module):
         before LatentDiffusion multiplies it by scale_factor"""
         return self.quant_conv(self.encoder(x))[:, :self.z_channels]
 
+    def encode_posterior(self, x):
+        """-> (mean, logvar) of the posterior, logvar clamped to [-30, 20]: CompVis
+        ldm/modules/distributions/distributions.py and diffusers models/autoencoders/vae.py
+        DiagonalGaussianDistribution (`self.mean, self.logvar = torch.chunk(parameters, 2,
+        dim=1)`, `self.logvar = torch.clamp(self.logvar, -30.0, 20.0)`); std = exp(0.5 logvar),
+        sample = mean + std * randn(mean.shape). Not multiplied by scale_factor."""
+        mean, logvar = torch.chunk(self.quant_conv(self.encoder(x)), 2, dim=1)
+        return mean, torch.clamp(logvar, -30.0, 20.0)
+
 
 # ------------------------------------------------------------- text encoders ----
 def causal_mask(n):
