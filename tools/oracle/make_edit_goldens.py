@@ -364,7 +364,7 @@ def metadata(fam, G, calls, base_cfg, inp_cfg):
         "encoder": "posterior (diffusers DiagonalGaussianDistribution): moments = quant_conv(encoder(x)); mean = "
                    "moments[:, :4], logvar = clamp(moments[:, 4:], -30, 20), std = exp(0.5 * logvar), sample = "
                    "mean + std * eps; latent = sample * scale factor",
-        "img2img": f"{STEPS} steps, strength {STRENGTH} (also 1.0: i2i_s1_*), cfg {CFG}, prediction {pred}; "
+        "img2img": "" if fam == "sd2" else f"{STEPS} steps, strength {STRENGTH} (also 1.0: i2i_s1_*), cfg {CFG}, prediction {pred}; "
                    "draw 1 = posterior eps, draw 2 = noise (diffusers img2img prepare_latents order); t_enc = "
                    f"int(min(strength, 0.999) * steps) = {t_enc}; sigmas = get_sigmas({STEPS}) (k-diffusion "
                    f"discrete, + 0)[{STEPS} - t_enc - 1:] (A1111 setup_img2img_steps, img2img_fix_steps off, "
