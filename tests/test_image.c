@@ -309,6 +309,18 @@ static void write_file(const char *path, const void *d, size_t n)
     }
 }
 
+/* VKD_IMAGE_SEEDS=DIR ./test_image also writes the inputs named here into DIR: how
+ * tests/fuzz_corpus/image/ was made (fuzz_image's seeds). */
+static void seed(const char *name, const bytes *b)
+{
+    const char *dir = getenv("VKD_IMAGE_SEEDS");
+    if (!dir || !*dir)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    write_file(path, b->p, b->n);
+}
+
 /* decodes from memory as "mem"; on success compares with want (w x h x ch) */
 static void expect_decoded(const bytes *b, int ch, int w, int h, const uint8_t *want, const char *what)
 {
@@ -378,6 +390,7 @@ static void test_png_kinds(test_rng *r)
     bytes b = make_png(3, 2, 8, 0, grey, 3, NULL, 0, NULL, 0);
     expect_decoded(&b, 3, 3, 2, want, "grey 8-bit PNG as RGB");
     expect_decoded(&b, 1, 3, 2, grey, "grey 8-bit PNG as a mask");
+    seed("grey8.png", &b);
     free(b.p);
 
     uint8_t ga[12], rgba[24];
@@ -388,9 +401,11 @@ static void test_png_kinds(test_rng *r)
     }
     b = make_png(3, 2, 8, 4, ga, 6, NULL, 0, NULL, 0);
     expect_decoded(&b, 3, 3, 2, want, "grey+alpha PNG as RGB (alpha dropped)");
+    seed("grey-alpha.png", &b);
     free(b.p);
     b = make_png(3, 2, 8, 6, rgba, 12, NULL, 0, NULL, 0);
     expect_decoded(&b, 3, 3, 2, want, "RGBA PNG as RGB (alpha dropped)");
+    seed("rgba.png", &b);
     free(b.p);
 
     /* 16-bit: the high byte (PIL's "RGB;16B"); the low byte differs to show it is ignored */
@@ -399,6 +414,7 @@ static void test_png_kinds(test_rng *r)
         rgb16[2 * i] = want[i], rgb16[2 * i + 1] = (uint8_t)(0xff - i);
     b = make_png(3, 2, 16, 2, rgb16, 18, NULL, 0, NULL, 0);
     expect_decoded(&b, 3, 3, 2, want, "16-bit RGB PNG as RGB (high byte)");
+    seed("rgb16.png", &b);
     free(b.p);
     uint8_t g16[12];
     for (int i = 0; i < 6; i++)
@@ -414,14 +430,17 @@ static void test_png_kinds(test_rng *r)
     uint8_t trns[2] = {0, 128};
     b = make_png(3, 2, 8, 3, idx, 3, plte, 4, trns, 2);
     expect_decoded(&b, 3, 3, 2, pw, "8-bit palette PNG with tRNS as RGB");
+    seed("palette-trns.png", &b);
     free(b.p);
     uint8_t packed[2] = {0 << 6 | 1 << 4 | 2 << 2, 3 << 6 | 2 << 4 | 1 << 2}; /* 2-bit indices: 0 1 2 | 3 2 1 */
     b = make_png(3, 2, 2, 3, packed, 1, plte, 4, NULL, 0);
     expect_decoded(&b, 3, 3, 2, pw, "2-bit palette PNG as RGB");
+    seed("palette2.png", &b);
     free(b.p);
     uint8_t bits[2] = {0xa0, 0x40}, bw[6] = {255, 0, 255, 0, 255, 0}; /* 1-bit grey: 101 / 010 */
     b = make_png(3, 2, 1, 0, bits, 1, NULL, 0, NULL, 0);
     expect_decoded(&b, 1, 3, 2, bw, "1-bit grey PNG as a mask (0 and 255)");
+    seed("grey1.png", &b);
     free(b.p);
 
     /* the mask's luma: Pillow's rounded L24; pure green is 150 (truncating /1000: 149) */
@@ -579,6 +598,9 @@ static void test_jpeg_orientations(void)
             uint8_t exif[64];
             size_t en = make_exif(exif, little, o);
             bytes b = make_jpeg(pix, 48, 32, 3, JCS_RGB, exif, en);
+            if (o == 6 || o == 5)
+                seed(little ? (o == 6 ? "exif6-II.jpg" : "exif5-II.jpg") : (o == 6 ? "exif6-MM.jpg" : "exif5-MM.jpg"),
+                     &b);
             int g[6] = {0, 1, 2, 3, 4, 5}, gw = 3, gh = 2;
             pil_exif_transpose(g, &gw, &gh, o);
             vkd_cli_image img;
@@ -628,6 +650,7 @@ static void test_jpeg_kinds_and_damage(void)
     TEST_CHECK(ok, "a grey JPEG reads as R = G = B near the original (rc %d %s)", rc, err);
     vkd_cli_image_free(&img);
     expect_prefixes_refused(&b, "a 16x8 grey JPEG");
+    seed("grey.jpg", &b);
     /* the frame header's height and width (SOF0: FF C0, length, precision, H, W) */
     size_t sof = 0;
     for (size_t i = 2; i + 9 < b.n && !sof; i++)
@@ -652,6 +675,7 @@ static void test_jpeg_kinds_and_damage(void)
     memset(cmyk, 100, sizeof cmyk);
     b = make_jpeg(cmyk, 16, 16, 4, JCS_CMYK, NULL, 0);
     expect_refused(&b, "CMYK", "a CMYK JPEG");
+    seed("cmyk.jpg", &b);
     free(b.p);
     bytes junk = {test_alloc(64), 64};
     memset(junk.p, 0x5a, 64);
