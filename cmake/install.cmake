@@ -104,7 +104,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION graphics)
 # libvulkan1 is loaded at run time (volk), so no tool can see it: named by hand. The
-# rest (libc, cJSON, zlib, libpng, OpenBLAS where the CLI links them; libasan in a
+# rest (libc, cJSON, zlib, libpng, libjpeg, OpenBLAS where the CLI links them; libasan in a
 # sanitizer build) dpkg-shlibdeps reads from the binaries (dpkg-dev); without it, a
 # hand-made list of the same, unversioned.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libvulkan1")
@@ -116,6 +116,9 @@ else()
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libc6, libcjson1, zlib1g")
   if(PNG_FOUND)
     string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libpng16-16")
+  endif()
+  if(JPEG_FOUND)
+    string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libjpeg62-turbo")
   endif()
   if(OPENBLAS_LIB AND CBLAS_INCLUDE)
     string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libopenblas0")

@@ -11,7 +11,8 @@
               with zeros) holding the tensors detection reads (tiny-sd1's also in
               full), and the same subsets as tensor lists (tests/fuzz_detect.c)
 
-safetensors/ is hand-made and not touched. Output is deterministic; only numpy is
+safetensors/ is hand-made and not touched; image/ is written by test_image
+(VKD_IMAGE_SEEDS=DIR ./test_image), which has libjpeg. Output is deterministic; only numpy is
 needed (make_checkpoint.py's key lists, no weights are computed). Never add the CLIP
 vocabulary (shared/clip/) to a corpus: the built-in seeds here stand in for it.
 """
