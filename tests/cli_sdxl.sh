@@ -22,6 +22,24 @@ gen -p "a cat" --steps 2 --original-size 1024x768 --crop 16,32 --target-size 64x
   -o "$W/sizes.png" || fail "size flags: exit $?"
 png "$W/sizes.png"
 cmp -s "$W/guided.png" "$W/sizes.png" && fail "the size conditioning changed nothing"
+# --vae: the same VAE as a separate diffusers vae/ folder gives the same pixels, and the
+# PNG text names it as A1111 does
+PY=${VKD_PYTHON:-python3}
+"$PY" "$SRC/tools/make_checkpoint.py" sdxl "$W/df" --layout diffusers --from "$MODEL" 2>/dev/null ||
+  fail "could not convert the model to a diffusers folder"
+gen -p "a (red:1.3) circle, blue background" --steps 2 --vae "$W/df/vae" -o "$W/vae.png" || fail "--vae: exit $?"
+"$PY" - "$W/guided.png" "$W/vae.png" <<'PYEOF' || fail "--vae: other pixels, or no 'VAE: vae' in the PNG text"
+import struct, sys, zlib
+def chunks(p):
+    d = open(p, 'rb').read(); i = 8; out = {}
+    while i < len(d):
+        n, t = struct.unpack('>I4s', d[i:i + 8]); out.setdefault(t, b''); out[t] += d[i + 8:i + 8 + n]; i += 12 + n
+    return out
+a, b = chunks(sys.argv[1]), chunks(sys.argv[2])
+assert zlib.decompress(a[b'IDAT']) == zlib.decompress(b[b'IDAT']), 'pixels differ'
+text = b.get(b'tEXt', b'') + b.get(b'iTXt', b'')
+assert b'VAE: vae' in text, text
+PYEOF
 for bad in "--original-size 1024" "--original-size 10x-3" "--target-size x" "--crop 5" "--empty-negative none"; do
   # shellcheck disable=SC2086
   gen -p x $bad -o "$W/bad.png" 2>"$W/err.txt"

@@ -103,9 +103,13 @@ void golden_vae(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, gold
 void golden_run(vkd_ctx *ctx, golden *g, vkd_dtype dt, vkd_gen_params *gp, const vkd_txt2img_io *io_in,
                 const char *prefix, const char *what)
 {
-    const vkd_st_tensor *nt = vkd_st_find(g->f, "pipe_noise"), *it = vkd_st_find(g->f, "pipe_euler_image");
+    char name[80];
+    snprintf(name, sizeof name, "%s_latent", prefix);
+    const vkd_st_tensor *nt = vkd_st_find(g->f, name);
+    snprintf(name, sizeof name, "%s_image", prefix);
+    const vkd_st_tensor *it = vkd_st_find(g->f, name);
     if (!nt || !it) {
-        TEST_CHECK(0, "pipe_noise and pipe_euler_image present");
+        TEST_CHECK(0, "%s_latent and %s_image present", prefix, prefix);
         return;
     }
     int64_t h = nt->shape[2], w = nt->shape[3], H = it->shape[2], W = it->shape[3];
@@ -117,7 +121,6 @@ void golden_run(vkd_ctx *ctx, golden *g, vkd_dtype dt, vkd_gen_params *gp, const
     io.latent_out = lat, io.image_out = img;
     vkd_result r = vkd_generate_io(ctx, gp, &io, rgb);
     TEST_CHECK(r == VKD_OK, "%s: %s", what, vkd_result_str(r));
-    char name[80];
     snprintf(name, sizeof name, "%s_latent", prefix);
     float *rl = r ? NULL : gload(g, name, NULL);
     snprintf(name, sizeof name, "%s_image", prefix);
