@@ -13,6 +13,8 @@
 #include "pipeline/decode_stage.h"
 #include "pipeline/denoise_stage.h"
 #include "pipeline/text_stage.h"
+#include "pipeline/hires.h"
+#include "pipeline/outpaint.h"
 #include "pipeline/txt2img.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
@@ -54,9 +56,24 @@ void vkd_gen_params_init(vkd_gen_params *p)
     p->sampler = "euler_a";
     p->schedule = "discrete";
     p->rng = "cpu";
+    p->strength = 0.75;
+    p->mask_blur = 4;
+    p->hires_strength = 0.7;
 }
 
-size_t vkd_image_bytes(const vkd_gen_params *p) { return (size_t)p->width * (size_t)p->height * 3; }
+void vkd_image_size(const vkd_gen_params *p, int *width, int *height)
+{
+    bool hires = p->hires_scale > 1;
+    *width = hires ? (int)(p->width * p->hires_scale) / 8 * 8 : p->width + p->pad_left + p->pad_right;
+    *height = hires ? (int)(p->height * p->hires_scale) / 8 * 8 : p->height + p->pad_top + p->pad_bottom;
+}
+
+size_t vkd_image_bytes(const vkd_gen_params *p)
+{
+    int w, h;
+    vkd_image_size(p, &w, &h);
+    return (size_t)w * (size_t)h * 3;
+}
 vkd_result vkd_gen_params_check(const vkd_gen_params *p)
 {
     if (!p->prompt) {
@@ -88,6 +105,51 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
             VKD_ERROR("SDXL size conditioning: sizes and crop must be between 0 and 65536 (got %d)", sz[i]);
             return VKD_ERR_INVALID_ARG;
         }
+    if (p->init_image && (p->init_width < 1 || p->init_height < 1 || p->init_width > 16384 ||
+                          p->init_height > 16384 || (int64_t)p->init_width * p->init_height > (64 << 20))) {
+        VKD_ERROR("init image of %dx%d: sides must be 1 to 16384 pixels, at most 64 Mpx", p->init_width,
+                  p->init_height);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->mask && (!p->init_image || p->mask_width < 1 || p->mask_height < 1 || p->mask_width > 16384 ||
+                    p->mask_height > 16384 || (int64_t)p->mask_width * p->mask_height > (64 << 20))) {
+        VKD_ERROR(p->init_image ? "mask of %dx%d: sides must be 1 to 16384 pixels, at most 64 Mpx"
+                                : "a mask needs an init image (inpainting repaints part of an image)",
+                  p->mask_width, p->mask_height);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (!(p->strength >= 0 && p->strength <= 1) || p->mask_blur < 0 || p->mask_blur > 256) {
+        VKD_ERROR("strength must be between 0 and 1 and the mask blur between 0 and 256 pixels");
+        return VKD_ERR_INVALID_ARG;
+    }
+    const int pads[4] = {p->pad_left, p->pad_top, p->pad_right, p->pad_bottom};
+    for (int i = 0; i < 4; i++)
+        if (pads[i] < 0 || pads[i] % 8 || pads[i] > 4096 || (pads[i] && (!p->init_image || p->hires_scale > 1)) ||
+            p->width + p->pad_left + p->pad_right > 8192 || p->height + p->pad_top + p->pad_bottom > 8192) {
+            VKD_ERROR("outpainting: padding must be multiples of 8 from 0 to 4096, the result at most 8192 pixels a "
+                      "side, with an init image and without the hires fix (got %d,%d,%d,%d)",
+                      p->pad_left, p->pad_top, p->pad_right, p->pad_bottom);
+            return VKD_ERR_INVALID_ARG;
+        }
+    if (p->hires_scale != 0 && p->hires_scale != 1) {
+        int w2 = (int)(p->width * p->hires_scale) / 8 * 8, h2 = (int)(p->height * p->hires_scale) / 8 * 8;
+        if (!(p->hires_scale > 1 && p->hires_scale <= 8) || w2 > 8192 || h2 > 8192 || p->hires_steps < 0 ||
+            p->hires_steps > VKD_MAX_STEPS || !(p->hires_strength >= 0 && p->hires_strength <= 1) ||
+            (p->hires_upscale && strcmp(p->hires_upscale, "latent") && strcmp(p->hires_upscale, "lanczos"))) {
+            VKD_ERROR("hires fix: scale must be over 1 and at most 8 (the result at most 8192 pixels a side), steps "
+                      "0..%d, strength 0..1, upscale \"latent\" or \"lanczos\"", VKD_MAX_STEPS);
+            return VKD_ERR_INVALID_ARG;
+        }
+        if ((p->sampler && !strcmp(p->sampler, "ddim")) || p->mask) {
+            VKD_ERROR("hires fix: not with ddim (its second pass is img2img) nor with a mask");
+            return VKD_ERR_INVALID_ARG;
+        }
+    }
+    if (p->init_image && p->sampler && !strcmp(p->sampler, "ddim")) {
+        VKD_ERROR("img2img and inpainting take the k-diffusion samplers (euler, euler_a, heun, dpm++2m, lcm), "
+                  "not ddim");
+        return VKD_ERR_INVALID_ARG;
+    }
     if (p->clip_skip < 0 || p->clip_skip > 12) {
         VKD_ERROR("clip skip must be between 0 and 12");
         return VKD_ERR_INVALID_ARG;
@@ -282,7 +344,12 @@ vkd_result vkd_generate_io(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *
         memset(&c->timings, 0, sizeof c->timings);
         c->timings.load_ms = load_ms;
         note_first_run(c);
-        r = vkd_txt2img(&c->pipe, p, io, rgb, &c->timings);
+        if (p->hires_scale > 1)
+            r = vkd_hires(&c->pipe, p, rgb, &c->timings);
+        else if (p->pad_left || p->pad_top || p->pad_right || p->pad_bottom)
+            r = vkd_outpaint(&c->pipe, p, io, rgb, &c->timings);
+        else
+            r = vkd_txt2img(&c->pipe, p, io, rgb, &c->timings);
         c->timings.total_ms = vkd_now_ms() - t0;
     }
     log_leave(s);

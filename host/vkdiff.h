@@ -116,13 +116,38 @@ typedef struct vkd_gen_params {
     bool sdxl_encode_empty_negative; /* false (default): an empty negative prompt is zeros, as diffusers
                                         (force_zeros_for_empty_prompt) and A1111 do; true: "" is encoded
                                         (ComfyUI). docs/sdxl.md */
+    /* Image input (docs/img2img.md). init_image: RGB8, row-major, init_width x init_height, resized
+       to width x height (Lanczos) when the sizes differ; NULL: text to image. */
+    const uint8_t *init_image;
+    int init_width, init_height;
+    double strength;             /* denoising strength 0..1 (default 0.75): img2img runs the last
+                                    int(min(strength, 0.999) * steps) + 1 steps of the schedule (A1111) */
+    const uint8_t *mask;         /* inpainting: grey8 mask_width x mask_height, 255 = repaint, 0 = keep,
+                                    resized like the image; NULL: no mask */
+    int mask_width, mask_height;
+    int mask_blur;               /* Gaussian blur of the mask in pixels, as A1111's "Mask blur" (default 4) */
+    bool no_paste_back;          /* inpainting: keep the decoded pixels outside the mask (default: the input's
+                                    pixels are pasted back, blended by the blurred mask, as A1111 does) */
+    /* Outpainting: grow the canvas of the init image (at width x height) by these many pixels
+       (multiples of 8), fill the new area with the nearest edge's colour, mask it (with the mask, if
+       any, inside) and inpaint; the output is (width + left + right) x (height + top + bottom). */
+    int pad_left, pad_top, pad_right, pad_bottom;
+    /* Hires fix (A1111 "Hires. fix"): the image at width x height, upscaled by hires_scale (to a
+       multiple of 8), then img2img at that size. 0 or 1: off. */
+    double hires_scale;
+    int hires_steps;             /* the second pass's steps (0: steps) */
+    double hires_strength;       /* its denoising strength (default 0.7, A1111's) */
+    const char *hires_upscale;   /* "latent" (default: the latent, bilinear, A1111's "Latent") or "lanczos"
+                                    (decoded, resized in pixels, encoded again) */
     vkd_gen_progress_fn progress;
     void *progress_user;
     int64_t seed_used;           /* out */
 } vkd_gen_params;
 
 void vkd_gen_params_init(vkd_gen_params *p);
-/* Bytes the output image takes: width * height * 3. */
+/* The output image's size: width x height, the hires fix's larger one, or the outpainted one. */
+void vkd_image_size(const vkd_gen_params *p, int *width, int *height);
+/* Bytes the output image takes: its width * height * 3. */
 size_t vkd_image_bytes(const vkd_gen_params *p);
 /* Check the parameters without touching the GPU (sizes, steps, names). */
 vkd_result vkd_gen_params_check(const vkd_gen_params *p);
@@ -132,6 +157,7 @@ vkd_result vkd_generate(vkd_ctx *ctx, vkd_gen_params *p, uint8_t *rgb);
 /* Per-stage wall times of the last vkd_generate, in ms, and what it held. */
 typedef struct vkd_timings {
     double load_ms, text_ms, unet_ms, vae_ms, total_ms;
+    double encode_ms;            /* image input: the VAE encoder(s) */
     double unet_setup_ms;        /* the plan, the UNet's weights uploaded (where not resident) and its recording */
     int unet_evals;
     int vae_tiles;               /* 1: decoded whole */

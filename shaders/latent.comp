@@ -5,7 +5,8 @@
 // repeated per batch item; and the UNet's output back to NCHW fp32 with classifier-free
 // guidance (k-diffusion CFGDenoiser: uncond + scale * (cond - uncond)). The scalars
 // (c_in, the guidance scale) are read from a buffer written each step, so the recording
-// is replayed unchanged.
+// is replayed unchanged. An inpainting UNet's extra input channels (mask, masked-image
+// latent) ride along unscaled: k-diffusion scales only the noisy latent by c_in.
 #include "common.glsl"
 #include "push_latent.h"
 
@@ -21,7 +22,7 @@ void main()
     uint p = i / pc.ch, k = i % pc.ch;  // channels-last index of item 0
     uint nchw = pc.f_off + k * pc.hw + p;
     if (pc.mode == VKD_LATENT_IN) {
-        float v = f[nchw] * s[pc.s_off];
+        float v = k < pc.scaled ? f[nchw] * s[pc.s_off] : f[nchw];
         for (uint b = 0; b < pc.batch; b++)
             x[pc.t_off + b * pc.hw * pc.ch + i] = T(v);
     } else {

@@ -25,10 +25,12 @@ static const emphasis_case emphasis_cases[] = {
 typedef struct latent_case {
     int batch;
     int64_t hw;
+    int64_t in_ch; /* the UNet's input channels: 4, or 9 for inpainting (5 unscaled) */
 } latent_case;
 static const latent_case latent_cases[] = {
-    {1, 37},      /* unguided, an odd size */
-    {2, 64 * 64}, /* guided, a 512x512 image's latent */
+    {1, 37, 4},      /* unguided, an odd size */
+    {2, 64 * 64, 4}, /* guided, a 512x512 image's latent */
+    {2, 37, 9},      /* an inpainting UNet: mask and masked-image latent ride along */
 };
 
 /* fp32: the chunk's two sums in fp32 (59k values at width 768) vs double; fp16: one
@@ -52,7 +54,8 @@ static vkd_result record_emphasis(vkd_cmd *c, void *ctx)
 static vkd_result record_latent(vkd_cmd *c, void *ctx)
 {
     job *j = ctx;
-    vkd_result r = vkd_op_latent_in(c, &j->x, &j->s, &j->unet_x);
+    vkd_result r = j->x.shape[0] == 4 ? vkd_op_latent_in(c, &j->x, &j->s, &j->unet_x)
+                                      : vkd_op_latent_in_cond(c, &j->x, &j->s, 4, &j->unet_x);
     return r ? r : vkd_op_latent_guide(c, &j->unet_o, &j->s, &j->eps);
 }
 
@@ -95,14 +98,14 @@ static void run_emphasis(vkd_device *d, vkd_dtype dt, const void *c_, test_rng *
 static void run_latent(vkd_device *d, vkd_dtype dt, const void *c_, test_rng *rng)
 {
     const latent_case *lc = c_;
-    const int64_t ch = 4, hw = lc->hw, n = ch * hw;
+    const int64_t ch = 4, ci = lc->in_ch, hw = lc->hw, n = ch * hw, ni = ci * hw;
     int b = lc->batch;
-    float *x = test_randn(rng, VKD_F32, (size_t)n, 3.0), *o = test_randn(rng, dt, (size_t)(b * n), 1.0);
-    double *ref_in = test_alloc((size_t)(b * n) * sizeof *ref_in), *ref_eps = test_alloc((size_t)n * sizeof *ref_eps);
+    float *x = test_randn(rng, VKD_F32, (size_t)ni, 3.0), *o = test_randn(rng, dt, (size_t)(b * n), 1.0);
+    double *ref_in = test_alloc((size_t)(b * ni) * sizeof *ref_in), *ref_eps = test_alloc((size_t)n * sizeof *ref_eps);
     float sc[2] = {0.25f, 7.5f};
-    int64_t fs[2] = {ch, hw}, ts[3] = {b, hw, ch}, ss[1] = {2};
-    job j = {.x = test_tensor_from(d, VKD_F32, 2, fs, x), .s = test_tensor_from(d, VKD_F32, 1, ss, sc),
-             .unet_x = test_tensor_poisoned(d, dt, 3, ts), .unet_o = test_tensor_from(d, dt, 3, ts, o),
+    int64_t fs[2] = {ch, hw}, ts[3] = {b, hw, ch}, ss[1] = {2}, fi[2] = {ci, hw}, ti[3] = {b, hw, ci};
+    job j = {.x = test_tensor_from(d, VKD_F32, 2, fi, x), .s = test_tensor_from(d, VKD_F32, 1, ss, sc),
+             .unet_x = test_tensor_poisoned(d, dt, 3, ti), .unet_o = test_tensor_from(d, dt, 3, ts, o),
              .eps = test_tensor_poisoned(d, VKD_F32, 2, fs)};
     vkd_cmd *cmd = NULL;
     for (int pass = 0; pass < 2; pass++) {
@@ -113,16 +116,16 @@ static void run_latent(vkd_device *d, vkd_dtype dt, const void *c_, test_rng *rn
         }
         for (int64_t bi = 0; bi < b; bi++)
             for (int64_t p = 0; p < hw; p++)
-                for (int64_t k = 0; k < ch; k++)
-                    ref_in[(bi * hw + p) * ch + k] = (double)x[k * hw + p] * sc[0];
+                for (int64_t k = 0; k < ci; k++)
+                    ref_in[(bi * hw + p) * ci + k] = (double)x[k * hw + p] * (k < ch ? sc[0] : 1.0f);
         for (int64_t p = 0; p < hw; p++)
             for (int64_t k = 0; k < ch; k++) {
                 double cond = o[((b - 1) * hw + p) * ch + k], unc = o[p * ch + k];
                 ref_eps[k * hw + p] = b == 2 ? unc + (double)sc[1] * (cond - unc) : cond;
             }
         char what[96];
-        snprintf(what, sizeof what, "latent_in_%s batch %d, %lld px, scalars %d", vkd_dtype_suffix(dt), b,
-                 (long long)hw, pass);
+        snprintf(what, sizeof what, "latent_in_%s batch %d, %lld px, %lld ch, scalars %d", vkd_dtype_suffix(dt), b,
+                 (long long)hw, (long long)ci, pass);
         if (pass == 0) {
             test_op op = {.what = what, .record = record_latent, .ctx = &j, .out = &j.unet_x, .ref = ref_in,
                           .tol = latent_in_tol, .keep_cmd = true};

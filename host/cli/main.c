@@ -10,6 +10,7 @@
 
 #include "cli/env.h"
 #include "cli/host_sgemm.h"
+#include "cli/image_read.h"
 #include "cli/interrupt.h"
 #include "cli/outputs.h"
 #include "cli/png_write.h"
@@ -47,6 +48,19 @@ static void usage(FILE *f)
             "  --batch-count N        images in a row, seed + i each, files numbered (default 1)\n"
             "  --precision fp16|fp32  storage precision (default: fp16 where the device has 16-bit storage)\n"
             "  --device N             Vulkan device (default: discrete, then integrated, then CPU)\n"
+            "image input (img2img, inpainting; docs/img2img.md):\n"
+            "  -i, --init-img FILE    start from this PNG or JPEG (size: -W/-H, else the image's, to a multiple of 8)\n"
+            "  --strength S           denoising strength 0..1 (default 0.75): the last int(S * steps) + 1 steps run\n"
+            "  --mask FILE            inpainting: white = repaint, black = keep (grey: partial)\n"
+            "  --mask-blur PX         blur the mask as A1111 (default 4)\n"
+            "  --no-paste-back        keep the decoded pixels outside the mask (default: the input's are put back)\n"
+            "  --pad L,T,R,B          outpainting: grow the canvas by these pixels (multiples of 8), filled with\n"
+            "                         the edge colour and masked, then inpaint (strength 1 suits it)\n"
+            "hires fix (A1111's): the image at -W x -H, upscaled, then img2img at the larger size:\n"
+            "  --hires-scale X        upscale factor (e.g. 2; off by default)\n"
+            "  --hires-steps N        second-pass steps (default: --steps)\n"
+            "  --hires-strength S     second-pass denoising strength (default 0.7)\n"
+            "  --hires-upscale latent|lanczos  the latent, bilinear (default), or the pixels, Lanczos\n"
             "  --mem-budget MIB       device memory to stay within (default: the driver's budget or heap size);\n"
             "                         the plan (-v prints it) frees the UNet before the VAE and decodes in tiles\n"
             "                         when needed, or refuses before allocating\n"
@@ -263,6 +277,8 @@ int main(int argc, char **argv)
     const char *precision = "auto";
     /* which options the user gave: the shipped model has its own defaults for the rest */
     int set_size = 0, set_steps = 0, set_cfg = 0, set_sampler = 0, set_schedule = 0;
+    const char *init_path = NULL, *mask_path = NULL;
+    vkd_cli_image init = {0}, mask = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -350,6 +366,54 @@ int main(int argc, char **argv)
             if (parse_int(val, a, 0, 12, &v))
                 return 2;
             gp.clip_skip = (int)v;
+        } else if (!strcmp(a, "-i") || !strcmp(a, "--init-img")) {
+            TAKES_VALUE;
+            init_path = val;
+        } else if (!strcmp(a, "--mask")) {
+            TAKES_VALUE;
+            mask_path = val;
+        } else if (!strcmp(a, "--strength")) {
+            TAKES_VALUE;
+            char *end;
+            gp.strength = strtod(val, &end);
+            if (*end || end == val || !(gp.strength >= 0 && gp.strength <= 1)) {
+                fprintf(stderr, "vkdiff: --strength expects a number from 0 to 1 (got '%s')\n", val);
+                return 2;
+            }
+        } else if (!strcmp(a, "--mask-blur")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 0, 256, &v))
+                return 2;
+            gp.mask_blur = (int)v;
+        } else if (!strcmp(a, "--hires-scale") || !strcmp(a, "--hires-strength")) {
+            TAKES_VALUE;
+            char *end;
+            double x = strtod(val, &end);
+            if (*end || end == val) {
+                fprintf(stderr, "vkdiff: %s expects a number (got '%s')\n", a, val);
+                return 2;
+            }
+            if (!strcmp(a, "--hires-scale"))
+                gp.hires_scale = x;
+            else
+                gp.hires_strength = x;
+        } else if (!strcmp(a, "--hires-steps")) {
+            TAKES_VALUE;
+            if (parse_int(val, a, 0, 1000, &v))
+                return 2;
+            gp.hires_steps = (int)v;
+        } else if (!strcmp(a, "--hires-upscale")) {
+            TAKES_VALUE;
+            gp.hires_upscale = val;
+        } else if (!strcmp(a, "--pad")) {
+            TAKES_VALUE;
+            char tail;
+            if (sscanf(val, "%d,%d,%d,%d%c", &gp.pad_left, &gp.pad_top, &gp.pad_right, &gp.pad_bottom, &tail) != 4) {
+                fprintf(stderr, "vkdiff: --pad expects LEFT,TOP,RIGHT,BOTTOM in pixels (got '%s')\n", val);
+                return 2;
+            }
+        } else if (!strcmp(a, "--no-paste-back")) {
+            gp.no_paste_back = true;
         } else if (!strcmp(a, "--original-size")) {
             TAKES_VALUE;
             if (parse_pair(val, a, 'x', &gp.sdxl_original_width, &gp.sdxl_original_height))
@@ -445,25 +509,51 @@ int main(int argc, char **argv)
         fprintf(stderr, "vkdiff: no prompt: pass -p TEXT\n");
         return 2;
     }
-    /* everything that can be checked without the GPU, before touching it */
-    if (vkd_gen_params_check(&gp) != VKD_OK)
+    /* image input: read and checked before the GPU is touched */
+    if (mask_path && !init_path) {
+        fprintf(stderr, "vkdiff: --mask needs an image to inpaint: pass -i FILE\n");
         return 2;
+    }
+    if (init_path) {
+        char err[512];
+        if (vkd_cli_image_read(init_path, &init, err, sizeof err) ||
+            (mask_path && vkd_cli_mask_read(mask_path, &mask, err, sizeof err))) {
+            fprintf(stderr, "vkdiff: %s\n", err);
+            vkd_cli_image_free(&init);
+            return 1;
+        }
+        gp.init_image = init.pixels, gp.init_width = init.width, gp.init_height = init.height;
+        if (mask_path)
+            gp.mask = mask.pixels, gp.mask_width = mask.width, gp.mask_height = mask.height;
+        if (!set_size) { /* the image's size, to the nearest multiple of 8 (at least 64) */
+            gp.width = (init.width + 4) / 8 * 8 < 64 ? 64 : (init.width + 4) / 8 * 8;
+            gp.height = (init.height + 4) / 8 * 8 < 64 ? 64 : (init.height + 4) / 8 * 8;
+            set_size = 1;
+        }
+    }
+    /* everything that can be checked without the GPU, before touching it */
+    if (vkd_gen_params_check(&gp) != VKD_OK) {
+        vkd_cli_image_free(&init), vkd_cli_image_free(&mask);
+        return 2;
+    }
     if (!readable(cp.model_path, "model") || (cp.vae_path && !readable(cp.vae_path, "VAE")) ||
         (cp.tokenizer_path && !readable(cp.tokenizer_path, "tokenizer")))
-        return 1;
+        goto fail_images;
     /* never write over an input: every file name the batch will write, checked now */
     for (long long b = 0; b < batch_count; b++) {
         char *path = vkd_cli_batch_path(out, b, batch_count);
         if (!path) {
             fprintf(stderr, "vkdiff: out of memory\n");
-            return 1;
+            goto fail_images;
         }
         int clash = vkd_cli_output_is_input(path, cp.model_path, "model") ||
                     vkd_cli_output_is_input(path, cp.vae_path, "VAE") ||
-                    vkd_cli_output_is_input(path, cp.tokenizer_path, "tokenizer");
+                    vkd_cli_output_is_input(path, cp.tokenizer_path, "tokenizer") ||
+                    vkd_cli_output_is_input(path, init_path, "init image") ||
+                    vkd_cli_output_is_input(path, mask_path, "mask");
         free(path);
         if (clash)
-            return 2;
+            goto fail_images_2;
     }
     vkd_log_set(NULL, NULL, verbose ? VKD_LOG_INFO : VKD_LOG_WARN);
     vkd_cli_interrupt_install();
@@ -475,17 +565,20 @@ int main(int argc, char **argv)
 #endif
     if (r) {
         fprintf(stderr, "vkdiff: %s\n", vkd_result_str(r));
+        vkd_cli_image_free(&init), vkd_cli_image_free(&mask);
         return vkd_cli_interrupted() ? 128 + vkd_cli_interrupted() : 1;
     }
     if (!set_size && !strcmp(vkd_ctx_family(ctx), "SDXL")) { /* the base model's native size */
         gp.width = gp.height = 1024;
         fprintf(stderr, "vkdiff: SDXL at 1024x1024 (-W/-H for another size; SDXL-Turbo: 512x512)\n");
     }
+    int out_w, out_h; /* the hires fix's output is larger */
+    vkd_image_size(&gp, &out_w, &out_h);
     uint8_t *rgb = malloc(vkd_image_bytes(&gp));
     if (!rgb) {
         fprintf(stderr, "vkdiff: out of memory\n");
         vkd_ctx_free(ctx);
-        return 1;
+        goto fail_images;
     }
     progress_state ps = {.tty = isatty(2), .images = (int)batch_count};
     gp.progress = progress;
@@ -517,6 +610,20 @@ int main(int argc, char **argv)
                           (long long)gp.seed_used, gp.width, gp.height, base_name(cp.model_path));
         if (gp.clip_skip > 1)
             vkd_strbuf_printf(&params, ", Clip skip: %d", gp.clip_skip);
+        if (gp.init_image) /* A1111 create_infotext */
+            vkd_strbuf_printf(&params, ", Denoising strength: %g", gp.strength);
+        if (gp.hires_scale > 1) {
+            vkd_strbuf_printf(&params, ", Denoising strength: %g, Hires upscale: %g", gp.hires_strength,
+                              gp.hires_scale);
+            if (gp.hires_steps)
+                vkd_strbuf_printf(&params, ", Hires steps: %d", gp.hires_steps);
+            vkd_strbuf_printf(&params, ", Hires upscaler: %s",
+                              gp.hires_upscale && !strcmp(gp.hires_upscale, "lanczos") ? "Lanczos" : "Latent");
+        }
+        if (gp.mask)
+            vkd_strbuf_printf(&params, ", Mask blur: %d", gp.mask_blur);
+        if (cp.vae_path) /* A1111 writes the loaded VAE's name the same way */
+            vkd_strbuf_printf(&params, ", VAE: %s", base_name(cp.vae_path));
         if (!strcmp(gp.rng, "cpu"))
             vkd_strbuf_printf(&params, ", RNG: CPU");
         if (!path || params.failed) {
@@ -526,7 +633,7 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
-        int wr = vkd_png_write(path, rgb, gp.width, gp.height, params.s, env.write_pause_ms);
+        int wr = vkd_png_write(path, rgb, out_w, out_h, params.s, env.write_pause_ms);
         vkd_strbuf_free(&params);
         if (wr) {
             free(path);
@@ -551,7 +658,14 @@ int main(int argc, char **argv)
     }
     free(rgb);
     vkd_ctx_free(ctx);
+    vkd_cli_image_free(&init), vkd_cli_image_free(&mask);
     if (vkd_cli_interrupted()) /* the shell's convention: 128 + the signal */
         return 128 + vkd_cli_interrupted();
     return rc;
+fail_images:
+    vkd_cli_image_free(&init), vkd_cli_image_free(&mask);
+    return 1;
+fail_images_2:
+    vkd_cli_image_free(&init), vkd_cli_image_free(&mask);
+    return 2;
 }

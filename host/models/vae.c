@@ -1,4 +1,4 @@
-/* KL-f8 VAE decoder. Architecture: CompVis ldm/modules/diffusionmodules/model.py
+/* KL-f8 VAE decoder and encoder. Architecture: CompVis ldm/modules/diffusionmodules/model.py
  * (Decoder, ResnetBlock, AttnBlock, Upsample); every GroupNorm there is
  * Normalize(): 32 groups, eps 1e-6. Channels-last [N, H*W, C] throughout. */
 #include "models/vae.h"
@@ -165,4 +165,48 @@ vkd_result vkd_vae_decode_record(vkd_graph *g, const vkd_vae_config *cfg, const 
     if (r)
         return r;
     return vkd_vae_decode_up_record(g, cfg, &mid, true, h, w, out);
+}
+
+/* Encoder (CompVis model.py Encoder, double_z): conv_in, per level num_res_blocks
+ * ResnetBlocks and (but the last) a Downsample = F.pad(x, (0, 1, 0, 1)) then a 3x3
+ * stride-2 conv, the middle (block_1, attn_1, block_2), norm_out + SiLU, conv_out to
+ * 2 z_channels; then quant_conv (autoencoder.py AutoencoderKL.encode). */
+vkd_result vkd_vae_encode_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *img, int64_t h, int64_t w,
+                                 vkd_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    if (img->ndim != 3 || img->shape[1] != h * w || img->shape[2] != 3)
+        return vkd_op_shape_error("vae encoder", "the image must be [N, H*W, 3]", img);
+    int64_t down = (int64_t)1 << (cfg->num_levels - 1);
+    if (!cfg->has_encoder || h % down || w % down)
+        return g_fail(g, VKD_ERR_INVALID_ARG);
+    char p[160];
+    vkd_tensor cur = g_conv(g, img, h, w, 1, 1, NULL, P "encoder.conv_in");            // [N, HW, ch]
+    for (int l = 0; l < cfg->num_levels && g_ok(g); l++) {
+        for (int b = 0; b < cfg->num_res_blocks && g_ok(g); b++) {
+            snprintf(p, sizeof p, P "encoder.down.%d.block.%d.", l, b);
+            vkd_tensor t = resnet(g, p, &cur, h, w);
+            g_free(g, &cur);
+            cur = t;
+        }
+        if (l != cfg->num_levels - 1) { /* pad right and bottom by one, then stride 2 */
+            vkd_tensor t = g_conv_pad(g, &cur, h, w, 2, 0, 1, 0, 1, P "encoder.down.%d.downsample.conv", l);
+            g_free(g, &cur);
+            cur = t;
+            h /= 2, w /= 2;
+        }
+    }
+    vkd_tensor t = resnet(g, P "encoder.mid.block_1.", &cur, h, w);
+    g_free(g, &cur);
+    cur = attn(g, P "encoder.mid.attn_1.", &t);
+    g_free(g, &t);
+    t = resnet(g, P "encoder.mid.block_2.", &cur, h, w);
+    g_free(g, &cur);
+    cur = g_groupnorm(g, &t, 32, GN_EPS, true, P "encoder.norm_out");
+    g_free(g, &t);
+    t = g_conv(g, &cur, h, w, 1, 1, NULL, P "encoder.conv_out");                        // [N, hw, 2z]
+    g_free(g, &cur);
+    *out = g_linear(g, &t, NULL, P "quant_conv");                                       // [N, hw, 2z]
+    g_free(g, &t);
+    return g->err;
 }

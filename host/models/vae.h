@@ -44,4 +44,10 @@ int vkd_vae_up_segments(const vkd_vae_config *cfg, vkd_vae_seg *segs, int cap);
 vkd_result vkd_vae_up_segment_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_vae_seg *s, vkd_tensor *x,
                                      vkd_tensor *b, int64_t h, int64_t w, vkd_tensor *out);
 
+/* The encoder: img [N, H*W, 3] in [-1, 1] (H, W multiples of 2^(levels-1)) ->
+ * *out [N, (H/8)*(W/8), 2 z_channels]: the posterior's moments, mean then logvar per
+ * pixel (quant_conv applied; not clamped, not scaled). */
+vkd_result vkd_vae_encode_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *img, int64_t h, int64_t w,
+                                 vkd_tensor *out);
+
 #endif

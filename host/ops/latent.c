@@ -5,7 +5,8 @@
 
 #define LOCAL 256
 
-static vkd_result latent(vkd_cmd *c, uint32_t mode, const vkd_tensor *f, const vkd_tensor *s, const vkd_tensor *t)
+static vkd_result latent(vkd_cmd *c, uint32_t mode, const vkd_tensor *f, const vkd_tensor *s, const vkd_tensor *t,
+                         int64_t scaled)
 {
     if (f->dtype != VKD_F32 || f->ndim != 2 || s->dtype != VKD_F32 || vkd_tensor_numel(s) < 2)
         return vkd_op_shape_error("latent", "x/eps must be fp32 [ch, hw], scalars fp32 [2]", f);
@@ -17,7 +18,10 @@ static vkd_result latent(vkd_cmd *c, uint32_t mode, const vkd_tensor *f, const v
     vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_LATENT, t->dtype, spec, 3, &p);
     if (r)
         return r;
-    vkd_push_latent pc = {.mode = mode, .hw = (uint32_t)hw, .ch = (uint32_t)ch, .batch = (uint32_t)t->shape[0]};
+    if (scaled < 0 || scaled > ch)
+        return vkd_op_shape_error("latent", "scaled channels must be 0..ch", f);
+    vkd_push_latent pc = {.mode = mode, .hw = (uint32_t)hw, .ch = (uint32_t)ch, .batch = (uint32_t)t->shape[0],
+                          .scaled = (uint32_t)scaled};
     vkd_binding b[3];
     if ((r = vkd_op_bind(c, f, 0, vkd_tensor_numel(f), &b[0], &pc.f_off)) ||
         (r = vkd_op_bind(c, s, 0, vkd_tensor_numel(s), &b[1], &pc.s_off)) ||
@@ -30,10 +34,16 @@ static vkd_result latent(vkd_cmd *c, uint32_t mode, const vkd_tensor *f, const v
 
 vkd_result vkd_op_latent_in(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *scalars, vkd_tensor *unet_x)
 {
-    return latent(c, VKD_LATENT_IN, x, scalars, unet_x);
+    return latent(c, VKD_LATENT_IN, x, scalars, unet_x, x->ndim == 2 ? x->shape[0] : 0);
+}
+
+vkd_result vkd_op_latent_in_cond(vkd_cmd *c, const vkd_tensor *x, const vkd_tensor *scalars, int64_t scaled,
+                                 vkd_tensor *unet_x)
+{
+    return latent(c, VKD_LATENT_IN, x, scalars, unet_x, scaled);
 }
 
 vkd_result vkd_op_latent_guide(vkd_cmd *c, const vkd_tensor *unet_out, const vkd_tensor *scalars, vkd_tensor *eps)
 {
-    return latent(c, VKD_LATENT_GUIDE, eps, scalars, unet_out);
+    return latent(c, VKD_LATENT_GUIDE, eps, scalars, unet_out, 0);
 }

@@ -12,4 +12,6 @@ VKD_PUSH_BEGIN(vkd_push_latent)
     pc_uint f_off;   /* element offset of the fp32 NCHW side, of the scalars, of the T side */
     pc_uint s_off;
     pc_uint t_off;
+    pc_uint scaled;  /* LATENT_IN: channels k < scaled are multiplied by s[0], the rest (an
+                        inpainting UNet's mask and masked-image latent) copied unscaled */
 VKD_PUSH_END(vkd_push_latent)

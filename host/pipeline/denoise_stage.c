@@ -77,8 +77,8 @@ uint64_t vkd_denoise_stage_pool_peak(const vkd_denoise_stage *s)
 static void record_eval(vkd_graph *g, const vkd_unet_config *u, int64_t batch, int64_t h, int64_t w,
                         int64_t ctx_len, vkd_denoise_stage *s)
 {
-    int64_t hw = h * w, ch = u->in_channels;
-    int64_t ins[1] = {2 * SLOTS + ch * hw}, es[2] = {ch, hw};
+    int64_t hw = h * w, ch = u->in_channels, och = u->out_channels;
+    int64_t ins[1] = {2 * SLOTS + ch * hw}, xs[2] = {ch, hw}, es[2] = {och, hw};
     vkd_tensor in = g_new_f32(g, 1, ins);
     vkd_tensor eps = g_new_f32(g, 2, es);
     vkd_tensor x = g_new3(g, batch, hw, ch);
@@ -98,12 +98,13 @@ static void record_eval(vkd_graph *g, const vkd_unet_config *u, int64_t batch, i
     if (!r)
         r = vkd_tensor_reshape(&scalars, 1, ss, &scalars);
     if (!r)
-        r = vkd_tensor_reshape(&xn, 2, es, &xn);
+        r = vkd_tensor_reshape(&xn, 2, xs, &xn);
     if (r) {
         g_fail(g, r);
         return;
     }
-    if (g_recording(g) && (r = vkd_op_latent_in(g->c, &xn, &scalars, &x))) {
+    /* an inpainting UNet's mask and masked-image latent follow the latent, unscaled */
+    if (g_recording(g) && (r = vkd_op_latent_in_cond(g->c, &xn, &scalars, och, &x))) {
         g_fail(g, r);
         return;
     }
@@ -207,11 +208,22 @@ vkd_result vkd_denoise_stage_set_sdxl(vkd_denoise_stage *s, const float *pooled,
     return r;
 }
 
+vkd_result vkd_denoise_stage_set_concat(vkd_denoise_stage *s, const float *cond)
+{
+    const vkd_unet_config *u = &s->p->cfg.unet;
+    if (!s->cmd || u->in_channels <= u->out_channels)
+        return VKD_ERR_INTERNAL;
+    int64_t hw = s->h * s->w;
+    memcpy(s->staging + 2 * SLOTS + u->out_channels * hw, cond,
+           (size_t)((u->in_channels - u->out_channels) * hw) * sizeof *cond);
+    return VKD_OK;
+}
+
 vkd_result vkd_denoise_stage_eval(vkd_denoise_stage *s, const float *x, float t, float c_in, float cfg, float *eps)
 {
     if (!s->cmd)
         return VKD_ERR_INTERNAL;
-    int64_t n = vkd_tensor_numel(&s->x);
+    int64_t n = vkd_tensor_numel(&s->eps); /* the sampler's latent: out_channels x hw */
     for (int64_t b = 0; b < s->batch; b++)
         s->staging[b] = t;
     s->staging[SLOTS] = c_in;

@@ -38,6 +38,9 @@ vkd_result vkd_denoise_stage_set_vector(vkd_denoise_stage *s, const float *y);
 /* The same from the pooled text vectors [batch, proj] (rows in the context's order) and
  * the size conditioning. */
 vkd_result vkd_denoise_stage_set_sdxl(vkd_denoise_stage *s, const float *pooled, const vkd_sdxl_sizes *sz);
+/* An inpainting UNet's extra input channels [in - out channels, h, w] NCHW fp32 (the
+ * latent mask, then the masked image's latent), constant through the sampling. */
+vkd_result vkd_denoise_stage_set_concat(vkd_denoise_stage *s, const float *cond);
 /* One evaluation: eps [4, h, w] NCHW (guided when prepared with batch 2) for x [4, h, w]
  * at UNet time t, input scale c_in, guidance scale cfg. */
 vkd_result vkd_denoise_stage_eval(vkd_denoise_stage *s, const float *x, float t, float c_in, float cfg, float *eps);

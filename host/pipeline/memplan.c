@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "pipeline/decode_stage.h"
 #include "pipeline/denoise_stage.h"
+#include "pipeline/encode_stage.h"
 #include "pipeline/text_stage.h"
 
 
@@ -20,8 +21,9 @@ static void stages(vkd_memplan *p, bool keep, uint64_t a_vae)
     p->a_vae = a_vae;
     p->stage_unet = unet;
     p->stage_text = p->w_text + p->a_text + (keep ? unet : 0);
+    p->stage_enc = p->w_enc || p->a_enc ? p->w_enc + p->a_enc + (keep ? unet : 0) : 0;
     p->stage_vae = p->w_vae + a_vae + (keep ? unet : 0);
-    p->peak = max_u64(p->stage_unet, max_u64(p->stage_text, p->stage_vae));
+    p->peak = max_u64(max_u64(p->stage_unet, p->stage_enc), max_u64(p->stage_text, p->stage_vae));
     p->fits = p->peak <= p->budget;
 }
 
@@ -38,7 +40,8 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
     if ((r = vkd_text_stage_request(in, in->text_chunks > 0 ? in->text_chunks : 1, in->text_skip, &p->w_text,
                                     &p->a_text)) ||
         (r = vkd_denoise_stage_request(in, &u)) ||
-        (r = vkd_decode_stage_request(in, in->h, in->w, &p->w_vae, &p->a_vae_whole)))
+        (r = vkd_decode_stage_request(in, in->h, in->w, &p->w_vae, &p->a_vae_whole)) ||
+        (in->encode && (r = vkd_encode_stage_request(in, &p->w_enc, &p->a_enc))))
         return r;
     p->w_unet = u.weights, p->a_unet = u.activations;
     p->unet_ops = u.ops;
@@ -91,6 +94,8 @@ void vkd_memplan_log(const vkd_memplan *p)
                  mib(p->a_vae_whole));
     else
         VKD_INFO("  VAE decoder:  weights %7.1f MiB + activations %6.1f MiB", mib(p->w_vae), mib(p->a_vae));
+    if (p->w_enc || p->a_enc)
+        VKD_INFO("  VAE encoder:  weights %7.1f MiB + activations %6.1f MiB", mib(p->w_enc), mib(p->a_enc));
     VKD_INFO("  resident: text %.1f MiB, UNet %.1f MiB, VAE %.1f MiB; peak %.1f MiB; UNet %s between images",
              mib(p->stage_text), mib(p->stage_unet), mib(p->stage_vae), mib(p->peak),
              p->keep_unet ? "kept" : "freed before the VAE and uploaded again");
@@ -104,8 +109,9 @@ void vkd_memplan_explain(const vkd_memplan *p, char *buf, size_t n)
                  "try a smaller image, fp16, or a larger --mem-budget",
                  mib(p->stage_unet), mib(p->w_unet), mib(p->a_unet), mib(p->budget));
     else
-        snprintf(buf, n, "the planned peak is %.0f MiB (text %.0f, UNet %.0f, VAE %.0f) but the memory budget is "
-                         "%.0f MiB%s",
-                 mib(p->peak), mib(p->stage_text), mib(p->stage_unet), mib(p->stage_vae), mib(p->budget),
+        snprintf(buf, n, "the planned peak is %.0f MiB (text %.0f, encoder %.0f, UNet %.0f, VAE %.0f) but the memory "
+                         "budget is %.0f MiB%s",
+                 mib(p->peak), mib(p->stage_text), mib(p->stage_enc), mib(p->stage_unet), mib(p->stage_vae),
+                 mib(p->budget),
                  p->vae_tile ? "" : "; --vae-tiling decodes in tiles");
 }

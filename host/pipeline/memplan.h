@@ -9,6 +9,7 @@
  *
  *   text:  text-encoder weights + its activations (+ the UNet, when kept from the
  *          previous image)
+ *   encoder (image input only): VAE-encoder weights + its activations (+ the UNet, when kept)
  *   UNet:  UNet weights + the recorded evaluation's activation pool
  *   VAE:   decoder weights + its activations, for the whole image or one tile
  *          (+ the UNet, when kept)
@@ -30,8 +31,10 @@ typedef struct vkd_memplan {
     bool budget_from_driver;         /* VK_EXT_memory_budget's heapBudget (else heap size or the caller's) */
     uint64_t w_text, w_unet, w_vae;  /* weight bytes per stage */
     uint64_t a_text, a_unet, a_vae;  /* activation bytes per stage (a_vae: whole image or one tile) */
+    uint64_t w_enc, a_enc;           /* the VAE encoder (image input), 0 without one */
     uint64_t a_vae_whole;            /* the whole-image decode's activations */
     uint64_t stage_text, stage_unet, stage_vae; /* resident bytes during each stage */
+    uint64_t stage_enc;              /* during the encoder (after the text stage, before the UNet) */
     uint64_t peak;                   /* the largest of the three */
     uint32_t unet_ops;               /* ops in one UNet evaluation (dry run) */
     uint64_t unet_act_written;       /* bytes of all UNet activations (each written once) */

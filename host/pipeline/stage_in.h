@@ -5,6 +5,8 @@
 #ifndef VKD_PIPELINE_STAGE_IN_H
 #define VKD_PIPELINE_STAGE_IN_H
 
+#include <stdbool.h>
+
 #include "models/detect.h"
 #include "models/wstore.h"
 #include "vk/device.h"
@@ -25,6 +27,7 @@ typedef struct vkd_memplan_in {
     int tile_px;           /* requested tile edge in image pixels (0: 512) */
     int text_chunks;       /* chunks the text stage encodes at once (items x chunks; 0: 1) */
     int text_skip;         /* final text-encoder layers left out */
+    bool encode;           /* an image goes through the VAE encoder (img2img, inpainting) */
 } vkd_memplan_in;
 
 #endif

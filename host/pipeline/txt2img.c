@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "pipeline/decode_stage.h"
 #include "pipeline/denoise_stage.h"
+#include "pipeline/image_in.h"
 #include "pipeline/memplan.h"
 #include "pipeline/op_profile.h"
 #include "pipeline/text_stage.h"
@@ -115,7 +116,7 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
         vkd_prediction_parse(p->prediction, &pred);
     uint64_t seed = p->seed < 0 ? vkd_seed_random() : (uint64_t)p->seed;
     p->seed_used = (int64_t)seed;
-    int64_t h = p->height / 8, w = p->width / 8, hw = h * w, zc = P->cfg.unet.in_channels;
+    int64_t h = p->height / 8, w = p->width / 8, hw = h * w, zc = P->cfg.unet.out_channels; /* the latent's */
     size_t nl = (size_t)(hw * zc);
     bool guided = p->cfg != 1.0f;
     int64_t batch = guided ? 2 : 1;
@@ -124,9 +125,18 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     memset(&tb, 0, sizeof tb);
     float *noise = NULL, *x = NULL, *img = NULL;
     vkd_rng *rng = NULL;
+    vkd_image_job ij;
+    memset(&ij, 0, sizeof ij);
+    vkd_sample_params sp = {.sampler = sk, .schedule = sc, .steps = p->steps, .table = &P->table};
     denoise_job job = {.p = P, .cfg = p->cfg, .pred = pred, .progress = p->progress,
                        .progress_user = p->progress_user};
 
+    /* an inpainting checkpoint reads a mask and a masked image beside the latent */
+    if (P->cfg.unet.in_channels > P->cfg.unet.out_channels && !p->mask) {
+        VKD_ERROR("this is an inpainting checkpoint (a UNet of %d input channels): give it an image and a mask "
+                  "(-i, --mask)", P->cfg.unet.in_channels);
+        return VKD_ERR_INVALID_ARG;
+    }
     /* 1. tokens: the plan needs the context's length */
     vkd_result r = given ? VKD_OK
                          : vkd_text_stage_tokenize(P->text, p->prompt, p->negative, guided, p->clip_skip,
@@ -134,12 +144,24 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     if (r)
         return r;
     int64_t L = given ? io->ctx_len : (int64_t)tb.chunks * VKD_PROMPT_CHUNK_LEN;
+    /* image input at the generation's size (tests may hand the [-1, 1] image and the mask in directly) */
+    if (io && io->init_latent)
+        r = vkd_image_job_from_latent(p, (int)zc, io->init_latent, &ij);
+    else if (p->init_image)
+        r = vkd_image_job_prepare(p, (int)zc, &ij);
+    if (r)
+        goto done;
+    if (ij.img && io && io->image_in)
+        memcpy(ij.img, io->image_in, (size_t)(ij.H * ij.W * 3) * sizeof *ij.img);
+    if (ij.mask && io && io->mask_in)
+        memcpy(ij.mask, io->mask_in, (size_t)(ij.H * ij.W) * sizeof *ij.mask);
 
     /* 2. pre-flight: what each stage will hold; refuse before allocating if it cannot fit */
     vkd_memplan plan;
     vkd_memplan_in pin = {.d = P->d, .ws = P->ws, .dt = P->dt, .cfg = &P->cfg, .h = h, .w = w, .batch = batch,
                           .ctx_len = L, .budget = P->memory_budget, .tiling = p->vae_tiling,
-                          .tile_px = p->vae_tile, .text_chunks = tb.items * tb.chunks, .text_skip = tb.skip};
+                          .tile_px = p->vae_tile, .text_chunks = tb.items * tb.chunks, .text_skip = tb.skip,
+                          .encode = p->init_image != NULL};
     if ((r = vkd_memplan_make(&pin, &plan)))
         goto done;
     vkd_memplan_log(&plan);
@@ -163,6 +185,24 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     }
     tm->text_ms = vkd_now_ms() - t0;
 
+    /* 3b. image input: the encoder, and the start noise drawn in the reference pipelines' order */
+    noise = malloc(nl * sizeof *noise);
+    x = malloc(nl * sizeof *x);
+    job.eps = malloc(nl * sizeof *job.eps);
+    if (!noise || !x || !job.eps)
+        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!r)
+        r = vkd_rng_create(rk, seed, &rng);
+    if (!r && (ij.img || ij.z)) {
+        t0 = vkd_now_ms();
+        r = vkd_image_job_latents(P, p, &ij, rng, noise, &sp);
+        tm->encode_ms = vkd_now_ms() - t0;
+    } else if (!r) { /* noise [1, 4, h, w] as torch.randn draws it (the RNG also feeds ancestral steps) */
+        r = vkd_rng_randn(rng, noise, nl);
+    }
+    if (r)
+        goto done;
+
     /* 4. denoise stage: recorded for this shape (or kept from the last image) */
     t0 = vkd_now_ms();
     vkd_memory_expect(P->d, plan.w_unet); /* weight blocks sized to the plan: no slack in the last */
@@ -173,29 +213,22 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
         r = given ? context_from_host(P, io, guided) : vkd_denoise_stage_set_context(P->denoise, context, NULL);
     if (!r && !given && P->cfg.unet.adm_in_channels)
         r = vector_from_text(P, p);
-    noise = malloc(nl * sizeof *noise);
-    x = malloc(nl * sizeof *x);
-    job.eps = malloc(nl * sizeof *job.eps);
-    if (!r && (!noise || !x || !job.eps))
-        r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    /* noise [1, 4, h, w] as torch.randn draws it (the RNG also feeds ancestral steps) */
-    if (!r)
-        r = vkd_rng_create(rk, seed, &rng);
-    if (!r)
-        r = vkd_rng_randn(rng, noise, nl);
+    if (!r && ij.concat) /* a 9-channel UNet's mask and masked-image latent */
+        r = vkd_denoise_stage_set_concat(P->denoise, ij.concat);
     if (r)
         goto done;
     if (io && io->noise) /* the generator has still advanced past the start noise, as it would have */
         memcpy(noise, io->noise, nl * sizeof *noise);
-    vkd_sample_params sp = {.sampler = sk, .schedule = sc, .steps = p->steps, .table = &P->table,
-                            .denoise = denoise, .denoise_user = &job, .rng = rng,
-                            .progress = on_progress, .progress_user = &job};
+    sp.denoise = denoise, sp.denoise_user = &job, sp.rng = rng;
+    sp.progress = on_progress, sp.progress_user = &job;
     if ((r = vkd_sample(&sp, noise, x, nl)))
         goto done;
     tm->unet_ms = job.unet_ms;
     tm->unet_evals = job.evals;
     if (io && io->latent_out)
         memcpy(io->latent_out, x, nl * sizeof *x);
+    if (io && io->no_decode)
+        goto done;
 
     /* 5. decode stage, after freeing the UNet where the plan needs its memory */
     t0 = vkd_now_ms();
@@ -221,12 +254,15 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
         v = v < 0 ? 0 : v > 1 ? 1 : v;
         rgb[i] = (uint8_t)lrintf(v * 255.0f);
     }
+    if (ij.mask && !p->no_paste_back) /* inpainting: the input's pixels back outside the mask (A1111) */
+        vkd_image_job_paste(&ij, rgb);
     tm->vae_ms = vkd_now_ms() - t0;
     vkd_memory_stats ms;
     vkd_memory_stats_get(P->d, &ms);
     tm->peak_bytes = ms.peak_reserved;
 done:
     vkd_text_batch_free(&tb);
+    vkd_image_job_free(&ij);
     vkd_rng_destroy(rng);
     free(noise);
     free(x);

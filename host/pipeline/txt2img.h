@@ -20,6 +20,11 @@ typedef struct vkd_txt2img_io {
     int64_t ctx_len;
     const float *y_cond, *y_uncond; /* SDXL: the vector conditioning [adm] each, with cond/uncond */
     const float *noise;
+    const float *init_latent;        /* img2img from this latent [4, h, w] (scaled) instead of an image
+                                        (the hires fix's second pass) */
+    bool no_decode;                  /* stop after sampling: latent_out only (rgb may be NULL) */
+    const float *image_in, *mask_in; /* with an init image (and mask): [H*W, 3] in [-1, 1] and [H*W] in [0, 1]
+                                        instead of the RGB8 ones, resized and blurred */
     float *latent_out;
     float *image_out;
 } vkd_txt2img_io;

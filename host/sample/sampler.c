@@ -40,6 +40,11 @@ static vkd_result check_params(const vkd_sample_params *p)
         VKD_ERROR("sampler: steps must be 1..%d (got %d)", VKD_MAX_STEPS, p->steps);
         return VKD_ERR_INVALID_ARG;
     }
+    if (p->first < 0 || p->first >= p->steps || (p->first && p->sampler == VKD_SAMPLER_DDIM)) {
+        VKD_ERROR("sampler: cannot start at noise level %d of %d steps%s", p->first, p->steps,
+                  p->sampler == VKD_SAMPLER_DDIM ? " with ddim (img2img takes the k-diffusion samplers)" : "");
+        return VKD_ERR_INVALID_ARG;
+    }
     return VKD_OK;
 }
 
@@ -71,8 +76,10 @@ vkd_result vkd_sample_sigmas(const vkd_sample_params *p, float *sigmas, size_t c
         return VKD_ERR_INVALID_ARG;
     }
     r = vkd_schedule_sigmas(p->table, p->schedule, p->steps, sigmas);
-    if (r == VKD_OK)
-        *count = (size_t)p->steps + 1;
+    if (r == VKD_OK) { /* img2img: the schedule's tail from `first` */
+        memmove(sigmas, sigmas + p->first, (size_t)(p->steps + 1 - p->first) * sizeof *sigmas);
+        *count = (size_t)(p->steps + 1 - p->first);
+    }
     return r;
 }
 
@@ -99,6 +106,11 @@ static vkd_result call_model(run *s, const float *x, float sigma, float *den)
 
 static vkd_result report(run *s, int step)
 {
+    if (s->p->after_step) {
+        vkd_result r = s->p->after_step(s->p->after_step_user, s->x, s->n, s->sigmas[step]);
+        if (r != VKD_OK)
+            return r;
+    }
     if (s->p->progress && s->p->progress(s->p->progress_user, step, s->n_steps) != 0) {
         VKD_INFO("sampler: cancelled after step %d of %d", step, s->n_steps);
         return VKD_ERR_CANCELLED;
@@ -336,8 +348,8 @@ vkd_result vkd_sample(const vkd_sample_params *p, const float *noise, float *x, 
         return r;
     }
 
-    for (size_t k = 0; k < n; k++)
-        x[k] = noise[k] * sigmas[0];
+    for (size_t k = 0; k < n; k++) /* img2img: the image's latent plus noise at the first level */
+        x[k] = p->init ? p->init[k] + noise[k] * sigmas[0] : noise[k] * sigmas[0];
     switch (p->sampler) {
     case VKD_SAMPLER_EULER: r = run_euler(&s); break;
     case VKD_SAMPLER_EULER_A: r = run_euler_a(&s); break;

@@ -51,6 +51,15 @@ typedef struct vkd_sample_params {
                                        NULL for the others */
     vkd_progress_fn progress;       /* optional */
     void *progress_user;
+    /* img2img: start `first` noise levels into the schedule (A1111's cut: sigma_sched =
+     * sigmas[steps - t_enc - 1:]), from x = init + noise * sigma_first instead of
+     * noise * sigma_0. 0 / NULL: txt2img. Not for ddim. */
+    int first;
+    const float *init;
+    /* Called after every step with the latent at its new noise level sigma (inpainting
+     * with an ordinary checkpoint blends the known region back in here); optional. */
+    vkd_result (*after_step)(void *user, float *x, size_t n, float sigma);
+    void *after_step_user;
 } vkd_sample_params;
 
 /* sigmas[*count] <- the noise levels the run visits, descending; cap is the room in
