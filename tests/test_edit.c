@@ -19,6 +19,8 @@
 #include "harness.h"
 #include "models/unet.h"
 #include "pipeline/encode_stage.h"
+#include "pipeline/hires.h"
+#include "pipeline/outpaint.h"
 #include "vkdiff_dev.h"
 
 typedef struct family {
@@ -246,8 +248,52 @@ static void test_refusals(vkd_ctx *ordinary, vkd_ctx *inpainting, const inputs *
                "an inpainting checkpoint without a mask is refused");
 }
 
+
+/* The hires fix's latent upscale against torch's F.interpolate(bilinear,
+ * align_corners=False) written out in double, at 2x and at an odd ratio; and the
+ * outpainting canvas's edge replication. */
+static void test_resamplers(void)
+{
+    const int64_t c = 2, h = 5, w = 7;
+    const int64_t sizes[2][2] = {{10, 14}, {8, 11}};
+    float x[2 * 5 * 7];
+    for (int i = 0; i < c * h * w; i++)
+        x[i] = (float)sin(0.37 * i) * 2.0f;
+    for (int k = 0; k < 2; k++) {
+        int64_t oh = sizes[k][0], ow = sizes[k][1];
+        float *got = malloc((size_t)(c * oh * ow) * sizeof *got);
+        double worst = 0;
+        vkd_latent_bilinear(x, c, h, w, got, oh, ow);
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t y = 0; y < oh; y++)
+                for (int64_t xx = 0; xx < ow; xx++) {
+                    double sy = fmax(0, ((double)y + 0.5) * h / oh - 0.5), sx = fmax(0, ((double)xx + 0.5) * w / ow - 0.5);
+                    int64_t y0 = (int64_t)sy, x0 = (int64_t)sx, y1 = y0 < h - 1 ? y0 + 1 : y0, x1 = x0 < w - 1 ? x0 + 1 : x0;
+                    double ly = sy - y0, lx = sx - x0;
+                    const float *p = x + ch * h * w;
+                    double ref = (1 - ly) * ((1 - lx) * p[y0 * w + x0] + lx * p[y0 * w + x1]) +
+                                 ly * ((1 - lx) * p[y1 * w + x0] + lx * p[y1 * w + x1]);
+                    worst = fmax(worst, fabs(got[(ch * oh + y) * ow + xx] - ref));
+                }
+        printf("%s hires latent upscale %lldx%lld -> %lldx%lld: max |error| %.2g (max 1e-5)\n",
+               worst <= 1e-5 ? "ok  " : "FAIL", (long long)h, (long long)w, (long long)oh, (long long)ow, worst);
+        TEST_CHECK(worst <= 1e-5, "bilinear upscale: error %g", worst);
+        free(got);
+    }
+    uint8_t src[2 * 3] = {10, 20, 30, 40, 50, 60}, dst[4 * 6 * 3]; /* 2x1 RGB onto 4x... */
+    vkd_pad_replicate(src, 2, 1, 3, 1, 2, 1, 3, dst);            /* -> 4 x 6 */
+    int bad = 0;
+    for (int y = 0; y < 6; y++)
+        for (int xx = 0; xx < 4; xx++) {
+            int sx = xx - 1 < 0 ? 0 : xx - 1 > 1 ? 1 : xx - 1;
+            bad += memcmp(dst + (y * 4 + xx) * 3, src + sx * 3, 3) != 0;
+        }
+    TEST_CHECK(bad == 0, "outpainting canvas: %d pixels not their nearest edge's", bad);
+}
+
 int main(void)
 {
+    test_resamplers();
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
         const family *fm = &fams[f];
         golden g = {0};

@@ -525,9 +525,9 @@ int main(int argc, char **argv)
         gp.init_image = init.pixels, gp.init_width = init.width, gp.init_height = init.height;
         if (mask_path)
             gp.mask = mask.pixels, gp.mask_width = mask.width, gp.mask_height = mask.height;
-        if (!set_size) { /* the image's size, to the nearest multiple of 8 (at least 64) */
-            gp.width = (init.width + 4) / 8 * 8 < 64 ? 64 : (init.width + 4) / 8 * 8;
-            gp.height = (init.height + 4) / 8 * 8 < 64 ? 64 : (init.height + 4) / 8 * 8;
+        if (!set_size) { /* the image's size, to the nearest multiple of 8 (at least 8) */
+            gp.width = (init.width + 4) / 8 * 8 < 8 ? 8 : (init.width + 4) / 8 * 8;
+            gp.height = (init.height + 4) / 8 * 8 < 8 ? 8 : (init.height + 4) / 8 * 8;
             set_size = 1;
         }
     }
