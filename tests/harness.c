@@ -40,16 +40,28 @@ double test_rng_normal(test_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+/* Paths are interned: each distinct path is made once and stays valid for the whole
+ * run. (These were 8 rotating buffers; a test that kept one across more lookups once
+ * wrote a checkpoint over ../shared's CLIP vocabulary, then removed it.) */
 static const char *join(const char *env, const char *fallback, const char *rel)
 {
-    static char bufs[8][4096];
-    static int next;
-    char *b = bufs[next++ & 7];
+    static char *paths[512];
+    static int n;
+    char b[4096];
     const char *root = getenv(env);
     if (!root)
         root = fallback;
-    snprintf(b, sizeof bufs[0], "%s/%s", root, rel);
-    return b;
+    snprintf(b, sizeof b, "%s/%s", root, rel);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(paths[i], b))
+            return paths[i];
+    size_t len = strlen(b) + 1;
+    if (n == (int)(sizeof paths / sizeof paths[0]) || !(paths[n] = malloc(len))) {
+        fprintf(stderr, "harness: more than %d distinct paths, or out of memory\n", n);
+        abort();
+    }
+    memcpy(paths[n], b, len);
+    return paths[n++];
 }
 
 const char *test_data_path(const char *rel) { return join("VKD_TEST_DATA", "tests/data", rel); }

@@ -36,7 +36,7 @@ uint64_t test_rng_u64(test_rng *r);
 double test_rng_uniform(test_rng *r);           /* [0,1) */
 double test_rng_normal(test_rng *r);            /* N(0,1) */
 
-const char *test_data_path(const char *rel);    /* returns a static buffer (rotating, 8 deep) */
+const char *test_data_path(const char *rel);    /* valid for the whole run (interned) */
 const char *test_shared_path(const char *rel);
 const char *test_build_path(const char *rel);
 const char *test_source_path(const char *rel);

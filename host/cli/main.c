@@ -652,6 +652,8 @@ int main(int argc, char **argv)
                     t.vae_ms);
             if (t.vae_tiles > 1)
                 fprintf(stderr, " (%d tiles)", t.vae_tiles);
+            if (t.encode_ms > 0)
+                fprintf(stderr, ", VAE encoder %.0f ms", t.encode_ms);
             fprintf(stderr, "\n  device memory: peak %.1f MiB held (plan: %.1f MiB)\n", t.peak_bytes / 1048576.0,
                     t.planned_peak_bytes / 1048576.0);
         }

@@ -31,16 +31,14 @@ vkd_result vkd_encode_stage_request(const vkd_memplan_in *in, uint64_t *weights,
     return VKD_OK;
 }
 
-vkd_result vkd_encode_stage_run(vkd_pipe *p, const float *img, int64_t H, int64_t W, float *mean, float *logvar)
+/* One encode with weights from ws in dtype dt: moments -> mean, clamped logvar; the
+ * count of NaN/Inf moments in *bad. */
+static vkd_result encode_with(vkd_pipe *p, vkd_wstore *ws, vkd_dtype dt, const float *img, int64_t H, int64_t W,
+                              float *mean, float *logvar, size_t *bad)
 {
     const vkd_vae_config *vc = &p->cfg.vae;
-    if (!vc->has_encoder) {
-        VKD_ERROR("this checkpoint's VAE has no encoder (first_stage_model.encoder.*): it cannot take an image; "
-                  "pass a VAE that has one with --vae");
-        return VKD_ERR_UNSUPPORTED;
-    }
     int64_t h = H / 8, w = W / 8, zc = vc->z_channels;
-    vkd_graph g = {.d = p->d, .ws = p->ws, .dt = p->dt};
+    vkd_graph g = {.d = p->d, .ws = ws, .dt = dt};
     vkd_tensor in, out;
     float *moments = NULL;
     vkd_result r = vkd_pool_create(p->d, &g.pool);
@@ -50,7 +48,7 @@ vkd_result vkd_encode_stage_run(vkd_pipe *p, const float *img, int64_t H, int64_
         r = vkd_cmd_begin(g.c);
     int64_t is[3] = {1, H * W, 3};
     if (!r)
-        r = vkd_tensor_create_in(p->d, g.pool, p->dt, 3, is, &in);
+        r = vkd_tensor_create_in(p->d, g.pool, dt, 3, is, &in);
     if (!r)
         r = vkd_tensor_upload_f32(p->d, &in, img);
     if (!r)
@@ -63,24 +61,46 @@ vkd_result vkd_encode_stage_run(vkd_pipe *p, const float *img, int64_t H, int64_
         r = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!r)
         r = vkd_tensor_download_f32(p->d, &out, moments);
-    size_t bad = 0;
+    *bad = 0;
     if (!r) /* [hw, 2z] channels-last -> mean, logvar NCHW; DiagonalGaussianDistribution's clamp */
         for (int64_t px = 0; px < h * w; px++)
             for (int64_t c = 0; c < zc; c++) {
                 float m = moments[px * 2 * zc + c], lv = moments[px * 2 * zc + zc + c];
-                bad += !isfinite(m) || !isfinite(lv);
+                *bad += !isfinite(m) || !isfinite(lv);
                 mean[c * h * w + px] = m;
                 logvar[c * h * w + px] = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
             }
     free(moments);
     vkd_cmd_destroy(g.c);
     vkd_pool_destroy(p->d, g.pool);
-    vkd_wstore_release(p->ws, ENC_PREFIX);
-    vkd_wstore_release(p->ws, QUANT_PREFIX);
+    vkd_wstore_release(ws, ENC_PREFIX);
+    vkd_wstore_release(ws, QUANT_PREFIX);
     vkd_memory_trim(p->d);
+    return r;
+}
+
+vkd_result vkd_encode_stage_run(vkd_pipe *p, const float *img, int64_t H, int64_t W, float *mean, float *logvar)
+{
+    if (!p->cfg.vae.has_encoder) {
+        VKD_ERROR("this checkpoint's VAE has no encoder (first_stage_model.encoder.*): it cannot take an image; "
+                  "pass a VAE that has one with --vae");
+        return VKD_ERR_UNSUPPORTED;
+    }
+    size_t bad = 0, n = (size_t)(H / 8 * (W / 8) * 2 * p->cfg.vae.z_channels);
+    vkd_result r = encode_with(p, p->ws, p->dt, img, H, W, mean, logvar, &bad);
+    if (!r && bad && p->dt == VKD_F16) {
+        /* as the decode: SD VAEs may overflow fp16; encode again with fp32 weights of its own */
+        VKD_WARN("the VAE encoder overflowed fp16 (NaN/Inf in its output): encoding again in fp32");
+        vkd_wstore *ws32 = NULL;
+        r = vkd_wstore_create(p->d, p->w, VKD_F32, &ws32);
+        if (!r)
+            r = encode_with(p, ws32, VKD_F32, img, H, W, mean, logvar, &bad);
+        vkd_wstore_destroy(ws32);
+        vkd_memory_trim(p->d);
+    }
     if (!r && bad) {
-        VKD_ERROR("VAE encoder: %zu of %lld output values are NaN/Inf; %s", bad, (long long)(h * w * 2 * zc),
-                  vkd_fp32_hint);
+        VKD_ERROR("VAE encoder: %zu of %zu output values are NaN/Inf; the VAE's weights may hold NaN/Inf (vkdiff "
+                  "info scans them)", bad, n);
         r = VKD_ERR_NON_FINITE;
     }
     return r;

@@ -57,6 +57,15 @@ vkd_result vkd_pipe_plan_report(vkd_pipe *c, int width, int height, int tiling, 
             }
             if (r)
                 return r;
+            if (c->cfg.vae.has_encoder) { /* img2img, inpainting and the hires fix's Lanczos pass */
+                vkd_memplan pe;
+                in.encode = true;
+                if ((r = vkd_memplan_make(&in, &pe)))
+                    return r;
+                fprintf(f, "with an image in (img2img, inpainting, a hires pass at this size): the VAE encoder's "
+                           "weights %.1f MiB + activations %.1f MiB, resident %.1f MiB while it runs; peak %.1f MiB%s\n",
+                        pe.w_enc / M, pe.a_enc / M, pe.stage_enc / M, pe.peak / M, pe.fits ? "" : " (does not fit)");
+            }
         }
     }
     return VKD_OK;
