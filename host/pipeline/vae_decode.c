@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/half.h"
 #include "common/log.h"
 #include "models/graph.h"
 #include "models/vae.h"
 #include "ops/groupnorm.h"
+#include "pipeline/vae_tiles.h"
 
 #define MAX_TILES 1024 /* per axis: 8192 px images with 8-latent-pixel tiles stay far below */
 
@@ -31,94 +31,6 @@ static float ramp(int64_t x, int64_t n, int64_t lo, int64_t hi)
         w = v < w ? v : w;
     }
     return w < 0 ? 0 : w;
-}
-
-/* The part of a tile that is its own, in latent pixels relative to the tile: up to
- * the middle of each overlap, so that every pixel of the image counts once. */
-typedef struct owned {
-    int64_t y0, y1, x0, x1;
-} owned;
-
-typedef struct recording {
-    vkd_graph g;
-    vkd_gn_capture gn;
-    vkd_tensor zin, zb, dec;
-} recording;
-
-/* A tile's activation kept on the host between segments: fp16 bits when the device
- * stores fp16 (lossless: the values are fp16 already; half the host memory), else fp32. */
-typedef struct hbuf {
-    void *p;
-} hbuf;
-
-static float hget(const hbuf *b, bool half, size_t i)
-{
-    return half ? vkd_half_to_float(((const uint16_t *)b->p)[i]) : ((const float *)b->p)[i];
-}
-
-/* t (n values) -> *b, through tmp (n floats) */
-static vkd_result hput_from(vkd_device *d, const vkd_tensor *t, bool half, hbuf *b, float *tmp)
-{
-    size_t n = (size_t)vkd_tensor_numel(t);
-    free(b->p);
-    if (!(b->p = malloc(n * (half ? 2 : 4))))
-        return VKD_ERR_OUT_OF_HOST_MEMORY;
-    vkd_result r = vkd_tensor_download_f32(d, t, half ? tmp : (float *)b->p);
-    if (!r && half)
-        for (size_t i = 0; i < n; i++)
-            ((uint16_t *)b->p)[i] = vkd_float_to_half(tmp[i]);
-    return r;
-}
-
-/* *b -> t, through tmp */
-static vkd_result hget_to(vkd_device *d, const vkd_tensor *t, bool half, const hbuf *b, float *tmp)
-{
-    size_t n = (size_t)vkd_tensor_numel(t);
-    if (half)
-        for (size_t i = 0; i < n; i++)
-            tmp[i] = vkd_half_to_float(((const uint16_t *)b->p)[i]);
-    return vkd_tensor_upload_f32(d, t, half ? tmp : (const float *)b->p);
-}
-
-/* Whole-image group-norm statistics of one activation held per tile (v[t]: [sh*sw, c]
- * with sh = scale * th), each tile counting only the pixels it owns, written as the
- * finals of the recording's first group norm (its only one) for every tile's replay. */
-static vkd_result sync_stats(vkd_device *d, recording *rc, const hbuf *v, bool half, const owned *own, int ntiles,
-                             int64_t scale, int64_t sw, int64_t c)
-{
-    if (rc->gn.count != 1)
-        return VKD_ERR_INTERNAL;
-    const vkd_gn_entry *e = &rc->gn.e[0];
-    int64_t groups = e->groups, cpg = c / groups;
-    double *sum = calloc((size_t)groups * 2, sizeof *sum);
-    float *buf = calloc((size_t)vkd_tensor_numel(&e->scratch), sizeof *buf);
-    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    if (!sum || !buf)
-        goto done;
-    double npx = 0;
-    for (int t = 0; t < ntiles; t++)
-        for (int64_t y = own[t].y0 * scale; y < own[t].y1 * scale; y++)
-            for (int64_t x = own[t].x0 * scale; x < own[t].x1 * scale; x++) {
-                size_t px = (size_t)((y * sw + x) * c);
-                for (int64_t g = 0; g < groups; g++) {
-                    double s1 = 0, s2 = 0;
-                    for (int64_t k = 0; k < cpg; k++) {
-                        double q = hget(&v[t], half, px + (size_t)(g * cpg + k));
-                        s1 += q, s2 += q * q;
-                    }
-                    sum[2 * g] += s1, sum[2 * g + 1] += s2;
-                }
-                npx++;
-            }
-    for (int64_t g = 0; g < groups; g++) {
-        double n = npx * (double)cpg, mean = sum[2 * g] / n, var = sum[2 * g + 1] / n - mean * mean;
-        vkd_groupnorm_finals_set(&e->layout, buf, 0, g, mean, var, e->eps);
-    }
-    r = vkd_tensor_upload_f32(d, &e->scratch, buf);
-done:
-    free(sum);
-    free(buf);
-    return r;
 }
 
 /* The decoder's output must be the [1, 8th * 8tw, 3] image (or tile) the caller's
@@ -142,60 +54,37 @@ static vkd_result check_image(const vkd_tensor *dec, int64_t th, int64_t tw)
 enum { REC_WHOLE, REC_MID };
 
 static vkd_result rec_make(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg, int mode,
-                           int64_t th, int64_t tw, int64_t cin, uint64_t pool_bytes, recording *rc)
+                           int64_t th, int64_t tw, int64_t cin, uint64_t pool_bytes, vkd_vt_rec *rc)
 {
-    memset(rc, 0, sizeof *rc);
-    rc->g.d = d, rc->g.ws = ws, rc->g.dt = dt;
-    vkd_result r;
-    if ((r = pool_bytes ? vkd_pool_create_planned(d, pool_bytes, &rc->g.pool)
-                        : vkd_pool_create(d, &rc->g.pool)) ||
-        (r = vkd_cmd_create(d, &rc->g.c)) || (r = vkd_cmd_begin(rc->g.c)))
+    vkd_result r = vkd_vt_rec_begin(d, ws, dt, pool_bytes, false, rc);
+    if (r)
         return r;
-    rc->zin = g_new3(&rc->g, 1, th * tw, cin);                                  // [1, th*tw, cin]
+    rc->in = g_new3(&rc->g, 1, th * tw, cin);                                    // [1, th*tw, cin]
     if (g_ok(&rc->g)) {
         if (mode == REC_WHOLE)
-            vkd_vae_decode_record(&rc->g, cfg, &rc->zin, th, tw, &rc->dec);       // [1, 8th*8tw, 3]
+            vkd_vae_decode_record(&rc->g, cfg, &rc->in, th, tw, &rc->out);        // [1, 8th*8tw, 3]
         else
-            vkd_vae_decode_mid_record(&rc->g, cfg, &rc->zin, th, tw, &rc->dec);   // [1, th*tw, C_mid]
+            vkd_vae_decode_mid_record(&rc->g, cfg, &rc->in, th, tw, &rc->out);    // [1, th*tw, C_mid]
     }
-    if ((r = rc->g.err))
-        return r;
-    return vkd_cmd_end(rc->g.c);
-}
-
-static void rec_free(vkd_device *d, recording *rc)
-{
-    vkd_cmd_destroy(rc->g.c);
-    vkd_pool_destroy(d, rc->g.pool);
-    vkd_pool_destroy(d, rc->gn.pool);
-    free(rc->gn.e);
-    memset(rc, 0, sizeof *rc);
+    return vkd_vt_rec_end(rc);
 }
 
 /* One segment of the upsampling part (vkd_vae_up_segment_record) for a tile of sh x sw
  * with inputs x (cx channels) and, for RESNET_B, b (cb); its group norm reads the
- * statistics the caller writes (sync_stats). */
+ * statistics the caller writes (vkd_vt_sync_stats). */
 static vkd_result seg_make(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg,
                            const vkd_vae_seg *seg, int64_t sh, int64_t sw, int64_t cx, int64_t cb,
-                           uint64_t pool_bytes, recording *rc)
+                           uint64_t pool_bytes, vkd_vt_rec *rc)
 {
-    memset(rc, 0, sizeof *rc);
-    rc->g.d = d, rc->g.ws = ws, rc->g.dt = dt;
-    rc->gn.external = true;
-    rc->g.gn = &rc->gn;
-    vkd_result r;
-    if ((r = pool_bytes ? vkd_pool_create_planned(d, pool_bytes, &rc->g.pool) : vkd_pool_create(d, &rc->g.pool)) ||
-        (r = vkd_cmd_create(d, &rc->g.c)) || (r = vkd_cmd_begin(rc->g.c)) ||
-        (r = vkd_pool_create_sized(d, 1u << 20, &rc->gn.pool))) /* statistics: KiBs */
+    vkd_result r = vkd_vt_rec_begin(d, ws, dt, pool_bytes, true, rc);
+    if (r)
         return r;
-    rc->zin = g_new3(&rc->g, 1, sh * sw, cx);                                    // [1, sh*sw, cx]
+    rc->in = g_new3(&rc->g, 1, sh * sw, cx);                                     // [1, sh*sw, cx]
     if (seg->kind == VKD_VAE_SEG_RESNET_B)
-        rc->zb = g_new3(&rc->g, 1, sh * sw, cb);                                 // [1, sh*sw, cb]
+        rc->in2 = g_new3(&rc->g, 1, sh * sw, cb);                                // [1, sh*sw, cb]
     if (g_ok(&rc->g))
-        vkd_vae_up_segment_record(&rc->g, cfg, seg, &rc->zin, &rc->zb, sh, sw, &rc->dec);
-    if ((r = rc->g.err))
-        return r;
-    return vkd_cmd_end(rc->g.c);
+        vkd_vae_up_segment_record(&rc->g, cfg, seg, &rc->in, &rc->in2, sh, sw, &rc->out);
+    return vkd_vt_rec_end(rc);
 }
 
 /* A tiled decode runs the latent-resolution part of the decoder (conv_in, middle
@@ -218,10 +107,10 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
     vkd_vae_seg segs[256];
     int nseg = vkd_vae_up_segments(cfg, segs, 256);
     bool half = dt == VKD_F16;
-    hbuf *xv = calloc((size_t)nt, sizeof *xv), *bv = calloc((size_t)nt, sizeof *bv);
-    owned *own = calloc((size_t)nt, sizeof *own);
+    vkd_vt_hbuf *xv = calloc((size_t)nt, sizeof *xv), *bv = calloc((size_t)nt, sizeof *bv);
+    vkd_vt_owned *own = calloc((size_t)nt, sizeof *own);
     float *wsum = calloc((size_t)(H * W), sizeof *wsum), *mid = NULL, *out = NULL, *tmp = NULL;
-    recording rc;
+    vkd_vt_rec rc;
     memset(&rc, 0, sizeof rc);
     vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (nseg > 256) {
@@ -232,43 +121,29 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
         goto done;
     memset(img, 0, (size_t)(H * W * 3) * sizeof *img);
     /* the middle part on the whole latent */
-    if ((r = rec_make(d, ws, dt, cfg, REC_MID, h, w, zc, pool_bytes, &rc)) || (r = vkd_tensor_upload_f32(d, &rc.zin, z)) ||
+    if ((r = rec_make(d, ws, dt, cfg, REC_MID, h, w, zc, pool_bytes, &rc)) || (r = vkd_tensor_upload_f32(d, &rc.in, z)) ||
         (r = vkd_cmd_submit_wait(rc.g.c)))
         goto done;
-    int64_t cx = rc.dec.shape[2], cb = 0, sh = th, sw = tw, scale = 1;
+    int64_t cx = rc.out.shape[2], cb = 0, sh = th, sw = tw, scale = 1;
     st->gpu_ms += vkd_cmd_total_ms(rc.g.c);
     st->flops += vkd_cmd_flops(rc.g.c);
     st->dispatches = vkd_cmd_dispatch_count(rc.g.c);
     r = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!(mid = malloc((size_t)(h * w * cx) * sizeof *mid)))
         goto done;
-    if ((r = vkd_tensor_download_f32(d, &rc.dec, mid)))
+    if ((r = vkd_tensor_download_f32(d, &rc.out, mid)))
         goto done;
-    rec_free(d, &rc);
+    vkd_vt_rec_free(d, &rc);
     r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_vt_owned_make(ys, ny, xs, nx, th, tw, own);
     for (int iy = 0, t = 0; iy < ny; iy++)
         for (int ix = 0; ix < nx; ix++, t++) {
             int64_t y0 = ys[iy], x0 = xs[ix];
-            owned *o = &own[t];
-            *o = (owned){0, th, 0, tw};
-            if (iy > 0)
-                o->y0 = (ys[iy - 1] + th - y0) / 2;
-            if (iy < ny - 1)
-                o->y1 = (ys[iy + 1] - y0 + th) / 2;
-            if (ix > 0)
-                o->x0 = (xs[ix - 1] + tw - x0) / 2;
-            if (ix < nx - 1)
-                o->x1 = (xs[ix + 1] - x0 + tw) / 2;
             if (!(xv[t].p = malloc((size_t)(th * tw * cx) * (half ? 2 : 4))))
                 goto done;
             for (int64_t y = 0; y < th; y++)
-                for (int64_t i = 0; i < tw * cx; i++) {
-                    float v = mid[((y0 + y) * w + x0) * cx + i];
-                    if (half)
-                        ((uint16_t *)xv[t].p)[y * tw * cx + i] = vkd_float_to_half(v);
-                    else
-                        ((float *)xv[t].p)[y * tw * cx + i] = v;
-                }
+                for (int64_t i = 0; i < tw * cx; i++)
+                    vkd_vt_hset(&xv[t], half, (size_t)(y * tw * cx + i), mid[((y0 + y) * w + x0) * cx + i]);
         }
     free(mid);
     mid = NULL;
@@ -276,13 +151,13 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
     for (int s = 0; s < nseg; s++) {
         const vkd_vae_seg *sg = &segs[s];
         if ((r = seg_make(d, ws, dt, cfg, sg, sh, sw, cx, cb, pool_bytes, &rc)) ||
-            (sg->kind == VKD_VAE_SEG_OUT && (r = check_image(&rc.dec, th, tw))))
+            (sg->kind == VKD_VAE_SEG_OUT && (r = check_image(&rc.out, th, tw))))
             goto done;
         /* the statistics its norm needs: of b (RESNET_B), else of x */
         bool on_b = sg->kind == VKD_VAE_SEG_RESNET_B;
-        if ((r = sync_stats(d, &rc, on_b ? bv : xv, half, own, nt, scale, sw, on_b ? cb : cx)))
+        if ((r = vkd_vt_sync_stats(d, &rc, on_b ? bv : xv, half, own, nt, scale, sw, on_b ? cb : cx)))
             goto done;
-        int64_t oc = rc.dec.shape[2], osh = sg->upsample ? 2 * sh : sh, osw = sg->upsample ? 2 * sw : sw;
+        int64_t oc = rc.out.shape[2], osh = sg->upsample ? 2 * sh : sh, osw = sg->upsample ? 2 * sw : sw;
         int64_t most = osh * osw * oc, in = sh * sw * (cx > cb ? cx : cb);
         free(tmp); /* conversion buffer for this segment's largest tile tensor */
         if (!(tmp = malloc((size_t)(most > in ? most : in) * sizeof *tmp))) {
@@ -292,13 +167,13 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
         st->dispatches += vkd_cmd_dispatch_count(rc.g.c);
         for (int iy = 0, t = 0; iy < ny; iy++)
             for (int ix = 0; ix < nx; ix++, t++) {
-                if ((r = hget_to(d, &rc.zin, half, &xv[t], tmp)) ||
-                    (on_b && (r = hget_to(d, &rc.zb, half, &bv[t], tmp))) || (r = vkd_cmd_submit_wait(rc.g.c)))
+                if ((r = vkd_vt_upload(d, &rc.in, half, &xv[t], tmp)) ||
+                    (on_b && (r = vkd_vt_upload(d, &rc.in2, half, &bv[t], tmp))) || (r = vkd_cmd_submit_wait(rc.g.c)))
                     goto done;
                 st->gpu_ms += vkd_cmd_total_ms(rc.g.c);
                 st->flops += vkd_cmd_flops(rc.g.c);
                 if (sg->kind != VKD_VAE_SEG_OUT) { /* the tile's new activation replaces the one it supersedes */
-                    if ((r = hput_from(d, &rc.dec, half, sg->kind == VKD_VAE_SEG_RESNET_A ? &bv[t] : &xv[t], tmp)))
+                    if ((r = vkd_vt_download(d, &rc.out, half, sg->kind == VKD_VAE_SEG_RESNET_A ? &bv[t] : &xv[t], tmp)))
                         goto done;
                     continue;
                 }
@@ -306,7 +181,7 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
                     r = VKD_ERR_OUT_OF_HOST_MEMORY;
                     goto done;
                 }
-                if ((r = vkd_tensor_download_f32(d, &rc.dec, out)))
+                if ((r = vkd_tensor_download_f32(d, &rc.out, out)))
                     goto done;
                 st->tiles++;
                 /* blend the tile: overlaps with the neighbours, in pixels */
@@ -335,14 +210,14 @@ static vkd_result decode_tiled(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, cons
             if (sg->upsample)
                 scale *= 2;
         }
-        rec_free(d, &rc);
+        vkd_vt_rec_free(d, &rc);
     }
     for (int64_t i = 0; i < H * W; i++) /* every pixel is inside some tile's weight > 0 region */
         for (int k = 0; k < 3; k++)
             img[i * 3 + k] /= wsum[i];
     r = VKD_OK;
 done:
-    rec_free(d, &rc);
+    vkd_vt_rec_free(d, &rc);
     for (int t = 0; t < nt && xv && bv; t++)
         free(xv[t].p), free(bv[t].p);
     free(xv), free(bv), free(own), free(wsum), free(mid), free(out), free(tmp);
@@ -367,11 +242,11 @@ vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, con
     }
     if (ny * nx > 1)
         return decode_tiled(d, ws, dt, cfg, z, h, w, th, tw, ys, ny, xs, nx, pool_bytes, img, st);
-    recording rc;
+    vkd_vt_rec rc;
     vkd_result r;
-    if (!(r = rec_make(d, ws, dt, cfg, REC_WHOLE, h, w, zc, pool_bytes, &rc)) && !(r = check_image(&rc.dec, h, w)) &&
-        !(r = vkd_tensor_upload_f32(d, &rc.zin, z)) && !(r = vkd_cmd_submit_wait(rc.g.c)) &&
-        !(r = vkd_tensor_download_f32(d, &rc.dec, img))) {
+    if (!(r = rec_make(d, ws, dt, cfg, REC_WHOLE, h, w, zc, pool_bytes, &rc)) && !(r = check_image(&rc.out, h, w)) &&
+        !(r = vkd_tensor_upload_f32(d, &rc.in, z)) && !(r = vkd_cmd_submit_wait(rc.g.c)) &&
+        !(r = vkd_tensor_download_f32(d, &rc.out, img))) {
         st->tiles = 1;
         st->gpu_ms = vkd_cmd_total_ms(rc.g.c);
         st->flops = vkd_cmd_flops(rc.g.c);
@@ -379,27 +254,6 @@ vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, con
         if (on_run)
             on_run(on_run_user, rc.g.c);
     }
-    rec_free(d, &rc);
+    vkd_vt_rec_free(d, &rc);
     return r;
-}
-
-int vkd_tile_starts(int64_t len, int tile, int overlap, int64_t *starts, int max)
-{
-    if (tile <= 0 || len <= tile) {
-        starts[0] = 0;
-        return 1;
-    }
-    int64_t stride = tile - overlap;
-    if (stride < 1)
-        stride = 1;
-    int n = 0;
-    for (int64_t s = 0;; s += stride) {
-        if (n == max)
-            return -1;
-        if (s + tile >= len) {
-            starts[n++] = len - tile; /* the last tile flush with the end */
-            return n;
-        }
-        starts[n++] = s;
-    }
 }

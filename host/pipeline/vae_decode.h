@@ -16,6 +16,7 @@
 
 #include "models/detect.h"
 #include "models/wstore.h"
+#include "pipeline/vae_tiles.h" /* vkd_tile_starts */
 #include "vk/cmd.h"
 #include "vk/device.h"
 
@@ -37,9 +38,5 @@ typedef struct vkd_vae_decode_stats {
 vkd_result vkd_vae_decode_image(vkd_device *d, vkd_wstore *ws, vkd_dtype dt, const vkd_vae_config *cfg,
                                 const float *z, int64_t h, int64_t w, int tile, int overlap, uint64_t pool_bytes,
                                 float *img, vkd_vae_decode_stats *st);
-
-/* Tiles along one axis of length len (latent pixels): count and starts, tiles of
- * `tile` overlapping by at least `overlap`, the last one flush with the end. */
-int vkd_tile_starts(int64_t len, int tile, int overlap, int64_t *starts, int max);
 
 #endif
