@@ -477,7 +477,7 @@ static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor 
     vkd_tensor scratch = empty();
     if (g->gn && g_recording(g))
         check(g, vkd_tensor_create_in(g->d, g->gn->pool, VKD_F32, 1, s, &scratch));
-    else
+    else if (!g->gn) /* a dry run of captured norms: their scratches are the caller's, not the activations' */
         scratch = new_dt(g, VKD_F32, 1, s);
     int64_t oshape[VKD_MAX_DIMS];
     memcpy(oshape, x->shape, sizeof oshape);
@@ -505,7 +505,8 @@ static vkd_tensor groupnorm(vkd_graph *g, const vkd_tensor *x, const vkd_tensor 
         check(g, vkd_op_groupnorm_layout(g->c, x, (uint32_t)groups, &e->layout));
         return out;
     }
-    g_free(g, &scratch);
+    if (!g->gn)
+        g_free(g, &scratch);
     return out;
 }
 

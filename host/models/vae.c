@@ -122,11 +122,11 @@ int vkd_vae_up_segments(const vkd_vae_config *cfg, vkd_vae_seg *segs, int cap)
             for (int half = 0; half < 2; half++) {
                 if (n < cap)
                     segs[n] = (vkd_vae_seg){half ? VKD_VAE_SEG_RESNET_B : VKD_VAE_SEG_RESNET_A, l, b,
-                                            half && b == cfg->num_res_blocks && l != 0};
+                                            half && b == cfg->num_res_blocks && l != 0, false};
                 n++;
             }
     if (n < cap)
-        segs[n] = (vkd_vae_seg){VKD_VAE_SEG_OUT, 0, 0, false};
+        segs[n] = (vkd_vae_seg){VKD_VAE_SEG_OUT, 0, 0, false, false};
     return n + 1;
 }
 
@@ -182,19 +182,35 @@ vkd_result vkd_vae_encode_record(vkd_graph *g, const vkd_vae_config *cfg, const 
         return g_fail(g, VKD_ERR_INVALID_ARG);
     char p[160];
     vkd_tensor cur = g_conv(g, img, h, w, 1, 1, NULL, P "encoder.conv_in");            // [N, HW, ch]
-    for (int l = 0; l < cfg->num_levels && g_ok(g); l++) {
+    for (int l = 0; l < cfg->num_levels - 1 && g_ok(g); l++) {
         for (int b = 0; b < cfg->num_res_blocks && g_ok(g); b++) {
             snprintf(p, sizeof p, P "encoder.down.%d.block.%d.", l, b);
             vkd_tensor t = resnet(g, p, &cur, h, w);
             g_free(g, &cur);
             cur = t;
         }
-        if (l != cfg->num_levels - 1) { /* pad right and bottom by one, then stride 2 */
-            vkd_tensor t = g_conv_pad(g, &cur, h, w, 2, 0, 1, 0, 1, P "encoder.down.%d.downsample.conv", l);
-            g_free(g, &cur);
-            cur = t;
-            h /= 2, w /= 2;
-        }
+        /* pad right and bottom by one, then stride 2 */
+        vkd_tensor t = g_conv_pad(g, &cur, h, w, 2, 0, 1, 0, 1, P "encoder.down.%d.downsample.conv", l);
+        g_free(g, &cur);
+        cur = t;
+        h /= 2, w /= 2;
+    }
+    if (!g_ok(g))
+        return g->err;
+    return vkd_vae_encode_low_record(g, cfg, &cur, h, w, out);
+}
+
+vkd_result vkd_vae_encode_low_record(vkd_graph *g, const vkd_vae_config *cfg, vkd_tensor *x, int64_t h, int64_t w,
+                                     vkd_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    char p[160];
+    vkd_tensor cur = *x;
+    for (int b = 0; b < cfg->num_res_blocks && g_ok(g); b++) { /* the last level: no Downsample */
+        snprintf(p, sizeof p, P "encoder.down.%d.block.%d.", cfg->num_levels - 1, b);
+        vkd_tensor t = resnet(g, p, &cur, h, w);
+        g_free(g, &cur);
+        cur = t;
     }
     vkd_tensor t = resnet(g, P "encoder.mid.block_1.", &cur, h, w);
     g_free(g, &cur);
@@ -208,5 +224,48 @@ vkd_result vkd_vae_encode_record(vkd_graph *g, const vkd_vae_config *cfg, const 
     g_free(g, &cur);
     *out = g_linear(g, &t, NULL, P "quant_conv");                                       // [N, hw, 2z]
     g_free(g, &t);
+    return g->err;
+}
+
+int vkd_vae_down_segments(const vkd_vae_config *cfg, vkd_vae_seg *segs, int cap)
+{
+    int n = 0;
+    if (n < cap)
+        segs[n] = (vkd_vae_seg){VKD_VAE_SEG_IN, 0, 0, false, false};
+    n++;
+    for (int l = 0; l < cfg->num_levels - 1; l++)
+        for (int b = 0; b < cfg->num_res_blocks; b++)
+            for (int half = 0; half < 2; half++) {
+                if (n < cap)
+                    segs[n] = (vkd_vae_seg){half ? VKD_VAE_SEG_RESNET_B : VKD_VAE_SEG_RESNET_A, l, b, false,
+                                            half && b == cfg->num_res_blocks - 1};
+                n++;
+            }
+    return n;
+}
+
+vkd_result vkd_vae_down_segment_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_vae_seg *s, vkd_tensor *x,
+                                       vkd_tensor *b, int64_t h, int64_t w, vkd_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    char p[160];
+    snprintf(p, sizeof p, P "encoder.down.%d.block.%d.", s->level, s->block);
+    if (s->kind == VKD_VAE_SEG_IN) {
+        *out = g_conv(g, x, h, w, 1, 1, NULL, P "encoder.conv_in");                    // [1, hw, ch]
+    } else if (s->kind == VKD_VAE_SEG_RESNET_A) {
+        *out = resnet_a(g, p, x, h, w);                                              // [1, hw, Cout]
+    } else if (s->kind == VKD_VAE_SEG_RESNET_B) {
+        vkd_tensor bb = *b; /* freed once read, through a copy: *b stays the caller's handle */
+        vkd_tensor y = resnet_b(g, p, x, &bb, h, w);                                 // [1, hw, Cout]
+        if (s->downsample) { /* as the whole encode: right/bottom padding (right only at the image's border) */
+            *out = g_conv_pad(g, &y, h, w, 2, 0, 1, 0, 1, P "encoder.down.%d.downsample.conv", s->level);
+            g_free(g, &y);                                                           // [1, hw/4, Cout]
+        } else {
+            *out = y;
+        }
+    } else {
+        return g_fail(g, VKD_ERR_INVALID_ARG);
+    }
+    (void)cfg;
     return g->err;
 }

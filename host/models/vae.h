@@ -1,4 +1,4 @@
-/* The KL-f8 VAE decoder (CompVis ldm/modules/diffusionmodules/model.py Decoder),
+/* The KL-f8 VAE decoder and encoder (CompVis ldm/modules/diffusionmodules/model.py Decoder),
  * recorded into a vkd_graph. Blocks named after "first_stage_model." keys. */
 #ifndef VKD_MODELS_VAE_H
 #define VKD_MODELS_VAE_H
@@ -28,11 +28,12 @@ vkd_result vkd_vae_decode_up_record(vkd_graph *g, const vkd_vae_config *cfg, vkd
  * RESNET_A (norm1 on x: conv1(SiLU(norm1(x))) -> b) and RESNET_B (norm2 on b:
  * conv2(SiLU(norm2(b))) + shortcut(x) -> x, then the level's Upsample when `upsample`);
  * finally OUT (norm_out on x: conv_out(SiLU(norm_out(x))) -> image [1, HW, 3]). */
-enum { VKD_VAE_SEG_RESNET_A, VKD_VAE_SEG_RESNET_B, VKD_VAE_SEG_OUT };
+enum { VKD_VAE_SEG_RESNET_A, VKD_VAE_SEG_RESNET_B, VKD_VAE_SEG_OUT, VKD_VAE_SEG_IN };
 typedef struct vkd_vae_seg {
     int kind;
     int level, block;
     bool upsample;      /* RESNET_B: the output is 2x larger than the input */
+    bool downsample;    /* RESNET_B (encoder): the output is 2x smaller */
 } vkd_vae_seg;
 
 /* The segments into segs[0 .. cap-1]; returns how many there are. */
@@ -49,5 +50,21 @@ vkd_result vkd_vae_up_segment_record(vkd_graph *g, const vkd_vae_config *cfg, co
  * pixel (quant_conv applied; not clamped, not scaled). */
 vkd_result vkd_vae_encode_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_tensor *img, int64_t h, int64_t w,
                                  vkd_tensor *out);
+
+/* The encoder in two parts, for a tiled encode (host/pipeline/vae_encode.c): the
+ * high-resolution part as segments (below), run per tile, and the rest on the whole
+ * latent-size map x [1, h*w, C] (the last level's ResnetBlocks, the middle with its
+ * attention, norm_out, conv_out, quant_conv) -> *out as vkd_vae_encode_record's. x is
+ * freed (back to g's pool) once read; *x stays valid for an upload before the run. */
+vkd_result vkd_vae_encode_low_record(vkd_graph *g, const vkd_vae_config *cfg, vkd_tensor *x, int64_t h, int64_t w,
+                                     vkd_tensor *out);
+/* The encoder's high-resolution part as segments, each but the first starting at its
+ * one group norm: IN (conv_in on the image x [1, HW, 3] -> x; no norm), then for each
+ * level but the last, for each ResnetBlock, RESNET_A (norm1 on x -> b) and RESNET_B
+ * (norm2 on b, + shortcut(x) -> x, then the level's Downsample when `downsample`: the
+ * output is (h/2) x (w/2)). After the last segment x is at latent size. */
+int vkd_vae_down_segments(const vkd_vae_config *cfg, vkd_vae_seg *segs, int cap);
+vkd_result vkd_vae_down_segment_record(vkd_graph *g, const vkd_vae_config *cfg, const vkd_vae_seg *s, vkd_tensor *x,
+                                       vkd_tensor *b, int64_t h, int64_t w, vkd_tensor *out);
 
 #endif
