@@ -109,7 +109,7 @@ static void test_encoder(vkd_ctx *ctx, golden *g, const inputs *in, vkd_dtype dt
     size_t n;
     float *rm = gload(g, "i2i_enc_mean", &n), *rl = gload(g, "i2i_enc_logvar", NULL);
     float *mean = malloc(n * sizeof *mean), *logvar = malloc(n * sizeof *logvar);
-    vkd_result r = vkd_encode_stage_run(p, in->img, in->H, in->W, mean, logvar);
+    vkd_result r = vkd_encode_stage_run(p, in->img, in->H, in->W, 0, mean, logvar);
     TEST_CHECK(r == VKD_OK, "%s encoder: %s", fam, vkd_result_str(r));
     char what[96];
     if (!r && rm && rl) {

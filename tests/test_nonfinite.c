@@ -151,7 +151,7 @@ int main(void)
         for (int q = 0; q < 64 * 64 * 3; q++)
             img[q] = (float)(q % 7) / 7.0f - 0.5f;
         vkd_log_set(keep_log, NULL, VKD_LOG_WARN); /* a stage called directly logs through the process sink */
-        vkd_result r = vkd_encode_stage_run(pp, img, 64, 64, mean, logvar);
+        vkd_result r = vkd_encode_stage_run(pp, img, 64, 64, 0, mean, logvar);
         vkd_log_set(NULL, NULL, VKD_LOG_WARN);
         TEST_CHECK(r == VKD_OK, "encode with an overflowing encoder: %s\n%s", vkd_result_str(r), logged);
         TEST_CHECK(r || (mean[0] > 9e4f && mean[0] < 1.1e5f), "the mean's channel 0 carries the bias of 1e5: %g",

@@ -8,12 +8,16 @@
 #include "common/log.h"
 #include "models/graph.h"
 #include "models/vae.h"
+#include "pipeline/vae_encode.h"
 
 #define ENC_PREFIX "first_stage_model.encoder."
 #define QUANT_PREFIX "first_stage_model.quant_conv."
 
-vkd_result vkd_encode_stage_request(const vkd_memplan_in *in, uint64_t *weights, uint64_t *activations)
+vkd_result vkd_encode_stage_request(const vkd_memplan_in *in, int tile, uint64_t *weights, uint64_t *activations)
 {
+    if (tile > 0 && (tile < in->h || tile < in->w))
+        return vkd_vae_encode_tiled_request(in->d, in->ws, in->dt, &in->cfg->vae, in->h, in->w, tile, weights,
+                                            activations);
     vkd_graph_plan plan;
     memset(&plan, 0, sizeof plan);
     vkd_graph g = {.d = in->d, .ws = in->ws, .dt = in->dt, .plan = &plan};
@@ -31,17 +35,27 @@ vkd_result vkd_encode_stage_request(const vkd_memplan_in *in, uint64_t *weights,
     return VKD_OK;
 }
 
-/* One encode with weights from ws in dtype dt: moments -> mean, clamped logvar; the
- * count of NaN/Inf moments in *bad. */
+/* One encode with weights from ws in dtype dt, whole or in tiles (tile: as
+ * vkd_encode_stage_run's): moments -> mean, clamped logvar; the count of NaN/Inf
+ * moments in *bad. */
 static vkd_result encode_with(vkd_pipe *p, vkd_wstore *ws, vkd_dtype dt, const float *img, int64_t H, int64_t W,
-                              float *mean, float *logvar, size_t *bad)
+                              int tile, float *mean, float *logvar, size_t *bad)
 {
     const vkd_vae_config *vc = &p->cfg.vae;
     int64_t h = H / 8, w = W / 8, zc = vc->z_channels;
     vkd_graph g = {.d = p->d, .ws = ws, .dt = dt};
     vkd_tensor in, out;
     float *moments = NULL;
-    vkd_result r = vkd_pool_create(p->d, &g.pool);
+    vkd_result r = VKD_OK;
+    if (tile > 0 && (tile < h || tile < w)) { /* in tiles (vae_encode.h) */
+        vkd_vae_encode_stats es;
+        if (!(moments = malloc((size_t)(h * w * 2 * zc) * sizeof *moments)))
+            r = VKD_ERR_OUT_OF_HOST_MEMORY;
+        if (!r)
+            r = vkd_vae_encode_tiled(p->d, ws, dt, vc, img, h, w, tile, 0, moments, &es);
+        goto moments_out;
+    }
+    r = vkd_pool_create(p->d, &g.pool);
     if (!r)
         r = vkd_cmd_create(p->d, &g.c);
     if (!r)
@@ -61,6 +75,7 @@ static vkd_result encode_with(vkd_pipe *p, vkd_wstore *ws, vkd_dtype dt, const f
         r = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!r)
         r = vkd_tensor_download_f32(p->d, &out, moments);
+moments_out:
     *bad = 0;
     if (!r) /* [hw, 2z] channels-last -> mean, logvar NCHW; DiagonalGaussianDistribution's clamp */
         for (int64_t px = 0; px < h * w; px++)
@@ -79,7 +94,8 @@ static vkd_result encode_with(vkd_pipe *p, vkd_wstore *ws, vkd_dtype dt, const f
     return r;
 }
 
-vkd_result vkd_encode_stage_run(vkd_pipe *p, const float *img, int64_t H, int64_t W, float *mean, float *logvar)
+vkd_result vkd_encode_stage_run(vkd_pipe *p, const float *img, int64_t H, int64_t W, int tile, float *mean,
+                                float *logvar)
 {
     if (!p->cfg.vae.has_encoder) {
         VKD_ERROR("this checkpoint's VAE has no encoder (first_stage_model.encoder.*): it cannot take an image; "
@@ -87,14 +103,14 @@ vkd_result vkd_encode_stage_run(vkd_pipe *p, const float *img, int64_t H, int64_
         return VKD_ERR_UNSUPPORTED;
     }
     size_t bad = 0, n = (size_t)(H / 8 * (W / 8) * 2 * p->cfg.vae.z_channels);
-    vkd_result r = encode_with(p, p->ws, p->dt, img, H, W, mean, logvar, &bad);
+    vkd_result r = encode_with(p, p->ws, p->dt, img, H, W, tile, mean, logvar, &bad);
     if (!r && bad && p->dt == VKD_F16) {
         /* as the decode: SD VAEs may overflow fp16; encode again with fp32 weights of its own */
         VKD_WARN("the VAE encoder overflowed fp16 (NaN/Inf in its output): encoding again in fp32");
         vkd_wstore *ws32 = NULL;
         r = vkd_wstore_create(p->d, p->w, VKD_F32, &ws32);
         if (!r)
-            r = encode_with(p, ws32, VKD_F32, img, H, W, mean, logvar, &bad);
+            r = encode_with(p, ws32, VKD_F32, img, H, W, tile, mean, logvar, &bad);
         vkd_wstore_destroy(ws32);
         vkd_memory_trim(p->d);
     }

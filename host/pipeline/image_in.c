@@ -95,7 +95,7 @@ static vkd_result encode_sample(vkd_pipe *P, vkd_image_job *j, const float *img,
     float *mean = malloc(n * sizeof *mean), *logvar = malloc(n * sizeof *logvar), *eps = malloc(n * sizeof *eps);
     vkd_result r = mean && logvar && eps ? VKD_OK : VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!r)
-        r = vkd_encode_stage_run(P, img, j->H, j->W, mean, logvar);
+        r = vkd_encode_stage_run(P, img, j->H, j->W, j->enc_tile, mean, logvar);
     if (!r)
         r = vkd_rng_randn(rng, eps, n);
     if (!r)

@@ -32,6 +32,7 @@ typedef struct vkd_image_job {
     float *z;               /* [zc, h, w] the image's latent (scaled), NULL when not used */
     float *noise;           /* [zc, h, w] the start noise (kept for the per-step blend) */
     float *concat;          /* [1 + zc, h, w] a 9-channel UNet's extra input */
+    int enc_tile;           /* the encoder's tile edge in latent pixels (the memory plan's; 0: whole) */
 } vkd_image_job;
 
 /* The init image and mask at p->width x p->height. */

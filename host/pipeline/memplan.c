@@ -9,6 +9,7 @@
 #include "pipeline/denoise_stage.h"
 #include "pipeline/encode_stage.h"
 #include "pipeline/text_stage.h"
+#include "pipeline/vae_encode.h"
 
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -27,6 +28,38 @@ static void stages(vkd_memplan *p, bool keep, uint64_t a_vae)
     p->fits = p->peak <= p->budget;
 }
 
+/* The encoder's tiles, chosen before the rest: when asked, or when the whole-image
+ * encode does not fit even alone, the requested edge or, halving from 512 px, the
+ * largest that fits. Never below twice the overlap (vkd_vae_encode_overlap: a tile
+ * smaller would mostly recompute its neighbours), a requested edge included. An
+ * encoder the segments cannot follow encodes whole. */
+static vkd_result enc_tiles(const vkd_memplan_in *in, vkd_memplan *p)
+{
+    if (in->tiling == VKD_TILING_OFF ||
+        (in->tiling == VKD_TILING_AUTO && p->w_enc + p->a_enc_whole <= p->budget))
+        return VKD_OK;
+    bool fixed = in->tiling == VKD_TILING_ON && in->tile_px > 0;
+    int req = in->tile_px > 0 ? in->tile_px / 8 : 64, least = 2 * vkd_vae_encode_overlap(&in->cfg->vae, 0);
+    for (int tile = req; tile > 0; tile = fixed ? 0 : tile / 2) {
+        if (tile >= in->h && tile >= in->w)
+            continue; /* one tile: the whole encode */
+        if (fixed && tile < least)
+            tile = least;
+        if (tile < least || (tile >= in->h && tile >= in->w))
+            break;
+        uint64_t w, a;
+        vkd_result r = vkd_encode_stage_request(in, tile, &w, &a);
+        if (r == VKD_ERR_UNSUPPORTED)
+            break;
+        if (r)
+            return r;
+        p->enc_tile = tile, p->w_enc = w, p->a_enc = a;
+        if (w + a <= p->budget)
+            break;
+    }
+    return VKD_OK;
+}
+
 vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
 {
     memset(p, 0, sizeof *p);
@@ -41,7 +74,10 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
                                     &p->a_text)) ||
         (r = vkd_denoise_stage_request(in, &u)) ||
         (r = vkd_decode_stage_request(in, in->h, in->w, &p->w_vae, &p->a_vae_whole)) ||
-        (in->encode && (r = vkd_encode_stage_request(in, &p->w_enc, &p->a_enc))))
+        (in->encode && (r = vkd_encode_stage_request(in, 0, &p->w_enc, &p->a_enc))))
+        return r;
+    p->a_enc_whole = p->a_enc;
+    if (in->encode && (r = enc_tiles(in, p)))
         return r;
     p->w_unet = u.weights, p->a_unet = u.activations;
     p->unet_ops = u.ops;
@@ -94,7 +130,11 @@ void vkd_memplan_log(const vkd_memplan *p)
                  mib(p->a_vae_whole));
     else
         VKD_INFO("  VAE decoder:  weights %7.1f MiB + activations %6.1f MiB", mib(p->w_vae), mib(p->a_vae));
-    if (p->w_enc || p->a_enc)
+    if (p->enc_tile)
+        VKD_INFO("  VAE encoder:  weights %7.1f MiB + activations %6.1f MiB per %dx%d-pixel tile (whole image: "
+                 "%.1f MiB)",
+                 mib(p->w_enc), mib(p->a_enc), 8 * p->enc_tile, 8 * p->enc_tile, mib(p->a_enc_whole));
+    else if (p->w_enc || p->a_enc)
         VKD_INFO("  VAE encoder:  weights %7.1f MiB + activations %6.1f MiB", mib(p->w_enc), mib(p->a_enc));
     VKD_INFO("  resident: text %.1f MiB, UNet %.1f MiB, VAE %.1f MiB; peak %.1f MiB; UNet %s between images",
              mib(p->stage_text), mib(p->stage_unet), mib(p->stage_vae), mib(p->peak),

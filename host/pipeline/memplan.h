@@ -14,7 +14,8 @@
  *   VAE:   decoder weights + its activations, for the whole image or one tile
  *          (+ the UNet, when kept)
  *
- * Choices, in order: keep the UNet (weights and recorded pool) resident between
+ * Choices, in order: encode in tiles when the whole-image encode alone does not fit
+ * (or when asked); keep the UNet (weights and recorded pool) resident between
  * images when everything fits; otherwise free it before the VAE (it is uploaded again
  * for the next image); decode in tiles when the whole-image decode does not fit (or
  * when asked); refuse, before allocating, when the UNet stage alone does not fit. */
@@ -31,7 +32,8 @@ typedef struct vkd_memplan {
     bool budget_from_driver;         /* VK_EXT_memory_budget's heapBudget (else heap size or the caller's) */
     uint64_t w_text, w_unet, w_vae;  /* weight bytes per stage */
     uint64_t a_text, a_unet, a_vae;  /* activation bytes per stage (a_vae: whole image or one tile) */
-    uint64_t w_enc, a_enc;           /* the VAE encoder (image input), 0 without one */
+    uint64_t w_enc, a_enc;           /* the VAE encoder (image input), 0 without one (a_enc: whole or one tile) */
+    uint64_t a_enc_whole;            /* the whole-image encode's activations */
     uint64_t a_vae_whole;            /* the whole-image decode's activations */
     uint64_t stage_text, stage_unet, stage_vae; /* resident bytes during each stage */
     uint64_t stage_enc;              /* during the encoder (after the text stage, before the UNet) */
@@ -41,6 +43,8 @@ typedef struct vkd_memplan {
     bool keep_unet;                  /* UNet stays resident through the VAE and the next prompt */
     int vae_tile;                    /* 0: whole image; else tile edge in latent pixels */
     int vae_overlap;                 /* tile overlap in latent pixels */
+    int enc_tile;                    /* the encoder's: 0 whole image, else tile edge in latent pixels (its
+                                      * overlap: vkd_vae_encode_overlap) */
     bool fits;
 } vkd_memplan;
 

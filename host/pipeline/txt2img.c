@@ -195,6 +195,7 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
         r = vkd_rng_create(rk, seed, &rng);
     if (!r && (ij.img || ij.z)) {
         t0 = vkd_now_ms();
+        ij.enc_tile = plan.enc_tile;
         r = vkd_image_job_latents(P, p, &ij, rng, noise, &sp);
         tm->encode_ms = vkd_now_ms() - t0;
     } else if (!r) { /* noise [1, 4, h, w] as torch.randn draws it (the RNG also feeds ancestral steps) */
