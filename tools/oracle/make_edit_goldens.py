@@ -9,8 +9,11 @@ writes
     tests/data/tiny-sd1-inpaint.safetensors   tiny SD1 config, UNet in_channels 9, vocab 1024, own seed
     tests/data/tiny-sd2-inpaint.safetensors   tiny SD2 config, UNet in_channels 9, WITH a VAE encoder, eps
     tests/data/tiny-sdxl-inpaint.safetensors  tiny SDXL config, UNet in_channels 9
+    tests/data/tiny-sd2-edit.safetensors      tiny SD2 config (v, UNet in 4) WITH a VAE encoder, vocab 1024,
+                                              own seed: tiny-sd2 has no encoder, so SD2 img2img / inp4 run on it
     tests/data/golden-edit-sd1.safetensors    i2i_* (tiny-sd1), inp9_* (tiny-sd1-inpaint), inp4_* (tiny-sd1)
-    tests/data/golden-edit-sd2.safetensors    i2i_image_in, i2i_enc_* and inp9_* (tiny-sd2-inpaint)
+    tests/data/golden-edit-sd2.safetensors    i2i_enc_* and inp9_* (tiny-sd2-inpaint), i2i_z and the other
+                                              i2i_*, inp4_* (tiny-sd2-edit, v-prediction)
     tests/data/golden-edit-sdxl.safetensors   i2i_* (tiny-sdxl), inp9_* (tiny-sdxl-inpaint), inp4_* (tiny-sdxl)
 
 It reads (never rewrites) tests/data/tiny-{sd1,sdxl}.safetensors and the "context" (and
@@ -48,7 +51,9 @@ Sources of the semantics (read with the search tool):
     mask and masked latent (prepare_mask_latents: torch.cat([mask] * 2)).
   - SD2-inpainting predicts eps (Stability-AI/stablediffusion
     configs/stable-diffusion/v2-inpainting-inference.yaml has no `parameterization: "v"`),
-    so tiny-sd2-inpaint is run as eps although tiny-sd2 is v.
+    so tiny-sd2-inpaint is run as eps although tiny-sd2 is v. tiny-sd2-edit (img2img, inp4)
+    is v, as tiny-sd2 and the SD2-768 models (v2-inference-v.yaml: parameterization "v"),
+    through sampling_ref's VDenoiser (make_goldens.CFGModel, prediction "v").
   - legacy inpainting (4-channel UNet): the same diffusers pipeline with num_channels_unet
     == 4: prepare_latents with return_image_latents: image_latents =
     _encode_vae_image(image, generator) first, then noise; at strength 1 latents = noise *
@@ -79,6 +84,7 @@ import sampling_ref as sr  # noqa: E402
 DATA = mg.DATA
 FAMILIES = ("sd1", "sd2", "sdxl")
 INPAINT_SEEDS = {"sd1": 110, "sd2": 111, "sdxl": 112}
+EDIT_SEED_SD2 = 113           # tiny-sd2-edit: the i2i / inp4 base for SD2 (tiny-sd2 has no encoder)
 INPAINT_VOCAB = 1024          # the C tests feed the context from the goldens; the text encoders never run
 IMG_HW = (mg.PIPE_HW[0] * 8, mg.PIPE_HW[1] * 8)   # 48 x 64 image, latent 6 x 8
 SEED, STEPS, CFG = mg.PIPE_SEED, mg.PIPE_STEPS, mg.PIPE_CFG   # 1234, 4, 7.0
@@ -154,6 +160,16 @@ def inpaint_config(fam):
     return cfg
 
 
+def edit_config_sd2():
+    """tiny-sd2-edit: the tiny SD2 config (v-prediction, linear proj, 16-wide UNet heads,
+    OpenCLIP text, UNet in_channels 4) with a VAE encoder and a reduced token table."""
+    cfg = copy.deepcopy(mg.CONFIGS["sd2"])
+    cfg["vae"]["with_encoder"] = True
+    cfg["text"]["vocab"] = INPAINT_VOCAB
+    assert cfg["prediction"] == "v" and cfg["unet"]["in_channels"] == 4
+    return cfg
+
+
 def load_model(cfg, path):
     sd, _ = mg.read_safetensors(path)
     m = sd_model.StableDiffusion(cfg).eval()
@@ -162,8 +178,8 @@ def load_model(cfg, path):
     return m
 
 
-def write_inpaint_checkpoint(fam, cfg, path):
-    model = mg.build(cfg, seed=INPAINT_SEEDS[fam], used_ids={0}, f16=True)
+def write_inpaint_checkpoint(fam, cfg, path, seed=None):
+    model = mg.build(cfg, seed=INPAINT_SEEDS[fam] if seed is None else seed, used_ids={0}, f16=True)
     sd = mg.checkpoint_tensors(model, True)
     cj = mg.config_json_sdxl(cfg) if fam == "sdxl" else mg.config_json(cfg)
     mg.write_safetensors(path, sd, {"format": "pt", "vkdiff.oracle": "tools/oracle/make_edit_goldens.py",
@@ -198,8 +214,10 @@ def sample(model_fn, x, sigmas, name, g, shape, blend=None):
 
 # ------------------------------------------------------------------- goldens ----
 def goldens(fam, base, inp, ctx, y):
-    """base: the family's ordinary tiny model (None for sd2), inp: its 9-channel model.
-    Returns (goldens, model calls per run)."""
+    """base: the family's ordinary 4-channel model with an encoder (sd2: tiny-sd2-edit),
+    inp: its 9-channel model. i2i_enc_* come from base's encoder, for sd2 from inp's
+    (tiny-sd2-inpaint; the goldens predate tiny-sd2-edit); i2i_z / inp4_z always from
+    base's. Returns (goldens, model calls per run)."""
     acp = sr.compvis_alphas_cumprod()
     sched = sr.DiscreteSchedule(((1 - acp) / acp) ** 0.5)
     sigmas = sched.get_sigmas(STEPS)
@@ -210,31 +228,31 @@ def goldens(fam, base, inp, ctx, y):
         G["y"] = y
     img = make_image()
     G["i2i_image_in"] = img
-    enc = base if base is not None else inp
-    mean, logvar = enc.vae.encode_posterior(img)
-    G["i2i_enc_mean"], G["i2i_enc_logvar"] = mean, logvar
+    enc = inp if fam == "sd2" else base
+    G["i2i_enc_mean"], G["i2i_enc_logvar"] = enc.vae.encode_posterior(img)
+    # the posterior img2img and inp4 sample from (sd2: tiny-sd2-edit's, itself not written)
+    mean, logvar = base.vae.encode_posterior(img) if enc is not base else (G["i2i_enc_mean"], G["i2i_enc_logvar"])
     std = torch.exp(0.5 * logvar)
 
-    if base is not None:
-        # ---- img2img (diffusers prepare_latents draw order, A1111 step cut)
-        for tag, strength in (("i2i", STRENGTH), ("i2i_s1", 1.0)):
-            t_enc = int(min(strength, 0.999) * STEPS)
-            cut = sigmas[STEPS - t_enc - 1:]
-            runs = I2I_SAMPLERS if tag == "i2i" else ["euler"]
-            for name in runs:
-                g = torch.Generator().manual_seed(SEED)
-                eps = torch.randn(shape, generator=g)
-                z = (mean + std * eps) * base.scale_factor
-                noise = torch.randn(shape, generator=g)
-                if tag == "i2i" and name == runs[0]:
-                    G["i2i_z"], G["i2i_noise"], G["i2i_sigmas"] = z, noise, cut.clone()
-                if tag == "i2i_s1":
-                    G["i2i_s1_sigmas"] = cut.clone()
-                m = mg.CFGModel(base.unet, base.cfg["prediction"], acp, ctx, CFG, y)
-                x = sample(m, z + noise * cut[0], cut, name, g, shape)
-                calls[f"{tag}_{key(name)}"] = m.calls
-                G[f"{tag}_{key(name)}_latent"] = x
-                G[f"{tag}_{key(name)}_image"] = base.vae.decode(x / base.scale_factor)
+    # ---- img2img (diffusers prepare_latents draw order, A1111 step cut)
+    for tag, strength in (("i2i", STRENGTH), ("i2i_s1", 1.0)):
+        t_enc = int(min(strength, 0.999) * STEPS)
+        cut = sigmas[STEPS - t_enc - 1:]
+        runs = I2I_SAMPLERS if tag == "i2i" else ["euler"]
+        for name in runs:
+            g = torch.Generator().manual_seed(SEED)
+            eps = torch.randn(shape, generator=g)
+            z = (mean + std * eps) * base.scale_factor
+            noise = torch.randn(shape, generator=g)
+            if tag == "i2i" and name == runs[0]:
+                G["i2i_z"], G["i2i_noise"], G["i2i_sigmas"] = z, noise, cut.clone()
+            if tag == "i2i_s1":
+                G["i2i_s1_sigmas"] = cut.clone()
+            m = mg.CFGModel(base.unet, base.cfg["prediction"], acp, ctx, CFG, y)
+            x = sample(m, z + noise * cut[0], cut, name, g, shape)
+            calls[f"{tag}_{key(name)}"] = m.calls
+            G[f"{tag}_{key(name)}_latent"] = x
+            G[f"{tag}_{key(name)}_image"] = base.vae.decode(x / base.scale_factor)
 
     # ---- inpainting with the 9-channel UNet (strength 1)
     mask = make_mask()
@@ -262,22 +280,21 @@ def goldens(fam, base, inp, ctx, y):
     G["inp9_unet_out"] = inp.unet(ux, torch.full((2,), INP9_UNET_T), ctx, y)
 
     # ---- legacy inpainting with the ordinary 4-channel UNet (strength 1)
-    if base is not None:
-        G["inp4_mask"], G["inp4_mask_latent"] = mask, ml
-        for name in INP_SAMPLERS:
-            g = torch.Generator().manual_seed(SEED)
-            z = (mean + std * torch.randn(shape, generator=g)) * base.scale_factor
-            noise = torch.randn(shape, generator=g)
-            if name == INP_SAMPLERS[0]:
-                G["inp4_z"], G["inp4_noise"] = z, noise
+    G["inp4_mask"], G["inp4_mask_latent"] = mask, ml
+    for name in INP_SAMPLERS:
+        g = torch.Generator().manual_seed(SEED)
+        z = (mean + std * torch.randn(shape, generator=g)) * base.scale_factor
+        noise = torch.randn(shape, generator=g)
+        if name == INP_SAMPLERS[0]:
+            G["inp4_z"], G["inp4_noise"] = z, noise
 
-            def blend(i, x, z=z, noise=noise):
-                return (1 - ml) * (z + noise * sigmas[i + 1]) + ml * x
-            m = mg.CFGModel(base.unet, base.cfg["prediction"], acp, ctx, CFG, y)
-            x = sample(m, noise * sigmas[0], sigmas, name, g, shape, blend)
-            calls[f"inp4_{key(name)}"] = m.calls
-            G[f"inp4_{key(name)}_latent"] = x
-            G[f"inp4_{key(name)}_image"] = base.vae.decode(x / base.scale_factor)
+        def blend(i, x, z=z, noise=noise):
+            return (1 - ml) * (z + noise * sigmas[i + 1]) + ml * x
+        m = mg.CFGModel(base.unet, base.cfg["prediction"], acp, ctx, CFG, y)
+        x = sample(m, noise * sigmas[0], sigmas, name, g, shape, blend)
+        calls[f"inp4_{key(name)}"] = m.calls
+        G[f"inp4_{key(name)}_latent"] = x
+        G[f"inp4_{key(name)}_image"] = base.vae.decode(x / base.scale_factor)
     return G, calls
 
 
@@ -323,12 +340,23 @@ def describe(fam, G, sf, sf_inp, pred, pred_inp):
         "inp4_z": f"[1, 4, {h}, {w}] (i2i_enc_mean + std * eps) * {sf}, eps = draw 1 (the same as i2i_z)",
         "inp4_noise": f"[1, 4, {h}, {w}] draw 2 (the same as i2i_noise); x0 = inp4_noise * sigma_0",
     }
+    on = ""
+    if fam == "sd2":   # two checkpoints with an encoder: say which one each golden comes from
+        edit, inpf = "tests/data/tiny-sd2-edit.safetensors", "tests/data/tiny-sd2-inpaint.safetensors"
+        d["i2i_enc_mean"] += f"; the encoder of {inpf} (NOT {edit}, whose posterior i2i_z samples)"
+        d["i2i_enc_logvar"] += f"; the encoder of {inpf} (NOT {edit})"
+        d["i2i_z"] = (f"[1, 4, {h}, {w}] (mean + exp(0.5 * logvar) * eps) * {sf}, mean / logvar = the posterior of "
+                      f"i2i_image_in under the encoder of {edit} (NOT i2i_enc_mean / i2i_enc_logvar, which are "
+                      f"{inpf}'s; that posterior is not in this file), eps = draw 1 of the generator")
+        d["inp4_z"] = (f"[1, 4, {h}, {w}] {edit}'s posterior sample of i2i_image_in, eps = draw 1: the same "
+                       "as i2i_z")
+        on = f"; {edit}, prediction {pred}"
     for s in I2I_SAMPLERS:
         d[f"i2i_{key(s)}_latent"] = (f"[1, 4, {h}, {w}] final latent of sampler {s}, strength {STRENGTH}: x = i2i_z + "
-                                     f"i2i_noise * i2i_sigmas[0], then the sampler over i2i_sigmas, cfg {CFG}")
+                                     f"i2i_noise * i2i_sigmas[0], then the sampler over i2i_sigmas, cfg {CFG}{on}")
         d[f"i2i_{key(s)}_image"] = f"[1, 3, {H}, {W}] decode(i2i_{key(s)}_latent / {sf}) before clamp"
     d["i2i_s1_euler_latent"] = (f"[1, 4, {h}, {w}] euler at strength 1.0: x = i2i_z + i2i_noise * sigma_0, the "
-                                "whole schedule i2i_s1_sigmas")
+                                f"whole schedule i2i_s1_sigmas{on}")
     d["i2i_s1_euler_image"] = f"[1, 3, {H}, {W}] decode(i2i_s1_euler_latent / {sf}) before clamp"
     for s in INP_SAMPLERS:
         d[f"inp9_{key(s)}_latent"] = (f"[1, 4, {h}, {w}] {s} with the 9-channel UNet, strength 1, full "
@@ -337,7 +365,7 @@ def describe(fam, G, sf, sf_inp, pred, pred_inp):
         d[f"inp4_{key(s)}_latent"] = (f"[1, 4, {h}, {w}] {s} with the ordinary UNet, strength 1, from x0 = "
                                       "inp4_noise * sigma_0; after each step i: x = (1 - m) * (inp4_z + inp4_noise * "
                                       "sigma_{i+1}) + m * x, m = inp4_mask_latent (the last step: sigma 0, so the "
-                                      "unmasked cells equal inp4_z exactly)")
+                                      "unmasked cells equal inp4_z exactly)" + on)
         d[f"inp4_{key(s)}_image"] = f"[1, 3, {H}, {W}] decode(inp4_{key(s)}_latent / {sf}) before clamp"
     return {k: v for k, v in d.items() if k in G}
 
@@ -352,10 +380,12 @@ def metadata(fam, G, calls, base_cfg, inp_cfg):
     t_enc = int(min(STRENGTH, 0.999) * STEPS)
     meta = {
         "generated_by": "tools/oracle/make_edit_goldens.py (torch %s)" % torch.__version__,
-        "checkpoint_i2i": "" if fam == "sd2" else f"tests/data/tiny-{fam}.safetensors (img2img, inp4, i2i_enc_*)",
+        "checkpoint_i2i": "tests/data/tiny-sd2-edit.safetensors (img2img, inp4: i2i_z, inp4_z and every "
+                          "i2i_* / inp4_* run; NOT i2i_enc_*), prediction v" if fam == "sd2" else
+                          f"tests/data/tiny-{fam}.safetensors (img2img, inp4, i2i_enc_*)",
         "checkpoint_inp9": f"tests/data/tiny-{fam}-inpaint.safetensors (inp9_*"
-                           + (", i2i_enc_*" if fam == "sd2" else "") + ")",
-        "config_i2i": "" if fam == "sd2" else cj(base_cfg),
+                           + (", i2i_enc_mean, i2i_enc_logvar), prediction eps" if fam == "sd2" else ")"),
+        "config_i2i": cj(base_cfg),
         "config_inp9": cj(inp_cfg),
         "layout": "PyTorch NCHW, F32 (C side is channels-last: transpose); batch row 0 cond, row 1 uncond",
         "rng": f"one torch CPU generator per run, torch.Generator().manual_seed({SEED}); every draw is "
@@ -363,25 +393,33 @@ def metadata(fam, G, calls, base_cfg, inp_cfg):
                "samplers' (euler_a, lcm) draws from the same generator, one per step with sigma_{i+1} > 0",
         "encoder": "posterior (diffusers DiagonalGaussianDistribution): moments = quant_conv(encoder(x)); mean = "
                    "moments[:, :4], logvar = clamp(moments[:, 4:], -30, 20), std = exp(0.5 * logvar), sample = "
-                   "mean + std * eps; latent = sample * scale factor",
-        "img2img": "" if fam == "sd2" else f"{STEPS} steps, strength {STRENGTH} (also 1.0: i2i_s1_*), cfg {CFG}, prediction {pred}; "
+                   "mean + std * eps; latent = sample * scale factor" + (
+                       "; i2i_enc_mean / i2i_enc_logvar are the encoder of tests/data/tiny-sd2-inpaint.safetensors, "
+                       "i2i_z / inp4_z sample the posterior of the encoder of tests/data/tiny-sd2-edit.safetensors "
+                       "(a different VAE; its mean / logvar are not in this file)" if fam == "sd2" else ""),
+        "img2img": f"{STEPS} steps, strength {STRENGTH} (also 1.0: i2i_s1_*), cfg {CFG}, prediction {pred}; "
                    "draw 1 = posterior eps, draw 2 = noise (diffusers img2img prepare_latents order); t_enc = "
                    f"int(min(strength, 0.999) * steps) = {t_enc}; sigmas = get_sigmas({STEPS}) (k-diffusion "
                    f"discrete, + 0)[{STEPS} - t_enc - 1:] (A1111 setup_img2img_steps, img2img_fix_steps off, "
                    "sample_img2img); x = z + noise * sigmas[0]; k-diffusion sampler over those sigmas with CFG "
                    f"uncond + {CFG} * (cond - uncond) on the denoised output; UNet batch 2 on context{ydoc}; "
-                   f"samplers {', '.join(I2I_SAMPLERS)} (ddim not covered)",
+                   f"samplers {', '.join(I2I_SAMPLERS)} (ddim not covered)" + (
+                       f"; checkpoint tests/data/tiny-sd2-edit.safetensors, v-prediction through k-diffusion's "
+                       "DiscreteVDDPMDenoiser (sampling_ref.VDenoiser): denoised = c_skip * x + c_out * v(c_in * x), "
+                       "c_skip = 1 / (sigma^2 + 1), c_out = -sigma / sqrt(sigma^2 + 1), c_in = 1 / sqrt(sigma^2 + 1)"
+                       if fam == "sd2" else ""),
         "inp9": f"9-channel inpainting UNet, strength 1, {STEPS} steps, cfg {CFG}, prediction {pred_inp}: draw 1 "
                 "= noise, x0 = noise * sigma_0; draw 2 = eps of the masked image's posterior; UNet input = "
                 "cat([c_in * x, inp9_mask_latent, inp9_masked_latent], dim 1): only the noisy latent is scaled "
                 "by c_in = 1 / sqrt(sigma^2 + 1), the concat is the same in both CFG rows and at every step; "
                 f"samplers {', '.join(INP_SAMPLERS)}",
-        "inp4": "" if fam == "sd2" else
-                f"legacy inpainting with the ordinary 4-channel UNet (diffusers StableDiffusionInpaintPipeline with "
+        "inp4": f"legacy inpainting with the ordinary 4-channel UNet (diffusers StableDiffusionInpaintPipeline with "
                 f"num_channels_unet 4), strength 1, {STEPS} steps, cfg {CFG}, prediction {pred}: draw 1 = posterior "
                 "eps of the (unmasked) image, draw 2 = noise, x0 = noise * sigma_0; after sampler step i (sigma_i "
                 "-> sigma_{i+1}, ancestral noise included) x = (1 - m) * (inp4_z + inp4_noise * sigma_{i+1}) + "
-                "m * x with m = inp4_mask_latent; no blend before the first step",
+                "m * x with m = inp4_mask_latent; no blend before the first step" + (
+                    "; checkpoint tests/data/tiny-sd2-edit.safetensors, v-prediction (as img2img)"
+                    if fam == "sd2" else ""),
         "tensors": json.dumps(describe(fam, G, sf, sf_inp, pred, pred_inp)),
         "model_calls": json.dumps(calls),
     }
@@ -391,39 +429,48 @@ def metadata(fam, G, calls, base_cfg, inp_cfg):
 # ---------------------------------------------------------------------- main ----
 def run_family(fam, out, check):
     t0 = time.time()
-    base_cfg = mg.CONFIGS[fam]
+    base_cfg = edit_config_sd2() if fam == "sd2" else mg.CONFIGS[fam]
     inp_cfg = inpaint_config(fam)
     ck = os.path.join(out, f"tiny-{fam}-inpaint.safetensors")
     sd = write_inpaint_checkpoint(fam, inp_cfg, ck)
     if check:
         mg.check_names(inp_cfg, sd, vocab=INPAINT_VOCAB, inpaint=True)
+    if fam == "sd2":   # tiny-sd2 has no encoder: img2img / inp4 run on their own checkpoint
+        base_ck = os.path.join(out, "tiny-sd2-edit.safetensors")
+        sd_e = write_inpaint_checkpoint(fam, base_cfg, base_ck, seed=EDIT_SEED_SD2)
+        if check:
+            mg.check_names(base_cfg, sd_e, vocab=INPAINT_VOCAB)
+    else:
+        base_ck = os.path.join(DATA, f"tiny-{fam}.safetensors")
     gt, _ = mg.read_safetensors(os.path.join(DATA, f"golden-tiny-{fam}.safetensors"))
     ctx = gt["context"]
     y = gt["pipe_y"] if fam == "sdxl" else None
     inp = load_model(inp_cfg, ck)
-    base = None if fam == "sd2" else load_model(base_cfg, os.path.join(DATA, f"tiny-{fam}.safetensors"))
+    base = load_model(base_cfg, base_ck)
     with torch.no_grad():
         G, calls = goldens(fam, base, inp, ctx, y)
     gp = os.path.join(out, f"golden-edit-{fam}.safetensors")
     mg.write_safetensors(gp, {k: v.contiguous() for k, v in G.items()}, metadata(fam, G, calls, base_cfg, inp_cfg))
-    print(f"{fam}: {ck} {os.path.getsize(ck)} B, {gp} {os.path.getsize(gp)} B, {time.time() - t0:.1f} s")
+    print(f"{fam}: {ck} {os.path.getsize(ck)} B, {gp} {os.path.getsize(gp)} B, {time.time() - t0:.1f} s"
+          + (f", {base_ck} {os.path.getsize(base_ck)} B" if fam == "sd2" else ""))
     for k in ("i2i_enc_logvar", "i2i_euler_image", "inp9_euler_image", "inp4_euler_latent", "inp4_euler_image"):
         if k in G:
             print(f"  {k}: shape {tuple(G[k].shape)} std {G[k].std():.3f} absmax {G[k].abs().max():.3f}")
     if check:
         inp2 = load_model(inp_cfg, ck)
-        base2 = None if fam == "sd2" else load_model(base_cfg, os.path.join(DATA, f"tiny-{fam}.safetensors"))
+        base2 = load_model(base_cfg, base_ck)
         with torch.no_grad():
             G2, _ = goldens(fam, base2, inp2, ctx, y)
         Gr, _ = mg.read_safetensors(gp)
         assert set(G2) == set(Gr), sorted(set(G2) ^ set(Gr))
         for k in G2:
             assert torch.equal(G2[k].float(), Gr[k]), k
-        if base is not None:   # the unmasked latent cells of a legacy inpaint end at the image latents
-            for s in INP_SAMPLERS:
-                keep = (Gr["inp4_mask_latent"] < 0.5).expand(1, 4, *mg.PIPE_HW)
-                assert torch.equal(Gr[f"inp4_{key(s)}_latent"][keep], Gr["inp4_z"][keep]), s
-        print("  check: inpaint checkpoint round-trips, the goldens recompute bit-exactly")
+        assert torch.equal(Gr["i2i_z"], Gr["inp4_z"]) and torch.equal(Gr["i2i_noise"], Gr["inp4_noise"])
+        # the unmasked latent cells of a legacy inpaint end at the image latents
+        for s in INP_SAMPLERS:
+            keep = (Gr["inp4_mask_latent"] < 0.5).expand(1, 4, *mg.PIPE_HW)
+            assert torch.equal(Gr[f"inp4_{key(s)}_latent"][keep], Gr["inp4_z"][keep]), s
+        print("  check: the written checkpoint(s) round-trip, the goldens recompute bit-exactly")
 
 
 def main():
