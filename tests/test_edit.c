@@ -7,6 +7,7 @@
  *   - inpainting with a 9-channel checkpoint (tiny-<family>-inpaint): the UNet on
  *     [latent, mask, masked latent], and whole runs (euler, euler_a)
  *   - inpainting with an ordinary checkpoint (the per-step blend), euler and euler_a
+ *   (SD2's img2img and blend on tiny-sd2-edit, a v-prediction checkpoint with an encoder)
  *   - paste-back: every pixel outside the mask equals the input exactly
  *   - refusals: a mask without an image, an inpainting checkpoint without a mask, ddim
  * Thresholds (issue 4): 1e-4 / 1e-2 per stage, PSNR 40 / 30 dB per image. */
@@ -25,13 +26,15 @@
 
 typedef struct family {
     const char *name, *model, *inpaint, *golden;
-    bool img2img; /* SD2's tiny checkpoint has no encoder: its file holds the encoder and inp9 goldens only */
+    const char *prediction; /* of the ordinary checkpoint (img2img, inp4); the inpainting ones predict eps */
+    bool enc_from_inpaint;  /* the golden's encoder outputs are the inpainting checkpoint's VAE */
 } family;
 
 static const family fams[] = {
-    {"SD1", "tiny-sd1.safetensors", "tiny-sd1-inpaint.safetensors", "golden-edit-sd1.safetensors", true},
-    {"SD2", NULL, "tiny-sd2-inpaint.safetensors", "golden-edit-sd2.safetensors", false},
-    {"SDXL", "tiny-sdxl.safetensors", "tiny-sdxl-inpaint.safetensors", "golden-edit-sdxl.safetensors", true},
+    {"SD1", "tiny-sd1.safetensors", "tiny-sd1-inpaint.safetensors", "golden-edit-sd1.safetensors", "eps", false},
+    /* SD2: tiny-sd2 has no encoder; tiny-sd2-edit is the same config with one, v-prediction */
+    {"SD2", "tiny-sd2-edit.safetensors", "tiny-sd2-inpaint.safetensors", "golden-edit-sd2.safetensors", "v", true},
+    {"SDXL", "tiny-sdxl.safetensors", "tiny-sdxl-inpaint.safetensors", "golden-edit-sdxl.safetensors", "eps", false},
 };
 
 /* what the runs share: the golden's conditioning and image as the API takes them */
@@ -85,12 +88,14 @@ static uint8_t *mask8(golden *g, const char *name, size_t px)
     return out;
 }
 
+static const char *prediction = "eps"; /* the checkpoint under test's */
+
 static void base_params(vkd_gen_params *gp, const inputs *in, const char *sampler, double strength)
 {
     vkd_gen_params_init(gp);
     gp->prompt = "";
     gp->steps = 4, gp->cfg = 7, gp->seed = 1234, gp->sampler = sampler, gp->schedule = "discrete";
-    gp->prediction = "eps";
+    gp->prediction = prediction;
     gp->init_image = in->rgb, gp->init_width = in->W, gp->init_height = in->H;
     gp->strength = strength;
     gp->mask_blur = 0;
@@ -305,13 +310,13 @@ int main(void)
             continue;
         }
         char path[2][2048];
-        snprintf(path[0], sizeof path[0], "%.2000s", fm->model ? test_data_path(fm->model) : "");
+        snprintf(path[0], sizeof path[0], "%.2000s", test_data_path(fm->model));
         snprintf(path[1], sizeof path[1], "%.2000s", test_data_path(fm->inpaint));
         vkd_dtype dts[2] = {VKD_F32, VKD_F16};
         for (int i = 0; i < 2; i++) {
-            vkd_ctx *ord = fm->model ? golden_ctx(path[0], dts[i]) : NULL;
+            vkd_ctx *ord = golden_ctx(path[0], dts[i]);
             vkd_ctx *inp = golden_ctx(path[1], dts[i]);
-            if (!inp || (fm->model && !ord)) {
+            if (!inp || !ord) {
                 vkd_ctx_free(ord), vkd_ctx_free(inp);
                 continue;
             }
@@ -320,16 +325,16 @@ int main(void)
                 vkd_ctx_free(ord), vkd_ctx_free(inp);
                 break;
             }
-            test_encoder(ord ? ord : inp, &g, &in, dt, fm->name);
-            if (fm->img2img) {
-                test_img2img(ord, &g, &in, dt, fm->name);
-                test_inpaint(ord, &g, &in, dt, fm->name, "inp4", i == 0);
-            }
+            test_encoder(fm->enc_from_inpaint ? inp : ord, &g, &in, dt, fm->name);
+            prediction = fm->prediction;
+            test_img2img(ord, &g, &in, dt, fm->name);
+            test_inpaint(ord, &g, &in, dt, fm->name, "inp4", i == 0);
+            prediction = "eps";
             test_unet9(inp, &g, &in, dt, fm->name);
             test_inpaint(inp, &g, &in, dt, fm->name, "inp9", false);
-            if (i == 0 && ord)
+            if (i == 0)
                 test_refusals(ord, inp, &in);
-            TEST_CHECK((!ord || vkd_ctx_validation_errors(ord) == 0) && vkd_ctx_validation_errors(inp) == 0,
+            TEST_CHECK(vkd_ctx_validation_errors(ord) == 0 && vkd_ctx_validation_errors(inp) == 0,
                        "%s: validation errors", fm->name);
             vkd_ctx_free(ord), vkd_ctx_free(inp);
         }
