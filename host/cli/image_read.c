@@ -36,6 +36,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+/* The decoders' shared helpers (none is built without libpng and libjpeg: Android stubs). */
+#if defined(VKD_HAVE_PNG) || defined(VKD_HAVE_JPEG)
 /* The limits of image_read.h, from the header's numbers, before any pixel allocation. */
 static int check_size(long long w, long long h, int64_t max_px, char *msg, size_t len)
 {
@@ -115,6 +117,8 @@ static int finish(uint8_t *pix, int w, int h, int sch, int orientation, int dch,
     out->channels = dch;
     return 0;
 }
+
+#endif /* VKD_HAVE_PNG || VKD_HAVE_JPEG */
 
 /* ---- PNG ----------------------------------------------------------------------------- */
 

@@ -63,7 +63,8 @@ file "$B/vkdiff" | grep -q 'ARM aarch64' || { echo "aarch64: $B/vkdiff is not an
 cpu_tests=() gpu_tests=()
 for src in tests/test_*.c; do
     t=$(basename "$src" .c)
-    if grep -qE 'test_device_open|vkd_device_create|vkd_ctx_create|#include "(vk|ops)/' "$src"; then
+    # (golden_ctx, stage_begin: tests/golden*.c make the context or device for the test)
+    if grep -qE 'test_device_open|vkd_device_create|vkd_ctx_create|golden_ctx|stage_begin|#include "(vk|ops)/' "$src"; then
         gpu_tests+=("$t")
     else
         cpu_tests+=("$t")
