@@ -105,9 +105,13 @@ static void test_resize_matches_double_reference(test_rng *r)
         int maxd = 0;
         for (size_t i = 0; i < (size_t)dw * dh * ch; i++)
             maxd = abs(got[i] - ref[i]) > maxd ? abs(got[i] - ref[i]) : maxd;
-        /* fixed-point weights against double ones: a rounding apart in either pass */
-        TEST_CHECK(rc == VKD_OK && maxd <= 1, "resize %dx%dx%d -> %dx%d: rc %d, max |got - ref| %d (want <= 1)", sw,
-                   sh, ch, dw, dh, rc, maxd);
+        /* Fixed-point weights against double ones: one pass may round a level apart. When both
+         * axes are resampled, a level of difference in the 8-bit intermediate is carried through
+         * the second pass's weights, whose absolute sum exceeds 1 (Lanczos' negative lobes), and
+         * the second rounding adds its own level: 2 apart at most. */
+        int bound = (sw != dw && sh != dh) ? 2 : 1;
+        TEST_CHECK(rc == VKD_OK && maxd <= bound, "resize %dx%dx%d -> %dx%d: rc %d, max |got - ref| %d (want <= %d)",
+                   sw, sh, ch, dw, dh, rc, maxd, bound);
         TEST_FREE(src, got, ref);
     }
 }
