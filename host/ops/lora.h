@@ -1,0 +1,20 @@
+/* A weight changed in place by a LoRA (shaders/lora.comp): the recorded model keeps
+ * using the same buffers, so nothing is re-recorded when LoRAs change (issue 22). */
+#ifndef VKD_OPS_LORA_H
+#define VKD_OPS_LORA_H
+
+#include "ops/op.h"
+
+/* Rows [row0, row0 + rows) of the weight w (elements (row0 + o) * ldw + c, c < cols):
+ *   d != NULL: W[o, c] += scale * sum_r u[o, r] d[r, c]  u fp32 [rows, rank], d fp32 [rank, cols]
+ *   d == NULL: W[o, c] += scale * u[o, c]                u fp32 [rows, cols]
+ * accumulated in fp32 and rounded once to w's dtype. */
+vkd_result vkd_op_lora_update(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t rows, int64_t cols, int64_t ldw,
+                              const vkd_tensor *u, const vkd_tensor *d, int64_t rank, float scale);
+
+/* out[out0 + o] = sum_c float(W[(row0 + o) * ldw + c]) over c < cols, for o < rows; out fp32
+ * (a folded layer norm's row sums, vkd_ln_fold, after its weight changed). */
+vkd_result vkd_op_row_sum(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t rows, int64_t cols, int64_t ldw,
+                          vkd_tensor *out, int64_t out0);
+
+#endif
