@@ -4,10 +4,12 @@
 #include "vkdiff.h"
 #include "vkdiff_dev.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "lora/lora_set.h"
 #include "models/check.h"
 #include "pipeline/bench.h"
 #include "pipeline/decode_stage.h"
@@ -22,6 +24,8 @@
 
 struct vkd_ctx {
     vkd_pipe pipe;          /* the model, its device and its stages */
+    vkd_lora_set *loras;    /* the LoRAs applied to the weights now */
+    char *model_dir;        /* where <lora:NAME> tags look by default; NULL: nowhere (a descriptor) */
     vkd_timings timings;    /* of the last image (load_ms: of the context) */
     bool first_run_noted;
     /* the caller's log sink, installed on the calling thread for each API call */
@@ -80,6 +84,15 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
         VKD_ERROR("no prompt");
         return VKD_ERR_INVALID_ARG;
     }
+    if (p->n_loras < 0 || p->n_loras > 64 || (p->n_loras && !p->loras)) {
+        VKD_ERROR("n_loras must be 0..64 with a list (got %d)", p->n_loras);
+        return VKD_ERR_INVALID_ARG;
+    }
+    for (int i = 0; i < p->n_loras; i++)
+        if (!p->loras[i].path || !isfinite(p->loras[i].weight) || fabsf(p->loras[i].weight) > 1e4f) {
+            VKD_ERROR("LoRA %d: a file and a finite weight are needed", i);
+            return VKD_ERR_INVALID_ARG;
+        }
     if (p->width < 8 || p->height < 8 || p->width % 8 || p->height % 8 || p->width > 8192 || p->height > 8192) {
         VKD_ERROR("width and height must be multiples of 8 between 8 and 8192 (got %dx%d)", p->width, p->height);
         return VKD_ERR_INVALID_ARG;
@@ -192,6 +205,10 @@ void vkd_ctx_free(vkd_ctx *c)
     if (!c)
         return;
     vkd_pipe *p = &c->pipe;
+    if (p->ws)
+        vkd_wstore_set_deltas(p->ws, NULL);
+    vkd_lora_set_free(c->loras);
+    free(c->model_dir);
     vkd_text_stage_destroy(p->text);
     vkd_denoise_stage_destroy(p->denoise);
     vkd_decode_stage_destroy(p->decode);
@@ -274,6 +291,28 @@ static vkd_result open_device(vkd_pipe *p, const vkd_ctx_params *cp)
     return VKD_OK;
 }
 
+/* The model's folder (a diffusers folder's parent), the LoRA tags' default folder. */
+static vkd_result model_dir(const vkd_ctx_params *cp, char **out)
+{
+    *out = NULL;
+    if (!cp->model_path)
+        return VKD_OK;
+    size_t n = strlen(cp->model_path);
+    while (n > 1 && cp->model_path[n - 1] == '/') /* "folder/" */
+        n--;
+    while (n > 0 && cp->model_path[n - 1] != '/')
+        n--;
+    while (n > 1 && cp->model_path[n - 1] == '/')
+        n--;
+    const char *dir = n ? cp->model_path : ".";
+    size_t len = n ? n : 1;
+    if (!(*out = malloc(len + 1)))
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    memcpy(*out, dir, len);
+    (*out)[len] = 0;
+    return VKD_OK;
+}
+
 static vkd_result ctx_create(const vkd_ctx_params *cp, vkd_ctx **out)
 {
     *out = NULL;
@@ -291,7 +330,8 @@ static vkd_result ctx_create(const vkd_ctx_params *cp, vkd_ctx **out)
     vkd_result r;
     if ((r = open_model(p, cp, label)) || (r = load_tokenizer(p, cp)) || (r = open_device(p, cp)) ||
         (r = vkd_wstore_create(p->d, p->w, p->dt, &p->ws)) || (r = vkd_text_stage_create(p, &p->text)) ||
-        (r = vkd_denoise_stage_create(p, &p->denoise)) || (r = vkd_decode_stage_create(p, &p->decode))) {
+        (r = vkd_denoise_stage_create(p, &p->denoise)) || (r = vkd_decode_stage_create(p, &p->decode)) ||
+        (r = vkd_lora_set_create(p->w, &p->cfg, p->ws, &c->loras)) || (r = model_dir(cp, &c->model_dir))) {
         vkd_ctx_free(c);
         return r;
     }
@@ -335,11 +375,68 @@ static void note_first_run(vkd_ctx *c)
     c->first_run_noted = true;
 }
 
+static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb);
+
+/* The LoRAs p asks for (its list, then the prompt's tags) applied to the weights; *tags
+ * gets the prompt without its tags. */
+static vkd_result use_loras(vkd_ctx *c, const vkd_gen_params *p, vkd_lora_tags *tags)
+{
+    vkd_result r = vkd_lora_tags_parse(p->prompt, tags);
+    if (r)
+        return r;
+    size_t n = (size_t)(p->n_loras > 0 ? p->n_loras : 0), k = 0;
+    vkd_lora_use *use = calloc(n + tags->n + 1, sizeof *use);
+    char **found = calloc(tags->n + 1, sizeof *found);
+    const char *dir = p->lora_dir && *p->lora_dir ? p->lora_dir : c->model_dir;
+    if (!use || !found)
+        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    for (size_t i = 0; !r && i < n; i++)
+        use[k++] = (vkd_lora_use){p->loras[i].path, p->loras[i].weight};
+    for (size_t i = 0; !r && i < tags->n; i++) {
+        if (!dir) {
+            VKD_ERROR("<lora:%s>: no LoRA folder (give lora_dir: the model was opened from a descriptor)",
+                      tags->names[i]);
+            r = VKD_ERR_INVALID_ARG;
+        } else if (!(found[i] = vkd_lora_resolve(dir, tags->names[i]))) {
+            r = VKD_ERR_IO;
+        } else {
+            use[k++] = (vkd_lora_use){found[i], tags->weights[i]};
+        }
+    }
+    if (!r)
+        r = vkd_lora_set_apply(c->loras, use, k);
+    for (size_t i = 0; found && i < tags->n; i++)
+        free(found[i]);
+    free(found);
+    free(use);
+    return r;
+}
+
 vkd_result vkd_generate_io(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb)
 {
     log_scope s = ctx_log_enter(c);
     vkd_result r = vkd_gen_params_check(p);
+    vkd_lora_tags tags = {0};
+    double tl = vkd_now_ms();
+    if (!r)
+        r = use_loras(c, p, &tags);
+    double lora_ms = vkd_now_ms() - tl;
     if (!r) {
+        vkd_gen_params q = *p; /* the prompt without its LoRA tags */
+        q.prompt = tags.prompt;
+        r = generate(c, &q, io, rgb);
+        p->seed_used = q.seed_used;
+        c->timings.lora_ms = lora_ms;
+    }
+    vkd_lora_tags_free(&tags);
+    log_leave(s);
+    return r;
+}
+
+static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb)
+{
+    vkd_result r = VKD_OK;
+    {
         double t0 = vkd_now_ms(), load_ms = c->timings.load_ms; /* the context's, kept */
         memset(&c->timings, 0, sizeof c->timings);
         c->timings.load_ms = load_ms;
@@ -352,7 +449,6 @@ vkd_result vkd_generate_io(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *
             r = vkd_txt2img(&c->pipe, p, io, rgb, &c->timings);
         c->timings.total_ms = vkd_now_ms() - t0;
     }
-    log_leave(s);
     return r;
 }
 

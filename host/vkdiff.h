@@ -94,6 +94,12 @@ void vkd_ctx_free(vkd_ctx *ctx); /* NULL is fine */
 /* Return nonzero to cancel: generation stops within one step with VKD_ERR_CANCELLED. */
 typedef int (*vkd_gen_progress_fn)(void *user, int step, int total);
 
+/* A LoRA file and its multiplier (A1111's weight: 1 is the LoRA as trained, 0 leaves the model as it is). */
+typedef struct vkd_lora_spec {
+    const char *path;
+    float weight;
+} vkd_lora_spec;
+
 typedef struct vkd_gen_params {
     const char *prompt;
     const char *negative;        /* NULL or "" : empty */
@@ -139,6 +145,13 @@ typedef struct vkd_gen_params {
     double hires_strength;       /* its denoising strength (default 0.7, A1111's) */
     const char *hires_upscale;   /* "latent" (default: the latent, bilinear, A1111's "Latent") or "lanczos"
                                     (decoded, resized in pixels, encoded again) */
+    /* LoRAs (docs/lora.md): these, then those the prompt names as <lora:NAME:WEIGHT> (the tags are
+       removed from the text before tokenizing; NAME is NAME.safetensors or NAME in lora_dir, by
+       default the model's folder). Applied to the weights on the device; the next image with
+       another set restores only what this one changed. */
+    const vkd_lora_spec *loras;
+    int n_loras;
+    const char *lora_dir;
     vkd_gen_progress_fn progress;
     void *progress_user;
     int64_t seed_used;           /* out */
@@ -163,6 +176,7 @@ typedef struct vkd_timings {
     int vae_tiles;               /* 1: decoded whole */
     uint64_t planned_peak_bytes; /* the pre-flight plan's peak */
     uint64_t peak_bytes;         /* device memory held at most (allocator blocks), since the context was made */
+    double lora_ms;              /* the LoRAs opened and applied (0 when the set did not change) */
 } vkd_timings;
 void vkd_last_timings(const vkd_ctx *ctx, vkd_timings *t);
 /* Model description for messages: family name ("SD1.x") */

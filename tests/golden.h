@@ -40,7 +40,10 @@ int stage_begin(stage *s, vkd_device *d, vkd_wstore *ws, vkd_dtype dt);
 /* end, submit, download s->out (NULL on failure, which is a failed check) */
 float *stage_finish(stage *s, vkd_result r, const char *what);
 
-/* The stages of a family against its golden (unet_*, vae_*; SDXL's unet_y). */
+/* The stages of a family against its golden (unet_*, vae_*; SDXL's unet_y; SD1/SD2's
+ * text encoder: tokens -> context and context_skip2 / context_last). */
+void golden_text(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
+                 const char *fam);
 void golden_unet(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
                  const char *fam);
 void golden_vae(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,

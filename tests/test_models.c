@@ -18,43 +18,6 @@
 
 #include "golden.h"
 
-static void test_text(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
-                      const char *fam)
-{
-    size_t nt;
-    float *tokf = gload(g, "tokens", &nt);
-    if (!tokf)
-        return;
-    uint32_t ids[2 * 77];
-    for (size_t i = 0; i < nt && i < 154; i++)
-        ids[i] = (uint32_t)tokf[i];
-    int sd2 = cfg->family == VKD_FAMILY_SD2;
-    /* SD1: last layer (skip 0) = context, penultimate = context_skip2; SD2: penultimate = context */
-    const char *names[2] = {"context", sd2 ? "context_last" : "context_skip2"};
-    int skips[2] = {sd2 ? 1 : 0, sd2 ? 0 : 1};
-    for (int k = 0; k < 2; k++) {
-        stage s;
-        if (!stage_begin(&s, d, ws, dt))
-            continue;
-        vkd_buffer buf;
-        vkd_result r = vkd_buffer_create_in(d, s.g.pool, sizeof ids, &buf);
-        if (!r)
-            r = vkd_buffer_upload(d, &buf, 0, ids, sizeof ids);
-        if (!r)
-            r = vkd_clip_record(&s.g, &cfg->text[0], &buf, 2, 77, skips[k], &s.out);
-        char what[96];
-        snprintf(what, sizeof what, "%s text encoder -> %s", fam, names[k]);
-        float *got = stage_finish(&s, r, what);
-        size_t n;
-        float *ref = gload(g, names[k], &n);
-        if (got && ref)
-            expect_rel(what, dt, got, ref, n);
-        free(got);
-        free(ref);
-    }
-    free(tokf);
-}
-
 static void run_family(vkd_device *d, const char *fam, const char *model_rel, const char *golden_rel,
                        const char *prediction)
 {
@@ -77,7 +40,7 @@ static void run_family(vkd_device *d, const char *fam, const char *model_rel, co
             vkd_wstore *ws = NULL;
             if (vkd_wstore_create(d, w, dts[i], &ws))
                 continue;
-            test_text(d, ws, &cfg, &g, dts[i], fam);
+            golden_text(d, ws, &cfg, &g, dts[i], fam);
             golden_unet(d, ws, &cfg, &g, dts[i], fam);
             if (!strcmp(fam, "SD1")) { /* a latent that does not halve evenly (9x7, issue 18 item 12) */
                 golden odd = {0};

@@ -56,6 +56,10 @@ static void usage(FILE *f)
             "  --no-paste-back        keep the decoded pixels outside the mask (default: the input's are put back)\n"
             "  --pad L,T,R,B          outpainting: grow the canvas by these pixels (multiples of 8), filled with\n"
             "                         the edge colour and masked, then inpaint (strength 1 suits it)\n"
+            "LoRA (docs/lora.md): kohya/A1111, LoCon, LoHa, LoKr, diffusers/PEFT files\n"
+            "  --lora FILE[:W]        apply this LoRA at weight W (default 1); repeatable\n"
+            "  <lora:NAME:W>          in the prompt: NAME.safetensors from --lora-dir (the tag leaves the text)\n"
+            "  --lora-dir DIR         where prompt tags look (default: the model's folder)\n"
             "hires fix (A1111's): the image at -W x -H, upscaled, then img2img at the larger size:\n"
             "  --hires-scale X        upscale factor (e.g. 2; off by default)\n"
             "  --hires-steps N        second-pass steps (default: --steps)\n"
@@ -278,6 +282,10 @@ int main(int argc, char **argv)
     /* which options the user gave: the shipped model has its own defaults for the rest */
     int set_size = 0, set_steps = 0, set_cfg = 0, set_sampler = 0, set_schedule = 0;
     const char *init_path = NULL, *mask_path = NULL;
+    enum { MAX_LORAS = 16 };
+    vkd_lora_spec loras[MAX_LORAS];
+    char lora_paths[MAX_LORAS][4096];
+    int n_loras = 0;
     vkd_cli_image init = {0}, mask = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -402,6 +410,27 @@ int main(int argc, char **argv)
             if (parse_int(val, a, 0, 1000, &v))
                 return 2;
             gp.hires_steps = (int)v;
+        } else if (!strcmp(a, "--lora")) {
+            TAKES_VALUE;
+            if (n_loras == MAX_LORAS || strlen(val) >= sizeof lora_paths[0]) {
+                fprintf(stderr, "vkdiff: --lora: at most %d, each a path under 4096 bytes\n", MAX_LORAS);
+                return 2;
+            }
+            /* FILE:W when what follows the last ':' is a number, else the whole is the file */
+            strcpy(lora_paths[n_loras], val);
+            const char *colon = strrchr(val, ':');
+            char *end = NULL;
+            double w = colon ? strtod(colon + 1, &end) : 1.0;
+            if (colon && end != colon + 1 && !*end)
+                lora_paths[n_loras][colon - val] = 0;
+            else
+                w = 1.0;
+            loras[n_loras] = (vkd_lora_spec){lora_paths[n_loras], (float)w};
+            n_loras++;
+            gp.loras = loras, gp.n_loras = n_loras;
+        } else if (!strcmp(a, "--lora-dir")) {
+            TAKES_VALUE;
+            gp.lora_dir = val;
         } else if (!strcmp(a, "--hires-upscale")) {
             TAKES_VALUE;
             gp.hires_upscale = val;
@@ -539,6 +568,9 @@ int main(int argc, char **argv)
     if (!readable(cp.model_path, "model") || (cp.vae_path && !readable(cp.vae_path, "VAE")) ||
         (cp.tokenizer_path && !readable(cp.tokenizer_path, "tokenizer")))
         goto fail_images;
+    for (int k = 0; k < n_loras; k++)
+        if (!readable(loras[k].path, "LoRA"))
+            goto fail_images;
     /* never write over an input: every file name the batch will write, checked now */
     for (long long b = 0; b < batch_count; b++) {
         char *path = vkd_cli_batch_path(out, b, batch_count);
@@ -551,6 +583,8 @@ int main(int argc, char **argv)
                     vkd_cli_output_is_input(path, cp.tokenizer_path, "tokenizer") ||
                     vkd_cli_output_is_input(path, init_path, "init image") ||
                     vkd_cli_output_is_input(path, mask_path, "mask");
+        for (int k = 0; k < n_loras; k++)
+            clash = clash || vkd_cli_output_is_input(path, loras[k].path, "LoRA");
         free(path);
         if (clash)
             goto fail_images_2;
@@ -601,7 +635,14 @@ int main(int argc, char **argv)
         char *path = vkd_cli_batch_path(out, b, batch_count);
         /* A1111 infotext (modules/processing.py create_infotext); as long as the prompts */
         vkd_strbuf params = {0};
-        vkd_strbuf_printf(&params, "%s\n", gp.prompt);
+        /* the prompt keeps its <lora:..> tags, as A1111's does; --lora files are written as tags too */
+        vkd_strbuf_printf(&params, "%s", gp.prompt);
+        for (int k = 0; k < n_loras; k++) {
+            const char *name = base_name(loras[k].path), *ext = strstr(name, ".safetensors");
+            vkd_strbuf_printf(&params, " <lora:%.*s:%g>", ext ? (int)(ext - name) : (int)strlen(name), name,
+                              (double)loras[k].weight);
+        }
+        vkd_strbuf_printf(&params, "\n");
         if (gp.negative && *gp.negative)
             vkd_strbuf_printf(&params, "Negative prompt: %s\n", gp.negative);
         vkd_strbuf_printf(&params, "Steps: %d, Sampler: %s, %sCFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",

@@ -385,6 +385,24 @@ static void matmul(const float *a, const float *b, double *c, int64_t M, int64_t
         }
 }
 
+/* A Tucker module's down side, mid[ru, rd, S] . down[rd, I] as [ru, I, S] in double. */
+static double *tucker_down(const lora_module *m, const float *mid, const float *down, int64_t I, int64_t S)
+{
+    int64_t ru = m->part[MID]->shape[0], rd = m->part[DOWN]->shape[0];
+    double *t = calloc((size_t)(ru * I * S) + 1, sizeof *t);
+    if (!t)
+        return NULL;
+    for (int64_t a = 0; a < ru; a++)
+        for (int64_t c = 0; c < I; c++)
+            for (int64_t s = 0; s < S; s++) {
+                double acc = 0;
+                for (int64_t j = 0; j < rd; j++)
+                    acc += (double)mid[(a * rd + j) * S + s] * down[j * I + c];
+                t[(a * I + c) * S + s] = acc;
+            }
+    return t;
+}
+
 vkd_result vkd_lora_delta(const vkd_lora *l, size_t i, float *out, float multiplier)
 {
     if (i >= l->n)
@@ -405,19 +423,10 @@ vkd_result vkd_lora_delta(const vkd_lora *l, size_t i, float *out, float multipl
     if (m->kind == KIND_LORA && !f[MID]) {
         matmul(f[UP], f[DOWN], d, O, m->part[DOWN]->shape[0], K);
     } else if (m->kind == KIND_LORA) { /* up[O, ru] . (mid[ru, rd, S] . down[rd, I]) */
-        int64_t ru = m->part[MID]->shape[0], rd = m->part[DOWN]->shape[0];
-        tmp = calloc((size_t)(ru * I * S) + 1, sizeof *tmp);
-        if (!tmp) {
+        int64_t ru = m->part[MID]->shape[0];
+        if (!(tmp = tucker_down(m, f[MID], f[DOWN], I, S))) {
             r = VKD_ERR_OUT_OF_HOST_MEMORY;
         } else {
-            for (int64_t a = 0; a < ru; a++)
-                for (int64_t c = 0; c < I; c++)
-                    for (int64_t s = 0; s < S; s++) {
-                        double acc = 0;
-                        for (int64_t j = 0; j < rd; j++)
-                            acc += (double)f[MID][(a * rd + j) * S + s] * f[DOWN][j * I + c];
-                        tmp[(a * I + c) * S + s] = acc;
-                    }
             for (int64_t o = 0; o < O; o++)
                 for (int64_t k = 0; k < K; k++) {
                     double acc = 0;
@@ -471,5 +480,61 @@ vkd_result vkd_lora_delta(const vkd_lora *l, size_t i, float *out, float multipl
 done:
     for (int p = 0; p < NPART; p++)
         free(f[p]);
+    return r;
+}
+
+/* ---- factors for the device ------------------------------------------------------------- */
+
+static int cmp_name_module(const void *key, const void *m)
+{
+    return strcmp(key, ((const lora_module *)m)->target->name);
+}
+
+long vkd_lora_find(const vkd_lora *l, const char *name)
+{
+    const lora_module *m = l->n ? bsearch(name, l->m, l->n, sizeof *l->m, cmp_name_module) : NULL;
+    return m ? (long)(m - l->m) : -1;
+}
+
+vkd_result vkd_lora_factors(const vkd_lora *l, size_t i, float multiplier, vkd_wdelta *out)
+{
+    memset(out, 0, sizeof *out);
+    if (i >= l->n)
+        return VKD_ERR_INVALID_ARG;
+    const lora_module *m = &l->m[i];
+    const vkd_wtensor *t = m->target;
+    int64_t O = t->shape[0], I = t->shape[1], S = t->rank == 4 ? t->shape[2] * t->shape[3] : 1;
+    vkd_result r = VKD_OK;
+    if (m->kind != KIND_LORA) { /* LoHa, LoKr: the whole delta, made here in double */
+        out->u = malloc((size_t)(O * I * S) * sizeof *out->u + 1);
+        if (!out->u)
+            return VKD_ERR_OUT_OF_HOST_MEMORY;
+        out->scale = 1.0f;
+        if ((r = vkd_lora_delta(l, i, out->u, multiplier)))
+            free(out->u), out->u = NULL;
+        return r;
+    }
+    out->scale = (float)(m->scale * multiplier);
+    out->rank = m->part[MID] ? m->part[MID]->shape[0] : m->part[DOWN]->shape[0];
+    if (!(out->u = load(m->part[UP], &r)))
+        return r ? r : VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!m->part[MID]) {
+        if (!(out->d = load(m->part[DOWN], &r)))
+            goto fail;
+        return VKD_OK;
+    }
+    float *mid = load(m->part[MID], &r), *down = mid ? load(m->part[DOWN], &r) : NULL;
+    double *td = down ? tucker_down(m, mid, down, I, S) : NULL;
+    if (td && (out->d = malloc((size_t)(out->rank * I * S) * sizeof *out->d + 1)))
+        for (int64_t k = 0; k < out->rank * I * S; k++)
+            out->d[k] = (float)td[k];
+    free(mid), free(down), free(td);
+    if (out->d)
+        return VKD_OK;
+    if (!r)
+        r = VKD_ERR_OUT_OF_HOST_MEMORY;
+fail:
+    free(out->u), free(out->d);
+    memset(out, 0, sizeof *out);
     return r;
 }

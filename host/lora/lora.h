@@ -27,6 +27,7 @@
 #include "common/result.h"
 #include "io/layout.h"
 #include "models/detect.h"
+#include "models/wstore.h"
 
 typedef struct vkd_lora vkd_lora;
 
@@ -47,6 +48,14 @@ int vkd_lora_target(const vkd_lora *l, size_t i, const char **name, int64_t shap
 /* dW of target i times multiplier, into out (the target's element count, caller-owned),
  * accumulated in double. */
 vkd_result vkd_lora_delta(const vkd_lora *l, size_t i, float *out, float multiplier);
+
+/* The target index of the checkpoint tensor `name`, -1 if the LoRA does not change it. */
+long vkd_lora_find(const vkd_lora *l, const char *name);
+/* Target i's change times multiplier, for the device (models/wstore.h): LoRA and LoCon
+ * as factors (u = up, d = down, or mid . down for a Tucker core, in the target's
+ * [in, kh, kw] order; scale = alpha / rank * multiplier); LoHa and LoKr as the whole
+ * delta (rank 0, scale 1). out->u and out->d are malloc'ed (the caller frees them). */
+vkd_result vkd_lora_factors(const vkd_lora *l, size_t i, float multiplier, vkd_wdelta *out);
 
 /* Modules that matched no tensor of the model (their LoRA names), reported once at open. */
 size_t vkd_lora_unmatched_count(const vkd_lora *l);

@@ -7,29 +7,9 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "models/wstore_impl.h"
 #include "ops/conv2d.h"
 #include "ops/matmul.h"
-
-typedef struct slot {
-    char *name;       /* NULL: empty */
-    vkd_wkind kind;
-    vkd_tensor t;
-} slot;
-
-struct vkd_wstore {
-    vkd_device *d;
-    const vkd_weights *w;
-    vkd_dtype dt;
-    slot *slots;
-    uint32_t cap, count;
-    uint64_t bytes;
-    /* host staging of the fp16 uploads, kept from one to the next (up to HOST_KEEP
-     * elements; vkd_wstore_release frees it): a fresh allocation per tensor cost a page
-     * fault per 4 KiB, a third of the upload's time (perf) */
-    uint16_t *host;
-    size_t host_cap; /* elements */
-    vkd_result err;  /* why the last get returned NULL (vkd_wstore_error) */
-};
 
 #define HOST_KEEP (16u << 20) /* elements: 32 MiB */
 
@@ -91,6 +71,7 @@ void vkd_wstore_destroy(vkd_wstore *s)
         }
     free(s->slots);
     free(s->host);
+    vkd_cmd_destroy(s->cmd);
     free(s);
 }
 
@@ -196,8 +177,13 @@ done:
     return r;
 }
 
-/* The slot holding (name, kind), or the free slot where it goes; NULL when full. */
-static slot *find_slot(vkd_wstore *s, const char *name, vkd_wkind kind)
+vkd_result vkd_ws_build_single(vkd_wstore *s, const char *name, vkd_wkind kind, vkd_tensor *t)
+{
+    const vkd_wtensor *wt = vkd_weights_find(s->w, name);
+    return wt ? upload(s, wt, kind, t) : VKD_ERR_FORMAT;
+}
+
+slot *vkd_ws_find_slot(vkd_wstore *s, const char *name, vkd_wkind kind)
 {
     uint32_t i = (uint32_t)(hash(name, kind) & (s->cap - 1));
     while (s->slots[i].name) {
@@ -214,36 +200,17 @@ static slot *find_slot(vkd_wstore *s, const char *name, vkd_wkind kind)
 
 static const vkd_tensor *keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t);
 
-const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *const *names)
+/* The named linear weights stacked (VKD_W_LINEAR) or biases concatenated (VKD_W_RAW) into
+ * a new tensor *t; the key names them in errors. */
+vkd_result vkd_ws_build_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *const *names, const char *key,
+                            vkd_tensor *t)
 {
-    if (n < 1 || (kind != VKD_W_LINEAR && kind != VKD_W_RAW))
-        return NULL;
-    size_t klen = 1;
-    for (int j = 0; j < n; j++)
-        klen += strlen(names[j]) + 1;
-    char *key = malloc(klen); /* the key: the names joined by '+' */
     const vkd_wtensor **wt = malloc((size_t)n * sizeof *wt);
     float *host = NULL;
-    const vkd_tensor *res = NULL;
-    vkd_result prev = s->err; /* kept on success: s->err below is the cause if this fails */
-    s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
-    if (!key || !wt)
+    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!wt)
         goto done;
-    key[0] = 0;
-    for (int j = 0; j < n; j++) {
-        if (j)
-            strcat(key, "+");
-        strcat(key, names[j]);
-    }
-    s->err = VKD_ERR_INTERNAL; /* the table is full */
-    slot *sl = find_slot(s, key, kind);
-    if (!sl)
-        goto done;
-    if (sl->name) {
-        res = &sl->t;
-        goto done;
-    }
-    s->err = VKD_ERR_FORMAT; /* absent, or shapes that do not stack */
+    r = VKD_ERR_FORMAT; /* absent, or shapes that do not stack */
     int64_t rows = 0, cols = -1;
     for (int j = 0; j < n; j++) {
         if (!(wt[j] = vkd_weights_find(s->w, names[j]))) {
@@ -254,69 +221,83 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
             rows += (int64_t)wt[j]->nelem, cols = 1;
             continue;
         }
-        int64_t r = wt[j]->rank >= 1 ? wt[j]->shape[0] : 1, c = r ? (int64_t)wt[j]->nelem / r : 0;
+        int64_t rj = wt[j]->rank >= 1 ? wt[j]->shape[0] : 1, c = rj ? (int64_t)wt[j]->nelem / rj : 0;
         bool one_by_one = wt[j]->rank == 2 || (wt[j]->rank == 4 && wt[j]->shape[2] == 1 && wt[j]->shape[3] == 1);
         if (!one_by_one || (cols >= 0 && c != cols)) {
             VKD_ERROR("%s: cannot be stacked with %s (shapes differ or not a linear weight)", names[j], names[0]);
             goto done;
         }
-        cols = c, rows += r;
+        cols = c, rows += rj;
     }
     bool all_f16 = true;
     for (int j = 0; j < n; j++)
         all_f16 = all_f16 && direct_f16(s, wt[j]);
+    int64_t shape[2] = {rows, cols};
     if (all_f16) { /* the blocks' fp16 bytes one after the other (see direct_f16) */
         uint16_t *h = host_f16(s, (size_t)(rows * cols));
-        vkd_result r = h ? VKD_OK : VKD_ERR_OUT_OF_HOST_MEMORY;
+        r = h ? VKD_OK : VKD_ERR_OUT_OF_HOST_MEMORY;
         size_t at = 0;
         for (int j = 0; j < n && !r; j++) {
             r = vkd_wtensor_read_f16(wt[j], h + at);
             at += wt[j]->nelem;
         }
-        vkd_tensor t;
-        int64_t shape[2] = {rows, cols};
         if (!r)
-            r = create_f16(s, kind == VKD_W_LINEAR ? 2 : 1, shape, h, (size_t)(rows * cols), &t);
+            r = create_f16(s, kind == VKD_W_LINEAR ? 2 : 1, shape, h, (size_t)(rows * cols), t);
         host_f16_done(s, h);
-        if (r) {
-            VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
-            s->err = r;
-            goto done;
-        }
-        s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
-        res = keep(s, sl, key, kind, t);
         goto done;
     }
-    s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
+    r = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!(host = malloc((size_t)(rows * cols) * sizeof *host)))
         goto done;
-    vkd_result r = VKD_OK;
+    r = VKD_OK;
     size_t at = 0;
     for (int j = 0; j < n && !r; j++) { /* one block after the other */
         r = vkd_wtensor_read_f32(wt[j], host + at);
         at += wt[j]->nelem;
     }
-    vkd_tensor t;
     if (!r && kind == VKD_W_LINEAR)
-        r = vkd_linear_weight_upload(s->d, s->dt, host, rows, cols, &t);
-    else if (!r) {
-        int64_t shape[1] = {rows};
-        if (!(r = vkd_tensor_create(s->d, s->dt, 1, shape, &t)) && (r = vkd_tensor_upload_f32(s->d, &t, host)))
-            vkd_tensor_destroy(s->d, &t);
-    }
-    if (r) {
-        VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
-        s->err = r;
-        goto done;
-    }
-    res = keep(s, sl, key, kind, t);
+        r = vkd_linear_weight_upload(s->d, s->dt, host, rows, cols, t);
+    else if (!r && !(r = vkd_tensor_create(s->d, s->dt, 1, shape, t)) && (r = vkd_tensor_upload_f32(s->d, t, host)))
+        vkd_tensor_destroy(s->d, t);
 done:
-    if (res)
-        s->err = prev;
+    if (r && r != VKD_ERR_FORMAT)
+        VKD_ERROR("%s: upload failed: %s", key, vkd_result_str(r));
     free(host);
     free(wt);
+    return r;
+}
+
+const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *const *names)
+{
+    if (n < 1 || (kind != VKD_W_LINEAR && kind != VKD_W_RAW))
+        return NULL;
+    size_t klen = 1;
+    for (int j = 0; j < n; j++)
+        klen += strlen(names[j]) + 1;
+    char *key = malloc(klen); /* the key: the names joined by '+' */
+    if (!key) {
+        s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
+        return NULL;
+    }
+    key[0] = 0;
+    for (int j = 0; j < n; j++) {
+        if (j)
+            strcat(key, "+");
+        strcat(key, names[j]);
+    }
+    slot *sl = vkd_ws_find_slot(s, key, kind);
+    vkd_result r = sl ? VKD_OK : VKD_ERR_INTERNAL; /* the table is full */
+    if (sl && !sl->name) {
+        vkd_tensor t;
+        if (!(r = vkd_ws_build_cat(s, kind, n, names, key, &t)))
+            r = keep(s, sl, key, kind, t) ? vkd_ws_slot_deltas(s, sl) : VKD_ERR_OUT_OF_HOST_MEMORY;
+    }
     free(key);
-    return res;
+    if (r) {
+        s->err = r;
+        return NULL;
+    }
+    return &sl->t;
 }
 
 /* name + suffix read as fp32 into a new buffer of exactly `numel` values; NULL (error
@@ -338,47 +319,27 @@ static float *read_exact(vkd_wstore *s, const char *name, const char *suffix, in
     return v;
 }
 
-vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const char *const *layers,
-                                    const vkd_tensor **w_out, const vkd_tensor **sc_out)
+/* LayerNorm `ln` folded into the linears `layers` (names without ".weight"): new tensors
+ * *tw (the stacked w diag(gamma)) and *ts (fp32 [2, rows]: row sums, folded biases). */
+vkd_result vkd_ws_build_lnfold(vkd_wstore *s, const char *ln, int n, const char *const *layers, vkd_tensor *tw,
+                               vkd_tensor *ts)
 {
-    *w_out = *sc_out = NULL;
-    if (n < 1)
-        return VKD_ERR_INVALID_ARG;
-    size_t klen = strlen(ln) + 16;
-    for (int j = 0; j < n; j++)
-        klen += strlen(layers[j]) + 1;
-    /* "<ln>|lnfold|<layer>+<layer>...": starts with the model's prefix, so that
-     * vkd_wstore_release of the model frees it too */
-    char *key = malloc(klen);
     char (*wn)[520] = malloc((size_t)n * sizeof *wn);
-    const char **wp = malloc((size_t)n * sizeof *wp);
     float *w = NULL, *b = NULL, *gm = NULL, *bt = NULL, *wf = NULL, *sc = NULL;
     vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    if (!key || !wn || !wp)
+    if (!wn)
         goto done;
-    snprintf(key, klen, "%s|lnfold|", ln);
-    for (int j = 0; j < n; j++) {
-        strcat(key, j ? "+" : "");
-        strcat(key, layers[j]);
-        snprintf(wn[j], sizeof wn[j], "%s.weight", layers[j]), wp[j] = wn[j];
-    }
-    slot *sw = find_slot(s, key, VKD_W_LINEAR), *ss = find_slot(s, key, VKD_W_RAW);
-    if (!sw || !ss)
-        goto done;
-    if (sw->name && ss->name) {
-        *w_out = &sw->t, *sc_out = &ss->t;
-        r = VKD_OK;
-        goto done;
-    }
+    for (int j = 0; j < n; j++)
+        snprintf(wn[j], sizeof wn[j], "%s.weight", layers[j]);
     /* the stacked weight rows, then the biases (all or none) */
     int64_t rows = 0, cols = -1;
     int biases = 0;
     r = VKD_ERR_FORMAT;
     for (int j = 0; j < n; j++) {
-        const vkd_wtensor *t = vkd_weights_find(s->w, wp[j]);
+        const vkd_wtensor *t = vkd_weights_find(s->w, wn[j]);
         if (!t || t->rank < 1 || (t->rank != 2 && !(t->rank == 4 && t->shape[2] == 1 && t->shape[3] == 1)) ||
             (cols >= 0 && (int64_t)t->nelem / t->shape[0] != cols)) {
-            VKD_ERROR(t ? "%s: not a linear weight of the others' width" : "the checkpoint has no tensor %s", wp[j]);
+            VKD_ERROR(t ? "%s: not a linear weight of the others' width" : "the checkpoint has no tensor %s", wn[j]);
             goto done;
         }
         cols = (int64_t)t->nelem / t->shape[0], rows += t->shape[0];
@@ -395,7 +356,7 @@ vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const 
     r = VKD_ERR_FORMAT;
     int64_t at = 0;
     for (int j = 0; j < n; j++) {
-        const vkd_wtensor *t = vkd_weights_find(s->w, wp[j]);
+        const vkd_wtensor *t = vkd_weights_find(s->w, wn[j]);
         if (vkd_wtensor_read_f32(t, w + at * cols))
             goto done;
         if (biases) {
@@ -410,35 +371,71 @@ vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const 
     if (!(gm = read_exact(s, ln, ".weight", cols)) || !(bt = read_exact(s, ln, ".bias", cols)))
         goto done;
     vkd_ln_fold(w, b, gm, bt, rows, cols, s->dt, wf, sc);
-    vkd_tensor tw, ts;
     int64_t sshape[2] = {2, rows};
-    if ((r = vkd_linear_weight_upload(s->d, s->dt, wf, rows, cols, &tw)))
+    if ((r = vkd_linear_weight_upload(s->d, s->dt, wf, rows, cols, tw)))
         goto done;
-    if ((r = vkd_tensor_create(s->d, VKD_F32, 2, sshape, &ts))) {
-        vkd_tensor_destroy(s->d, &tw);
-        goto done;
-    }
-    if ((r = vkd_tensor_upload_f32(s->d, &ts, sc))) {
-        vkd_tensor_destroy(s->d, &ts);
-        vkd_tensor_destroy(s->d, &tw);
+    if ((r = vkd_tensor_create(s->d, VKD_F32, 2, sshape, ts))) {
+        vkd_tensor_destroy(s->d, tw);
         goto done;
     }
+    if ((r = vkd_tensor_upload_f32(s->d, ts, sc))) {
+        vkd_tensor_destroy(s->d, ts);
+        vkd_tensor_destroy(s->d, tw);
+    }
+done:
+    if (r)
+        VKD_ERROR("%s: folding the layer norm into %s failed: %s", ln, layers[0], vkd_result_str(r));
+    free(wn), free(w), free(b), free(gm), free(bt), free(wf), free(sc);
+    return r;
+}
+
+vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const char *const *layers,
+                                    const vkd_tensor **w_out, const vkd_tensor **sc_out)
+{
+    *w_out = *sc_out = NULL;
+    if (n < 1)
+        return VKD_ERR_INVALID_ARG;
+    size_t klen = strlen(ln) + 16;
+    for (int j = 0; j < n; j++)
+        klen += strlen(layers[j]) + 1;
+    /* "<ln>|lnfold|<layer>+<layer>...": starts with the model's prefix, so that
+     * vkd_wstore_release of the model frees it too */
+    char *key = malloc(klen);
+    if (!key)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    snprintf(key, klen, "%s%s", ln, LNFOLD_SEP);
+    for (int j = 0; j < n; j++) {
+        strcat(key, j ? "+" : "");
+        strcat(key, layers[j]);
+    }
+    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    slot *sw = vkd_ws_find_slot(s, key, VKD_W_LINEAR), *ss = vkd_ws_find_slot(s, key, VKD_W_RAW);
+    if (!sw || !ss)
+        goto done;
+    if (sw->name && ss->name) {
+        *w_out = &sw->t, *sc_out = &ss->t;
+        r = VKD_OK;
+        goto done;
+    }
+    vkd_tensor tw, ts;
+    if ((r = vkd_ws_build_lnfold(s, ln, n, layers, &tw, &ts)))
+        goto done;
     r = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!(*w_out = keep(s, sw, key, VKD_W_LINEAR, tw))) {
         vkd_tensor_destroy(s->d, &ts);
         goto done;
     }
     /* keep() filled sw, which may be the free slot ss pointed at too: look it up again */
-    if (!(ss = find_slot(s, key, VKD_W_RAW)) || !(*sc_out = keep(s, ss, key, VKD_W_RAW, ts))) {
+    if (!(ss = vkd_ws_find_slot(s, key, VKD_W_RAW)) || !(*sc_out = keep(s, ss, key, VKD_W_RAW, ts))) {
         vkd_tensor_destroy(s->d, &ts);
         *w_out = NULL;
         goto done;
     }
-    r = VKD_OK;
+    /* the LoRA deltas after both are kept: the weight's slot updates the scales' too */
+    if ((r = vkd_ws_slot_deltas(s, vkd_ws_find_slot(s, key, VKD_W_LINEAR))))
+        *w_out = *sc_out = NULL;
 done:
-    if (r)
-        VKD_ERROR("%s: folding the layer norm into %s failed: %s", ln, layers[0], vkd_result_str(r));
-    free(key), free(wn), free(wp), free(w), free(b), free(gm), free(bt), free(wf), free(sc);
+    free(key);
     return r;
 }
 
@@ -449,7 +446,7 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    slot *sl = find_slot(s, name, kind);
+    slot *sl = vkd_ws_find_slot(s, name, kind);
     if (!sl) {
         s->err = VKD_ERR_INTERNAL;
         return NULL;
@@ -470,8 +467,14 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
         return NULL;
     }
     const vkd_tensor *kept = keep(s, sl, name, kind, t);
-    if (!kept)
+    if (!kept) {
         s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
+        return NULL;
+    }
+    if ((r = vkd_ws_slot_deltas(s, sl))) {
+        s->err = r;
+        return NULL;
+    }
     return kept;
 }
 

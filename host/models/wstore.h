@@ -53,6 +53,34 @@ int vkd_wstore_has(vkd_wstore *s, const char *fmt, ...);
 /* Shape of a checkpoint tensor, rank or -1 if absent. */
 int vkd_wstore_shape(vkd_wstore *s, const char *name, int64_t shape[8]);
 
+/* ---- LoRA deltas (issue 22) -------------------------------------------------------
+ * A change to one checkpoint tensor W [out, in(, kh, kw)], in its checkpoint order:
+ *   rank > 0: W += scale * u d   u [out, rank], d [rank, in*kh*kw]
+ *   rank 0:   W += scale * u     u [out, in*kh*kw] (made on the host: LoHa, LoKr)
+ * The store adds it on the device to every tensor built from W (re-laid conv kernels,
+ * stacked q/k/v, a layer norm folded in: its row sums and folded bias follow), in place:
+ * command buffers recorded on those tensors stay valid. */
+typedef struct vkd_wdelta {
+    int64_t rank;
+    float scale;
+    float *u, *d; /* fp32, the source's until its release */
+} vkd_wdelta;
+
+typedef struct vkd_wdelta_source {
+    /* The deltas for checkpoint tensor `name` (0: none), at most max into out; -1 on an
+     * error (logged). */
+    int (*get)(void *ctx, const char *name, vkd_wdelta *out, int max);
+    void (*release)(void *ctx, vkd_wdelta *d, int n);
+    void *ctx;
+} vkd_wdelta_source;
+
+/* From now on tensors are uploaded with src's deltas (src NULL or src->get NULL: none);
+ * tensors already on the device that an earlier set changed are restored from the
+ * checkpoint (re-read from the mapping, no full reload), and those src changes get its
+ * deltas. src's functions are called during this call and at later uploads: its
+ * context must live until the next set (or the store's end). */
+vkd_result vkd_wstore_set_deltas(vkd_wstore *s, const vkd_wdelta_source *src);
+
 vkd_dtype vkd_wstore_dtype(const vkd_wstore *s);
 /* Why the last vkd_wstore_get / _get_cat returned NULL: VKD_ERR_FORMAT (absent or
  * mis-shaped), VKD_ERR_OUT_OF_DEVICE_MEMORY, VKD_ERR_TOO_LARGE, ... as the upload said. */
