@@ -44,6 +44,11 @@ float *stage_finish(stage *s, vkd_result r, const char *what);
  * text encoder: tokens -> context and context_skip2 / context_last). */
 void golden_text(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
                  const char *fam);
+/* SDXL's encoders on their own: tokens_l/tokens_g -> context_l, context_g and pooled. */
+void golden_text_sdxl(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
+                      const char *what);
+/* golden I32 [2, 77] tokens as uint32; 0 when absent (a failed check) */
+int golden_ids(golden *g, const char *name, uint32_t ids[2 * 77]);
 void golden_unet(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
                  const char *fam);
 void golden_vae(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,

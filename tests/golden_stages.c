@@ -47,6 +47,72 @@ void golden_text(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, gol
     free(tokf);
 }
 
+enum { SDXL_L = 77 };
+
+/* golden I32 [2, 77] tokens as uint32 */
+int golden_ids(golden *g, const char *name, uint32_t ids[2 * 77])
+{
+    size_t n = 0;
+    float *f = gload(g, name, &n);
+    for (size_t i = 0; f && i < n && i < 2 * SDXL_L; i++)
+        ids[i] = (uint32_t)f[i];
+    free(f);
+    return f && n == 2 * SDXL_L;
+}
+
+/* index of the first maximum of a row: the end-of-text position */
+static uint32_t argmax_row(const uint32_t *row)
+{
+    uint32_t b = 0;
+    for (uint32_t k = 1; k < SDXL_L; k++)
+        if (row[k] > row[b])
+            b = k;
+    return b;
+}
+
+void golden_text_sdxl(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
+                      const char *lay)
+{
+    uint32_t ids[2][2 * SDXL_L], rows[2];
+    if (!golden_ids(g, "tokens_l", ids[0]) || !golden_ids(g, "tokens_g", ids[1]))
+        return;
+    for (int r = 0; r < 2; r++)
+        rows[r] = (uint32_t)r * SDXL_L + argmax_row(ids[1] + r * SDXL_L);
+    for (int e = 0; e < 2; e++) {
+        stage s;
+        if (!stage_begin(&s, d, ws, dt))
+            continue;
+        vkd_buffer buf, pb;
+        vkd_result r = vkd_buffer_create_in(d, s.g.pool, sizeof ids[e], &buf);
+        if (!r)
+            r = vkd_buffer_upload(d, &buf, 0, ids[e], sizeof ids[e]);
+        if (!r)
+            r = vkd_buffer_create_in(d, s.g.pool, sizeof rows, &pb);
+        if (!r)
+            r = vkd_buffer_upload(d, &pb, 0, rows, sizeof rows);
+        vkd_clip_opts o = {.skip = 1, .final_norm = false, .pool_rows = e ? &pb : NULL, .pool_n = e ? 2 : 0};
+        if (!r)
+            r = vkd_clip_record_ex(&s.g, &cfg->text[e], &buf, 2, SDXL_L, &o, &s.out, e ? &s.out2 : NULL);
+        char what[96];
+        snprintf(what, sizeof what, "SDXL %s encoder %d -> context_%c", lay, e + 1, e ? 'g' : 'l');
+        float *got = stage_finish(&s, r, what);
+        size_t n;
+        float *ref = gload(g, e ? "context_g" : "context_l", &n);
+        if (got && ref)
+            expect_rel(what, dt, got, ref, n);
+        free(got), free(ref);
+        if (e) {
+            float *pref = gload(g, "pooled", &n);
+            snprintf(what, sizeof what, "SDXL %s encoder 2 -> pooled", lay);
+            TEST_CHECK(s.host2 != NULL, "%s: no pooled output", what);
+            if (s.host2 && pref)
+                expect_rel(what, dt, s.host2, pref, n);
+            free(pref);
+        }
+        free(s.host2);
+    }
+}
+
 void golden_unet(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
                       const char *fam)
 {

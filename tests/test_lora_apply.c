@@ -70,6 +70,8 @@ static void stages(vkd_device *d, const char *fam, const vkd_lora_use *use, size
         TEST_CHECK(r == VKD_OK, "%s: applied: %s", what, vkd_result_str(r));
         if (!r && cfg.family != VKD_FAMILY_SDXL)
             golden_text(d, ws, &cfg, &g, dts[i], what);
+        if (!r && cfg.family == VKD_FAMILY_SDXL)
+            golden_text_sdxl(d, ws, &cfg, &g, dts[i], what);
         if (!r)
             golden_unet(d, ws, &cfg, &g, dts[i], what);
         vkd_wstore_set_deltas(ws, NULL);

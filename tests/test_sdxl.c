@@ -28,71 +28,6 @@
 
 enum { L = 77 };
 
-/* golden I32 [2, 77] tokens as uint32 */
-static int load_ids(golden *g, const char *name, uint32_t *ids)
-{
-    size_t n = 0;
-    float *f = gload(g, name, &n);
-    for (size_t i = 0; f && i < n && i < 2 * L; i++)
-        ids[i] = (uint32_t)f[i];
-    free(f);
-    return f && n == 2 * L;
-}
-
-/* index of the first maximum of a row: the end-of-text position */
-static uint32_t argmax_row(const uint32_t *row)
-{
-    uint32_t b = 0;
-    for (uint32_t k = 1; k < L; k++)
-        if (row[k] > row[b])
-            b = k;
-    return b;
-}
-
-/* Each encoder on its own: context_l, context_g and pooled. */
-static void test_encoders(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, golden *g, vkd_dtype dt,
-                          const char *lay)
-{
-    uint32_t ids[2][2 * L], rows[2];
-    if (!load_ids(g, "tokens_l", ids[0]) || !load_ids(g, "tokens_g", ids[1]))
-        return;
-    for (int r = 0; r < 2; r++)
-        rows[r] = (uint32_t)r * L + argmax_row(ids[1] + r * L);
-    for (int e = 0; e < 2; e++) {
-        stage s;
-        if (!stage_begin(&s, d, ws, dt))
-            continue;
-        vkd_buffer buf, pb;
-        vkd_result r = vkd_buffer_create_in(d, s.g.pool, sizeof ids[e], &buf);
-        if (!r)
-            r = vkd_buffer_upload(d, &buf, 0, ids[e], sizeof ids[e]);
-        if (!r)
-            r = vkd_buffer_create_in(d, s.g.pool, sizeof rows, &pb);
-        if (!r)
-            r = vkd_buffer_upload(d, &pb, 0, rows, sizeof rows);
-        vkd_clip_opts o = {.skip = 1, .final_norm = false, .pool_rows = e ? &pb : NULL, .pool_n = e ? 2 : 0};
-        if (!r)
-            r = vkd_clip_record_ex(&s.g, &cfg->text[e], &buf, 2, L, &o, &s.out, e ? &s.out2 : NULL);
-        char what[96];
-        snprintf(what, sizeof what, "SDXL %s encoder %d -> context_%c", lay, e + 1, e ? 'g' : 'l');
-        float *got = stage_finish(&s, r, what);
-        size_t n;
-        float *ref = gload(g, e ? "context_g" : "context_l", &n);
-        if (got && ref)
-            expect_rel(what, dt, got, ref, n);
-        free(got), free(ref);
-        if (e) {
-            float *pref = gload(g, "pooled", &n);
-            snprintf(what, sizeof what, "SDXL %s encoder 2 -> pooled", lay);
-            TEST_CHECK(s.host2 != NULL, "%s: no pooled output", what);
-            if (s.host2 && pref)
-                expect_rel(what, dt, s.host2, pref, n);
-            free(pref);
-        }
-        free(s.host2);
-    }
-}
-
 /* y from the golden pooled vector and sizes: host arithmetic, fp32 as torch does it */
 static void test_vector(golden *g)
 {
@@ -118,7 +53,7 @@ static void test_text_stage(vkd_ctx *ctx, golden *g, vkd_dtype dt, const char *l
     uint32_t tl[2 * L], tg[2 * L];
     size_t nc, npool;
     float *want = gload(g, "context", &nc), *wpool = gload(g, "pooled", &npool);
-    if (!load_ids(g, "tokens_l", tl) || !load_ids(g, "tokens_g", tg) || !want || !wpool) {
+    if (!golden_ids(g, "tokens_l", tl) || !golden_ids(g, "tokens_g", tg) || !want || !wpool) {
         free(want), free(wpool);
         return;
     }
@@ -251,7 +186,7 @@ static void run_layout(vkd_device *d, golden *g, const char *model, const char *
         vkd_wstore *ws = NULL;
         if (vkd_wstore_create(d, w, dts[i], &ws))
             continue;
-        test_encoders(d, ws, &cfg, g, dts[i], lay);
+        golden_text_sdxl(d, ws, &cfg, g, dts[i], lay);
         char fam[32];
         snprintf(fam, sizeof fam, "SDXL %s", lay);
         golden_unet(d, ws, &cfg, g, dts[i], fam);

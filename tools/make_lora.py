@@ -127,6 +127,8 @@ def main():
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=None, help="default: rank / 2 (scale 0.5)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-deltas", action="store_true",
+                    help="skip OUT.deltas.safetensors (every target's dense delta: GBs for a full-size model)")
     a = ap.parse_args()
     header, _, _ = mc.read_header(a.checkpoint)
     fam = family_of(header)
@@ -202,14 +204,16 @@ def main():
             w1e = w1.reshape(w1.shape + (1,) * len(ks))
             dw = np.kron(w1e, w2)
         assert dw.shape == shape, (m, dw.shape, shape)
-        D[target] = (dw * scale).astype(np.float32)
+        if not a.no_deltas:
+            D[target] = (dw * scale).astype(np.float32)
 
     def entries(d):
         return [(k, v.shape, "F32", v.nbytes, (lambda v=v: v)) for k, v in sorted(d.items())]
     meta = {"ss_network_module": {"kohya": "networks.lora", "peft": "peft"}.get(fmt, "lycoris.kohya"),
             "vkdiff.make_lora": f"{fam} {fmt} rank {r0} alpha {alpha} seed {a.seed}"}
     mc.write_safetensors(a.out, entries(T), meta)
-    mc.write_safetensors(a.out + ".deltas.safetensors", entries(D), {"family": fam, "format": fmt})
+    if not a.no_deltas:
+        mc.write_safetensors(a.out + ".deltas.safetensors", entries(D), {"family": fam, "format": fmt})
     print(f"{a.out}: {fam} {fmt}, {len(mods)} modules, {len(T)} tensors")
 
 

@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "       vkdiff tokenize --tokenizer PATH TEXT    print CLIP token ids\n"
             "       vkdiff bench ops [--device N]            time each op at SD1.5 512x512 shapes\n"
             "       vkdiff bench model [-m MODEL] [-W -H]    per-stage time, GFLOP/s, dispatches, memory\n"
+            "       vkdiff bench lora -m MODEL --lora FILE   time to apply and restore a LoRA on a warm context\n"
             "\n"
             "generation options:\n"
             "  -m, --model PATH       .safetensors checkpoint (CompVis/A1111 layout) or diffusers folder\n"
@@ -233,6 +234,7 @@ static int find_shipped_model(const char *argv0, char model[4096], char tok[4096
 }
 
 int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const char *default_tok);
+int vkd_cli_bench_lora(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
@@ -241,6 +243,8 @@ int main(int argc, char **argv)
         int found = find_shipped_model(argv[0], m, t, sizeof m);
         return vkd_cli_bench_model(argc - 1, argv + 1, found ? m : NULL, found ? t : NULL);
     }
+    if (argc >= 3 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "lora"))
+        return vkd_cli_bench_lora(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "bench")) {
         vkd_cli_env env;
         vkd_cli_env_read(&env);
