@@ -1,54 +1,32 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // A LoRA's change to one weight, made in place (host/ops/lora.c):
-//   LOW_RANK  W[o, c] = T(float(W[o, c]) + scale * sum_r U[o, r] D[r, c])
-//   DENSE     W[o, c] = T(float(W[o, c]) + scale * U[o, c])
-//   ROW_SUM   U[o]    = sum_c float(W[o, c])
-// The product is accumulated in fp32 and the weight rounded once to its storage type
-// (issue 22). 16x16 tiles: U and D are staged through shared memory 16 ranks at a time,
-// so each factor element is read from memory once per tile instead of once per weight.
+//   DENSE    W[o, c] = T(float(W[o, c]) + scale * U[o, c])   U: the delta in fp32 (the
+//            low-rank product made by the GEMM into a scratch, or a LoHa/LoKr delta)
+//   ROW_SUM  U[o] = sum_c float(W[o, c])
+// The weight is rounded once to its storage type (issue 22). Element-wise on purpose: no
+// shared memory or barriers, which llvmpipe compiles as coroutines (kernels.txt).
 #include "common.glsl"
 #include "push_lora.h"
 
 layout(std430, binding = 0) buffer W { T w[]; };
 layout(std430, binding = 1) buffer U { float u[]; };
-layout(std430, binding = 2) readonly buffer D { float d[]; };
-
-#define TILE 16
-shared float su[TILE][TILE]; // [row in tile][rank in chunk]
-shared float sd[TILE][TILE]; // [rank in chunk][column in tile]
 
 void main()
 {
-    uint lx = gl_LocalInvocationID.x, ly = gl_LocalInvocationID.y;
-    uint c = gl_WorkGroupID.x * TILE + lx, o = gl_WorkGroupID.y * TILE + ly;
-    if (pc.mode == VKD_LORA_ROW_SUM) { // one invocation a row, rows flattened over the grid
-        uint row = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * TILE * TILE + ly * TILE + lx;
-        if (row < pc.rows) {
+    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (pc.mode == VKD_LORA_ROW_SUM) { // one invocation a row
+        if (i < pc.rows) {
             float s = 0.0;
             for (uint q = 0; q < pc.cols; q++)
-                s += float(w[pc.w_off + row * pc.ldw + q]);
-            u[pc.u_off + row] = s;
+                s += float(w[pc.w_off + i * pc.ldw + q]);
+            u[pc.u_off + i] = s;
         }
         return;
     }
-    float acc = 0.0;
-    if (pc.mode == VKD_LORA_DENSE) {
-        if (o < pc.rows && c < pc.cols)
-            acc = u[pc.u_off + o * pc.cols + c];
-    } else {
-        uint ou = gl_WorkGroupID.y * TILE + lx; // the row whose U this invocation stages
-        for (uint r0 = 0; r0 < pc.rank; r0 += TILE) {
-            su[lx][ly] = (ou < pc.rows && r0 + ly < pc.rank) ? u[pc.u_off + ou * pc.rank + r0 + ly] : 0.0;
-            sd[ly][lx] = (c < pc.cols && r0 + ly < pc.rank) ? d[pc.d_off + (r0 + ly) * pc.cols + c] : 0.0;
-            barrier();
-            [[unroll]] for (uint k = 0; k < TILE; k++)
-                acc += su[ly][k] * sd[k][lx];
-            barrier();
-        }
-    }
-    if (o < pc.rows && c < pc.cols) {
-        uint i = pc.w_off + o * pc.ldw + c;
-        w[i] = T(float(w[i]) + pc.scale * acc);
-    }
+    if (i >= pc.rows * pc.cols)
+        return;
+    uint o = i / pc.cols, c = i - o * pc.cols;
+    uint k = pc.w_off + o * pc.ldw + c;
+    w[k] = T(float(w[k]) + pc.scale * u[pc.u_off + i]);
 }

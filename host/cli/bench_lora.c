@@ -37,7 +37,7 @@ int vkd_cli_bench_lora(int argc, char **argv)
     cp.cache_dir = env.cache_dir;
     vkd_lora_spec lora = {NULL, 1.0f};
     int w = 64, h = 64, repeat = 3;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 3; i < argc; i++) { /* argv: vkdiff bench lora ... */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v)
             cp.model_path = v, i++;

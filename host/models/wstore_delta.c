@@ -96,34 +96,45 @@ static vkd_result plan_slot(vkd_wstore *s, slot *sl, plan *p)
 
 /* ---- one delta onto the device -------------------------------------------------------- */
 
+/* Device tensors a slot's refresh records on, freed after the submit. Each is allocated
+ * on its own: the recorded ops keep pointers to them while the list grows. */
 typedef struct temps {
-    vkd_tensor *t;
+    vkd_tensor **t;
     int n, cap;
 } temps;
 
-static vkd_tensor *temp_f32(vkd_wstore *s, temps *tp, int64_t rows, int64_t cols, const float *host, vkd_result *r)
+static vkd_tensor *temp_slot(temps *tp)
 {
     if (tp->n == tp->cap) {
         int cap = tp->cap ? tp->cap * 2 : 16;
-        vkd_tensor *t = realloc(tp->t, (size_t)cap * sizeof *t);
-        if (!t) {
-            *r = VKD_ERR_OUT_OF_HOST_MEMORY;
+        vkd_tensor **t = realloc(tp->t, (size_t)cap * sizeof *t);
+        if (!t)
             return NULL;
-        }
         tp->t = t, tp->cap = cap;
     }
+    return (tp->t[tp->n] = calloc(1, sizeof **tp->t)) ? tp->t[tp->n++] : NULL;
+}
+
+/* A new fp32 tensor [rows, cols] in the list, holding host's values (host NULL: as allocated). */
+static vkd_tensor *temp_f32(vkd_wstore *s, temps *tp, int64_t rows, int64_t cols, const float *host, vkd_result *r)
+{
     int64_t shape[2] = {rows, cols};
-    vkd_tensor *t = &tp->t[tp->n];
+    vkd_tensor *t = temp_slot(tp);
+    if (!t) {
+        *r = VKD_ERR_OUT_OF_HOST_MEMORY;
+        return NULL;
+    }
     if ((*r = vkd_tensor_create(s->d, VKD_F32, 2, shape, t)))
         return NULL;
-    tp->n++;
-    return (*r = vkd_tensor_upload_f32(s->d, t, host)) ? NULL : t;
+    return host && (*r = vkd_tensor_upload_f32(s->d, t, host)) ? NULL : t;
 }
 
 static void temps_free(vkd_wstore *s, temps *tp)
 {
-    for (int i = 0; i < tp->n; i++)
-        vkd_tensor_destroy(s->d, &tp->t[i]);
+    for (int i = 0; i < tp->n; i++) {
+        vkd_tensor_destroy(s->d, tp->t[i]); /* a zeroed tensor (creation failed) is fine */
+        free(tp->t[i]);
+    }
     free(tp->t);
     memset(tp, 0, sizeof *tp);
 }
@@ -137,7 +148,8 @@ static void relay_rows(const float *x, float *y, int64_t rows, int64_t in, int64
                 y[(r * k + q) * in + c] = x[(r * in + c) * k + q];
 }
 
-/* Records delta dl onto source src of slot sl (and the folded scales, gamma/beta given). */
+/* Records delta dl onto source src of slot sl (and the folded scales, gamma/beta given).
+ * The down factor goes up transposed, [cols, rank], as vkd_op_linear takes a weight. */
 static vkd_result record_delta(vkd_wstore *s, vkd_cmd *c, temps *tp, const plan *p, const slot *sl,
                                const source *src, const vkd_wdelta *dl, const float *gamma, const float *beta)
 {
@@ -145,7 +157,7 @@ static vkd_result record_delta(vkd_wstore *s, vkd_cmd *c, temps *tp, const plan 
     int64_t out = wt->shape[0], cols = (int64_t)wt->nelem / out, total_rows = sl->t.shape[0];
     int64_t rows_d = dl->rank ? dl->rank : out; /* the factor re-laid or scaled: d, or a dense u */
     const float *x = dl->rank ? dl->d : dl->u;
-    float *y = malloc((size_t)(rows_d * cols) * sizeof *y), *xb = NULL;
+    float *y = malloc((size_t)(rows_d * cols) * sizeof *y), *xb = NULL, *yt = NULL;
     vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
     if (!y)
         return r;
@@ -165,27 +177,37 @@ static vkd_result record_delta(vkd_wstore *s, vkd_cmd *c, temps *tp, const plan 
     } else {
         memcpy(y, x, (size_t)(rows_d * cols) * sizeof *y);
     }
-    const vkd_tensor *dy = temp_f32(s, tp, rows_d, cols, y, &r), *du = NULL, *db = NULL;
-    if (!dy || (dl->rank && !(du = temp_f32(s, tp, out, dl->rank, dl->u, &r))))
-        goto done;
-    /* the device tensor's rows from src->row0; its row length is the source's (stacked
-     * rows share their width; a conv kernel's row is kh*kw*in either way) */
-    if (dl->rank)
-        r = vkd_op_lora_update(c, &sl->t, src->row0, out, cols, cols, du, dy, dl->rank, dl->scale);
-    else
-        r = vkd_op_lora_update(c, &sl->t, src->row0, out, cols, cols, dy, NULL, 0, dl->scale);
+    const vkd_tensor *dy, *du = NULL, *db = NULL;
+    vkd_tensor *scratch = NULL;
+    if (dl->rank) { /* d' [rank, cols] -> [cols, rank] */
+        if (!(yt = malloc((size_t)(rows_d * cols) * sizeof *yt)))
+            goto done;
+        for (int64_t i = 0; i < rows_d; i++)
+            for (int64_t q = 0; q < cols; q++)
+                yt[q * rows_d + i] = y[i * cols + q];
+        if (!(dy = temp_f32(s, tp, cols, dl->rank, yt, &r)) || !(du = temp_f32(s, tp, out, dl->rank, dl->u, &r)) ||
+            !(scratch = temp_f32(s, tp, out, cols, NULL, &r)))
+            goto done;
+        r = vkd_op_lora_update(c, &sl->t, src->row0, out, cols, cols, du, dy, dl->scale, scratch);
+    } else {
+        if (!(dy = temp_f32(s, tp, out, cols, y, &r)))
+            goto done;
+        r = vkd_op_lora_update(c, &sl->t, src->row0, out, cols, cols, dy, NULL, dl->scale, NULL);
+    }
     if (r || !gamma)
         goto done;
-    if (!(db = temp_f32(s, tp, rows_d, 1, xb, &r)))
-        goto done;
-    /* the folded bias: row total_rows + row0 .. of the scales [2, total_rows] viewed as a column */
-    if (dl->rank)
-        r = vkd_op_lora_update(c, &p->sc->t, total_rows + src->row0, out, 1, 1, du, db, dl->rank, dl->scale);
-    else
-        r = vkd_op_lora_update(c, &p->sc->t, total_rows + src->row0, out, 1, 1, db, NULL, 0, dl->scale);
+    /* the folded bias: rows total_rows + row0 .. of the scales [2, total_rows] seen as a column */
+    if (dl->rank) {
+        if (!(db = temp_f32(s, tp, 1, dl->rank, xb, &r)) || !(scratch = temp_f32(s, tp, out, 1, NULL, &r)))
+            goto done;
+        r = vkd_op_lora_update(c, &p->sc->t, total_rows + src->row0, out, 1, 1, du, db, dl->scale, scratch);
+    } else {
+        if (!(db = temp_f32(s, tp, out, 1, xb, &r)))
+            goto done;
+        r = vkd_op_lora_update(c, &p->sc->t, total_rows + src->row0, out, 1, 1, db, NULL, dl->scale, NULL);
+    }
 done:
-    free(y);
-    free(xb);
+    free(y), free(xb), free(yt);
     return r;
 }
 
@@ -235,18 +257,13 @@ static vkd_result record_restore(vkd_wstore *s, vkd_cmd *c, temps *tp, const pla
     if (r)
         return r;
     for (int i = 0; i < nt; i++) { /* kept until the submit, freed with the other temps */
-        vkd_result rt = VKD_OK;
-        if (tp->n == tp->cap) {
-            tp->t = realloc(tp->t, (size_t)(tp->cap = tp->cap ? tp->cap * 2 : 16) * sizeof *tp->t);
-            rt = tp->t ? VKD_OK : VKD_ERR_OUT_OF_HOST_MEMORY;
-        }
-        if (rt) {
-            tp->cap = tp->n = 0;
+        vkd_tensor *slot_t = temp_slot(tp);
+        if (!slot_t) {
             for (int k = i; k < nt; k++)
                 vkd_tensor_destroy(s->d, &t[k]);
-            return rt;
+            return VKD_ERR_OUT_OF_HOST_MEMORY;
         }
-        tp->t[tp->n++] = t[i];
+        *slot_t = t[i];
     }
     const vkd_tensor *dst[2] = {&sl->t, p->ln ? &p->sc->t : NULL};
     for (int i = 0; i < nt && !r; i++) {

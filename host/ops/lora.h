@@ -6,11 +6,13 @@
 #include "ops/op.h"
 
 /* Rows [row0, row0 + rows) of the weight w (elements (row0 + o) * ldw + c, c < cols):
- *   d != NULL: W[o, c] += scale * sum_r u[o, r] d[r, c]  u fp32 [rows, rank], d fp32 [rank, cols]
- *   d == NULL: W[o, c] += scale * u[o, c]                u fp32 [rows, cols]
- * accumulated in fp32 and rounded once to w's dtype. */
+ *   dt != NULL: W[o, c] += scale * sum_r u[o, r] dt[c, r]   u fp32 [rows, rank], dt fp32 [cols, rank]
+ *               (the down factor transposed), the product made by vkd_op_linear in fp32
+ *               into scratch (fp32, rows * cols elements), then added
+ *   dt == NULL: W[o, c] += scale * u[o, c]                  u fp32 [rows, cols]; scratch unused
+ * The sum is accumulated in fp32 and the weight rounded once to its dtype. */
 vkd_result vkd_op_lora_update(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t rows, int64_t cols, int64_t ldw,
-                              const vkd_tensor *u, const vkd_tensor *d, int64_t rank, float scale);
+                              const vkd_tensor *u, const vkd_tensor *dt, float scale, vkd_tensor *scratch);
 
 /* out[out0 + o] = sum_c float(W[(row0 + o) * ldw + c]) over c < cols, for o < rows; out fp32
  * (a folded layer norm's row sums, vkd_ln_fold, after its weight changed). */
