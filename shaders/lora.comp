@@ -1,8 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // A LoRA's change to one weight, made in place (host/ops/lora.c):
-//   DENSE    W[o, c] = T(float(W[o, c]) + scale * U[o, c])   U: the delta in fp32 (the
-//            low-rank product made by the GEMM into a scratch, or a LoHa/LoKr delta)
+//   DENSE    W[o, c] = T(float(W[o, c]) + scale * U[o, c])   U: a LoHa/LoKr delta in fp32
+//            (a low-rank product is the GEMM's, with the weight as its residual)
 //   ROW_SUM  U[o] = sum_c float(W[o, c])
 // The weight is rounded once to its storage type (issue 22). Element-wise on purpose: no
 // shared memory or barriers, which llvmpipe compiles as coroutines (kernels.txt).

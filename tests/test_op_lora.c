@@ -1,5 +1,5 @@
 /* LoRA weight updates in place (ops/lora.h) against a double reference: the low-rank
- * product (made by the GEMM into a scratch: ranks 5 to 128), a dense delta, a window of rows
+ * product (the GEMM into the weight's rows: ranks 5 to 128), a dense delta, a window of rows
  * inside a larger weight (a block of stacked q/k/v, a row stride past the columns), the
  * row sums a folded layer norm keeps; rows outside the window must stay bit-identical.
  * Also on a device whose binding range is lowered to 64 KiB (rows chunked). */
@@ -18,7 +18,7 @@ typedef struct lora_case {
 } lora_case;
 
 typedef struct lora_job {
-    vkd_tensor w, u, d, scratch; /* d: the down factor transposed, [cols, rank] */
+    vkd_tensor w, u, d; /* d: the down factor transposed, [cols, rank] */
     const lora_case *k;
 } lora_job;
 
@@ -26,8 +26,9 @@ static vkd_result record_update(vkd_cmd *c, void *ctx)
 {
     lora_job *j = ctx;
     const lora_case *k = j->k;
-    return vkd_op_lora_update(c, &j->w, k->row0, k->rows, k->cols, k->ldw, &j->u, k->rank ? &j->d : NULL,
-                              (float)k->scale, &j->scratch);
+    if (k->rank) /* the scale is folded into u by the caller */
+        return vkd_op_lora_product(c, &j->w, k->row0, k->rows, k->cols, &j->u, &j->d);
+    return vkd_op_lora_update(c, &j->w, k->row0, k->rows, k->cols, k->ldw, &j->u, (float)k->scale);
 }
 
 static void run_update(vkd_device *dev, vkd_dtype dt, const void *vk, test_rng *rng)
@@ -35,8 +36,9 @@ static void run_update(vkd_device *dev, vkd_dtype dt, const void *vk, test_rng *
     const lora_case *k = vk;
     int64_t nw = k->total_rows * k->ldw, ucols = k->rank ? k->rank : k->cols;
     float *w = test_randn(rng, dt, (size_t)nw, 0.05);
-    float *u = test_randn(rng, VKD_F32, (size_t)(k->rows * ucols), 0.1);
-    float *d = k->rank ? test_randn(rng, VKD_F32, (size_t)(k->rank * k->cols), 0.1) : NULL;
+    /* low rank: the factors in the weight's dtype, the scale folded into u; dense: fp32 */
+    float *u = test_randn(rng, k->rank ? dt : VKD_F32, (size_t)(k->rows * ucols), 0.1);
+    float *d = k->rank ? test_randn(rng, dt, (size_t)(k->rank * k->cols), 0.1) : NULL;
     double *ref = test_alloc((size_t)nw * sizeof *ref);
     for (int64_t i = 0; i < nw; i++)
         ref[i] = w[i];
@@ -48,18 +50,16 @@ static void run_update(vkd_device *dev, vkd_dtype dt, const void *vk, test_rng *
                     acc += (double)u[o * k->rank + r] * d[c * k->rank + r];
             else
                 acc = u[o * k->cols + c];
-            ref[(k->row0 + o) * k->ldw + c] += (double)(float)k->scale * acc;
+            ref[(k->row0 + o) * k->ldw + c] += (k->rank ? 1.0 : (double)(float)k->scale) * acc;
         }
     int64_t ws[2] = {k->total_rows, k->ldw}, us[2] = {k->rows, ucols}, ds[2] = {k->cols, k->rank};
-    int64_t ss[2] = {k->rows, k->cols};
-    lora_job j = {.w = test_tensor_from(dev, dt, 2, ws, w), .u = test_tensor_from(dev, VKD_F32, 2, us, u), .k = k};
-    if (k->rank) {
-        j.d = test_tensor_from(dev, VKD_F32, 2, ds, d);
-        j.scratch = test_tensor_poisoned(dev, VKD_F32, 2, ss);
-    }
+    lora_job j = {.w = test_tensor_from(dev, dt, 2, ws, w), .u = test_tensor_from(dev, k->rank ? dt : VKD_F32, 2, us, u),
+                  .k = k};
+    if (k->rank)
+        j.d = test_tensor_from(dev, dt, 2, ds, d);
     char what[200];
-    snprintf(what, sizeof what, "lora_update %s: rows %lld..%lld of %lld, cols %lld (stride %lld), %s %lld",
-             vkd_dtype_suffix(dt), (long long)k->row0, (long long)(k->row0 + k->rows), (long long)k->total_rows,
+    snprintf(what, sizeof what, "%s %s: rows %lld..%lld of %lld, cols %lld (stride %lld), %s %lld",
+             k->rank ? "lora_product" : "lora_update", vkd_dtype_suffix(dt), (long long)k->row0, (long long)(k->row0 + k->rows), (long long)k->total_rows,
              (long long)k->cols, (long long)k->ldw, k->rank ? "rank" : "dense", (long long)k->rank);
     test_op op = {.what = what, .record = record_update, .ctx = &j, .out = &j.w, .ref = ref, .tol = tol};
     test_op_run(dev, &op);
@@ -73,7 +73,7 @@ static void run_update(vkd_device *dev, vkd_dtype dt, const void *vk, test_rng *
             changed += !inside && got[row * k->ldw + c] != w[row * k->ldw + c];
         }
     TEST_CHECK(changed == 0, "%s: %lld weights outside the window changed", what, (long long)changed);
-    TEST_DESTROY(dev, &j.w, &j.u, &j.d, &j.scratch);
+    TEST_DESTROY(dev, &j.w, &j.u, &j.d);
     TEST_FREE(w, u, d, ref, got);
 }
 
@@ -115,10 +115,10 @@ int main(void)
 {
     test_rng rng = {test_seed()};
     static const lora_case cases[] = {
-        {40, 0, 40, 70, 70, 5, 0.7},         /* a whole linear, rank 5 */
-        {144, 48, 48, 64, 64, 20, -1.25},    /* the k block of a stacked q/k/v */
-        {32, 0, 32, 216, 216, 33, 0.5},      /* a 3x3 conv [32, 24*9], re-laid */
-        {80, 0, 80, 320, 320, 128, 0.03125}, /* rank 128 */
+        {40, 0, 40, 70, 70, 5, 1},           /* a whole linear, rank 5 */
+        {144, 48, 48, 64, 64, 20, 1},        /* the k block of a stacked q/k/v */
+        {32, 0, 32, 216, 216, 33, 1},        /* a 3x3 conv [32, 24*9], re-laid */
+        {80, 0, 80, 320, 320, 128, 1},       /* rank 128 */
         {37, 3, 30, 50, 61, 0, 2.0},         /* a dense delta (LoHa, LoKr), rows strided past the columns */
     };
     for (int lowered = 0; lowered < 2; lowered++) {
@@ -126,11 +126,11 @@ int main(void)
         if (!lowered) {
             TEST_EACH_DTYPE(dev, cases, run_update, &rng);
         } else { /* the rank-128 factor [320, 128] is over the 64 KiB window: the GEMM refuses it */
-            static const lora_case fit[] = {{40, 0, 40, 70, 70, 5, 0.7}, {37, 3, 30, 50, 61, 0, 2.0}};
+            static const lora_case fit[] = {{40, 0, 40, 70, 70, 5, 1}, {37, 3, 30, 50, 61, 0, 2.0}};
             TEST_EACH_DTYPE(dev, fit, run_update, &rng);
         }
         if (lowered) { /* 300 x 320 fp32 weights: 384 KB, six times the window */
-            static const lora_case big[] = {{300, 0, 300, 320, 320, 8, 0.5}, {300, 7, 290, 320, 320, 0, 1.0}};
+            static const lora_case big[] = {{300, 0, 300, 320, 320, 8, 1}, {300, 7, 290, 320, 320, 0, 1.0}};
             TEST_EACH_DTYPE(dev, big, run_update, &rng);
         }
         vkd_dtype dts[2];
@@ -141,22 +141,22 @@ int main(void)
         }
         test_device_close(dev);
     }
-    /* refusals: a window past the weight, wrongly shaped factors or scratch */
+    /* refusals: windows past the weight, wrongly shaped factors */
     vkd_device *dev = test_device_open(0);
-    int64_t ws[2] = {16, 16}, us[2] = {8, 4}, ds[2] = {16, 4}, ss[2] = {8, 16};
+    int64_t ws[2] = {16, 16}, us[2] = {8, 4}, ds[2] = {16, 4};
     lora_job j = {.w = test_tensor_poisoned(dev, VKD_F32, 2, ws), .u = test_tensor_poisoned(dev, VKD_F32, 2, us),
-                  .d = test_tensor_poisoned(dev, VKD_F32, 2, ds), .scratch = test_tensor_poisoned(dev, VKD_F32, 2, ss)};
+                  .d = test_tensor_poisoned(dev, VKD_F32, 2, ds)};
     vkd_cmd *c = test_cmd_open(dev);
-    TEST_CHECK(vkd_op_lora_update(c, &j.w, 10, 8, 16, 16, &j.u, &j.d, 1.0f, &j.scratch) == VKD_ERR_SHAPE,
+    TEST_CHECK(vkd_op_lora_product(c, &j.w, 10, 8, 16, &j.u, &j.d) == VKD_ERR_SHAPE,
+               "lora_product refuses rows past the weight's end");
+    TEST_CHECK(vkd_op_lora_product(c, &j.w, 0, 8, 16, &j.u, &j.u) == VKD_ERR_SHAPE,
+               "lora_product refuses a down factor of another shape");
+    TEST_CHECK(vkd_op_lora_update(c, &j.w, 10, 8, 16, 16, &j.u, 1.0f) == VKD_ERR_SHAPE,
                "lora_update refuses rows past the weight's end");
-    TEST_CHECK(vkd_op_lora_update(c, &j.w, 0, 8, 16, 16, &j.u, &j.u, 1.0f, &j.scratch) == VKD_ERR_SHAPE,
-               "lora_update refuses a down factor of another shape");
-    TEST_CHECK(vkd_op_lora_update(c, &j.w, 0, 8, 16, 16, &j.u, &j.d, 1.0f, &j.u) == VKD_ERR_SHAPE,
-               "lora_update refuses a scratch of another shape");
-    TEST_CHECK(vkd_op_lora_update(c, &j.w, 0, 8, 16, 16, &j.d, NULL, 1.0f, NULL) == VKD_ERR_SHAPE,
+    TEST_CHECK(vkd_op_lora_update(c, &j.w, 0, 8, 16, 16, &j.d, 1.0f) == VKD_ERR_SHAPE,
                "lora_update refuses a dense delta of another size");
     test_cmd_close(c);
-    TEST_DESTROY(dev, &j.w, &j.u, &j.d, &j.scratch);
+    TEST_DESTROY(dev, &j.w, &j.u, &j.d);
     test_device_close(dev);
     return test_finish();
 }

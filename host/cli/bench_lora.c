@@ -10,6 +10,12 @@
 #include "cli/env.h"
 #include "vkdiff.h"
 
+static void to_stderr(vkd_log_level level, const char *msg, void *user)
+{
+    (void)level, (void)user;
+    fprintf(stderr, "vkdiff: %s\n", msg);
+}
+
 static int one(vkd_ctx *ctx, const vkd_lora_spec *l, int w, int h, vkd_timings *t)
 {
     vkd_gen_params p;
@@ -51,11 +57,13 @@ int vkd_cli_bench_lora(int argc, char **argv)
             w = atoi(v), i++;
         else if (!strcmp(a, "-H") && v)
             h = atoi(v), i++;
+        else if (!strcmp(a, "-v"))
+            cp.log_level = VKD_LOG_INFO, cp.log = to_stderr;
         else if (!strcmp(a, "--repeat") && v)
             repeat = atoi(v), i++;
         else {
             fprintf(stderr, "usage: vkdiff bench lora -m MODEL --tokenizer TOK --lora FILE [--weight W] [-W -H] "
-                            "[--repeat N]\n");
+                            "[--repeat N] [-v]\n");
             return 2;
         }
     }

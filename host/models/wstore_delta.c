@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "models/wstore_impl.h"
 #include "ops/lora.h"
@@ -115,8 +116,9 @@ static vkd_tensor *temp_slot(temps *tp)
     return (tp->t[tp->n] = calloc(1, sizeof **tp->t)) ? tp->t[tp->n++] : NULL;
 }
 
-/* A new fp32 tensor [rows, cols] in the list, holding host's values (host NULL: as allocated). */
-static vkd_tensor *temp_f32(vkd_wstore *s, temps *tp, int64_t rows, int64_t cols, const float *host, vkd_result *r)
+/* A new tensor [rows, cols] of dtype dt in the list, holding host's values converted. */
+static vkd_tensor *temp_new(vkd_wstore *s, temps *tp, vkd_dtype dt, int64_t rows, int64_t cols, const float *host,
+                            vkd_result *r)
 {
     int64_t shape[2] = {rows, cols};
     vkd_tensor *t = temp_slot(tp);
@@ -124,9 +126,9 @@ static vkd_tensor *temp_f32(vkd_wstore *s, temps *tp, int64_t rows, int64_t cols
         *r = VKD_ERR_OUT_OF_HOST_MEMORY;
         return NULL;
     }
-    if ((*r = vkd_tensor_create(s->d, VKD_F32, 2, shape, t)))
+    if ((*r = vkd_tensor_create(s->d, dt, 2, shape, t)))
         return NULL;
-    return host && (*r = vkd_tensor_upload_f32(s->d, t, host)) ? NULL : t;
+    return (*r = vkd_tensor_upload_f32(s->d, t, host)) ? NULL : t;
 }
 
 static void temps_free(vkd_wstore *s, temps *tp)
@@ -149,7 +151,9 @@ static void relay_rows(const float *x, float *y, int64_t rows, int64_t in, int64
 }
 
 /* Records delta dl onto source src of slot sl (and the folded scales, gamma/beta given).
- * The down factor goes up transposed, [cols, rank], as vkd_op_linear takes a weight. */
+ * A low-rank delta goes up as u * scale and the down factor transposed, [cols, rank] as
+ * vkd_op_linear takes a weight, both in the weight's dtype (fp16 factors, as most LoRA
+ * files store them; the GEMM still sums in fp32 and rounds the weight once). */
 static vkd_result record_delta(vkd_wstore *s, vkd_cmd *c, temps *tp, const plan *p, const slot *sl,
                                const source *src, const vkd_wdelta *dl, const float *gamma, const float *beta)
 {
@@ -177,34 +181,31 @@ static vkd_result record_delta(vkd_wstore *s, vkd_cmd *c, temps *tp, const plan 
     } else {
         memcpy(y, x, (size_t)(rows_d * cols) * sizeof *y);
     }
-    const vkd_tensor *dy, *du = NULL, *db = NULL;
-    vkd_tensor *scratch = NULL;
-    if (dl->rank) { /* d' [rank, cols] -> [cols, rank] */
-        if (!(yt = malloc((size_t)(rows_d * cols) * sizeof *yt)))
+    const vkd_tensor *dy, *du, *db;
+    vkd_dtype wdt = sl->t.dtype;
+    if (dl->rank) { /* u * scale [out, rank] and d' transposed [cols, rank], in the weight's dtype */
+        float *us = malloc((size_t)(out * dl->rank) * sizeof *us);
+        if (!us || !(yt = malloc((size_t)(rows_d * cols) * sizeof *yt))) {
+            free(us);
             goto done;
+        }
+        for (int64_t i = 0; i < out * dl->rank; i++)
+            us[i] = dl->u[i] * dl->scale;
         for (int64_t i = 0; i < rows_d; i++)
             for (int64_t q = 0; q < cols; q++)
                 yt[q * rows_d + i] = y[i * cols + q];
-        if (!(dy = temp_f32(s, tp, cols, dl->rank, yt, &r)) || !(du = temp_f32(s, tp, out, dl->rank, dl->u, &r)) ||
-            !(scratch = temp_f32(s, tp, out, cols, NULL, &r)))
-            goto done;
-        r = vkd_op_lora_update(c, &sl->t, src->row0, out, cols, cols, du, dy, dl->scale, scratch);
+        if ((dy = temp_new(s, tp, wdt, cols, dl->rank, yt, &r)) && (du = temp_new(s, tp, wdt, out, dl->rank, us, &r)))
+            r = vkd_op_lora_product(c, &sl->t, src->row0, out, cols, du, dy);
+        /* the folded bias [out] moves by (u * scale) (d beta): the scales are fp32 */
+        if (!r && gamma && (du = temp_new(s, tp, VKD_F32, out, dl->rank, us, &r)) &&
+            (db = temp_new(s, tp, VKD_F32, 1, dl->rank, xb, &r)))
+            r = vkd_op_lora_product(c, &p->sc->t, total_rows + src->row0, out, 1, du, db);
+        free(us);
     } else {
-        if (!(dy = temp_f32(s, tp, out, cols, y, &r)))
-            goto done;
-        r = vkd_op_lora_update(c, &sl->t, src->row0, out, cols, cols, dy, NULL, dl->scale, NULL);
-    }
-    if (r || !gamma)
-        goto done;
-    /* the folded bias: rows total_rows + row0 .. of the scales [2, total_rows] seen as a column */
-    if (dl->rank) {
-        if (!(db = temp_f32(s, tp, 1, dl->rank, xb, &r)) || !(scratch = temp_f32(s, tp, out, 1, NULL, &r)))
-            goto done;
-        r = vkd_op_lora_update(c, &p->sc->t, total_rows + src->row0, out, 1, 1, du, db, dl->scale, scratch);
-    } else {
-        if (!(db = temp_f32(s, tp, out, 1, xb, &r)))
-            goto done;
-        r = vkd_op_lora_update(c, &p->sc->t, total_rows + src->row0, out, 1, 1, db, NULL, dl->scale, NULL);
+        if ((dy = temp_new(s, tp, VKD_F32, out, cols, y, &r)))
+            r = vkd_op_lora_update(c, &sl->t, src->row0, out, cols, cols, dy, dl->scale);
+        if (!r && gamma && (db = temp_new(s, tp, VKD_F32, out, 1, xb, &r)))
+            r = vkd_op_lora_update(c, &p->sc->t, total_rows + src->row0, out, 1, 1, db, dl->scale);
     }
 done:
     free(y), free(xb), free(yt);
@@ -274,8 +275,15 @@ static vkd_result record_restore(vkd_wstore *s, vkd_cmd *c, temps *tp, const pla
     return r;
 }
 
-static vkd_result refresh(vkd_wstore *s, slot *sl, bool restore)
+/* Where a set change spends its time (logged at INFO by vkd_wstore_set_deltas). */
+typedef struct refresh_stats {
+    double restore_ms, host_ms, device_ms;
+    int restored, changed;
+} refresh_stats;
+
+static vkd_result refresh(vkd_wstore *s, slot *sl, bool restore, refresh_stats *st)
 {
+    double t0 = vkd_clock_ms();
     plan p;
     vkd_result r = plan_slot(s, sl, &p);
     vkd_wdelta dl[MAX_DELTAS];
@@ -290,6 +298,7 @@ static vkd_result refresh(vkd_wstore *s, slot *sl, bool restore)
         goto done;
     if (restore && (r = record_restore(s, s->cmd, &tp, &p, sl)))
         goto done;
+    double t1 = vkd_clock_ms();
     for (int j = 0; j < p.n && !r && s->deltas.get; j++) {
         int k = s->deltas.get(s->deltas.ctx, p.src[j].name, dl, MAX_DELTAS);
         if (k < 0)
@@ -310,10 +319,15 @@ static vkd_result refresh(vkd_wstore *s, slot *sl, bool restore)
     /* a folded pair's row sums follow its changed weight (vkd_ln_fold sums the stored values) */
     if (!r && got && p.ln)
         r = vkd_op_row_sum(s->cmd, &sl->t, 0, sl->t.shape[0], sl->t.shape[1], sl->t.shape[1], &p.sc->t, 0);
+    double t2 = vkd_clock_ms();
     if (!r && (got || restore) && !(r = vkd_cmd_end(s->cmd)))
         r = vkd_cmd_submit_wait(s->cmd);
     if (!r)
         sl->changed = got > 0;
+    if (!r && st) {
+        st->restore_ms += t1 - t0, st->host_ms += t2 - t1, st->device_ms += vkd_clock_ms() - t2;
+        st->restored += restore, st->changed += got > 0;
+    }
 done:
     if (r)
         VKD_ERROR("%s: applying LoRA deltas failed: %s", sl->name, vkd_result_str(r));
@@ -325,7 +339,7 @@ done:
 
 vkd_result vkd_ws_slot_deltas(vkd_wstore *s, slot *sl)
 {
-    return s->deltas.get ? refresh(s, sl, false) : VKD_OK;
+    return s->deltas.get ? refresh(s, sl, false, NULL) : VKD_OK;
 }
 
 vkd_result vkd_wstore_set_deltas(vkd_wstore *s, const vkd_wdelta_source *src)
@@ -335,15 +349,20 @@ vkd_result vkd_wstore_set_deltas(vkd_wstore *s, const vkd_wdelta_source *src)
     else
         memset(&s->deltas, 0, sizeof s->deltas);
     vkd_result first = VKD_OK;
+    refresh_stats st = {0};
+    double t0 = vkd_clock_ms();
     for (uint32_t i = 0; i < s->cap; i++) {
         slot *sl = &s->slots[i];
         if (!sl->name || (sl->kind == VKD_W_RAW && (strchr(sl->name, '+') || strstr(sl->name, LNFOLD_SEP))))
             continue;
         if (!sl->changed && !s->deltas.get)
             continue;
-        vkd_result r = refresh(s, sl, sl->changed);
+        vkd_result r = refresh(s, sl, sl->changed, &st);
         if (r && !first)
             first = r;
     }
+    VKD_INFO("LoRA deltas: %d device tensors changed, %d restored, in %.0f ms (restore %.0f, factors on the host "
+             "and uploaded %.0f, device %.0f)",
+             st.changed, st.restored, vkd_clock_ms() - t0, st.restore_ms, st.host_ms, st.device_ms);
     return first;
 }

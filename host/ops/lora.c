@@ -1,5 +1,5 @@
-/* LoRA weight updates in place (shaders/lora.comp, after vkd_op_linear for a low-rank
- * product); rows chunked so every window fits one binding. */
+/* LoRA weight updates in place: the low-rank product by the GEMM into the weight, dense
+ * deltas and row sums by shaders/lora.comp (rows chunked so every window fits one binding). */
 #include "ops/lora.h"
 
 #include "common/log.h"
@@ -26,29 +26,35 @@ static vkd_result check_window(const char *op, const vkd_tensor *w, int64_t row0
     return VKD_OK;
 }
 
+vkd_result vkd_op_lora_product(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t rows, int64_t cols,
+                               const vkd_tensor *u, const vkd_tensor *dt)
+{
+    static const char op[] = "lora_product";
+    int64_t n = vkd_tensor_numel(w), rank = u->ndim == 2 ? u->shape[1] : 0;
+    if (cols < 1 || n % cols || row0 < 0 || rows < 1 || row0 + rows > n / cols)
+        return vkd_op_shape_error(op, "rows of cols elements must lie inside the weight", w);
+    if (u->dtype != w->dtype || u->ndim != 2 || u->shape[0] != rows || rank < 1)
+        return vkd_op_shape_error(op, "u must be [rows, rank] of the weight's dtype", u);
+    if (dt->dtype != w->dtype || dt->ndim != 2 || dt->shape[0] != cols || dt->shape[1] != rank)
+        return vkd_op_shape_error(op, "dt must be [cols, rank] of the weight's dtype", dt);
+    vkd_tensor all, part;
+    int64_t shape[2] = {n / cols, cols};
+    vkd_result r = vkd_tensor_reshape(w, 2, shape, &all);
+    if (r)
+        return r;
+    part = vkd_tensor_rows(&all, row0, rows);
+    return vkd_op_linear(c, u, dt, NULL, &part, &part); /* out = u dt^T + out */
+}
+
 vkd_result vkd_op_lora_update(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t rows, int64_t cols, int64_t ldw,
-                              const vkd_tensor *u, const vkd_tensor *dt, float scale, vkd_tensor *scratch)
+                              const vkd_tensor *u, float scale)
 {
     static const char op[] = "lora_update";
     vkd_result r = check_window(op, w, row0, rows, cols, ldw);
     if (r)
         return r;
-    const vkd_tensor *delta = u;
-    if (dt) { /* the product first: the GEMM, as the model's linears run (fp32 variant) */
-        int64_t rank = u->ndim == 2 ? u->shape[1] : 0;
-        if (u->dtype != VKD_F32 || u->ndim != 2 || u->shape[0] != rows)
-            return vkd_op_shape_error(op, "u must be fp32 [rows, rank]", u);
-        if (dt->dtype != VKD_F32 || dt->ndim != 2 || dt->shape[0] != cols || dt->shape[1] != rank)
-            return vkd_op_shape_error(op, "dt must be fp32 [cols, rank]", dt);
-        if (!scratch || scratch->dtype != VKD_F32 || scratch->ndim != 2 || scratch->shape[0] != rows ||
-            scratch->shape[1] != cols)
-            return vkd_op_shape_error(op, "scratch must be fp32 [rows, cols]", scratch);
-        if ((r = vkd_op_linear(c, u, dt, NULL, NULL, scratch)))
-            return r;
-        delta = scratch;
-    } else if (u->dtype != VKD_F32 || vkd_tensor_numel(u) != rows * cols) {
+    if (u->dtype != VKD_F32 || vkd_tensor_numel(u) != rows * cols)
         return vkd_op_shape_error(op, "u must be fp32 [rows, cols] (a dense delta)", u);
-    }
     int64_t chunk = rows_per_dispatch(c, w, ldw, cols);
     if (chunk < 1) {
         VKD_ERROR("%s: one row of %lld elements exceeds a binding window", op, (long long)ldw);
@@ -64,7 +70,7 @@ vkd_result vkd_op_lora_update(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int
                             .mode = VKD_LORA_DENSE, .scale = scale};
         vkd_binding b[2];
         if ((r = vkd_op_bind(c, w, (row0 + o0) * ldw, (n - 1) * ldw + cols, &b[0], &pc.w_off)) ||
-            (r = vkd_op_bind(c, delta, o0 * cols, n * cols, &b[1], &pc.u_off)))
+            (r = vkd_op_bind(c, u, o0 * cols, n * cols, &b[1], &pc.u_off)))
             return r;
         uint32_t gx, gy;
         vkd_op_grid_1d((uint64_t)(n * cols), LOCAL, &gx, &gy);
