@@ -98,6 +98,12 @@ log "model benchmark without split-K, then with attention on the flash kernel"
   | tee "$OUT/bench_model_nosplit.md" | grep -E "^\| UNet batch" || true
 "$B/vkdiff" bench model -m "$CKPT" --tokenizer "$TOK" -W "$SIZE" -H "$SIZE" --repeat 5 --attention flash \
   | tee "$OUT/bench_model_flash.md" | grep -E "^\| UNet batch" || true
+# issue 22: a typical kohya SD1.5 LoRA (264 modules) applied to and restored from a warm context
+for R in 32 128; do
+  "$PY" tools/make_lora.py "$CKPT" "$OUT/lora-r$R.safetensors" --rank "$R" --no-deltas >/dev/null &&
+    "$B/vkdiff" bench lora -m "$CKPT" --tokenizer "$TOK" --lora "$OUT/lora-r$R.safetensors" --weight 0.01 \
+      --repeat 3 -v 2>&1 | tee "$OUT/lora_r$R.txt" || true
+done
 
 VK_MS=$(sed -n 's/^| UNet batch 2 (guidance) | \([0-9.]*\) |.*/\1/p' "$OUT/bench_model.md")
 if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
