@@ -1,6 +1,7 @@
 /* libFuzzer target: LoRA files (host/lora) on arbitrary bytes, against tiny-sd1
  * (opened once from $VKD_TEST_DATA, default tests/data). Every LoRA that opens has each
- * target's delta computed, so a bound missed by the shape checks shows up under ASan;
+ * target's delta and its device factors computed (and found again by name), so a bound
+ * missed by the shape checks shows up under ASan;
  * every refusal must leave *out NULL. Seeds: tests/fuzz_corpus/lora/ (make_lora.py at
  * rank 1: kohya, LoCon with a Tucker core, LoHa, LoKr, PEFT).
  * Run: ./fuzz_lora -max_total_time=60 tests/fuzz_corpus/lora */
@@ -53,6 +54,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (out && vkd_lora_delta(l, i, out, 1.0f) != VKD_OK)
             abort();
         free(out);
+        vkd_wdelta f;
+        if (vkd_lora_find(l, name) != (long)i || vkd_lora_factors(l, i, 0.5f, &f) != VKD_OK)
+            abort();
+        size_t rows = (size_t)shape[0], cols = n / rows; /* touch the last element of each factor */
+        if (f.rank)
+            f.u[rows * (size_t)f.rank - 1] += f.d[(size_t)f.rank * cols - 1];
+        else
+            f.u[n - 1] += 0.0f;
+        free(f.u), free(f.d);
     }
     for (size_t i = 0; i < vkd_lora_unmatched_count(l); i++)
         if (!vkd_lora_unmatched(l, i))

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "lora/lora_set.h"
 #include "text/prompt.h"
 #include "text/tokenizer.h"
 
@@ -158,6 +159,21 @@ static void check_segments(const char *text)
     vkd_prompt_segments_free(segs, n);
 }
 
+/* <lora:NAME:W> tags (lora/lora_set.h): the text left is the prompt with whole tags cut
+ * out, so never longer; each name is safe to join to a folder; weights are finite. */
+static void check_lora_tags(const char *text)
+{
+    vkd_lora_tags t;
+    if (vkd_lora_tags_parse(text, &t) != VKD_OK)
+        return;
+    CHECK(strlen(t.prompt) + 7 * t.n <= strlen(text));
+    for (size_t i = 0; i < t.n; i++) {
+        CHECK(t.names[i][0] && !strchr(t.names[i], '/') && !strstr(t.names[i], ".."));
+        CHECK(t.weights[i] == t.weights[i] && t.weights[i] >= -1e4f && t.weights[i] <= 1e4f);
+    }
+    vkd_lora_tags_free(&t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -174,6 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const size_t len = strlen(text);
 
     check_segments(text);
+    check_lora_tags(text);
 
     vkd_prompt_params p;
     vkd_prompt_params_init(&p);
