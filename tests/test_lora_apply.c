@@ -1,7 +1,8 @@
 /* LoRAs applied on the device, end to end (issue 22): tools/make_lora.py draws a LoRA
- * in each format for the tiny SD1, SD2 and SDXL; tools/oracle/lora_golden.py merges its
- * deltas (numpy float64, from the maker's own factors) into the checkpoint in PyTorch and
- * recomputes the goldens; the stages here run on the weight store with the LoRA applied
+ * in each format for the tiny SD1, SD2 and SDXL (seeded, numpy: at test time);
+ * tools/oracle/lora_golden.py --all drew the same files, merged their deltas (numpy
+ * float64, from the maker's own factors) into the checkpoint in PyTorch and recomputed
+ * the goldens in tests/data/lora/ (its CASES are this file's); the stages here run on the weight store with the LoRA applied
  * by the device kernel (ops/lora.h through models/wstore_delta.c) and must match them as
  * any stage does (1e-4 fp32, 1e-2 fp16). Then, through the API: multiplier 0 gives the
  * image without the LoRA bit for bit, switching sets back and forth gives the bytes of a
@@ -33,17 +34,6 @@ static const char *make_lora(const char *fam, const char *format, int seed)
     const char *out = test_build_path(rel);
     snprintf(cmd, sizeof cmd, "%s %s %s/tiny-%s.safetensors %s --format %s --rank 4 --seed %d >/dev/null", python(),
              test_source_path("tools/make_lora.py"), test_data_path(""), fam, out, format, seed);
-    return run(cmd) ? out : NULL;
-}
-
-/* the oracle's goldens with these LoRAs ("path:weight" each, deltas files) */
-static const char *make_golden(const char *fam, const char *tag, const char *specs)
-{
-    char rel[128], cmd[8192];
-    snprintf(rel, sizeof rel, "golden-lora-%s-%s.safetensors", fam, tag);
-    const char *out = test_build_path(rel);
-    snprintf(cmd, sizeof cmd, "%s %s %s %s %s >/dev/null", python(), test_source_path("tools/oracle/lora_golden.py"),
-             fam, out, specs);
     return run(cmd) ? out : NULL;
 }
 
@@ -82,6 +72,13 @@ static void stages(vkd_device *d, const char *fam, const vkd_lora_use *use, size
     vkd_st_close(g.f);
 }
 
+static const char *golden_path(const char *name)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "lora/golden-%s.safetensors", name);
+    return test_data_path(rel);
+}
+
 static void every_format(vkd_device *d)
 {
     static const char *const cases[][2] = {{"sd1", "kohya"}, {"sd1", "locon"}, {"sd1", "loha"},
@@ -90,7 +87,7 @@ static void every_format(vkd_device *d)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const char *fam = cases[k][0], *fmt = cases[k][1];
         const char *lora = make_lora(fam, fmt, 3);
-        char spec[4200], what[96];
+        char name[64], what[96];
         if (!lora)
             continue;
         /* The maker's factors are N(0, 0.5^2): at weight 1 a delta is as large as the weight
@@ -98,12 +95,10 @@ static void every_format(vkd_device *d)
          * does; past that the tiny SDXL's text encoders grow a context of std 7 at 0.4 (PEFT,
          * scale 1), its attention saturates and any rounding is amplified. */
         float weight = strcmp(fam, "sdxl") ? 0.4f : 0.15f;
-        snprintf(spec, sizeof spec, "%s.deltas.safetensors:%g", lora, (double)weight);
-        const char *gold = make_golden(fam, fmt, spec);
+        snprintf(name, sizeof name, "%s-%s", fam, fmt);
         snprintf(what, sizeof what, "%s + %s LoRA at %g", fam, fmt, (double)weight);
         vkd_lora_use use = {lora, weight};
-        if (gold)
-            stages(d, fam, &use, 1, gold, what);
+        stages(d, fam, &use, 1, golden_path(name), what);
     }
 }
 
@@ -111,14 +106,9 @@ static void every_format(vkd_device *d)
 static void two_add(vkd_device *d)
 {
     const char *a = make_lora("sd1", "kohya", 3), *b = make_lora("sd1", "loha", 5);
-    if (!a || !b)
-        return;
-    char spec[8400];
-    snprintf(spec, sizeof spec, "%s.deltas.safetensors:0.4 %s.deltas.safetensors:-0.7", a, b);
-    const char *gold = make_golden("sd1", "two", spec);
     vkd_lora_use use[2] = {{a, 0.4f}, {b, -0.7f}};
-    if (gold)
-        stages(d, "sd1", use, 2, gold, "sd1 + kohya at 0.4 + loha at -0.7");
+    if (a && b)
+        stages(d, "sd1", use, 2, golden_path("sd1-two"), "sd1 + kohya at 0.4 + loha at -0.7");
 }
 
 /* ---- through the API ------------------------------------------------------------------ */

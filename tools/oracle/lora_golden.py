@@ -1,9 +1,14 @@
 #!/usr/bin/python3
-"""LoRA goldens, computed at test time: a tiny checkpoint (tests/data/tiny-FAMILY.safetensors)
-with LoRA deltas merged into its weights in PyTorch, then every golden of make_goldens.py
-(text encoder, UNet, VAE, the sampler runs) recomputed on the merged model.
+"""LoRA goldens: a tiny checkpoint (tests/data/tiny-FAMILY.safetensors) with LoRA deltas
+merged into its weights in PyTorch, then the text-encoder and UNet goldens of
+make_goldens.py recomputed on the merged model.
 
     /usr/bin/python3 tools/oracle/lora_golden.py sd1 OUT.safetensors A.deltas.safetensors:0.5 [B...:W]
+    /usr/bin/python3 tools/oracle/lora_golden.py --all      # tests/data/lora/, test_lora_apply's cases
+
+--all draws each case's LoRA with tools/make_lora.py (numpy only, seeded: the test draws
+the same file again at test time) and writes tests/data/lora/golden-<case>.safetensors,
+so the tests need no torch.
 
 The deltas are tools/make_lora.py's: each target's dW = scale * (the format's product of
 its factors), computed in numpy float64 from the factors it drew, keyed by internal names;
@@ -42,8 +47,39 @@ def internal_to_checkpoint(sd, fam, cfg):
     return m
 
 
+# (case, family, [(format, seed, weight)]): tests/test_lora_apply.c runs the same list
+CASES = [(f"{fam}-{fmt}", fam, [(fmt, 3, 0.15 if fam == "sdxl" else 0.4)])
+         for fam, fmt in (("sd1", "kohya"), ("sd1", "locon"), ("sd1", "loha"), ("sd1", "lokr"), ("sd1", "peft"),
+                          ("sd2", "kohya"), ("sd2", "locon"), ("sdxl", "kohya"), ("sdxl", "peft"))]
+CASES.append(("sd1-two", "sd1", [("kohya", 3, 0.4), ("loha", 5, -0.7)]))
+KEEP = ("tokens", "context", "context_skip2", "context_last", "tokens_l", "tokens_g", "context_l", "context_g",
+        "pooled", "unet_x", "unet_t", "unet_context", "unet_y", "unet_out")
+
+
+def make_all():
+    import subprocess
+    import tempfile
+    out_dir = os.path.join(mg.DATA, "lora")
+    os.makedirs(out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, fam, loras in CASES:
+            specs = []
+            for fmt, seed, weight in loras:
+                f = os.path.join(tmp, f"{fam}-{fmt}-{seed}.safetensors")
+                subprocess.run([sys.executable, os.path.join(HERE, "..", "make_lora.py"),
+                                os.path.join(mg.DATA, f"tiny-{fam}.safetensors"), f, "--format", fmt, "--rank", "4",
+                                "--seed", str(seed)], check=True, stdout=subprocess.DEVNULL)
+                specs.append(f"{f}.deltas.safetensors:{weight}")
+            write(fam, os.path.join(out_dir, f"golden-{case}.safetensors"), specs)
+
+
 def main():
-    fam, out, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if sys.argv[1:] == ["--all"]:
+        return make_all()
+    write(sys.argv[1], sys.argv[2], sys.argv[3:])
+
+
+def write(fam, out, specs):
     torch.set_num_threads(2)
     ck = os.path.join(mg.DATA, f"tiny-{fam}.safetensors")
     sd, _ = mg.read_safetensors(ck)
@@ -68,8 +104,8 @@ def main():
     with torch.no_grad():
         G, calls = mg.goldens_sdxl(model, cfg) if fam == "sdxl" else mg.goldens(model, cfg)
     meta = mg.golden_metadata_sdxl(cfg, calls) if fam == "sdxl" else mg.golden_metadata(cfg, calls)
-    meta["vkdiff.lora"] = " ".join(specs)
-    mg.write_safetensors(out, {k: v.contiguous() for k, v in G.items()}, meta)
+    meta["vkdiff.lora"] = " ".join(os.path.basename(x) for x in specs)
+    mg.write_safetensors(out, {k: v.contiguous() for k, v in G.items() if k in KEEP}, meta)
     print(f"{out}: {fam} with {len(specs)} LoRA(s), {touched} tensors changed; "
           f"unet_out std {G['unet_out'].std():.3f}, context std {G['context'].std():.3f}")
 
