@@ -81,11 +81,10 @@ static const char *golden_path(const char *name)
 
 static void every_format(vkd_device *d)
 {
-    static const char *const cases[][2] = {{"sd1", "kohya"}, {"sd1", "locon"}, {"sd1", "loha"},
-                                           {"sd1", "lokr"},  {"sd1", "peft"},  {"sd2", "kohya"},
-                                           {"sd2", "locon"}, {"sdxl", "kohya"}, {"sdxl", "peft"}};
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        const char *fam = cases[k][0], *fmt = cases[k][1];
+    static const char *const families[] = {"sd1", "sd2", "sdxl"};
+    static const char *const formats[] = {"kohya", "locon", "loha", "lokr", "peft"};
+    for (size_t k = 0; k < 15; k++) {
+        const char *fam = families[k / 5], *fmt = formats[k % 5];
         const char *lora = make_lora(fam, fmt, 3);
         char name[64], what[96];
         if (!lora)

@@ -49,20 +49,21 @@ def internal_to_checkpoint(sd, fam, cfg):
 
 # (case, family, [(format, seed, weight)]): tests/test_lora_apply.c runs the same list
 CASES = [(f"{fam}-{fmt}", fam, [(fmt, 3, 0.15 if fam == "sdxl" else 0.4)])
-         for fam, fmt in (("sd1", "kohya"), ("sd1", "locon"), ("sd1", "loha"), ("sd1", "lokr"), ("sd1", "peft"),
-                          ("sd2", "kohya"), ("sd2", "locon"), ("sdxl", "kohya"), ("sdxl", "peft"))]
+         for fam in ("sd1", "sd2", "sdxl") for fmt in ("kohya", "locon", "loha", "lokr", "peft")]
 CASES.append(("sd1-two", "sd1", [("kohya", 3, 0.4), ("loha", 5, -0.7)]))
 KEEP = ("tokens", "context", "context_skip2", "context_last", "tokens_l", "tokens_g", "context_l", "context_g",
         "pooled", "unet_x", "unet_t", "unet_context", "unet_y", "unet_out")
 
 
-def make_all():
+def make_all(only=None):
     import subprocess
     import tempfile
     out_dir = os.path.join(mg.DATA, "lora")
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for case, fam, loras in CASES:
+            if only and case not in only:
+                continue
             specs = []
             for fmt, seed, weight in loras:
                 f = os.path.join(tmp, f"{fam}-{fmt}-{seed}.safetensors")
@@ -74,8 +75,8 @@ def make_all():
 
 
 def main():
-    if sys.argv[1:] == ["--all"]:
-        return make_all()
+    if sys.argv[1:2] == ["--all"]:  # --all [CASE...]: only these
+        return make_all(sys.argv[2:])
     write(sys.argv[1], sys.argv[2], sys.argv[3:])
 
 
