@@ -12,6 +12,7 @@
 #include "pipeline/bench.h"
 #include "pipeline/decode_stage.h"
 #include "pipeline/denoise_stage.h"
+#include "pipeline/taesd_stage.h"
 #include "pipeline/text_stage.h"
 #include "pipeline/hires.h"
 #include "pipeline/outpaint.h"
@@ -86,6 +87,10 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
     }
     if (p->steps < 1 || p->steps > VKD_MAX_STEPS) {
         VKD_ERROR("steps must be between 1 and %d (got %d)", VKD_MAX_STEPS, p->steps);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->preview && (p->preview_every < 0 || (!p->taesd && !p->preview_taesd))) {
+        VKD_ERROR("previews need a TAESD decoder (taesd or preview_taesd) and preview_every >= 0");
         return VKD_ERR_INVALID_ARG;
     }
     if (!(p->cfg >= 0 && p->cfg <= 100)) {
@@ -195,6 +200,7 @@ void vkd_ctx_free(vkd_ctx *c)
     vkd_text_stage_destroy(p->text);
     vkd_denoise_stage_destroy(p->denoise);
     vkd_decode_stage_destroy(p->decode);
+    vkd_taesd_stage_destroy(p->taesd);
     vkd_wstore_destroy(p->ws);
     vkd_tokenizer_destroy(p->tok);
     vkd_weights_close(p->w);
