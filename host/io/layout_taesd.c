@@ -129,6 +129,24 @@ static int cmp_wt(const void *a, const void *b)
     return strcmp(((const vkd_wtensor *)a)->name, ((const vkd_wtensor *)b)->name);
 }
 
+/* Sort by internal name; refuse two sources of one tensor and a file with none. */
+static vkd_result finish(vkd_weights *w, const char *path)
+{
+    if (w->n)
+        qsort(w->t, w->n, sizeof *w->t, cmp_wt);
+    for (size_t i = 1; i < w->n; i++)
+        if (strcmp(w->t[i - 1].name, w->t[i].name) == 0) {
+            VKD_ERROR("%s: '%s' (in %s) and '%s' (in %s) are the same TAESD tensor", path, w->t[i - 1].src->name,
+                      w->t[i - 1].file, w->t[i].src->name, w->t[i].file);
+            return VKD_ERR_FORMAT;
+        }
+    if (w->n == 0) {
+        VKD_ERROR("%s: not a TAESD file (no key of taesd.py's or diffusers' AutoencoderTiny layout)", path);
+        return VKD_ERR_UNSUPPORTED;
+    }
+    return VKD_OK;
+}
+
 vkd_result vkd_weights_open_taesd(const char *path, vkd_weights **out)
 {
     if (!out || !path)
@@ -139,25 +157,40 @@ vkd_result vkd_weights_open_taesd(const char *path, vkd_weights **out)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     w->layout = is_dir(path) ? VKD_LAYOUT_DIFFUSERS : VKD_LAYOUT_COMPVIS;
     vkd_result r = is_dir(path) ? open_folder(w, path) : open_and_map(w, path);
-    if (r)
-        goto fail;
-    if (w->n)
-        qsort(w->t, w->n, sizeof *w->t, cmp_wt);
-    for (size_t i = 1; i < w->n; i++)
-        if (strcmp(w->t[i - 1].name, w->t[i].name) == 0) {
-            VKD_ERROR("%s: '%s' (in %s) and '%s' (in %s) are the same TAESD tensor", path, w->t[i - 1].src->name,
-                      w->t[i - 1].file, w->t[i].src->name, w->t[i].file);
-            r = VKD_ERR_FORMAT;
-            goto fail;
-        }
-    if (w->n == 0) {
-        VKD_ERROR("%s: not a TAESD file (no key of taesd.py's or diffusers' AutoencoderTiny layout)", path);
-        r = VKD_ERR_UNSUPPORTED;
-        goto fail;
+    if (!r)
+        r = finish(w, path);
+    if (r) {
+        vkd_weights_close(w);
+        return r;
     }
     *out = w;
     return VKD_OK;
-fail:
-    vkd_weights_close(w);
-    return r;
+}
+
+vkd_result vkd_weights_open_taesd_memory(const void *data, size_t size, const char *label, vkd_weights **out)
+{
+    if (!out || !data)
+        return VKD_ERR_INVALID_ARG;
+    *out = NULL;
+    vkd_weights *w = calloc(1, sizeof *w);
+    if (!w)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_st_file *f = NULL;
+    vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if ((w->files = calloc(1, sizeof *w->files))) {
+        w->capfiles = 1;
+        r = vkd_st_open_memory(data, size, label, &f);
+    }
+    if (!r) {
+        w->files[w->nfiles++] = f;
+        r = map_file(w, f);
+    }
+    if (!r)
+        r = finish(w, label);
+    if (r) {
+        vkd_weights_close(w);
+        return r;
+    }
+    *out = w;
+    return VKD_OK;
 }

@@ -26,5 +26,8 @@
  * taesd[xl]_decoder/_encoder.safetensors. VKD_ERR_UNSUPPORTED (logged, naming the
  * file) when no key is a TAESD key; the shapes are checked by models/taesd.h. */
 vkd_result vkd_weights_open_taesd(const char *path, vkd_weights **out);
+/* The same for one file's bytes in memory (which must outlive *out); label names it in
+ * messages. */
+vkd_result vkd_weights_open_taesd_memory(const void *data, size_t size, const char *label, vkd_weights **out);
 
 #endif
