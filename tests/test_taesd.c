@@ -11,7 +11,12 @@
  *     fp32, <= 1e-2 in fp16 (fp16 activations through 22 convs: ~2e-3 seen).
  *   - the real width (64) and the tiny test width (16), read from the shapes
  *   - damaged and wrong files refused with an error, never a crash: a tensor of the
- *     wrong shape or dtype, a missing one, an extra one, an SD checkpoint, a text file. */
+ *     wrong shape or dtype, a missing one, an extra one, an SD checkpoint, a text file.
+ *   - the public API's previews on the shipped shapes model and its shipped decoder:
+ *     the callback after steps 3, 6 and 7 of 7 (preview_every 3) at the image's size,
+ *     the last preview equal to the final image decoded with the same TAESD (DPM++ 2M's
+ *     last step returns the denoised estimate), a nonzero return cancels, and previews
+ *     without a decoder are refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,7 @@
 #include "io/layout_taesd.h"
 #include "models/taesd.h"
 #include "st_edit.h"
+#include "vkdiff.h"
 
 static int make(const char *out, const char *args)
 {
@@ -263,6 +269,64 @@ static void test_refusals(void)
     expect_refused(test_data_path(""), "a folder without TAESD files");
 }
 
+typedef struct preview_log {
+    int calls, steps[8], bad_size, stop_at;
+    uint8_t last[64 * 64 * 3];
+} preview_log;
+
+static int on_preview(void *user, int step, int total, const uint8_t *rgb, int width, int height)
+{
+    preview_log *l = user;
+    if (l->calls < 8)
+        l->steps[l->calls] = step;
+    l->calls++;
+    if (width != 64 || height != 64 || !rgb || total != 7)
+        l->bad_size++;
+    else
+        memcpy(l->last, rgb, sizeof l->last);
+    return l->stop_at && step >= l->stop_at;
+}
+
+static void test_api_previews(void)
+{
+    vkd_ctx_params cp;
+    vkd_ctx_params_init(&cp);
+    cp.model_path = test_source_path("weights/shapes.safetensors");
+    cp.tokenizer_path = test_source_path("weights/tokenizer");
+    cp.validation = true;
+    vkd_ctx *ctx = NULL;
+    vkd_result r = vkd_ctx_create(&cp, &ctx);
+    TEST_CHECK(r == VKD_OK, "shapes context: %s", vkd_result_str(r));
+    if (r)
+        return;
+    const char *tae = test_source_path("weights/shapes_taesd_decoder.safetensors");
+    vkd_gen_params gp;
+    vkd_gen_params_init(&gp);
+    gp.prompt = "a large red circle in the center on a blue background";
+    gp.width = gp.height = 64, gp.steps = 7, gp.cfg = 5, gp.seed = 2;
+    gp.sampler = "dpm++2m", gp.schedule = "karras";
+    static preview_log log;
+    memset(&log, 0, sizeof log);
+    gp.preview = on_preview, gp.preview_user = &log, gp.preview_every = 3;
+    TEST_CHECK(vkd_gen_params_check(&gp) == VKD_ERR_INVALID_ARG, "previews without a TAESD decoder refused");
+    gp.taesd = tae;
+    static uint8_t rgb[64 * 64 * 3];
+    r = vkd_generate(ctx, &gp, rgb);
+    int steps_ok = log.calls == 3 && log.steps[0] == 3 && log.steps[1] == 6 && log.steps[2] == 7;
+    int same = memcmp(log.last, rgb, sizeof rgb) == 0;
+    printf("%s API previews: %d calls at steps %d %d %d, size errors %d, last preview %s the final image\n",
+           !r && steps_ok && !log.bad_size && same ? "ok  " : "FAIL", log.calls, log.steps[0], log.steps[1],
+           log.steps[2], log.bad_size, same ? "equals" : "differs from");
+    TEST_CHECK(r == VKD_OK && steps_ok && !log.bad_size && same, "API previews (%s)", vkd_result_str(r));
+    memset(&log, 0, sizeof log);
+    log.stop_at = 3;
+    r = vkd_generate(ctx, &gp, rgb);
+    printf("%s API preview returning nonzero at step 3: %s after %d calls\n",
+           r == VKD_ERR_CANCELLED && log.calls == 1 ? "ok  " : "FAIL", vkd_result_str(r), log.calls);
+    TEST_CHECK(r == VKD_ERR_CANCELLED && log.calls == 1, "a preview callback's nonzero return cancels");
+    vkd_ctx_free(ctx);
+}
+
 int main(void)
 {
     golden g = {0};
@@ -275,6 +339,7 @@ int main(void)
         test_device_close(d);
     }
     test_refusals();
+    test_api_previews();
     vkd_st_close(g.f);
     return test_finish();
 }
