@@ -12,7 +12,11 @@ pairs, from weights/shapes.safetensors and tools/shapes/data.py:
   target  the picture itself, in [0, 1] (taesd.py's range). The full VAE decode would be
           the closer target, but on this 2-core machine it costs as much again as the
           encoder for every pair; the shapes VAE reproduces the pictures at ~29 dB, and
-          the held-out PSNR against the VAE decode is measured and recorded.
+          the held-out PSNR against the VAE decode is measured and recorded;
+  augmented  (--augment, half by default) the latent scaled by U(1, 1.8) plus noise of
+          std up to 0.3, as a sampler at high guidance leaves them, with the VAE decode
+          of that latent as the target: without it, decodes at cfg 7 were 14.6 dB from
+          the VAE's (seed 5), with it 18.7, at -0.25 dB on clean held-out latents.
 Most steps on 4x4-latent crops (32x32 pixels: the network is convolutional, 4x cheaper),
 the last --full-steps on whole 8x8 latents so the borders are learnt as they are used.
 L1 + L2 loss, AdamW with a cosine schedule, everything seeded from --seed. Written in
@@ -54,6 +58,19 @@ def psnr01(a, b):
 
 
 @torch.no_grad()
+def augment(model, lat, pics, frac, g):
+    """Replace a fraction of the pairs by off-distribution latents, as a sampler at high
+    guidance makes them: z * U(1, 1.8) + N(0, U(0, 0.3)^2), with the full VAE decode of
+    that latent as the target (the teacher; a picture no longer matches it)."""
+    k = int(frac * len(lat))
+    z = lat[:k] * (1 + 0.8 * torch.rand(k, 1, 1, 1, generator=g))
+    z = z + 0.3 * torch.rand(k, 1, 1, 1, generator=g) * torch.randn(z.shape, generator=g)
+    dec = torch.cat([(model.first_stage_model.decode(z[i:i + 64] / SCALE).clamp(-1, 1) + 1) / 2
+                     for i in range(0, k, 64)])
+    return torch.cat([z, lat[k:]]), torch.cat([dec, pics[k:]])
+
+
+@torch.no_grad()
 def make_pairs(model, seed, start, n, with_decode):
     """-> (latents [n, 4, 8, 8], pictures [n, 3, 64, 64] in [0, 1], VAE decodes of the
     latents in [0, 1] or None)"""
@@ -81,6 +98,8 @@ def main():
     ap.add_argument("--full-steps", type=int, default=100, help="the last steps on whole latents")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--augment", type=float, default=0.5,
+                    help="fraction of pairs with scaled + noisy latents and VAE-decode targets (augment())")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -90,6 +109,8 @@ def main():
     model, _ = sample.load(a.model)
     data_seed = 1000 + a.seed  # pictures other than the ones the model was trained on
     lat, pics, _ = make_pairs(model, data_seed, 0, a.train, False)
+    if a.augment > 0:
+        lat, pics = augment(model, lat, pics, a.augment, g)
     hlat, hpics, hdec = make_pairs(model, data_seed, a.train, a.held, True)
     log(f"pairs: {a.train} + {a.held} held out in {time.time() - t0:.0f} s; latent std {lat.std():.3f}")
     net = taesd_ref.Decoder(4, a.width)
