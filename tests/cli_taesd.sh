@@ -44,7 +44,7 @@ ls "$W" | grep -q "prev.png.tmp" && fail "a temporary preview file was left"
 cmp -s "$W/p.png" "$W/taesd.png" || fail "--preview changed the final image"
 
 # the shipped decoder (weights/shapes_taesd_decoder.safetensors): previews without
-# --taesd, and its decode at least 20 dB from the VAE's image (24.5 dB measured) with the
+# --taesd, and its decode at least 20 dB from the VAE's image (24.4 dB measured) with the
 # model's own settings (those of the command without -m; at cfg 7 with euler_a it is
 # 18.7 dB: weights/README.md)
 gen -o "$W/vae10.png" --steps 10 --cfg 5 --sampler dpm++2m --schedule karras --preview "$W/shipped.png" \
