@@ -88,6 +88,7 @@ install(FILES ${VKD_PUBLIC_HEADER} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS vkdiff RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # host/cli/main.c looks for the shipped model at <bin>/../share/vkdiff/weights first
 install(FILES ${CMAKE_SOURCE_DIR}/weights/README.md ${CMAKE_SOURCE_DIR}/weights/shapes.safetensors
+              ${CMAKE_SOURCE_DIR}/weights/shapes_taesd_decoder.safetensors
         DESTINATION ${CMAKE_INSTALL_DATADIR}/vkdiff/weights)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/weights/tokenizer DESTINATION ${CMAKE_INSTALL_DATADIR}/vkdiff/weights)
 

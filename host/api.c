@@ -14,6 +14,7 @@
 #include "pipeline/bench.h"
 #include "pipeline/decode_stage.h"
 #include "pipeline/denoise_stage.h"
+#include "pipeline/taesd_stage.h"
 #include "pipeline/text_stage.h"
 #include "pipeline/hires.h"
 #include "pipeline/outpaint.h"
@@ -99,6 +100,10 @@ vkd_result vkd_gen_params_check(const vkd_gen_params *p)
     }
     if (p->steps < 1 || p->steps > VKD_MAX_STEPS) {
         VKD_ERROR("steps must be between 1 and %d (got %d)", VKD_MAX_STEPS, p->steps);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if (p->preview && (p->preview_every < 0 || (!p->taesd && !p->preview_taesd))) {
+        VKD_ERROR("previews need a TAESD decoder (taesd or preview_taesd) and preview_every >= 0");
         return VKD_ERR_INVALID_ARG;
     }
     if (!(p->cfg >= 0 && p->cfg <= 100)) {
@@ -212,6 +217,7 @@ void vkd_ctx_free(vkd_ctx *c)
     vkd_text_stage_destroy(p->text);
     vkd_denoise_stage_destroy(p->denoise);
     vkd_decode_stage_destroy(p->decode);
+    vkd_taesd_stage_destroy(p->taesd);
     vkd_wstore_destroy(p->ws);
     vkd_tokenizer_destroy(p->tok);
     vkd_weights_close(p->w);
@@ -435,20 +441,18 @@ vkd_result vkd_generate_io(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *
 
 static vkd_result generate(vkd_ctx *c, vkd_gen_params *p, const vkd_txt2img_io *io, uint8_t *rgb)
 {
-    vkd_result r = VKD_OK;
-    {
-        double t0 = vkd_now_ms(), load_ms = c->timings.load_ms; /* the context's, kept */
-        memset(&c->timings, 0, sizeof c->timings);
-        c->timings.load_ms = load_ms;
-        note_first_run(c);
-        if (p->hires_scale > 1)
-            r = vkd_hires(&c->pipe, p, rgb, &c->timings);
-        else if (p->pad_left || p->pad_top || p->pad_right || p->pad_bottom)
-            r = vkd_outpaint(&c->pipe, p, io, rgb, &c->timings);
-        else
-            r = vkd_txt2img(&c->pipe, p, io, rgb, &c->timings);
-        c->timings.total_ms = vkd_now_ms() - t0;
-    }
+    double t0 = vkd_now_ms(), load_ms = c->timings.load_ms; /* the context's, kept */
+    memset(&c->timings, 0, sizeof c->timings);
+    c->timings.load_ms = load_ms;
+    note_first_run(c);
+    vkd_result r;
+    if (p->hires_scale > 1)
+        r = vkd_hires(&c->pipe, p, rgb, &c->timings);
+    else if (p->pad_left || p->pad_top || p->pad_right || p->pad_bottom)
+        r = vkd_outpaint(&c->pipe, p, io, rgb, &c->timings);
+    else
+        r = vkd_txt2img(&c->pipe, p, io, rgb, &c->timings);
+    c->timings.total_ms = vkd_now_ms() - t0;
     return r;
 }
 

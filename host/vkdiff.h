@@ -93,6 +93,10 @@ void vkd_ctx_free(vkd_ctx *ctx); /* NULL is fine */
 
 /* Return nonzero to cancel: generation stops within one step with VKD_ERR_CANCELLED. */
 typedef int (*vkd_gen_progress_fn)(void *user, int step, int total);
+/* A preview during sampling: after step `step` of `total`, the sampler's denoised estimate
+ * decoded with TAESD, RGB8 row-major width x height (the image's size), valid during the
+ * call only. Return nonzero to stop the generation (VKD_ERR_CANCELLED). */
+typedef int (*vkd_gen_preview_fn)(void *user, int step, int total, const uint8_t *rgb, int width, int height);
 
 /* A LoRA file and its multiplier (A1111's weight: 1 is the LoRA as trained, 0 leaves the model as it is). */
 typedef struct vkd_lora_spec {
@@ -155,6 +159,14 @@ typedef struct vkd_gen_params {
     vkd_gen_progress_fn progress;
     void *progress_user;
     int64_t seed_used;           /* out */
+    /* TAESD (docs/taesd.md); appended, so the fields above keep their offsets */
+    const char *taesd;           /* a TAESD decoder (TAESDXL for SDXL; a file or folder in madebyollin's or
+                                    diffusers' layout): the final image is decoded with it instead of the
+                                    VAE. NULL: the VAE */
+    vkd_gen_preview_fn preview;  /* NULL: no previews */
+    void *preview_user;
+    int preview_every;           /* a preview after every N-th sampler step and the last (0 or 1: each) */
+    const char *preview_taesd;   /* the previews' TAESD decoder; NULL: taesd (one of them is needed) */
 } vkd_gen_params;
 
 void vkd_gen_params_init(vkd_gen_params *p);

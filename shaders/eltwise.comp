@@ -25,6 +25,10 @@ void main()
     case VKD_ELT_SILU: r = silu(x); break;
     case VKD_ELT_GELU: r = gelu_erf(x); break;
     case VKD_ELT_QUICK_GELU: r = quick_gelu(x); break;
+    case VKD_ELT_RELU: r = max(x, 0.0); break;
+    /* the argument clamped: tanh of a large value may be inf/inf = NaN in a driver's
+     * exp-based tanh, and tanh(10) is 1 in fp32 anyway */
+    case VKD_ELT_TANH_CLAMP: r = pc.alpha * tanh(clamp(x / pc.alpha, -10.0, 10.0)); break;
     default: r = pc.alpha * x + pc.beta; break;
     }
     o[pc.o_off + i] = T(r);

@@ -25,6 +25,7 @@ pcdir=$(dirname "$(find "$P" -name vkdiff.pc | head -n 1)")
 libdir=$(dirname "$pcdir")
 for f in "$libdir/libvkdiff.a" "$libdir/libvkdiff.so" "$P/include/vkdiff.h" "$P/bin/vkdiff" \
          "$P/share/vkdiff/weights/shapes.safetensors" "$P/share/vkdiff/weights/README.md" \
+         "$P/share/vkdiff/weights/shapes_taesd_decoder.safetensors" \
          "$P/share/vkdiff/weights/tokenizer/vocab.json" "$P/share/vkdiff/weights/tokenizer/merges.txt"; do
     [ -e "$f" ] || fail "not installed: $f"
 done

@@ -6,8 +6,9 @@
 #include "harness.h"
 #include "ops/eltwise.h"
 
-enum { ADD, MUL, ADD_CH, ADD_ROWS, SILU, GELU, QGELU, SCALE, N_KINDS };
-static const char *const kind_name[] = {"add", "mul", "add_channels", "add_rows", "silu", "gelu", "quick_gelu", "scale"};
+enum { ADD, MUL, ADD_CH, ADD_ROWS, SILU, GELU, QGELU, SCALE, RELU, TCLAMP, N_KINDS };
+static const char *const kind_name[] = {"add", "mul", "add_channels", "add_rows", "silu", "gelu", "quick_gelu", "scale",
+                                          "relu", "tanh_clamp"};
 
 /* every kind on [n, l, ch] */
 typedef struct elt_shape {
@@ -34,6 +35,8 @@ static double ref_op(int k, double x, double y)
     case SILU: return x / (1 + exp(-x));
     case GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
     case QGELU: return x / (1 + exp(-1.702 * x));
+    case RELU: return x > 0 ? x : 0;
+    case TCLAMP: return 3 * tanh(x / 3);
     default: return 0.5 * x - 0.25;
     }
 }
@@ -54,6 +57,8 @@ static vkd_result record(vkd_cmd *c, void *ctx)
     case SILU: return vkd_op_silu(c, &j->a, &j->out);
     case GELU: return vkd_op_gelu(c, &j->a, &j->out);
     case QGELU: return vkd_op_quick_gelu(c, &j->a, &j->out);
+    case RELU: return vkd_op_relu(c, &j->a, &j->out);
+    case TCLAMP: return vkd_op_tanh_clamp(c, &j->a, 3.0f, &j->out);
     default: return vkd_op_scale(c, &j->a, 0.5f, -0.25f, &j->out);
     }
 }

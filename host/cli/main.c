@@ -14,6 +14,7 @@
 #include "cli/interrupt.h"
 #include "cli/outputs.h"
 #include "cli/png_write.h"
+#include "cli/preview.h"
 #include "vkdiff.h"
 #include "vkdiff_dev.h"
 
@@ -73,6 +74,11 @@ static void usage(FILE *f)
             "  --no-vae-tiling        never decode or encode in tiles\n"
             "  --vae-tile PX          tile edge in pixels, multiple of 8 (default 512; overlap a quarter)\n"
             "  -o, --output PATH      PNG to write (default output.png)\n"
+            "TAESD (docs/taesd.md; TAESD for SD1.x/SD2.x, TAESDXL for SDXL):\n"
+            "  --taesd PATH           decode the final image with this TAESD decoder instead of the VAE\n"
+            "  --preview FILE         write a TAESD preview PNG of the denoised estimate while sampling\n"
+            "                         (decoder: --taesd, else <model>_taesd_decoder.safetensors beside the model)\n"
+            "  --preview-every N      a preview every N steps and at the last (default 1)\n"
             "\n"
             "SDXL (default size 1024x1024; SDXL-Turbo: -W 512 -H 512 --steps 1..4 --cfg 1 --sampler euler_a\n"
             "--schedule trailing):\n"
@@ -279,6 +285,8 @@ int main(int argc, char **argv)
     cp.coopmat = env.coopmat;
     vkd_gen_params gp;
     vkd_gen_params_init(&gp);
+    vkd_cli_preview preview = {0};
+    char taesd_beside[4096];
     const char *out = "output.png";
     long long batch_count = 1, v;
     int verbose = 0;
@@ -321,6 +329,21 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--vae")) {
             TAKES_VALUE;
             cp.vae_path = val;
+        } else if (!strcmp(a, "--taesd")) {
+            TAKES_VALUE;
+            gp.taesd = val;
+        } else if (!strcmp(a, "--preview")) {
+            TAKES_VALUE;
+            preview.path = val;
+        } else if (!strcmp(a, "--preview-every")) {
+            TAKES_VALUE;
+            char *end;
+            long n_every = strtol(val, &end, 10);
+            if (*end || end == val || n_every < 1 || n_every > 10000) {
+                fprintf(stderr, "vkdiff: --preview-every expects a number of steps from 1 (got '%s')\n", val);
+                return 2;
+            }
+            gp.preview_every = (int)n_every;
         } else if (!strcmp(a, "--tokenizer")) {
             TAKES_VALUE;
             cp.tokenizer_path = val;
@@ -530,6 +553,16 @@ int main(int argc, char **argv)
             gp.prompt = "a large red circle in the center on a blue background";
         fprintf(stderr, "vkdiff: using the shipped shapes model %s\n", shipped_model);
     }
+    if (preview.path) { /* previews need a TAESD decoder: --taesd, else the one shipped beside the model */
+        gp.preview = vkd_cli_preview_write, gp.preview_user = &preview;
+        if (!gp.taesd && vkd_cli_taesd_beside(cp.model_path, taesd_beside, sizeof taesd_beside))
+            gp.preview_taesd = taesd_beside;
+        if (!gp.taesd && !gp.preview_taesd) {
+            fprintf(stderr, "vkdiff: --preview needs a TAESD decoder: pass --taesd FILE (none beside the model: %s)\n",
+                    taesd_beside);
+            return 2;
+        }
+    }
     if (!strcmp(precision, "fp32"))
         cp.precision = VKD_PRECISION_FP32;
     else if (!strcmp(precision, "fp16"))
@@ -570,6 +603,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!readable(cp.model_path, "model") || (cp.vae_path && !readable(cp.vae_path, "VAE")) ||
+        (gp.taesd && !readable(gp.taesd, "TAESD decoder")) ||
         (cp.tokenizer_path && !readable(cp.tokenizer_path, "tokenizer")))
         goto fail_images;
     for (int k = 0; k < n_loras; k++)
@@ -586,13 +620,21 @@ int main(int argc, char **argv)
                     vkd_cli_output_is_input(path, cp.vae_path, "VAE") ||
                     vkd_cli_output_is_input(path, cp.tokenizer_path, "tokenizer") ||
                     vkd_cli_output_is_input(path, init_path, "init image") ||
-                    vkd_cli_output_is_input(path, mask_path, "mask");
+                    vkd_cli_output_is_input(path, mask_path, "mask") ||
+                    vkd_cli_output_is_input(path, gp.taesd, "TAESD decoder") ||
+                    vkd_cli_output_is_input(path, preview.path, "preview");
         for (int k = 0; k < n_loras; k++)
             clash = clash || vkd_cli_output_is_input(path, loras[k].path, "LoRA");
         free(path);
         if (clash)
             goto fail_images_2;
     }
+    if (preview.path && (vkd_cli_output_is_input(preview.path, cp.model_path, "model") ||
+                         vkd_cli_output_is_input(preview.path, gp.taesd, "TAESD decoder") ||
+                         vkd_cli_output_is_input(preview.path, gp.preview_taesd, "TAESD decoder") ||
+                         vkd_cli_output_is_input(preview.path, init_path, "init image") ||
+                         vkd_cli_output_is_input(preview.path, mask_path, "mask")))
+        goto fail_images_2;
     vkd_log_set(NULL, NULL, verbose ? VKD_LOG_INFO : VKD_LOG_WARN);
     vkd_cli_interrupt_install();
 

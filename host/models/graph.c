@@ -588,6 +588,8 @@ void g_act_inplace(vkd_graph *g, vkd_tensor *x, int kind)
         check(g, vkd_op_silu(g->c, x, x));
     else if (kind == 1)
         check(g, vkd_op_gelu(g->c, x, x));
+    else if (kind == VKD_ACT_RELU)
+        check(g, vkd_op_relu(g->c, x, x));
     else
         check(g, vkd_op_quick_gelu(g->c, x, x));
 }

@@ -138,7 +138,8 @@ vkd_tensor g_attention_cols(vkd_graph *g, const vkd_tensor *q, const vkd_tensor 
 vkd_tensor g_add(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b);
 void g_add_inplace(vkd_graph *g, vkd_tensor *a, const vkd_tensor *b);
 vkd_tensor g_silu(vkd_graph *g, const vkd_tensor *x);
-void g_act_inplace(vkd_graph *g, vkd_tensor *x, int kind); /* 0 silu, 1 gelu, 2 quick_gelu */
+void g_act_inplace(vkd_graph *g, vkd_tensor *x, int kind); /* 0 silu, 1 gelu, 2 quick_gelu, 3 relu */
+#define VKD_ACT_RELU 3
 vkd_tensor g_geglu(vkd_graph *g, const vkd_tensor *x);     /* [M, 2F] -> [M, F] */
 vkd_tensor g_upsample2x(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w);
 vkd_tensor g_concat(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b);

@@ -7,6 +7,7 @@ static const char *const op_names[] = {
     [VKD_ELT_ADD] = "add", [VKD_ELT_MUL] = "mul", [VKD_ELT_ADD_BCAST_C] = "add_channels",
     [VKD_ELT_ADD_BCAST_ROW] = "add_rows", [VKD_ELT_SILU] = "silu", [VKD_ELT_GELU] = "gelu",
     [VKD_ELT_QUICK_GELU] = "quick_gelu", [VKD_ELT_SCALE] = "scale",
+    [VKD_ELT_RELU] = "relu", [VKD_ELT_TANH_CLAMP] = "tanh_clamp",
 };
 
 /* b_mode: 0 = b has a's shape (windowed with a), 1 = b is small and bound whole, 2 = no b */
@@ -95,4 +96,16 @@ vkd_result vkd_op_quick_gelu(vkd_cmd *c, const vkd_tensor *a, vkd_tensor *out)
 vkd_result vkd_op_scale(vkd_cmd *c, const vkd_tensor *a, float alpha, float beta, vkd_tensor *out)
 {
     return run(c, VKD_ELT_SCALE, a, NULL, 2, 0, 0, alpha, beta, out);
+}
+
+vkd_result vkd_op_relu(vkd_cmd *c, const vkd_tensor *a, vkd_tensor *out)
+{
+    return run(c, VKD_ELT_RELU, a, NULL, 2, 0, 0, 0, 0, out);
+}
+
+vkd_result vkd_op_tanh_clamp(vkd_cmd *c, const vkd_tensor *a, float m, vkd_tensor *out)
+{
+    if (!(m > 0))
+        return vkd_op_shape_error("tanh_clamp", "the magnitude must be positive", a);
+    return run(c, VKD_ELT_TANH_CLAMP, a, NULL, 2, 0, 0, m, 0, out);
 }

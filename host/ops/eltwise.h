@@ -16,6 +16,9 @@ vkd_result vkd_op_add_rows(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *v,
 vkd_result vkd_op_silu(vkd_cmd *c, const vkd_tensor *a, vkd_tensor *out);
 vkd_result vkd_op_gelu(vkd_cmd *c, const vkd_tensor *a, vkd_tensor *out);
 vkd_result vkd_op_quick_gelu(vkd_cmd *c, const vkd_tensor *a, vkd_tensor *out);
+vkd_result vkd_op_relu(vkd_cmd *c, const vkd_tensor *a, vkd_tensor *out);
+/* out = m * tanh(a / m), m > 0 (TAESD's Clamp, m = 3) */
+vkd_result vkd_op_tanh_clamp(vkd_cmd *c, const vkd_tensor *a, float m, vkd_tensor *out);
 /* out = alpha * a + beta */
 vkd_result vkd_op_scale(vkd_cmd *c, const vkd_tensor *a, float alpha, float beta, vkd_tensor *out);
 

@@ -10,6 +10,8 @@
 #define VKD_ELT_GELU 11        /* x * Phi(x), erf form */
 #define VKD_ELT_QUICK_GELU 12  /* x * sigmoid(1.702 x) (OpenAI CLIP) */
 #define VKD_ELT_SCALE 13       /* alpha * x + beta */
+#define VKD_ELT_RELU 14        /* max(x, 0) (TAESD) */
+#define VKD_ELT_TANH_CLAMP 15  /* alpha * tanh(x / alpha): TAESD's soft clamp of its input latent */
 
 VKD_PUSH_BEGIN(vkd_push_eltwise)
     pc_uint n;       /* elements in this dispatch */

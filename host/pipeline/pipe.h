@@ -23,6 +23,7 @@
 typedef struct vkd_text_stage vkd_text_stage;
 typedef struct vkd_denoise_stage vkd_denoise_stage;
 typedef struct vkd_decode_stage vkd_decode_stage;
+typedef struct vkd_taesd_stage vkd_taesd_stage;
 
 typedef struct vkd_pipe {
     vkd_device *d;
@@ -36,6 +37,7 @@ typedef struct vkd_pipe {
     vkd_text_stage *text;
     vkd_denoise_stage *denoise;
     vkd_decode_stage *decode;
+    vkd_taesd_stage *taesd;  /* the last TAESD file a generation asked for (kept for the next), or NULL */
 } vkd_pipe;
 
 /* Count of NaN/Inf in v[n] (each stage checks its output). */

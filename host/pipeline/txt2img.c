@@ -11,6 +11,7 @@
 #include "pipeline/image_in.h"
 #include "pipeline/memplan.h"
 #include "pipeline/op_profile.h"
+#include "pipeline/taesd_stage.h"
 #include "pipeline/text_stage.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
@@ -25,6 +26,13 @@ typedef struct denoise_job {
     int evals;
     int steps_done;             /* from the sampler's progress: the step running is steps_done + 1 */
     double unet_ms;
+    /* previews (vkd_gen_params.preview): the last denoised estimate [4, hw], decoded with
+     * TAESD after every preview_every-th step */
+    const vkd_gen_params *gp;
+    float *estimate, *preview_img;
+    uint8_t *preview_rgb;
+    int64_t h, w;
+    vkd_result preview_err;
 } denoise_job;
 
 /* k-diffusion's DiscreteEpsDDPMDenoiser/DiscreteVDDPMDenoiser around the UNet, with
@@ -49,13 +57,57 @@ static vkd_result denoise(void *user, const float *x, float sigma, float *denois
         return VKD_ERR_NON_FINITE;
     }
     vkd_denoised_from_output(j->pred, sigma, x, j->eps, denoised, n);
+    if (j->estimate)
+        memcpy(j->estimate, denoised, n * sizeof *denoised);
     return VKD_OK;
+}
+
+/* The TAESD stage for path, kept in the pipe while the same file is asked for. */
+static vkd_result taesd_for(vkd_pipe *P, const char *path, vkd_taesd_stage **out)
+{
+    if (!P->taesd || strcmp(vkd_taesd_stage_path(P->taesd), path) != 0) {
+        vkd_taesd_stage_destroy(P->taesd);
+        P->taesd = NULL;
+        vkd_result r = vkd_taesd_stage_open(P, path, &P->taesd);
+        if (r)
+            return r;
+    }
+    *out = P->taesd;
+    return VKD_OK;
+}
+
+/* [-1, 1] channels-last -> RGB8, clamped (CompVis scripts/txt2img.py: clamp((x + 1) / 2, 0, 1) * 255) */
+static void to_rgb8(const float *img, int64_t numel, uint8_t *rgb)
+{
+    for (int64_t i = 0; i < numel; i++) {
+        float v = (img[i] + 1.0f) * 0.5f;
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        rgb[i] = (uint8_t)lrintf(v * 255.0f);
+    }
+}
+
+static int preview(denoise_job *j, int step, int total)
+{
+    const vkd_gen_params *p = j->gp;
+    vkd_taesd_stage *ts;
+    vkd_result r = taesd_for(j->p, p->preview_taesd ? p->preview_taesd : p->taesd, &ts);
+    if (!r)
+        r = vkd_taesd_stage_run(ts, j->estimate, j->h, j->w, j->preview_img);
+    if (r) { /* stop the sampler; vkd_txt2img returns this error */
+        j->preview_err = r;
+        return 1;
+    }
+    to_rgb8(j->preview_img, 64 * j->h * j->w * 3, j->preview_rgb);
+    return p->preview(p->preview_user, step, total, j->preview_rgb, (int)(8 * j->w), (int)(8 * j->h));
 }
 
 static int on_progress(void *user, int step, int total)
 {
     denoise_job *j = user;
     j->steps_done = step;
+    int every = j->gp && j->gp->preview_every > 1 ? j->gp->preview_every : 1;
+    if (j->estimate && (step % every == 0 || step == total) && preview(j, step, total))
+        return 1;
     return j->progress ? j->progress(j->progress_user, step, total) : 0;
 }
 
@@ -129,7 +181,7 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     memset(&ij, 0, sizeof ij);
     vkd_sample_params sp = {.sampler = sk, .schedule = sc, .steps = p->steps, .table = &P->table};
     denoise_job job = {.p = P, .cfg = p->cfg, .pred = pred, .progress = p->progress,
-                       .progress_user = p->progress_user};
+                       .progress_user = p->progress_user, .gp = p, .h = h, .w = w};
 
     /* an inpainting checkpoint reads a mask and a masked image beside the latent */
     if (P->cfg.unet.in_channels > P->cfg.unet.out_channels && !p->mask) {
@@ -191,6 +243,13 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     job.eps = malloc(nl * sizeof *job.eps);
     if (!noise || !x || !job.eps)
         r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    if (!r && p->preview) {
+        job.estimate = malloc(nl * sizeof *job.estimate);
+        job.preview_img = malloc((size_t)(64 * hw * 3) * sizeof *job.preview_img);
+        job.preview_rgb = malloc((size_t)(64 * hw * 3));
+        if (!job.estimate || !job.preview_img || !job.preview_rgb)
+            r = VKD_ERR_OUT_OF_HOST_MEMORY;
+    }
     if (!r)
         r = vkd_rng_create(rk, seed, &rng);
     if (!r && (ij.img || ij.z)) {
@@ -222,8 +281,11 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
         memcpy(noise, io->noise, nl * sizeof *noise);
     sp.denoise = denoise, sp.denoise_user = &job, sp.rng = rng;
     sp.progress = on_progress, sp.progress_user = &job;
-    if ((r = vkd_sample(&sp, noise, x, nl)))
+    if ((r = vkd_sample(&sp, noise, x, nl))) {
+        if (job.preview_err)
+            r = job.preview_err;
         goto done;
+    }
     tm->unet_ms = job.unet_ms;
     tm->unet_evals = job.evals;
     if (io && io->latent_out)
@@ -244,17 +306,18 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     }
     vkd_decode_plan dp = {.tile = plan.vae_tile, .overlap = plan.vae_overlap, .weights = plan.w_vae,
                           .activations = plan.a_vae};
-    if ((r = vkd_decode_stage_run(P->decode, x, h, w, &dp, img, &vs)))
+    if (p->taesd) { /* TAESD instead of the VAE (docs/taesd.md) */
+        vkd_taesd_stage *ts;
+        if ((r = taesd_for(P, p->taesd, &ts)) || (r = vkd_taesd_stage_run(ts, x, h, w, img)))
+            goto done;
+        vs.tiles = 1;
+    } else if ((r = vkd_decode_stage_run(P->decode, x, h, w, &dp, img, &vs))) {
         goto done;
+    }
     tm->vae_tiles = vs.tiles;
     if (io && io->image_out)
         memcpy(io->image_out, img, (size_t)numel * sizeof *img);
-    /* [-1, 1] -> RGB8, clamped (CompVis scripts/txt2img.py: clamp((x + 1) / 2, 0, 1) * 255) */
-    for (int64_t i = 0; i < numel; i++) {
-        float v = (img[i] + 1.0f) * 0.5f;
-        v = v < 0 ? 0 : v > 1 ? 1 : v;
-        rgb[i] = (uint8_t)lrintf(v * 255.0f);
-    }
+    to_rgb8(img, numel, rgb);
     if (ij.mask && !p->no_paste_back) /* inpainting: the input's pixels back outside the mask (A1111) */
         vkd_image_job_paste(&ij, rgb);
     tm->vae_ms = vkd_now_ms() - t0;
@@ -269,5 +332,8 @@ done:
     free(x);
     free(img);
     free(job.eps);
+    free(job.estimate);
+    free(job.preview_img);
+    free(job.preview_rgb);
     return r;
 }
