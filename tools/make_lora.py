@@ -176,6 +176,19 @@ def main():
                 put(m + ".lora_mid.weight", core)
             if fmt != "peft":
                 put(m + ".alpha", np.float32(alpha))
+        elif fmt == "loha" and ks and ks != (1, 1) and i % 2 == 0:
+            # LyCORIS use_tucker: a [r, out], b [r, in], t [r, r, kh, kw]; each side
+            # einsum("i j k l, i p, j r -> p r k l", t, a, b) (LyCORIS make_weight_tucker)
+            r = min(r0, out, inp)
+            sides = [(g(r, out), g(r, inp), g(r, r, *ks)) for _ in range(2)]
+            w1, w2 = (np.einsum("ijkl,ip,jr->prkl", t, a_, b_) for a_, b_, t in sides)
+            dw = w1 * w2
+            scale = alpha / r
+            for n, (a_, b_, t) in zip("12", sides):
+                put(f"{m}.hada_w{n}_a", a_)
+                put(f"{m}.hada_w{n}_b", b_)
+                put(f"{m}.hada_t{n}", t)
+            put(m + ".alpha", np.float32(alpha))
         elif fmt == "loha":
             w1a, w1b, w2a, w2b = g(out, r), g(r, K), g(out, r), g(r, K)
             dw = ((w1a @ w1b) * (w2a @ w2b)).reshape(shape)

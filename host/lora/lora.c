@@ -104,18 +104,27 @@ static vkd_result check_module(const char *file, lora_module *m)
             BAD("%s: LoRA module '%s': rank %lld is outside 1..%lld for %s", file, m->name, (long long)ru,
                 (long long)(out < K ? out : K), t->name);
     } else if (m->kind == KIND_LOHA) {
-        if (p[HT1] || p[HT2]) {
-            VKD_ERROR("%s: LoHa module '%s' has Tucker cores (hada_t1/t2): not supported yet", file, m->name);
-            return VKD_ERR_UNSUPPORTED;
-        }
-        if (!p[H1A] || !p[H1B] || !p[H2A] || !p[H2B])
-            BAD("%s: LoHa module '%s' lacks one of hada_w1_a, hada_w1_b, hada_w2_a, hada_w2_b", file, m->name);
+        if (!p[H1A] || !p[H1B] || !p[H2A] || !p[H2B] || !p[HT1] != !p[HT2])
+            BAD("%s: LoHa module '%s' lacks one of hada_w1_a, hada_w1_b, hada_w2_a, hada_w2_b%s", file, m->name,
+                p[HT1] || p[HT2] ? ", or has one Tucker core of two" : "");
         rank = p[H1B]->shape[0];
         int64_t r2 = p[H2B]->shape[0];
-        if (!mat(p[H1A], out, rank) || !mat(p[H2A], out, r2) || tail(p[H1B]) != K || tail(p[H2B]) != K)
+        if (p[HT1]) { /* Tucker (LyCORIS use_tucker, conv only): a [r, out], b [r, in], t [r, r, kh, kw] */
+            const vkd_st_tensor *t1 = p[HT1], *t2 = p[HT2];
+            if (t->rank != 4 || t1->rank != 4 || t2->rank != 4 || !mat(p[H1A], rank, out) || !mat(p[H2A], r2, out) ||
+                !mat(p[H1B], rank, in) || !mat(p[H2B], r2, in) || t1->shape[0] != rank || t1->shape[1] != rank ||
+                t2->shape[0] != r2 || t2->shape[1] != r2 || t1->shape[2] != t->shape[2] ||
+                t1->shape[3] != t->shape[3] || t2->shape[2] != t->shape[2] || t2->shape[3] != t->shape[3])
+                BAD("%s: LoHa module '%s' with Tucker cores does not fit %s [%lld, %lld, kh, kw]: w1_a [%lld, %lld], "
+                    "w1_b [%lld, %lld], t1 [%lld, %lld, ..] (expected a [r, out], b [r, in], t [r, r, kh, kw])",
+                    file, m->name, t->name, (long long)out, (long long)in, (long long)p[H1A]->shape[0],
+                    (long long)p[H1A]->shape[1], (long long)p[H1B]->shape[0], (long long)p[H1B]->shape[1],
+                    (long long)t1->shape[0], (long long)t1->shape[1]);
+        } else if (!mat(p[H1A], out, rank) || !mat(p[H2A], out, r2) || tail(p[H1B]) != K || tail(p[H2B]) != K) {
             BAD("%s: LoHa module '%s' does not fit %s [%lld, %lld]: w1_a [%lld, %lld], w1_b [%lld, %lld elements a row]",
                 file, m->name, t->name, (long long)out, (long long)K, (long long)p[H1A]->shape[0],
                 (long long)p[H1A]->shape[1], (long long)p[H1B]->shape[0], (long long)tail(p[H1B]));
+        }
         if (rank < 1 || r2 < 1 || rank > out || rank > K || r2 > out || r2 > K)
             BAD("%s: LoHa module '%s': ranks %lld, %lld outside 1..%lld for %s", file, m->name, (long long)rank,
                 (long long)r2, (long long)(out < K ? out : K), t->name);
@@ -403,6 +412,24 @@ static double *tucker_down(const lora_module *m, const float *mid, const float *
     return t;
 }
 
+/* A Tucker LoHa side: out[o, c, s] = sum_i a[i, o] sum_j t[i, j, s] b[j, c], a [r, O],
+ * b [r, I], t [r, r, S], in double. */
+static void tucker_side(const float *t, const float *a, const float *b, int64_t r, int64_t O, int64_t I, int64_t S,
+                        double *out)
+{
+    for (int64_t o = 0; o < O * I * S; o++)
+        out[o] = 0;
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t c = 0; c < I; c++)
+            for (int64_t s = 0; s < S; s++) {
+                double tb = 0;
+                for (int64_t j = 0; j < r; j++)
+                    tb += (double)t[(i * r + j) * S + s] * b[j * I + c];
+                for (int64_t o = 0; o < O; o++)
+                    out[(o * I + c) * S + s] += (double)a[i * O + o] * tb;
+            }
+}
+
 vkd_result vkd_lora_delta(const vkd_lora *l, size_t i, float *out, float multiplier)
 {
     if (i >= l->n)
@@ -440,8 +467,13 @@ vkd_result vkd_lora_delta(const vkd_lora *l, size_t i, float *out, float multipl
         if (!tmp) {
             r = VKD_ERR_OUT_OF_HOST_MEMORY;
         } else {
-            matmul(f[H1A], f[H1B], d, O, m->part[H1B]->shape[0], K);
-            matmul(f[H2A], f[H2B], tmp, O, m->part[H2B]->shape[0], K);
+            if (f[HT1]) { /* each side sum_ij t[i, j, s] a[i, o] b[j, c] (A1111's make_weight_cp) */
+                tucker_side(f[HT1], f[H1A], f[H1B], m->part[H1B]->shape[0], O, I, S, d);
+                tucker_side(f[HT2], f[H2A], f[H2B], m->part[H2B]->shape[0], O, I, S, tmp);
+            } else {
+                matmul(f[H1A], f[H1B], d, O, m->part[H1B]->shape[0], K);
+                matmul(f[H2A], f[H2B], tmp, O, m->part[H2B]->shape[0], K);
+            }
             for (int64_t k = 0; k < O * K; k++)
                 d[k] *= tmp[k];
         }

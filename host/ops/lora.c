@@ -46,6 +46,36 @@ vkd_result vkd_op_lora_product(vkd_cmd *c, const vkd_tensor *w, int64_t row0, in
     return vkd_op_linear(c, u, dt, NULL, &part, &part); /* out = u dt^T + out */
 }
 
+/* The element-wise kernel over rows [row0, row0 + rows) of w in chunks whose windows fit:
+ * DENSE reads u[o, c] (cols a row), ROW_SUM writes u[o] (one a row). */
+static vkd_result rows_dispatch(vkd_cmd *c, const char *op, uint32_t mode, const vkd_tensor *w, int64_t row0,
+                                int64_t rows, int64_t cols, int64_t ldw, const vkd_tensor *u, int64_t u0,
+                                float scale)
+{
+    int64_t per_row = mode == VKD_LORA_DENSE ? cols : 1;
+    int64_t chunk = rows_per_dispatch(c, w, ldw, per_row);
+    if (chunk < 1) {
+        VKD_ERROR("%s: one row of %lld elements exceeds a binding window", op, (long long)ldw);
+        return VKD_ERR_TOO_LARGE;
+    }
+    const vkd_pipeline *p;
+    uint32_t spec[3] = {LOCAL, 1, 1};
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_LORA, w->dtype, spec, 3, &p);
+    for (int64_t o0 = 0; o0 < rows && !r; o0 += chunk) {
+        int64_t n = rows - o0 < chunk ? rows - o0 : chunk;
+        vkd_push_lora pc = {.rows = (uint32_t)n, .cols = (uint32_t)cols, .ldw = (uint32_t)ldw, .mode = mode,
+                            .scale = scale};
+        vkd_binding b[2];
+        if ((r = vkd_op_bind(c, w, (row0 + o0) * ldw, (n - 1) * ldw + cols, &b[0], &pc.w_off)) ||
+            (r = vkd_op_bind(c, u, u0 + o0 * per_row, n * per_row, &b[1], &pc.u_off)))
+            return r;
+        uint32_t gx, gy;
+        vkd_op_grid_1d((uint64_t)(n * per_row), LOCAL, &gx, &gy);
+        r = vkd_cmd_dispatch(c, p, b, 2, &pc, sizeof pc, gx, gy, 1, op);
+    }
+    return r;
+}
+
 vkd_result vkd_op_lora_update(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t rows, int64_t cols, int64_t ldw,
                               const vkd_tensor *u, float scale)
 {
@@ -55,29 +85,7 @@ vkd_result vkd_op_lora_update(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int
         return r;
     if (u->dtype != VKD_F32 || vkd_tensor_numel(u) != rows * cols)
         return vkd_op_shape_error(op, "u must be fp32 [rows, cols] (a dense delta)", u);
-    int64_t chunk = rows_per_dispatch(c, w, ldw, cols);
-    if (chunk < 1) {
-        VKD_ERROR("%s: one row of %lld elements exceeds a binding window", op, (long long)ldw);
-        return VKD_ERR_TOO_LARGE;
-    }
-    const vkd_pipeline *p;
-    uint32_t spec[3] = {LOCAL, 1, 1};
-    if ((r = vkd_op_pipeline(c, VKD_KERNEL_LORA, w->dtype, spec, 3, &p)))
-        return r;
-    for (int64_t o0 = 0; o0 < rows; o0 += chunk) {
-        int64_t n = rows - o0 < chunk ? rows - o0 : chunk;
-        vkd_push_lora pc = {.rows = (uint32_t)n, .cols = (uint32_t)cols, .ldw = (uint32_t)ldw,
-                            .mode = VKD_LORA_DENSE, .scale = scale};
-        vkd_binding b[2];
-        if ((r = vkd_op_bind(c, w, (row0 + o0) * ldw, (n - 1) * ldw + cols, &b[0], &pc.w_off)) ||
-            (r = vkd_op_bind(c, u, o0 * cols, n * cols, &b[1], &pc.u_off)))
-            return r;
-        uint32_t gx, gy;
-        vkd_op_grid_1d((uint64_t)(n * cols), LOCAL, &gx, &gy);
-        if ((r = vkd_cmd_dispatch(c, p, b, 2, &pc, sizeof pc, gx, gy, 1, "lora_update")))
-            return r;
-    }
-    return VKD_OK;
+    return rows_dispatch(c, op, VKD_LORA_DENSE, w, row0, rows, cols, ldw, u, 0, scale);
 }
 
 vkd_result vkd_op_row_sum(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t rows, int64_t cols, int64_t ldw,
@@ -89,27 +97,5 @@ vkd_result vkd_op_row_sum(vkd_cmd *c, const vkd_tensor *w, int64_t row0, int64_t
         return r;
     if (out->dtype != VKD_F32 || out0 < 0 || out0 + rows > vkd_tensor_numel(out))
         return vkd_op_shape_error(op, "out must be fp32 with room for a sum per row", out);
-    int64_t chunk = rows_per_dispatch(c, w, ldw, 1);
-    if (chunk < 1) {
-        VKD_ERROR("%s: one row of %lld elements exceeds a binding window", op, (long long)ldw);
-        return VKD_ERR_TOO_LARGE;
-    }
-    const vkd_pipeline *p;
-    uint32_t spec[3] = {LOCAL, 1, 1};
-    if ((r = vkd_op_pipeline(c, VKD_KERNEL_LORA, w->dtype, spec, 3, &p)))
-        return r;
-    for (int64_t o0 = 0; o0 < rows; o0 += chunk) {
-        int64_t n = rows - o0 < chunk ? rows - o0 : chunk;
-        vkd_push_lora pc = {.rows = (uint32_t)n, .cols = (uint32_t)cols, .ldw = (uint32_t)ldw,
-                            .mode = VKD_LORA_ROW_SUM};
-        vkd_binding b[2];
-        if ((r = vkd_op_bind(c, w, (row0 + o0) * ldw, (n - 1) * ldw + cols, &b[0], &pc.w_off)) ||
-            (r = vkd_op_bind(c, out, out0 + o0, n, &b[1], &pc.u_off)))
-            return r;
-        uint32_t gx, gy;
-        vkd_op_grid_1d((uint64_t)n, LOCAL, &gx, &gy);
-        if ((r = vkd_cmd_dispatch(c, p, b, 2, &pc, sizeof pc, gx, gy, 1, "row_sum")))
-            return r;
-    }
-    return VKD_OK;
+    return rows_dispatch(c, op, VKD_LORA_ROW_SUM, w, row0, rows, cols, ldw, out, out0, 0.0f);
 }
