@@ -14,6 +14,10 @@ while read -r n f; do
   case "$f" in host/text/unicode_tables.h) continue ;; esac
   if (( n > 800 )); then echo "check_structure: $f has $n lines (over 800)"; bad=1; fi
 done < <(wc -l host/*.[ch] host/*/*.[ch])
+# the server (host/serve/) is an embedder too: the public headers, its own and the CLI's
+while IFS= read -r line; do
+  echo "check_structure: the server includes a library header: $line"; bad=1
+done < <(grep -Hn '^#include "' host/serve/*.[ch] | grep -v '"serve/[a-z_0-9]*\.h"\|"cli/[a-z_]*\.h"\|"vkdiff\.h"\|"vkdiff_dev\.h"' || true)
 while IFS= read -r line; do
   echo "check_structure: the CLI includes a library header: $line"; bad=1
 done < <(grep -Hn '^#include "' host/cli/*.[ch] | grep -v '"cli/[a-z_]*\.h"\|"vkdiff\.h"\|"vkdiff_dev\.h"' || true)
@@ -21,9 +25,10 @@ done < <(grep -Hn '^#include "' host/cli/*.[ch] | grep -v '"cli/[a-z_]*\.h"\|"vk
 #   device.c volk_once, volk_status  the Vulkan loader is process-wide by nature (loaded
 #                                    once, under pthread_once)
 #   rng.c counter                    seed entropy for seed -1, atomic (not a setting)
-# (the command's signal flag, host/cli/interrupt.c, is the process's own state)
+# (the command's signal flag, host/cli/interrupt.c, and the server's state, host/serve/, are the
+# process's own)
 while IFS= read -r line; do
   echo "check_structure: process-wide mutable state: $line"; bad=1
-done < <(grep -Hn '^\s*static [^(]*[=;]' host/*/*.c host/*.c | grep -v '^host/cli/' |
+done < <(grep -Hn '^\s*static [^(]*[=;]' host/*/*.c host/*.c | grep -v '^host/cli/\|^host/serve/' |
          grep -v 'static const\|static _Thread_local\|volk_once\|volk_status\|_Atomic uint64_t counter' || true)
 exit $bad

@@ -4,7 +4,7 @@
 #                                  dpkg-dev for the .deb's dependencies: tests/install_test.sh)
 set -euo pipefail
 pkgs=(cmake ninja-build gcc pkg-config libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
-      libpng-dev libjpeg62-turbo-dev libcjson-dev zlib1g-dev libopenblas-dev mesa-vulkan-drivers)
+      libpng-dev libjpeg62-turbo-dev libcjson-dev zlib1g-dev libopenblas-dev mesa-vulkan-drivers libmicrohttpd-dev)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(vulkan-validationlayers clang libclang-rt-dev python3 python3-numpy dpkg-dev)
 fi

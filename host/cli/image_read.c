@@ -65,8 +65,11 @@ static uint8_t luma(const uint8_t *rgb)
  * as convert("RGB") and convert("L") drop it. dst gets dch (3 or 1). */
 static void convert_pixels(const uint8_t *src, int sch, uint8_t *dst, int dch, size_t npx)
 {
-    for (size_t i = 0; i < npx; i++, src += sch, dst += dch) {
-        if (sch <= 2) {
+    for (size_t i = 0; i < npx; i++, src += sch, dst += dch == 2 ? 1 : dch) {
+        if (dch == 2) { /* the OpenAI edit mask: transparent = repaint (255); no alpha: luma */
+            dst[0] = sch == 2 ? (uint8_t)(255 - src[1]) : sch == 4 ? (uint8_t)(255 - src[3])
+                   : sch == 1 ? src[0] : luma(src);
+        } else if (sch <= 2) {
             for (int c = 0; c < dch; c++)
                 dst[c] = src[0];
         } else if (dch == 3) {
@@ -84,8 +87,9 @@ static int finish(uint8_t *pix, int w, int h, int sch, int orientation, int dch,
                   vkd_cli_image *out, char *err, size_t errlen)
 {
     int swap = orientation >= 5 && orientation <= 8; /* the four that exchange width and height */
+    int och = dch == 2 ? 1 : dch; /* channels out: 2 asks for the alpha-or-luma mask, one channel */
     int ow = swap ? h : w, oh = swap ? w : h;
-    uint8_t *dst = malloc((size_t)ow * (size_t)oh * (size_t)dch);
+    uint8_t *dst = malloc((size_t)ow * (size_t)oh * (size_t)och);
     if (!dst) {
         free(pix);
         return fail(err, errlen, "%s: out of memory for %d x %d pixels", name, w, h);
@@ -107,14 +111,14 @@ static int finish(uint8_t *pix, int w, int h, int sch, int orientation, int dch,
             default: break;
             }
             convert_pixels(pix + ((size_t)sr * (size_t)w + (size_t)sc) * (size_t)sch, sch,
-                           dst + ((size_t)r * (size_t)ow + (size_t)c) * (size_t)dch, dch, 1);
+                           dst + ((size_t)r * (size_t)ow + (size_t)c) * (size_t)och, dch, 1);
         }
     }
     free(pix);
     out->pixels = dst;
     out->width = ow;
     out->height = oh;
-    out->channels = dch;
+    out->channels = och;
     return 0;
 }
 
@@ -441,8 +445,8 @@ int vkd_cli_image_decode(const uint8_t *data, size_t n, const char *name, int ch
                          vkd_cli_image *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (channels != 1 && channels != 3)
-        return fail(err, errlen, "%s: %d channels asked (1 or 3)", name, channels);
+    if (channels < 1 || channels > 3)
+        return fail(err, errlen, "%s: %d channels asked (1, 2 or 3)", name, channels);
     if (max_pixels <= 0 || max_pixels > VKD_CLI_IMAGE_MAX_PIXELS)
         max_pixels = VKD_CLI_IMAGE_MAX_PIXELS;
     if (n == 0)

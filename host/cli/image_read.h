@@ -27,7 +27,9 @@ int vkd_cli_image_read(const char *path, vkd_cli_image *out, char *err, size_t e
 int vkd_cli_mask_read(const char *path, vkd_cli_image *out, char *err, size_t errlen);
 
 /* The decoders on bytes in memory (the fuzz target's entry, and what the readers call).
- * name is put in messages; channels is 3 or 1 as above; max_pixels (0: the default
+ * name is put in messages; channels is 3 or 1 as above, or 2 for the OpenAI images API's
+ * edit mask (one channel out: 255 - alpha where the image has alpha, so that transparent
+ * pixels are repainted; else its luma); max_pixels (0: the default
  * VKD_CLI_IMAGE_MAX_PIXELS) lowers the pixel limit. Same returns as vkd_cli_image_read. */
 int vkd_cli_image_decode(const uint8_t *data, size_t n, const char *name, int channels, int64_t max_pixels,
                          vkd_cli_image *out, char *err, size_t errlen);

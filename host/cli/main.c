@@ -1,4 +1,4 @@
-/* vkdiff command line: generation, plus the verbs info, tokenize, bench. */
+/* vkdiff command line: generation, plus the verbs info, tokenize, bench, serve. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -11,12 +11,17 @@
 #include "cli/env.h"
 #include "cli/host_sgemm.h"
 #include "cli/image_read.h"
+#include "cli/infotext.h"
 #include "cli/interrupt.h"
 #include "cli/outputs.h"
 #include "cli/png_write.h"
 #include "cli/preview.h"
 #include "vkdiff.h"
 #include "vkdiff_dev.h"
+
+#ifdef VKD_HAVE_SERVE
+int vkd_serve_main(int argc, char **argv); /* host/serve/serve.h: the server is a verb of the command */
+#endif
 
 static void usage(FILE *f)
 {
@@ -29,6 +34,7 @@ static void usage(FILE *f)
             "       vkdiff bench ops [--device N]            time each op at SD1.5 512x512 shapes\n"
             "       vkdiff bench model [-m MODEL] [-W -H]    per-stage time, GFLOP/s, dispatches, memory\n"
             "       vkdiff bench lora -m MODEL --lora FILE   time to apply and restore a LoRA on a warm context\n"
+            "       vkdiff serve [-m MODEL] [--port N]       HTTP server: OpenAI and A1111 APIs, a web page (--help)\n"
             "\n"
             "generation options:\n"
             "  -m, --model PATH       .safetensors checkpoint (CompVis/A1111 layout) or diffusers folder\n"
@@ -93,22 +99,6 @@ static void usage(FILE *f)
             "\n"
             "Compiled pipelines are kept in $VKD_CACHE_DIR, else $XDG_CACHE_HOME/vkdiff or ~/.cache/vkdiff\n"
             "(VKD_CACHE_DIR= turns the cache off).\n");
-}
-
-static const char *a1111_sampler(const char *s)
-{
-    static const char *const map[][2] = {{"euler", "Euler"}, {"euler_a", "Euler a"}, {"heun", "Heun"},
-                                         {"dpm++2m", "DPM++ 2M"}, {"ddim", "DDIM"}, {"lcm", "LCM"}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(map[i][0], s))
-            return map[i][1];
-    return s;
-}
-
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
 }
 
 typedef struct progress_state {
@@ -244,6 +234,14 @@ int vkd_cli_bench_lora(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "serve")) {
+#ifdef VKD_HAVE_SERVE
+        return vkd_serve_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "vkdiff: built without the server (needs libmicrohttpd: Debian libmicrohttpd-dev)\n");
+        return 2;
+#endif
+    }
     if (argc >= 3 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "model")) {
         char m[4096], t[4096];
         int found = find_shipped_model(argv[0], m, t, sizeof m);
@@ -679,40 +677,10 @@ int main(int argc, char **argv)
         if (seed0 < 0 && b == 0)
             fprintf(stderr, "seed %lld\n", (long long)gp.seed_used);
         char *path = vkd_cli_batch_path(out, b, batch_count);
-        /* A1111 infotext (modules/processing.py create_infotext); as long as the prompts */
+        /* A1111 infotext, as long as the prompts */
         vkd_strbuf params = {0};
-        /* the prompt keeps its <lora:..> tags, as A1111's does; --lora files are written as tags too */
-        vkd_strbuf_printf(&params, "%s", gp.prompt);
-        for (int k = 0; k < n_loras; k++) {
-            const char *name = base_name(loras[k].path), *ext = strstr(name, ".safetensors");
-            vkd_strbuf_printf(&params, " <lora:%.*s:%g>", ext ? (int)(ext - name) : (int)strlen(name), name,
-                              (double)loras[k].weight);
-        }
-        vkd_strbuf_printf(&params, "\n");
-        if (gp.negative && *gp.negative)
-            vkd_strbuf_printf(&params, "Negative prompt: %s\n", gp.negative);
-        vkd_strbuf_printf(&params, "Steps: %d, Sampler: %s, %sCFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s",
-                          gp.steps, a1111_sampler(gp.sampler),
-                          !strcmp(gp.schedule, "karras") ? "Schedule type: Karras, " : "", gp.cfg,
-                          (long long)gp.seed_used, gp.width, gp.height, base_name(cp.model_path));
-        if (gp.clip_skip > 1)
-            vkd_strbuf_printf(&params, ", Clip skip: %d", gp.clip_skip);
-        if (gp.init_image) /* A1111 create_infotext */
-            vkd_strbuf_printf(&params, ", Denoising strength: %g", gp.strength);
-        if (gp.hires_scale > 1) {
-            vkd_strbuf_printf(&params, ", Denoising strength: %g, Hires upscale: %g", gp.hires_strength,
-                              gp.hires_scale);
-            if (gp.hires_steps)
-                vkd_strbuf_printf(&params, ", Hires steps: %d", gp.hires_steps);
-            vkd_strbuf_printf(&params, ", Hires upscaler: %s",
-                              gp.hires_upscale && !strcmp(gp.hires_upscale, "lanczos") ? "Lanczos" : "Latent");
-        }
-        if (gp.mask)
-            vkd_strbuf_printf(&params, ", Mask blur: %d", gp.mask_blur);
-        if (cp.vae_path) /* A1111 writes the loaded VAE's name the same way */
-            vkd_strbuf_printf(&params, ", VAE: %s", base_name(cp.vae_path));
-        if (!strcmp(gp.rng, "cpu"))
-            vkd_strbuf_printf(&params, ", RNG: CPU");
+        vkd_infotext(&params, &gp, vkd_base_name(cp.model_path), cp.vae_path ? vkd_base_name(cp.vae_path) : NULL,
+                     loras, n_loras);
         if (!path || params.failed) {
             fprintf(stderr, "vkdiff: out of memory\n");
             free(path);

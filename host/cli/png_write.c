@@ -13,7 +13,31 @@
 #include <png.h>
 #include <setjmp.h>
 
-static int write_file(FILE *f, const uint8_t *rgb, int w, int h, const char *parameters)
+/* writes to f, or to the growing buffer mem when f is NULL */
+typedef struct png_mem {
+    uint8_t *data;
+    size_t len, cap;
+} png_mem;
+
+static void mem_write(png_structp png, png_bytep data, png_size_t n)
+{
+    png_mem *m = png_get_io_ptr(png);
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + n)
+            cap *= 2;
+        uint8_t *d = realloc(m->data, cap);
+        if (!d)
+            png_error(png, "out of memory");
+        m->data = d, m->cap = cap;
+    }
+    memcpy(m->data + m->len, data, n);
+    m->len += n;
+}
+
+static void mem_flush(png_structp png) { (void)png; }
+
+static int write_file(FILE *f, png_mem *mem, const uint8_t *rgb, int w, int h, const char *parameters)
 {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     if (!png)
@@ -27,7 +51,10 @@ static int write_file(FILE *f, const uint8_t *rgb, int w, int h, const char *par
         png_destroy_write_struct(&png, &info);
         return -1;
     }
-    png_init_io(png, f);
+    if (f)
+        png_init_io(png, f);
+    else
+        png_set_write_fn(png, mem, mem_write, mem_flush);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_text text;
@@ -71,7 +98,7 @@ int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, c
         free(tmp);
         return -1;
     }
-    int rc = write_file(f, rgb, width, height, parameters);
+    int rc = write_file(f, NULL, rgb, width, height, parameters);
     if (fclose(f) != 0)
         rc = -1;
     if (test_pause_ms > 0)
@@ -94,7 +121,26 @@ int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, c
     free(tmp);
     return rc;
 }
+
+int vkd_png_encode(const uint8_t *rgb, int width, int height, const char *parameters, uint8_t **out, size_t *len)
+{
+    png_mem m = {0};
+    *out = NULL, *len = 0;
+    if (write_file(NULL, &m, rgb, width, height, parameters)) {
+        free(m.data);
+        return -1;
+    }
+    *out = m.data, *len = m.len;
+    return 0;
+}
 #else
+int vkd_png_encode(const uint8_t *rgb, int width, int height, const char *parameters, uint8_t **out, size_t *len)
+{
+    (void)rgb; (void)width; (void)height; (void)parameters;
+    *out = NULL, *len = 0;
+    return -1;
+}
+
 int vkd_png_write(const char *path, const uint8_t *rgb, int width, int height, const char *parameters,
                   int test_pause_ms)
 {

@@ -47,7 +47,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     $SUDO dpkg --add-architecture arm64
     $SUDO apt-get update -qq
 fi
-cross_pkgs=("gcc-$TRIPLE" qemu-user libcjson-dev:arm64 libpng-dev:arm64 zlib1g-dev:arm64)
+cross_pkgs=("gcc-$TRIPLE" qemu-user libcjson-dev:arm64 libpng-dev:arm64 zlib1g-dev:arm64 libmicrohttpd-dev:arm64)
 for p in "${cross_pkgs[@]}"; do
     if ! installed "$p"; then $SUDO apt-get update -qq; break; fi
 done
