@@ -165,24 +165,35 @@ static vkd_reply job_reply(vkd_job *job, cJSON *request)
     return vkd_reply_json(200, out);
 }
 
+int vkd_a1111_parse(vkd_server *srv, const char *body, size_t len, int img2img, cJSON **request, vkd_job **job,
+                    vkd_req_err *e)
+{
+    *job = NULL;
+    *request = vkd_json_parse_body(body, len, e);
+    if (!*request)
+        return -1;
+    vkd_gen_req r;
+    vkd_gen_req_init(&r, srv);
+    if (read_gen(srv, *request, img2img, &r, e) == 0)
+        *job = vkd_gen_req_job(srv, &r, e);
+    vkd_gen_req_free(&r);
+    if (!*job) {
+        cJSON_Delete(*request);
+        *request = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static vkd_reply generate(vkd_server *srv, vkd_http_req *hr, int img2img)
 {
     size_t len;
     const char *body = vkd_http_body(hr, &len);
     vkd_req_err e = {0};
-    cJSON *j = vkd_json_parse_body(body, len, &e);
-    if (!j)
+    cJSON *j;
+    vkd_job *job;
+    if (vkd_a1111_parse(srv, body, len, img2img, &j, &job, &e))
         return vkd_reply_a1111_error(e.status, e.msg);
-    vkd_gen_req r;
-    vkd_gen_req_init(&r, srv);
-    vkd_job *job = NULL;
-    if (read_gen(srv, j, img2img, &r, &e) == 0)
-        job = vkd_gen_req_job(srv, &r, &e);
-    vkd_gen_req_free(&r);
-    if (!job) {
-        cJSON_Delete(j);
-        return vkd_reply_a1111_error(e.status, e.msg);
-    }
     int rc = vkd_http_run_job(hr, job);
     vkd_reply rep = rc == 429   ? vkd_reply_a1111_error(429, "the queue is full: try again shortly")
                     : rc == 503 ? vkd_reply_a1111_error(503, "the server is shutting down")

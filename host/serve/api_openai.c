@@ -46,12 +46,8 @@ static void default_size(vkd_server *srv, vkd_gen_req *r)
     free(path), free(file);
 }
 
-static vkd_reply run(vkd_server *srv, vkd_http_req *hr, vkd_gen_req *r)
+static vkd_reply run(vkd_server *srv, vkd_http_req *hr, vkd_job *job)
 {
-    vkd_req_err e = {0};
-    vkd_job *job = vkd_gen_req_job(srv, r, &e);
-    if (!job)
-        return vkd_reply_openai_error(e.status, e.msg, e.param[0] ? e.param : NULL);
     int rc = vkd_http_run_job(hr, job);
     vkd_reply rep;
     if (rc)
@@ -80,41 +76,48 @@ static vkd_reply run(vkd_server *srv, vkd_http_req *hr, vkd_gen_req *r)
     return rep;
 }
 
+int vkd_openai_parse(vkd_server *srv, const char *body, size_t len, vkd_job **job, vkd_req_err *e)
+{
+    *job = NULL;
+    cJSON *j = vkd_json_parse_body(body, len, e);
+    if (!j)
+        return -1;
+    vkd_gen_req r;
+    vkd_gen_req_init(&r, srv);
+    const char *size = NULL, *format = NULL, *model = NULL;
+    if (vkd_json_str(j, "prompt", &r.prompt, e) < 0 || vkd_json_int(j, "n", 1, 1 << 20, &r.count, e) < 0 ||
+        vkd_json_str(j, "size", &size, e) < 0 || vkd_json_str(j, "response_format", &format, e) < 0 ||
+        vkd_json_str(j, "model", &model, e) < 0 || vkd_json_str(j, "negative_prompt", &r.negative, e) < 0 ||
+        vkd_json_int(j, "steps", 1, 1 << 20, &r.steps, e) < 0 || vkd_json_num(j, "cfg_scale", 0, 100, &r.cfg, e) < 0 ||
+        vkd_json_int(j, "seed", -1, 0xffffffffffffll, &r.seed, e) < 0 ||
+        vkd_json_str(j, "sampler", &r.sampler, e) < 0 || vkd_json_str(j, "scheduler", &r.scheduler, e) < 0) {
+        /* e says why */
+    } else if (!r.prompt || !*r.prompt) {
+        vkd_req_fail(e, 400, "prompt", "'prompt' is required");
+    } else if (format && strcmp(format, "b64_json")) {
+        vkd_req_fail(e, 400, "response_format", "response_format: only b64_json (this server keeps no files to link to)");
+    } else {
+        r.model = model_name(model);
+        default_size(srv, &r);
+        if (size && strcmp(size, "auto") && parse_size(size, &r.width, &r.height))
+            vkd_req_fail(e, 400, "size", "size must be \"WIDTHxHEIGHT\", e.g. \"512x512\"");
+        else
+            *job = vkd_gen_req_job(srv, &r, e);
+    }
+    vkd_gen_req_free(&r);
+    cJSON_Delete(j);
+    return *job ? 0 : -1;
+}
+
 static vkd_reply generations(vkd_server *srv, vkd_http_req *hr)
 {
     size_t len;
     const char *body = vkd_http_body(hr, &len);
     vkd_req_err e = {0};
-    cJSON *j = vkd_json_parse_body(body, len, &e);
-    if (!j)
-        return vkd_reply_openai_error(e.status, e.msg, NULL);
-    vkd_gen_req r;
-    vkd_gen_req_init(&r, srv);
-    const char *size = NULL, *format = NULL, *model = NULL;
-    vkd_reply rep;
-    if (vkd_json_str(j, "prompt", &r.prompt, &e) < 0 || vkd_json_int(j, "n", 1, 1 << 20, &r.count, &e) < 0 ||
-        vkd_json_str(j, "size", &size, &e) < 0 || vkd_json_str(j, "response_format", &format, &e) < 0 ||
-        vkd_json_str(j, "model", &model, &e) < 0 || vkd_json_str(j, "negative_prompt", &r.negative, &e) < 0 ||
-        vkd_json_int(j, "steps", 1, 1 << 20, &r.steps, &e) < 0 || vkd_json_num(j, "cfg_scale", 0, 100, &r.cfg, &e) < 0 ||
-        vkd_json_int(j, "seed", -1, 0xffffffffffffll, &r.seed, &e) < 0 ||
-        vkd_json_str(j, "sampler", &r.sampler, &e) < 0 || vkd_json_str(j, "scheduler", &r.scheduler, &e) < 0) {
-        rep = vkd_reply_openai_error(e.status, e.msg, e.param);
-    } else if (!r.prompt || !*r.prompt) {
-        rep = vkd_reply_openai_error(400, "'prompt' is required", "prompt");
-    } else if (format && strcmp(format, "b64_json")) {
-        rep = vkd_reply_openai_error(400, "response_format: only b64_json (this server keeps no files to link to)",
-                                     "response_format");
-    } else {
-        r.model = model_name(model);
-        default_size(srv, &r);
-        if (size && strcmp(size, "auto") && parse_size(size, &r.width, &r.height))
-            rep = vkd_reply_openai_error(400, "size must be \"WIDTHxHEIGHT\", e.g. \"512x512\"", "size");
-        else
-            rep = run(srv, hr, &r);
-    }
-    vkd_gen_req_free(&r);
-    cJSON_Delete(j);
-    return rep;
+    vkd_job *job;
+    if (vkd_openai_parse(srv, body, len, &job, &e))
+        return vkd_reply_openai_error(e.status, e.msg, e.param);
+    return run(srv, hr, job);
 }
 
 /* A form field as a number; 0 absent, 1 read, -1 not a number in [lo, hi] */
@@ -189,10 +192,13 @@ static vkd_reply edits(vkd_server *srv, vkd_http_req *hr)
     } else {
         /* the size: as asked, else the image's to a multiple of 8 */
         r.width = (r.init.width + 4) / 8 * 8, r.height = (r.init.height + 4) / 8 * 8;
+        vkd_job *job = NULL;
         if (size && strcmp(size, "auto") && parse_size(size, &r.width, &r.height))
             rep = vkd_reply_openai_error(400, "size must be \"WIDTHxHEIGHT\"", "size");
+        else if (!(job = vkd_gen_req_job(srv, &r, &e)))
+            rep = vkd_reply_openai_error(e.status, e.msg, e.param);
         else
-            rep = run(srv, hr, &r);
+            rep = run(srv, hr, job);
     }
     vkd_gen_req_free(&r);
     return rep;

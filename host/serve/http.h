@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "serve/jobs.h"
+#include "serve/request.h"
 #include "serve/serve.h"
 
 typedef struct vkd_http_req vkd_http_req;
@@ -28,6 +29,11 @@ vkd_reply vkd_reply_openai_error(int status, const char *message, const char *pa
 /* The handlers: api_a1111.c, api_openai.c. */
 vkd_reply vkd_a1111_route(vkd_server *srv, vkd_http_req *r, const char *method, const char *path);
 vkd_reply vkd_openai_route(vkd_server *srv, vkd_http_req *r, const char *method, const char *path);
+/* The generation requests' parsers (fuzz_serve calls them too): a job ready to submit,
+ * or -1 with e set. The A1111 one also hands back the parsed request (the reply echoes it). */
+int vkd_a1111_parse(vkd_server *srv, const char *body, size_t len, int img2img, struct cJSON **request,
+                    vkd_job **job, vkd_req_err *e);
+int vkd_openai_parse(vkd_server *srv, const char *body, size_t len, vkd_job **job, vkd_req_err *e);
 /* 405 for a known path, 404 else: the status a route answers when it has no handler. */
 vkd_reply vkd_reply_no_route(int known_path, const char *allow, int openai);
 

@@ -202,6 +202,9 @@ int vkd_serve_main(int argc, char **argv)
     vkd_cli_env_read(&env);
     if (!c->cache_dir)
         c->cache_dir = env.cache_dir;
+    else if (mkdir(c->cache_dir, 0755) && errno != EEXIST) /* one level, as the CLI's default is made */
+        fprintf(stderr, "vkdiff serve: cannot create --cache-dir %s: %s (no pipeline cache)\n", c->cache_dir,
+                strerror(errno));
     pthread_mutex_init(&srv.lock, NULL);
     srv.opts.clip_skip = 1;
     srv.opts.preview_every = 1;
