@@ -137,7 +137,7 @@ static int form_num(vkd_http_req *hr, const char *name, double lo, double hi, do
 
 static int form_int(vkd_http_req *hr, const char *name, long long lo, long long hi, long long *out, vkd_req_err *e)
 {
-    double d;
+    double d = 0;
     int rc = form_num(hr, name, (double)lo, (double)hi, &d, e);
     if (rc > 0) {
         if (d != (double)(long long)d)

@@ -58,7 +58,7 @@ int vkd_json_num(const cJSON *o, const char *name, double lo, double hi, double 
 
 int vkd_json_int(const cJSON *o, const char *name, long long lo, long long hi, long long *out, vkd_req_err *e)
 {
-    double d;
+    double d = 0;
     int rc = vkd_json_num(o, name, (double)lo, (double)hi, &d, e);
     if (rc <= 0)
         return rc;
