@@ -12,7 +12,7 @@ V=$1 SRC=$2 CASE=$3
 fail() { echo "FAIL: $*"; exit 1; }
 case "$V" in /*) ;; *) V="$(pwd)/$V" ;; esac # the tests start it from SOURCE_DIR
 SRC=$(cd "$SRC" && pwd) || fail "no source dir $2"
-T="$SRC/tests/serve"
+T=$(cd "$(dirname "$0")" && pwd) # the tests beside this script
 [ -x "$V" ] || fail "no binary $V"
 command -v node >/dev/null || fail "no node (tools/deps.sh --test installs nodejs)"
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' ||
