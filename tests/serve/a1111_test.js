@@ -26,12 +26,16 @@ function parseInfo(r, what) {
     return info;
 }
 
-/* a minimal .safetensors (no tensors, metadata only) for the LoRA listing */
-function writeSafetensors(file) {
-    let hdr = JSON.stringify({ __metadata__: { ss_network_module: 'networks.lora' } });
+/* a minimal LoRA .safetensors: one kohya-named F32 tensor [1, 1] (the server tells LoRAs from other
+ * files by their key names), with metadata */
+function writeLora(file) {
+    let hdr = JSON.stringify({
+        __metadata__: { ss_network_module: 'networks.lora' },
+        'lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight': { dtype: 'F32', shape: [1, 1], data_offsets: [0, 4] },
+    });
     while ((hdr.length + 8) % 8)
         hdr += ' ';
-    const b = Buffer.alloc(8 + hdr.length);
+    const b = Buffer.alloc(8 + hdr.length + 4);
     b.writeBigUInt64LE(BigInt(hdr.length), 0);
     b.write(hdr, 8, 'latin1');
     fs.writeFileSync(file, b);
@@ -41,7 +45,7 @@ t.main('a1111', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vkd-a1111-'));
     const loraDir = path.join(tmp, 'loras');
     fs.mkdirSync(loraDir);
-    writeSafetensors(path.join(loraDir, 'x.safetensors'));
+    writeLora(path.join(loraDir, 'x.safetensors'));
     const s = await t.startServer(['--lora-dir', loraDir]);
     t.log(`server at ${s.url}`);
     const u = s.url;
