@@ -151,6 +151,35 @@ t.main('load', async () => {
     });
     t.check((counts[200] || 0) >= N / 2, `only ${counts[200] || 0} of ${N} requests answered 200`);
 
+    /* --- a client that goes away from nginx: nginx closes its connection to the worker (the default
+     * proxy_ignore_client_abort off), which cancels the job */
+    {
+        const id = 'vkd-load-abort-' + process.pid;
+        let req = null;
+        const p = t.post(ngx.url, '/sdapi/v1/txt2img', { prompt: 'a large red circle in the center on a blue background',
+                                                         width: 64, height: 64, steps: 150, n_iter: 4, seed: 1, force_task_id: id },
+                         { timeoutMs: 600000, onRequest: q => { req = q; } }).then(r => `HTTP ${r.status}`, e => e.code || e.message);
+        const holder = await t.waitFor(async () => {
+            for (const s of [a, b]) {
+                const r = await t.get(s.url, `/sdapi/v1/progress?id_task=${id}`).catch(() => null);
+                if (r && r.json && r.json.progress > 0)
+                    return s;
+            }
+            return null;
+        }, 120000, 100);
+        if (t.check(holder, 'a long job through nginx never showed progress > 0 on either worker')) {
+            req.destroy();
+            const td = Date.now();
+            t.log(`abort through nginx: the client went away (${await p})`);
+            const idle = await t.waitFor(async () => {
+                const r = await t.get(holder.url, '/sdapi/v1/progress').catch(() => null);
+                return r && r.json && r.json.state && r.json.state.job_count === 0;
+            }, 10000, 200);
+            if (t.check(idle, `abort through nginx: the worker on port ${holder.port} still runs the job 10 s after the client went away`))
+                t.log(`ok: abort through nginx: the worker on port ${holder.port} dropped the job within ${Date.now() - td} ms`);
+        }
+    }
+
     /* --- nginx's access log: one line per request, who served it */
     await ngx.stop();
     const log = ngx.readLog('access.log').split('\n').filter(l => / id=r\d+$/.test(l));
