@@ -46,7 +46,24 @@ function raw(port, fn, timeoutMs = 30000) {
     });
 }
 
+/* the command refuses (exit 2, a message, never listening) */
+async function refused(args, what) {
+    const { spawn } = require('child_process');
+    const p = spawn(t.VKDIFF, ['serve', '--port', '0', ...args], { cwd: t.SRC, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', d => { err += d; });
+    const killer = setTimeout(() => p.kill('SIGKILL'), 60000);
+    const code = await new Promise(r => p.on('exit', c => r(c)));
+    clearTimeout(killer);
+    if (t.check(code === 2 && !/listening on/.test(err) && err.trim().length > 0,
+                `${what}: exit ${code}, expected 2 with a message; stderr: ${t.tail(err, 400)}`))
+        t.log(`ok: ${what}: exit 2 (${err.trim().split('\n')[0]})`);
+}
+
 t.main('faults', async () => {
+    await refused(['--listen', '0.0.0.0'], '--listen 0.0.0.0 without --api-key');
+    await refused(['--queue', 'x'], '--queue x');
+    await refused(['--no-such-option'], 'an unknown option');
     const s = await t.startServer(['--read-timeout', String(READ_TIMEOUT), '--queue', '1']);
     t.log(`server at ${s.url}`);
     const u = s.url;
