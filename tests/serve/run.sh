@@ -6,6 +6,9 @@
 # VKD_CACHE_DIR=${VKD_BUILD:-/tmp}/serve-cache, unless VKD_CACHE_DIR is set. page: a server started
 # here, then page_test.js URL OUTDIR (OUTDIR: ${VKD_BUILD:-/tmp}/serve-page, its screenshot).
 # The exit code is the test's; the server must exit 0 on SIGTERM with no sanitizer report.
+# Environment: VKD_SERVE_TEST_TIMEOUT (a test's hard limit, default 1200 s), VKD_SERVE_START_TIMEOUT (a
+# server's start, 400 s: a cold lavapipe start compiles every pipeline), VKD_SERVE_TEST_VERBOSE=1 (the
+# servers' stderr as it comes), VKD_SERVE_LOAD_REQUESTS (load: 200), NGINX (load: the nginx binary).
 set -u
 [ $# -eq 3 ] || { echo "usage: $0 VKDIFF SOURCE_DIR openai|a1111|faults|load|page"; exit 2; }
 V=$1 SRC=$2 CASE=$3
