@@ -47,6 +47,7 @@ struct vkd_http_req {
     size_t len, cap;
     int too_large;
     struct MHD_PostProcessor *pp;
+    int pp_done;            /* the parser stopped (the closing boundary, or a damaged body) */
     form_field fields[MAX_FIELDS];
     int n_fields;
 };
@@ -356,6 +357,8 @@ static vkd_reply route(vkd_http *h, vkd_http_req *r, const char *method, const c
         return reply_text(page ? 200 : 500, page, "text/html; charset=utf-8");
     }
     if (!strcmp(url, "/health")) {
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+            return vkd_reply_no_route(1, "GET", 0);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "status", srv->stopping ? "stopping" : "ok");
         return vkd_reply_json(srv->stopping ? 503 : 200, o);
@@ -407,8 +410,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (r->len + n > h->srv->cfg.max_body)
             return MHD_NO; /* a body without a length grew too large: cut */
         if (r->pp) {
-            if (MHD_post_process(r->pp, upload_data, n) != MHD_YES)
-                return MHD_NO;
+            /* After the closing boundary the parser refuses what follows (the OpenAI node
+             * client ends its bodies with an extra CRLF, which RFC 2046 allows): the fields
+             * parsed so far stand; missing ones are the handler's 400. */
+            if (!r->pp_done && MHD_post_process(r->pp, upload_data, n) != MHD_YES)
+                r->pp_done = 1;
             r->len += n;
         } else {
             if (r->len + n + 1 > r->cap) {

@@ -101,6 +101,12 @@ cJSON *vkd_json_parse_body(const char *body, size_t len, vkd_req_err *e)
             depth--;
         }
     }
+    /* cJSON ends a string at an escaped NUL: the name used would not be the name sent */
+    for (size_t i = 0; i + 6 <= len; i++)
+        if (body[i] == '\\' && !memcmp(body + i + 1, "u0000", 5)) {
+            vkd_req_fail(e, 400, NULL, "NUL characters (\\u0000) are refused in strings");
+            return NULL;
+        }
     cJSON *j = cJSON_ParseWithLength(body, len);
     if (!j) {
         vkd_req_fail(e, 400, NULL, "the body is not valid JSON");
