@@ -207,7 +207,7 @@ int vkd_serve_main(int argc, char **argv)
                 strerror(errno));
     pthread_mutex_init(&srv.lock, NULL);
     srv.opts.clip_skip = 1;
-    srv.opts.preview_every = 1;
+    srv.opts.preview_every = 10; /* A1111's show_progress_every_n_steps: a TAESD decode costs ~15 ms at 64x64 */
     snprintf(srv.opts.rng, sizeof srv.opts.rng, "cpu");
     snprintf(srv.opts.model, sizeof srv.opts.model, "%s", vkd_base_name(c->model));
 
