@@ -1,6 +1,7 @@
 /* safetensors reader; see safetensors.h. Only POSIX open/fstat/mmap so that Bionic
  * (Android) builds it too. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise(MADV_DONTNEED): Linux and Bionic */
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -357,6 +358,7 @@ static vkd_result parse_tensor(vkd_st_file *f, const cJSON *item, vkd_st_tensor 
     t->nbytes = (size_t)nbytes;
     t->offset = begin;
     t->data = f->data + begin;
+    t->mapped = f->map != NULL;
     return VKD_OK;
 fail:
     return res;
@@ -604,6 +606,21 @@ static vkd_result map_fd(vkd_st_file *f, int fd, uint64_t offset, uint64_t lengt
     f->base = (const uint8_t *)m + (offset - start);
     f->size = (size_t)length;
     return VKD_OK;
+}
+
+void vkd_st_tensor_drop_pages(const vkd_st_tensor *t)
+{
+#ifdef MADV_DONTNEED
+    if (!t || !t->mapped || !t->nbytes)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t pg = page > 0 ? (uintptr_t)page : 4096;
+    /* whole pages: the neighbours' bytes on the edge pages fault back in when read */
+    uintptr_t a = (uintptr_t)t->data / pg * pg, b = ((uintptr_t)t->data + t->nbytes + pg - 1) / pg * pg;
+    madvise((void *)a, b - a, MADV_DONTNEED);
+#else
+    (void)t;
+#endif
 }
 
 vkd_result vkd_st_open_fd(int fd, uint64_t offset, size_t length, const char *label, vkd_st_file **out)

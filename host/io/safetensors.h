@@ -17,6 +17,7 @@
 #ifndef VKD_IO_SAFETENSORS_H
 #define VKD_IO_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,7 @@ typedef struct vkd_st_tensor {
     size_t nbytes;                    /* nelem * dtype size == end - begin */
     uint64_t offset;                  /* begin, relative to the data section */
     const void *data;
+    bool mapped;                      /* data is in a read-only file mapping (not a caller's memory) */
 } vkd_st_tensor;
 
 typedef struct vkd_st_file vkd_st_file;
@@ -78,6 +80,12 @@ vkd_result vkd_st_open_memory(const void *data, size_t size, const char *label, 
  * The descriptor may be closed after the call. */
 vkd_result vkd_st_open_fd(int fd, uint64_t offset, size_t length, const char *label, vkd_st_file **out);
 void vkd_st_close(vkd_st_file *f); /* NULL is fine */
+/* Once a tensor is on the device its mapped pages are dropped from the process (madvise
+ * MADV_DONTNEED on the file mapping): they stay in the page cache and fault back in from
+ * the file if read again (a LoRA restore, a text encoder uploaded again), but no longer
+ * count in the resident set beside the device copy, which on a CPU device is host memory
+ * too (issue 24). Tensors from memory (vkd_st_open_memory) are left alone. */
+void vkd_st_tensor_drop_pages(const vkd_st_tensor *t);
 
 const char *vkd_st_label(const vkd_st_file *f);       /* the path or label */
 size_t vkd_st_count(const vkd_st_file *f);

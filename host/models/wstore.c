@@ -111,7 +111,7 @@ static vkd_result fill_f16(void *dst, VkDeviceSize at, VkDeviceSize len, void *c
     return VKD_OK;
 }
 
-static vkd_result upload(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind kind, vkd_tensor *out)
+static vkd_result upload_from_file(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind kind, vkd_tensor *out)
 {
     size_t n = wt->nelem;
     int64_t rows = wt->rank >= 1 ? wt->shape[0] : 1, cols = (int64_t)n / (rows ? rows : 1);
@@ -177,6 +177,15 @@ done:
     return r;
 }
 
+/* The tensor uploaded, then its file pages dropped from the process (issue 24: they would
+ * otherwise stay resident beside the device copy; vkd_st_tensor_drop_pages) */
+static vkd_result upload(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind kind, vkd_tensor *out)
+{
+    vkd_result r = upload_from_file(s, wt, kind, out);
+    vkd_st_tensor_drop_pages(wt->src);
+    return r;
+}
+
 vkd_result vkd_ws_build_single(vkd_wstore *s, const char *name, vkd_wkind kind, vkd_tensor *t)
 {
     const vkd_wtensor *wt = vkd_weights_find(s->w, name);
@@ -239,6 +248,7 @@ vkd_result vkd_ws_build_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *co
         size_t at = 0;
         for (int j = 0; j < n && !r; j++) {
             r = vkd_wtensor_read_f16(wt[j], h + at);
+            vkd_st_tensor_drop_pages(wt[j]->src);
             at += wt[j]->nelem;
         }
         if (!r)
@@ -253,6 +263,7 @@ vkd_result vkd_ws_build_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *co
     size_t at = 0;
     for (int j = 0; j < n && !r; j++) { /* one block after the other */
         r = vkd_wtensor_read_f32(wt[j], host + at);
+        vkd_st_tensor_drop_pages(wt[j]->src);
         at += wt[j]->nelem;
     }
     if (!r && kind == VKD_W_LINEAR)
@@ -312,7 +323,10 @@ static float *read_exact(vkd_wstore *s, const char *name, const char *suffix, in
         return NULL;
     }
     float *v = malloc((size_t)numel * sizeof *v);
-    if (v && vkd_wtensor_read_f32(t, v)) {
+    vkd_result rr = v ? vkd_wtensor_read_f32(t, v) : VKD_OK;
+    if (v)
+        vkd_st_tensor_drop_pages(t->src);
+    if (v && rr) {
         free(v);
         v = NULL;
     }
@@ -357,7 +371,9 @@ vkd_result vkd_ws_build_lnfold(vkd_wstore *s, const char *ln, int n, const char 
     int64_t at = 0;
     for (int j = 0; j < n; j++) {
         const vkd_wtensor *t = vkd_weights_find(s->w, wn[j]);
-        if (vkd_wtensor_read_f32(t, w + at * cols))
+        vkd_result rr = vkd_wtensor_read_f32(t, w + at * cols);
+        vkd_st_tensor_drop_pages(t->src);
+        if (rr)
             goto done;
         if (biases) {
             float *bj = read_exact(s, layers[j], ".bias", t->shape[0]);

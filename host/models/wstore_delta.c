@@ -218,7 +218,10 @@ static float *read_vec(const vkd_wstore *s, const char *ln, const char *suffix, 
     snprintf(name, sizeof name, "%s%s", ln, suffix);
     const vkd_wtensor *t = vkd_weights_find(s->w, name);
     float *v = t && (int64_t)t->nelem == n ? malloc((size_t)n * sizeof *v) : NULL;
-    if (v && vkd_wtensor_read_f32(t, v)) {
+    vkd_result rr = v ? vkd_wtensor_read_f32(t, v) : VKD_OK;
+    if (v)
+        vkd_st_tensor_drop_pages(t->src);
+    if (v && rr) {
         free(v);
         v = NULL;
     }

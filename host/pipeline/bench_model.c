@@ -7,6 +7,7 @@
 #include "pipeline/bench.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <time.h>
 
@@ -294,6 +295,10 @@ static void bench_report(FILE *f, vkd_pipe *p, const vkd_bench_model_opts *o, co
                "held in blocks %.1f MiB with the UNet recorded, %.1f MiB at the peak\n",
             b->unet_weights / 1048576.0, b->ms_all.peak_allocated / 1048576.0, b->ms_unet.reserved / 1048576.0,
             b->ms_all.peak_reserved / 1048576.0);
+    struct rusage ru; /* host memory beside it: on a CPU device the device memory is host memory too */
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        fprintf(f, "host memory: peak resident set %.1f MiB (the process, device memory included on a CPU device)\n",
+                ru.ru_maxrss / 1024.0);
     vkd_memplan pl;
     vkd_memplan_in in = {.d = p->d, .ws = p->ws, .dt = p->dt, .cfg = &p->cfg, .h = h, .w = w, .batch = 2,
                          .ctx_len = VKD_PROMPT_CHUNK_LEN, .budget = p->memory_budget, .text_chunks = 2};
