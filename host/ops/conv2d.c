@@ -112,7 +112,7 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
         VKD_ERROR("conv2d: weight of %lld elements exceeds one binding window", (long long)(cout * k));
         return VKD_ERR_TOO_LARGE;
     }
-    vkd_gemm_tile tile = vkd_gemm_tile_for(vkd_cmd_device(c));
+    vkd_gemm_tile tile = vkd_gemm_tile_for_shape(vkd_cmd_device(c), nimg * oh * ow, cout, k);
     const vkd_pipeline *pl;
     vkd_result r;
 

@@ -84,6 +84,25 @@ int vkd_gemm_subgroup_ok(const vkd_device *d)
     return d->profile.subgroup8;
 }
 
+vkd_gemm_tile vkd_gemm_tile_for_shape(const vkd_device *d, int64_t m, int64_t n, int64_t k)
+{
+    vkd_gemm_tile t = vkd_gemm_tile_for(d);
+    /* CPU devices, small GEMMs (the shipped model's, a VAE's thin end convs): 4 x 16 outputs
+     * per lane instead of 4 x 64. llvmpipe compiles each kernel with LLVM at its first
+     * dispatch, and the 256-accumulator kernel took most of a cold first run: the README's
+     * first command took 47 s cold with it and 8 s with this one, and ran its UNet faster
+     * (40 against 53 ms per evaluation). Where the weights are large the big tile stays: at
+     * full-size SD1.5 64x64 (M=128, N*K up to 15M) the small one on every GEMM ran the UNet
+     * 17% slower; with this rule (N*K < 512K for M < 1024, e.g. the attention projections)
+     * it runs as before, 1435 against 1434 ms (lavapipe, Mesa 22.3.6; BENCHMARKS.md). */
+    static const vkd_gemm_tile cpu_sg_small = {32, 16, 1, 4, 16, 2};
+    int64_t nk = n * k;
+    if (t.direct == VKD_GEMM_FAM_SUBGROUP && !d->knobs.gemm_tile.bm &&
+        ((m < 1024 && nk < (1 << 19)) || nk < (1 << 16)))
+        t = cpu_sg_small;
+    return t;
+}
+
 int vkd_gemm_vec_width(const vkd_device *d, vkd_gemm_tile *t, vkd_dtype dt, int vec4, int64_t kstep, uint32_t a_off,
                        uint32_t w_off)
 {
@@ -318,7 +337,7 @@ vkd_result vkd_op_linear_ex(vkd_cmd *c, const vkd_tensor *a, const vkd_tensor *w
                   (long long)k, (long long)maxe);
         return VKD_ERR_TOO_LARGE;
     }
-    vkd_gemm_tile tile = vkd_gemm_tile_for(vkd_cmd_device(c));
+    vkd_gemm_tile tile = vkd_gemm_tile_for_shape(vkd_cmd_device(c), m, n, k);
     const vkd_pipeline *p;
     vkd_result r;
     vkd_cmd_add_flops(c, 2.0 * (double)m * (double)n * (double)k);

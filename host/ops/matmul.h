@@ -30,6 +30,9 @@ extern const vkd_gemm_tile vkd_gemm_coopmat_emu_tile;
  * devices with little shared memory or few invocations per workgroup; the device's
  * knobs.gemm_tile where set (tests, bench ops --tile). */
 vkd_gemm_tile vkd_gemm_tile_for(const vkd_device *d);
+/* The tile for an M x N output over K: on CPU devices small GEMMs take a smaller subgroup
+ * tile, which LLVM compiles several times faster (matmul.c). */
+vkd_gemm_tile vkd_gemm_tile_for_shape(const vkd_device *d, int64_t m, int64_t n, int64_t k);
 /* Whether the device can run the subgroup kernel (direct = 2): compute subgroups of
  * 8 lanes with shuffles, 16-byte texel windows (device->profile.subgroup8). */
 int vkd_gemm_subgroup_ok(const vkd_device *d);
