@@ -14,16 +14,18 @@
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
-/* resident bytes per stage for a choice (keep the UNet or not, a_vae) */
-static void stages(vkd_memplan *p, bool keep, uint64_t a_vae)
+/* resident bytes per stage for a choice (keep the UNet or not, keep the text encoder's
+ * weights or not, a_vae) */
+static void stages(vkd_memplan *p, bool keep, bool keep_text, uint64_t a_vae)
 {
-    uint64_t unet = p->w_unet + p->a_unet;
+    uint64_t unet = p->w_unet + p->a_unet, text = keep_text ? p->w_text : 0;
     p->keep_unet = keep;
+    p->keep_text = keep_text;
     p->a_vae = a_vae;
-    p->stage_unet = unet;
+    p->stage_unet = unet + text;
     p->stage_text = p->w_text + p->a_text + (keep ? unet : 0);
-    p->stage_enc = p->w_enc || p->a_enc ? p->w_enc + p->a_enc + (keep ? unet : 0) : 0;
-    p->stage_vae = p->w_vae + a_vae + (keep ? unet : 0);
+    p->stage_enc = p->w_enc || p->a_enc ? p->w_enc + p->a_enc + (keep ? unet : 0) + text : 0;
+    p->stage_vae = p->w_vae + a_vae + (keep ? unet : 0) + text;
     p->peak = max_u64(max_u64(p->stage_unet, p->stage_enc), max_u64(p->stage_text, p->stage_vae));
     p->fits = p->peak <= p->budget;
 }
@@ -83,12 +85,16 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
     p->unet_ops = u.ops;
     p->unet_act_written = u.act_written;
 
-    /* 1. whole-image decode, UNet kept; 2. UNet freed before the VAE */
+    /* 1. whole-image decode, the UNet and the text encoder's weights kept; 2. the UNet
+     * kept; 3. the UNet freed before the VAE */
     if (in->tiling != VKD_TILING_ON) {
-        stages(p, true, p->a_vae_whole);
+        stages(p, true, true, p->a_vae_whole);
         if (p->fits)
             return VKD_OK;
-        stages(p, false, p->a_vae_whole);
+        stages(p, true, false, p->a_vae_whole);
+        if (p->fits)
+            return VKD_OK;
+        stages(p, false, false, p->a_vae_whole);
         if (p->fits || in->tiling == VKD_TILING_OFF)
             return VKD_OK;
     }
@@ -105,9 +111,9 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
             return r;
         p->vae_tile = tile;
         p->vae_overlap = tile / 4;
-        stages(p, true, a_vae);
+        stages(p, true, false, a_vae);
         if (!p->fits)
-            stages(p, false, a_vae);
+            stages(p, false, false, a_vae);
         if (p->fits || (in->tiling == VKD_TILING_ON && in->tile_px > 0))
             break;
     }
@@ -136,9 +142,10 @@ void vkd_memplan_log(const vkd_memplan *p)
                  mib(p->w_enc), mib(p->a_enc), 8 * p->enc_tile, 8 * p->enc_tile, mib(p->a_enc_whole));
     else if (p->w_enc || p->a_enc)
         VKD_INFO("  VAE encoder:  weights %7.1f MiB + activations %6.1f MiB", mib(p->w_enc), mib(p->a_enc));
-    VKD_INFO("  resident: text %.1f MiB, UNet %.1f MiB, VAE %.1f MiB; peak %.1f MiB; UNet %s between images",
+    VKD_INFO("  resident: text %.1f MiB, UNet %.1f MiB, VAE %.1f MiB; peak %.1f MiB; UNet %s between images%s",
              mib(p->stage_text), mib(p->stage_unet), mib(p->stage_vae), mib(p->peak),
-             p->keep_unet ? "kept" : "freed before the VAE and uploaded again");
+             p->keep_unet ? "kept" : "freed before the VAE and uploaded again",
+             p->keep_text ? ", the text encoder's weights too" : "");
 }
 
 void vkd_memplan_explain(const vkd_memplan *p, char *buf, size_t n)

@@ -15,8 +15,9 @@
  *          (+ the UNet, when kept)
  *
  * Choices, in order: encode in tiles when the whole-image encode alone does not fit
- * (or when asked); keep the UNet (weights and recorded pool) resident between
- * images when everything fits; otherwise free it before the VAE (it is uploaded again
+ * (or when asked); keep the UNet (weights and recorded pool) and the text encoder's
+ * weights resident between images when everything fits with both (issue 24: the text
+ * encoder's upload was most of its time per image), else the UNet alone; otherwise free it before the VAE (it is uploaded again
  * for the next image); decode in tiles when the whole-image decode does not fit (or
  * when asked); refuse, before allocating, when the UNet stage alone does not fit. */
 #ifndef VKD_PIPELINE_MEMPLAN_H
@@ -41,6 +42,8 @@ typedef struct vkd_memplan {
     uint32_t unet_ops;               /* ops in one UNet evaluation (dry run) */
     uint64_t unet_act_written;       /* bytes of all UNet activations (each written once) */
     bool keep_unet;                  /* UNet stays resident through the VAE and the next prompt */
+    bool keep_text;                  /* the text encoder's weights too (its recordings are freed): a whole
+                                      * decode with everything resident fits; saves their upload per image */
     int vae_tile;                    /* 0: whole image; else tile edge in latent pixels */
     int vae_overlap;                 /* tile overlap in latent pixels */
     int enc_tile;                    /* the encoder's: 0 whole image, else tile edge in latent pixels (its

@@ -50,17 +50,20 @@ vkd_result vkd_text_stage_create(vkd_pipe *p, vkd_text_stage **out)
     return VKD_OK;
 }
 
-void vkd_text_stage_release(vkd_text_stage *s)
+void vkd_text_stage_release_ex(vkd_text_stage *s, bool keep_weights)
 {
     if (!s)
         return;
     for (int i = 0; i < KEPT_MAX; i++)
         if (s->kept[i].cmd || s->kept[i].pool)
             recording_free(s->p->d, &s->kept[i]);
-    for (int k = 0; k < s->p->cfg.n_text; k++)
-        vkd_wstore_release(s->p->ws, s->p->cfg.text[k].prefix);
+    if (!keep_weights)
+        for (int k = 0; k < s->p->cfg.n_text; k++)
+            vkd_wstore_release(s->p->ws, s->p->cfg.text[k].prefix);
     vkd_memory_trim(s->p->d);
 }
+
+void vkd_text_stage_release(vkd_text_stage *s) { vkd_text_stage_release_ex(s, false); }
 
 void vkd_text_stage_destroy(vkd_text_stage *s)
 {

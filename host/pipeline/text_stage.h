@@ -65,5 +65,7 @@ vkd_result vkd_text_stage_run(vkd_text_stage *s, const vkd_text_batch *b, const 
 const float *vkd_text_stage_pooled(const vkd_text_stage *s);
 /* Free the recordings and the encoder's weights (uploaded again by the next run). */
 void vkd_text_stage_release(vkd_text_stage *s);
+/* The recordings only, the weights kept resident when keep_weights (the plan's keep_text) */
+void vkd_text_stage_release_ex(vkd_text_stage *s, bool keep_weights);
 
 #endif

@@ -231,7 +231,7 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     const vkd_tensor *context = NULL;
     if (!given) {
         r = vkd_text_stage_run(P->text, &tb, &context, NULL);
-        vkd_text_stage_release(P->text);
+        vkd_text_stage_release_ex(P->text, plan.keep_text); /* the weights stay when the plan keeps them */
         if (r)
             goto done;
     }
