@@ -46,6 +46,7 @@ struct vkd_http_req {
     char *body;
     size_t len, cap;
     int too_large;
+    double t0;              /* when its headers were in (the access log's time) */
     struct MHD_PostProcessor *pp;
     int pp_done;            /* the parser stopped (the closing boundary, or a damaged body) */
     form_field fields[MAX_FIELDS];
@@ -386,6 +387,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r)
             return MHD_NO;
         r->h = h, r->c = c;
+        r->t0 = vkd_serve_now();
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->cn = ci ? ci->socket_context : NULL;
         *con_cls = r;
@@ -437,7 +439,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     set_receiving(h, r->cn, 0);
     if (!strcmp(url, "/v1/images/edits") && !strcmp(method, "POST") && !r->pp)
         return send_reply(c, vkd_reply_openai_error(400, "/v1/images/edits takes multipart/form-data", NULL));
-    return send_reply(c, route(h, r, method, url));
+    vkd_reply rep = route(h, r, method, url);
+    /* an access log line per request (progress polls, a page's every 400 ms, only with -v) */
+    if (h->srv->cfg.verbose || strcmp(url, "/sdapi/v1/progress")) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char ip[INET6_ADDRSTRLEN] = "?";
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip, sizeof ip);
+        else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip, sizeof ip);
+        fprintf(stderr, "vkdiff serve: %s \"%s %.200s\" %d %.2f s\n", ip, method, url, rep.status,
+                vkd_serve_now() - r->t0);
+    }
+    return send_reply(c, rep);
 }
 
 int vkd_http_start(vkd_server *srv, vkd_http **out, int *bound_port)
