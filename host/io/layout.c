@@ -34,7 +34,7 @@ static vkd_result add_opened(vkd_weights *w, vkd_st_file *f)
     return VKD_OK;
 }
 
-static vkd_result add_file(vkd_weights *w, const char *path, vkd_st_file **out)
+vkd_result vkd_layout_add_file(vkd_weights *w, const char *path, vkd_st_file **out)
 {
     if (w->nfiles == w->capfiles) {
         size_t cap = w->capfiles ? w->capfiles * 2 : 8;
@@ -58,7 +58,7 @@ static vkd_result map_single_file(vkd_weights *w, vkd_st_file *f, int skip_vae);
 static vkd_result open_single_file(vkd_weights *w, const char *path, int skip_vae)
 {
     vkd_st_file *f;
-    vkd_result r = add_file(w, path, &f);
+    vkd_result r = vkd_layout_add_file(w, path, &f);
     if (r)
         return r;
     return map_single_file(w, f, skip_vae);
@@ -83,13 +83,13 @@ static vkd_result map_single_file(vkd_weights *w, vkd_st_file *f, int skip_vae)
     return r;
 }
 
-static int is_dir(const char *p)
+int vkd_layout_is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int is_file(const char *p)
+int vkd_layout_is_file(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
@@ -102,11 +102,11 @@ static int find_component(const char *dir, const char *sub, const char *stem, ch
     static const char *const suffix[] = {".safetensors", ".fp16.safetensors", ".bin", ".fp16.bin"};
     for (int i = 0; i < 4; i++) {
         snprintf(out, cap, "%s/%s/%s%s", dir, sub, stem, suffix[i]);
-        if (is_file(out))
+        if (vkd_layout_is_file(out))
             return i < 2 ? 1 : -1;
     }
     snprintf(out, cap, "%s/%s/%s.safetensors.index.json", dir, sub, stem);
-    if (is_file(out))
+    if (vkd_layout_is_file(out))
         return -2;
     return 0;
 }
@@ -118,7 +118,7 @@ static vkd_result open_component(vkd_weights *w, const char *dir, const char *su
     *f = NULL;
     int k = find_component(dir, sub, stem, path, sizeof path);
     if (k == 1)
-        return add_file(w, path, f);
+        return vkd_layout_add_file(w, path, f);
     if (k == -1)
         return vkd_st_open(path, f); /* refuses the pickle with its message */
     if (k == -2) {
@@ -181,7 +181,7 @@ static vkd_result open_diffusers(vkd_weights *w, const char *dir, int skip_vae)
     for (int i = 0; i < 2; i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", dir, tok[i]);
-        if (is_dir(p) && !(w->tok_dir[i] = strdup(p)))
+        if (vkd_layout_is_dir(p) && !(w->tok_dir[i] = strdup(p)))
             return VKD_ERR_OUT_OF_HOST_MEMORY;
     }
     return VKD_OK;
@@ -191,12 +191,12 @@ static vkd_result open_vae_override(vkd_weights *w, const char *path)
 {
     vkd_st_file *f = NULL;
     vkd_result r;
-    if (is_dir(path)) { /* a diffusers vae/ folder, or a model folder holding one */
+    if (vkd_layout_is_dir(path)) { /* a diffusers vae/ folder, or a model folder holding one */
         char sub[4096];
         snprintf(sub, sizeof sub, "%s/vae", path);
-        r = open_component(w, path, is_dir(sub) ? "vae" : ".", "diffusion_pytorch_model", 1, &f);
+        r = open_component(w, path, vkd_layout_is_dir(sub) ? "vae" : ".", "diffusion_pytorch_model", 1, &f);
     } else {
-        r = add_file(w, path, &f);
+        r = vkd_layout_add_file(w, path, &f);
     }
     if (r)
         return r;
@@ -237,7 +237,7 @@ vkd_result vkd_weights_open(const char *model_path, const char *vae_path, vkd_we
     if (!w)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     vkd_result r;
-    if (is_dir(model_path)) {
+    if (vkd_layout_is_dir(model_path)) {
         w->layout = VKD_LAYOUT_DIFFUSERS;
         r = open_diffusers(w, model_path, vae_path != NULL);
     } else {

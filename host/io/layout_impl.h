@@ -63,6 +63,10 @@ vkd_result vkd_layout_ignore_rest(vkd_weights *w, const vkd_st_file *f, const un
 int vkd_layout_count_index(const vkd_st_file *f, const char *prefix);
 /* Whether some key of f starts with prefix. */
 int vkd_layout_has_prefix(const vkd_st_file *f, const char *prefix);
+/* A safetensors file opened and owned by w (layout.c; the TAESD layouts use it too). */
+vkd_result vkd_layout_add_file(vkd_weights *w, const char *path, vkd_st_file **out);
+int vkd_layout_is_dir(const char *p);
+int vkd_layout_is_file(const char *p);
 
 /* layout_tables.c: the fixed rule sets, and the parts whose rules are generated */
 extern const ruleset vkd_rs_identity; /* a CompVis UNet: already internal naming */

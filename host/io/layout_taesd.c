@@ -17,35 +17,6 @@
  * naming what is wrong, rather than silently ignored */
 #define MAX_INDEX 64
 
-static int is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static vkd_result add_file(vkd_weights *w, const char *path, vkd_st_file **out)
-{
-    if (w->nfiles == w->capfiles) {
-        size_t cap = w->capfiles ? w->capfiles * 2 : 4;
-        vkd_st_file **p = realloc(w->files, cap * sizeof *p);
-        if (!p)
-            return VKD_ERR_OUT_OF_HOST_MEMORY;
-        w->files = p;
-        w->capfiles = cap;
-    }
-    vkd_result r = vkd_st_open(path, out);
-    if (r)
-        return r;
-    w->files[w->nfiles++] = *out;
-    return VKD_OK;
-}
-
 /* rules "<src><i>." -> "<dst><i + shift>." for every index */
 static int add_index_rules(ruleset *rs, const char *src, const char *dst, int shift)
 {
@@ -91,7 +62,7 @@ static vkd_result map_file(vkd_weights *w, const vkd_st_file *f)
 static vkd_result open_and_map(vkd_weights *w, const char *path)
 {
     vkd_st_file *f = NULL;
-    vkd_result r = add_file(w, path, &f);
+    vkd_result r = vkd_layout_add_file(w, path, &f);
     return r ? r : map_file(w, f);
 }
 
@@ -103,13 +74,13 @@ static vkd_result open_folder(vkd_weights *w, const char *dir)
     char p[4096];
     for (size_t i = 0; i < sizeof diffusers / sizeof diffusers[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, diffusers[i]);
-        if (is_file(p))
+        if (vkd_layout_is_file(p))
             return open_and_map(w, p);
     }
     int found = 0;
     for (size_t i = 0; i < sizeof pair / sizeof pair[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, pair[i]);
-        if (!is_file(p))
+        if (!vkd_layout_is_file(p))
             continue;
         vkd_result r = open_and_map(w, p);
         if (r)
@@ -155,8 +126,8 @@ vkd_result vkd_weights_open_taesd(const char *path, vkd_weights **out)
     vkd_weights *w = calloc(1, sizeof *w);
     if (!w)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
-    w->layout = is_dir(path) ? VKD_LAYOUT_DIFFUSERS : VKD_LAYOUT_COMPVIS;
-    vkd_result r = is_dir(path) ? open_folder(w, path) : open_and_map(w, path);
+    w->layout = vkd_layout_is_dir(path) ? VKD_LAYOUT_DIFFUSERS : VKD_LAYOUT_COMPVIS;
+    vkd_result r = vkd_layout_is_dir(path) ? open_folder(w, path) : open_and_map(w, path);
     if (!r)
         r = finish(w, path);
     if (r) {
