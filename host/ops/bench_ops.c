@@ -46,6 +46,10 @@ static const bench_case cases[] = {
     {"self-attention, level 0 (8 heads x 40)", 2, 4096, 320, 8, 0, 0, 0, 1},
     {"self-attention, level 1 (8 heads x 80)", 2, 1024, 640, 8, 0, 0, 0, 0},
     {"VAE mid-block attention (1 head x 512)", 2, 4096, 512, 1, 0, 0, 0, 1},
+    /* a 64x64 image (latent 8x8): small M, the weights streamed for a few rows (issue 24) */
+    {"64x64 image: attn q/k/v/out, level 2 (4 tokens)", 0, 4, 1280, 1280, 0, 0, 0, 1},
+    {"64x64 image: ResBlock conv 1x1 1280->1280, level 3", 1, 0, 0, 0, 1, 1280, 1280, 1},
+    {"64x64 image: ResBlock conv 8x8 320->320, level 0", 1, 0, 0, 0, 8, 320, 320, 1},
 };
 
 static int cmp_double(const void *a, const void *b)
