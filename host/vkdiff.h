@@ -111,8 +111,12 @@ typedef struct vkd_gen_params {
     int steps;                   /* default 20 */
     float cfg;                   /* classifier-free guidance scale, default 7; 1 = no guidance (one UNet pass) */
     int64_t seed;                /* < 0: random (written back to seed_used) */
-    const char *sampler;         /* euler, euler_a (default), heun, dpm++2m, ddim, lcm */
-    const char *schedule;        /* discrete (default), karras, trailing */
+    const char *sampler;         /* euler, euler_a (default), heun, dpm++2m, ddim, lcm, lms, dpm2, dpm2_a,
+                                    dpm++2s_a, dpm++sde, dpm++2m_sde, dpm++2m_sde_heun, dpm++3m_sde,
+                                    uni_pc, uni_pc_bh2, restart (docs/samplers.md) */
+    const char *schedule;        /* discrete (default), karras, trailing, exponential, polyexponential,
+                                    sgm_uniform, simple, normal, ddim_uniform, beta, kl_optimal, ays
+                                    (the SDXL table for an SDXL model), ays_sdxl */
     const char *rng;             /* cpu (torch CPU randn, ComfyUI; default) or cuda (torch CUDA Philox, A1111) */
     const char *prediction;      /* NULL: eps (v for a diffusers SD2-768 whose scheduler config says so), "eps", "v" */
     int clip_skip;               /* 0/1: last layer (SD1) ; 2: penultimate. SD2 always uses the penultimate layer */

@@ -25,7 +25,11 @@ void vkd_infotext(vkd_strbuf *b, const vkd_gen_params *gp, const char *model, co
     if (gp->negative && *gp->negative)
         vkd_strbuf_printf(b, "Negative prompt: %s\n", gp->negative);
     vkd_strbuf_printf(b, "Steps: %d, Sampler: %s, ", gp->steps, vkd_sampler_a1111(gp->sampler));
-    if (!strcmp(gp->schedule, "karras")) /* A1111 writes the scheduler when it is not the default */
+    /* A1111 writes the scheduler unless it is "Automatic"; reading an infotext without one
+     * gives the sampler's default, so it is written whenever it differs from that */
+    const char *automatic = NULL;
+    if (gp->schedule && (vkd_schedule_lookup("automatic", gp->sampler, &automatic) != 0 ||
+                         strcmp(automatic, gp->schedule)))
         vkd_strbuf_printf(b, "Schedule type: %s, ", vkd_schedule_a1111_label(gp->schedule));
     vkd_strbuf_printf(b, "CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s", gp->cfg, (long long)gp->seed_used,
                       gp->width, gp->height, model);
@@ -46,4 +50,9 @@ void vkd_infotext(vkd_strbuf *b, const vkd_gen_params *gp, const char *model, co
         vkd_strbuf_printf(b, ", VAE: %s", vae);
     if (gp->rng && !strcmp(gp->rng, "cpu"))
         vkd_strbuf_printf(b, ", RNG: CPU");
+    /* A1111 and ComfyUI draw these samplers' noise from a Brownian tree (torchsde); vkdiff
+     * draws a fresh normal vector per step (docs/samplers.md): said, so nobody expects the
+     * same image from the same seed */
+    if (gp->sampler && strstr(gp->sampler, "sde"))
+        vkd_strbuf_printf(b, ", SDE noise: per step (not Brownian tree)");
 }

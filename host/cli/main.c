@@ -13,6 +13,7 @@
 #include "cli/image_read.h"
 #include "cli/infotext.h"
 #include "cli/interrupt.h"
+#include "cli/names.h"
 #include "cli/outputs.h"
 #include "cli/png_write.h"
 #include "cli/preview.h"
@@ -48,8 +49,14 @@ static void usage(FILE *f)
             "  --steps N              sampling steps (default 20)\n"
             "  --cfg X                guidance scale (default 7; 1 = no guidance, one UNet pass per step)\n"
             "  --seed N               seed (default -1: random, printed)\n"
-            "  --sampler NAME         euler, euler_a (default), heun, dpm++2m, ddim, lcm\n"
-            "  --schedule NAME        discrete (default), karras, trailing (SD-Turbo)\n"
+            "  --sampler NAME         euler, euler_a (default), heun, dpm++2m, ddim, lcm, lms, dpm2, dpm2_a,\n"
+            "                         dpm++2s_a, dpm++sde, dpm++2m_sde, dpm++2m_sde_heun, dpm++3m_sde, uni_pc,\n"
+            "                         uni_pc_bh2, restart; or A1111's names (\"DPM++ 2M SDE Karras\") and\n"
+            "                         ComfyUI's (dpmpp_2m_sde, euler_ancestral): docs/samplers.md\n"
+            "  --schedule NAME        discrete (default), karras, trailing (SD-Turbo), exponential,\n"
+            "                         polyexponential, sgm_uniform, simple, normal, ddim_uniform, beta,\n"
+            "                         kl_optimal, ays, ays_sdxl; A1111's labels (\"SGM Uniform\", \"Align Your\n"
+            "                         Steps\", \"Automatic\": the sampler's A1111 default)\n"
             "  --rng cpu|cuda         torch CPU randn (ComfyUI, default) or CUDA Philox (A1111)\n"
             "  --prediction eps|v     model output type (default eps; v for SD 2.x 768)\n"
             "  --clip-skip N          2 = penultimate text-encoder layer (SD1); SD2 and SDXL always use it\n"
@@ -595,6 +602,9 @@ int main(int argc, char **argv)
             set_size = 1;
         }
     }
+    /* A1111 and ComfyUI spellings ("DPM++ 2M SDE", "SGM Uniform", "Automatic") to the
+     * library's names; an unknown one is left for the library's message */
+    vkd_names_resolve(&gp.sampler, &gp.schedule, set_schedule);
     /* everything that can be checked without the GPU, before touching it */
     if (vkd_gen_params_check(&gp) != VKD_OK) {
         vkd_cli_image_free(&init), vkd_cli_image_free(&mask);

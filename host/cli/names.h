@@ -9,7 +9,7 @@
 typedef struct vkd_sampler_name {
     const char *vkdiff;        /* the library's name: euler_a */
     const char *a1111;         /* A1111's display name: "Euler a" */
-    const char *aliases[3];    /* A1111's aliases: k_euler_a, k_euler_ancestral */
+    const char *aliases[4];    /* A1111's aliases (k_euler_a) and ComfyUI's names (euler_ancestral) */
     const char *auto_schedule; /* what A1111's "Automatic" scheduler gives this sampler (1.9+) */
 } vkd_sampler_name;
 
@@ -30,6 +30,13 @@ extern const int vkd_n_schedule_names;
 int vkd_sampler_lookup(const char *name, const char **sampler, const char **schedule);
 /* "Automatic" (or "") gives the sampler's A1111 default; -1 when unknown. */
 int vkd_schedule_lookup(const char *name, const char *sampler, const char **schedule);
+
+/* The CLI's --sampler / --schedule values, resolved in place to the library's names:
+ * A1111 display names and aliases, ComfyUI names, the old combined names (whose schedule
+ * counts unless schedule_given), "Automatic" for the sampler's A1111 default. A name no
+ * table knows is left as it is (the library's message lists the valid ones): returns 0;
+ * -1 / -2 are reserved for callers that want to stop at an unknown sampler / schedule. */
+int vkd_names_resolve(const char **sampler, const char **schedule, int schedule_given);
 
 /* The library's names to A1111's display names (the name itself when not in the tables). */
 const char *vkd_sampler_a1111(const char *sampler);

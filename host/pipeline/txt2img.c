@@ -163,6 +163,9 @@ vkd_result vkd_txt2img(vkd_pipe *P, vkd_gen_params *p, const vkd_txt2img_io *io,
     vkd_prediction pred = VKD_PREDICTION_EPS;
     vkd_sampler_parse(p->sampler, &sk);
     vkd_schedule_parse(p->schedule, &sc);
+    /* A1111's "Align Your Steps" takes NVIDIA's SDXL table for an SDXL model */
+    if (sc == VKD_SCHEDULE_AYS && P->cfg.unet.adm_in_channels)
+        sc = VKD_SCHEDULE_AYS_SDXL;
     vkd_rng_parse(p->rng, &rk);
     if (p->prediction)
         vkd_prediction_parse(p->prediction, &pred);

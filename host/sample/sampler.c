@@ -5,8 +5,14 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "sample/sampler_impl.h"
+#include "sample/schedule_impl.h"
 
-static const char *const sampler_names[] = {"euler", "euler_a", "heun", "dpm++2m", "ddim", "lcm"};
+static const char *const sampler_names[] = {"euler",     "euler_a",     "heun",        "dpm++2m",
+                                            "ddim",      "lcm",         "lms",         "dpm2",
+                                            "dpm2_a",    "dpm++2s_a",   "dpm++sde",    "dpm++2m_sde",
+                                            "dpm++2m_sde_heun", "dpm++3m_sde", "uni_pc", "uni_pc_bh2",
+                                            "restart"};
 #define N_SAMPLERS ((int)(sizeof sampler_names / sizeof sampler_names[0]))
 
 vkd_result vkd_sampler_parse(const char *name, vkd_sampler_kind *out)
@@ -17,7 +23,9 @@ vkd_result vkd_sampler_parse(const char *name, vkd_sampler_kind *out)
             return VKD_OK;
         }
     }
-    VKD_ERROR("unknown sampler '%s' (expected euler, euler_a, heun, dpm++2m, ddim or lcm)", name ? name : "(null)");
+    VKD_ERROR("unknown sampler '%s' (expected euler, euler_a, heun, dpm++2m, ddim, lcm, lms, dpm2, dpm2_a, "
+              "dpm++2s_a, dpm++sde, dpm++2m_sde, dpm++2m_sde_heun, dpm++3m_sde, uni_pc, uni_pc_bh2 or restart)",
+              name ? name : "(null)");
     return VKD_ERR_INVALID_ARG;
 }
 
@@ -71,32 +79,56 @@ vkd_result vkd_sample_sigmas(const vkd_sample_params *p, float *sigmas, size_t c
         *count = (size_t)m;
         return VKD_OK;
     }
-    if (cap < (size_t)p->steps + 1) {
-        VKD_ERROR("sampler: room for %zu sigmas, need %d", cap, p->steps + 1);
+    /* A1111 (sd_samplers_kdiffusion.py): DPM2, DPM2 a and DPM++ 3M SDE set
+     * discard_next_to_last_sigma: the schedule is made for one step more and its
+     * next-to-last sigma dropped, so the run still takes `steps` steps */
+    int discard = vkd_sampler_discards_penultimate(p->sampler);
+    float all[VKD_MAX_STEPS + 3];
+    size_t m = 0;
+    r = vkd_schedule_sigmas_n(p->table, p->schedule, p->steps + discard, all, sizeof all / sizeof all[0], &m);
+    if (r != VKD_OK)
+        return r;
+    if (discard && m >= 2) {
+        all[m - 2] = all[m - 1];
+        m--;
+    }
+    /* img2img: the schedule's tail from `first` (A1111: sigmas[steps - t_enc - 1:]) */
+    if ((size_t)p->first + 2 > m) {
+        VKD_ERROR("sampler: cannot start at noise level %d of a %zu-sigma schedule", p->first, m);
         return VKD_ERR_INVALID_ARG;
     }
-    r = vkd_schedule_sigmas(p->table, p->schedule, p->steps, sigmas);
-    if (r == VKD_OK) { /* img2img: the schedule's tail from `first` */
-        memmove(sigmas, sigmas + p->first, (size_t)(p->steps + 1 - p->first) * sizeof *sigmas);
-        *count = (size_t)(p->steps + 1 - p->first);
+    m -= (size_t)p->first;
+    if (cap < m) {
+        VKD_ERROR("sampler: room for %zu sigmas, need %zu", cap, m);
+        return VKD_ERR_INVALID_ARG;
     }
-    return r;
+    memcpy(sigmas, all + p->first, m * sizeof *sigmas);
+    *count = m;
+    return VKD_OK;
+}
+
+int vkd_sampler_discards_penultimate(vkd_sampler_kind kind)
+{
+    return kind == VKD_SAMPLER_DPM2 || kind == VKD_SAMPLER_DPM2_A || kind == VKD_SAMPLER_DPMPP_3M_SDE;
+}
+
+int vkd_sampler_is_stochastic(vkd_sampler_kind kind)
+{
+    switch (kind) {
+    case VKD_SAMPLER_EULER_A: case VKD_SAMPLER_LCM: case VKD_SAMPLER_DPM2_A: case VKD_SAMPLER_DPMPP_2S_A:
+    case VKD_SAMPLER_DPMPP_SDE: case VKD_SAMPLER_DPMPP_2M_SDE: case VKD_SAMPLER_DPMPP_2M_SDE_HEUN:
+    case VKD_SAMPLER_DPMPP_3M_SDE: case VKD_SAMPLER_RESTART:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* ---- one run ---------------------------------------------------------------------- */
 
-typedef struct run {
-    const vkd_sample_params *p;
-    const float *sigmas;        /* [n_steps + 1] */
-    int n_steps;
-    size_t n;
-    float *x;                   /* [n] */
-    float *den;                 /* [n] scratch */
-    float *aux;                 /* [n] scratch: d, old denoised, noise */
-    float *aux2;                /* [n] scratch: heun's x_2 / denoised_2 */
-} run;
+typedef vkd_run run;
 
-static vkd_result call_model(run *s, const float *x, float sigma, float *den)
+vkd_result vkd_run_model(vkd_run *s, const float *x, float sigma, float *den)
 {
     vkd_result r = s->p->denoise(s->p->denoise_user, x, sigma, den, s->n);
     if (r != VKD_OK)
@@ -104,10 +136,10 @@ static vkd_result call_model(run *s, const float *x, float sigma, float *den)
     return r;
 }
 
-static vkd_result report(run *s, int step)
+vkd_result vkd_run_report(vkd_run *s, int step, float sigma)
 {
     if (s->p->after_step) {
-        vkd_result r = s->p->after_step(s->p->after_step_user, s->x, s->n, s->sigmas[step]);
+        vkd_result r = s->p->after_step(s->p->after_step_user, s->x, s->n, sigma);
         if (r != VKD_OK)
             return r;
     }
@@ -118,13 +150,17 @@ static vkd_result report(run *s, int step)
     return VKD_OK;
 }
 
-static vkd_result draw_noise(run *s, float *out)
+vkd_result vkd_run_noise(vkd_run *s, float *out)
 {
     vkd_result r = vkd_rng_randn(s->p->rng, out, s->n);
     if (r != VKD_OK)
         VKD_ERROR("sampler: drawing step noise failed");
     return r;
 }
+
+#define call_model vkd_run_model
+#define draw_noise vkd_run_noise
+#define report(s, step) vkd_run_report((s), (step), (s)->sigmas[(step)])
 
 /* k-diffusion sample_euler with s_churn = 0 (so sigma_hat = sigma) */
 static vkd_result run_euler(run *s)
@@ -314,29 +350,33 @@ vkd_result vkd_sample(const vkd_sample_params *p, const float *noise, float *x, 
         VKD_ERROR("sampler: empty or NULL latent");
         return VKD_ERR_INVALID_ARG;
     }
-    if ((p->sampler == VKD_SAMPLER_EULER_A || p->sampler == VKD_SAMPLER_LCM) && !p->rng) {
+    if (vkd_sampler_is_stochastic(p->sampler) && !p->rng) {
         VKD_ERROR("sampler: %s needs a noise generator", vkd_sampler_name(p->sampler));
         return VKD_ERR_INVALID_ARG;
     }
-    if (n > SIZE_MAX / (3 * sizeof(float))) {
+    if (n > SIZE_MAX / ((3 + VKD_RUN_EXTRA) * sizeof(float))) {
         VKD_ERROR("sampler: latent of %zu elements is too large", n);
         return VKD_ERR_INVALID_ARG;
     }
 
-    float sigmas[VKD_MAX_STEPS + 2];
+    float sigmas[VKD_MAX_STEPS + 3];
     size_t count = 0;
     if ((r = vkd_sample_sigmas(p, sigmas, sizeof sigmas / sizeof sigmas[0], &count)) != VKD_OK)
         return r;
 
     run s = {.p = p, .sigmas = sigmas, .n_steps = (int)count - 1, .n = n, .x = x};
-    float *scratch = malloc(3 * n * sizeof(float));
+    /* the first six samplers need 3 vectors, LMS and the multistep ones more */
+    size_t nvec = p->sampler <= VKD_SAMPLER_LCM ? 3 : 3 + VKD_RUN_EXTRA;
+    float *scratch = malloc(nvec * n * sizeof(float));
     if (!scratch) {
-        VKD_ERROR("sampler: out of memory for %zu-element scratch", 3 * n);
+        VKD_ERROR("sampler: out of memory for %zu-element scratch", nvec * n);
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     }
     s.den = scratch;
     s.aux = scratch + n;
     s.aux2 = scratch + 2 * n;
+    for (size_t e = 0; e + 3 < nvec; e++)
+        s.extra[e] = scratch + (3 + e) * n;
 
     if (p->sampler == VKD_SAMPLER_DDIM) {
         int ts[VKD_MAX_STEPS + 1], m = 0;
@@ -356,6 +396,17 @@ vkd_result vkd_sample(const vkd_sample_params *p, const float *noise, float *x, 
     case VKD_SAMPLER_HEUN: r = run_heun(&s); break;
     case VKD_SAMPLER_DPMPP_2M: r = run_dpmpp_2m(&s); break;
     case VKD_SAMPLER_LCM: r = run_lcm(&s); break;
+    case VKD_SAMPLER_LMS: r = vkd_run_lms(&s); break;
+    case VKD_SAMPLER_DPM2: r = vkd_run_dpm2(&s); break;
+    case VKD_SAMPLER_DPM2_A: r = vkd_run_dpm2_a(&s); break;
+    case VKD_SAMPLER_DPMPP_2S_A: r = vkd_run_dpmpp_2s_a(&s); break;
+    case VKD_SAMPLER_DPMPP_SDE: r = vkd_run_dpmpp_sde(&s); break;
+    case VKD_SAMPLER_DPMPP_2M_SDE: r = vkd_run_dpmpp_2m_sde(&s, 0); break;
+    case VKD_SAMPLER_DPMPP_2M_SDE_HEUN: r = vkd_run_dpmpp_2m_sde(&s, 1); break;
+    case VKD_SAMPLER_DPMPP_3M_SDE: r = vkd_run_dpmpp_3m_sde(&s); break;
+    case VKD_SAMPLER_UNI_PC: r = vkd_run_unipc(&s, 0); break;
+    case VKD_SAMPLER_UNI_PC_BH2: r = vkd_run_unipc(&s, 1); break;
+    case VKD_SAMPLER_RESTART: r = vkd_run_restart(&s); break;
     default: r = VKD_ERR_INTERNAL; break;
     }
     free(scratch);

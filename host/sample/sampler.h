@@ -24,11 +24,27 @@ typedef enum vkd_sampler_kind {
     VKD_SAMPLER_DPMPP_2M = 3,
     VKD_SAMPLER_DDIM = 4,       /* A1111's, eta = 0; ignores the schedule */
     VKD_SAMPLER_LCM = 5,
+    /* sampler_extra.c and unipc.c: A1111's and ComfyUI's further samplers */
+    VKD_SAMPLER_LMS = 6,            /* k-diffusion sample_lms, order 4 */
+    VKD_SAMPLER_DPM2 = 7,           /* sample_dpm_2; A1111 drops the penultimate sigma */
+    VKD_SAMPLER_DPM2_A = 8,         /* sample_dpm_2_ancestral, eta 1; likewise */
+    VKD_SAMPLER_DPMPP_2S_A = 9,     /* sample_dpmpp_2s_ancestral, eta 1 */
+    VKD_SAMPLER_DPMPP_SDE = 10,     /* sample_dpmpp_sde, eta 1, r 1/2 */
+    VKD_SAMPLER_DPMPP_2M_SDE = 11,  /* sample_dpmpp_2m_sde, midpoint, eta 1 */
+    VKD_SAMPLER_DPMPP_2M_SDE_HEUN = 12, /* the same, solver_type heun */
+    VKD_SAMPLER_DPMPP_3M_SDE = 13,  /* sample_dpmpp_3m_sde, eta 1; A1111 drops the penultimate sigma */
+    VKD_SAMPLER_UNI_PC = 14,        /* ComfyUI uni_pc (bh1), order 3 */
+    VKD_SAMPLER_UNI_PC_BH2 = 15,    /* ComfyUI uni_pc_bh2 */
+    VKD_SAMPLER_RESTART = 16,       /* A1111 restart_sampler: Heun with restarts from 20 steps on */
 } vkd_sampler_kind;
 
-/* "euler", "euler_a", "heun", "dpm++2m", "ddim", "lcm" -> kind */
+/* "euler", "euler_a", "heun", "dpm++2m", "ddim", "lcm", "lms", ... (sampler.c's list) -> kind */
 vkd_result vkd_sampler_parse(const char *name, vkd_sampler_kind *out);
 const char *vkd_sampler_name(vkd_sampler_kind kind);
+/* 1 for the samplers that draw noise after the start (they need vkd_sample_params.rng) */
+int vkd_sampler_is_stochastic(vkd_sampler_kind kind);
+/* 1 for the samplers A1111 runs with discard_next_to_last_sigma (DPM2, DPM2 a, DPM++ 3M SDE) */
+int vkd_sampler_discards_penultimate(vkd_sampler_kind kind);
 
 /* Returns denoised[n], the clean-latent estimate for the noisy latent x[n] at noise
  * level sigma (k-diffusion convention: x = x0 + sigma * noise). The callback scales

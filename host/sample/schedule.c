@@ -4,11 +4,12 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "sample/schedule_impl.h"
 
 /* torch.linspace's CPU formula (RangeFactoriesKernel.cpp): the first half counts up
  * from start, the second half down from end, so both ends are exact. The AVX2 loop
  * forms lanes as base + i*step instead, which can differ by an ulp. */
-static float linspace_f32(float start, float end, int steps, int idx)
+float vkd_linspace_f32(float start, float end, int steps, int idx)
 {
     if (steps == 1)
         return start;
@@ -73,28 +74,45 @@ float vkd_t_to_sigma(const vkd_noise_table *tab, float t)
     return expf(log_sigma);
 }
 
-static const char *const schedule_names[] = {"discrete", "karras", "trailing"};
+static const char *const schedule_names[] = {"discrete",     "karras", "trailing",   "exponential", "polyexponential",
+                                             "sgm_uniform",  "simple", "normal",     "ddim_uniform", "beta",
+                                             "kl_optimal",   "ays",    "ays_sdxl"};
+#define N_SCHEDULES ((int)(sizeof schedule_names / sizeof schedule_names[0]))
 
 vkd_result vkd_schedule_parse(const char *name, vkd_schedule *out)
 {
-    for (int i = 0; name && i < (int)(sizeof schedule_names / sizeof schedule_names[0]); i++) {
+    for (int i = 0; name && i < N_SCHEDULES; i++) {
         if (strcmp(name, schedule_names[i]) == 0) {
             *out = (vkd_schedule)i;
             return VKD_OK;
         }
     }
-    VKD_ERROR("unknown schedule '%s' (expected discrete, karras or trailing)", name ? name : "(null)");
+    VKD_ERROR("unknown schedule '%s' (expected discrete, karras, trailing, exponential, polyexponential, "
+              "sgm_uniform, simple, normal, ddim_uniform, beta, kl_optimal, ays or ays_sdxl)",
+              name ? name : "(null)");
     return VKD_ERR_INVALID_ARG;
 }
 
 const char *vkd_schedule_name(vkd_schedule schedule)
 {
-    if ((unsigned)schedule < sizeof schedule_names / sizeof schedule_names[0])
+    if ((unsigned)schedule < (unsigned)N_SCHEDULES)
         return schedule_names[schedule];
     return "unknown";
 }
 
 vkd_result vkd_schedule_sigmas(const vkd_noise_table *tab, vkd_schedule schedule, int steps, float *sigmas)
+{
+    size_t count = 0;
+    vkd_result r = vkd_schedule_sigmas_n(tab, schedule, steps, sigmas, (size_t)steps + 1, &count);
+    if (r == VKD_OK && count != (size_t)steps + 1) {
+        VKD_ERROR("schedule: %s gave %zu sigmas for %d steps", vkd_schedule_name(schedule), count, steps);
+        return VKD_ERR_INVALID_ARG;
+    }
+    return r;
+}
+
+vkd_result vkd_schedule_sigmas_n(const vkd_noise_table *tab, vkd_schedule schedule, int steps, float *sigmas,
+                                 size_t cap, size_t *count)
 {
     if (!tab || !sigmas) {
         VKD_ERROR("schedule: NULL table or output");
@@ -104,24 +122,20 @@ vkd_result vkd_schedule_sigmas(const vkd_noise_table *tab, vkd_schedule schedule
         VKD_ERROR("schedule: steps must be 1..%d (got %d)", VKD_MAX_STEPS, steps);
         return VKD_ERR_INVALID_ARG;
     }
+    if (!count || cap < (size_t)steps + 1) {
+        VKD_ERROR("schedule: room for %zu sigmas, need %d", cap, steps + 1);
+        return VKD_ERR_INVALID_ARG;
+    }
+    if ((unsigned)schedule > VKD_SCHEDULE_TRAILING)
+        return vkd_schedule_extra(tab, schedule, steps, sigmas, cap, count);
     switch (schedule) {
     case VKD_SCHEDULE_DISCRETE:
         for (int i = 0; i < steps; i++)
-            sigmas[i] = vkd_t_to_sigma(tab, linspace_f32((float)(VKD_NUM_TIMESTEPS - 1), 0.0f, steps, i));
+            sigmas[i] = vkd_t_to_sigma(tab, vkd_linspace_f32((float)(VKD_NUM_TIMESTEPS - 1), 0.0f, steps, i));
         break;
-    case VKD_SCHEDULE_KARRAS: {
-        /* A1111 passes sigma_min/max as Python floats; the exponents are float64,
-         * the ramp and the rest float32 like the tensors they become. */
-        const double rho = 7.0;
-        double min_inv_rho = pow((double)vkd_sigma_min(tab), 1.0 / rho);
-        double max_inv_rho = pow((double)vkd_sigma_max(tab), 1.0 / rho);
-        float span = (float)(min_inv_rho - max_inv_rho);
-        for (int i = 0; i < steps; i++) {
-            float ramp = linspace_f32(0.0f, 1.0f, steps, i);
-            sigmas[i] = powf((float)max_inv_rho + ramp * span, (float)rho);
-        }
+    case VKD_SCHEDULE_KARRAS:
+        vkd_karras_sigmas(vkd_sigma_min(tab), vkd_sigma_max(tab), steps, sigmas);
         break;
-    }
     case VKD_SCHEDULE_TRAILING: {
         /* diffusers set_timesteps, timestep_spacing="trailing": NumPy arange in float64
          * (element i = start + i * delta, delta = (start + step) - start), rounded half
@@ -129,9 +143,9 @@ vkd_result vkd_schedule_sigmas(const vkd_noise_table *tab, vkd_schedule schedule
         double step = (double)VKD_NUM_TIMESTEPS / steps;
         double start = VKD_NUM_TIMESTEPS;
         double delta = (start - step) - start;
-        int count = (int)ceil((0.0 - start) / -step);
-        if (count != steps) {
-            VKD_ERROR("schedule: trailing spacing gave %d timesteps for %d steps", count, steps);
+        int n_ts = (int)ceil((0.0 - start) / -step);
+        if (n_ts != steps) {
+            VKD_ERROR("schedule: trailing spacing gave %d timesteps for %d steps", n_ts, steps);
             return VKD_ERR_INTERNAL;
         }
         for (int i = 0; i < steps; i++) {
@@ -146,7 +160,23 @@ vkd_result vkd_schedule_sigmas(const vkd_noise_table *tab, vkd_schedule schedule
         return VKD_ERR_INVALID_ARG;
     }
     sigmas[steps] = 0.0f;
+    *count = (size_t)steps + 1;
     return VKD_OK;
+}
+
+void vkd_karras_sigmas(float sigma_min, float sigma_max, int n, float *sigmas)
+{
+    /* A1111 passes sigma_min/max as Python floats; the exponents are float64,
+     * the ramp and the rest float32 like the tensors they become. */
+    const double rho = 7.0;
+    double min_inv_rho = pow((double)sigma_min, 1.0 / rho);
+    double max_inv_rho = pow((double)sigma_max, 1.0 / rho);
+    float span = (float)(min_inv_rho - max_inv_rho);
+    for (int i = 0; i < n; i++) {
+        float ramp = vkd_linspace_f32(0.0f, 1.0f, n, i);
+        sigmas[i] = powf((float)max_inv_rho + ramp * span, (float)rho);
+    }
+    sigmas[n] = 0.0f;
 }
 
 vkd_result vkd_ddim_timesteps(int steps, int *timesteps, int *count)

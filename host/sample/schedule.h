@@ -44,15 +44,31 @@ typedef enum vkd_schedule {
     VKD_SCHEDULE_KARRAS = 1,    /* Karras et al. rho = 7 between the table's sigma_min and sigma_max */
     VKD_SCHEDULE_TRAILING = 2,  /* diffusers "trailing" timesteps: round(arange(1000, 0, -1000/n)) - 1
                                    (SD-Turbo: 1 step at t = 999) */
+    /* A1111 (modules/sd_schedulers.py) and ComfyUI (comfy/samplers.py), schedule_extra.c: */
+    VKD_SCHEDULE_EXPONENTIAL = 3,     /* k-diffusion get_sigmas_exponential */
+    VKD_SCHEDULE_POLYEXPONENTIAL = 4, /* k-diffusion get_sigmas_polyexponential, rho = 1 */
+    VKD_SCHEDULE_SGM_UNIFORM = 5,     /* sigma(t), t = linspace(999, 0, n + 1) without its last */
+    VKD_SCHEDULE_SIMPLE = 6,          /* every (1000 / n)-th table sigma from the top */
+    VKD_SCHEDULE_NORMAL = 7,          /* ComfyUI's normal_scheduler: the discrete schedule's values */
+    VKD_SCHEDULE_DDIM_UNIFORM = 8,    /* table sigmas 1, 1 + 1000 // n, ...: n or a few more steps */
+    VKD_SCHEDULE_BETA = 9,            /* ComfyUI's: Beta(0.6, 0.6) quantiles of the timesteps; repeats
+                                         dropped, so at most n steps */
+    VKD_SCHEDULE_KL_OPTIMAL = 10,     /* ComfyUI's: tan of atan(sigma) spaced evenly */
+    VKD_SCHEDULE_AYS = 11,            /* Align Your Steps, NVIDIA's SD1.5 table (A1111's interpolation) */
+    VKD_SCHEDULE_AYS_SDXL = 12,       /* Align Your Steps, the SDXL table */
 } vkd_schedule;
 
-/* "discrete" / "karras" / "trailing" -> value; VKD_ERR_INVALID_ARG and a message otherwise */
+/* "discrete", "karras", ... (the names in schedule.c) -> value; VKD_ERR_INVALID_ARG and a message otherwise */
 vkd_result vkd_schedule_parse(const char *name, vkd_schedule *out);
 const char *vkd_schedule_name(vkd_schedule schedule);
 
 /* sigmas[steps + 1] <- the schedule's descending sigmas, with 0 appended.
  * steps must be in 1..VKD_MAX_STEPS. */
 vkd_result vkd_schedule_sigmas(const vkd_noise_table *tab, vkd_schedule schedule, int steps, float *sigmas);
+/* Every schedule: sigmas[*count] (descending, 0 last), cap >= steps + 1 entries of room;
+ * ddim_uniform and beta can give other counts than steps + 1 (VKD_MAX_STEPS + 2 always suffices). */
+vkd_result vkd_schedule_sigmas_n(const vkd_noise_table *tab, vkd_schedule schedule, int steps, float *sigmas,
+                                 size_t cap, size_t *count);
 
 /* A1111's DDIM timesteps (sd_samplers_timesteps.py get_timesteps):
  * clip(range(0, 1000, 1000 // steps) + 1, 0, 999), ascending. *count receives how

@@ -217,7 +217,7 @@ static vkd_reply samplers(void)
         cJSON_AddStringToObject(o, "name", s->a1111);
         cJSON *al = cJSON_AddArrayToObject(o, "aliases");
         cJSON_AddItemToArray(al, cJSON_CreateString(s->vkdiff));
-        for (int k = 0; k < 3 && s->aliases[k]; k++)
+        for (int k = 0; k < 4 && s->aliases[k]; k++)
             cJSON_AddItemToArray(al, cJSON_CreateString(s->aliases[k]));
         cJSON *opt = cJSON_AddObjectToObject(o, "options");
         if (strcmp(s->auto_schedule, "discrete"))
@@ -239,6 +239,8 @@ static vkd_reply schedulers(void)
     cJSON_AddItemToArray(a, o);
     for (int i = 0; i < vkd_n_schedule_names; i++) {
         const vkd_schedule_name *s = &vkd_schedule_names[i];
+        if (i > 0 && !strcmp(s->vkdiff, vkd_schedule_names[i - 1].vkdiff))
+            continue; /* a second spelling (A1111's alias "SGMUniform") */
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", s->a1111);
         cJSON_AddStringToObject(o, "label", s->label);
