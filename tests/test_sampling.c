@@ -140,26 +140,34 @@ static void test_sigma_t_round_trips(void)
     TEST_CHECK(vkd_sigma_to_t(&table, 100.0f) == 999.0f, "huge sigma -> t = 999");
 }
 
-static void test_schedules_match_reference(const cJSON *root)
+/* every {"schedule", "steps", "sigmas"} case of a golden file; at least min_cases */
+static void check_schedules(const cJSON *root, const char *file, int min_cases)
 {
     const cJSON *c;
     int cases = 0;
     cJSON_ArrayForEach(c, get(root, "schedules")) {
         const char *name = get(c, "schedule")->valuestring;
         int steps = get(c, "steps")->valueint;
-        double want[VKD_MAX_STEPS + 1];
-        int n = read_floats(get(c, "sigmas"), want, VKD_MAX_STEPS + 1);
+        double want[VKD_MAX_STEPS + 2];
+        int n = read_floats(get(c, "sigmas"), want, VKD_MAX_STEPS + 2);
         vkd_schedule sch;
-        float got[VKD_MAX_STEPS + 1];
-        TEST_CHECK(vkd_schedule_parse(name, &sch) == VKD_OK, "parse %s", name);
-        TEST_CHECK(vkd_schedule_sigmas(&table, sch, steps, got) == VKD_OK, "%s %d", name, steps);
-        TEST_CHECK(n == steps + 1, "%s %d: %d sigmas", name, steps, n);
-        for (int i = 0; i < n && i <= steps; i++)
+        float got[VKD_MAX_STEPS + 2];
+        size_t count = 0;
+        TEST_CHECK(vkd_schedule_parse(name, &sch) == VKD_OK, "%s: parse %s", file, name);
+        TEST_CHECK(vkd_schedule_sigmas_n(&table, sch, steps, got, VKD_MAX_STEPS + 2, &count) == VKD_OK, "%s %d",
+                   name, steps);
+        TEST_CHECK(n == (int)count, "%s %d steps: %zu sigmas, want %d", name, steps, count, n);
+        for (int i = 0; i < n && i < (int)count; i++)
             TEST_CHECK(rel_close(got[i], want[i], 1e-5), "%s steps %d sigma[%d] = %.9g, want %.9g", name, steps, i,
                        got[i], want[i]);
         cases++;
     }
-    TEST_CHECK(cases >= 18, "schedule cases present (%d)", cases);
+    TEST_CHECK(cases >= min_cases, "%s: schedule cases present (%d)", file, cases);
+}
+
+static void test_schedules_match_reference(const cJSON *root)
+{
+    check_schedules(root, "sampling_golden.json", 18);
 
     /* SD-Turbo: one step from t = 999 */
     float s[2];
@@ -179,9 +187,10 @@ static void test_schedules_match_reference(const cJSON *root)
     }
 }
 
-static void test_samplers_match_reference(const cJSON *root)
+/* every run of a golden file against the oracle's final latent; the toy model's settings
+ * come from toyc (sampling_golden.json's "toy") */
+static void check_runs(const cJSON *root, const cJSON *toyc, const char *file, int min_runs)
 {
-    const cJSON *toyc = get(root, "toy");
     size_t n = 1;
     const cJSON *d;
     cJSON_ArrayForEach(d, get(toyc, "shape")) n *= (size_t)d->valueint;
@@ -238,9 +247,12 @@ static void test_samplers_match_reference(const cJSON *root)
         worst = fmax(worst, run_worst);
         worst_rms = fmax(worst_rms, rms);
 
-        /* model calls: heun 2 per step but 1 on the last; ddim len(timesteps) - 1 */
+        /* model calls: the oracle's count where it gives one; heun 2 per step but 1 on the
+         * last; ddim len(timesteps) - 1 */
         int expect_calls = steps;
-        if (strcmp(sampler, "heun") == 0)
+        if (get(r, "calls"))
+            expect_calls = get(r, "calls")->valueint;
+        else if (strcmp(sampler, "heun") == 0)
             expect_calls = 2 * steps - 1;
         if (strcmp(sampler, "ddim") == 0) {
             int ts[VKD_MAX_STEPS + 1], count = 0;
@@ -251,15 +263,20 @@ static void test_samplers_match_reference(const cJSON *root)
                    sampler, steps, m.calls, expect_calls);
         runs++;
     }
-    printf("%d sampler runs: worst rms error %.3g, worst element %.3g (|got - want| / max(|want|, 1))\n", runs,
-           worst_rms, worst);
-    TEST_CHECK(runs >= 30, "sampler runs present (%d)", runs);
+    printf("%s: %d sampler runs: worst rms error %.3g, worst element %.3g (|got - want| / max(|want|, 1))\n", file,
+           runs, worst_rms, worst);
+    TEST_CHECK(runs >= min_runs, "%s: sampler runs present (%d)", file, runs);
     free(noise);
     free(x);
     free(want);
     free(m.cond);
     free(m.uncond);
     free(m.x_in);
+}
+
+static void test_samplers_match_reference(const cJSON *root)
+{
+    check_runs(root, get(root, "toy"), "sampling_golden.json", 30);
 }
 
 static int cancel_at_two(void *user, int step, int total)
@@ -334,6 +351,14 @@ int main(void)
         test_sigma_t_conversions_match_kdiffusion(root);
         test_schedules_match_reference(root);
         test_samplers_match_reference(root);
+        /* A1111's and ComfyUI's further samplers and schedules (tools/oracle/sampling_more.py) */
+        cJSON *more = load_json(test_data_path("sampling_more_golden.json"));
+        TEST_CHECK(more != NULL, "read %s", test_data_path("sampling_more_golden.json"));
+        if (more) {
+            check_schedules(more, "sampling_more_golden.json", 60);
+            check_runs(more, get(root, "toy"), "sampling_more_golden.json", 44);
+            cJSON_Delete(more);
+        }
         cJSON_Delete(root);
     }
     test_sigma_t_round_trips();
