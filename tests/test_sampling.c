@@ -175,6 +175,7 @@ static void test_schedules_match_reference(const cJSON *root)
                    s[1] == 0.0f,
                "trailing 1 step starts at sigma(999)");
 
+    const cJSON *c;
     cJSON_ArrayForEach(c, get(root, "ddim_timesteps")) {
         int steps = get(c, "steps")->valueint;
         double want[VKD_MAX_STEPS + 1];
