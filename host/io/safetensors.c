@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "io/quant.h"
+#include "io/tensor_file_impl.h"
 
 /* The data section is read in place: tensors are little-endian on disk, and so must be
  * the host (every GPU host vkdiff targets is). */
@@ -30,21 +32,6 @@ static int host_is_little_endian(void)
     return b == 1;
 }
 
-struct vkd_st_file {
-    char *label;
-    const uint8_t *base;     /* whole file */
-    size_t size;
-    void *map;               /* mmap'd region to unmap (NULL for memory) */
-    size_t map_len;
-    const uint8_t *data;     /* data section */
-    uint64_t data_size;
-    vkd_st_tensor *t;        /* sorted by offset */
-    size_t n;
-    const vkd_st_tensor **by_name; /* sorted by name, for bsearch */
-    char **meta_k, **meta_v; /* sorted by key */
-    size_t n_meta;
-};
-
 /* ---- dtypes ----------------------------------------------------------------- */
 
 static const struct { const char *name; size_t size; int is_float; } dtype_info[VKD_ST_COUNT] = {
@@ -56,15 +43,29 @@ static const struct { const char *name; size_t size; int is_float; } dtype_info[
     [VKD_ST_U64] = {"U64", 8, 0},       [VKD_ST_U32] = {"U32", 4, 0},
     [VKD_ST_U16] = {"U16", 2, 0},       [VKD_ST_U8] = {"U8", 1, 0},
     [VKD_ST_BOOL] = {"BOOL", 1, 0},
+    /* GGUF's block-quantized types (size: bytes per block, see block_info) */
+    [VKD_ST_Q4_0] = {"Q4_0", 18, 1}, [VKD_ST_Q4_1] = {"Q4_1", 20, 1}, [VKD_ST_Q5_0] = {"Q5_0", 22, 1},
+    [VKD_ST_Q5_1] = {"Q5_1", 24, 1}, [VKD_ST_Q8_0] = {"Q8_0", 34, 1}, [VKD_ST_Q2_K] = {"Q2_K", 84, 1},
+    [VKD_ST_Q3_K] = {"Q3_K", 110, 1}, [VKD_ST_Q4_K] = {"Q4_K", 144, 1}, [VKD_ST_Q5_K] = {"Q5_K", 176, 1},
+    [VKD_ST_Q6_K] = {"Q6_K", 210, 1},
 };
 
 const char *vkd_st_dtype_name(vkd_st_dtype t) { return (unsigned)t < VKD_ST_COUNT ? dtype_info[t].name : "?"; }
-size_t vkd_st_dtype_size(vkd_st_dtype t) { return (unsigned)t < VKD_ST_COUNT ? dtype_info[t].size : 0; }
+size_t vkd_st_dtype_size(vkd_st_dtype t) { return vkd_st_dtype_is_quantized(t) ? 0 : vkd_st_dtype_block_bytes(t); }
 int vkd_st_dtype_is_float(vkd_st_dtype t) { return (unsigned)t < VKD_ST_COUNT && dtype_info[t].is_float; }
+int vkd_st_dtype_is_quantized(vkd_st_dtype t) { return t >= VKD_ST_Q4_0 && t < VKD_ST_COUNT; }
+size_t vkd_st_dtype_block(vkd_st_dtype t)
+{
+    if (vkd_st_dtype_is_quantized(t))
+        return vkd_qtype_block((vkd_qtype)(t - VKD_ST_Q4_0));
+    return (unsigned)t < VKD_ST_COUNT ? 1 : 0;
+}
+size_t vkd_st_dtype_block_bytes(vkd_st_dtype t) { return (unsigned)t < VKD_ST_COUNT ? dtype_info[t].size : 0; }
 
+/* safetensors dtypes only: a "Q4_0" in a JSON header is not a safetensors dtype */
 static int dtype_parse(const char *s, vkd_st_dtype *out)
 {
-    for (int i = 0; i < VKD_ST_COUNT; i++)
+    for (int i = 0; i < VKD_ST_Q4_0; i++)
         if (strcmp(s, dtype_info[i].name) == 0) {
             *out = (vkd_st_dtype)i;
             return 1;
@@ -158,6 +159,8 @@ vkd_result vkd_st_convert_f32(vkd_st_dtype t, const void *src, size_t first, siz
         }
         break;
     default:
+        if (vkd_st_dtype_is_quantized(t))
+            return vkd_st_dequant_f32(t, src, first, n, dst);
         VKD_ERROR("dtype %s cannot be converted to f32 (only float dtypes are weights)", vkd_st_dtype_name(t));
         return VKD_ERR_UNSUPPORTED;
     }
@@ -179,9 +182,12 @@ vkd_result vkd_st_convert_f16(vkd_st_dtype t, const void *src, size_t first, siz
         break;
     case VKD_ST_BF16:
     case VKD_ST_F8_E4M3:
-    case VKD_ST_F64: {
-        /* through f32, in chunks to keep the stack small; E4M3 is exact (|x| <= 448,
-         * smallest subnormal 2^-9, both representable in half). */
+    case VKD_ST_F64:
+    case VKD_ST_Q4_0: case VKD_ST_Q4_1: case VKD_ST_Q5_0: case VKD_ST_Q5_1: case VKD_ST_Q8_0:
+    case VKD_ST_Q2_K: case VKD_ST_Q3_K: case VKD_ST_Q4_K: case VKD_ST_Q5_K: case VKD_ST_Q6_K: {
+        /* through f32, in chunks to keep the stack small (256: whole blocks of every
+         * quantized type); E4M3 is exact (|x| <= 448, smallest subnormal 2^-9, both
+         * representable in half). */
         float tmp[256];
         for (size_t i = 0; i < n; i += 256) {
             size_t m = n - i < 256 ? n - i : 256;
@@ -223,7 +229,7 @@ vkd_result vkd_st_tensor_to_f16(const vkd_st_tensor *t, uint16_t *dst)
 /* ---- validation helpers ----------------------------------------------------- */
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t n)
+int vkd_st_utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -253,7 +259,7 @@ static int utf8_valid(const unsigned char *s, size_t n)
 }
 
 /* A name made safe to print in a log line: printable ASCII only, cut at 96 chars. */
-static const char *printable(const char *s, char buf[128])
+const char *vkd_st_printable(const char *s, char buf[128])
 {
     size_t j = 0;
     for (size_t i = 0; s && s[i] && j < 96; i++) {
@@ -306,7 +312,7 @@ static vkd_result parse_tensor(vkd_st_file *f, const cJSON *item, vkd_st_tensor 
 {
     vkd_result res = VKD_ERR_FORMAT;
     char pn[128];
-    const char *L = f->label, *pname = printable(t->name, pn);
+    const char *L = f->label, *pname = vkd_st_printable(t->name, pn);
     if (!cJSON_IsObject(item))
         FAIL(VKD_ERR_FORMAT, "%s: tensor '%s': header entry is not a JSON object", L, pname);
     const cJSON *jd = cJSON_GetObjectItemCaseSensitive(item, "dtype");
@@ -317,7 +323,7 @@ static vkd_result parse_tensor(vkd_st_file *f, const cJSON *item, vkd_st_tensor 
     if (!dtype_parse(jd->valuestring, &t->dtype)) {
         char pd[128];
         FAIL(VKD_ERR_UNSUPPORTED, "%s: tensor '%s': dtype '%s' is not supported (weights may be F32, F16, BF16, F8_E4M3, F8_E5M2)",
-             L, pname, printable(jd->valuestring, pd));
+             L, pname, vkd_st_printable(jd->valuestring, pd));
     }
     if (!cJSON_IsArray(js))
         FAIL(VKD_ERR_FORMAT, "%s: tensor '%s': missing or non-array \"shape\"", L, pname);
@@ -377,7 +383,7 @@ static vkd_result parse_metadata(vkd_st_file *f, const cJSON *meta)
     for (const cJSON *m = meta->child; m; m = m->next) {
         if (!cJSON_IsString(m) || !m->valuestring || !m->string) {
             char pk[128];
-            VKD_DEBUG("%s: metadata '%s' is not a string; ignored", f->label, printable(m->string, pk));
+            VKD_DEBUG("%s: metadata '%s' is not a string; ignored", f->label, vkd_st_printable(m->string, pk));
             continue;
         }
         f->meta_k[f->n_meta] = strdup(m->string);
@@ -388,16 +394,21 @@ static vkd_result parse_metadata(vkd_st_file *f, const cJSON *meta)
         }
         f->n_meta++;
     }
-    /* sort pairs by key (insertion sort: metadata has a handful of entries) */
+    vkd_st_sort_metadata(f);
+    return VKD_OK;
+fail:
+    return res;
+}
+
+void vkd_st_sort_metadata(vkd_st_file *f)
+{
+    /* insertion sort: metadata has a handful of entries (GGUF: a few dozen) */
     for (size_t i = 1; i < f->n_meta; i++)
         for (size_t j = i; j > 0 && strcmp(f->meta_k[j - 1], f->meta_k[j]) > 0; j--) {
             char *tk = f->meta_k[j], *tv = f->meta_v[j];
             f->meta_k[j] = f->meta_k[j - 1], f->meta_v[j] = f->meta_v[j - 1];
             f->meta_k[j - 1] = tk, f->meta_v[j - 1] = tv;
         }
-    return VKD_OK;
-fail:
-    return res;
 }
 
 static int looks_like_pickle(const uint8_t *p, size_t size)
@@ -429,6 +440,8 @@ static vkd_result parse_file(vkd_st_file *f)
     const char *L = f->label;
     if (!host_is_little_endian())
         FAIL(VKD_ERR_UNSUPPORTED, "%s: safetensors data is little-endian and this host is not", L);
+    if (vkd_gguf_is(f->base, f->size))
+        return vkd_gguf_parse(f);
     if (looks_like_pickle(f->base, f->size)) {
         pickle_message(L);
         res = VKD_ERR_UNSUPPORTED;
@@ -479,10 +492,10 @@ static vkd_result parse_file(vkd_st_file *f)
         }
         size_t len = strlen(c->string);
         if (len == 0 || len > VKD_ST_MAX_NAME)
-            FAIL(VKD_ERR_FORMAT, "%s: tensor name '%s' has length %zu (must be 1..%d bytes)", L, printable(c->string, pn),
+            FAIL(VKD_ERR_FORMAT, "%s: tensor name '%s' has length %zu (must be 1..%d bytes)", L, vkd_st_printable(c->string, pn),
                  len, VKD_ST_MAX_NAME);
-        if (!utf8_valid((const unsigned char *)c->string, len))
-            FAIL(VKD_ERR_FORMAT, "%s: tensor name '%s' is not valid UTF-8", L, printable(c->string, pn));
+        if (!vkd_st_utf8_valid((const unsigned char *)c->string, len))
+            FAIL(VKD_ERR_FORMAT, "%s: tensor name '%s' is not valid UTF-8", L, vkd_st_printable(c->string, pn));
         vkd_st_tensor *t = &f->t[f->n];
         if (!(t->name = strdup(c->string)))
             FAIL(VKD_ERR_OUT_OF_HOST_MEMORY, "%s: out of memory", L);
@@ -492,7 +505,16 @@ static vkd_result parse_file(vkd_st_file *f)
     }
     cJSON_Delete(root);
     root = NULL;
+    return vkd_st_finish_tensors(f);
+fail:
+    cJSON_Delete(root);
+    return res;
+}
 
+vkd_result vkd_st_finish_tensors(vkd_st_file *f)
+{
+    vkd_result res = VKD_ERR_FORMAT;
+    const char *L = f->label;
     /* Names unique: sort pointers by name and compare neighbours. */
     for (size_t i = 0; i < f->n; i++)
         f->by_name[i] = &f->t[i];
@@ -500,7 +522,7 @@ static vkd_result parse_file(vkd_st_file *f)
     for (size_t i = 1; i < f->n; i++)
         if (strcmp(f->by_name[i - 1]->name, f->by_name[i]->name) == 0) {
             char pn[128];
-            FAIL(VKD_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", L, printable(f->by_name[i]->name, pn));
+            FAIL(VKD_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", L, vkd_st_printable(f->by_name[i]->name, pn));
         }
     /* No two tensors share bytes: sort by offset (by_name must be rebuilt afterwards). */
     qsort(f->t, f->n, sizeof *f->t, cmp_offset);
@@ -513,8 +535,8 @@ static vkd_result parse_file(vkd_st_file *f)
         if (prev && t->offset < prev_end) {
             char pa[128], pb[128];
             FAIL(VKD_ERR_FORMAT, "%s: tensor '%s' [%llu, %llu) overlaps tensor '%s' (ends at %llu)", L,
-                 printable(t->name, pa), (unsigned long long)t->offset, (unsigned long long)(t->offset + t->nbytes),
-                 printable(prev->name, pb), (unsigned long long)prev_end);
+                 vkd_st_printable(t->name, pa), (unsigned long long)t->offset, (unsigned long long)(t->offset + t->nbytes),
+                 vkd_st_printable(prev->name, pb), (unsigned long long)prev_end);
         }
         if (t->offset > prev_end)
             VKD_DEBUG("%s: %llu unused bytes before tensor '%s'", L, (unsigned long long)(t->offset - prev_end), t->name);
@@ -526,7 +548,6 @@ static vkd_result parse_file(vkd_st_file *f)
     qsort(f->by_name, f->n, sizeof *f->by_name, cmp_name_ptr);
     return VKD_OK;
 fail:
-    cJSON_Delete(root);
     return res;
 }
 

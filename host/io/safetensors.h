@@ -13,7 +13,12 @@
  * Every dtype of the safetensors spec is accepted structurally (real SD1 files carry an
  * I64 `position_ids`), but only the float ones (F32, F16, BF16, F8_E4M3, F8_E5M2, F64)
  * convert; vkd_st_tensor_to_* refuses the others by name. A dtype string outside the
- * spec refuses the whole file. */
+ * spec refuses the whole file.
+ *
+ * GGUF files (magic "GGUF"; io/gguf.c) open through the same functions and give the same
+ * vkd_st_file: tensors with shapes in row-major order (ggml's ne reversed), F32/F16/
+ * BF16 and ggml's block-quantized types (VKD_ST_Q4_0 ...), which vkd_st_tensor_to_* and
+ * vkd_st_convert_* dequantize; key/values as metadata strings. */
 #ifndef VKD_IO_SAFETENSORS_H
 #define VKD_IO_SAFETENSORS_H
 
@@ -46,12 +51,29 @@ typedef enum vkd_st_dtype {
     VKD_ST_U16,
     VKD_ST_U8,
     VKD_ST_BOOL,
+    /* GGUF's block-quantized types (ggml's layouts, io/quant.h), in vkd_qtype order:
+     * converted (dequantized) like the float ones */
+    VKD_ST_Q4_0,
+    VKD_ST_Q4_1,
+    VKD_ST_Q5_0,
+    VKD_ST_Q5_1,
+    VKD_ST_Q8_0,
+    VKD_ST_Q2_K,
+    VKD_ST_Q3_K,
+    VKD_ST_Q4_K,
+    VKD_ST_Q5_K,
+    VKD_ST_Q6_K,
     VKD_ST_COUNT
 } vkd_st_dtype;
 
 const char *vkd_st_dtype_name(vkd_st_dtype t);  /* "F16"; never NULL */
-size_t vkd_st_dtype_size(vkd_st_dtype t);       /* bytes per element */
-int vkd_st_dtype_is_float(vkd_st_dtype t);      /* 1 if vkd_st_tensor_to_* converts it */
+size_t vkd_st_dtype_size(vkd_st_dtype t);       /* bytes per element; 0 for block types */
+int vkd_st_dtype_is_float(vkd_st_dtype t);      /* 1 if vkd_st_tensor_to_* converts it (quantized too) */
+int vkd_st_dtype_is_quantized(vkd_st_dtype t);  /* 1 for the block types VKD_ST_Q4_0.. */
+/* Elements per block (1 for element dtypes, 32 or 256 for block types) and bytes per
+ * block (the element size for element dtypes): nbytes = nelem / block * block_bytes. */
+size_t vkd_st_dtype_block(vkd_st_dtype t);
+size_t vkd_st_dtype_block_bytes(vkd_st_dtype t);
 
 /* One tensor of an open file. All pointers belong to the file and stay valid until
  * vkd_st_close. `data` points into the mapping and is NOT aligned in general. */
@@ -61,7 +83,7 @@ typedef struct vkd_st_tensor {
     int rank;                         /* 0..VKD_ST_MAX_RANK */
     int64_t shape[VKD_ST_MAX_RANK];   /* each >= 0 */
     size_t nelem;                     /* product of shape */
-    size_t nbytes;                    /* nelem * dtype size == end - begin */
+    size_t nbytes;                    /* nelem / block * block bytes == end - begin */
     uint64_t offset;                  /* begin, relative to the data section */
     const void *data;
     bool mapped;                      /* data is in a read-only file mapping (not a caller's memory) */
@@ -110,7 +132,9 @@ float vkd_f8e4m3_to_f32(uint8_t v);
 float vkd_f8e5m2_to_f32(uint8_t v);
 
 /* Convert `n` elements starting at element `first` of `src` (raw bytes of dtype t).
- * Used for row slices and transposes; same exactness as above. */
+ * Used for row slices and transposes; same exactness as above. Block-quantized dtypes
+ * need `first` and `n` on block boundaries (else VKD_ERR_UNSUPPORTED, with a message);
+ * dequantized exactly as ggml's dequantize_row_* (to f16: through f32, rounded). */
 vkd_result vkd_st_convert_f32(vkd_st_dtype t, const void *src, size_t first, size_t n, float *dst);
 vkd_result vkd_st_convert_f16(vkd_st_dtype t, const void *src, size_t first, size_t n, uint16_t *dst);
 
