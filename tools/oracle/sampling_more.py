@@ -221,6 +221,16 @@ def a1111_normal(inner, n):
     return torch.FloatTensor([float(s) for s in sigs] + [0.0])
 
 
+def a1111_beta(n, sigma_min, sigma_max, alpha=0.6, beta=0.6):
+    """A1111 sd_schedulers.beta_scheduler (opts beta_dist_alpha / beta_dist_beta, 0.6 / 0.6):
+    ppf of 1 - linspace(0, 1, n) (endpoint included), mapped LINEARLY onto
+    [sigma_min, sigma_max] (no table lookup, no rounding, no de-duplication), then 0"""
+    timesteps = 1 - np.linspace(0, 1, n)
+    timesteps = [beta_ppf(x, alpha, beta) for x in timesteps]
+    sigmas = [sigma_min + (x * (sigma_max - sigma_min)) for x in timesteps]
+    return torch.FloatTensor(sigmas + [0.0])
+
+
 def a1111_kl_optimal(n, sigma_min, sigma_max):
     """A1111 sd_schedulers.kl_optimal: n + 1 points from sigma_max to sigma_min, no zero"""
     alpha_min = torch.arctan(torch.tensor(sigma_min))
@@ -674,6 +684,7 @@ def main():
         add("sgm_uniform", a1111_sgm_uniform(sched, n))
         add("normal", a1111_normal(sched, n))
         add("kl_optimal", a1111_kl_optimal(n, sigma_min, sigma_max))
+        add("beta", a1111_beta(n, sigma_min, sigma_max))
         add("ays", a1111_ays("SD1", n))
         add("ays_sdxl", a1111_ays("SDXL", n))
 
