@@ -691,22 +691,28 @@ def main():
     runs = []
     for pred in ["eps", "v"]:
         wrapper = (sr.EpsDenoiser if pred == "eps" else sr.VDenoiser)(sr.toy_model, acp)
-        for name, fn in SAMPLERS.items():
-            for kind in ["discrete", "karras"]:
-                for steps in ([4, 7, 20] if name == "restart" else [4, 7]):
-                    sigmas = a1111_sigmas(kind, steps, sched, name in DISCARD_PENULTIMATE)
-                    g = torch.Generator().manual_seed(SEED)
-                    noise = torch.randn(SHAPE, generator=g)
-                    draws = [0]
+        cases = [(name, kind, steps, name in DISCARD_PENULTIMATE) for name in SAMPLERS
+                 for kind in ["discrete", "karras"] for steps in ([4, 7, 20] if name == "restart" else [4, 7])]
+        # ComfyUI's KSampler discards the penultimate sigma for uni_pc / uni_pc_bh2 too
+        # (DISCARD_PENULTIMATE_SIGMA_SAMPLERS); these extra runs carry "discard_penultimate": true
+        cases += [(name, kind, steps, True) for name in ["uni_pc", "uni_pc_bh2"]
+                  for kind in ["discrete", "karras"] for steps in [4, 7]]
+        for name, kind, steps, discard in cases:
+            fn = SAMPLERS[name]
+            sigmas = a1111_sigmas(kind, steps, sched, discard)
+            g = torch.Generator().manual_seed(SEED)
+            noise = torch.randn(SHAPE, generator=g)
+            draws = [0]
 
-                    def ns(sigma, sigma_next):
-                        draws[0] += 1
-                        return torch.randn(SHAPE, generator=g)
-                    model = Counted(sr.CFG(wrapper, CFG_SCALE))
-                    x = fn(model, noise * sigmas[0], sigmas, ns)
-                    runs.append({"sampler": name, "schedule": kind, "steps": steps, "prediction": pred,
-                                 "calls": model.calls, "noise_draws": draws[0],
-                                 "sigmas": flat(sigmas), "x": flat(x)})
+            def ns(sigma, sigma_next):
+                draws[0] += 1
+                return torch.randn(SHAPE, generator=g)
+            model = Counted(sr.CFG(wrapper, CFG_SCALE))
+            x = fn(model, noise * sigmas[0], sigmas, ns)
+            runs.append({"sampler": name, "schedule": kind, "steps": steps, "prediction": pred,
+                         "discard_penultimate": discard,
+                         "calls": model.calls, "noise_draws": draws[0],
+                         "sigmas": flat(sigmas), "x": flat(x)})
 
     out = {"generated_by": "tools/oracle/sampling_more.py",
            "toy": {"shape": list(SHAPE), "seed": SEED, "cfg_scale": CFG_SCALE, "rng": "cpu",
