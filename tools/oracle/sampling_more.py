@@ -727,7 +727,171 @@ def main():
           f"{len(schedules)} schedules, {len(runs)} runs")
 
 
-NOTES = {}
+NOTES = {
+    "conventions": (
+        "Toy model, CFG (uncond + (cond - uncond) * 5), eps / v denoisers (k-diffusion external.py "
+        "DiscreteEpsDDPMDenoiser / DiscreteVDDPMDenoiser with the interpolating sigma_to_t), SHAPE, SEED and "
+        "the start noise are sampling_ref.py's: g = torch.Generator().manual_seed(42), x = randn(SHAPE, g) * "
+        "sigmas[0]; every later draw is randn(SHAPE, g) in source order. 'calls' counts CFG-denoiser calls "
+        "(each one cond + one uncond toy evaluation); 'noise_draws' counts randn draws after the start noise; "
+        "'sigmas' is the schedule the sampler was given (after the discard rule); 'steps' is the user's step "
+        "count. sigma_min / sigma_max for exponential, polyexponential, karras, kl_optimal(A1111) are the "
+        "k-diffusion float32 table's first / last entries (0.029167533, 14.614642)."),
+    "discard_next_to_last_sigma": (
+        "A1111 modules/sd_samplers_kdiffusion.py KDiffusionSampler.get_sigmas: for samplers whose options "
+        "have 'discard_next_to_last_sigma' (DPM2, DPM2 a, DPM++ 3M SDE; also any sampler when the setting "
+        "always_discard_next_to_last_sigma is on, which adds 'Discard penultimate sigma: True' to the "
+        "infotext) it builds the schedule for steps + 1, then sigmas = cat(sigmas[:-2], sigmas[-1:]) (drops "
+        "the smallest non-zero sigma), so the sampler still takes `steps` steps. Applied here to dpm2, dpm2_a, "
+        "dpm++3m_sde on both schedules. ComfyUI differs: comfy/samplers.py KSampler.DISCARD_PENULTIMATE_"
+        "SIGMA_SAMPLERS = {dpm_2, dpm_2_ancestral, uni_pc, uni_pc_bh2} (same steps + 1 / cat rule, in "
+        "KSampler.calculate_sigmas; read in copies of ComfyUI's KSampler) - it discards for uni_pc and NOT "
+        "for dpmpp_3m_sde. The main uni_pc runs have no discard (the contract's rule); extra uni_pc / "
+        "uni_pc_bh2 runs with discard_penultimate=true reproduce ComfyUI's KSampler."),
+    "noise_draws_per_sampler": {
+        "lms": "none",
+        "dpm2": "1 per step, first thing in the step: eps = torch.randn_like(x) * s_noise is drawn "
+                "unconditionally by k-diffusion sample_dpm_2 (4601bf0 / ab527a9) and only used when gamma > "
+                "0; at s_churn = 0 it is unused, so the result does not depend on it (ComfyUI's copy of "
+                "sample_dpm_2 not checked on this point)",
+        "dpm2_a": "1 per step after the DPM-Solver-2 update, only when sigma_down != 0 (never on the final "
+                  "step to 0): noise_sampler(sigmas[i], sigmas[i+1]) * s_noise * sigma_up",
+        "dpm++2s_a": "1 per step at the end when sigmas[i+1] > 0: noise_sampler(sigmas[i], sigmas[i+1])",
+        "dpm++sde": "2 per step except the final one: noise_sampler(sigma_fn(t), sigma_fn(s)) after the "
+                    "first half step (before the second model call), then noise_sampler(sigma_fn(t), "
+                    "sigma_fn(t_next)) at the end of the step",
+        "dpm++2m_sde": "1 per step except the final (sigma_next = 0 -> x = denoised): noise_sampler(sigmas[i], "
+                       "sigmas[i+1]) * sigmas[i+1] * sqrt(-expm1(-2 eta h)) after the update",
+        "dpm++2m_sde_heun": "as dpm++2m_sde",
+        "dpm++3m_sde": "as dpm++2m_sde (factor sqrt(-expm1(-2 h eta)))",
+        "uni_pc": "none (deterministic)",
+        "uni_pc_bh2": "none",
+        "restart": "1 per restart jump: before the first step of a restart segment (last_sigma < old_sigma) "
+                   "x += k_diffusion.sampling.torch.randn_like(x) * s_noise * sqrt(old^2 - last^2); with the "
+                   "automatic restart_list: none below 20 steps, 1 at 20..35 steps, 2 from 36 steps"},
+    "brownian_tree": (
+        "What A1111 and ComfyUI use for the SDE samplers' noise. k-diffusion sampling.py: sample_dpmpp_sde, "
+        "sample_dpmpp_2m_sde, sample_dpmpp_3m_sde default to BrownianTreeNoiseSampler(x, sigma_min, "
+        "sigma_max) with sigma_min = sigmas[sigmas > 0].min(), sigma_max = sigmas.max(), transform identity "
+        "(t = sigma); a call noise_sampler(sigma, sigma_next) returns tree(t0, t1) / sqrt(|t1 - t0|). "
+        "BatchedBrownianTree builds one torchsde.BrownianTree(t0, w0, t1, entropy=seed) per seed, w0 = "
+        "zeros (per-image shape when a list of seeds is given), and returns the increment with the sign of "
+        "(t1 - t0); with no seed it draws one from torch.randint. torchsde (google-research/torchsde eb3a00e, "
+        "torchsde/_brownian/derived.py BrownianTree) = BrownianInterval(t0, t1, size, dtype, device, "
+        "entropy, tol=1e-6, pool_size=24, halfway_tree=True): numpy.random.SeedSequence(entropy, pool_size) "
+        ".generate_state gives the seeds, each normal sample is torch.randn(size, generator=torch.Generator("
+        "device).manual_seed(seed)) (brownian_interval.py _randn), the interval [t0, t1] is split at rounded "
+        "halfway points down to tol with Brownian-bridge samples, children seeded by spawning SeedSequences. "
+        "A1111 (sd_samplers_kdiffusion.py / sd_samplers_common create_noise_sampler, options "
+        "'brownian_noise'): BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed=the batch's p.all_seeds "
+        "list) unless the setting no_dpmpp_sde_batch_determinism is on (then k-diffusion's own sampler with "
+        "a random seed); x lives on the GPU there, so torchsde uses the CUDA generator (Philox). ComfyUI "
+        "(comfy/k_diffusion/sampling.py): seed = extra_args['seed'] (the KSampler noise seed, one int, so one "
+        "tree of the full batch shape), BrownianTreeNoiseSampler(..., cpu=True) so the tree runs on the CPU "
+        "generator; the *_gpu sampler names use cpu=False. Reproducible without torchsde? In principle yes: "
+        "it needs numpy's SeedSequence hashing (a fixed, documented algorithm), torch's randn for the tree's "
+        "device (CPU mt19937 for ComfyUI, CUDA Philox for A1111 on GPU), and BrownianInterval's exact "
+        "traversal, rounding of midpoints and bridge formulas in the same float order - a sizeable port, not "
+        "done here (torchsde is not installed, so nothing could be checked). These goldens therefore use the "
+        "plain per-step noise described above; the SDE results will NOT match A1111 / ComfyUI images for the "
+        "same seed."),
+    "comfy_table_vs_kdiffusion": (
+        "ComfyUI comfy/model_sampling.py ModelSamplingDiscrete: betas from make_beta_schedule('linear') in "
+        "float64, alphas_cumprod = torch.cumprod(1 - betas) in float64, sigmas = ((1 - acp) / acp) ** 0.5 in "
+        "float64 then .float(); k-diffusion / A1111 / sampling_ref register alphas_cumprod as float32 first and "
+        "compute the sigmas in float32: 351 of 1000 entries differ, by <= 9.5e-7 absolute, <= 1.3e-5 relative "
+        "(sigma_min 0.029167159 vs 0.029167533; sigma_max 14.614641 vs 14.614642). timestep(sigma) is the "
+        "nearest table index (argmin |log sigma - log_sigmas|), not k-diffusion's interpolated sigma_to_t; "
+        "sigma(t) interpolates log sigma like t_to_sigma but clamps t to [0, 999]. ComfyUI also feeds the "
+        "UNet that nearest integer timestep (model_base apply_model: model_sampling.timestep(sigma)), where "
+        "A1111 (quantize off by default) feeds the fractional t: a model-side difference the goldens do not "
+        "follow (the toy denoiser here is k-diffusion's, fractional t). ComfyUI's karras / exponential take "
+        "sigma_min / sigma_max from its own table. The ComfyUI schedules below use ComfyUI's table; "
+        "schedules_a1111 holds A1111's renderings where they differ."),
+    "start_noise": (
+        "A1111: x = noise * sigmas[0] (sgm_noise_multiplier off by default; on: noise * sqrt(1 + sigma0^2)). "
+        "ComfyUI: EPS.noise_scaling(sigma, noise, latent, max_denoise) = noise * sqrt(1 + sigma^2) when "
+        "max_denoise (KSampler, full denoise with sigmas[0] ~ sigma_max) else noise * sigma. The goldens use "
+        "noise * sigmas[0] for every sampler (contract)."),
+    "schedules": {
+        "exponential": "k-diffusion sampling.py get_sigmas_exponential: exp(linspace(log sigma_max, log "
+                       "sigma_min, n)) then 0",
+        "polyexponential": "k-diffusion get_sigmas_polyexponential, rho 1.0 (A1111 sd_schedulers.py "
+                           "default_rho=1.0): exp(linspace(1, 0, n) ** rho * (log max - log min) + log min); "
+                           "equal to exponential up to float rounding at rho 1",
+        "sgm_uniform": "ComfyUI comfy/samplers.py normal_scheduler(sgm=True): timesteps = linspace("
+                       "timestep(sigma_max) = 999, timestep(sigma_min) = 0, n + 1)[:-1], sigma(t) each, then 0. "
+                       "A1111 sd_schedulers.sgm_uniform is the same with k-diffusion's sigma_to_t / t_to_sigma "
+                       "on A1111's table (schedules_a1111; <= 2.7e-7 relative from ComfyUI's here)",
+        "normal": "ComfyUI normal_scheduler(sgm=False): linspace(999, 0, n) (n + 1 points if sigma(end) ~ 0, "
+                  "not the case for SD), sigma(t), then 0 - the last non-zero sigma is sigma_min. A1111 "
+                  "normal_scheduler: same on its table (<= 1.3e-5 relative, the table difference)",
+        "simple": "ComfyUI simple_scheduler: ss = 1000 / n; sigmas[-(1 + int(x * ss))] for x < n, then 0",
+        "ddim_uniform": "ComfyUI ddim_scheduler: ss = max(1000 // n, 1); sigmas[1], sigmas[1 + ss], ... while "
+                        "index < 1000, reversed, then 0 (ComfyUI starts the list with 0.0 unless sigmas[1] ~ "
+                        "0). The length is NOT always n: 7 steps give 8 non-zero sigmas (1000 // 7 = 142 -> "
+                        "indices 1..995), 1 step gives [sigmas[1], 0]; A1111's 'DDIM' scheduler (sd_schedulers."
+                        "ddim_scheduler) is the same list",
+        "beta": "ComfyUI beta_scheduler(alpha=0.6, beta=0.6): ts = 1 - linspace(0, 1, n, endpoint=False); "
+                "t = rint(beta.ppf(ts, 0.6, 0.6) * 999); consecutive duplicates of t dropped; sigmas[int(t)]; "
+                "then 0. scipy.stats.beta.ppf replaced by beta_ppf here: bisection on mpmath.betainc("
+                "regularized=True) at 40 digits to a bracket < 1e-15 (the contract asks 1e-12); rint after "
+                "* 999 makes the result insensitive to that. No duplicates occur for n <= 20 here. A1111's "
+                "beta_scheduler differs completely (schedules_a1111): 1 - linspace(0, 1, n) WITH the "
+                "endpoint, ppf mapped linearly to sigma_min + x * (sigma_max - sigma_min), no table lookup",
+        "kl_optimal": "ComfyUI kl_optimal_scheduler(n, sigma_min, sigma_max) with ComfyUI's table min / max: "
+                      "adj = arange(n) / (n - 1); tan(adj * atan(sigma_min) + (1 - adj) * atan(sigma_max)), "
+                      "then 0. n = 1 divides 0 by 0 -> NaN in ComfyUI, so no n = 1 entry. A1111 kl_optimal "
+                      "differs (schedules_a1111): n + 1 points with step_indices / n, the last one sigma_min, "
+                      "NO zero appended, so the sampler never steps to 0",
+        "ays": "ComfyUI comfy_extras/nodes_align_your_steps.py AlignYourStepsScheduler, model_type SD1, "
+               "denoise 1: NOISE_LEVELS['SD1'] (10 decimals), loglinear_interp to n + 1 points unless n + 1 == "
+               "11, then the LAST point (sigma_min) set to 0. A1111 sd_schedulers.get_align_your_steps_sigmas "
+               "differs (schedules_a1111 'ays'): the 3-decimal table, interpolated to n points unless n == 11 "
+               "(table as is), then 0 appended - so A1111 keeps 0.029 as the last non-zero sigma and ComfyUI "
+               "does not; the two agree on no step count. vkdiff 'ays' = ComfyUI's here.",
+        "ays_sdxl": "as ays with NOISE_LEVELS['SDXL'] (A1111: its SDXL table when shared.sd_model.is_sdxl)"},
+    "samplers": {
+        "lms": "k-diffusion sample_lms, order 4 (A1111 passes no order): coefficients of the Lagrange "
+               "polynomial through the last min(i + 1, 4) sigmas integrated from sigmas[i] to sigmas[i+1]; "
+               "k-diffusion uses scipy.integrate.quad(epsrel=1e-4) on the float32 sigmas (numpy array) - "
+               "here numpy.polynomial exact integration in float64 (checked against mpmath.quad: 1e-15)",
+        "dpm2": "k-diffusion sample_dpm_2, s_churn 0 (gamma 0, sigma_hat = sigma): Euler on the final step, "
+                "else midpoint in log sigma: sigma_mid = exp(lerp(log sigma, log sigma_next, 0.5)); 2 calls per "
+                "step but the last",
+        "dpm2_a": "k-diffusion sample_dpm_2_ancestral, eta 1, s_noise 1: get_ancestral_step, DPM-Solver-2 to "
+                  "sigma_down, then noise * sigma_up",
+        "dpm++2s_a": "k-diffusion sample_dpmpp_2s_ancestral, eta 1, r = 1/2",
+        "dpm++sde": "k-diffusion sample_dpmpp_sde, eta 1, s_noise 1, r = 1/2 (A1111 passes eta = "
+                    "opts.eta_ancestral, default 1)",
+        "dpm++2m_sde": "k-diffusion sample_dpmpp_2m_sde, solver_type midpoint, eta 1; final step x = denoised. "
+                       "(ComfyUI's copy has been rewritten in half-log-SNR form, mathematically equal for "
+                       "eps / v models; not compared bit for bit)",
+        "dpm++2m_sde_heun": "the same, solver_type heun (A1111 'DPM++ 2M SDE Heun' options solver_type heun)",
+        "dpm++3m_sde": "k-diffusion sample_dpmpp_3m_sde, eta 1",
+        "uni_pc": "ComfyUI comfy/extra_samplers/uni_pc.py sample_unipc(variant bh1): timesteps = sigmas with a "
+                  "final 0 replaced by 0.001; x = noise_in / sqrt(1 + sigma0^2) (VP scaling); SigmaConvert "
+                  "(alpha = 1/sqrt(1 + sigma^2), lambda = log alpha - log std); model_wrapper(model_type "
+                  "'noise', guidance 'uncond') around predict_eps_sigma (input * sqrt(sigma^2 + 1) fed to the "
+                  "k-diffusion denoiser, eps = (input - denoised) / sigma); UniPC(predict_x0=True, "
+                  "thresholding off).sample(method 'multistep', order = min(3, len(timesteps) - 2), "
+                  "lower_order_final): step 0 evaluates only, steps 1..order-1 update at init_order with the "
+                  "corrector, later steps at min(order, steps + 1 - step), the last step without corrector "
+                  "(no model call); rhos_p = [0.5] at order 2, rhos_c = [0.5] at order 1, else "
+                  "torch.linalg.solve; finally x / alpha(0.001). Calls = steps. This is ComfyUI's sampler on "
+                  "A1111's model wrapper (fractional t). A1111's own 'UniPC' is a different, timestep-space "
+                  "implementation (sd_samplers_timesteps) - not this one",
+        "uni_pc_bh2": "the same with variant bh2 (B_h = expm1(hh) instead of hh); ComfyUI sample_unipc_bh2",
+        "restart": "A1111 modules/sd_samplers_extra.py restart_sampler, restart_list None (automatic): below "
+                   "20 steps plain Heun over the given sigmas (2 calls per step but the last); from 20 steps "
+                   "restart_steps 9, restart_times 1 (from 36: steps // 4 and 2), the given schedule is "
+                   "REPLACED by get_sigmas_karras(steps - restart_steps * restart_times, sigmas[-2], sigmas[0]) "
+                   "(so discrete and karras inputs give the same run), restart_list {0.1: [restart_steps + 1, "
+                   "restart_times, 2]} keyed by the index of the sigma nearest 0.1; after that step the "
+                   "segment karras(restart_steps + 1, sigmas[min_idx], sigmas[max_idx])[:-1] (max_idx = "
+                   "sigma nearest 2) is appended restart_times times; each jump back up adds noise (see "
+                   "noise_draws_per_sampler). A1111's 'Restart' defaults to the karras scheduler."},
+}
 
 if __name__ == "__main__":
     main()
