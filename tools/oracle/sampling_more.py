@@ -728,6 +728,19 @@ def main():
 
 
 NOTES = {
+    "provenance": (
+        "k-diffusion: crowsonkb/k-diffusion fetched at 4601bf0; k_diffusion/sampling.py is identical at "
+        "ab527a9 (A1111's pinned k-diffusion commit). A1111 (public-code index): sd_schedulers.py at 02b0092, "
+        "sd_samplers_extra.py at 255da37, sd_samplers_kdiffusion.py only at pre-1.6 commits (7f20051, "
+        "01a40c6) - the 1.10 get_sigmas / samplers_k_diffusion were read in a derivative that keeps them "
+        "(see sampler_names.py). ComfyUI: the index's own comfyanonymous/ComfyUI entries for comfy/samplers.py "
+        "(75e5d3d, 002aefa) and comfy/extra_samplers/uni_pc.py (03a08e8) are OLD versions; the current "
+        "normal_scheduler / simple_scheduler / ddim_scheduler / beta_scheduler / kl_optimal_scheduler, "
+        "KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS, the sigma-space sample_unipc (SigmaConvert, "
+        "predict_eps_sigma) and BrownianTreeNoiseSampler(..., cpu=True) were read in verbatim copies of "
+        "ComfyUI's files found in other repositories of the index (several agreeing copies each). "
+        "comfy/model_sampling.py (005e370) and comfy_extras/nodes_align_your_steps.py (341667c) from the "
+        "ComfyUI entries. torchsde: google-research/torchsde fetched at eb3a00e."),
     "conventions": (
         "Toy model, CFG (uncond + (cond - uncond) * 5), eps / v denoisers (k-diffusion external.py "
         "DiscreteEpsDDPMDenoiser / DiscreteVDDPMDenoiser with the interpolating sigma_to_t), SHAPE, SEED and "
@@ -826,7 +839,9 @@ NOTES = {
         "normal": "ComfyUI normal_scheduler(sgm=False): linspace(999, 0, n) (n + 1 points if sigma(end) ~ 0, "
                   "not the case for SD), sigma(t), then 0 - the last non-zero sigma is sigma_min. A1111 "
                   "normal_scheduler: same on its table (<= 1.3e-5 relative, the table difference)",
-        "simple": "ComfyUI simple_scheduler: ss = 1000 / n; sigmas[-(1 + int(x * ss))] for x < n, then 0",
+        "simple": "ComfyUI simple_scheduler: ss = 1000 / n; sigmas[-(1 + int(x * ss))] for x < n, then 0 "
+                  "(A1111 sd_schedulers.simple_scheduler: the same on A1111's table, so it differs only by "
+                  "the table rounding, <= 1.3e-5 relative; not listed separately)",
         "ddim_uniform": "ComfyUI ddim_scheduler: ss = max(1000 // n, 1); sigmas[1], sigmas[1 + ss], ... while "
                         "index < 1000, reversed, then 0 (ComfyUI starts the list with 0.0 unless sigmas[1] ~ "
                         "0). The length is NOT always n: 7 steps give 8 non-zero sigmas (1000 // 7 = 142 -> "
