@@ -719,12 +719,17 @@ def main():
                    "model": "sampling_ref.toy_model", "sigma_min": sigma_min, "sigma_max": sigma_max,
                    "comfy_sigma_min": c_min, "comfy_sigma_max": c_max},
            "notes": NOTES,
-           "schedules": schedules, "schedules_a1111": schedules_a1111, "runs": runs}
+           "schedules": schedules, "schedules_a1111": schedules_a1111,
+           "runs": [r for r in runs if r["discard_penultimate"] == (r["sampler"] in DISCARD_PENULTIMATE)],
+           # uni_pc / uni_pc_bh2 with ComfyUI KSampler's discard (kept apart so that (sampler, schedule,
+           # steps, prediction) stays a unique key in "runs")
+           "runs_comfy_discard": [r for r in runs
+                                  if r["discard_penultimate"] != (r["sampler"] in DISCARD_PENULTIMATE)]}
     with open(OUT, "w") as f:
         json.dump(out, f, separators=(",", ":"))
         f.write("\n")
     print(f"wrote {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes), "
-          f"{len(schedules)} schedules, {len(runs)} runs")
+          f"{len(schedules)} schedules, {len(out['runs'])} runs + {len(out['runs_comfy_discard'])}")
 
 
 NOTES = {
@@ -760,7 +765,7 @@ NOTES = {
         "SIGMA_SAMPLERS = {dpm_2, dpm_2_ancestral, uni_pc, uni_pc_bh2} (same steps + 1 / cat rule, in "
         "KSampler.calculate_sigmas; read in copies of ComfyUI's KSampler) - it discards for uni_pc and NOT "
         "for dpmpp_3m_sde. The main uni_pc runs have no discard (the contract's rule); extra uni_pc / "
-        "uni_pc_bh2 runs with discard_penultimate=true reproduce ComfyUI's KSampler."),
+        "uni_pc_bh2 runs with discard_penultimate=true (top-level runs_comfy_discard) reproduce ComfyUI's KSampler."),
     "noise_draws_per_sampler": {
         "lms": "none",
         "dpm2": "1 per step, first thing in the step: eps = torch.randn_like(x) * s_noise is drawn "
