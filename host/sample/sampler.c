@@ -109,7 +109,10 @@ vkd_result vkd_sample_sigmas(const vkd_sample_params *p, float *sigmas, size_t c
 
 int vkd_sampler_discards_penultimate(vkd_sampler_kind kind)
 {
-    return kind == VKD_SAMPLER_DPM2 || kind == VKD_SAMPLER_DPM2_A || kind == VKD_SAMPLER_DPMPP_3M_SDE;
+    /* A1111 for its samplers; ComfyUI's KSampler for uni_pc (its DISCARD_PENULTIMATE_SIGMA_SAMPLERS),
+     * whose implementation vkdiff runs */
+    return kind == VKD_SAMPLER_DPM2 || kind == VKD_SAMPLER_DPM2_A || kind == VKD_SAMPLER_DPMPP_3M_SDE ||
+           kind == VKD_SAMPLER_UNI_PC || kind == VKD_SAMPLER_UNI_PC_BH2;
 }
 
 int vkd_sampler_is_stochastic(vkd_sampler_kind kind)

@@ -43,7 +43,8 @@ vkd_result vkd_sampler_parse(const char *name, vkd_sampler_kind *out);
 const char *vkd_sampler_name(vkd_sampler_kind kind);
 /* 1 for the samplers that draw noise after the start (they need vkd_sample_params.rng) */
 int vkd_sampler_is_stochastic(vkd_sampler_kind kind);
-/* 1 for the samplers A1111 runs with discard_next_to_last_sigma (DPM2, DPM2 a, DPM++ 3M SDE) */
+/* 1 for the samplers run with a discarded penultimate sigma: A1111's discard_next_to_last_sigma
+ * (DPM2, DPM2 a, DPM++ 3M SDE) and ComfyUI's KSampler for uni_pc / uni_pc_bh2 */
 int vkd_sampler_discards_penultimate(vkd_sampler_kind kind);
 
 /* Returns denoised[n], the clean-latent estimate for the noisy latent x[n] at noise
