@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "lora/lora_set.h"
@@ -319,6 +320,24 @@ static vkd_result model_dir(const vkd_ctx_params *cp, char **out)
     return VKD_OK;
 }
 
+/* --weight-type: the UNet's weights quantized at load (wstore_quant.c) */
+static vkd_result weight_type(vkd_pipe *p, const vkd_ctx_params *cp)
+{
+    const char *t = cp->weight_type;
+    if (!t || !strcmp(t, "f16") || !strcmp(t, "f32"))
+        return VKD_OK;
+    static const struct { const char *name; uint32_t type; } names[] = {
+        {"q8_0", 8}, {"q5_1", 7}, {"q5_0", 6}, {"q4_1", 3}, {"q4_0", 2}, {"q4_k", 12}, {"q6_k", 14},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(t, names[i].name)) {
+            vkd_wstore_set_quant(p->ws, names[i].type, "model.diffusion_model.");
+            return VKD_OK;
+        }
+    VKD_ERROR("unknown weight type '%s' (expected f32, f16, q8_0, q5_1, q5_0, q4_1, q4_0, q4_k or q6_k)", t);
+    return VKD_ERR_INVALID_ARG;
+}
+
 static vkd_result ctx_create(const vkd_ctx_params *cp, vkd_ctx **out)
 {
     *out = NULL;
@@ -335,7 +354,8 @@ static vkd_result ctx_create(const vkd_ctx_params *cp, vkd_ctx **out)
     p->memory_budget = (uint64_t)cp->memory_budget_mb << 20;
     vkd_result r;
     if ((r = open_model(p, cp, label)) || (r = load_tokenizer(p, cp)) || (r = open_device(p, cp)) ||
-        (r = vkd_wstore_create(p->d, p->w, p->dt, &p->ws)) || (r = vkd_text_stage_create(p, &p->text)) ||
+        (r = vkd_wstore_create(p->d, p->w, p->dt, &p->ws)) || (r = weight_type(p, cp)) ||
+        (r = vkd_text_stage_create(p, &p->text)) ||
         (r = vkd_denoise_stage_create(p, &p->denoise)) || (r = vkd_decode_stage_create(p, &p->decode)) ||
         (r = vkd_lora_set_create(p->w, &p->cfg, p->ws, &c->loras)) || (r = model_dir(cp, &c->model_dir))) {
         vkd_ctx_free(c);

@@ -85,6 +85,10 @@ typedef struct vkd_ctx_params {
     void *log_user;
     vkd_log_level log_level;
     const struct vkd_dev_options *dev; /* developer knobs (vkdiff_dev.h); NULL: defaults */
+    const char *weight_type;     /* the UNet's linear and conv weights kept quantized in device memory:
+                                    "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "q4_k", "q6_k" (stable-diffusion.cpp's
+                                    names; ggml's block formats, docs/gguf.md); NULL, "f16" or "f32": float
+                                    (precision decides). A GGUF file's quantized tensors stay quantized anyway */
 } vkd_ctx_params;
 
 void vkd_ctx_params_init(vkd_ctx_params *p);

@@ -66,9 +66,16 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
         else if (!strcmp(a, "--precision") && v) {
             cp.precision = !strcmp(v, "fp32") ? VKD_PRECISION_FP32 : VKD_PRECISION_FP16;
             i++;
+        } else if (!strcmp(a, "--weight-type") && v) { /* issue 25: the UNet's weights quantized */
+            if (!strcmp(v, "f32") || !strcmp(v, "f16"))
+                cp.precision = !strcmp(v, "f32") ? VKD_PRECISION_FP32 : VKD_PRECISION_FP16;
+            else
+                cp.weight_type = v;
+            i++;
         } else {
             fprintf(stderr, "usage: vkdiff bench model [-m MODEL --tokenizer PATH] [-W 512 -H 512] [--repeat 3] [-v] "
-                            "[--device N] [--precision fp16|fp32] [--no-vae] [--batch 1|2] [--append FILE]\n"
+                            "[--device N] [--precision fp16|fp32] [--weight-type q8_0|q4_0|...] [--no-vae] [--batch 1|2] "
+                            "[--append FILE]\n"
                             "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
                             "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
                             "bytes bound; --append: add this run's one-line summary to FILE, a markdown table)\n"

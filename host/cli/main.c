@@ -62,6 +62,9 @@ static void usage(FILE *f)
             "  --clip-skip N          2 = penultimate text-encoder layer (SD1); SD2 and SDXL always use it\n"
             "  --batch-count N        images in a row, seed + i each, files numbered (default 1)\n"
             "  --precision fp16|fp32  storage precision (default: fp16 where the device has 16-bit storage)\n"
+            "  --weight-type TYPE     keep the UNet's weights quantized on the device: q8_0, q5_1, q5_0, q4_1,\n"
+            "                         q4_0, q4_k, q6_k (ggml's formats; f16 / f32 = --precision); GGUF files\n"
+            "                         keep their own types (docs/gguf.md)\n"
             "  --device N             Vulkan device (default: discrete, then integrated, then CPU)\n"
             "image input (img2img, inpainting; docs/img2img.md):\n"
             "  -i, --init-img FILE    start from this PNG or JPEG (size: -W/-H, else the image's, to a multiple of 8)\n"
@@ -501,6 +504,12 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--precision")) {
             TAKES_VALUE;
             precision = val;
+        } else if (!strcmp(a, "--weight-type") || !strcmp(a, "--type")) { /* --type: stable-diffusion.cpp's */
+            TAKES_VALUE;
+            if (!strcmp(val, "f16") || !strcmp(val, "f32"))
+                precision = !strcmp(val, "f16") ? "fp16" : "fp32";
+            else
+                cp.weight_type = val;
         } else if (!strcmp(a, "--device")) {
             TAKES_VALUE;
             if (parse_int(val, a, 0, 64, &v))

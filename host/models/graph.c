@@ -10,6 +10,7 @@
 #include "ops/concat.h"
 #include "ops/embedding.h"
 #include "ops/conv2d.h"
+#include "ops/dequant.h"
 #include "ops/eltwise.h"
 #include "ops/geglu.h"
 #include "ops/groupnorm.h"
@@ -153,6 +154,40 @@ static const vkd_tensor *weight(vkd_graph *g, vkd_wkind kind, const char *name, 
     return slot;
 }
 
+static void check(vkd_graph *g, vkd_result r);
+
+/* A linear or conv weight the store keeps quantized (ggml blocks, issue 25) comes out of
+ * weight_q dequantized into *tmp: an activation planned like any other, live only for the
+ * op that reads it (the caller frees it after recording the op). Other weights come from
+ * weight() and leave *tmp empty. */
+static const vkd_tensor *weight_q(vkd_graph *g, vkd_wkind kind, const char *name, const char *suffix,
+                                  vkd_tensor *slot, vkd_tensor *tmp)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s%s", name, suffix);
+    uint32_t qt = 0;
+    *tmp = empty();
+    if (!vkd_wstore_quantized(g->ws, key, kind, &qt))
+        return weight(g, kind, name, suffix, slot);
+    if (!weight_shape(g, kind, key, slot))
+        return NULL;
+    if (g->plan)
+        g->plan->weight_bytes += (vkd_wstore_quant_bytes(g->ws, key) + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
+    *tmp = g_new(g, slot->ndim, slot->shape); /* [N, K] or [Cout, kh, kw, Cin] */
+    if (!g->plan && g_ok(g)) {
+        const vkd_tensor *blocks = vkd_wstore_get_blocks(g->ws, key, kind);
+        if (!blocks) {
+            g_free(g, tmp);
+            return NULL;
+        }
+        int64_t taps = kind == VKD_W_CONV ? slot->shape[1] * slot->shape[2] : 1;
+        int64_t cin = kind == VKD_W_CONV ? slot->shape[3] : 1;
+        if (rec(g))
+            check(g, vkd_op_dequant(g->c, blocks, qt, taps, cin, tmp));
+    }
+    return g_ok(g) ? tmp : NULL;
+}
+
 void g_plan_weight(vkd_graph *g, const char *fmt, ...)
 {
     if (!g->plan || !g_ok(g))
@@ -239,16 +274,19 @@ vkd_tensor g_linear_pair(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2
 static vkd_tensor linear(vkd_graph *g, const vkd_tensor *x, const vkd_tensor *x2, const vkd_tensor *residual,
                          const char *name)
 {
-    vkd_tensor slot[2];
-    const vkd_tensor *w = weight(g, VKD_W_LINEAR, name, ".weight", &slot[0]);
+    vkd_tensor slot[2], deq;
+    const vkd_tensor *w = weight_q(g, VKD_W_LINEAR, name, ".weight", &slot[0], &deq);
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
     if (!w || (vkd_wstore_has(g->ws, "%s.bias", name) && !b)) {
+        g_free(g, &deq);
         g_fail(g, weight_err(g));
         return empty();
     }
     vkd_linear_opts o = {.bias = b, .residual = residual, .a2 = x2};
-    return linear_out(g, x, w, &o);
+    vkd_tensor out = linear_out(g, x, w, &o);
+    g_free(g, &deq);
+    return out;
 }
 
 /* The stacked tensor of the n names + suffix (vkd_wstore_get_cat); in a dry run only
@@ -360,11 +398,12 @@ vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float 
 static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, int stride, int pt, int pb, int pl,
                        int pr, int upsample, int64_t up_h, int64_t up_w, const vkd_tensor *residual, const char *name)
 {
-    vkd_tensor slot[2];
-    const vkd_tensor *wt = weight(g, VKD_W_CONV, name, ".weight", &slot[0]);
+    vkd_tensor slot[2], deq;
+    const vkd_tensor *wt = weight_q(g, VKD_W_CONV, name, ".weight", &slot[0], &deq);
     const vkd_tensor *b = vkd_wstore_has(g->ws, "%s.bias", name) ? weight(g, VKD_W_RAW, name, ".bias", &slot[1])
                                                                   : NULL;
     if (!wt || (!b && vkd_wstore_has(g->ws, "%s.bias", name))) { /* never a conv without its bias */
+        g_free(g, &deq);
         g_fail(g, weight_err(g));
         return empty();
     }
@@ -383,6 +422,7 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
     if (rec(g))
         check(g, vkd_op_conv2d(g->c, x, h, w, wt, b, residual, &p, &out));
     g_free(g, &scratch);
+    g_free(g, &deq);
     return out;
 }
 

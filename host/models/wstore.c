@@ -207,7 +207,6 @@ slot *vkd_ws_find_slot(vkd_wstore *s, const char *name, vkd_wkind kind)
     return &s->slots[i];
 }
 
-static const vkd_tensor *keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t);
 
 /* The named linear weights stacked (VKD_W_LINEAR) or biases concatenated (VKD_W_RAW) into
  * a new tensor *t; the key names them in errors. */
@@ -301,7 +300,7 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
     if (sl && !sl->name) {
         vkd_tensor t;
         if (!(r = vkd_ws_build_cat(s, kind, n, names, key, &t)))
-            r = keep(s, sl, key, kind, t) ? vkd_ws_slot_deltas(s, sl) : VKD_ERR_OUT_OF_HOST_MEMORY;
+            r = vkd_ws_keep(s, sl, key, kind, t) ? vkd_ws_slot_deltas(s, sl) : VKD_ERR_OUT_OF_HOST_MEMORY;
     }
     free(key);
     if (r) {
@@ -437,12 +436,12 @@ vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const 
     if ((r = vkd_ws_build_lnfold(s, ln, n, layers, &tw, &ts)))
         goto done;
     r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    if (!(*w_out = keep(s, sw, key, VKD_W_LINEAR, tw))) {
+    if (!(*w_out = vkd_ws_keep(s, sw, key, VKD_W_LINEAR, tw))) {
         vkd_tensor_destroy(s->d, &ts);
         goto done;
     }
     /* keep() filled sw, which may be the free slot ss pointed at too: look it up again */
-    if (!(ss = vkd_ws_find_slot(s, key, VKD_W_RAW)) || !(*sc_out = keep(s, ss, key, VKD_W_RAW, ts))) {
+    if (!(ss = vkd_ws_find_slot(s, key, VKD_W_RAW)) || !(*sc_out = vkd_ws_keep(s, ss, key, VKD_W_RAW, ts))) {
         vkd_tensor_destroy(s->d, &ts);
         *w_out = NULL;
         goto done;
@@ -482,7 +481,7 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
         s->err = r;
         return NULL;
     }
-    const vkd_tensor *kept = keep(s, sl, name, kind, t);
+    const vkd_tensor *kept = vkd_ws_keep(s, sl, name, kind, t);
     if (!kept) {
         s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
         return NULL;
@@ -494,7 +493,7 @@ const vkd_tensor *vkd_wstore_get(vkd_wstore *s, vkd_wkind kind, const char *fmt,
     return kept;
 }
 
-static const vkd_tensor *keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t)
+const vkd_tensor *vkd_ws_keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t)
 {
     size_t i = (size_t)(sl - s->slots);
     s->slots[i].name = malloc(strlen(name) + 1);
@@ -566,8 +565,10 @@ uint64_t vkd_wstore_prefix_bytes(const vkd_wstore *s, const char *prefix)
     uint64_t bytes = 0, elem = s->dt == VKD_F16 ? 2 : 4;
     for (size_t i = 0; i < n; i++) {
         const vkd_wtensor *t = vkd_weights_at(s->w, i);
-        if (!strncmp(t->name, prefix, len))
-            bytes += ((uint64_t)t->nelem * elem + 255) / 256 * 256;
+        if (strncmp(t->name, prefix, len))
+            continue;
+        uint64_t q = vkd_wstore_quant_bytes((vkd_wstore *)s, t->name); /* kept quantized */
+        bytes += ((q ? q : (uint64_t)t->nelem * elem) + 255) / 256 * 256;
     }
     return bytes;
 }

@@ -16,6 +16,7 @@ typedef enum vkd_wkind {
     VKD_W_RAW = 0,  /* as stored, flattened to 1D (norm scales, biases, embeddings keep their shape) */
     VKD_W_LINEAR,   /* [out, in] for vkd_op_linear (also from [out, in, 1, 1]) */
     VKD_W_CONV,     /* [out, in, kh, kw] re-laid for vkd_op_conv2d */
+    VKD_W_QBLOCKS,  /* the store's own: a weight's quantized blocks (wstore_quant.c) */
 } vkd_wkind;
 
 typedef struct vkd_wstore vkd_wstore;
@@ -80,6 +81,21 @@ typedef struct vkd_wdelta_source {
  * deltas. src's functions are called during this call and at later uploads: its
  * context must live until the next set (or the store's end). */
 vkd_result vkd_wstore_set_deltas(vkd_wstore *s, const vkd_wdelta_source *src);
+
+/* ---- quantized weights (issue 25, wstore_quant.c) ---------------------------------
+ * A linear or conv weight is kept quantized in device memory (ggml's blocks) when its
+ * file tensor is a block type the dequant kernel reads (a GGUF file), or when the store
+ * was told to quantize (vkd_wstore_set_quant: checkpoint tensors under prefix, but the
+ * first and last conv of the UNet), and its rows are whole blocks. The model code gets
+ * such a weight dequantized just before the op (models/graph.c weight_q). */
+void vkd_wstore_set_quant(vkd_wstore *s, uint32_t ggml_type, const char *prefix);
+/* 1 (and *qtype, ggml's type number) when (name, kind) is kept quantized */
+int vkd_wstore_quantized(vkd_wstore *s, const char *name, vkd_wkind kind, uint32_t *qtype);
+/* its blocks' bytes on the device (0: not quantized) */
+uint64_t vkd_wstore_quant_bytes(vkd_wstore *s, const char *name);
+/* its blocks (an F32 tensor used as a word array), uploaded on first use; NULL with an
+ * error as vkd_wstore_get (LoRA deltas on them: VKD_ERR_UNSUPPORTED) */
+const vkd_tensor *vkd_wstore_get_blocks(vkd_wstore *s, const char *name, vkd_wkind kind);
 
 vkd_dtype vkd_wstore_dtype(const vkd_wstore *s);
 /* Why the last vkd_wstore_get / _get_cat returned NULL: VKD_ERR_FORMAT (absent or

@@ -34,6 +34,8 @@ struct vkd_wstore {
     vkd_result err;  /* why the last get returned NULL (vkd_wstore_error) */
     vkd_wdelta_source deltas; /* .get NULL: none */
     vkd_cmd *cmd;             /* for the deltas, made on first use */
+    uint32_t qtype;           /* vkd_wstore_set_quant: ggml type to quantize to (0: none) */
+    char qprefix[128];        /* ... the tensors under this prefix */
 };
 
 /* The slot holding (name, kind), or the free slot where it goes; NULL when full. */
@@ -44,6 +46,8 @@ vkd_result vkd_ws_build_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *co
                             vkd_tensor *t);
 vkd_result vkd_ws_build_lnfold(vkd_wstore *s, const char *ln, int n, const char *const *layers, vkd_tensor *tw,
                                vkd_tensor *ts);
+/* t kept in the free slot sl under (name, kind); NULL (t destroyed) when out of memory */
+const vkd_tensor *vkd_ws_keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t);
 /* The current deltas added to a slot just uploaded (for a folded pair: the weight's slot). */
 vkd_result vkd_ws_slot_deltas(vkd_wstore *s, slot *sl);
 
