@@ -312,6 +312,34 @@ static const vkd_tensor *cat_weight(vkd_graph *g, vkd_wkind kind, int n, const c
     return slot;
 }
 
+/* A stacked or folded weight the store keeps quantized (vkd_wstore_cat_quantized /
+ * _ln_quantized): w is its blocks (in a dry run the float slot cat_weight counted), made
+ * [rows, cols] of the store's dtype in *tmp just before the op, like weight_q's. */
+static const vkd_tensor *stacked_dequant(vkd_graph *g, const vkd_tensor *w, uint32_t qt, int n,
+                                         const char *const *full, vkd_tensor *tmp)
+{
+    int64_t rows = 0, cols = 0, sh[8];
+    for (int j = 0; j < n; j++) {
+        int nd = vkd_wstore_shape(g->ws, full[j], sh);
+        if (nd < 2)
+            return NULL;
+        rows += sh[0];
+        cols = 1;
+        for (int i = 1; i < nd; i++)
+            cols *= sh[i];
+    }
+    int64_t shape[2] = {rows, cols};
+    if (g->plan) { /* the blocks in place of the float weight cat_weight counted */
+        g->plan->weight_bytes -= pool_bytes(w);
+        g->plan->weight_bytes += (vkd_dequant_bytes(vkd_dequant_info_of(qt), rows * cols) + POOL_ALIGN - 1) /
+                                 POOL_ALIGN * POOL_ALIGN;
+    }
+    *tmp = g_new(g, 2, shape);
+    if (rec(g))
+        check(g, vkd_op_dequant(g->c, w, qt, 1, 1, tmp));
+    return g_ok(g) ? tmp : NULL;
+}
+
 vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *const *names)
 {
     if (!g_ok(g))
@@ -338,15 +366,20 @@ vkd_tensor g_linear_cat(vkd_graph *g, const vkd_tensor *x, int n, const char *co
         g_fail(g, VKD_ERR_FORMAT);
         goto done;
     }
-    vkd_tensor slot[2];
+    vkd_tensor slot[2], deq = empty();
+    uint32_t qt = 0;
     const vkd_tensor *w = cat_weight(g, VKD_W_LINEAR, n, fn, &slot[0]);
+    if (w && vkd_wstore_cat_quantized(g->ws, n, fn, &qt))
+        w = stacked_dequant(g, w, qt, n, fn, &deq);
     const vkd_tensor *b = biases ? cat_weight(g, VKD_W_RAW, n, fn + n, &slot[1]) : NULL;
     if (!w || (biases && !b)) {
+        g_free(g, &deq);
         g_fail(g, weight_err(g));
         goto done;
     }
     vkd_linear_opts o = {.bias = b};
     out = linear_out(g, x, w, &o);
+    g_free(g, &deq);
 done:
     free(full);
     free(fn);
@@ -386,12 +419,30 @@ vkd_tensor g_linear_ln(vkd_graph *g, const vkd_tensor *x, const char *ln, float 
             sc = &slot[1];
         }
     }
+    vkd_tensor deq = empty();
+    uint32_t qt = 0;
+    if (w && sc && vkd_wstore_ln_quantized(g->ws, n, layers, &qt)) { /* w holds blocks */
+        char (*full)[420] = malloc((size_t)n * sizeof *full);
+        const char **fn = malloc((size_t)n * sizeof *fn);
+        if (full && fn) {
+            for (int j = 0; j < n; j++)
+                snprintf(full[j], sizeof full[j], "%s.weight", layers[j]), fn[j] = full[j];
+            w = stacked_dequant(g, w, qt, n, fn, &deq);
+        } else {
+            w = NULL;
+        }
+        free(full);
+        free(fn);
+    }
     if (!w || !sc) {
+        g_free(g, &deq);
         g_fail(g, VKD_ERR_FORMAT);
         return empty();
     }
     vkd_linear_opts o = {.residual = residual, .ln = sc, .ln_eps = eps};
-    return linear_out(g, x, w, &o);
+    vkd_tensor out = linear_out(g, x, w, &o);
+    g_free(g, &deq);
+    return out;
 }
 
 /* h, w: the size convolved (with upsample, of the 2x upsampling of x) */

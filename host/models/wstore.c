@@ -237,7 +237,7 @@ vkd_result vkd_ws_build_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *co
         }
         cols = c, rows += rj;
     }
-    bool all_f16 = true;
+    bool all_f16 = !s->q_build; /* quantizing: through fp32 */
     for (int j = 0; j < n; j++)
         all_f16 = all_f16 && direct_f16(s, wt[j]);
     int64_t shape[2] = {rows, cols};
@@ -265,7 +265,9 @@ vkd_result vkd_ws_build_cat(vkd_wstore *s, vkd_wkind kind, int n, const char *co
         vkd_st_tensor_drop_pages(wt[j]->src);
         at += wt[j]->nelem;
     }
-    if (!r && kind == VKD_W_LINEAR)
+    if (!r && kind == VKD_W_LINEAR && s->q_build)
+        r = vkd_ws_upload_blocks(s, s->q_build, host, rows, cols, t);
+    else if (!r && kind == VKD_W_LINEAR)
         r = vkd_linear_weight_upload(s->d, s->dt, host, rows, cols, t);
     else if (!r && !(r = vkd_tensor_create(s->d, s->dt, 1, shape, t)) && (r = vkd_tensor_upload_f32(s->d, t, host)))
         vkd_tensor_destroy(s->d, t);
@@ -295,12 +297,20 @@ const vkd_tensor *vkd_wstore_get_cat(vkd_wstore *s, vkd_wkind kind, int n, const
             strcat(key, "+");
         strcat(key, names[j]);
     }
-    slot *sl = vkd_ws_find_slot(s, key, kind);
+    uint32_t qt = 0;
+    bool q = kind == VKD_W_LINEAR && vkd_wstore_cat_quantized(s, n, names, &qt);
+    slot *sl = vkd_ws_find_slot(s, key, q ? VKD_W_QBLOCKS : kind);
     vkd_result r = sl ? VKD_OK : VKD_ERR_INTERNAL; /* the table is full */
-    if (sl && !sl->name) {
+    if (sl && !sl->name && q && s->deltas.get)
+        r = vkd_ws_refuse_deltas(key);
+    if (!r && sl && !sl->name) {
         vkd_tensor t;
-        if (!(r = vkd_ws_build_cat(s, kind, n, names, key, &t)))
-            r = vkd_ws_keep(s, sl, key, kind, t) ? vkd_ws_slot_deltas(s, sl) : VKD_ERR_OUT_OF_HOST_MEMORY;
+        s->q_build = q ? qt : 0;
+        r = vkd_ws_build_cat(s, kind, n, names, key, &t);
+        s->q_build = 0;
+        if (!r)
+            r = vkd_ws_keep(s, sl, key, q ? VKD_W_QBLOCKS : kind, t) ? (q ? VKD_OK : vkd_ws_slot_deltas(s, sl))
+                                                                      : VKD_ERR_OUT_OF_HOST_MEMORY;
     }
     free(key);
     if (r) {
@@ -385,10 +395,20 @@ vkd_result vkd_ws_build_lnfold(vkd_wstore *s, const char *ln, int n, const char 
     }
     if (!(gm = read_exact(s, ln, ".weight", cols)) || !(bt = read_exact(s, ln, ".bias", cols)))
         goto done;
-    vkd_ln_fold(w, b, gm, bt, rows, cols, s->dt, wf, sc);
     int64_t sshape[2] = {2, rows};
-    if ((r = vkd_linear_weight_upload(s->d, s->dt, wf, rows, cols, tw)))
-        goto done;
+    if (s->q_build) {
+        /* quantized: the fold in fp32, then its blocks; the row sums from what the dequant
+         * kernel will write (the blocks' values rounded to the store's dtype), so the
+         * kernel's mean * s[n] still cancels what its product holds (vkd_ln_fold) */
+        vkd_ln_fold(w, b, gm, bt, rows, cols, VKD_F32, wf, sc);
+        if ((r = vkd_ws_upload_blocks(s, s->q_build, wf, rows, cols, tw)))
+            goto done;
+        vkd_ws_row_sums_dequantized(s, s->q_build, wf, rows, cols, sc);
+    } else {
+        vkd_ln_fold(w, b, gm, bt, rows, cols, s->dt, wf, sc);
+        if ((r = vkd_linear_weight_upload(s->d, s->dt, wf, rows, cols, tw)))
+            goto done;
+    }
     if ((r = vkd_tensor_create(s->d, VKD_F32, 2, sshape, ts))) {
         vkd_tensor_destroy(s->d, tw);
         goto done;
@@ -424,7 +444,10 @@ vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const 
         strcat(key, layers[j]);
     }
     vkd_result r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    slot *sw = vkd_ws_find_slot(s, key, VKD_W_LINEAR), *ss = vkd_ws_find_slot(s, key, VKD_W_RAW);
+    uint32_t qt = 0;
+    bool q = vkd_wstore_ln_quantized(s, n, layers, &qt);
+    vkd_wkind wk = q ? VKD_W_QBLOCKS : VKD_W_LINEAR;
+    slot *sw = vkd_ws_find_slot(s, key, wk), *ss = vkd_ws_find_slot(s, key, VKD_W_RAW);
     if (!sw || !ss)
         goto done;
     if (sw->name && ss->name) {
@@ -432,11 +455,16 @@ vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const 
         r = VKD_OK;
         goto done;
     }
+    if (q && s->deltas.get && (r = vkd_ws_refuse_deltas(key)))
+        goto done;
     vkd_tensor tw, ts;
-    if ((r = vkd_ws_build_lnfold(s, ln, n, layers, &tw, &ts)))
+    s->q_build = q ? qt : 0;
+    r = vkd_ws_build_lnfold(s, ln, n, layers, &tw, &ts);
+    s->q_build = 0;
+    if (r)
         goto done;
     r = VKD_ERR_OUT_OF_HOST_MEMORY;
-    if (!(*w_out = vkd_ws_keep(s, sw, key, VKD_W_LINEAR, tw))) {
+    if (!(*w_out = vkd_ws_keep(s, sw, key, wk, tw))) {
         vkd_tensor_destroy(s->d, &ts);
         goto done;
     }
@@ -447,7 +475,8 @@ vkd_result vkd_wstore_get_ln_linear(vkd_wstore *s, const char *ln, int n, const 
         goto done;
     }
     /* the LoRA deltas after both are kept: the weight's slot updates the scales' too */
-    if ((r = vkd_ws_slot_deltas(s, vkd_ws_find_slot(s, key, VKD_W_LINEAR))))
+    r = VKD_OK;
+    if (!q && (r = vkd_ws_slot_deltas(s, vkd_ws_find_slot(s, key, VKD_W_LINEAR))))
         *w_out = *sc_out = NULL;
 done:
     free(key);

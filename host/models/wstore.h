@@ -91,6 +91,12 @@ vkd_result vkd_wstore_set_deltas(vkd_wstore *s, const vkd_wdelta_source *src);
 void vkd_wstore_set_quant(vkd_wstore *s, uint32_t ggml_type, const char *prefix);
 /* 1 (and *qtype, ggml's type number) when (name, kind) is kept quantized */
 int vkd_wstore_quantized(vkd_wstore *s, const char *name, vkd_wkind kind, uint32_t *qtype);
+/* The same for the stacked linears of vkd_wstore_get_cat (VKD_W_LINEAR) and the folded
+ * ones of vkd_wstore_get_ln_linear: with vkd_wstore_set_quant, when every layer is under
+ * the prefix and the rows are whole blocks. Those getters then return the blocks (an F32
+ * word tensor) in place of the weight. */
+int vkd_wstore_cat_quantized(vkd_wstore *s, int n, const char *const *names, uint32_t *qtype);
+int vkd_wstore_ln_quantized(vkd_wstore *s, int n, const char *const *layers, uint32_t *qtype);
 /* its blocks' bytes on the device (0: not quantized) */
 uint64_t vkd_wstore_quant_bytes(vkd_wstore *s, const char *name);
 /* its blocks (an F32 tensor used as a word array), uploaded on first use; NULL with an

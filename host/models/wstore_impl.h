@@ -35,6 +35,7 @@ struct vkd_wstore {
     vkd_wdelta_source deltas; /* .get NULL: none */
     vkd_cmd *cmd;             /* for the deltas, made on first use */
     uint32_t qtype;           /* vkd_wstore_set_quant: ggml type to quantize to (0: none) */
+    uint32_t q_build;         /* set while a stacked / folded weight is built as blocks of this type */
     char qprefix[128];        /* ... the tensors under this prefix */
 };
 
@@ -48,6 +49,14 @@ vkd_result vkd_ws_build_lnfold(vkd_wstore *s, const char *ln, int n, const char 
                                vkd_tensor *ts);
 /* t kept in the free slot sl under (name, kind); NULL (t destroyed) when out of memory */
 const vkd_tensor *vkd_ws_keep(vkd_wstore *s, slot *sl, const char *name, vkd_wkind kind, vkd_tensor t);
+/* wstore_quant.c: the blocks of a host matrix [rows, cols] (checkpoint row order) into a
+ * new F32 word tensor; the row sums of what the dequant kernel will make of them, into
+ * sc[0 .. rows) (a folded layer norm's s); LoRA refused on a quantized weight (logged) */
+vkd_result vkd_ws_upload_blocks(vkd_wstore *s, uint32_t ggml_type, const float *m, int64_t rows, int64_t cols,
+                                vkd_tensor *out);
+void vkd_ws_row_sums_dequantized(vkd_wstore *s, uint32_t ggml_type, const float *m, int64_t rows, int64_t cols,
+                                 float *sc);
+vkd_result vkd_ws_refuse_deltas(const char *key);
 /* The current deltas added to a slot just uploaded (for a folded pair: the weight's slot). */
 vkd_result vkd_ws_slot_deltas(vkd_wstore *s, slot *sl);
 

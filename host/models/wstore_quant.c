@@ -4,9 +4,11 @@
  * (io/quant.c, ggml's block formats byte for byte). Either way a block row is one output
  * channel in the checkpoint's order ([Cout, Cin * kh * kw] for a conv kernel), and the
  * dequant kernel re-lays conv kernels as it writes them (ops/dequant.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/half.h"
 #include "common/log.h"
 #include "io/quant.h"
 #include "models/wstore_impl.h"
@@ -138,9 +140,7 @@ const vkd_tensor *vkd_wstore_get_blocks(vkd_wstore *s, const char *name, vkd_wki
         return NULL;
     }
     if (s->deltas.get) { /* LoRA deltas are added to float weights on the device */
-        VKD_ERROR("%s: LoRA on quantized weights is not supported yet: load the model without "
-                  "--weight-type, or a float checkpoint", name);
-        s->err = VKD_ERR_UNSUPPORTED;
+        s->err = vkd_ws_refuse_deltas(name);
         return NULL;
     }
     slot *sl = vkd_ws_find_slot(s, name, VKD_W_QBLOCKS);
@@ -163,4 +163,85 @@ const vkd_tensor *vkd_wstore_get_blocks(vkd_wstore *s, const char *name, vkd_wki
     if (!kept)
         s->err = VKD_ERR_OUT_OF_HOST_MEMORY;
     return kept;
+}
+
+/* ---- stacked and layer-norm-folded linears ------------------------------------------ */
+
+/* the store's own quantization applies to every one of these checkpoint tensors */
+static int all_quantizable(vkd_wstore *s, int n, const char *const *names, const char *suffix, uint32_t *qtype)
+{
+    const vkd_dequant_info *qt = s->qtype ? vkd_dequant_info_of(s->qtype) : NULL;
+    if (!qt || n < 1)
+        return 0;
+    for (int j = 0; j < n; j++) {
+        char full[520];
+        snprintf(full, sizeof full, "%s%s", names[j], suffix);
+        const vkd_wtensor *wt = vkd_weights_find(s->w, full);
+        if (!wt || wt->rank < 2 || strncmp(full, s->qprefix, strlen(s->qprefix)) || kept_float(full) ||
+            row_elems(wt) % qt->block_elems)
+            return 0;
+    }
+    *qtype = s->qtype;
+    return 1;
+}
+
+int vkd_wstore_cat_quantized(vkd_wstore *s, int n, const char *const *names, uint32_t *qtype)
+{
+    return all_quantizable(s, n, names, "", qtype);
+}
+
+int vkd_wstore_ln_quantized(vkd_wstore *s, int n, const char *const *layers, uint32_t *qtype)
+{
+    return all_quantizable(s, n, layers, ".weight", qtype);
+}
+
+vkd_result vkd_ws_upload_blocks(vkd_wstore *s, uint32_t ggml_type, const float *m, int64_t rows, int64_t cols,
+                                vkd_tensor *out)
+{
+    const vkd_dequant_info *qt = vkd_dequant_info_of(ggml_type);
+    vkd_qtype hq;
+    if (!qt || host_qtype(ggml_type, &hq) || !vkd_qtype_can_quantize(hq) || cols % qt->block_elems)
+        return VKD_ERR_UNSUPPORTED;
+    uint64_t bytes = vkd_dequant_bytes(qt, rows * cols);
+    int64_t words = (int64_t)((bytes + 3) / 4);
+    uint8_t *host = calloc((size_t)words, 4);
+    if (!host)
+        return VKD_ERR_OUT_OF_HOST_MEMORY;
+    vkd_result r = VKD_ERR_UNSUPPORTED;
+    if (!vkd_quantize_row(hq, m, host, (size_t)(rows * cols)) &&
+        !(r = vkd_tensor_create(s->d, VKD_F32, 1, &words, out)) &&
+        (r = vkd_buffer_upload(s->d, &out->buf, out->offset, host, (VkDeviceSize)words * 4)))
+        vkd_tensor_destroy(s->d, out);
+    free(host);
+    return r;
+}
+
+void vkd_ws_row_sums_dequantized(vkd_wstore *s, uint32_t ggml_type, const float *m, int64_t rows, int64_t cols,
+                                 float *sc)
+{
+    const vkd_dequant_info *qt = vkd_dequant_info_of(ggml_type);
+    vkd_qtype hq;
+    size_t bb = vkd_dequant_bytes(qt, cols);
+    uint8_t *blk = malloc(bb);
+    float *v = malloc((size_t)cols * sizeof *v);
+    if (!blk || !v || host_qtype(ggml_type, &hq)) {
+        free(blk), free(v);
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        vkd_quantize_row(hq, m + r * cols, blk, (size_t)cols); /* one row's blocks, as uploaded */
+        vkd_dequantize_row(hq, blk, v, (size_t)cols);
+        double sum = 0;
+        for (int64_t q = 0; q < cols; q++)
+            sum += s->dt == VKD_F16 ? vkd_half_to_float(vkd_float_to_half(v[q])) : v[q];
+        sc[r] = (float)sum;
+    }
+    free(blk), free(v);
+}
+
+vkd_result vkd_ws_refuse_deltas(const char *key)
+{
+    VKD_ERROR("%s: LoRA on quantized weights is not supported yet: load the model without --weight-type, "
+              "or a float checkpoint", key);
+    return VKD_ERR_UNSUPPORTED;
 }
