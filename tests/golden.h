@@ -62,5 +62,8 @@ void golden_run(vkd_ctx *ctx, golden *g, vkd_dtype dt, vkd_gen_params *gp, const
                 const char *prefix, const char *what);
 /* Every sampler, 4 steps, cfg 7, from the golden's context (and pipe_y). */
 void golden_pipeline(const char *model, golden *g, vkd_dtype dt, const char *fam, const char *prediction);
+/* The same for the n samplers of names: {library name, golden key} pairs (pipe_<key>_latent) */
+void golden_pipeline_samplers(const char *model, golden *g, vkd_dtype dt, const char *fam, const char *prediction,
+                              const char *const (*names)[2], size_t n);
 
 #endif

@@ -259,6 +259,14 @@ vkd_ctx *golden_ctx(const char *model, vkd_dtype dt)
 
 void golden_pipeline(const char *model, golden *g, vkd_dtype dt, const char *fam, const char *prediction)
 {
+    static const char *const samplers[][2] = {{"euler", "euler"},   {"euler_a", "euler_a"}, {"heun", "heun"},
+                                              {"dpm++2m", "dpmpp2m"}, {"ddim", "ddim"},     {"lcm", "lcm"}};
+    golden_pipeline_samplers(model, g, dt, fam, prediction, samplers, sizeof samplers / sizeof samplers[0]);
+}
+
+void golden_pipeline_samplers(const char *model, golden *g, vkd_dtype dt, const char *fam, const char *prediction,
+                              const char *const (*samplers)[2], size_t n_samplers)
+{
     vkd_ctx *ctx = golden_ctx(model, dt);
     if (!ctx)
         return;
@@ -269,9 +277,7 @@ void golden_pipeline(const char *model, golden *g, vkd_dtype dt, const char *fam
     size_t ny = y ? vkd_st_find(g->f, "pipe_y")->nelem / 2 : 0;
     if (ct && context) {
         int64_t L = ct->shape[1], C = ct->shape[2];
-        static const char *const samplers[][2] = {{"euler", "euler"},   {"euler_a", "euler_a"}, {"heun", "heun"},
-                                                  {"dpm++2m", "dpmpp2m"}, {"ddim", "ddim"},     {"lcm", "lcm"}};
-        for (size_t k = 0; k < sizeof samplers / sizeof samplers[0]; k++) {
+        for (size_t k = 0; k < n_samplers; k++) {
             vkd_gen_params gp;
             vkd_gen_params_init(&gp);
             gp.prompt = "";

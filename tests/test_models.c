@@ -53,6 +53,16 @@ static void run_family(vkd_device *d, const char *fam, const char *model_rel, co
             golden_vae(d, ws, &cfg, &g, dts[i], fam);
             vkd_wstore_destroy(ws);
             golden_pipeline(model, &g, dts[i], fam, prediction);
+            if (!strcmp(fam, "SD1")) { /* issue 27's samplers (tools/oracle/sampler_goldens.py) */
+                static const char *const more[][2] = {
+                    {"lms", "lms"}, {"dpm2", "dpm2"}, {"dpm++2m_sde", "dpmpp2m_sde"}, {"uni_pc", "uni_pc"}};
+                golden gs = {0};
+                vkd_result rs = vkd_st_open(test_data_path("golden-samplers-sd1.safetensors"), &gs.f);
+                TEST_CHECK(rs == VKD_OK, "golden-samplers-sd1: %s", vkd_result_str(rs));
+                if (!rs)
+                    golden_pipeline_samplers(model, &gs, dts[i], "SD1", prediction, more, 4);
+                vkd_st_close(gs.f);
+            }
         }
     }
     vkd_weights_close(w);

@@ -11,8 +11,8 @@ checked bit-exact against golden-tiny-sd1's "context"), seed 1234, torch CPU ran
 pipe_sigmas), x0 = noise * sigmas[0], CFG on the denoised output (make_goldens.CFGModel),
 the samplers from sampling_more.py with every further noise draw randn([1, 4, 6, 8]) from
 the same generator. dpm2 uses A1111's discard_next_to_last_sigma (its schedule is
-pipe_dpm2_sigmas); the others use pipe_sigmas. uni_pc is ComfyUI's sample_unipc (bh1),
-without ComfyUI's KSampler discard. Keys: context, pipe_noise, pipe_sigmas,
+pipe_dpm2_sigmas); uni_pc is ComfyUI's sample_unipc (bh1) with ComfyUI's KSampler discard of
+the penultimate sigma (pipe_uni_pc_sigmas), as vkdiff runs it; the others use pipe_sigmas. Keys: context, pipe_noise, pipe_sigmas,
 pipe_dpm2_sigmas, pipe_<name>_latent, pipe_<name>_image (decode(latent / 0.18215), before
 clamp), name with "++" -> "pp": lms, dpm2, dpmpp2m_sde, uni_pc.
 """
@@ -54,9 +54,11 @@ def main():
         g = torch.Generator().manual_seed(mg.PIPE_SEED)
         G["pipe_noise"] = torch.randn(shape, generator=g)
         for name in NAMES:
-            sigmas = sm.a1111_sigmas("discrete", mg.PIPE_STEPS, sched, name in sm.DISCARD_PENULTIMATE)
+            # A1111's discard for its samplers; ComfyUI's KSampler discards for uni_pc
+            discard = name in sm.DISCARD_PENULTIMATE or name.startswith("uni_pc")
+            sigmas = sm.a1111_sigmas("discrete", mg.PIPE_STEPS, sched, discard)
             key = name.replace("++", "pp")
-            if name in sm.DISCARD_PENULTIMATE:
+            if discard:
                 G[f"pipe_{key}_sigmas"] = sigmas.clone()
             g = torch.Generator().manual_seed(mg.PIPE_SEED)
             noise = torch.randn(shape, generator=g)
@@ -75,7 +77,8 @@ def main():
                 "model": "tests/data/tiny-sd1.safetensors (eps), fp32",
                 "pipeline": f"seed {mg.PIPE_SEED} torch CPU randn {list(shape)} (pipe_noise), {mg.PIPE_STEPS} "
                             f"steps, cfg {mg.PIPE_CFG}, discrete schedule (pipe_sigmas; dpm2: "
-                            "pipe_dpm2_sigmas after A1111's discard_next_to_last_sigma), x0 = noise * sigma_0, "
+                            "pipe_dpm2_sigmas after A1111's discard_next_to_last_sigma; uni_pc: pipe_uni_pc_sigmas "
+                            "after ComfyUI's KSampler discard), x0 = noise * sigma_0, "
                             "further noise randn of the same shape from the same generator in source order "
                             "(dpm++2m_sde: one per step but the last, plain noise, not a Brownian tree; dpm2: "
                             "k-diffusion's unused randn_like per step)",
