@@ -10,6 +10,7 @@
 #include "push_dequant.h"
 
 layout(std430, binding = 0) readonly buffer Q { uint q[]; };
+uint qw(uint w) { return q[w]; } // (a texel-buffer read instead: 17% faster on llvmpipe, not kept)
 layout(std430, binding = 1) writeonly buffer O { T o[]; };
 
 uint base; // byte offset of the binding window's first word
@@ -17,13 +18,13 @@ uint base; // byte offset of the binding window's first word
 uint u8(uint b)
 {
     b += base;
-    return (q[b >> 2] >> ((b & 3u) * 8u)) & 0xffu;
+    return (qw(b >> 2) >> ((b & 3u) * 8u)) & 0xffu;
 }
 int i8(uint b) { return int(u8(b) << 24) >> 24; }
 float f16at(uint b) // halves sit at even byte offsets in every block
 {
     b += base;
-    return unpackHalf2x16((q[b >> 2] >> ((b & 2u) * 8u)) & 0xffffu).x;
+    return unpackHalf2x16((qw(b >> 2) >> ((b & 2u) * 8u)) & 0xffffu).x;
 }
 uint u32at(uint b) { return u8(b) | (u8(b + 1u) << 8) | (u8(b + 2u) << 16) | (u8(b + 3u) << 24); }
 
@@ -56,16 +57,49 @@ int q3k_scale(uint s, uint i)
     return int((w >> ((i & 3u) * 8u)) & 0xffu);
 }
 
-void put(uint g, float v)
+// The group's 32 elements are written in order through put(): a row is whole blocks, so
+// they share a row; conv weights go from ggml's [Cout, Cin, kh, kw] rows to vkdiff's
+// [Cout, kh, kw, Cin] (tap and ci advanced step by step: no division per element).
+// (One element per invocation instead, so that lanes write neighbours, measured 3x slower
+// on llvmpipe: its per-lane loads dominate; BENCHMARKS.md.)
+uint out_row, tap, ci;
+
+void put_begin(uint e0)
 {
-    // g: element of the tensor; conv weights go from ggml's [Cout, Cin, kh, kw] rows to
-    // vkdiff's [Cout, kh, kw, Cin]
-    uint idx = g;
-    if (pc.taps > 1u) {
-        uint row = g / pc.row, e = g % pc.row;
-        idx = row * pc.row + (e % pc.taps) * pc.cin + e / pc.taps;
+    uint e = e0 % pc.row;
+    out_row = pc.o_off + (e0 - e);
+    tap = e % pc.taps;
+    ci = e / pc.taps;
+}
+
+void put(float v)
+{
+    o[out_row + tap * pc.cin + ci] = T(v);
+    if (++tap == pc.taps) {
+        tap = 0u;
+        ci++;
     }
-    o[pc.o_off + idx] = T(v);
+}
+
+// The 32-element formats' block (at most 34 bytes: 10 words) read once into registers
+uint blk[10];
+uint boff; // the block's first byte within blk[0]
+void load_block(uint b)
+{
+    uint w0 = (base + b) >> 2;
+    boff = (base + b) & 3u;
+    [[unroll]] for (uint k = 0u; k < 10u; k++)
+        blk[k] = qw(w0 + k);
+}
+uint b8(uint j)
+{
+    j += boff;
+    return (blk[j >> 2] >> ((j & 3u) * 8u)) & 0xffu;
+}
+float bf16(uint j) // a half at an even byte offset of the block
+{
+    j += boff;
+    return unpackHalf2x16((blk[j >> 2] >> ((j & 2u) * 8u)) & 0xffffu).x;
 }
 
 void main()
@@ -76,41 +110,39 @@ void main()
     base = pc.q_off * 4u;
     uint t = pc.type;
     uint e0 = grp * 32u; // first element of the group
+    put_begin(e0);
     if (t == VKD_QT_Q8_0 || t == VKD_QT_Q4_0 || t == VKD_QT_Q4_1 || t == VKD_QT_Q5_0 || t == VKD_QT_Q5_1) {
-        uint b = grp * pc.block_bytes;
-        float d = f16at(b);
+        // the last block's 10 words may run past its bytes: the host pads the blocks
+        // tensor with VKD_DEQUANT_PAD_WORDS (ops/dequant.h)
+        load_block(grp * pc.block_bytes);
+        float d = bf16(0u);
         if (t == VKD_QT_Q8_0) {
             for (uint j = 0u; j < 32u; j++)
-                put(e0 + j, float(i8(b + 2u + j)) * d);
+                put(float(int(b8(2u + j) << 24) >> 24) * d);
         } else if (t == VKD_QT_Q4_0) {
-            for (uint j = 0u; j < 16u; j++) {
-                uint v = u8(b + 2u + j);
-                put(e0 + j, float(int(v & 0xfu) - 8) * d);
-                put(e0 + j + 16u, float(int(v >> 4) - 8) * d);
-            }
+            for (uint j = 0u; j < 16u; j++)
+                put(float(int(b8(2u + j) & 0xfu) - 8) * d);
+            for (uint j = 0u; j < 16u; j++)
+                put(float(int(b8(2u + j) >> 4) - 8) * d);
         } else if (t == VKD_QT_Q4_1) {
-            float m = f16at(b + 2u);
-            for (uint j = 0u; j < 16u; j++) {
-                uint v = u8(b + 4u + j);
-                put(e0 + j, float(v & 0xfu) * d + m);
-                put(e0 + j + 16u, float(v >> 4) * d + m);
-            }
+            float m = bf16(2u);
+            for (uint j = 0u; j < 16u; j++)
+                put(float(b8(4u + j) & 0xfu) * d + m);
+            for (uint j = 0u; j < 16u; j++)
+                put(float(b8(4u + j) >> 4) * d + m);
         } else {
             bool one = t == VKD_QT_Q5_1;
-            float m = one ? f16at(b + 2u) : 0.0;
-            uint qh = u32at(b + (one ? 4u : 2u)), qs = b + (one ? 8u : 6u);
-            for (uint j = 0u; j < 16u; j++) {
-                uint v = u8(qs + j);
-                uint xh0 = ((qh >> j) << 4) & 0x10u, xh1 = (qh >> (j + 12u)) & 0x10u;
-                int x0 = int((v & 0xfu) | xh0), x1 = int((v >> 4) | xh1);
-                if (one) {
-                    put(e0 + j, float(x0) * d + m);
-                    put(e0 + j + 16u, float(x1) * d + m);
-                } else {
-                    put(e0 + j, float(x0 - 16) * d);
-                    put(e0 + j + 16u, float(x1 - 16) * d);
+            float m = one ? bf16(2u) : 0.0;
+            uint h0 = one ? 4u : 2u, qs = one ? 8u : 6u;
+            uint qh = b8(h0) | (b8(h0 + 1u) << 8) | (b8(h0 + 2u) << 16) | (b8(h0 + 3u) << 24);
+            for (uint hi = 0u; hi < 2u; hi++)
+                for (uint j = 0u; j < 16u; j++) {
+                    uint v = b8(qs + j);
+                    // fifth bits: value j from bit j, value j + 16 from bit j + 12 (ggml)
+                    uint x = hi == 0u ? (v & 0xfu) | (((qh >> j) << 4) & 0x10u)
+                                      : (v >> 4) | ((qh >> (j + 12u)) & 0x10u);
+                    put(one ? float(x) * d + m : float(int(x) - 16) * d);
                 }
-            }
         }
         return;
     }
@@ -128,7 +160,7 @@ void main()
             uint nib = hi != 0u ? v >> 4 : v & 0xfu;
             if (t == VKD_QT_Q5_K)
                 nib += (u8(b + 16u + l) & u) != 0u ? 16u : 0u;
-            put(e0 + l, d1 * float(nib) - m1);
+            put(d1 * float(nib) - m1);
         }
     } else if (t == VKD_QT_Q6_K) {
         float d = f16at(b + 208u);
@@ -139,7 +171,7 @@ void main()
             uint nib = qd < 2u ? lo & 0xfu : lo >> 4;
             int v = int(nib | (((u8(qh + l) >> (2u * qd)) & 3u) << 4)) - 32;
             float s = float(i8(sc + l / 16u + 2u * qd));
-            put(e0 + l, d * s * float(v));
+            put(d * s * float(v));
         }
     } else if (t == VKD_QT_Q2_K) {
         float d = f16at(b + 80u), dmin = f16at(b + 82u);
@@ -149,7 +181,7 @@ void main()
             uint sc = u8(b + 8u * nh + 2u * j + half_);
             float dl = d * float(sc & 0xfu), ml = dmin * float(sc >> 4);
             for (uint l = 0u; l < 16u; l++)
-                put(e0 + 16u * half_ + l, dl * float((u8(qs + 16u * half_ + l) >> shift) & 3u) - ml);
+                put(dl * float((u8(qs + 16u * half_ + l) >> shift) & 3u) - ml);
         }
     } else if (t == VKD_QT_Q3_K) {
         float d = f16at(b + 108u);
@@ -160,7 +192,7 @@ void main()
             for (uint l = 0u; l < 16u; l++) {
                 uint k = 16u * half_ + l;
                 int v = int((u8(qs + k) >> shift) & 3u) - ((u8(b + k) & m) != 0u ? 0 : 4);
-                put(e0 + k, dl * float(v));
+                put(dl * float(v));
             }
         }
     }

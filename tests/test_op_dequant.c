@@ -56,7 +56,7 @@ static void run_case(vkd_device *d, vkd_dtype dt, int t, int64_t rows, int64_t c
     vkd_qtype q = types[t].q;
     int64_t row = cin * taps, n = rows * row;
     size_t blk = vkd_qtype_block(q), bb = vkd_qtype_block_bytes(q), nblocks = (size_t)n / blk;
-    size_t words = (nblocks * bb + 3) / 4;
+    size_t words = (nblocks * bb + 3) / 4 + VKD_DEQUANT_PAD_WORDS;
     uint8_t *b = test_alloc(words * 4);
     memset(b, 0, words * 4);
     float *x = test_alloc((size_t)n * 4), *host = test_alloc((size_t)n * 4);

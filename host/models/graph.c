@@ -167,7 +167,8 @@ static const vkd_tensor *weight_q(vkd_graph *g, vkd_wkind kind, const char *name
     snprintf(key, sizeof key, "%s%s", name, suffix);
     uint32_t qt = 0;
     *tmp = empty();
-    if (!vkd_wstore_quantized(g->ws, key, kind, &qt))
+    int how = vkd_wstore_quantized(g->ws, key, kind, &qt);
+    if (!how)
         return weight(g, kind, name, suffix, slot);
     if (!weight_shape(g, kind, key, slot))
         return NULL;
@@ -180,8 +181,8 @@ static const vkd_tensor *weight_q(vkd_graph *g, vkd_wkind kind, const char *name
             g_free(g, tmp);
             return NULL;
         }
-        int64_t taps = kind == VKD_W_CONV ? slot->shape[1] * slot->shape[2] : 1;
-        int64_t cin = kind == VKD_W_CONV ? slot->shape[3] : 1;
+        int64_t taps = how == 2 ? slot->shape[1] * slot->shape[2] : 1; /* checkpoint-order rows: re-laid */
+        int64_t cin = how == 2 ? slot->shape[3] : 1;
         if (rec(g))
             check(g, vkd_op_dequant(g->c, blocks, qt, taps, cin, tmp));
     }
@@ -331,8 +332,8 @@ static const vkd_tensor *stacked_dequant(vkd_graph *g, const vkd_tensor *w, uint
     int64_t shape[2] = {rows, cols};
     if (g->plan) { /* the blocks in place of the float weight cat_weight counted */
         g->plan->weight_bytes -= pool_bytes(w);
-        g->plan->weight_bytes += (vkd_dequant_bytes(vkd_dequant_info_of(qt), rows * cols) + POOL_ALIGN - 1) /
-                                 POOL_ALIGN * POOL_ALIGN;
+        g->plan->weight_bytes += (4 * (uint64_t)vkd_dequant_words(vkd_dequant_info_of(qt), rows * cols) +
+                                  POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
     }
     *tmp = g_new(g, 2, shape);
     if (rec(g))

@@ -89,7 +89,9 @@ vkd_result vkd_wstore_set_deltas(vkd_wstore *s, const vkd_wdelta_source *src);
  * first and last conv of the UNet), and its rows are whole blocks. The model code gets
  * such a weight dequantized just before the op (models/graph.c weight_q). */
 void vkd_wstore_set_quant(vkd_wstore *s, uint32_t ggml_type, const char *prefix);
-/* 1 (and *qtype, ggml's type number) when (name, kind) is kept quantized */
+/* nonzero (and *qtype, ggml's type number) when (name, kind) is kept quantized: 1 with the
+ * blocks in the op's layout, 2 for a conv kernel whose blocks keep the checkpoint's
+ * [Cout, Cin, kh, kw] rows (a GGUF file's: the dequant kernel re-lays them) */
 int vkd_wstore_quantized(vkd_wstore *s, const char *name, vkd_wkind kind, uint32_t *qtype);
 /* The same for the stacked linears of vkd_wstore_get_cat (VKD_W_LINEAR) and the folded
  * ones of vkd_wstore_get_ln_linear: with vkd_wstore_set_quant, when every layer is under

@@ -26,6 +26,11 @@ uint64_t vkd_dequant_bytes(const vkd_dequant_info *qt, int64_t n)
     return (uint64_t)(n / qt->block_elems) * qt->block_bytes;
 }
 
+int64_t vkd_dequant_words(const vkd_dequant_info *qt, int64_t n)
+{
+    return (int64_t)((vkd_dequant_bytes(qt, n) + 3) / 4) + VKD_DEQUANT_PAD_WORDS;
+}
+
 vkd_result vkd_op_dequant(vkd_cmd *c, const vkd_tensor *blocks, uint32_t ggml_type, int64_t taps, int64_t cin,
                           vkd_tensor *out)
 {
@@ -35,12 +40,12 @@ vkd_result vkd_op_dequant(vkd_cmd *c, const vkd_tensor *blocks, uint32_t ggml_ty
         VKD_ERROR("dequant: ggml type %u is not one the kernel reads", ggml_type);
         return VKD_ERR_UNSUPPORTED;
     }
-    if (blocks->dtype != VKD_F32 || n % qt->block_elems ||
-        (uint64_t)vkd_tensor_numel(blocks) * 4 < vkd_dequant_bytes(qt, n))
+    if (blocks->dtype != VKD_F32 || n % qt->block_elems || vkd_tensor_numel(blocks) < vkd_dequant_words(qt, n))
         return vkd_op_shape_error("dequant", "blocks must be an F32 word array holding the output's blocks", blocks);
     int64_t row = out->ndim > 1 ? n / out->shape[0] : n;
     if (taps < 1 || cin < 1 || (taps > 1 && taps * cin != row))
         return vkd_op_shape_error("dequant", "conv re-layout needs rows of kh * kw * Cin elements", out);
+    int64_t words = vkd_dequant_words(qt, n);
     const vkd_pipeline *p;
     uint32_t spec[3] = {LOCAL, 1, 1};
     vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_DEQUANT, out->dtype, spec, 3, &p);
@@ -51,7 +56,6 @@ vkd_result vkd_op_dequant(vkd_cmd *c, const vkd_tensor *blocks, uint32_t ggml_ty
     vkd_push_dequant pc = {.groups = (uint32_t)(n / 32), .type = ggml_type, .block_bytes = qt->block_bytes,
                            .taps = (uint32_t)taps, .cin = (uint32_t)cin, .row = (uint32_t)row};
     vkd_binding b[2];
-    int64_t words = (int64_t)((vkd_dequant_bytes(qt, n) + 3) / 4);
     if ((r = vkd_op_bind(c, blocks, 0, words, &b[0], &pc.q_off)) || (r = vkd_op_bind(c, out, 0, n, &b[1], &pc.o_off)))
         return r;
     uint32_t gx, gy;

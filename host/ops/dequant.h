@@ -18,8 +18,15 @@ typedef struct vkd_dequant_info {
 const vkd_dequant_info *vkd_dequant_info_of(uint32_t ggml_type);
 /* the device bytes of n elements of the type (n a multiple of its block) */
 uint64_t vkd_dequant_bytes(const vkd_dequant_info *qt, int64_t n);
+/* the words of a blocks tensor for n elements, padding included */
+int64_t vkd_dequant_words(const vkd_dequant_info *qt, int64_t n);
 
-/* blocks: the raw blocks in an F32 tensor used as a word array (ceil(bytes / 4) words);
+/* Words a blocks tensor holds past its blocks: the kernel reads a 32-element block as 10
+ * whole words, which for the last block may run past its bytes. */
+#define VKD_DEQUANT_PAD_WORDS 10
+
+/* blocks: the raw blocks in an F32 tensor used as a word array (ceil(bytes / 4) words and
+ * VKD_DEQUANT_PAD_WORDS more, any value; vkd_dequant_words);
  * out: the dequantized tensor, F16 or F32, numel = the blocks' elements. With taps > 1
  * the rows (of row elements each) are conv weights in ggml's [Cin, kh, kw] order and are
  * written as vkdiff's [kh, kw, Cin] (taps = kh * kw, cin = Cin); else taps = 1. */
