@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Write a GGUF file from a safetensors checkpoint the way stable-diffusion.cpp's
+convert mode does (`sd -M convert -m in.safetensors -o out.gguf --type TYPE`):
+
+    make_gguf.py IN.safetensors OUT.gguf --type q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q6_k|f16
+
+* Names: the checkpoint's own (sd.cpp renames only with --convert-name, which is off
+  by default), so a CompVis/sgm single file keeps its CompVis names.
+* Which tensors change type (sd.cpp ModelLoader::tensor_should_be_converted): every
+  tensor is converted to TYPE except
+    - for a block type, one whose rows (ggml ne[0], the LAST dimension) are not a whole
+      number of blocks: every 3x3 and 1x1 conv of SD (rows of 3 or 1), and rows of
+      narrow layers;
+    - names ending ".bias", ".scale", ".weight_scale";
+    - names containing "time_embed.", "label_emb." (the UNet's timestep and class
+      embedding MLPs) or "embedding" (token and position embeddings);
+  tensors that are not converted keep their stored type (F16, F32, BF16).
+* Quantizers: ggml's reference ones (ggml_quantize_chunk without an importance matrix
+  calls quantize_row_*_ref), here tools/oracle/quant_ref.py.
+* Layout: GGUF version 3, no key/values from sd.cpp (gguf_init_empty) -- this tool
+  adds the safetensors __metadata__ strings as string key/values, which sd.cpp drops --
+  tensors in name order, each at a multiple of 32 bytes (GGUF_DEFAULT_ALIGNMENT),
+  n_dims as ggml_n_dims (trailing ne of 1 dropped, so a [1, 77] tensor becomes [77]).
+* Non-float tensors (I64 position_ids) are left out: sd.cpp never uses them.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "oracle"))
+import quant_ref  # noqa: E402
+
+ALIGN = 32
+GGML_TYPE = {"f32": 0, "f16": 1, "bf16": 30}
+for _t, (_bk, _bb, _id) in quant_ref.TYPES.items():
+    GGML_TYPE[_t] = _id
+ST_DTYPE = {"F32": ("f32", np.float32), "F16": ("f16", np.float16), "BF16": ("bf16", None)}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    hdr = json.loads(raw[8:8 + n])
+    meta = hdr.pop("__metadata__", {}) or {}
+    base = 8 + n
+    tensors = {}
+    for name, v in hdr.items():
+        b, e = v["data_offsets"]
+        tensors[name] = (v["dtype"], list(v["shape"]), raw[base + b:base + e])
+    return tensors, meta
+
+
+def should_convert(name, shape, dst):
+    """sd.cpp's ModelLoader::tensor_should_be_converted (SD UNet/VAE/CLIP part)."""
+    ne0 = shape[-1] if shape else 1
+    if dst in quant_ref.TYPES and ne0 % quant_ref.TYPES[dst][0] != 0:
+        return False
+    if name.endswith(".bias") or name.endswith(".scale") or name.endswith(".weight_scale"):
+        return False
+    for s in ("img_in.", "txt_in.", "time_in.", "vector_in.", "guidance_in.", "final_layer.",  # FLUX
+              "x_embedder.", "t_embedder.", "y_embedder.", "pos_embed", "context_embedder.",  # MMDiT
+              "time_embed.", "label_emb.", "embedding"):
+        if s in name:
+            return False
+    return True
+
+
+def to_f32(dtype, data):
+    if dtype == "F32":
+        return np.frombuffer(data, "<f4").astype(np.float32)
+    if dtype == "F16":
+        return np.frombuffer(data, "<f2").astype(np.float32)
+    if dtype == "BF16":
+        return (np.frombuffer(data, "<u2").astype(np.uint32) << 16).view(np.float32)
+    raise ValueError(dtype)
+
+
+def gguf_string(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def plan(tensors, dst):
+    """[(name, shape, out_type, payload or None)] in name order; payload filled later."""
+    out = []
+    for name in sorted(tensors):
+        dtype, shape, data = tensors[name]
+        if dtype not in ST_DTYPE:
+            continue
+        t = dst if should_convert(name, shape, dst) else ST_DTYPE[dtype][0]
+        out.append([name, shape, t, None])
+    return out
+
+
+def convert_all(tensors, items):
+    # quantize every tensor of one type in a single call: the oracle is vectorised
+    # across blocks, and blocks are independent
+    by_type = {}
+    for it in items:
+        name, shape, t, _ = it
+        dtype, _, data = tensors[name]
+        if t == ST_DTYPE[dtype][0]:
+            it[3] = data
+        elif t == "f16":
+            it[3] = to_f32(dtype, data).astype("<f2").tobytes()
+        elif t == "f32":
+            it[3] = to_f32(dtype, data).astype("<f4").tobytes()
+        else:
+            by_type.setdefault(t, []).append(it)
+    for t, its in by_type.items():
+        xs = [to_f32(tensors[it[0]][0], tensors[it[0]][2]) for it in its]
+        q = quant_ref.quantize(t, np.concatenate(xs))
+        bk, bb, _ = quant_ref.TYPES[t]
+        pos = 0
+        for it, x in zip(its, xs):
+            nbytes = x.size // bk * bb
+            it[3] = q[pos:pos + nbytes]
+            pos += nbytes
+
+
+def write_gguf(path, items, meta):
+    kv = b""
+    for k in sorted(meta):
+        kv += gguf_string(k) + struct.pack("<I", 8) + gguf_string(str(meta[k]))
+    infos = b""
+    offset = 0
+    for name, shape, t, payload in items:
+        ne = list(reversed(shape)) or [1]
+        while len(ne) > 1 and ne[-1] == 1:  # ggml_n_dims
+            ne.pop()
+        infos += gguf_string(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        infos += struct.pack("<IQ", GGML_TYPE[t], offset)
+        offset += (len(payload) + ALIGN - 1) // ALIGN * ALIGN
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(items), len(meta)) + kv + infos
+    head += b"\0" * ((-len(head)) % ALIGN)
+    with open(path, "wb") as f:
+        f.write(head)
+        for _, _, _, payload in items:
+            f.write(payload)
+            f.write(b"\0" * ((-len(payload)) % ALIGN))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("input")
+    ap.add_argument("output")
+    ap.add_argument("--type", required=True, choices=["f16"] + quant_ref.QUANTIZABLE)
+    a = ap.parse_args()
+    tensors, meta = read_safetensors(a.input)
+    items = plan(tensors, a.type)
+    convert_all(tensors, items)
+    write_gguf(a.output, items, meta)
+    nq = sum(1 for it in items if it[2] == a.type)
+    print(f"{a.output}: {len(items)} tensors, {nq} as {a.type}, {os.path.getsize(a.output)} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
