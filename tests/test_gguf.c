@@ -350,6 +350,43 @@ static void test_damaged_files_are_refused(void)
     free(b.p);
 }
 
+/* The fuzz seeds (tools/fuzz_seeds.py; GGUF without its magic) are valid files: every
+ * tensor type vkdiff reads, BF16 and Q2_K/Q3_K/Q5_K included, opens and converts. */
+static void test_fuzz_seeds_open(void)
+{
+    static const char *const seeds[] = {"every_type.gguf", "sd_names_q8_0.gguf", "v2_align64.gguf", "empty.gguf"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tests/fuzz_corpus/gguf/%s", seeds[i]);
+        size_t n = 0;
+        char *raw = test_read_file(test_source_path(rel), &n);
+        TEST_CHECK(raw != NULL, "read %s", rel);
+        if (!raw)
+            continue;
+        uint8_t *buf = malloc(n + 4);
+        memcpy(buf, "GGUF", 4);
+        memcpy(buf + 4, raw, n);
+        vkd_st_file *f = NULL;
+        TEST_CHECK(vkd_st_open_memory(buf, n + 4, seeds[i], &f) == VKD_OK, "seed %s opens", seeds[i]);
+        size_t converted = 0;
+        for (size_t k = 0; f && k < vkd_st_count(f); k++) {
+            const vkd_st_tensor *t = vkd_st_at(f, k);
+            float *y = malloc(t->nelem * sizeof *y);
+            uint16_t *h = malloc(t->nelem * sizeof *h);
+            converted += vkd_st_tensor_to_f32(t, y) == VKD_OK && vkd_st_tensor_to_f16(t, h) == VKD_OK;
+            free(y);
+            free(h);
+        }
+        TEST_CHECK(f && converted == vkd_st_count(f), "%s: %zu of %zu tensors convert", seeds[i], converted,
+                   vkd_st_count(f));
+        if (!strcmp(seeds[i], "every_type.gguf"))
+            TEST_CHECK(vkd_st_count(f) == 13, "every type: %zu tensors", vkd_st_count(f));
+        vkd_st_close(f);
+        free(buf);
+        free(raw);
+    }
+}
+
 static void quiet(vkd_log_level l, const char *m, void *u)
 {
     (void)l, (void)u;
@@ -362,6 +399,7 @@ int main(void)
     vkd_log_set(quiet, NULL, VKD_LOG_DEBUG);
     test_valid_file_reads_back();
     test_damaged_files_are_refused();
+    test_fuzz_seeds_open();
     static const struct { const char *type; vkd_st_dtype dt; } sd1[] = {
         {"f16", VKD_ST_F16},   {"q8_0", VKD_ST_Q8_0}, {"q4_0", VKD_ST_Q4_0},
         {"q4_1", VKD_ST_Q4_1}, {"q5_0", VKD_ST_Q5_0}, {"q5_1", VKD_ST_Q5_1},
