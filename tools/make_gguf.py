@@ -5,7 +5,8 @@ convert mode does (`sd -M convert -m in.safetensors -o out.gguf --type TYPE`):
     make_gguf.py IN.safetensors OUT.gguf --type q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q6_k|f16
 
 * Names: the checkpoint's own (sd.cpp renames only with --convert-name, which is off
-  by default), so a CompVis/sgm single file keeps its CompVis names.
+  by default), so a CompVis/sgm single file keeps its CompVis names. --convert-name
+  renames the text encoders as sd.cpp's does (see convert_name).
 * Which tensors change type (sd.cpp ModelLoader::tensor_should_be_converted): every
   tensor is converted to TYPE except
     - for a block type, one whose rows (ggml ne[0], the LAST dimension) are not a whole
@@ -53,6 +54,45 @@ def read_safetensors(path):
         b, e = v["data_offsets"]
         tensors[name] = (v["dtype"], list(v["shape"]), raw[base + b:base + e])
     return tensors, meta
+
+
+OPEN_CLIP_FIXED = {  # name_conversion.cpp convert_open_clip_to_hf_clip_name, text tower
+    "model.ln_final.bias": "transformer.text_model.final_layer_norm.bias",
+    "model.ln_final.weight": "transformer.text_model.final_layer_norm.weight",
+    "model.positional_embedding": "transformer.text_model.embeddings.position_embedding.weight",
+    "model.token_embedding.weight": "transformer.text_model.embeddings.token_embedding.weight",
+    "model.text_projection": "transformer.text_model.text_projection",
+}
+OPEN_CLIP_RESBLOCK = {
+    "attn.in_proj_bias": "self_attn.in_proj.bias", "attn.in_proj_weight": "self_attn.in_proj.weight",
+    "attn.out_proj.bias": "self_attn.out_proj.bias", "attn.out_proj.weight": "self_attn.out_proj.weight",
+    "ln_1.bias": "layer_norm1.bias", "ln_1.weight": "layer_norm1.weight",
+    "ln_2.bias": "layer_norm2.bias", "ln_2.weight": "layer_norm2.weight",
+    "mlp.c_fc.bias": "mlp.fc1.bias", "mlp.c_fc.weight": "mlp.fc1.weight",
+    "mlp.c_proj.bias": "mlp.fc2.bias", "mlp.c_proj.weight": "mlp.fc2.weight",
+}
+
+
+def convert_name(name):
+    """stable-diffusion.cpp's --convert-name (name_conversion.cpp convert_tensor_name), the
+    part that changes a CompVis/sgm SD1/SD2/SDXL checkpoint: the text encoders. The UNet
+    and VAE conversions map diffusers names to the original ones and leave these as
+    they are."""
+    for a, b in (("conditioner.embedders.0.", "cond_stage_model."), ("conditioner.embedders.1.", "cond_stage_model.1.")):
+        if name.startswith(a):
+            name = b + name[len(a):]
+    for prefix in ("cond_stage_model.1.", "cond_stage_model."):
+        if name.startswith(prefix):
+            rest = name[len(prefix):]
+            rest = OPEN_CLIP_FIXED.get(rest, rest)
+            rb = "model.transformer.resblocks."
+            if rest.startswith(rb):
+                idx, _, suffix = rest[len(rb):].partition(".")
+                if suffix in OPEN_CLIP_RESBLOCK:
+                    rest = f"transformer.text_model.encoder.layers.{idx}.{OPEN_CLIP_RESBLOCK[suffix]}"
+            rest = rest.replace("transformer.text_projection.weight", "transformer.text_model.text_projection")
+            return prefix + rest
+    return name
 
 
 def should_convert(name, shape, dst):
@@ -150,8 +190,11 @@ def main():
     ap.add_argument("input")
     ap.add_argument("output")
     ap.add_argument("--type", required=True, choices=["f16"] + quant_ref.QUANTIZABLE)
+    ap.add_argument("--convert-name", action="store_true", help="rename as sd.cpp's --convert-name does")
     a = ap.parse_args()
     tensors, meta = read_safetensors(a.input)
+    if a.convert_name:
+        tensors = {convert_name(k): v for k, v in tensors.items()}
     items = plan(tensors, a.type)
     convert_all(tensors, items)
     write_gguf(a.output, items, meta)
