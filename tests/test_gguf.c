@@ -70,8 +70,9 @@ static double tolerance(vkd_st_dtype t)
 
 /* Every float tensor of the checkpoint is in the GGUF under its own name, with its
  * shape, in the type sd.cpp's rule gives; F16 values identical, quantized bytes identical
- * to vkdiff's C quantizer on the same values (the oracle and the C agree on real weights
- * too), dequantized values within the type's error. Then both open through the layout
+ * to vkdiff's C quantizer on sd.cpp's path (vkd_quantize_rows, an importance matrix of
+ * ones; the oracle and the C agree on real weights too), dequantized values within the
+ * type's error. Then both open through the layout
  * to the same internal names and shapes. */
 static void check_converted(const char *src, const char *type, vkd_st_dtype dst, int convert_name)
 {
@@ -106,8 +107,14 @@ static void check_converted(const char *src, const char *type, vkd_st_dtype dst,
         TEST_CHECK(vkd_st_tensor_to_f32(a, x) == VKD_OK && vkd_st_tensor_to_f32(b, y) == VKD_OK, "convert %s", a->name);
         if (vkd_st_dtype_is_quantized(b->dtype)) {
             n_quant++;
+            /* sd.cpp's path: ggml's weighted quantizers, an importance matrix of ones, rows of ne[0] */
             uint8_t *q = malloc(b->nbytes);
-            vkd_quantize_row((vkd_qtype)(b->dtype - VKD_ST_Q4_0), x, q, a->nelem);
+            size_t npr = (size_t)a->shape[a->rank - 1];
+            float *ones = malloc(npr * sizeof *ones);
+            for (size_t k = 0; k < npr; k++)
+                ones[k] = 1.0f;
+            vkd_quantize_rows((vkd_qtype)(b->dtype - VKD_ST_Q4_0), x, q, a->nelem / npr, npr, ones);
+            free(ones);
             bad_bytes += memcmp(q, b->data, b->nbytes) != 0;
             free(q);
             double e2 = 0, x2 = 0;

@@ -16,8 +16,10 @@ convert mode does (`sd -M convert -m in.safetensors -o out.gguf --type TYPE`):
     - names containing "time_embed.", "label_emb." (the UNet's timestep and class
       embedding MLPs) or "embedding" (token and position embeddings);
   tensors that are not converted keep their stored type (F16, F32, BF16).
-* Quantizers: ggml's reference ones (ggml_quantize_chunk without an importance matrix
-  calls quantize_row_*_ref), here tools/oracle/quant_ref.py.
+* Quantizers: sd.cpp's convert_tensor passes ggml_quantize_chunk a dummy importance
+  matrix of ones, so ggml runs its weighted quantizers (quantize_row_*_impl; Q8_0 has
+  one path only), per row of ne[0] values: tools/oracle/quant_ref.py quantize_sdcpp.
+  --reference uses ggml's reference quantizers (quantize_row_*_ref, no matrix) instead.
 * Layout: GGUF version 3, no key/values from sd.cpp (gguf_init_empty) -- this tool
   adds the safetensors __metadata__ strings as string key/values, which sd.cpp drops --
   tensors in name order, each at a multiple of 32 bytes (GGUF_DEFAULT_ALIGNMENT),
@@ -137,9 +139,9 @@ def plan(tensors, dst):
     return out
 
 
-def convert_all(tensors, items):
+def convert_all(tensors, items, reference=False):
     # quantize every tensor of one type in a single call: the oracle is vectorised
-    # across blocks, and blocks are independent
+    # across blocks; blocks depend only on themselves and their row's mean square
     by_type = {}
     for it in items:
         name, shape, t, _ = it
@@ -154,8 +156,16 @@ def convert_all(tensors, items):
             by_type.setdefault(t, []).append(it)
     for t, its in by_type.items():
         xs = [to_f32(tensors[it[0]][0], tensors[it[0]][2]) for it in its]
-        q = quant_ref.quantize(t, np.concatenate(xs))
         bk, bb, _ = quant_ref.TYPES[t]
+        if reference:
+            q = quant_ref.quantize(t, np.concatenate(xs))
+        else:
+            sig = []
+            for it, x in zip(its, xs):
+                npr = it[1][-1]  # ggml ne[0]: the rows sd.cpp hands to ggml_quantize_chunk
+                sig.append(np.repeat(quant_ref.row_sigma2(x.reshape(-1, npr)), npr // bk))
+            blocks = np.concatenate(xs).reshape(-1, bk)
+            q = quant_ref.quantize_blocks_sdcpp(t, blocks, np.concatenate(sig)).astype(np.uint8).tobytes()
         pos = 0
         for it, x in zip(its, xs):
             nbytes = x.size // bk * bb
@@ -191,12 +201,14 @@ def main():
     ap.add_argument("output")
     ap.add_argument("--type", required=True, choices=["f16"] + quant_ref.QUANTIZABLE)
     ap.add_argument("--convert-name", action="store_true", help="rename as sd.cpp's --convert-name does")
+    ap.add_argument("--reference", action="store_true",
+                    help="ggml's reference quantizers (no importance matrix) instead of sd.cpp's path")
     a = ap.parse_args()
     tensors, meta = read_safetensors(a.input)
     if a.convert_name:
         tensors = {convert_name(k): v for k, v in tensors.items()}
     items = plan(tensors, a.type)
-    convert_all(tensors, items)
+    convert_all(tensors, items, a.reference)
     write_gguf(a.output, items, meta)
     nq = sum(1 for it in items if it[2] == a.type)
     print(f"{a.output}: {len(items)} tensors, {nq} as {a.type}, {os.path.getsize(a.output)} bytes")

@@ -20,7 +20,10 @@
  *   Q4_K 256 values, 144 bytes: d, dmin, scales[12] (6-bit), qs[128]
  *   Q5_K 256 values, 176 bytes: d, dmin, scales[12], qh[32], qs[128]
  *   Q6_K 256 values, 210 bytes: ql[128], qh[64], scales[16] (int8), d
- * Q2_K, Q3_K and Q5_K are dequantized only (files may hold them). */
+ * Q2_K, Q3_K and Q5_K are dequantized only (files may hold them).
+ * Caution: stable-diffusion.cpp quantizes through ggml's importance-matrix path with a
+ * matrix of ones (vkd_quantize_rows with an imatrix of ones), not the reference one:
+ * its Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K bytes differ from vkd_quantize_row's. */
 #ifndef VKD_IO_QUANT_H
 #define VKD_IO_QUANT_H
 
@@ -53,5 +56,11 @@ int vkd_dequantize_row(vkd_qtype t, const void *src, float *dst, size_t n);
  * Returns 0, or -1 when t cannot quantize or n is not a multiple of the block.
  * Inputs must be finite (as in ggml, NaN and inf give unspecified bytes). */
 int vkd_quantize_row(vkd_qtype t, const float *src, void *dst, size_t n);
+/* ggml_quantize_chunk: nrows rows of n_per_row values (a multiple of the block) with an
+ * importance matrix of n_per_row weights. imatrix NULL: the reference quantizers above.
+ * Non-NULL: ggml's weighted ones (quantize_row_{q4_0,q4_1,q5_0,q5_1,q4_K,q6_K}_impl;
+ * Q8_0 ignores the matrix), which depend on the whole row (its mean square). This is
+ * what stable-diffusion.cpp runs, with a matrix of ones (docs/gguf.md). Returns 0 or -1. */
+int vkd_quantize_rows(vkd_qtype t, const float *src, void *dst, size_t nrows, size_t n_per_row, const float *imatrix);
 
 #endif
