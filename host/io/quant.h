@@ -1,11 +1,12 @@
 /* ggml's block-quantized weight formats, byte for byte (issue 25).
  *
  * A row of n values (n a multiple of the type's block size) is stored as n / block
- * blocks of `block_bytes` each. The quantizers are ggml's *reference* ones
- * (ggml/src/ggml-quants.c: quantize_row_q8_0_ref ... quantize_row_q4_K_ref,
- * quantize_row_q6_K_ref, the ones ggml uses when no importance matrix is given and
- * stable-diffusion.cpp uses to convert), so that a file quantized by vkdiff or by
- * sd.cpp holds the same bytes; the dequantizers are ggml's dequantize_row_*.
+ * blocks of `block_bytes` each. Two sets of quantizers, as ggml's ggml_quantize_chunk:
+ * the reference ones (ggml/src/ggml-quants.c quantize_row_*_ref, no importance matrix:
+ * vkd_quantize_row) and the weighted ones (quantize_row_*_impl: vkd_quantize_rows with
+ * an importance matrix), which stable-diffusion.cpp runs with a matrix of ones, so that a
+ * file quantized by vkdiff that way holds sd.cpp's bytes (docs/gguf.md). The
+ * dequantizers are ggml's dequantize_row_*.
  * Tested against an independent numpy implementation (tools/oracle/quant_ref.py,
  * tests/data/quant_golden.bin, tests/test_quant.c).
  *
@@ -20,10 +21,8 @@
  *   Q4_K 256 values, 144 bytes: d, dmin, scales[12] (6-bit), qs[128]
  *   Q5_K 256 values, 176 bytes: d, dmin, scales[12], qh[32], qs[128]
  *   Q6_K 256 values, 210 bytes: ql[128], qh[64], scales[16] (int8), d
- * Q2_K, Q3_K and Q5_K are dequantized only (files may hold them).
- * Caution: stable-diffusion.cpp quantizes through ggml's importance-matrix path with a
- * matrix of ones (vkd_quantize_rows with an imatrix of ones), not the reference one:
- * its Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K bytes differ from vkd_quantize_row's. */
+ * Q2_K, Q3_K and Q5_K are dequantized only (files may hold them). Only Q8_0 has one
+ * quantizer: for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K the two sets give other bytes. */
 #ifndef VKD_IO_QUANT_H
 #define VKD_IO_QUANT_H
 
