@@ -185,6 +185,19 @@ static void check_converted(const char *src, const char *type, vkd_st_dtype dst,
     }
     vkd_weights_close(ws);
     vkd_weights_close(wg);
+
+    /* the descriptor path (Android assets) recognises GGUF too */
+    FILE *fp = fopen(path, "rb");
+    vkd_weights *wf = NULL;
+    if (fp) {
+        fseek(fp, 0, SEEK_END);
+        long len = ftell(fp);
+        TEST_CHECK(vkd_weights_open_fd(fileno(fp), 0, (size_t)len, path, &wf) == VKD_OK && wf &&
+                       vkd_weights_count(wf) > 0,
+                   "%s %s: opens through a descriptor", src, type);
+        fclose(fp);
+    }
+    vkd_weights_close(wf);
 }
 
 /* ---- damaged files -------------------------------------------------------------------- */
