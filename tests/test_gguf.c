@@ -306,6 +306,7 @@ static void test_valid_file_reads_back(void)
     vkd_st_file *f = NULL;
     TEST_CHECK(vkd_st_open_memory(b.p, b.n, "valid", &f) == VKD_OK, "the valid file opens");
     if (f) {
+        TEST_CHECK(!strcmp(vkd_st_format(f), "GGUF v3"), "format '%s'", vkd_st_format(f));
         const vkd_st_tensor *a = vkd_st_find(f, "a"), *t = vkd_st_find(f, "b");
         TEST_CHECK(a && a->dtype == VKD_ST_F32 && a->rank == 1 && a->shape[0] == 8, "a: F32 [8]");
         TEST_CHECK(t && t->dtype == VKD_ST_Q8_0 && t->rank == 2 && t->shape[0] == 2 && t->shape[1] == 32 &&
