@@ -22,7 +22,7 @@ convert mode does (`sd -M convert -m in.safetensors -o out.gguf --type TYPE`):
   --reference uses ggml's reference quantizers (quantize_row_*_ref, no matrix) instead.
 * Layout: GGUF version 3, no key/values from sd.cpp (gguf_init_empty) -- this tool
   adds the safetensors __metadata__ strings as string key/values, which sd.cpp drops --
-  tensors in name order, each at a multiple of 32 bytes (GGUF_DEFAULT_ALIGNMENT),
+  tensors in the input's order, each at a multiple of 32 bytes (GGUF_DEFAULT_ALIGNMENT),
   n_dims as ggml_n_dims (trailing ne of 1 dropped, so a [1, 77] tensor becomes [77]).
 * Non-float tensors (I64 position_ids) are left out: sd.cpp never uses them.
 """
@@ -128,9 +128,11 @@ def gguf_string(s):
 
 
 def plan(tensors, dst):
-    """[(name, shape, out_type, payload or None)] in name order; payload filled later."""
+    """[(name, shape, out_type, payload or None)] in the input's order (sd.cpp keeps its
+    tensors in an insertion-ordered map, src/model.h String2TensorStorage); payload
+    filled later."""
     out = []
-    for name in sorted(tensors):
+    for name in tensors:
         dtype, shape, data = tensors[name]
         if dtype not in ST_DTYPE:
             continue
