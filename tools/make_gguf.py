@@ -24,7 +24,8 @@ convert mode does (`sd -M convert -m in.safetensors -o out.gguf --type TYPE`):
   adds the safetensors __metadata__ strings as string key/values, which sd.cpp drops --
   tensors in the input's order, each at a multiple of 32 bytes (GGUF_DEFAULT_ALIGNMENT),
   n_dims as ggml_n_dims (trailing ne of 1 dropped, so a [1, 77] tensor becomes [77]).
-* Non-float tensors (I64 position_ids) are left out: sd.cpp never uses them.
+* Stored types as sd.cpp's safetensors reader makes them: I64 (position_ids) becomes
+  I32, F64 F32; BOOL and U8 tensors are not written.
 """
 import argparse
 import json
@@ -38,10 +39,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ora
 import quant_ref  # noqa: E402
 
 ALIGN = 32
-GGML_TYPE = {"f32": 0, "f16": 1, "bf16": 30}
+GGML_TYPE = {"f32": 0, "f16": 1, "bf16": 30, "i32": 26}
 for _t, (_bk, _bb, _id) in quant_ref.TYPES.items():
     GGML_TYPE[_t] = _id
-ST_DTYPE = {"F32": ("f32", np.float32), "F16": ("f16", np.float16), "BF16": ("bf16", None)}
+# safetensors dtype -> the ggml type sd.cpp stores it as (src/model_io/safetensors_io.cpp:
+# I64 becomes I32, F64 F32; F8 would become F16, not written here)
+ST_DTYPE = {"F32": ("f32", np.float32), "F16": ("f16", np.float16), "BF16": ("bf16", None),
+            "I64": ("i32", None), "I32": ("i32", None), "F64": ("f32", None)}
 
 
 def read_safetensors(path):
@@ -119,6 +123,8 @@ def to_f32(dtype, data):
         return np.frombuffer(data, "<f2").astype(np.float32)
     if dtype == "BF16":
         return (np.frombuffer(data, "<u2").astype(np.uint32) << 16).view(np.float32)
+    if dtype == "F64":
+        return np.frombuffer(data, "<f8").astype(np.float32)
     raise ValueError(dtype)
 
 
@@ -136,7 +142,8 @@ def plan(tensors, dst):
         dtype, shape, data = tensors[name]
         if dtype not in ST_DTYPE:
             continue
-        t = dst if should_convert(name, shape, dst) else ST_DTYPE[dtype][0]
+        integer = dtype in ("I64", "I32")
+        t = dst if not integer and should_convert(name, shape, dst) else ST_DTYPE[dtype][0]
         out.append([name, shape, t, None])
     return out
 
@@ -148,7 +155,11 @@ def convert_all(tensors, items, reference=False):
     for it in items:
         name, shape, t, _ = it
         dtype, _, data = tensors[name]
-        if t == ST_DTYPE[dtype][0]:
+        if dtype in ("I64", "I32"):  # only position_ids: never converted, I64 narrowed
+            it[3] = np.frombuffer(data, "<i8" if dtype == "I64" else "<i4").astype("<i4").tobytes()
+        elif dtype == "F64" and t == "f32":
+            it[3] = to_f32(dtype, data).astype("<f4").tobytes()
+        elif t == ST_DTYPE[dtype][0]:
             it[3] = data
         elif t == "f16":
             it[3] = to_f32(dtype, data).astype("<f2").tobytes()
