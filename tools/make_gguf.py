@@ -25,7 +25,9 @@ convert mode does (`sd -M convert -m in.safetensors -o out.gguf --type TYPE`):
   tensors in the input's order, each at a multiple of 32 bytes (GGUF_DEFAULT_ALIGNMENT),
   n_dims as ggml_n_dims (trailing ne of 1 dropped, so a [1, 77] tensor becomes [77]).
 * Stored types as sd.cpp's safetensors reader makes them: I64 (position_ids) becomes
-  I32, F64 F32; BOOL and U8 tensors are not written.
+  I32, F64 F32; BOOL and U8 tensors are not written. Names on sd.cpp's unused list
+  (schedule buffers, CLIP position_ids, OpenCLIP logit_scale, model_ema.*) are dropped
+  when sd.cpp reads the input, so they are not written either.
 """
 import argparse
 import json
@@ -99,6 +101,21 @@ def convert_name(name):
             rest = rest.replace("transformer.text_projection.weight", "transformer.text_model.text_projection")
             return prefix + rest
     return name
+
+
+# sd.cpp's unused_tensors (src/model_loader.cpp L36): names starting with these are
+# dropped when the file is read, so convert never writes them
+UNUSED = ("betas", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+          "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
+          "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+          "cond_stage_model.transformer.text_model.embeddings.position_ids",
+          "cond_stage_model.1.model.text_model.embeddings.position_ids",
+          "cond_stage_model.transformer.vision_model.embeddings.position_ids", "cond_stage_model.model.logit_scale",
+          "conditioner.embedders.0.transformer.text_model.embeddings.position_ids",
+          "conditioner.embedders.0.model.logit_scale", "conditioner.embedders.1.model.logit_scale",
+          "model.diffusion_model.time_embedding.cond_proj.weight", "unet.time_embedding.cond_proj.weight",
+          "model_ema.decay", "model_ema.num_updates", "model_ema.diffusion_model", "embedding_manager",
+          "denoiser.sigmas")
 
 
 def should_convert(name, shape, dst):
@@ -218,6 +235,7 @@ def main():
                     help="ggml's reference quantizers (no importance matrix) instead of sd.cpp's path")
     a = ap.parse_args()
     tensors, meta = read_safetensors(a.input)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(UNUSED)}  # dropped at read, before renaming
     if a.convert_name:
         tensors = {convert_name(k): v for k, v in tensors.items()}
     items = plan(tensors, a.type)
