@@ -1,7 +1,9 @@
 /* ggml block formats (host/io/quant.c) against an independent numpy implementation of
  * ggml's reference quantizers (tools/oracle/quant_ref.py -> tests/data/quant_golden.bin):
  * for every input case and every type vkdiff quantizes, the C quantizer's bytes equal
- * the oracle's, and the C dequantizer's floats equal the oracle's bit for bit.
+ * the oracle's, and the C dequantizer's floats equal the oracle's bit for bit; the same
+ * for ggml's importance-matrix quantizers with a matrix of ones (stable-diffusion.cpp's
+ * path) and for the dequantizers of all ten types on random blocks.
  * Regenerate the golden file: /usr/bin/python3 tools/oracle/quant_ref.py --golden
  * tests/data/quant_golden.bin */
 #include <stdio.h>
@@ -82,6 +84,9 @@ static void test_quantize_matches_ggml_reference_bytes_and_floats(void)
     uint32_t version = rd_u32(&r), ncases = rd_u32(&r), ntypes = rd_u32(&r);
     TEST_CHECK(magic && memcmp(magic, "VKQG", 4) == 0 && version == 1, "golden header");
     int checked = 0;
+    float *case_x[64] = {0};
+    size_t case_n[64] = {0};
+    char case_name[64][32];
     for (uint32_t c = 0; c < ncases && !r.bad; c++) {
         uint32_t nl = rd_u32(&r);
         const char *name = (const char *)rd_bytes(&r, nl);
@@ -91,6 +96,12 @@ static void test_quantize_matches_ggml_reference_bytes_and_floats(void)
             break;
         float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *yg = malloc(n * sizeof *yg);
         memcpy(x, xin, (size_t)n * 4);
+        if (c < 64) { /* kept for the sd.cpp section below */
+            case_x[c] = malloc(n * sizeof *x);
+            memcpy(case_x[c], x, n * sizeof *x);
+            case_n[c] = n;
+            snprintf(case_name[c], sizeof case_name[c], "%.*s", (int)nl, name);
+        }
         for (uint32_t k = 0; k < ntypes && !r.bad; k++) {
             uint32_t tl = rd_u32(&r);
             const char *tname = (const char *)rd_bytes(&r, tl);
@@ -163,6 +174,40 @@ static void test_quantize_matches_ggml_reference_bytes_and_floats(void)
         free(yg);
     }
     TEST_CHECK(dq_checked == VKD_QTYPE_COUNT, "%d types dequantized from random blocks", dq_checked);
+    /* stable-diffusion.cpp's path: ggml's weighted quantizers with an importance matrix of
+     * ones (vkd_quantize_rows), each case one row */
+    uint32_t nsd = rd_u32(&r);
+    int sd_checked = 0;
+    float ones[1024];
+    for (int i = 0; i < 1024; i++)
+        ones[i] = 1.0f;
+    for (uint32_t k = 0; k < nsd && !r.bad; k++) {
+        uint32_t ci = rd_u32(&r), tl = rd_u32(&r);
+        const char *tname = (const char *)rd_bytes(&r, tl);
+        uint32_t npr = rd_u32(&r), nbytes = rd_u32(&r);
+        const uint8_t *want = rd_bytes(&r, nbytes);
+        vkd_qtype t;
+        if (r.bad || ci >= ncases || !npr || !qtype_by_name(tname, tl, &t))
+            break;
+        size_t n = (size_t)nbytes / vkd_qtype_block_bytes(t) * vkd_qtype_block(t);
+        uint8_t *got = calloc(nbytes + 1, 1);
+        TEST_CHECK(n == case_n[ci] && npr <= 1024 && n % npr == 0 && vkd_quantize_rows(t, case_x[ci], got, n / npr, npr, ones) == 0,
+                   "quantize_rows %s", vkd_qtype_name(t));
+        size_t bad = nbytes;
+        for (size_t i = 0; i < nbytes; i++)
+            if (got[i] != want[i]) {
+                bad = i;
+                break;
+            }
+        TEST_CHECK(bad == nbytes, "case %s, %s with an importance matrix of ones: byte %zu (block %zu, offset %zu) is "
+                   "0x%02x, ggml 0x%02x", case_name[ci], vkd_qtype_name(t), bad, bad / vkd_qtype_block_bytes(t),
+                   bad % vkd_qtype_block_bytes(t), bad < nbytes ? got[bad] : 0, bad < nbytes ? want[bad] : 0);
+        free(got);
+        sd_checked++;
+    }
+    TEST_CHECK(sd_checked == (int)(ncases * ntypes), "%d (case, type) pairs checked on sd.cpp's path", sd_checked);
+    for (uint32_t c = 0; c < ncases && c < 64; c++)
+        free(case_x[c]);
     TEST_CHECK(!r.bad && r.p == r.end, "golden file read to its end");
     TEST_CHECK(checked == (int)(ncases * ntypes) && checked >= 7 * 10, "%d (case, type) pairs checked", checked);
     free(buf);

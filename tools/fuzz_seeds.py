@@ -11,6 +11,11 @@
               with zeros) holding the tensors detection reads (tiny-sd1's also in
               full), and the same subsets as tensor lists (tests/fuzz_detect.c)
 
+  gguf/       small valid GGUF files without their magic (tests/fuzz_gguf.c puts it
+              back): every tensor type vkdiff reads,
+              one block each, with scalar, string and nested-array key/values; versions
+              2 and 3; general.alignment 64
+
 safetensors/ is hand-made and not touched; image/ is written by test_image
 (VKD_IMAGE_SEEDS=DIR ./test_image), which has libjpeg. Output is deterministic; only numpy is
 needed (make_checkpoint.py's key lists, no weights are computed). Never add the CLIP
@@ -169,14 +174,73 @@ def detect_seeds(d, mc):
     write(d, "tiny-sd1-vocab100.detect.list", text)
 
 
+def gguf_seeds(d):
+    def gstr(t):
+        b = t.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    # ggml type id -> (values per block, bytes per block)
+    types = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+             10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210)}
+
+    def gguf(version, align, tensors, kvs):
+        """tensors: [(name, ne list, type id, payload)]"""
+        kv = b""
+        if align != 32:
+            kv += gstr("general.alignment") + struct.pack("<II", 4, align)
+        for k, blob in kvs:
+            kv += gstr(k) + blob
+        infos, off = b"", 0
+        for name, ne, t, payload in tensors:
+            infos += gstr(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", x) for x in ne)
+            infos += struct.pack("<IQ", t, off)
+            off += (len(payload) + align - 1) // align * align
+        nkv = len(kvs) + (align != 32)
+        out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), nkv) + kv + infos
+        out += b"\0" * (-len(out) % align)
+        for *_, payload in tensors:
+            out += payload + b"\0" * (-len(payload) % align)
+        return out
+
+    def payload(t, n):
+        bk, bb = types[t]
+        # deterministic bytes; the fp16 scales of block types land on small values
+        raw = bytearray((i * 37 + t) % 251 for i in range(n // bk * bb))
+        if bk > 1:
+            for b in range(n // bk):
+                for o in range(bb):
+                    if (t in (2, 3, 6, 7, 8) and o in (1, 3)) or (t >= 10 and o in (1, 3, bb - 1, bb - 3)):
+                        raw[b * bb + o] = 0x2c
+        return bytes(raw)
+
+    kvs = [("general.architecture", struct.pack("<I", 8) + gstr("sd1")),
+           ("general.file_type", struct.pack("<II", 4, 7)),
+           ("v.f32", struct.pack("<If", 6, 0.5)),
+           ("v.bool", struct.pack("<IB", 7, 1)),
+           ("v.i64", struct.pack("<Iq", 11, -3)),
+           ("v.strings", struct.pack("<IIQ", 9, 8, 2) + gstr("a") + gstr("bc")),
+           ("v.nested", struct.pack("<IIQ", 9, 9, 1) + struct.pack("<IQ", 4, 2) + struct.pack("<II", 1, 2))]
+    every = [(f"t{t}", [types[t][0] * 1 if types[t][0] > 1 else 8, 2] if types[t][0] == 32 else
+              ([256] if types[t][0] == 256 else [8, 2]), t, None) for t in types]
+    every = [(n, ne, t, payload(t, ne[0] * (ne[1] if len(ne) > 1 else 1))) for n, ne, t, _ in every]
+    # the target puts the magic "GGUF" in front of every input: the seeds go without it
+    write(d, "every_type.gguf", gguf(3, 32, every, kvs)[4:])
+    small = [("model.diffusion_model.input_blocks.1.1.proj_in.weight", [32, 2], 8, payload(8, 64)),
+             ("model.diffusion_model.input_blocks.1.1.proj_in.bias", [2], 0, payload(0, 2))]
+    write(d, "sd_names_q8_0.gguf", gguf(3, 32, small, kvs[:1])[4:])
+    write(d, "v2_align64.gguf", gguf(2, 64, small, [])[4:])
+    write(d, "empty.gguf", gguf(3, 32, [], kvs[:2])[4:])
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "tests", "fuzz_corpus")
     mc = load_make_checkpoint()
     tokenizer_seeds(os.path.join(root, "tokenizer"))
     prompt_seeds(os.path.join(root, "prompt"))
     detect_seeds(os.path.join(root, "detect"), mc)
+    gguf_seeds(os.path.join(root, "gguf"))
     total = 0
-    for sub in ("tokenizer", "prompt", "detect"):
+    for sub in ("tokenizer", "prompt", "detect", "gguf"):
         for f in os.listdir(os.path.join(root, sub)):
             total += os.path.getsize(os.path.join(root, sub, f))
     print(f"fuzz seeds written under {root}: {total / 1024:.0f} KiB", file=sys.stderr)

@@ -333,6 +333,7 @@ vkd_result vkd_gguf_parse(vkd_st_file *f)
                                   "with a current tool (stable-diffusion.cpp's convert writes version 3)", L);
     if (version != 2 && version != 3)
         FAIL(VKD_ERR_UNSUPPORTED, "%s: GGUF version %u is unknown (vkdiff reads versions 2 and 3)", L, version);
+    snprintf(f->format, sizeof f->format, "GGUF v%u", version);
     if (!rd(&c, &n_tensors, 8) || !rd(&c, &n_kv, 8))
         FAIL(VKD_ERR_FORMAT, "%s: GGUF header is truncated", L);
     if ((res = parse_kv(f, &c, n_kv, &alignment)))

@@ -70,9 +70,15 @@ static vkd_result map_single_file(vkd_weights *w, vkd_st_file *f, int skip_vae)
     unsigned char *claimed = calloc(vkd_st_count(f) + 1, 1);
     if (!claimed)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
+    /* stable-diffusion.cpp's --convert-name puts SDXL's two encoders at
+     * cond_stage_model.transformer. and cond_stage_model.1.transformer. (docs/gguf.md) */
+    int sdcpp_xl = vkd_layout_has_prefix(f, "cond_stage_model.1.transformer.");
     if (!(r = vkd_layout_map_part(w, f, claimed, "model.diffusion_model.", &vkd_rs_identity, "model.diffusion_model.")) &&
         !(r = skip_vae ? VKD_OK : vkd_layout_map_vae(w, f, claimed, "first_stage_model.")) &&
-        !(r = vkd_layout_map_part(w, f, claimed, "cond_stage_model.transformer.", &vkd_rs_hf_clip, "cond_stage_model.transformer.")) &&
+        !(r = vkd_layout_map_part(w, f, claimed, "cond_stage_model.1.transformer.", &vkd_rs_hf_clip,
+                                  "conditioner.embedders.1.transformer.")) &&
+        !(r = vkd_layout_map_part(w, f, claimed, "cond_stage_model.transformer.", &vkd_rs_hf_clip,
+                                  sdcpp_xl ? "conditioner.embedders.0.transformer." : "cond_stage_model.transformer.")) &&
         !(r = vkd_layout_map_part(w, f, claimed, "cond_stage_model.model.", &vkd_rs_openclip, "cond_stage_model.transformer.")) &&
         !(r = vkd_layout_map_part(w, f, claimed, "conditioner.embedders.0.transformer.", &vkd_rs_hf_clip,
                        "conditioner.embedders.0.transformer.")) &&

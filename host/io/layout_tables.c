@@ -23,6 +23,14 @@ static const rule hf_clip_rules[] = {
     {"embeddings.position_embedding.", "text_model.embeddings.position_embedding.", 0},
     {"encoder.layers.#.", "text_model.encoder.layers.#.", 0},
     {"final_layer_norm.", "text_model.final_layer_norm.", 0},
+    /* OpenCLIP towers renamed by stable-diffusion.cpp's --convert-name (name_conversion.cpp
+     * convert_open_clip_to_hf_clip_name): transformers names, but q/k/v still fused in
+     * in_proj and the projection still [width, proj] under its OpenCLIP name */
+    {"text_model.encoder.layers.#.self_attn.in_proj.weight", "text_model.encoder.layers.#.self_attn.%s_proj.weight",
+     RN_EXACT | RN_SPLIT3},
+    {"text_model.encoder.layers.#.self_attn.in_proj.bias", "text_model.encoder.layers.#.self_attn.%s_proj.bias",
+     RN_EXACT | RN_SPLIT3},
+    {"text_model.text_projection", "text_projection.weight", RN_EXACT | RN_TRANSPOSE},
 };
 
 /* open_clip TextTransformer -> CLIPTextModel names (SD2 cond_stage_model.model.,

@@ -158,10 +158,10 @@ static void q5_1(const float *x, uint8_t *y)
 
 /* ---- K-quant helpers (ggml: make_qx_quants, make_qkx2_quants) ------------------------ */
 
-/* Symmetric scale for n values into [-nmax, nmax-1], weights x^2 (rmse_type 1, no
- * importance matrix): start from -nmax/max, then try the 18 scales -(nmax +- 0.1*is)/max
- * and keep the one maximising (sum w x l)^2 / sum w l^2. L gets l + nmax. */
-static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
+/* Symmetric scale for n values into [-nmax, nmax-1] (rmse_type 1), weights qw or, when
+ * NULL, x^2: start from -nmax/max, then try the 18 scales -(nmax +- 0.1*is)/max and keep
+ * the one maximising (sum w x l)^2 / sum w l^2. L gets l + nmax. */
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *qw)
 {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
@@ -180,7 +180,7 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
     for (int i = 0; i < n; i++) {
         int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
         L[i] = (int8_t)(l + nmax);
-        float w = x[i] * x[i];
+        float w = qw ? qw[i] : x[i] * x[i];
         sumlx += w * x[i] * l;
         suml2 += w * l * l;
     }
@@ -193,7 +193,7 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
             int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
-            float w = x[i] * x[i];
+            float w = qw ? qw[i] : x[i] * x[i];
             sumlx += w * x[i] * l;
             suml2 += w * l * l;
         }
@@ -207,7 +207,9 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
     return scale;
 }
 
-/* Scale and min for n values into [0, nmax] (x ~ scale*l - the_min): start from the
+/* Scale and min for n values into [0, nmax] (x ~ scale*l - the_min); ggml's
+ * make_qkx3_quants with weights and use_mad false is the same computation (its
+ * `max <= min` test is `max == min` here, min being at most x[0] <= max): start from the
  * min/max range, then try nstep+1 scales (rmin + rdelta*is + nmax)/(max - min), each with
  * the weighted least-squares scale and min for its quants, keeping the lowest weighted
  * squared error. The order of every sum matters for the bytes. */
@@ -343,7 +345,9 @@ static void q4_K(const float *x, uint8_t *y)
             qs[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
 }
 
-static void q6_K(const float *x, uint8_t *y)
+/* qw: NULL (quantize_row_q6_K_ref) or the block's 256 importance weights
+ * (quantize_row_q6_K_impl, which passes them to make_qx_quants as they are) */
+static void q6_K(const float *x, uint8_t *y, const float *qw)
 {
     int8_t L[QK_K];
     float scales[16];
@@ -351,7 +355,7 @@ static void q6_K(const float *x, uint8_t *y)
     int8_t *sc = (int8_t *)(y + 192);
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < 16; ib++) {
-        scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+        scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + 16 * ib : NULL);
         if (fabsf(scales[ib]) > max_abs_scale) {
             max_abs_scale = fabsf(scales[ib]);
             max_scale = scales[ib];
@@ -378,6 +382,191 @@ static void q6_K(const float *x, uint8_t *y)
             ql[l + 32] = (uint8_t)((b & 0xf) | ((e & 0xf) << 4));
             qh[l] = (uint8_t)((a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6));
         }
+}
+
+/* ---- with an importance matrix (ggml's quantize_row_*_impl) ---------------------------- */
+
+/* Non-negative values (sub-block scales or mins) into [0, nmax] with weights: the best
+ * of 9 scales by weighted squared error, then up to 5 passes moving single quants while
+ * (sum w x l)^2 / sum w l^2 grows. Note (w*diff)*diff here, w*(diff*diff) in qkx2. */
+static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *qw)
+{
+    float max = 0;
+    for (int i = 0; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    if (max < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float iscale = nmax / max;
+    for (int i = 0; i < n; i++)
+        L[i] = (uint8_t)nearest_int(iscale * x[i]);
+    float scale = 1 / iscale;
+    float best_mse = 0;
+    for (int i = 0; i < n; i++) {
+        float diff = x[i] - scale * L[i];
+        best_mse += qw[i] * diff * diff;
+    }
+    for (int is = -4; is <= 4; is++) {
+        if (is == 0)
+            continue;
+        float iscale_is = (0.1f * is + nmax) / max;
+        float scale_is = 1 / iscale_is;
+        float mse = 0;
+        for (int i = 0; i < n; i++) {
+            int l = imin(nmax, nearest_int(iscale_is * x[i]));
+            float diff = x[i] - scale_is * l;
+            mse += qw[i] * diff * diff;
+        }
+        if (mse < best_mse) {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = imin(nmax, nearest_int(iscale * x[i]));
+        L[i] = (uint8_t)l;
+        sumlx += qw[i] * x[i] * l;
+        suml2 += qw[i] * l * l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (int i = 0; i < n; i++) {
+            float w = qw[i];
+            float slx = sumlx - w * x[i] * L[i];
+            float sl2 = suml2 - w * L[i] * L[i];
+            if (slx > 0 && sl2 > 0) {
+                int new_l = imin(nmax, nearest_int(x[i] * sl2 / slx));
+                if (new_l != L[i]) {
+                    slx += w * x[i] * new_l;
+                    sl2 += w * new_l * new_l;
+                    if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (uint8_t)new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed++;
+                    }
+                }
+            }
+        }
+        if (!n_changed)
+            break;
+    }
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* One 32-value block with weights qw[j] * sqrt(sigma2 + x^2), sigma2 the ROW's mean
+ * square (quantize_row_q4_0_impl ... q5_1_impl). */
+static void small_block_weighted(vkd_qtype t, const float *x, uint8_t *y, const float *qw, float sigma2)
+{
+    float weight[QK];
+    int8_t L[QK];
+    uint8_t Lu[QK], Laux[QK];
+    for (int j = 0; j < QK; j++)
+        weight[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    const int five = t == VKD_Q5_0 || t == VKD_Q5_1, asym = t == VKD_Q4_1 || t == VKD_Q5_1;
+    if (asym) {
+        float min;
+        float d = make_qkx2_quants(QK, five ? 31 : 15, x, weight, Lu, &min, Laux, -0.9f, 0.05f, 36);
+        f2h(y, d);
+        f2h(y + 2, -min);
+    } else {
+        float d = make_qx_quants(QK, five ? 16 : 8, x, L, weight);
+        f2h(y, d);
+        for (int j = 0; j < QK; j++)
+            Lu[j] = (uint8_t)L[j];
+    }
+    uint8_t *qs = y + (asym ? 4 : 2) + (five ? 4 : 0);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((Lu[j] & 0xf) | ((Lu[j + 16] & 0xf) << 4));
+        qh |= (uint32_t)((Lu[j] >> 4) & 1) << j;
+        qh |= (uint32_t)((Lu[j + 16] >> 4) & 1) << (j + 16);
+    }
+    if (five)
+        for (int k = 0; k < 4; k++)
+            y[(asym ? 4 : 2) + k] = (uint8_t)(qh >> (8 * k));
+}
+
+/* quantize_row_q4_K_impl: weights qw * sqrt(sigma2 + x^2) with sigma2 = 2 * the
+ * super-block's mean square; sub-block scales and mins by make_qkx3_quants, then the
+ * 6-bit scales and mins by make_qp_quants weighted by each sub-block's weight sum. */
+static void q4_K_weighted(const float *x, uint8_t *y, const float *qw)
+{
+    uint8_t L[QK_K], Laux[32], Ls[8], Lm[8], *sc = y + 4, *qs = y + 16;
+    float weights[32], mins[8], scales[8], sw[8];
+    float sum_x2 = 0;
+    for (int l = 0; l < QK_K; l++)
+        sum_x2 += x[l] * x[l];
+    float sigma2 = 2 * sum_x2 / QK_K;
+    for (int j = 0; j < 8; j++) {
+        for (int l = 0; l < 32; l++)
+            weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        float sumw = 0;
+        for (int l = 0; l < 32; l++)
+            sumw += weights[l];
+        sw[j] = sumw;
+        scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+    }
+    float d_block = make_qp_quants(8, 63, scales, Ls, sw);
+    float m_block = make_qp_quants(8, 63, mins, Lm, sw);
+    memset(sc, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        uint8_t ls = Ls[j], lm = Lm[j];
+        if (j < 4) {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (uint8_t)((ls & 0xf) | ((lm & 0xf) << 4));
+            sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            sc[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    f2h(y, d_block);
+    f2h(y + 2, m_block);
+    for (int j = 0; j < 8; j++) {
+        uint8_t s, m;
+        scale_min_k4(j, sc, &s, &m);
+        const float d = h2f(y) * s;
+        if (d == 0.0f)
+            continue;
+        const float dm = h2f(y + 2) * m;
+        for (int ii = 0; ii < 32; ii++)
+            L[32 * j + ii] = (uint8_t)imax(0, imin(15, nearest_int((x[32 * j + ii] + dm) / d)));
+    }
+    for (int j = 0; j < QK_K; j += 64, qs += 32)
+        for (int l = 0; l < 32; l++)
+            qs[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+}
+
+int vkd_quantize_rows(vkd_qtype t, const float *src, void *dst, size_t nrows, size_t n_per_row, const float *imatrix)
+{
+    size_t bk = vkd_qtype_block(t), bb = vkd_qtype_block_bytes(t);
+    if (!vkd_qtype_can_quantize(t) || n_per_row % bk)
+        return -1;
+    if (!imatrix || t == VKD_Q8_0) /* ggml's quantize_q8_0 ignores the matrix */
+        return vkd_quantize_row(t, src, dst, nrows * n_per_row);
+    uint8_t *p = (uint8_t *)dst;
+    for (size_t r = 0; r < nrows; r++) {
+        const float *x = src + r * n_per_row;
+        uint8_t *y = p + r * (n_per_row / bk) * bb;
+        float sum_x2 = 0;
+        for (size_t j = 0; j < n_per_row; j++)
+            sum_x2 += x[j] * x[j];
+        float sigma2 = sum_x2 / n_per_row; /* the row's, for the 32-value types */
+        for (size_t b = 0; b < n_per_row / bk; b++) {
+            const float *xb = x + b * bk, *qw = imatrix + b * bk;
+            uint8_t *yb = y + b * bb;
+            if (t == VKD_Q4_K)
+                q4_K_weighted(xb, yb, qw);
+            else if (t == VKD_Q6_K)
+                q6_K(xb, yb, qw);
+            else
+                small_block_weighted(t, xb, yb, qw, sigma2);
+        }
+    }
+    return 0;
 }
 
 /* ---- dequantization (ggml: dequantize_row_*) ----------------------------------------- */
@@ -531,7 +720,7 @@ int vkd_quantize_row(vkd_qtype t, const float *src, void *dst, size_t n)
         case VKD_Q5_1: q5_1(x, y); break;
         case VKD_Q8_0: q8_0(x, y); break;
         case VKD_Q4_K: q4_K(x, y); break;
-        case VKD_Q6_K: q6_K(x, y); break;
+        case VKD_Q6_K: q6_K(x, y, NULL); break;
         default: return -1;
         }
     }

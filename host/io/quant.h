@@ -1,11 +1,12 @@
 /* ggml's block-quantized weight formats, byte for byte (issue 25).
  *
  * A row of n values (n a multiple of the type's block size) is stored as n / block
- * blocks of `block_bytes` each. The quantizers are ggml's *reference* ones
- * (ggml/src/ggml-quants.c: quantize_row_q8_0_ref ... quantize_row_q4_K_ref,
- * quantize_row_q6_K_ref, the ones ggml uses when no importance matrix is given and
- * stable-diffusion.cpp uses to convert), so that a file quantized by vkdiff or by
- * sd.cpp holds the same bytes; the dequantizers are ggml's dequantize_row_*.
+ * blocks of `block_bytes` each. Two sets of quantizers, as ggml's ggml_quantize_chunk:
+ * the reference ones (ggml/src/ggml-quants.c quantize_row_*_ref, no importance matrix:
+ * vkd_quantize_row) and the weighted ones (quantize_row_*_impl: vkd_quantize_rows with
+ * an importance matrix), which stable-diffusion.cpp runs with a matrix of ones, so that a
+ * file quantized by vkdiff that way holds sd.cpp's bytes (docs/gguf.md). The
+ * dequantizers are ggml's dequantize_row_*.
  * Tested against an independent numpy implementation (tools/oracle/quant_ref.py,
  * tests/data/quant_golden.bin, tests/test_quant.c).
  *
@@ -20,7 +21,8 @@
  *   Q4_K 256 values, 144 bytes: d, dmin, scales[12] (6-bit), qs[128]
  *   Q5_K 256 values, 176 bytes: d, dmin, scales[12], qh[32], qs[128]
  *   Q6_K 256 values, 210 bytes: ql[128], qh[64], scales[16] (int8), d
- * Q2_K, Q3_K and Q5_K are dequantized only (files may hold them). */
+ * Q2_K, Q3_K and Q5_K are dequantized only (files may hold them). Only Q8_0 has one
+ * quantizer: for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K the two sets give other bytes. */
 #ifndef VKD_IO_QUANT_H
 #define VKD_IO_QUANT_H
 
@@ -53,5 +55,11 @@ int vkd_dequantize_row(vkd_qtype t, const void *src, float *dst, size_t n);
  * Returns 0, or -1 when t cannot quantize or n is not a multiple of the block.
  * Inputs must be finite (as in ggml, NaN and inf give unspecified bytes). */
 int vkd_quantize_row(vkd_qtype t, const float *src, void *dst, size_t n);
+/* ggml_quantize_chunk: nrows rows of n_per_row values (a multiple of the block) with an
+ * importance matrix of n_per_row weights. imatrix NULL: the reference quantizers above.
+ * Non-NULL: ggml's weighted ones (quantize_row_{q4_0,q4_1,q5_0,q5_1,q4_K,q6_K}_impl;
+ * Q8_0 ignores the matrix), which depend on the whole row (its mean square). This is
+ * what stable-diffusion.cpp runs, with a matrix of ones (docs/gguf.md). Returns 0 or -1. */
+int vkd_quantize_rows(vkd_qtype t, const float *src, void *dst, size_t nrows, size_t n_per_row, const float *imatrix);
 
 #endif

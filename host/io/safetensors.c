@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -442,6 +443,7 @@ static vkd_result parse_file(vkd_st_file *f)
         FAIL(VKD_ERR_UNSUPPORTED, "%s: safetensors data is little-endian and this host is not", L);
     if (vkd_gguf_is(f->base, f->size))
         return vkd_gguf_parse(f);
+    snprintf(f->format, sizeof f->format, "safetensors");
     if (looks_like_pickle(f->base, f->size)) {
         pickle_message(L);
         res = VKD_ERR_UNSUPPORTED;
@@ -730,6 +732,7 @@ vkd_result vkd_st_open(const char *path, vkd_st_file **out)
 /* ---- queries ------------------------------------------------------------------ */
 
 const char *vkd_st_label(const vkd_st_file *f) { return f ? f->label : ""; }
+const char *vkd_st_format(const vkd_st_file *f) { return f ? f->format : ""; }
 size_t vkd_st_count(const vkd_st_file *f) { return f ? f->n : 0; }
 const vkd_st_tensor *vkd_st_at(const vkd_st_file *f, size_t i) { return f && i < f->n ? &f->t[i] : NULL; }
 

@@ -110,6 +110,7 @@ void vkd_st_close(vkd_st_file *f); /* NULL is fine */
 void vkd_st_tensor_drop_pages(const vkd_st_tensor *t);
 
 const char *vkd_st_label(const vkd_st_file *f);       /* the path or label */
+const char *vkd_st_format(const vkd_st_file *f);      /* "safetensors" or "GGUF v2"/"GGUF v3" */
 size_t vkd_st_count(const vkd_st_file *f);
 const vkd_st_tensor *vkd_st_at(const vkd_st_file *f, size_t i); /* in file (offset) order */
 const vkd_st_tensor *vkd_st_find(const vkd_st_file *f, const char *name); /* NULL if absent */

@@ -18,6 +18,7 @@ struct vkd_st_file {
     const vkd_st_tensor **by_name; /* sorted by name, for bsearch */
     char **meta_k, **meta_v; /* sorted by key */
     size_t n_meta;
+    char format[16];         /* "safetensors", "GGUF v3" */
 };
 
 /* safetensors.c */

@@ -100,7 +100,11 @@ vkd_result vkd_info_print(FILE *out, const char *model_path, const char *vae_pat
     fprintf(out, "layout: %s\n", vkd_layout_name(vkd_weights_layout(w)));
     for (size_t i = 0; i < vkd_weights_file_count(w); i++) {
         const vkd_st_file *f = vkd_weights_file(w, i);
-        fprintf(out, "file: %s (%zu tensors)\n", vkd_st_label(f), vkd_st_count(f));
+        uint64_t bytes = 0;
+        for (size_t k = 0; k < vkd_st_count(f); k++)
+            bytes += vkd_st_at(f, k)->nbytes;
+        fprintf(out, "file: %s (%s, %zu tensors, %.1f MiB of tensor data)\n", vkd_st_label(f), vkd_st_format(f),
+                vkd_st_count(f), bytes / 1048576.0);
     }
     for (int i = 0; i < 2; i++)
         if (vkd_weights_tokenizer_dir(w, i))

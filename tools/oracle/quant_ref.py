@@ -230,8 +230,8 @@ def make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep):
     return scale, the_min, L
 
 
-def make_qx_quants(x, nmax):
-    """rmse_type 1, no importance weights (w = x^2). x: [nb, n]. Returns (scale, L+nmax)."""
+def make_qx_quants(x, nmax, qw=None):
+    """rmse_type 1; weights qw [nb, n], or x^2 when None. x: [nb, n]. Returns (scale, L+nmax)."""
     nb, n = x.shape
     amax = np.zeros(nb, F)
     mx = np.zeros(nb, F)
@@ -250,7 +250,7 @@ def make_qx_quants(x, nmax):
                 l = np.clip(nearest_int((isc * x[:, i]).astype(F)), -nmax, nmax - 1)
                 Ls[:, i] = l + nmax
                 lf = l.astype(F)
-                w = (x[:, i] * x[:, i]).astype(F)
+                w = (x[:, i] * x[:, i]).astype(F) if qw is None else qw[:, i]
                 slx = (slx + ((w * x[:, i]).astype(F) * lf).astype(F)).astype(F)
                 sl2 = (sl2 + ((w * lf).astype(F) * lf).astype(F)).astype(F)
             return slx, sl2, Ls
@@ -335,13 +335,14 @@ def unpack_scale_min(q, j):
     return (q[:, j + 4] & 0xF) | ((q[:, j - 4] >> 6) << 4), (q[:, j + 4] >> 4) | ((q[:, j] >> 6) << 4)
 
 
-def q6_k(x):
+def q6_k(x, ones=False):
+    """ones: quantize_row_q6_K_impl with an importance matrix of ones (weights 1)"""
     nb = x.shape[0]
     xs = x.reshape(nb, 16, 16)
     scales = np.zeros((nb, 16), F)
     L = np.zeros((nb, 256), np.int64)
     for ib in range(16):
-        s, Lb = make_qx_quants(xs[:, ib, :], 32)
+        s, Lb = make_qx_quants(xs[:, ib, :], 32, np.ones((nb, 16), F) if ones else None)
         scales[:, ib] = s
         L[:, 16 * ib:16 * ib + 16] = Lb
     max_abs = np.zeros(nb, F)
@@ -374,6 +375,167 @@ def q6_k(x):
                          axis=1).astype(np.uint8)
     out[zero] = 0
     return out
+
+
+# ---- ggml's importance-matrix quantizers (quantize_row_*_impl), with a matrix of ones:
+# what stable-diffusion.cpp runs (it passes a dummy matrix of ones to ggml_quantize_chunk)
+
+def make_qp_quants(x, nmax, qw):
+    """x, qw: [nb, n] non-negative values and weights. Returns (scale, L)."""
+    nb, n = x.shape
+    mx = np.zeros(nb, F)
+    for i in range(n):
+        mx = np.maximum(mx, x[:, i])
+    zero = mx < GROUP_MAX_EPS
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = (F(nmax) / mx).astype(F)
+        L = nearest_int((iscale[:, None] * x).astype(F)) & 0xFF  # stored in uint8_t
+        scale = (F(1) / iscale).astype(F)
+        best = np.zeros(nb, F)
+        for i in range(n):
+            diff = (x[:, i] - (scale * L[:, i].astype(F)).astype(F)).astype(F)
+            best = (best + ((qw[:, i] * diff).astype(F) * diff).astype(F)).astype(F)  # (w*diff)*diff
+        for s_ in range(-4, 5):
+            if s_ == 0:
+                continue
+            isc = (((F(0.1) * F(s_)).astype(F) + F(nmax)).astype(F) / mx).astype(F)
+            sc = (F(1) / isc).astype(F)
+            mse = np.zeros(nb, F)
+            for i in range(n):
+                l = np.minimum(nmax, nearest_int((isc * x[:, i]).astype(F)))
+                diff = (x[:, i] - (sc * l.astype(F)).astype(F)).astype(F)
+                mse = (mse + ((qw[:, i] * diff).astype(F) * diff).astype(F)).astype(F)
+            take = mse < best
+            best = np.where(take, mse, best).astype(F)
+            iscale = np.where(take, isc, iscale).astype(F)
+        slx = np.zeros(nb, F)
+        sl2 = np.zeros(nb, F)
+        for i in range(n):
+            l = np.minimum(nmax, nearest_int((iscale * x[:, i]).astype(F)))
+            L[:, i] = l & 0xFF
+            lf = l.astype(F)
+            slx = (slx + ((qw[:, i] * x[:, i]).astype(F) * lf).astype(F)).astype(F)
+            sl2 = (sl2 + ((qw[:, i] * lf).astype(F) * lf).astype(F)).astype(F)
+        active = np.ones(nb, bool)
+        for _ in range(5):
+            changed = np.zeros(nb, bool)
+            for i in range(n):
+                w = qw[:, i]
+                Li = L[:, i].astype(F)
+                a = (slx - ((w * x[:, i]).astype(F) * Li).astype(F)).astype(F)
+                b = (sl2 - ((w * Li).astype(F) * Li).astype(F)).astype(F)
+                ok = active & (a > 0) & (b > 0)
+                nl = np.minimum(nmax, nearest_int((((x[:, i] * b).astype(F)) / a).astype(F)))
+                ok &= nl != L[:, i]
+                nlf = nl.astype(F)
+                a2 = (a + ((w * x[:, i]).astype(F) * nlf).astype(F)).astype(F)
+                b2 = (b + ((w * nlf).astype(F) * nlf).astype(F)).astype(F)
+                better = ok & ((((a2 * a2).astype(F) * sl2).astype(F)) > (((slx * slx).astype(F) * b2).astype(F)))
+                L[:, i] = np.where(better, nl & 0xFF, L[:, i])
+                slx = np.where(better, a2, slx).astype(F)
+                sl2 = np.where(better, b2, sl2).astype(F)
+                changed |= better
+            active &= changed  # a block stops at its first pass without a change
+        scale = np.where(sl2 > 0, (slx / sl2).astype(F), F(0)).astype(F)
+    scale = np.where(zero, F(0), scale).astype(F)
+    L = np.where(zero[:, None], 0, L)
+    return scale, L
+
+
+def row_weights(x, sigma2):
+    """qw * sqrtf(sigma2 + x*x) with qw = 1 (1*v is v exactly). x: [nb, n], sigma2: [nb]"""
+    return np.sqrt((sigma2[:, None] + (x * x).astype(F)).astype(F)).astype(F)
+
+
+def small_weighted(t, x, sigma2):
+    nb = x.shape[0]
+    w = row_weights(x, sigma2)
+    five = t in ("q5_0", "q5_1")
+    if t in ("q4_1", "q5_1"):
+        d, the_min, L = make_qkx2_quants(x, w, 31 if five else 15, -0.9, 0.05, 36)  # = make_qkx3_quants
+        head = [h2(d), h2((-the_min).astype(F))]
+    else:
+        d, L = make_qx_quants(x, 16 if five else 8, w)
+        head = [h2(d)]
+    if five:
+        head.append(pack_qh(L))
+    return np.concatenate(head + [pack_nibbles(L)], axis=1)
+
+
+def q4_k_weighted(x):
+    nb = x.shape[0]
+    xs = x.reshape(nb, 8, 32)
+    sx2 = np.zeros(nb, F)
+    for l in range(256):
+        sx2 = (sx2 + (x[:, l] * x[:, l]).astype(F)).astype(F)
+    sigma2 = ((F(2) * sx2).astype(F) / F(256)).astype(F)
+    scales = np.zeros((nb, 8), F)
+    mins = np.zeros((nb, 8), F)
+    sw = np.zeros((nb, 8), F)
+    L = np.zeros((nb, 256), np.int64)
+    for j in range(8):
+        sub = xs[:, j, :]
+        w = row_weights(sub, sigma2)
+        sumw = np.zeros(nb, F)
+        for l in range(32):
+            sumw = (sumw + w[:, l]).astype(F)
+        sw[:, j] = sumw
+        s_, m_, Lj = make_qkx2_quants(sub, w, 15, -0.9, 0.05, 36)
+        scales[:, j], mins[:, j], L[:, 32 * j:32 * j + 32] = s_, m_, Lj
+    d_block, Ls = make_qp_quants(scales, 63, sw)
+    m_block, Lm = make_qp_quants(mins, 63, sw)
+    sc = np.zeros((nb, 12), np.int64)
+    for j in range(8):
+        ls, lm = Ls[:, j], Lm[:, j]
+        if j < 4:
+            sc[:, j] = ls
+            sc[:, j + 4] = lm
+        else:
+            sc[:, j + 4] = (ls & 0xF) | ((lm & 0xF) << 4)
+            sc[:, j - 4] |= (ls >> 4) << 6
+            sc[:, j] |= (lm >> 4) << 6
+    sc &= 0xFF
+    dbits, mbits = f16_bits(d_block), f16_bits(m_block)
+    d, dmin = f16_val(dbits), f16_val(mbits)
+    for j in range(8):
+        s6, m6 = unpack_scale_min(sc, j)
+        dd = (d * s6.astype(F)).astype(F)
+        dm = (dmin * m6.astype(F)).astype(F)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for ii in range(32):
+                l = np.clip(nearest_int(((xs[:, j, ii] + dm).astype(F) / dd).astype(F)), 0, 15)
+                L[:, 32 * j + ii] = np.where(dd != 0, l, L[:, 32 * j + ii])
+    qs = np.zeros((nb, 128), np.int64)
+    for g in range(4):
+        qs[:, 32 * g:32 * g + 32] = L[:, 64 * g:64 * g + 32] | (L[:, 64 * g + 32:64 * g + 64] << 4)
+    return np.concatenate([bits2(dbits), bits2(mbits), sc.astype(np.uint8), qs.astype(np.uint8)], axis=1)
+
+
+def quantize_blocks_sdcpp(t, blocks, sigma2):
+    """blocks [nb, block] with each block's row mean square (used by the 32-value types)"""
+    if t == "q8_0":
+        return q8_0(blocks)
+    if t == "q4_k":
+        return q4_k_weighted(blocks)
+    if t == "q6_k":
+        return q6_k(blocks, ones=True)
+    return small_weighted(t, blocks, sigma2)
+
+
+def row_sigma2(rows):
+    """float32 sum of x*x along each row, in order, over n_per_row (ggml's sigma2)."""
+    s = np.zeros(rows.shape[0], F)
+    for j in range(rows.shape[1]):
+        s = (s + (rows[:, j] * rows[:, j]).astype(F)).astype(F)
+    return (s / F(rows.shape[1])).astype(F)
+
+
+def quantize_sdcpp(t, x, n_per_row):
+    """ggml_quantize_chunk with an importance matrix of ones, rows of n_per_row."""
+    bk = TYPES[t][0]
+    rows = np.asarray(x, dtype=F).reshape(-1, n_per_row)
+    sig = np.repeat(row_sigma2(rows), n_per_row // bk)
+    return quantize_blocks_sdcpp(t, rows.reshape(-1, bk), sig).astype(np.uint8).tobytes()
 
 
 QUANT = {"q8_0": q8_0, "q4_0": q4_0, "q4_1": q4_1, "q5_0": q5_0, "q5_1": q5_1, "q4_k": q4_k, "q6_k": q6_k}
@@ -538,6 +700,9 @@ def write_golden(path):
           u32 nbytes, bytes, n float32 dequantized
       u32 n_dq; per type (all ten): u32 type_name_len, type name, u32 nbytes, bytes,
           u32 n, n float32 dequantized
+      u32 n_sd; per (case, quantizable type): u32 case index, u32 type_name_len, type
+          name, u32 n_per_row, u32 nbytes, bytes of quantize_sdcpp (importance matrix of
+          ones, stable-diffusion.cpp's path; the case is one row)
     """
     cases = golden_inputs()
     out = bytearray(b"VKQG")
@@ -566,6 +731,15 @@ def write_golden(path):
         y = dequantize(t, raw.tobytes(), nb * bk)
         out += struct.pack("<I", len(t)) + t.encode()
         out += struct.pack("<I", nb * bb) + raw.tobytes() + struct.pack("<I", nb * bk) + y.astype("<f4").tobytes()
+    # stable-diffusion.cpp's path: ggml_quantize_chunk with an importance matrix of ones,
+    # each case one row (768 values for "normal": the row's mean square is not a block's)
+    entries = [(ci, t) for ci in range(len(cases)) for t in QUANTIZABLE]
+    out += struct.pack("<I", len(entries))
+    for ci, t in entries:
+        n = cases[ci][1].size
+        q = quantize_sdcpp(t, cases[ci][1], n)
+        out += struct.pack("<I", ci) + struct.pack("<I", len(t)) + t.encode()
+        out += struct.pack("<II", n, len(q)) + q
     with open(path, "wb") as f:
         f.write(out)
     print(f"{path}: {len(cases)} cases x {len(QUANTIZABLE)} types, {len(out)} bytes")
