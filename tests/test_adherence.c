@@ -205,7 +205,7 @@ static void test_judge_on_training_pictures(void)
 }
 
 /* 2: generated pictures */
-static void test_generated(void)
+static void test_generated(const char *weight_type)
 {
     static const char *const places[9] = {"top left", "top",         "top right", "left",        "center",
                                           "right",    "bottom left", "bottom",    "bottom right"};
@@ -214,6 +214,7 @@ static void test_generated(void)
     cp.model_path = test_source_path("weights/shapes.safetensors");
     cp.tokenizer_path = test_source_path("weights/tokenizer");
     cp.validation = getenv("VKD_VALIDATION") != NULL; /* 48 renders: the layer would dominate the time */
+    cp.weight_type = weight_type; /* issue 25: the same bar with the UNet's weights quantized */
     vkd_ctx *ctx = NULL;
     vkd_result r = vkd_ctx_create(&cp, &ctx);
     TEST_CHECK(r == VKD_OK, "context for %s: %s", cp.model_path, vkd_result_str(r));
@@ -271,9 +272,10 @@ static void test_generated(void)
     double rate[3];
     for (int k = 0; k < 3; k++)
         rate[k] = (double)agree[k] / total;
-    printf("adherence over %d prompt x seed pairs (%d steps %s %s, cfg %.1f, %dx%d): background %.1f%%, shape colour "
-           "%.1f%%, shape %.1f%%\n",
-           total, GEN_STEPS, GEN_SAMPLER, GEN_SCHEDULE, GEN_CFG, SIZE, SIZE, 100 * rate[0], 100 * rate[1], 100 * rate[2]);
+    printf("adherence over %d prompt x seed pairs (%d steps %s %s, cfg %.1f, %dx%d, weights %s): background %.1f%%, "
+           "shape colour %.1f%%, shape %.1f%%\n",
+           total, GEN_STEPS, GEN_SAMPLER, GEN_SCHEDULE, GEN_CFG, SIZE, SIZE, weight_type ? weight_type : "float",
+           100 * rate[0], 100 * rate[1], 100 * rate[2]);
     TEST_CHECK(done == total, "%d of %d renders failed", total - done, total);
     TEST_CHECK(rate[0] >= 0.9, "background colour agreement %.1f%% < 90%%", 100 * rate[0]);
     TEST_CHECK(rate[1] >= 0.9, "shape colour agreement %.1f%% < 90%%", 100 * rate[1]);
@@ -373,11 +375,17 @@ static void test_edits(void)
     TEST_CHECK(exact, "inpainting: a pixel outside the (blurred) mask differs from the input");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* --weight-type T: only the generated pictures, with the UNet's weights quantized
+     * (CMakeLists.txt: test_adherence_q8_0, test_adherence_q4_0) */
+    if (argc == 3 && !strcmp(argv[1], "--weight-type")) {
+        test_generated(argv[2]);
+        return test_finish();
+    }
     test_judge_on_training_pictures();
     if (!getenv("VKD_ADHERENCE_JUDGE_ONLY")) {
-        test_generated();
+        test_generated(NULL);
         test_edits();
     }
     return test_finish();

@@ -29,6 +29,21 @@ static int host_qtype(uint32_t ggml_type, vkd_qtype *out)
     return -1;
 }
 
+/* Rows quantized as stable-diffusion.cpp's convert does (ggml_quantize_chunk with an
+ * importance matrix of ones: ggml's weighted quantizers, io/quant.h vkd_quantize_rows), so
+ * --weight-type gives the blocks sd.cpp would write for the same rows. 0 or -1. */
+static int quantize_like_sdcpp(vkd_qtype hq, const float *m, void *dst, int64_t rows, int64_t cols)
+{
+    float *ones = malloc((size_t)cols * sizeof *ones);
+    if (!ones)
+        return -1;
+    for (int64_t i = 0; i < cols; i++)
+        ones[i] = 1.0f;
+    int r = vkd_quantize_rows(hq, m, dst, (size_t)rows, (size_t)cols, ones);
+    free(ones);
+    return r;
+}
+
 void vkd_wstore_set_quant(vkd_wstore *s, uint32_t ggml_type, const char *prefix)
 {
     s->qtype = ggml_type;
@@ -134,7 +149,7 @@ static vkd_result build_blocks(vkd_wstore *s, const vkd_wtensor *wt, vkd_wkind k
             f = g;
         }
         vkd_qtype hq;
-        if (host_qtype(t, &hq) || !vkd_qtype_can_quantize(hq) || vkd_quantize_row(hq, f, host, wt->nelem)) {
+        if (host_qtype(t, &hq) || !vkd_qtype_can_quantize(hq) || quantize_like_sdcpp(hq, f, host, wt->shape[0], row_elems(wt))) {
             VKD_ERROR("%s: cannot quantize to %s", wt->name, qt->name);
             r = VKD_ERR_UNSUPPORTED;
         }
@@ -224,7 +239,7 @@ vkd_result vkd_ws_upload_blocks(vkd_wstore *s, uint32_t ggml_type, const float *
     if (!host)
         return VKD_ERR_OUT_OF_HOST_MEMORY;
     vkd_result r = VKD_ERR_UNSUPPORTED;
-    if (!vkd_quantize_row(hq, m, host, (size_t)(rows * cols)) &&
+    if (!quantize_like_sdcpp(hq, m, host, rows, cols) &&
         !(r = vkd_tensor_create(s->d, VKD_F32, 1, &words, out)) &&
         (r = vkd_buffer_upload(s->d, &out->buf, out->offset, host, (VkDeviceSize)words * 4)))
         vkd_tensor_destroy(s->d, out);
@@ -245,7 +260,7 @@ void vkd_ws_row_sums_dequantized(vkd_wstore *s, uint32_t ggml_type, const float 
         return;
     }
     for (int64_t r = 0; r < rows; r++) {
-        vkd_quantize_row(hq, m + r * cols, blk, (size_t)cols); /* one row's blocks, as uploaded */
+        quantize_like_sdcpp(hq, m + r * cols, blk, 1, cols); /* one row's blocks, as uploaded */
         vkd_dequantize_row(hq, blk, v, (size_t)cols);
         double sum = 0;
         for (int64_t q = 0; q < cols; q++)
