@@ -39,6 +39,15 @@ static vkd_result add_noise(vkd_run *s, float *x, float scale)
     return VKD_OK;
 }
 
+/* Euler's step from sigma to target: x += (x - denoised) / sigma * (target - sigma) (the
+ * samplers' step to 0, and the ancestral ones' when sigma_down is 0) */
+static void euler_to(vkd_run *s, float sigma, float target)
+{
+    float dt = target - sigma;
+    for (size_t k = 0; k < s->n; k++)
+        s->x[k] = s->x[k] + (s->x[k] - s->den[k]) / sigma * dt;
+}
+
 /* x += (noise * f1) * f2: the SDE samplers' noise * sigma_next * sqrt(...) */
 static vkd_result add_noise2(vkd_run *s, float *x, float f1, float f2)
 {
@@ -143,9 +152,7 @@ vkd_result vkd_run_dpm2(vkd_run *s)
         if (r != VKD_OK)
             return r;
         if (next == 0.0f) { /* Euler */
-            float dt = next - sigma;
-            for (size_t k = 0; k < s->n; k++)
-                s->x[k] = s->x[k] + (s->x[k] - s->den[k]) / sigma * dt;
+            euler_to(s, sigma, next);
         } else if ((r = dpm2_midpoint(s, sigma, next)) != VKD_OK) {
             return r;
         }
@@ -164,9 +171,7 @@ vkd_result vkd_run_dpm2_a(vkd_run *s)
             return r;
         ancestral_step(sigma, next, &down, &up);
         if (down == 0.0f) {
-            float dt = down - sigma;
-            for (size_t k = 0; k < s->n; k++)
-                s->x[k] = s->x[k] + (s->x[k] - s->den[k]) / sigma * dt;
+            euler_to(s, sigma, down);
         } else {
             if ((r = dpm2_midpoint(s, sigma, down)) != VKD_OK || (r = add_noise(s, s->x, up)) != VKD_OK)
                 return r;
@@ -191,9 +196,7 @@ vkd_result vkd_run_dpmpp_2s_a(vkd_run *s)
             return r;
         ancestral_step(sigma, next, &down, &up);
         if (down == 0.0f) {
-            float dt = down - sigma;
-            for (size_t k = 0; k < s->n; k++)
-                s->x[k] = s->x[k] + (s->x[k] - s->den[k]) / sigma * dt;
+            euler_to(s, sigma, down);
         } else {
             float t = t_fn(sigma), t_next = t_fn(down);
             float h = t_next - t, st = t + 0.5f * h;
@@ -225,9 +228,7 @@ vkd_result vkd_run_dpmpp_sde(vkd_run *s)
         if (r != VKD_OK)
             return r;
         if (next == 0.0f) {
-            float dt = next - sigma;
-            for (size_t k = 0; k < s->n; k++)
-                s->x[k] = s->x[k] + (s->x[k] - s->den[k]) / sigma * dt;
+            euler_to(s, sigma, next);
         } else {
             float t = t_fn(sigma), t_next = t_fn(next);
             float h = t_next - t, st = t + h * (float)rr;
