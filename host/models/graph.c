@@ -175,6 +175,8 @@ static const vkd_tensor *weight_q(vkd_graph *g, vkd_wkind kind, const char *name
     if (g->plan)
         g->plan->weight_bytes += (vkd_wstore_quant_bytes(g->ws, key) + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
     *tmp = g_new(g, slot->ndim, slot->shape); /* [N, K] or [Cout, kh, kw, Cin] */
+    if (g->plan && pool_bytes(tmp) > g->plan->dq_max)
+        g->plan->dq_max = pool_bytes(tmp);
     if (!g->plan && g_ok(g)) {
         const vkd_tensor *blocks = vkd_wstore_get_blocks(g->ws, key, kind);
         if (!blocks) {
@@ -336,6 +338,8 @@ static const vkd_tensor *stacked_dequant(vkd_graph *g, const vkd_tensor *w, uint
                                   POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
     }
     *tmp = g_new(g, 2, shape);
+    if (g->plan && pool_bytes(tmp) > g->plan->dq_max)
+        g->plan->dq_max = pool_bytes(tmp);
     if (rec(g))
         check(g, vkd_op_dequant(g->c, w, qt, 1, 1, tmp));
     return g_ok(g) ? tmp : NULL;

@@ -35,6 +35,7 @@ typedef struct vkd_graph_plan {
     uint64_t weight_bytes; /* weight bytes read (each weight counted at each read) */
     uint64_t act_bytes;    /* bytes of every activation allocated: each written once */
     uint32_t ops;          /* g_* calls that would record work */
+    uint64_t dq_max;       /* the largest dequantized-weight temporary (quantized weights; 0: none) */
 } vkd_graph_plan;
 
 /* Group norms of a recording whose statistics the caller manages (tiled VAE decode):
