@@ -151,11 +151,12 @@ static vkd_device *open_device(uint64_t max_binding, bool poison)
     static int printed;
     if (!printed++)
         printf("device: %s (%s), 16-bit storage %s, max binding %llu, cooperative matrix %s, "
-               "validation layer %s\n",
+               "validation layer %s, subgroups of %u%s\n",
                d->caps.name, d->caps.driver, d->caps.storage16 ? "yes" : "no",
                (unsigned long long)d->caps.max_binding,
                d->profile.coopmat == VKD_COOPMAT_KHR ? "KHR" : d->profile.coopmat == VKD_COOPMAT_NV ? "NV" : "off",
-               d->validation_layer ? "on" : "off");
+               d->validation_layer ? "on" : "off", d->caps.subgroup_size,
+               o.emulate && !strcmp(o.emulate, "mobile") ? ", emulating a phone GPU's limits (VKD_EMULATE)" : "");
     return d;
 }
 
@@ -236,9 +237,16 @@ int test_gemm_tiles(const vkd_device *d, vkd_gemm_tile out[6])
     else
         printf("note: no 8-lane subgroups with shuffles and texel buffers: the subgroup GEMM is not run here\n");
     /* fp16 only (the fp32 cases run the device's own kernel), both accumulator widths */
-    out[n++] = vkd_gemm_coopmat_emu_tile;
-    out[n] = vkd_gemm_coopmat_emu_tile;
-    out[n++].tn = 8;
+    /* the emulation needs 32 KiB of shared memory: not on a phone's 16 (VKD_EMULATE=mobile) */
+    vkd_gemm_tile emu = vkd_gemm_coopmat_emu_tile;
+    vkd_gemm_vec_width(d, &emu, VKD_F16, 0, 64, 0, 0);
+    if (emu.direct == VKD_GEMM_FAM_COOPMAT_EMU) {
+        out[n++] = vkd_gemm_coopmat_emu_tile;
+        out[n] = vkd_gemm_coopmat_emu_tile;
+        out[n++].tn = 8;
+    } else
+        printf("note: the emulated cooperative-matrix GEMM does not fit this device's %u bytes of shared memory: "
+               "not run here\n", d->caps.max_shared);
     if (d->profile.coopmat != VKD_COOPMAT_NONE) {
         out[n] = vkd_gemm_coopmat_tile;
         out[n++].tn = d->profile.coopmat_n;

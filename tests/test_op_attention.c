@@ -308,8 +308,14 @@ static int run_coopmat(void)
     }
     printf("cooperative-matrix kernel (%s): %d of %d cases ran\n", khr ? "VK_KHR_cooperative_matrix" : "emulated",
            coopmat_runs, tried);
-    /* it must have run every case up to head dim 80 (and on a device with it, to 160) */
-    TEST_CHECK(!only && d->caps.storage16 ? coopmat_runs >= (khr ? 10 : 7) : true,
+    /* it must have run every case up to head dim 80 (and on a device with it, to 160);
+     * the emulation is sized for 32 KiB of shared memory: under a phone's 16
+     * (VKD_EMULATE=mobile) only the small heads fit, and the count is not held */
+    bool full = khr || d->caps.max_shared >= 32768;
+    if (!full)
+        printf("note: %u bytes of shared memory: the emulated kernel runs only the heads that fit\n",
+               d->caps.max_shared);
+    TEST_CHECK(!only && d->caps.storage16 && full ? coopmat_runs >= (khr ? 10 : 7) : true,
                "the cooperative-matrix kernel ran %d cases", coopmat_runs);
     test_device_close(d);
     /* the dispatches split over batch items and query rows (32 KiB bindings) */
@@ -318,7 +324,7 @@ static int run_coopmat(void)
     for (size_t k = 0; k < sizeof split_cases / sizeof split_cases[0]; k++)
         if (selected(&split_cases[k]))
             run_case(d, VKD_F16, &split_cases[k], &rng, VKD_ATTENTION_COOPMAT);
-    TEST_CHECK(!only && d->caps.storage16 ? coopmat_runs - before == 2 : true,
+    TEST_CHECK(!only && d->caps.storage16 && full ? coopmat_runs - before == 2 : true,
                "the cooperative-matrix kernel ran %d of the 2 split cases", coopmat_runs - before);
     test_device_close(d);
     return test_finish();

@@ -20,6 +20,41 @@ void vkd_device_opts_init(vkd_device_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->device_index = -1;
+    /* the test suite's second pass (tools/test.sh) sets it for every process it starts */
+    o->emulate = getenv("VKD_EMULATE");
+}
+
+/* Lower the limits the kernels read to a phone GPU's (vkd_device_opts.emulate "mobile"):
+ * the lowest of the families in docs/gpu-limits.md -- 16 KiB of shared memory as the
+ * Adreno 605-612, 128 MiB bindings as Qualcomm's recent drivers and turnip, 1 GiB
+ * allocations as panvk (Mali), 256 invocations -- and a GPU's device type,
+ * so that the ops choose their GPU kernels and blockings rather than the CPU ones. The
+ * driver's own limits are higher, so every kernel is also sized against these by
+ * vkd_pipeline_get (shared memory through spirv_shared.h). */
+static vkd_result emulate_caps(vkd_device_caps *c, const char *what)
+{
+    if (!what || !*what || !strcmp(what, "off"))
+        return VKD_OK;
+    if (strcmp(what, "mobile")) {
+        VKD_ERROR("VKD_EMULATE=\"%s\": the emulated device is \"mobile\" (or \"off\")", what);
+        return VKD_ERR_INVALID_ARG;
+    }
+    static const uint64_t gib = 1ull << 30, mib128 = 128ull << 20;
+    c->type = VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU;
+    if (c->max_shared > 16384)
+        c->max_shared = 16384;
+    if (c->max_wg_invocations > 256)
+        c->max_wg_invocations = 256;
+    if (!c->max_alloc || c->max_alloc > gib)
+        c->max_alloc = gib;
+    if (c->max_binding > mib128)
+        c->max_binding = mib128;
+    for (int i = 0; i < 3; i++)
+        if (c->max_wg_count[i] > 65535)
+            c->max_wg_count[i] = 65535;
+    VKD_INFO("emulating a phone GPU's limits (VKD_EMULATE=mobile): 16 KiB shared memory, 256 invocations, "
+             "1 GiB allocations, 128 MiB bindings, GPU kernels");
+    return VKD_OK;
 }
 
 const char *vkd_device_type_str(VkPhysicalDeviceType t)
@@ -585,6 +620,8 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         VKD_ERROR("device %u (%s) has no compute queue", chosen, d->caps.name);
         goto fail;
     }
+    if ((res = emulate_caps(&d->caps, opts->emulate)))
+        goto fail;
     d->max_device_bytes = opts->max_device_bytes;
     if (opts->max_binding_override && opts->max_binding_override < d->caps.max_binding)
         d->caps.max_binding = opts->max_binding_override & ~(uint64_t)255;

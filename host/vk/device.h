@@ -83,6 +83,11 @@ typedef struct vkd_device_opts {
     bool poison;
     uint32_t poison_pattern;
     vkd_knobs knobs;           /* developer knobs (vk/kernel.h): tests and benchmarks only */
+    /* Tests: "mobile" runs with a phone GPU's limits and kernels (16 KiB shared memory, 256
+     * invocations per workgroup, 1 GiB allocations, 128 MiB bindings, a GPU's device type)
+     * on whatever device this is; NULL or "off": the device as it is. vkd_device_opts_init
+     * takes it from the environment (VKD_EMULATE) */
+    const char *emulate;
 } vkd_device_opts;
 
 void vkd_device_opts_init(vkd_device_opts *o);

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "vk/kernel.h"
+#include "vk/spirv_shared.h"
 #include "vk/vk_util.h"
 
 typedef struct entry {
@@ -227,8 +228,23 @@ vkd_result vkd_pipeline_get(vkd_device *d, vkd_kernel k, uint32_t variant, const
                   d->caps.max_wg_invocations);
         return VKD_ERR_INTERNAL;
     }
+    /* Shared memory, as the kernel's specialization sizes it: a kernel past the limit
+     * (the device's, or the emulated phone's of vkd_device_opts.emulate) is refused here,
+     * by name, rather than left to a driver that may fail it or not */
+    uint64_t shared = 0;
+    vkd_result res = vkd_kernel_built(k, variant)
+                         ? vkd_spirv_shared_bytes(vkd_kernel_table[k].spirv[variant],
+                                                  *vkd_kernel_table[k].spirv_bytes[variant] / 4, spec, n_spec, &shared)
+                         : VKD_ERR_INTERNAL;
+    if (res)
+        return res;
+    if (shared > d->caps.max_shared) {
+        VKD_ERROR("%s: %llu bytes of shared memory exceed this device's %u (workgroup %ux%ux%u)", name,
+                  (unsigned long long)shared, d->caps.max_shared, spec[0], spec[1], spec[2]);
+        return VKD_ERR_INTERNAL;
+    }
     VkShaderModule mod = VK_NULL_HANDLE;
-    vkd_result res = module_get(d, k, variant, &mod);
+    res = module_get(d, k, variant, &mod);
     if (res)
         return res;
     VkPipelineLayout layout = p->layouts[n_bindings];
