@@ -1,0 +1,149 @@
+/* Winograd F(2x2,3x3) convolution (shaders/winograd.comp; docs/winograd.md). */
+#include "ops/winograd.h"
+
+#include "common/log.h"
+#include "push_winograd.h"
+#include "vk/device.h"
+
+/* Tiles per invocation (along x) and output channels per workgroup: spec constants 3, 4.
+ * The generic kernel's workgroup: 64 invocations over the tiles. (bench ops on lavapipe:
+ * docs/winograd.md) */
+#define WINO_TT 2
+#define WINO_TC 8
+#define WINO_LOCAL 64
+
+vkd_result vkd_conv2d_winograd_weights(vkd_cmd *c, const vkd_tensor *weight, vkd_tensor *u)
+{
+    static const char op[] = "winograd_weights";
+    if (weight->ndim != 4 || weight->shape[1] != 3 || weight->shape[2] != 3)
+        return vkd_op_shape_error(op, "weight must be [Cout, 3, 3, Cin] (vkd_conv2d_weight_upload)", weight);
+    int64_t cout = weight->shape[0], cin = weight->shape[3], cinp = vkd_conv2d_winograd_cin_padded(cin);
+    if (u->ndim != 3 || u->shape[0] != cout || u->shape[1] != 16 || u->shape[2] != cinp || u->dtype != weight->dtype)
+        return vkd_op_shape_error(op, "u must be [Cout, 16, Cin rounded up to 8] of the weight's dtype", u);
+    int64_t maxe = vkd_op_max_elems(c, u->dtype);
+    if (vkd_tensor_numel(u) > maxe || cout * cinp > 0xffffffffll) {
+        VKD_ERROR("%s: U of %lld elements exceeds one binding window", op, (long long)vkd_tensor_numel(u));
+        return VKD_ERR_TOO_LARGE;
+    }
+    const vkd_pipeline *p;
+    uint32_t spec[3] = {WINO_LOCAL, 1, 1};
+    vkd_result r = vkd_op_pipeline(c, VKD_KERNEL_WINOGRAD_U, u->dtype, spec, 3, &p);
+    vkd_binding bind[2];
+    vkd_push_winograd pc = {.cin = (uint32_t)cin, .cinp = (uint32_t)cinp, .cout = (uint32_t)cout};
+    if (!r)
+        r = vkd_op_bind(c, weight, 0, vkd_tensor_numel(weight), &bind[0], &pc.a_off);
+    if (!r)
+        r = vkd_op_bind(c, u, 0, vkd_tensor_numel(u), &bind[1], &pc.u_off);
+    if (r)
+        return r;
+    uint32_t gx, gy;
+    vkd_op_grid_1d((uint64_t)(cout * cinp), WINO_LOCAL, &gx, &gy);
+    return vkd_cmd_dispatch(c, p, bind, 2, &pc, sizeof pc, gx, gy, 1, op);
+}
+
+vkd_result vkd_op_conv2d_winograd(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, const vkd_tensor *u,
+                                  const vkd_tensor *bias, const vkd_tensor *residual, vkd_tensor *out)
+{
+    return vkd_op_conv2d_winograd_ex(c, x, h, w, u, bias, residual, VKD_WINO_AUTO, out);
+}
+
+vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, const vkd_tensor *u,
+                                     const vkd_tensor *bias, const vkd_tensor *residual, vkd_winograd_kernel kern,
+                                     vkd_tensor *out)
+{
+    static const char op[] = "conv2d_winograd";
+    const vkd_device *d = vkd_cmd_device(c);
+    if (u->ndim != 3 || u->shape[1] != 16)
+        return vkd_op_shape_error(op, "u must be [Cout, 16, cinp] (vkd_conv2d_winograd_weights)", u);
+    int64_t cout = u->shape[0], cinp = u->shape[2];
+    if (x->ndim != 3 || h <= 0 || w <= 0 || x->shape[1] != h * w || vkd_conv2d_winograd_cin_padded(x->shape[2]) != cinp)
+        return vkd_op_shape_error(op, "input must be [N, H*W, Cin] with u's Cin", x);
+    int64_t nimg = x->shape[0], cin = x->shape[2];
+    if (out->ndim != 3 || out->shape[0] != nimg || out->shape[1] != h * w || out->shape[2] != cout) {
+        char s[96];
+        VKD_ERROR("%s: output must be [%lld, %lld, %lld] (got %s)", op, (long long)nimg, (long long)(h * w),
+                  (long long)cout, vkd_tensor_str(out, s, sizeof s));
+        return VKD_ERR_SHAPE;
+    }
+    if (bias && vkd_tensor_numel(bias) != cout)
+        return vkd_op_shape_error(op, "bias must have Cout elements", bias);
+    if (residual && vkd_tensor_numel(residual) != vkd_tensor_numel(out))
+        return vkd_op_shape_error(op, "residual must have the output's shape", residual);
+    if (u->dtype != x->dtype || out->dtype != x->dtype || (bias && bias->dtype != x->dtype) ||
+        (residual && residual->dtype != x->dtype))
+        return vkd_op_shape_error(op, "all operands must share a dtype", out);
+
+    int64_t maxe = vkd_op_max_elems(c, x->dtype);
+    int64_t in_img = h * w * cin, out_img = h * w * cout;
+    if (vkd_tensor_numel(u) > maxe || in_img > maxe || out_img > maxe) {
+        VKD_ERROR("%s: one image ([%lld x %lld, %lld] -> %lld) or U exceeds a binding window; "
+                  "use vkd_op_conv2d (it splits by output rows)",
+                  op, (long long)h, (long long)w, (long long)cin, (long long)cout);
+        return VKD_ERR_TOO_LARGE;
+    }
+    /* the kernel: the subgroup one where the device and the shape allow */
+    uint32_t ept = x->dtype == VKD_F16 ? 8 : 4;
+    bool sg_dev = d->profile.subgroup8 && vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG,
+                                                             x->dtype == VKD_F16 ? VKD_VARIANT_F16 : VKD_VARIANT_F32);
+    bool sg = kern == VKD_WINO_SUBGROUP || (kern == VKD_WINO_AUTO && sg_dev && cin % ept == 0);
+    if (sg && (!sg_dev || cin % ept)) {
+        VKD_ERROR("%s: the subgroup kernel needs 8-lane shuffles and Cin a multiple of %u", op, ept);
+        return VKD_ERR_UNSUPPORTED;
+    }
+    int64_t th = (h + 1) / 2, twg = ((w + 1) / 2 + WINO_TT - 1) / WINO_TT, per_img = th * twg;
+    uint32_t local = sg ? 8 : WINO_LOCAL;
+    /* images per dispatch: the windows, and the grid's y (65535 workgroups) */
+    int64_t imgs = maxe / (in_img > out_img ? in_img : out_img);
+    if (imgs * per_img > 65535ll * local)
+        imgs = 65535ll * local / per_img;
+    if (imgs < 1) {
+        VKD_ERROR("%s: %lld x %lld tiles exceed one dispatch", op, (long long)th, (long long)twg);
+        return VKD_ERR_TOO_LARGE;
+    }
+    if (vkd_div_up((uint64_t)cout, WINO_TC) > 65535) {
+        VKD_ERROR("%s: Cout %lld exceeds one dispatch", op, (long long)cout);
+        return VKD_ERR_TOO_LARGE;
+    }
+    /* counted as the direct conv's multiply-adds, so GFLOP/s compare with vkd_op_conv2d's */
+    vkd_cmd_add_flops(c, 2.0 * (double)nimg * (double)(h * w) * (double)cout * 9.0 * (double)cin);
+
+    const vkd_pipeline *p;
+    uint32_t spec[5] = {local, 1, 1, WINO_TT, WINO_TC};
+    vkd_result r = vkd_op_pipeline(c, sg ? VKD_KERNEL_WINOGRAD_SG : VKD_KERNEL_WINOGRAD, x->dtype, spec, 5, &p);
+    if (r)
+        return r;
+    vkd_binding bind[5];
+    vkd_push_winograd pc = {.cin = (uint32_t)cin, .cinp = (uint32_t)cinp, .cout = (uint32_t)cout,
+                            .h = (uint32_t)h, .w = (uint32_t)w, .th = (uint32_t)th, .twg = (uint32_t)twg,
+                            .flags = (bias ? VKD_WINO_BIAS : 0) | (residual ? VKD_WINO_RESIDUAL : 0)};
+    if ((r = vkd_op_bind(c, u, 0, vkd_tensor_numel(u), &bind[1], &pc.u_off)))
+        return r;
+    bind[2] = bind[1], bind[3] = bind[1]; /* unused operands still need a buffer */
+    if (bias && (r = vkd_op_bind(c, bias, 0, cout, &bind[2], &pc.b_off)))
+        return r;
+    for (int64_t n0 = 0; n0 < nimg; n0 += imgs) {
+        int64_t nn = nimg - n0 < imgs ? nimg - n0 : imgs;
+        pc.groups = (uint32_t)(nn * per_img);
+        if ((r = vkd_op_bind(c, x, n0 * in_img, nn * in_img, &bind[0], &pc.a_off)))
+            return r;
+        if ((r = vkd_op_bind(c, out, n0 * out_img, nn * out_img, &bind[4], &pc.o_off)))
+            return r;
+        if (residual && (r = vkd_op_bind(c, residual, n0 * out_img, nn * out_img, &bind[3], &pc.r_off)))
+            return r;
+        if (sg && (pc.a_off % ept || pc.u_off % ept)) { /* texel fetches: windows start on a texel */
+            VKD_ERROR("%s: x or u does not start on a 16-byte texel", op);
+            return VKD_ERR_UNSUPPORTED;
+        }
+        if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, WINO_TC),
+                                  vkd_div_up(pc.groups, local), 1, op)))
+            return r;
+    }
+    return VKD_OK;
+}
+
+bool vkd_conv2d_winograd_worth(const vkd_device *d, int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cout)
+{
+    (void)n, (void)h, (void)w, (void)cout;
+    /* provisional: the subgroup kernel at aligned Cin (measured in docs/winograd.md) */
+    return d->profile.subgroup8 && cin % 8 == 0;
+}
