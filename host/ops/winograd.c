@@ -6,10 +6,14 @@
 #include "vk/device.h"
 
 /* Tiles per invocation (along x) and output channels per workgroup: spec constants 3, 4.
- * The generic kernel's workgroup: 64 invocations over the tiles. (bench ops on lavapipe:
- * docs/winograd.md) */
-#define WINO_TT 2
-#define WINO_TC 8
+ * The subgroup kernel: 2 x 8 (bench ops on lavapipe: docs/winograd.md). The generic one:
+ * 1 x 4 in workgroups of 64 invocations over the tiles -- it is the fallback for odd Cin,
+ * and with 2 x 8 its JIT compile took 25 s (fp32) and 49 s (fp16) in an ASan process on
+ * lavapipe, where every storage load is a loop over the lanes. */
+#define WINO_SG_TT 2
+#define WINO_SG_TC 8
+#define WINO_TT 1
+#define WINO_TC 4
 #define WINO_LOCAL 64
 
 vkd_result vkd_conv2d_winograd_weights(vkd_cmd *c, const vkd_tensor *weight, vkd_tensor *u)
@@ -90,8 +94,8 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
         VKD_ERROR("%s: the subgroup kernel needs 8-lane shuffles and Cin a multiple of %u", op, ept);
         return VKD_ERR_UNSUPPORTED;
     }
-    int64_t th = (h + 1) / 2, twg = ((w + 1) / 2 + WINO_TT - 1) / WINO_TT, per_img = th * twg;
-    uint32_t local = sg ? 8 : WINO_LOCAL;
+    uint32_t tt = sg ? WINO_SG_TT : WINO_TT, tc = sg ? WINO_SG_TC : WINO_TC, local = sg ? 8 : WINO_LOCAL;
+    int64_t th = (h + 1) / 2, twg = ((w + 1) / 2 + tt - 1) / tt, per_img = th * twg;
     /* images per dispatch: the windows, and the grid's y (65535 workgroups) */
     int64_t imgs = maxe / (in_img > out_img ? in_img : out_img);
     if (imgs * per_img > 65535ll * local)
@@ -100,7 +104,7 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
         VKD_ERROR("%s: %lld x %lld tiles exceed one dispatch", op, (long long)th, (long long)twg);
         return VKD_ERR_TOO_LARGE;
     }
-    if (vkd_div_up((uint64_t)cout, WINO_TC) > 65535) {
+    if (vkd_div_up((uint64_t)cout, tc) > 65535) {
         VKD_ERROR("%s: Cout %lld exceeds one dispatch", op, (long long)cout);
         return VKD_ERR_TOO_LARGE;
     }
@@ -108,7 +112,7 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
     vkd_cmd_add_flops(c, 2.0 * (double)nimg * (double)(h * w) * (double)cout * 9.0 * (double)cin);
 
     const vkd_pipeline *p;
-    uint32_t spec[5] = {local, 1, 1, WINO_TT, WINO_TC};
+    uint32_t spec[5] = {local, 1, 1, tt, tc};
     vkd_result r = vkd_op_pipeline(c, sg ? VKD_KERNEL_WINOGRAD_SG : VKD_KERNEL_WINOGRAD, x->dtype, spec, 5, &p);
     if (r)
         return r;
@@ -130,11 +134,11 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
             return r;
         if (residual && (r = vkd_op_bind(c, residual, n0 * out_img, nn * out_img, &bind[3], &pc.r_off)))
             return r;
-        if (sg && (pc.a_off % ept || pc.u_off % ept)) { /* texel fetches: windows start on a texel */
-            VKD_ERROR("%s: x or u does not start on a 16-byte texel", op);
+        if ((sg && pc.a_off % ept) || pc.u_off % ept) { /* texel fetches, 4-wide U loads: windows start on a texel */
+            VKD_ERROR("%s: %s does not start on 16 bytes", op, pc.u_off % ept ? "u" : "x");
             return VKD_ERR_UNSUPPORTED;
         }
-        if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, WINO_TC),
+        if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, tc),
                                   vkd_div_up(pc.groups, local), 1, op)))
             return r;
     }
@@ -143,7 +147,16 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
 
 bool vkd_conv2d_winograd_worth(const vkd_device *d, int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cout)
 {
-    (void)n, (void)h, (void)w, (void)cout;
-    /* provisional: the subgroup kernel at aligned Cin (measured in docs/winograd.md) */
-    return d->profile.subgroup8 && cin % 8 == 0;
+    (void)n, (void)cout;
+    /* From bench ops --winograd on lavapipe (docs/winograd.md, BENCHMARKS.md): the subgroup
+     * kernel ran SD1.5's 3x3 convs 1.5-2.2x faster than the subgroup GEMM at 64x64 .. 8x8
+     * (Cin 320-1280, fp16 and fp32), and slower at 1x1 in fp16 (0.73x): on a tiny image
+     * the partial tiles waste most of the 16 multiplies (16 per pixel at 1x1 against 9)
+     * and U, 16/9 the weight's size, is read for a handful of pixels. So: the subgroup
+     * kernel with Cin a multiple of 8 (its texel in fp16 and fp32), images of 8x8 and up.
+     * GPUs: the generic kernel has not been measured against the tiled or cooperative-
+     * matrix GEMM (no GPU lent while it was written): never, until it is. */
+    return d->profile.subgroup8 &&
+           vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG, VKD_VARIANT_F16) && cin % 8 == 0 && h >= 8 &&
+           w >= 8;
 }
