@@ -149,8 +149,8 @@ bool vkd_conv2d_winograd_worth(const vkd_device *d, int64_t n, int64_t h, int64_
 {
     (void)n, (void)cout;
     /* From bench ops --winograd on lavapipe (docs/winograd.md, BENCHMARKS.md): the subgroup
-     * kernel ran SD1.5's 3x3 convs 1.5-2.2x faster than the subgroup GEMM at 64x64 .. 8x8
-     * (Cin 320-1280, fp16 and fp32), and slower at 1x1 in fp16 (0.73x): on a tiny image
+     * kernel ran SD1.5's 3x3 convs 1.4-2.2x faster than the subgroup GEMM at 64x64 .. 8x8
+     * (Cin 320-1280, fp16 and fp32), and slower at 1x1 (0.67-0.95x): on a tiny image
      * the partial tiles waste most of the 16 multiplies (16 per pixel at 1x1 against 9)
      * and U, 16/9 the weight's size, is read for a handful of pixels. So: the subgroup
      * kernel with Cin a multiple of 8 (its texel in fp16 and fp32), images of 8x8 and up.
