@@ -240,6 +240,7 @@ int main(void)
     const wino_case split = {3, 40, 36, 8, 8, BIAS | RES};
     unsigned nd = run_case(d, VKD_F32, &split, VKD_WINO_AUTO, &rng);
     TEST_CHECK(nd == 4, "3 images over 64 KiB windows: 1 + 3 dispatches, got %u", nd);
+    TEST_CHECK(!vkd_conv2d_winograd_worth(d, 1, 80, 72, 8, 8), "winograd not chosen for an image over one window");
     int64_t xs[3] = {1, 80 * 72, 8}, us[3] = {8, 16, 8};
     vkd_tensor x = test_tensor_from(d, VKD_F32, 3, xs, NULL), o = test_tensor_from(d, VKD_F32, 3, xs, NULL);
     vkd_tensor u = test_tensor_from(d, VKD_F32, 3, us, NULL);

@@ -156,7 +156,13 @@ bool vkd_conv2d_winograd_worth(const vkd_device *d, int64_t n, int64_t h, int64_
      * kernel with Cin a multiple of 8 (its texel in fp16 and fp32), images of 8x8 and up.
      * GPUs: the generic kernel has not been measured against the tiled or cooperative-
      * matrix GEMM (no GPU lent while it was written): never, until it is. */
-    return d->profile.subgroup8 &&
-           vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG, VKD_VARIANT_F16) && cin % 8 == 0 && h >= 8 &&
-           w >= 8;
+    if (!d->profile.subgroup8 || !vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG, VKD_VARIANT_F16) ||
+        cin % 8 || h < 8 || w < 8)
+        return false;
+    /* the op refuses an image (or a U) over one binding window, where vkd_op_conv2d splits
+     * by rows: counted at 4 bytes an element, as the caller's dtype is not known here */
+    uint64_t win = d->caps.max_binding > d->caps.ssbo_align ? d->caps.max_binding - d->caps.ssbo_align : 0;
+    uint64_t img = 4ull * (uint64_t)h * (uint64_t)w * (uint64_t)(cin > cout ? cin : cout);
+    uint64_t u = 4ull * 16 * (uint64_t)cout * (uint64_t)vkd_conv2d_winograd_cin_padded(cin);
+    return img <= win && u <= win;
 }
