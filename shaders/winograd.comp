@@ -158,7 +158,7 @@ void main()
     uint gg = min(g, pc.groups - 1u);
     uint per_img = pc.th * pc.twg;
     uint img = gg / per_img, rem = gg - img * per_img;
-    uint ty = rem / pc.twg, tx0 = (rem - ty * pc.twg) * TT;
+    uint ty = pc.ty0 + rem / pc.twg, tx0 = (rem % pc.twg) * TT;
     uint n0 = gl_WorkGroupID.x * TC;
     // the strip: input rows 2ty-1 .. 2ty+2, columns 2tx0-1 .. 2tx0+2TT (padding 1)
     int pix[4 * SW];
@@ -166,7 +166,7 @@ void main()
         [[unroll]] for (uint c = 0; c < SW; c++) {
             int iy = int(2u * ty + r) - 1, ix = int(2u * tx0 + c) - 1;
             bool in_img = iy >= 0 && iy < int(pc.h) && ix >= 0 && ix < int(pc.w);
-            pix[r * SW + c] = in_img ? int(((img * pc.h + uint(iy)) * pc.w + uint(ix)) * pc.cin) : -1;
+            pix[r * SW + c] = in_img ? int(((img * pc.h + uint(iy) - pc.iy_lo) * pc.w + uint(ix)) * pc.cin) : -1;
         }
     float acc[TT * TC * 16];
     [[unroll]] for (uint i = 0; i < TT * TC * 16; i++)
@@ -236,7 +236,7 @@ void main()
             [[unroll]] for (uint k = 0; k < 4; k++) {
                 uint oy = 2u * ty + k / 2u, ox = 2u * tx + k % 2u;
                 if (oy < pc.h && ox < pc.w)
-                    epilogue(((img * pc.h + oy) * pc.w + ox) * pc.cout + co, co, y[k]);
+                    epilogue(((img * pc.h + oy - 2u * pc.ty0) * pc.w + ox) * pc.cout + co, co, y[k]);
             }
         }
 }

@@ -235,18 +235,33 @@ int main(void)
     test_device_close(d);
 
     /* 64 KiB bindings: 3 images of 40x36x8 fp32 (45 KiB each) one dispatch each (plus the
-     * weights' transform); one of 80x72x8 (180 KiB) refused */
+     * weights' transform); images over one window in bands of output rows, each input
+     * window with its halo rows (odd sizes: a short last band, a partial last tile row);
+     * a row of 2 x 1100 x 8 fp32 (70 KiB) refused */
     d = test_device_open(64 * 1024);
     const wino_case split = {3, 40, 36, 8, 8, BIAS | RES};
     unsigned nd = run_case(d, VKD_F32, &split, VKD_WINO_AUTO, &rng);
     TEST_CHECK(nd == 4, "3 images over 64 KiB windows: 1 + 3 dispatches, got %u", nd);
-    TEST_CHECK(!vkd_conv2d_winograd_worth(d, 1, 80, 72, 8, 8), "winograd not chosen for an image over one window");
-    int64_t xs[3] = {1, 80 * 72, 8}, us[3] = {8, 16, 8};
+    const wino_case bands[] = {{1, 80, 72, 8, 8, BIAS | RES}, {2, 81, 37, 8, 12, RES}, {1, 45, 50, 5, 16, BIAS}};
+    for (int i = 0; i < 2; i++) { /* fp32, and fp16 on both kernels where it has 16-bit storage */
+        int ndt2 = test_dtypes(d, dts);
+        if (i < ndt2)
+            for (size_t k = 0; k < sizeof bands / sizeof bands[0]; k++) {
+                nd = run_case(d, dts[i], &bands[k], VKD_WINO_GENERIC, &rng);
+                TEST_CHECK(nd > 2, "an image over one window in bands: %u dispatches", nd);
+                if (d->profile.subgroup8 && bands[k].cin % (dts[i] == VKD_F16 ? 8 : 4) == 0)
+                    run_case(d, dts[i], &bands[k], VKD_WINO_SUBGROUP, &rng);
+            }
+    }
+    TEST_CHECK(vkd_conv2d_winograd_worth(d, 1, 80, 72, 8, 8) == d->profile.subgroup8,
+               "winograd chosen for an image over one window (it splits)");
+    TEST_CHECK(!vkd_conv2d_winograd_worth(d, 1, 8, 1100, 8, 8), "winograd not chosen where two rows exceed a window");
+    int64_t xs[3] = {1, 8 * 1100, 8}, us[3] = {8, 16, 8};
     vkd_tensor x = test_tensor_from(d, VKD_F32, 3, xs, NULL), o = test_tensor_from(d, VKD_F32, 3, xs, NULL);
     vkd_tensor u = test_tensor_from(d, VKD_F32, 3, us, NULL);
     vkd_cmd *c = test_cmd_open(d);
-    TEST_CHECK(vkd_op_conv2d_winograd(c, &x, 80, 72, &u, NULL, NULL, &o) == VKD_ERR_TOO_LARGE,
-               "an image over one binding window: VKD_ERR_TOO_LARGE");
+    TEST_CHECK(vkd_op_conv2d_winograd(c, &x, 8, 1100, &u, NULL, NULL, &o) == VKD_ERR_TOO_LARGE,
+               "two output rows over one binding window: VKD_ERR_TOO_LARGE");
     test_cmd_close(c);
     TEST_DESTROY(d, &x, &o, &u);
     test_device_close(d);

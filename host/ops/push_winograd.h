@@ -14,7 +14,7 @@ VKD_PUSH_BEGIN(vkd_push_winograd)
     pc_uint cout;
     pc_uint h;       /* image height and width (input and output) */
     pc_uint w;
-    pc_uint th;      /* tile rows per image: ceil(h / 2) */
+    pc_uint th;      /* tile rows per image in this dispatch: ceil(h / 2), or a band's */
     pc_uint twg;     /* groups of TT tiles per tile row: ceil(ceil(w / 2) / TT) */
     pc_uint groups;  /* tile groups in this dispatch: images * th * twg */
     pc_uint a_off;   /* x (the weight kernel: the re-laid weight [Cout, 3, 3, Cin]) */
@@ -23,6 +23,11 @@ VKD_PUSH_BEGIN(vkd_push_winograd)
     pc_uint r_off;
     pc_uint o_off;
     pc_uint flags;
+    /* a band of one image (the image exceeds a binding window): its first tile row, and
+     * the first input row the input window holds; the output window starts at output
+     * row 2 * ty0. Whole images: 0, 0. */
+    pc_uint ty0;
+    pc_uint iy_lo;
 VKD_PUSH_END(vkd_push_winograd)
 
 #endif

@@ -79,10 +79,8 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
 
     int64_t maxe = vkd_op_max_elems(c, x->dtype);
     int64_t in_img = h * w * cin, out_img = h * w * cout;
-    if (vkd_tensor_numel(u) > maxe || in_img > maxe || out_img > maxe) {
-        VKD_ERROR("%s: one image ([%lld x %lld, %lld] -> %lld) or U exceeds a binding window; "
-                  "use vkd_op_conv2d (it splits by output rows)",
-                  op, (long long)h, (long long)w, (long long)cin, (long long)cout);
+    if (vkd_tensor_numel(u) > maxe) {
+        VKD_ERROR("%s: U of %lld elements exceeds one binding window", op, (long long)vkd_tensor_numel(u));
         return VKD_ERR_TOO_LARGE;
     }
     /* the kernel: the subgroup one where the device and the shape allow */
@@ -96,13 +94,28 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
     }
     uint32_t tt = sg ? WINO_SG_TT : WINO_TT, tc = sg ? WINO_SG_TC : WINO_TC, local = sg ? 8 : WINO_LOCAL;
     int64_t th = (h + 1) / 2, twg = ((w + 1) / 2 + tt - 1) / tt, per_img = th * twg;
-    /* images per dispatch: the windows, and the grid's y (65535 workgroups) */
+    /* Work per dispatch: several whole images where they fit the windows and the grid's y
+     * (65535 workgroups), else bands of tile rows of one image: a band of R tile rows
+     * writes 2R output rows and reads 2R + 2 input rows (the halo), both windows must
+     * hold them. */
+    int64_t max_groups = 65535ll * local;
     int64_t imgs = maxe / (in_img > out_img ? in_img : out_img);
-    if (imgs * per_img > 65535ll * local)
-        imgs = 65535ll * local / per_img;
+    if (imgs * per_img > max_groups)
+        imgs = max_groups / per_img;
+    int64_t band = th;
     if (imgs < 1) {
-        VKD_ERROR("%s: %lld x %lld tiles exceed one dispatch", op, (long long)th, (long long)twg);
-        return VKD_ERR_TOO_LARGE;
+        imgs = 1;
+        int64_t by_in = (maxe / (w * cin) - 2) / 2, by_out = maxe / (2 * w * cout);
+        band = by_in < by_out ? by_in : by_out;
+        if (band * twg > max_groups)
+            band = max_groups / twg;
+        if (band > th)
+            band = th;
+        if (band < 1) {
+            VKD_ERROR("%s: two output rows (W=%lld, Cin=%lld, Cout=%lld) exceed a binding window", op, (long long)w,
+                      (long long)cin, (long long)cout);
+            return VKD_ERR_TOO_LARGE;
+        }
     }
     if (vkd_div_up((uint64_t)cout, tc) > 65535) {
         VKD_ERROR("%s: Cout %lld exceeds one dispatch", op, (long long)cout);
@@ -125,23 +138,32 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
     bind[2] = bind[1], bind[3] = bind[1]; /* unused operands still need a buffer */
     if (bias && (r = vkd_op_bind(c, bias, 0, cout, &bind[2], &pc.b_off)))
         return r;
-    for (int64_t n0 = 0; n0 < nimg; n0 += imgs) {
-        int64_t nn = nimg - n0 < imgs ? nimg - n0 : imgs;
-        pc.groups = (uint32_t)(nn * per_img);
-        if ((r = vkd_op_bind(c, x, n0 * in_img, nn * in_img, &bind[0], &pc.a_off)))
-            return r;
-        if ((r = vkd_op_bind(c, out, n0 * out_img, nn * out_img, &bind[4], &pc.o_off)))
-            return r;
-        if (residual && (r = vkd_op_bind(c, residual, n0 * out_img, nn * out_img, &bind[3], &pc.r_off)))
-            return r;
-        if ((sg && pc.a_off % ept) || pc.u_off % ept) { /* texel fetches, 4-wide U loads: windows start on a texel */
-            VKD_ERROR("%s: %s does not start on 16 bytes", op, pc.u_off % ept ? "u" : "x");
-            return VKD_ERR_UNSUPPORTED;
+    for (int64_t n0 = 0; n0 < nimg; n0 += imgs)
+        for (int64_t ty0 = 0; ty0 < th; ty0 += band) {
+            int64_t nn = nimg - n0 < imgs ? nimg - n0 : imgs, rows = th - ty0 < band ? th - ty0 : band;
+            int64_t iy_lo = 0, iy_hi = h, oy_lo = 0, oy_hi = h; /* whole images */
+            if (band < th) {
+                iy_lo = 2 * ty0 - 1 > 0 ? 2 * ty0 - 1 : 0, iy_hi = 2 * (ty0 + rows) + 1 < h ? 2 * (ty0 + rows) + 1 : h;
+                oy_lo = 2 * ty0, oy_hi = 2 * (ty0 + rows) < h ? 2 * (ty0 + rows) : h;
+            }
+            pc.th = (uint32_t)rows, pc.ty0 = (uint32_t)(band < th ? ty0 : 0), pc.iy_lo = (uint32_t)iy_lo;
+            pc.groups = (uint32_t)(nn * rows * twg);
+            int64_t in0 = n0 * in_img + iy_lo * w * cin, in_n = (nn - 1) * in_img + (iy_hi - iy_lo) * w * cin;
+            int64_t out0 = n0 * out_img + oy_lo * w * cout, out_n = (nn - 1) * out_img + (oy_hi - oy_lo) * w * cout;
+            if ((r = vkd_op_bind(c, x, in0, in_n, &bind[0], &pc.a_off)))
+                return r;
+            if ((r = vkd_op_bind(c, out, out0, out_n, &bind[4], &pc.o_off)))
+                return r;
+            if (residual && (r = vkd_op_bind(c, residual, out0, out_n, &bind[3], &pc.r_off)))
+                return r;
+            if ((sg && pc.a_off % ept) || pc.u_off % ept) { /* texel fetches, 4-wide U loads: on 16 bytes */
+                VKD_ERROR("%s: %s does not start on 16 bytes", op, pc.u_off % ept ? "u" : "x");
+                return VKD_ERR_UNSUPPORTED;
+            }
+            if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, tc),
+                                      vkd_div_up(pc.groups, local), 1, op)))
+                return r;
         }
-        if ((r = vkd_cmd_dispatch(c, p, bind, 5, &pc, sizeof pc, vkd_div_up((uint64_t)cout, tc),
-                                  vkd_div_up(pc.groups, local), 1, op)))
-            return r;
-    }
     return VKD_OK;
 }
 
@@ -159,10 +181,10 @@ bool vkd_conv2d_winograd_worth(const vkd_device *d, int64_t n, int64_t h, int64_
     if (!d->profile.subgroup8 || !vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG, VKD_VARIANT_F16) ||
         cin % 8 || h < 8 || w < 8)
         return false;
-    /* the op refuses an image (or a U) over one binding window, where vkd_op_conv2d splits
-     * by rows: counted at 4 bytes an element, as the caller's dtype is not known here */
+    /* the op refuses a U over one binding window, or two output rows over one: counted at
+     * 4 bytes an element, as the caller's dtype is not known here */
     uint64_t win = d->caps.max_binding > d->caps.ssbo_align ? d->caps.max_binding - d->caps.ssbo_align : 0;
-    uint64_t img = 4ull * (uint64_t)h * (uint64_t)w * (uint64_t)(cin > cout ? cin : cout);
+    uint64_t rows = 4ull * 4 * (uint64_t)w * (uint64_t)(cin > cout ? cin : cout);
     uint64_t u = 4ull * 16 * (uint64_t)cout * (uint64_t)vkd_conv2d_winograd_cin_padded(cin);
-    return img <= win && u <= win;
+    return rows <= win && u <= win;
 }

@@ -33,8 +33,9 @@ typedef enum vkd_winograd_kernel {
  * u: [Cout, 16, cinp] from vkd_conv2d_winograd_weights; bias: [Cout] or NULL; residual:
  * out's shape or NULL (may be out itself); out: [N, H*W, Cout]. One dtype for all; out
  * must not overlap x; u must start on 16 bytes (a tensor of its own from vkd_tensor_create
- * does), VKD_ERR_UNSUPPORTED otherwise. Several images per dispatch where they fit one binding window;
- * VKD_ERR_TOO_LARGE (logged) where one image or u does not. VKD_ERR_SHAPE (logged) on a
+ * does), VKD_ERR_UNSUPPORTED otherwise. Several images per dispatch where they fit one binding window,
+ * else bands of output rows of one image (as vkd_op_conv2d); VKD_ERR_TOO_LARGE (logged) where
+ * two output rows or u do not fit one. VKD_ERR_SHAPE (logged) on a
  * mismatch; nothing is recorded on an error. */
 vkd_result vkd_op_conv2d_winograd(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, const vkd_tensor *u,
                                   const vkd_tensor *bias, const vkd_tensor *residual, vkd_tensor *out);
