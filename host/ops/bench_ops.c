@@ -1,8 +1,9 @@
-/* `vkdiff bench ops [--device N] [--repeat R] [--quick] [--batch B]`: GPU time of the
+/* `vkdiff bench ops [--device N] [--repeat R] [--quick] [--batch B] [--winograd]`: GPU time of the
  * linear and conv2d ops at the shapes an SD1.5 UNet at 512x512 (64x64 latent) runs,
  * fp32 and fp16 storage, as median ms over R submissions (GPU timestamps, after one
  * warm-up) and GFLOP/s (2 flops per multiply-add); beside each linear shape, the
- * sgemm GFLOP/s of OpenBLAS on the host at the same shape, in the same run.
+ * sgemm GFLOP/s of OpenBLAS on the host at the same shape, in the same run. With
+ * --winograd: the 3x3 convs on the implicit GEMM beside the Winograd conv (ops/winograd.h).
  * Prints a markdown table for BENCHMARKS.md. Nothing here fails on time. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "ops/groupnorm.h"
 #include "ops/matmul.h"
 #include "ops/op.h"
+#include "ops/winograd.h"
 #include "ops/push_peak.h"
 #include "vk/cmd.h"
 #include "vk/device.h"
@@ -120,10 +122,26 @@ done:
     return res;
 }
 
-/* Median GPU ms of one op over `repeat` submissions; < 0 on failure. */
-static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat)
+/* U = G g G^T for the Winograd conv, transformed on the device in a submission of its own */
+static vkd_result winograd_weights(vkd_device *d, const vkd_tensor *w, vkd_tensor *u)
 {
-    vkd_tensor x = {0}, w = {0}, b = {0}, o = {0}, s = {0};
+    int64_t us[3] = {w->shape[0], 16, vkd_conv2d_winograd_cin_padded(w->shape[3])};
+    vkd_cmd *c = NULL;
+    vkd_result r = vkd_tensor_create(d, w->dtype, 3, us, u);
+    if (!r) r = vkd_cmd_create(d, &c);
+    if (!r) r = vkd_cmd_begin(c);
+    if (!r) r = vkd_conv2d_winograd_weights(c, w, u);
+    if (!r) r = vkd_cmd_end(c);
+    if (!r) r = vkd_cmd_submit_wait(c);
+    vkd_cmd_destroy(c);
+    return r;
+}
+
+/* Median GPU ms of one op over `repeat` submissions; < 0 on failure. wino: a 3x3 conv
+ * case on the Winograd conv (its weights' transform not timed). */
+static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat, int wino)
+{
+    vkd_tensor x = {0}, w = {0}, b = {0}, o = {0}, s = {0}, u = {0};
     vkd_cmd *c = NULL;
     double res = -1, *ms = calloc((size_t)repeat, sizeof *ms);
     int64_t rows = bc->conv ? bc->hw * bc->hw : bc->m;
@@ -144,6 +162,7 @@ static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t
     if (!r) r = vkd_tensor_create(d, dt, 1, bs, &b);
     if (!r) r = vkd_tensor_upload_f32(d, &b, hb);
     if (!r) r = vkd_tensor_create(d, dt, 3, os, &o);
+    if (!r && wino) r = winograd_weights(d, &w, &u);
     /* split-K partial sums where the device's GEMM splits this shape, as the model has them */
     int64_t sn = vkd_gemm_split_scratch_numel(d, dt, 0, batch * rows, n, kk, k);
     if (!r && sn) r = vkd_tensor_create(d, VKD_F32, 1, &sn, &s);
@@ -153,7 +172,9 @@ static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t
         vkd_conv2d_params p = vkd_conv2d_params_sym(1, 1);
         p.scratch = sn ? &s : NULL;
         vkd_linear_opts lo = {.bias = &b, .scratch = sn ? &s : NULL};
-        r = bc->conv ? vkd_op_conv2d(c, &x, bc->hw, bc->hw, &w, &b, NULL, &p, &o) : vkd_op_linear_ex(c, &x, &w, &lo, &o);
+        r = wino       ? vkd_op_conv2d_winograd(c, &x, bc->hw, bc->hw, &u, &b, NULL, &o)
+            : bc->conv ? vkd_op_conv2d(c, &x, bc->hw, bc->hw, &w, &b, NULL, &p, &o)
+                       : vkd_op_linear_ex(c, &x, &w, &lo, &o);
     }
     res = replay_median(c, r, ms, repeat, bc, dt);
 done:
@@ -163,6 +184,7 @@ done:
     vkd_tensor_destroy(d, &b);
     vkd_tensor_destroy(d, &o);
     vkd_tensor_destroy(d, &s);
+    vkd_tensor_destroy(d, &u);
     free(ms);
     free(hx);
     free(hw);
@@ -260,6 +282,35 @@ static double time_peak(vkd_device *d, uint32_t mode, int repeat)
     return res;
 }
 
+/* --winograd: each 3x3 conv case on the implicit GEMM and on the Winograd conv, one
+ * after the other per dtype (same run, same machine state) */
+static void winograd_table(vkd_device *d, const vkd_dtype *dts, int ndt, int64_t batch, int repeat, int max_tier,
+                           const char *filter)
+{
+    printf("| 3x3 conv | shape | GFLOP | fp32 GEMM ms | fp32 Winograd ms | speed-up | fp16 GEMM ms | fp16 Winograd ms "
+           "| speed-up | Winograd worth |\n");
+    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const bench_case *bc = &cases[i];
+        if (bc->conv != 1 || bc->tier > max_tier || (filter && !strstr(bc->what, filter)))
+            continue;
+        printf("| %s | [%lld, %lldx%lld, %lld] -> %lld | %.2f |", bc->what, (long long)batch, (long long)bc->hw,
+               (long long)bc->hw, (long long)bc->cin, (long long)bc->cout,
+               2.0 * batch * bc->hw * bc->hw * bc->cout * 9.0 * bc->cin / 1e9);
+        fflush(stdout);
+        for (int j = 0; j < 2; j++) {
+            double g = j < ndt ? time_op(d, dts[j], bc, batch, repeat, 0) : -1;
+            double wg = j < ndt ? time_op(d, dts[j], bc, batch, repeat, 1) : -1;
+            if (g > 0 && wg > 0)
+                printf(" %.1f | %.1f | %.2fx |", g, wg, g / wg);
+            else
+                printf(" – | – | – |");
+            fflush(stdout);
+        }
+        printf(" %s |\n", vkd_conv2d_winograd_worth(d, batch, bc->hw, bc->hw, bc->cin, bc->cout) ? "yes" : "no");
+    }
+}
+
 int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
 {
     vkd_device_opts o;
@@ -267,7 +318,7 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
     o.timestamps = true;
     o.coopmat = bo->coopmat;
     vkd_bench_host_sgemm_fn time_sgemm = bo->host_sgemm_ms; /* the caller's host reference, or NULL */
-    int repeat = 0, quick = 0, all = 0;
+    int repeat = 0, quick = 0, all = 0, wino = 0;
     int64_t batch = 0;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
@@ -299,10 +350,12 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
             quick = 1;
         else if (!strcmp(argv[i], "--all"))
             all = 1;
+        else if (!strcmp(argv[i], "--winograd"))
+            wino = 1;
 
         else {
             fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT] "
-                            "[--tile BMxBNxBKxTMxTN] [--split-k WORKGROUPS] [--attention flash|auto]\n");
+                            "[--tile BMxBNxBKxTMxTN] [--split-k WORKGROUPS] [--attention flash|auto] [--winograd]\n");
             return 2;
         }
     }
@@ -350,6 +403,11 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
     if (blas_sq > 0)
         printf("OpenBLAS sgemm 1024x1024x1024 on the host: %.1f GFLOP/s\n", 2.0 * 1024 * 1024 * 1024 / (blas_sq * 1e6));
     printf("\n");
+    if (wino) {
+        winograd_table(d, dts, ndt, batch, repeat, max_tier, filter);
+        vkd_device_destroy(d);
+        return 0;
+    }
     printf("| op | shape | GFLOP | fp32 ms | fp32 GFLOP/s | fp16 ms | fp16 GFLOP/s | OpenBLAS sgemm GFLOP/s |\n");
     printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     fflush(stdout);
@@ -375,7 +433,7 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
         printf("| %s | %s | %.2f |", bc->what, shape, flop / 1e9);
         for (int j = 0; j < 2; j++) {
             double ms = j >= ndt ? -1 : bc->conv == 2 ? time_attention(d, dts[j], bc, batch, repeat)
-                                                       : time_op(d, dts[j], bc, batch, repeat);
+                                                       : time_op(d, dts[j], bc, batch, repeat, 0);
             if (ms > 0)
                 printf(" %.2f | %.1f |", ms, flop / (ms * 1e6));
             else
