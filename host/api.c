@@ -283,6 +283,7 @@ static vkd_result open_device(vkd_pipe *p, const vkd_ctx_params *cp)
         if (cp->dev->split_k >= 0)
             o.knobs.split_k = cp->dev->split_k > 0 ? cp->dev->split_k : -1; /* 0: off */
         o.knobs.attention_no_coopmat = cp->dev->attention_flash;
+        o.knobs.winograd = cp->dev->no_winograd ? -1 : 0;
     }
     vkd_result r = vkd_device_create(&o, &p->d);
     if (r)

@@ -17,6 +17,7 @@ extern "C" {
 struct vkd_dev_options {
     int split_k;              /* split-K's target workgroups for GEMMs; -1: the default, 0: off */
     bool attention_flash;     /* attention off the cooperative-matrix kernels (the flash kernel) */
+    bool no_winograd;         /* the 3x3 convs on the implicit GEMM, never on Winograd (ops/winograd.h) */
 };
 void vkd_dev_options_init(struct vkd_dev_options *o);
 

@@ -61,6 +61,8 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             dev.split_k = atoi(v), i++;
         else if (!strcmp(a, "--attention") && v) /* developer knob: flash = attention not on coopmat */
             dev.attention_flash = !strcmp(v, "flash"), i++;
+        else if (!strcmp(a, "--winograd") && v) /* developer knob: off = the 3x3 convs on the implicit GEMM */
+            dev.no_winograd = !strcmp(v, "off"), i++;
         else if (!strcmp(a, "--device") && v)
             cp.device_index = atoi(v), i++;
         else if (!strcmp(a, "--precision") && v) {
@@ -79,8 +81,9 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
                             "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
                             "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
                             "bytes bound; --append: add this run's one-line summary to FILE, a markdown table)\n"
-                            "                         [--split-k N] [--attention flash|auto]  (developer knobs: split-K's "
-                            "target workgroups, 0 = off; attention off cooperative matrices)\n"
+                            "                         [--split-k N] [--attention flash|auto] [--winograd off|auto]  "
+                            "(developer knobs: split-K's target workgroups, 0 = off; attention off cooperative "
+                            "matrices; 3x3 convs kept off Winograd)\n"
                             "       (no -m: the shipped shapes model at 64x64)\n");
             return 2;
         }

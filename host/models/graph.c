@@ -10,6 +10,7 @@
 #include "ops/concat.h"
 #include "ops/embedding.h"
 #include "ops/conv2d.h"
+#include "ops/winograd.h"
 #include "ops/dequant.h"
 #include "ops/eltwise.h"
 #include "ops/geglu.h"
@@ -468,6 +469,24 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
     int64_t oh = vkd_conv2d_out_dim(h, kh, stride, pt, pb), ow = vkd_conv2d_out_dim(w, kw, stride, pl, pr);
     vkd_tensor out = g_new3(g, x->shape[0], oh * ow, wt->shape[0]);
     int64_t cin = wt->shape[3];
+    /* 3x3 stride-1 pad-1 convs on Winograd F(2x2,3x3) where the device's rule says it wins
+     * (docs/winograd.md): U = G g G^T built just before, into a temporary the plan counts
+     * like a dequantized weight's (16/9 the weight; keeping every U resident would cost
+     * SD1.5 another 1.7 GB) */
+    if (kh == 3 && kw == 3 && stride == 1 && pt == 1 && pb == 1 && pl == 1 && pr == 1 && !upsample && g_ok(g) &&
+        vkd_conv2d_winograd_worth(g->d, x->shape[0], h, w, cin, wt->shape[0])) {
+        vkd_tensor u = g_new3(g, wt->shape[0], 16, vkd_conv2d_winograd_cin_padded(cin)); /* [Cout, 16, cinp] */
+        if (g->plan && pool_bytes(&u) > g->plan->dq_max)
+            g->plan->dq_max = pool_bytes(&u);
+        if (rec(g)) {
+            check(g, vkd_conv2d_winograd_weights(g->c, wt, &u));
+            if (g_ok(g))
+                check(g, vkd_op_conv2d_winograd(g->c, x, h, w, &u, b, residual, &out));
+        }
+        g_free(g, &u);
+        g_free(g, &deq);
+        return out;
+    }
     int64_t sn = g_ok(g) ? vkd_gemm_split_scratch_numel(g->d, g->dt, 0, x->shape[0] * oh * ow, wt->shape[0],
                                                         kh * kw * cin, cin)
                          : 0;

@@ -178,7 +178,7 @@ bool vkd_conv2d_winograd_worth(const vkd_device *d, int64_t n, int64_t h, int64_
      * kernel with Cin a multiple of 8 (its texel in fp16 and fp32), images of 8x8 and up.
      * GPUs: the generic kernel has not been measured against the tiled or cooperative-
      * matrix GEMM (no GPU lent while it was written): never, until it is. */
-    if (!d->profile.subgroup8 || !vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG, VKD_VARIANT_F16) ||
+    if (d->knobs.winograd < 0 || !d->profile.subgroup8 || !vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG, VKD_VARIANT_F16) ||
         cin % 8 || h < 8 || w < 8)
         return false;
     /* the op refuses a U over one binding window, or two output rows over one: counted at

@@ -20,6 +20,7 @@ void vkd_denoise_stage_destroy(vkd_denoise_stage *s); /* NULL is fine */
 /* Memory request of one evaluation at in->batch, h, w, ctx_len (a dry run). */
 typedef struct vkd_denoise_request {
     uint64_t weights, activations;
+    uint64_t reserve;         /* of activations: room for the temporaries' fragmentation */
     uint32_t ops;             /* ops in one evaluation */
     uint64_t act_written;     /* bytes of all activations (each written once) */
 } vkd_denoise_request;

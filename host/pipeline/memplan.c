@@ -81,7 +81,7 @@ vkd_result vkd_memplan_make(const vkd_memplan_in *in, vkd_memplan *p)
     p->a_enc_whole = p->a_enc;
     if (in->encode && (r = enc_tiles(in, p)))
         return r;
-    p->w_unet = u.weights, p->a_unet = u.activations;
+    p->w_unet = u.weights, p->a_unet = u.activations, p->r_unet = u.reserve;
     p->unet_ops = u.ops;
     p->unet_act_written = u.act_written;
 

@@ -36,6 +36,8 @@ typedef struct vkd_memplan {
     uint64_t w_enc, a_enc;           /* the VAE encoder (image input), 0 without one (a_enc: whole or one tile) */
     uint64_t a_enc_whole;            /* the whole-image encode's activations */
     uint64_t a_vae_whole;            /* the whole-image decode's activations */
+    uint64_t r_unet;                 /* of a_unet: room kept for its temporaries' fragmentation
+                                      * (dequantized weights, Winograd's U; denoise_stage.c) */
     uint64_t stage_text, stage_unet, stage_vae; /* resident bytes during each stage */
     uint64_t stage_enc;              /* during the encoder (after the text stage, before the UNet) */
     uint64_t peak;                   /* the largest of the three */

@@ -114,6 +114,10 @@ typedef struct vkd_knobs {
     bool attention_no_coopmat;
     /* developer knob: limits group norm's kernels (tests: each APPLY kernel checked) */
     vkd_gn_kernels groupnorm_kernels;
+    /* developer knob: < 0 keeps the models' 3x3 convs off the Winograd kernel (bench model
+     * --winograd off, to time it against the implicit GEMM); 0: where the device's rule
+     * says it wins (ops/winograd.h vkd_conv2d_winograd_worth) */
+    int winograd;
 } vkd_knobs;
 
 #endif
