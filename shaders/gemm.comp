@@ -21,8 +21,11 @@
 // each invocation accumulates TM x TN outputs in registers. Invocation (tx, ty)
 // owns rows ty + i*(BM/TM) and columns tx + j*(BN/TN): neighbouring invocations
 // read neighbouring shared words and write neighbouring outputs.
-#ifdef VKD_F16_ARITH // families 0 and 1 multiplying in fp16 (gemm_f16.glsl)
+#ifdef VKD_F16_ARITH // families 0 and 1 multiplying in fp16 (*_h: gemm_f16.glsl), staging fp16
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define VKD_GEMM_SH float16_t
+#else
+#define VKD_GEMM_SH float
 #endif
 #if VKD_GEMM_FAMILY == 2
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -230,11 +233,7 @@ layout(constant_id = 10) const uint LNFOLD = 0;
 // +1 column of padding: the tile stores walk k (the stride) across invocations
 const uint BMP = BM + 1;
 const uint BNP = BN + 1;
-#ifdef VKD_F16_ARITH
-shared float16_t As[BK * BMP], Bs[BK * BNP];
-#else
-shared float As[BK * BMP], Bs[BK * BNP];
-#endif
+shared VKD_GEMM_SH As[BK * BMP], Bs[BK * BNP];
 shared float Shift[LNFOLD != 0 ? BM : 1]; // tiled kernel: ln_row_shift of its rows
 #endif
 
@@ -725,10 +724,7 @@ void gemm_coopmat()
 }
 #endif
 
-#ifdef VKD_F16_ARITH
-#include "gemm_f16.glsl"
-#endif
-
+#include "gemm_f16.glsl" // (empty without VKD_F16_ARITH)
 void gemm_main()
 {
 #if VKD_GEMM_FAMILY == 0 && defined(VKD_F16_ARITH)

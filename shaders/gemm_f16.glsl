@@ -11,6 +11,7 @@
 // |products| (worst case; ~sqrt(HC) typical), independent of K: summing all of K = 5120
 // in fp16 would make it ~K * 2^-11 and overflow-prone (docs/fp16.md: the bound, and what
 // tests/test_op_matmul.c measures against it).
+#ifdef VKD_F16_ARITH
 const uint HC = 16;
 
 #if VKD_GEMM_FAMILY == 1
@@ -156,4 +157,5 @@ void gemm_tiled_h()
         }
     }
 }
+#endif
 #endif

@@ -44,8 +44,8 @@ vkd_kernel_profile vkd_kernel_profile_make(const vkd_device_caps *c, bool use_f1
             p.features |= VKD_KF_SUBGROUP_BALLOT;
     }
     /* vkd_device_create enables shaderFloat16 wherever it is offered and tensors are
-     * fp16 (the memory model only for the cooperative-matrix kernels) */
-    if (use_f16 && c->fp16_arith)
+     * fp16 (the cooperative-matrix kernels need it; the memory model only for them) */
+    if ((use_f16 && c->fp16_arith) || p.coopmat != VKD_COOPMAT_NONE)
         p.features |= VKD_KF_FP16_ARITH;
     if (p.coopmat != VKD_COOPMAT_NONE)
         p.features |= p.coopmat == VKD_COOPMAT_KHR ? VKD_KF_COOPMAT_KHR : VKD_KF_COOPMAT_NV;
