@@ -25,6 +25,15 @@
 // computes columns [split*DV, split*DV + DV) and recomputes the scores.
 //
 // Grid: x = query blocks, y = heads, z = batch items * column splits.
+//
+// VKD_F16_ARITH (attention_h, fp16 storage; docs/fp16.md): K and V staged as fp16; q.k
+// multiplied in fp16 and summed in fp16 over each UB-column block, each block's sum
+// added to the fp32 score; the softmax statistics in fp32; each p rounded once to fp16,
+// the rounded value both summed into l (fp32) and multiplied by V, whose products are
+// summed in fp16 over the BC keys of a tile and added to the fp32 accumulators.
+#ifdef VKD_F16_ARITH
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 #include "common.glsl"
 #include "push_attention.h"
 
@@ -45,7 +54,12 @@ layout(std430, binding = 3) writeonly buffer O { T o[]; };
 const float NEG = -3.0e38;
 const uint OS = DV + 1; // odd row stride: rows of os fall in different banks
 
-shared float kvs[BC * KD];                 // [BC, KD] slice of the key tile, then of the value tile
+#ifdef VKD_F16_ARITH
+#define KV float16_t
+#else
+#define KV float
+#endif
+shared KV kvs[BC * KD];                 // [BC, KD] slice of the key tile, then of the value tile
 shared float os[R * gl_WorkGroupSize.x * OS]; // [BR, DV] output accumulators
 
 void main()
@@ -90,10 +104,27 @@ void main()
             [[unroll]] for (uint j = 0; j < (BC * KD + WG - 1) / WG; j++) {
                 uint e = t + j * WG, c = e / KD, dd = e - c * KD;
                 if ((BC * KD) % WG == 0 || e < BC * KD)
-                    kvs[e] = k0 + c < pc.lk && dd < dn ? float(k[kbase + (k0 + c) * pc.k_rs + d0 + dd]) : 0.0;
+                    kvs[e] = k0 + c < pc.lk && dd < dn ? KV(k[kbase + (k0 + c) * pc.k_rs + d0 + dd]) : KV(0.0);
             }
             barrier();
             for (uint db = 0; db < dn; db += UB) {
+#ifdef VKD_F16_ARITH
+                f16vec4 qv[R][UB / 4];
+                [[unroll]] for (uint u = 0; u < UB; u++) // past D: times the zero padding of kvs
+                    [[unroll]] for (uint i = 0; i < R; i++)
+                        qv[i][u / 4][u % 4] = q[qbase[i] + min(d0 + db + u, D - 1)];
+                [[unroll]] for (uint c = 0; c < BC; c++) {
+                    f16vec4 kv[UB / 4];
+                    [[unroll]] for (uint u = 0; u < UB; u++)
+                        kv[u / 4][u % 4] = kvs[c * KD + db + u];
+                    [[unroll]] for (uint i = 0; i < R; i++) {
+                        f16vec4 p = qv[i][0] * kv[0];
+                        [[unroll]] for (uint w = 1; w < UB / 4; w++)
+                            p = fma(qv[i][w], kv[w], p);
+                        s[i][c] += float((p.x + p.y) + (p.z + p.w));
+                    }
+                }
+#else
                 [[unroll]] for (uint u = 0; u < UB; u++) {
                     uint dd = db + u;
                     // past D: an in-range q value times the zero padding of kvs
@@ -107,6 +138,7 @@ void main()
                             s[i][c] += qv[i] * kv;
                     }
                 }
+#endif
             }
         }
         // online softmax update of each row
@@ -124,6 +156,9 @@ void main()
             float sum = 0.0;
             [[unroll]] for (uint c = 0; c < BC; c++) {
                 s[i][c] = s[i][c] == NEG ? 0.0 : exp(s[i][c] - mx);
+#ifdef VKD_F16_ARITH
+                s[i][c] = float(float16_t(s[i][c])); // the p that V is multiplied by, and l sums
+#endif
                 sum += s[i][c];
             }
             m[i] = mx;
@@ -137,7 +172,7 @@ void main()
                 uint e = t + j * WG, c = e / KD, dd = e - c * KD;
                 // rows past lk load 0, not garbage: their p is 0 but 0 * NaN is NaN
                 if ((BC * KD) % WG == 0 || e < BC * KD)
-                    kvs[e] = k0 + c < pc.lk && dd < dn ? float(v[vbase + (k0 + c) * pc.v_rs + dv0 + d0 + dd]) : 0.0;
+                    kvs[e] = k0 + c < pc.lk && dd < dn ? KV(v[vbase + (k0 + c) * pc.v_rs + dv0 + d0 + dd]) : KV(0.0);
             }
             barrier();
             // columns past dvn (up to the next multiple of UB <= DV) accumulate zeros
@@ -147,11 +182,24 @@ void main()
                     float acc[R];
                     [[unroll]] for (uint i = 0; i < R; i++)
                         acc[i] = os[(i * WG + t) * OS + d0 + dd] * alpha[i];
+#ifdef VKD_F16_ARITH
+                    float16_t part[R]; // p.v over the tile's BC keys
+                    [[unroll]] for (uint i = 0; i < R; i++)
+                        part[i] = float16_t(0.0);
+                    [[unroll]] for (uint c = 0; c < BC; c++) {
+                        float16_t vv = kvs[c * KD + dd];
+                        [[unroll]] for (uint i = 0; i < R; i++)
+                            part[i] = fma(float16_t(s[i][c]), vv, part[i]);
+                    }
+                    [[unroll]] for (uint i = 0; i < R; i++)
+                        acc[i] += float(part[i]);
+#else
                     [[unroll]] for (uint c = 0; c < BC; c++) {
                         float vv = kvs[c * KD + dd];
                         [[unroll]] for (uint i = 0; i < R; i++)
                             acc[i] += s[i][c] * vv;
                     }
+#endif
                     [[unroll]] for (uint i = 0; i < R; i++)
                         os[(i * WG + t) * OS + d0 + dd] = acc[i];
                 }

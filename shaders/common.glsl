@@ -1,6 +1,7 @@
 // Shared by every shader. Built twice (CMakeLists.txt): VKD_F16=0 stores tensors as
-// float, VKD_F16=1 as float16_t (16-bit storage only; all arithmetic stays fp32,
-// decision 3). Spec constants 0..2 are the local size (host/vk/pipeline.h).
+// float, VKD_F16=1 as float16_t (16-bit storage; arithmetic in fp32, decision 3, except
+// in the cooperative-matrix and the *_h kernels: docs/fp16.md). Spec constants 0..2 are
+// the local size (host/vk/pipeline.h).
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_control_flow_attributes : enable
 

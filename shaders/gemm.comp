@@ -21,6 +21,12 @@
 // each invocation accumulates TM x TN outputs in registers. Invocation (tx, ty)
 // owns rows ty + i*(BM/TM) and columns tx + j*(BN/TN): neighbouring invocations
 // read neighbouring shared words and write neighbouring outputs.
+#ifdef VKD_F16_ARITH // families 0 and 1 multiplying in fp16 (*_h: gemm_f16.glsl), staging fp16
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define VKD_GEMM_SH float16_t
+#else
+#define VKD_GEMM_SH float
+#endif
 #if VKD_GEMM_FAMILY == 2
 #extension GL_KHR_shader_subgroup_shuffle : require
 #elif VKD_GEMM_FAMILY == 3
@@ -227,8 +233,7 @@ layout(constant_id = 10) const uint LNFOLD = 0;
 // +1 column of padding: the tile stores walk k (the stride) across invocations
 const uint BMP = BM + 1;
 const uint BNP = BN + 1;
-shared float As[BK * BMP];
-shared float Bs[BK * BNP];
+shared VKD_GEMM_SH As[BK * BMP], Bs[BK * BNP];
 shared float Shift[LNFOLD != 0 ? BM : 1]; // tiled kernel: ln_row_shift of its rows
 #endif
 
@@ -275,7 +280,7 @@ void gemm_epilogue(uint m, uint n, float v)
     outp[pc.o_off + o] = T(v);
 }
 
-#if VKD_GEMM_FAMILY == 1
+#if VKD_GEMM_FAMILY == 1 && !defined(VKD_F16_ARITH)
 // DIRECT: invocation g owns rows g*TM .. g*TM+TM-1 and the workgroup's TN columns,
 // reading A and w straight from memory (rows and columns past the edge are
 // clamped: computed, never stored). With VEC4 the loads are 4-wide along k.
@@ -719,9 +724,12 @@ void gemm_coopmat()
 }
 #endif
 
+#include "gemm_f16.glsl" // (empty without VKD_F16_ARITH)
 void gemm_main()
 {
-#if VKD_GEMM_FAMILY == 3
+#if VKD_GEMM_FAMILY == 0 && defined(VKD_F16_ARITH)
+    gemm_tiled_h();
+#elif VKD_GEMM_FAMILY == 3
     gemm_coopmat();
 #elif VKD_GEMM_FAMILY == 2
     gemm_subgroup();

@@ -81,6 +81,17 @@ static int coopmat_runs; /* cases the cooperative-matrix kernel ran */
  * cooperative-matrix kernel also rounds the probabilities to fp16 before P V (each
  * weight's relative error <= 2^-11, normalised by their rounded sum: ~1e-7 more). */
 static const test_tol tol = {.f32 = 1e-11, .f16 = 1e-6};
+/* The fp16-arithmetic flash kernel (attention_h, docs/fp16.md), u = 2^-11, rounding errors
+ * uniform in +-u relative (variance u^2/3 each): each score's error is the rounding of
+ * its fp16 products and UB-column partial sums, ~(u^2/3) * (1 + UB/2) in variance (the
+ * scaled score has unit variance here), which moves each weight by the same relative
+ * amount; each p is rounded to fp16 once (u^2/3); P V's products and BC-key partial sums
+ * add (u^2/3) * (1 + BC/2) relative to the output; the output rounding u^2/3. So
+ * nmse ~ (u^2/3) * (4 + UB/2 + BC/2), UB = BC = 16 at most: 1.6e-6 (u^2/3 is the worst
+ * binade's variance, so an upper estimate, as tests/test_op_matmul.c says). Allowed: 2x it.
+ * The output accumulators rounded to fp16 after each 16-key tile instead of kept in fp32
+ * gave 6.4e-6 at 4096 keys (red). */
+static const test_tol tol_h = {.f32 = 0, .f16 = 2 * (0x1p-22 / 3.0) * (4 + 16 / 2 + 16 / 2)};
 
 typedef struct att_job {
     vkd_attention_params p;
@@ -174,14 +185,17 @@ static bool run_case(vkd_device *d, vkd_dtype dt, const acase *tc, test_rng *rng
     double scale = tc->scale != 0.0f ? (double)tc->scale : 1.0 / sqrt((double)tc->dim);
     reference(tc, vq, vk, vv, scale, ref, ow, tc->out_pad);
 
-    const char *forced = kernel == VKD_ATTENTION_SUBGROUP ? " subgroup" : kernel == VKD_ATTENTION_COOPMAT ? " coopmat" : "";
+    const char *forced = kernel == VKD_ATTENTION_SUBGROUP ? " subgroup" : kernel == VKD_ATTENTION_COOPMAT ? " coopmat"
+                         : d->knobs.fp16_arith > 0 && dt == VKD_F16                                 ? " fp16-arith"
+                                                                                                     : "";
     char what[160];
     snprintf(what, sizeof what, "attention_%s%s %s N%lld Lq%lld Lk%lld H%lld D%lld%s", vkd_dtype_suffix(dt), forced,
              tc->name, (long long)n, (long long)lq, (long long)lk, (long long)tc->heads, (long long)tc->dim,
              tc->causal ? " causal" : "");
     att_job j = {p, &tq, pk, pv, to};
     /* a forced kernel that does not apply (VKD_ERR_UNSUPPORTED) is no failure */
-    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol,
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref,
+                  .tol = d->knobs.fp16_arith > 0 ? tol_h : tol,
                   .skip_unsupported = kernel == VKD_ATTENTION_SUBGROUP || kernel == VKD_ATTENTION_COOPMAT};
     bool applies = test_op_run(d, &op) != VKD_ERR_UNSUPPORTED || !op.skip_unsupported;
     if (!applies) {
@@ -330,11 +344,41 @@ static int run_coopmat(void)
     return test_finish();
 }
 
+/* `--fp16-arith`: the flash kernel's fp16-arithmetic variant (attention_h), forced by the
+ * knob, on every case in fp16 (a ctest of its own, test_op_attention_h: lavapipe compiles
+ * each head-dim class of it for 30-100 s at its first dispatch on a cold shader cache). */
+static int run_fp16_arith(void)
+{
+    test_rng rng = {test_seed()};
+    for (int pass = 0; pass < 2; pass++) { /* the cases, then the split ones on 32 KiB bindings */
+        vkd_device *d = test_device_open(pass ? 32 * 1024 : 0);
+        if (!(d->profile.features & VKD_KF_FP16_ARITH)) {
+            printf("note: no fp16 arithmetic with fp16 storage here: attention_h is not run\n");
+            test_device_close(d);
+            break;
+        }
+        TEST_CHECK(vkd_kernel_usable(&d->profile, VKD_KERNEL_ATTENTION_H, VKD_VARIANT_F16),
+                   "attention_h is usable where fp16 arithmetic is offered");
+        d->knobs.fp16_arith = 1;
+        const acase *cs = pass ? split_cases : cases;
+        size_t n = pass ? sizeof split_cases / sizeof split_cases[0] : sizeof cases / sizeof cases[0];
+        for (size_t k = 0; k < n; k++)
+            if (selected(&cs[k]))
+                run_case(d, VKD_F16, &cs[k], &rng, VKD_ATTENTION_FLASH);
+        test_device_close(d);
+    }
+    return test_finish();
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--coopmat")) {
         only = argc > 2 ? argv[2] : NULL;
         return run_coopmat();
+    }
+    if (argc > 1 && !strcmp(argv[1], "--fp16-arith")) {
+        only = argc > 2 ? argv[2] : NULL;
+        return run_fp16_arith();
     }
     only = argc > 1 ? argv[1] : NULL;
     test_rng rng = {test_seed()};

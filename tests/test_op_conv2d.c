@@ -23,6 +23,10 @@ typedef struct conv_case {
 
 /* fp32: accumulation order only; fp16: one output rounding */
 static const test_tol tol = {.f32 = 1e-11, .f16 = 1e-6};
+/* the fp16-arithmetic kernels (gemm_f16.glsl): as tests/test_op_matmul.c tol_h derives,
+ * nmse ~ (u^2/3) * (3 + HC/2), u = 2^-11, HC = 16 (fp16 partial sums over 16 steps of k)
+ * whatever K; allowed 2x that */
+static const test_tol tol_h = {.f32 = 0, .f16 = 2 * (0x1p-22 / 3.0) * (3 + 16 / 2)};
 
 typedef struct conv_job {
     const conv_case *cc;
@@ -91,11 +95,12 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, const conv_case *ccp, test
     p.scratch = sn ? &j.scratch : NULL;
     j.p = p;
     char what[160];
-    snprintf(what, sizeof what, "conv2d_%s %lldx[%lldx%lld,%lld]->%lld k%d s%d pad(%d,%d,%d,%d)%s%s%s",
-             vkd_dtype_suffix(dt), (long long)cc.n, (long long)cc.h, (long long)cc.w, (long long)cc.cin,
+    snprintf(what, sizeof what, "conv2d_%s%s %lldx[%lldx%lld,%lld]->%lld k%d s%d pad(%d,%d,%d,%d)%s%s%s",
+             vkd_dtype_suffix(dt), d->knobs.fp16_arith > 0 ? " fp16-arith" : "", (long long)cc.n, (long long)cc.h, (long long)cc.w, (long long)cc.cin,
              (long long)cc.cout, cc.k, p.stride, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right,
              cc.flags & BIAS ? " +bias" : "", cc.flags & RES ? " +res" : "", up ? " upsampled" : "");
-    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol};
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref,
+                  .tol = d->knobs.fp16_arith > 0 ? tol_h : tol};
     if (!r)
         test_op_run(d, &op);
     TEST_DESTROY(d, &j.scratch, &j.x, &j.w, &j.b, &j.res, &j.out);
@@ -171,6 +176,28 @@ static void run_on_each_tile(vkd_device *d, const conv_case *cs, size_t ncs, boo
     d->knobs.gemm_tile = (vkd_gemm_tile){0};
 }
 
+/* The cases on the fp16-arithmetic kernels (conv2d_h, conv2d_direct_h; a 1x1 conv runs
+ * the linear ones), forced by the knob where fp16 arithmetic is offered (lavapipe). */
+static void run_fp16_arith(vkd_device *d, const conv_case *cs, size_t ncs, test_rng *rng)
+{
+    if (!(d->profile.features & VKD_KF_FP16_ARITH)) {
+        printf("note: no fp16 arithmetic with fp16 storage here: the *_h conv kernels are not run\n");
+        return;
+    }
+    const vkd_gemm_tile tiles[2] = {{64, 64, 16, 4, 4, 0}, {64, 4, 1, 4, 4, 1}};
+    TEST_CHECK(vkd_kernel_usable(&d->profile, VKD_KERNEL_CONV2D_H, VKD_VARIANT_F16) &&
+                   vkd_kernel_usable(&d->profile, VKD_KERNEL_CONV2D_DIRECT_H, VKD_VARIANT_F16),
+               "the fp16-arithmetic conv kernels are usable where fp16 arithmetic is offered");
+    d->knobs.fp16_arith = 1;
+    for (int t = 0; t < 2; t++) {
+        d->knobs.gemm_tile = tiles[t];
+        for (size_t j = 0; j < ncs; j++)
+            run_case(d, VKD_F16, &cs[j], rng);
+    }
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
+    d->knobs.fp16_arith = 0;
+}
+
 static void run_on_own_kernel(vkd_device *d, vkd_dtype dt, const void *c, test_rng *rng) { run_case(d, dt, c, rng); }
 
 int main(void)
@@ -213,6 +240,12 @@ int main(void)
         {1, 6, 6, 320, 40, 3, s1, BIAS | RES},       /* K = 2880 in 10 chunks */
         {2, 5, 7, 264, 24, 3, s2, BIAS},             /* K = 2376: the last chunk short */
     };
+    /* the fp16-arithmetic kernels: the UNet's long K (3x3 over 320 and 576 channels) */
+    const conv_case longk_h[] = {
+        {1, 12, 12, 320, 24, 3, s1, BIAS | RES},     /* K = 2880 */
+        {1, 8, 8, 576, 16, 3, s1, BIAS},             /* K = 5184 */
+        {2, 16, 16, 64, 32, 3, up, BIAS},            /* upsampled, K = 576 */
+    };
     /* 64 KiB bindings: a 40x36x16 fp32 image (90 KiB) must be split into bands of output
      * rows whose input windows carry the halo rows. */
     const conv_case split[] = {
@@ -230,10 +263,13 @@ int main(void)
     TEST_EACH_DTYPE(d, sd, run_on_own_kernel, &rng);
     run_on_each_tile(d, cases, sizeof cases / sizeof cases[0], false, &rng);
     run_on_each_tile(d, longk, sizeof longk / sizeof longk[0], true, &rng);
+    run_fp16_arith(d, longk_h, sizeof longk_h / sizeof longk_h[0], &rng);
+    run_fp16_arith(d, cases, sizeof cases / sizeof cases[0], &rng);
     test_device_close(d);
 
     d = test_device_open(64 * 1024);
     run_on_each_tile(d, split, sizeof split / sizeof split[0], false, &rng);
+    run_fp16_arith(d, split, sizeof split / sizeof split[0], &rng);
     test_device_close(d);
     return test_finish();
 }

@@ -27,6 +27,20 @@ static const test_tol tol = {.f32 = 1e-11, .f16 = 1e-6};
  * output rounding (~1e-7) */
 static const test_tol tol_ln = {.f32 = 1e-10, .f16 = 2e-6};
 
+/* The fp16-arithmetic kernels (gemm_f16.glsl, docs/fp16.md): each output's error is
+ * the rounding of HC-long fp16 partial sums (variance ~ (u^2/3) * HC/2 per product's
+ * square, u = 2^-11, rounding errors uniform in +-u relative), of each product or fma
+ * (u^2/3), of the staged input (the LayerNorm shift's, u^2/3) and of the output (u^2/3):
+ * nmse ~ (u^2/3) * (3 + HC/2) = 8.7e-7 at HC = 16, whatever K. u^2/3 is the variance at
+ * the top of a binade, the worst (over a binade it averages ~u^2/7), so this is already
+ * an upper estimate; allowed: 2x it. The folded norm's shifted rows (the shift is one
+ * sample of the row) carry up to twice their variance in mean: 2x more. Summing all of K
+ * in fp16 instead gives ~(u^2/3) * K/8 (the direct kernel adds 4-product sums) = 5e-5 at
+ * K = 5120 (measured 1.2e-5 with that break: red). */
+#define U2_3 (0x1p-22 / 3.0)
+static const test_tol tol_h = {.f32 = 0, .f16 = 2 * U2_3 * (3 + 16 / 2)};
+static const test_tol tol_ln_h = {.f32 = 0, .f16 = 2 * 2 * U2_3 * (3 + 16 / 2)};
+
 /* SD shapes with the device's own kernel */
 static const mm_case sd[] = {
     {false, 2, 77, 768, 320, 0, 0, false},                   /* cross-attn k/v from CLIP context */
@@ -53,6 +67,12 @@ static const mm_case awkward[] = {
     {false, 2, 9, 1040, 24, RES_IN_PLACE | SPLIT, 0, true},  /* 512 + 528, last chunk short */
     {true, 1, 130, 132, 72, BIAS | RES, 8, false},
     {true, 1, 67, 7, 9, 0, 0, false},
+};
+/* the fp16-arithmetic kernels, forced, besides the awkward shapes: the UNet's long K */
+static const mm_case longk_h[] = {
+    {false, 1, 40, 5120, 320, BIAS | RES_IN_PLACE, 0, false}, /* FF out at C=1280 */
+    {false, 1, 64, 2560, 320, BIAS, 0, false},                /* FF out at C=640 */
+    {true, 1, 64, 640, 256, BIAS, 8, false},                  /* norm + proj, offset rows */
 };
 /* 64 KiB bindings: a [600, 40] input and [600, 70] output must be split by rows. */
 static const mm_case split[] = {
@@ -129,10 +149,12 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, const mm_case *mc, test_rn
     j.o = (vkd_linear_opts){.bias = flags & BIAS ? &j.b : NULL, .residual = flags & (RES | RES_IN_PLACE) ? &j.res : NULL,
                             .a2 = flags & SPLIT ? &j.a2 : NULL, .scratch = sn ? &j.scratch : NULL};
     char what[128];
-    snprintf(what, sizeof what, "linear_%s [%lld,%lld%s]x[%lld,%lld]%s%s%s", vkd_dtype_suffix(dt),
+    snprintf(what, sizeof what, "linear_%s%s [%lld,%lld%s]x[%lld,%lld]%s%s%s", vkd_dtype_suffix(dt),
+             d->knobs.fp16_arith > 0 ? " fp16-arith" : "",
              (long long)(batch * m), (long long)k, flags & SPLIT ? " in 2 parts" : "", (long long)n, (long long)k,
              flags & BIAS ? " +bias" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "");
-    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol};
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref,
+                  .tol = d->knobs.fp16_arith > 0 ? tol_h : tol};
     if (!r)
         test_op_run(d, &op);
     if (flags & RES_IN_PLACE)
@@ -192,10 +214,12 @@ static unsigned run_case_ln(vkd_device *d, vkd_dtype dt, const mm_case *mc, test
     j.out = test_tensor_poisoned(d, dt, 2, oshape);
     j.o = (vkd_linear_opts){.residual = flags & RES ? &j.res : NULL, .ln = &j.ln, .ln_eps = eps};
     char what[128];
-    snprintf(what, sizeof what, "layernorm+linear_%s [%lld,%lld]x[%lld,%lld]%s%s%s", vkd_dtype_suffix(dt),
+    snprintf(what, sizeof what, "layernorm+linear_%s%s [%lld,%lld]x[%lld,%lld]%s%s%s", vkd_dtype_suffix(dt),
+             d->knobs.fp16_arith > 0 ? " fp16-arith" : "",
              (long long)m, (long long)k, (long long)n, (long long)k, flags & BIAS ? " +bias" : "",
              flags & RES ? " +res" : "", mc->mean_off ? " offset" : "");
-    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref, .tol = tol_ln};
+    test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref,
+                  .tol = d->knobs.fp16_arith > 0 ? tol_ln_h : tol_ln};
     if (!r)
         test_op_run(d, &op);
     TEST_DESTROY(d, &j.a, &j.w, &j.ln, &j.res, &j.out);
@@ -243,6 +267,29 @@ static void run_on_each_tile(vkd_device *d, const mm_case *cs, size_t ncs, test_
             run_table(d, dts[i], &tiles[t], cs, ncs, rng);
     }
     d->knobs.gemm_tile = (vkd_gemm_tile){0};
+}
+
+/* The cases on the fp16-arithmetic kernels (the tiled and direct families), forced by the
+ * knob on a device that offers fp16 arithmetic with fp16 storage (lavapipe does). */
+static void run_fp16_arith(vkd_device *d, const mm_case *cs, size_t ncs, test_rng *rng)
+{
+    if (!(d->profile.features & VKD_KF_FP16_ARITH)) {
+        printf("note: no fp16 arithmetic with fp16 storage here: the *_h GEMM kernels are not run\n");
+        return;
+    }
+    const vkd_gemm_tile tiles[2] = {{64, 64, 16, 4, 4, 0}, {64, 4, 1, 4, 4, 1}};
+    TEST_CHECK(vkd_kernel_usable(&d->profile, VKD_KERNEL_MATMUL_H, VKD_VARIANT_F16) &&
+                   vkd_kernel_usable(&d->profile, VKD_KERNEL_MATMUL_DIRECT_H, VKD_VARIANT_F16),
+               "the fp16-arithmetic GEMM kernels are usable where fp16 arithmetic is offered");
+    d->knobs.fp16_arith = 1;
+    for (int t = 0; t < 2; t++) {
+        d->knobs.gemm_tile = tiles[t];
+        printf("tile %ux%ux%u %ux%u%s, fp16 arithmetic\n", tiles[t].bm, tiles[t].bn, tiles[t].bk, tiles[t].tm,
+               tiles[t].tn, tiles[t].direct ? " direct" : "");
+        run_table(d, VKD_F16, &tiles[t], cs, ncs, rng);
+    }
+    d->knobs.gemm_tile = (vkd_gemm_tile){0};
+    d->knobs.fp16_arith = 0;
 }
 
 static void test_linear_rejects_bad_shapes(vkd_device *d)
@@ -297,10 +344,13 @@ int main(void)
     test_ksplit_choice();
     TEST_EACH_DTYPE(d, sd, run_on_own_kernel, &rng);
     run_on_each_tile(d, awkward, sizeof awkward / sizeof awkward[0], &rng);
+    run_fp16_arith(d, longk_h, sizeof longk_h / sizeof longk_h[0], &rng);
+    run_fp16_arith(d, awkward, sizeof awkward / sizeof awkward[0], &rng);
     test_device_close(d);
 
     d = test_device_open(64 * 1024);
     run_on_each_tile(d, split, sizeof split / sizeof split[0], &rng);
+    run_fp16_arith(d, split, sizeof split / sizeof split[0], &rng);
     test_device_close(d);
     return test_finish();
 }

@@ -34,11 +34,25 @@ static vkd_result upload(vkd_device *d, vkd_dtype dt, int ndim, const int64_t *s
     return r;
 }
 
+/* The pass on the fp16-arithmetic kernels (docs/fp16.md: knobs.fp16_arith forced on, fp16
+ * only): the flash attention and the tiled and direct GEMMs, the others skipped (the knob
+ * does not change them); the direct one on a 64x4 tile, which LLVM compiles in a fraction
+ * of the 256x8 one's time. */
+static bool h_pass;
+
 /* The GEMM kernel the conv and linear cases run on: t, or the device's own choice
  * (NULL). The one place this test chooses a kernel. */
 static void use_gemm_tile(vkd_device *d, const vkd_gemm_tile *t)
 {
     d->knobs.gemm_tile = t ? *t : (vkd_gemm_tile){0};
+    if (h_pass && t && t->direct == 1)
+        d->knobs.gemm_tile = (vkd_gemm_tile){64, 4, 1, 4, 4, 1};
+}
+
+/* h_pass: whether tile slot t (0: the device's own) runs one of the *_h kernels */
+static bool skip_in_h_pass(const vkd_gemm_tile *tiles, int t)
+{
+    return h_pass && (t == 0 || tiles[t].direct > 1);
 }
 
 static const char *tile_name(const vkd_gemm_tile *t)
@@ -49,7 +63,10 @@ static const char *tile_name(const vkd_gemm_tile *t)
     char *b = buf[next++ & 3];
     if (!t)
         return "device's";
-    snprintf(b, sizeof buf[0], "%s %ux%u/%u", family[t->direct], t->bm, t->bn, t->tn);
+    if (h_pass) /* the tile use_gemm_tile sets */
+        snprintf(b, sizeof buf[0], "%s fp16-arith", t->direct == 1 ? "direct 64x4/4" : "tiled 64x64/4");
+    else
+        snprintf(b, sizeof buf[0], "%s %ux%u/%u", family[t->direct], t->bm, t->bn, t->tn);
     return b;
 }
 
@@ -116,6 +133,8 @@ static void attention_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_r
     for (int i = 0; i < ndt; i++)
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
             for (int k = 0; k < 3; k++) {
+                if (h_pass && kernels[k] != VKD_ATTENTION_FLASH)
+                    continue;
                 att_job j;
                 memset(&j, 0, sizeof j);
                 j.dt = dts[i], j.n = cases[c].n, j.lq = cases[c].lq, j.lk = cases[c].lk;
@@ -215,6 +234,8 @@ static void conv_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng *r
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0}; /* slot 0: no override (the device's own choice) */
     for (int t = 0; t <= nt; t++) {
+        if (skip_in_h_pass(tiles, t))
+            continue;
         use_gemm_tile(d, t ? &tiles[t] : NULL);
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -416,6 +437,8 @@ static void linear_cases(vkd_device *d, const vkd_dtype *dts, int ndt, test_rng 
     int nt = test_gemm_tiles(d, tiles + 1);
     tiles[0] = (vkd_gemm_tile){0};
     for (int t = 0; t <= nt; t++) {
+        if (skip_in_h_pass(tiles, t))
+            continue;
         use_gemm_tile(d, t ? &tiles[t] : NULL);
         for (int i = t ? test_gemm_first_dtype(&tiles[t], ndt) : 0; i < ndt; i++)
             for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -470,6 +493,21 @@ int main(int argc, char **argv)
         groupnorm_cases(d, dts, ndt, &rng);
     if (!only || !strcmp(only, "linear"))
         linear_cases(d, dts, ndt, &rng);
+    if ((d->profile.features & VKD_KF_FP16_ARITH) && ndt == 2) {
+        printf("fp16 arithmetic (the *_h kernels, forced):\n");
+        h_pass = true;
+        d->knobs.fp16_arith = 1;
+        if (!only || !strcmp(only, "attention"))
+            attention_cases(d, &dts[1], 1, &rng);
+        if (!only || !strcmp(only, "conv2d"))
+            conv_cases(d, &dts[1], 1, &rng);
+        if (!only || !strcmp(only, "linear"))
+            linear_cases(d, &dts[1], 1, &rng);
+        d->knobs.fp16_arith = 0;
+        h_pass = false;
+    } else {
+        printf("note: no fp16 arithmetic with fp16 storage here: the *_h kernels are not run\n");
+    }
     test_device_close(d);
     return test_finish();
 }

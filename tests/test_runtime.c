@@ -268,6 +268,25 @@ static void test_profile_kernels(void)
     TEST_CHECK(p.coopmat == VKD_COOPMAT_NV && vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_CM, VKD_VARIANT_F16) &&
                    !vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_CMK, VKD_VARIANT_F16),
                "NV cooperative matrices: the *_cm kernels, not the KHR ones");
+    TEST_CHECK(!p.fp16_arith, "cooperative matrices: no *_h kernels (their GEMMs multiply in fp16 already)");
+    /* fp16 arithmetic (docs/fp16.md): the *_h kernels on a GPU with shaderFloat16 and fp16
+     * tensors; offered, not chosen, on a CPU device (knobs.fp16_arith forces it there) */
+    gpu.coopmat_nv = 0, gpu.fp16_arith = true, lavapipe.fp16_arith = true;
+    p = vkd_kernel_profile_make(&gpu, true, false, NULL);
+    TEST_CHECK(p.fp16_arith && vkd_kernel_usable(&p, VKD_KERNEL_MATMUL_H, VKD_VARIANT_F16) &&
+                   vkd_kernel_usable(&p, VKD_KERNEL_ATTENTION_H, VKD_VARIANT_F16),
+               "a GPU with shaderFloat16: the *_h kernels");
+    p = vkd_kernel_profile_make(&gpu, false, false, NULL);
+    TEST_CHECK(!p.fp16_arith && !(p.features & VKD_KF_FP16_ARITH), "fp32 tensors: no fp16 arithmetic");
+    p = vkd_kernel_profile_make(&lavapipe, true, false, NULL);
+    vkd_knobs k = {0};
+    TEST_CHECK(!p.fp16_arith && (p.features & VKD_KF_FP16_ARITH) && !vkd_fp16_arith_on(&p, &k),
+               "a CPU device: fp16 arithmetic offered, not taken");
+    k.fp16_arith = 1;
+    TEST_CHECK(vkd_fp16_arith_on(&p, &k), "... unless the knob forces it");
+    p = vkd_kernel_profile_make(&gpu, true, false, NULL);
+    k.fp16_arith = -1;
+    TEST_CHECK(!vkd_fp16_arith_on(&p, &k), "... or forces it off on a GPU");
 }
 
 static void test_missing_driver_names_the_package(void)

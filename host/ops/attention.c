@@ -272,7 +272,10 @@ vkd_result vkd_op_attention(vkd_cmd *c, const vkd_tensor *q, const vkd_tensor *k
         uint32_t spec[9] = {tl.wg, 1, 1, tl.bc, tl.kd, tl.dv, tl.nsplit, tl.r, tl.ub};
         br = tl.br;
         nsplit = tl.nsplit;
-        if ((r = vkd_op_pipeline(c, VKD_KERNEL_ATTENTION, out->dtype, spec, 9, &pipe)))
+        /* fp16 arithmetic (attention.comp VKD_F16_ARITH) where the profile or knob takes it */
+        bool h = out->dtype == VKD_F16 && vkd_fp16_arith_on(&d->profile, &d->knobs) &&
+                 vkd_kernel_usable(&d->profile, VKD_KERNEL_ATTENTION_H, VKD_VARIANT_F16);
+        if ((r = vkd_op_pipeline(c, h ? VKD_KERNEL_ATTENTION_H : VKD_KERNEL_ATTENTION, out->dtype, spec, 9, &pipe)))
             return r;
     }
     vkd_push_attention pc = {

@@ -54,6 +54,10 @@ static const bench_case cases[] = {
     {"64x64 image: ResBlock conv 8x8 320->320, level 0", 1, 0, 0, 0, 8, 320, 320, 1},
 };
 
+/* --attention shared: the shared-memory flash kernel (attention.comp) on every device, e.g. to
+ * time its fp16-arithmetic variant against its fp32 one on a CPU device */
+static vkd_attention_kernel attn_kernel = VKD_ATTENTION_AUTO;
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -105,6 +109,7 @@ static double time_attention(vkd_device *d, vkd_dtype dt, const bench_case *bc, 
     int64_t xs[3] = {batch, L, 3 * C}, os[3] = {batch, L, C};
     vkd_attention_params p;
     vkd_attention_params_init(&p);
+    p.kernel = attn_kernel;
     p.heads = bc->n, p.head_dim = C / bc->n, p.k_col = C, p.v_col = 2 * C;
     vkd_result r = vkd_tensor_create(d, dt, 3, xs, &x);
     if (!r) r = vkd_tensor_upload_f32(d, &x, hx);
@@ -333,19 +338,26 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
             filter = argv[++i];
         else if (!strcmp(argv[i], "--tile") && i + 1 < argc) {
-            /* developer knob: time another GEMM tile (BMxBNxBKxTMxTN, shared-memory kernel) */
+            /* developer knob: time another GEMM tile (BMxBNxBKxTMxTN, shared-memory kernel;
+             * xF: kernel family F, 1 the direct one) */
             vkd_gemm_tile t = {0};
-            if (sscanf(argv[++i], "%ux%ux%ux%ux%u", &t.bm, &t.bn, &t.bk, &t.tm, &t.tn) != 5 || !t.tm || !t.tn ||
-                !t.bk || t.bm % t.tm || t.bn % t.tn || (t.bm / t.tm) * (t.bn / t.tn) > 1024) {
-                fprintf(stderr, "vkdiff: bench ops: --tile wants BMxBNxBKxTMxTN, e.g. 128x128x16x8x8\n");
+            int nf = sscanf(argv[++i], "%ux%ux%ux%ux%ux%u", &t.bm, &t.bn, &t.bk, &t.tm, &t.tn, &t.direct);
+            if ((nf != 5 && nf != 6) || t.direct > 1 || !t.tm || !t.tn || !t.bk || t.bm % t.tm || t.bn % t.tn ||
+                (t.bm / t.tm) * (t.bn / t.tn) > 1024) {
+                fprintf(stderr, "vkdiff: bench ops: --tile wants BMxBNxBKxTMxTN[x1], e.g. 128x128x16x8x8 (x1: the "
+                                "direct kernel)\n");
                 return 2;
             }
             o.knobs.gemm_tile = t;
         } else if (!strcmp(argv[i], "--split-k") && i + 1 < argc) { /* developer knob: 0 = off */
             int n = atoi(argv[++i]);
             o.knobs.split_k = n > 0 ? n : -1;
-        } else if (!strcmp(argv[i], "--attention") && i + 1 < argc) /* developer knob: flash = not on coopmat */
-            o.knobs.attention_no_coopmat = !strcmp(argv[++i], "flash");
+        } else if (!strcmp(argv[i], "--attention") && i + 1 < argc) { /* developer knob: flash = not on coopmat */
+            i++;
+            o.knobs.attention_no_coopmat = !strcmp(argv[i], "flash");
+            attn_kernel = !strcmp(argv[i], "shared") ? VKD_ATTENTION_FLASH : VKD_ATTENTION_AUTO;
+        } else if (!strcmp(argv[i], "--fp16-arith") && i + 1 < argc) /* developer knob: the *_h kernels */
+            o.knobs.fp16_arith = !strcmp(argv[++i], "on") ? 1 : -1;
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--all"))
@@ -355,7 +367,8 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
 
         else {
             fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT] "
-                            "[--tile BMxBNxBKxTMxTN] [--split-k WORKGROUPS] [--attention flash|auto] [--winograd]\n");
+                            "[--tile BMxBNxBKxTMxTN[x1]] [--split-k WORKGROUPS] [--attention flash|shared|auto] "
+                            "[--fp16-arith on|off] [--winograd]\n");
             return 2;
         }
     }
@@ -393,6 +406,9 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
            "%ux%u per invocation\n\n",
            (long long)batch, repeat, max_tier == 2 ? "all" : "a subset of the", family[t.direct <= 4 ? t.direct : 0], t.bm, t.bn,
            t.bk, t.tm, t.tn);
+    printf("fp16 columns: fp16 arithmetic (the *_h kernels, docs/fp16.md) %s; attention kernel %s\n",
+           vkd_fp16_arith_on(&d->profile, &d->knobs) ? "on" : "off",
+           attn_kernel == VKD_ATTENTION_FLASH ? "shared-memory flash (forced)" : "the device's");
     /* the ceiling first: every GFLOP/s below reads against it (and OpenBLAS's) */
     double ceil_chain = time_peak(d, 0, repeat), ceil_bcast = time_peak(d, 1, repeat);
     double ceil_shuffle = time_peak(d, 2, repeat), blas_sq = time_sgemm ? time_sgemm(1024, 1024, 1024, repeat) : -1;

@@ -153,6 +153,14 @@ vkd_result vkd_gemm_pipeline(vkd_cmd *c, bool conv, vkd_dtype dt, const vkd_gemm
     vkd_kernel k = family[conv][t->direct];
     if (t->direct == VKD_GEMM_FAM_COOPMAT && d->profile.coopmat == VKD_COOPMAT_KHR)
         k = conv ? VKD_KERNEL_CONV2D_CMK : VKD_KERNEL_MATMUL_CMK;
+    /* fp16 arithmetic (gemm_f16.glsl): the tiled kernel multiplies 4 columns at a time */
+    if (dt == VKD_F16 && vkd_fp16_arith_on(&d->profile, &d->knobs) &&
+        (t->direct == VKD_GEMM_FAM_DIRECT || (t->direct == VKD_GEMM_FAM_TILED && t->tn % 4 == 0))) {
+        static const vkd_kernel half[2][2] = {{VKD_KERNEL_MATMUL_H, VKD_KERNEL_MATMUL_DIRECT_H},
+                                              {VKD_KERNEL_CONV2D_H, VKD_KERNEL_CONV2D_DIRECT_H}};
+        if (vkd_kernel_usable(&d->profile, half[conv][t->direct], VKD_VARIANT_F16))
+            k = half[conv][t->direct];
+    }
     /* invocations: the shared-memory tile's (bm/tm) x (bn/tn); a direct kernel's bm/tm; the
      * cooperative-matrix kernel's subgroups (32 x 32 outputs each) times the subgroup size
      * they are sized for, required of the pipeline where the device allows (the kernel

@@ -658,8 +658,8 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
         .pQueuePriorities = &prio,
     };
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &s16};
-    /* the cooperative-matrix kernels: fp16 matrix types, and the Vulkan memory model
-     * that glslang declares for them (probe() checked all three, on Vulkan 1.2+) */
+    /* fp16 arithmetic; the cooperative-matrix kernels: fp16 matrix types, and the Vulkan
+     * memory model that glslang declares for them (probe() checked all three, on Vulkan 1.2+) */
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .shaderFloat16 = VK_TRUE};
     VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {
@@ -669,10 +669,18 @@ vkd_result vkd_device_create(const vkd_device_opts *opts, vkd_device **out)
     vkd_physical_device_cooperative_matrix_features_khr cmfk = {
         .sType = VKD_STYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .cooperativeMatrix = VK_TRUE};
     void **tail = &s16.pNext;
+    /* fp16 arithmetic wherever offered with fp16 tensors (the *_h kernels, the
+     * cooperative-matrix ones); the extension below Vulkan 1.2 */
+    if (d->profile.features & VKD_KF_FP16_ARITH) {
+        if ((d->caps.api_version < VK_API_VERSION_1_2 || instance_api_version() < VK_API_VERSION_1_2) &&
+            has_device_ext(exts, n_exts, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME))
+            dev_exts[n_dev_exts++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
+        *tail = &f16;
+        tail = &f16.pNext;
+    }
     if (use_coopmat) {
         dev_exts[n_dev_exts++] = cm_khr ? VKD_KHR_COOPERATIVE_MATRIX_NAME : VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
-        *tail = &f16;
-        f16.pNext = &vmm;
+        *tail = &vmm;
         vmm.pNext = cm_khr ? (void *)&cmfk : (void *)&cmf;
         tail = cm_khr ? &cmfk.pNext : &cmf.pNext;
     }

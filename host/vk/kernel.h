@@ -24,7 +24,7 @@
 #define VKD_KF_SUBGROUP_BASIC 0x01u   /* compute subgroups with the basic operations */
 #define VKD_KF_SUBGROUP_SHUFFLE 0x02u /* ... and shuffles (basic included) */
 #define VKD_KF_SUBGROUP_BALLOT 0x04u  /* ... and ballots */
-#define VKD_KF_FP16_ARITH 0x08u       /* shaderFloat16, enabled on the device */
+#define VKD_KF_FP16_ARITH 0x08u       /* shaderFloat16, enabled on the device (with fp16 storage) */
 #define VKD_KF_COOPMAT_NV 0x10u       /* VK_NV_cooperative_matrix, enabled: 16xNx16 fp16 x fp16 + fp32 */
 #define VKD_KF_COOPMAT_KHR 0x20u      /* VK_KHR_cooperative_matrix, the same */
 #define VKD_KF_TEXEL16 0x40u          /* R32G32B32A32_UINT uniform texel buffers whose windows may start
@@ -73,6 +73,13 @@ typedef struct vkd_kernel_profile {
     /* 8-lane compute subgroups with shuffles and 16-byte texel windows: the CPU
      * subgroup kernels (GEMM family 2, attention_sg / attention_sgw) can run */
     bool subgroup8;
+    /* fp16 tensors multiply in fp16 (the *_h kernels: docs/fp16.md): a GPU with
+     * shaderFloat16 and no cooperative matrices (Mali, Adreno, Intel, AMD before RDNA3),
+     * where fp16 arithmetic runs at twice the fp32 rate. Not on CPU devices: LLVM on x86
+     * without AVX512-FP16 converts each half operation to float and back (lavapipe ran
+     * them slower: BENCHMARKS.md); not with cooperative matrices (their GEMMs multiply in
+     * fp16 already). vkd_knobs.fp16_arith overrides it. */
+    bool fp16_arith;
 } vkd_kernel_profile;
 
 /* Whether a device with profile p can run kernel k's variant: built, and every feature
@@ -118,6 +125,19 @@ typedef struct vkd_knobs {
      * --winograd off, to time it against the implicit GEMM); 0: where the device's rule
      * says it wins (ops/winograd.h vkd_conv2d_winograd_worth) */
     int winograd;
+    /* developer knob: the fp16-arithmetic kernels (the profile's fp16_arith) forced on
+     * where the device offers VKD_KF_FP16_ARITH (1) or off (-1); 0: the profile's choice
+     * (tests; bench ops --fp16-arith on|off) */
+    int fp16_arith;
 } vkd_knobs;
+
+/* Whether ops on fp16 tensors take the fp16-arithmetic kernels (*_h): the profile's
+ * choice or the knob's, and only where the device offers fp16 arithmetic. */
+static inline bool vkd_fp16_arith_on(const vkd_kernel_profile *p, const vkd_knobs *k)
+{
+    if (!(p->features & VKD_KF_FP16_ARITH) || k->fp16_arith < 0)
+        return false;
+    return k->fp16_arith > 0 || p->fp16_arith;
+}
 
 #endif

@@ -43,10 +43,13 @@ vkd_kernel_profile vkd_kernel_profile_make(const vkd_device_caps *c, bool use_f1
         if (ops & VK_SUBGROUP_FEATURE_BALLOT_BIT)
             p.features |= VKD_KF_SUBGROUP_BALLOT;
     }
-    /* vkd_device_create enables shaderFloat16 (and the memory model) only for the
-     * cooperative-matrix kernels, the only ones with fp16 arithmetic */
+    /* vkd_device_create enables shaderFloat16 wherever it is offered and tensors are
+     * fp16 (the cooperative-matrix kernels need it; the memory model only for them) */
+    if ((use_f16 && c->fp16_arith) || p.coopmat != VKD_COOPMAT_NONE)
+        p.features |= VKD_KF_FP16_ARITH;
     if (p.coopmat != VKD_COOPMAT_NONE)
-        p.features |= VKD_KF_FP16_ARITH | (p.coopmat == VKD_COOPMAT_KHR ? VKD_KF_COOPMAT_KHR : VKD_KF_COOPMAT_NV);
+        p.features |= p.coopmat == VKD_COOPMAT_KHR ? VKD_KF_COOPMAT_KHR : VKD_KF_COOPMAT_NV;
+    p.fp16_arith = (p.features & VKD_KF_FP16_ARITH) && !p.cpu && p.coopmat == VKD_COOPMAT_NONE;
     /* texel windows start on a texel: binding windows start on minStorageBufferOffsetAlignment */
     if (c->texel_rgba32ui && c->texel_align <= 16 && c->ssbo_align % 16 == 0)
         p.features |= VKD_KF_TEXEL16;
