@@ -198,8 +198,35 @@ void main()
         [[unroll]] for (uint jj = 0; jj < TC / 8u; jj++) {
             vec4 uq[32];
             uint co = min(n0 + jj * 8u + lane, pc.cout - 1u);
+#if VKD_WINO_G
+            // U = G g G^T of this lane's channel, from its 3x3 taps (binding 1 holds the re-laid
+            // weight [Cout, 3, 3, Cin]): 9 texels instead of U's 16, and ~28 vector operations
+            // that feed 8 lanes x TT tiles x 16 dot products; no U pass, no U in memory
+            vec4 gq[18];
+            [[unroll]] for (uint k = 0; k < 9; k++)
+                unpack_texel(texelFetch(u_tex, int((pc.u_off + (co * 9u + k) * pc.cin + c0) / EPT)), gq[k * 2u],
+                             gq[k * 2u + 1u]);
+            [[unroll]] for (uint q = 0; q < 2u; q++) {
+                vec4 t[12]; // t = G g (4 x 3), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+                [[unroll]] for (uint c = 0; c < 3; c++) {
+                    vec4 g0 = gq[c * 2u + q], g1 = gq[(3u + c) * 2u + q], g2 = gq[(6u + c) * 2u + q];
+                    t[c] = g0;
+                    t[3 + c] = 0.5 * (g0 + g1 + g2);
+                    t[6 + c] = 0.5 * (g0 - g1 + g2);
+                    t[9 + c] = g2;
+                }
+                [[unroll]] for (uint r = 0; r < 4; r++) { // U = t G^T (4 x 4), as winograd_u computes it
+                    vec4 a = t[r * 3u], b = t[r * 3u + 1u], cc = t[r * 3u + 2u];
+                    uq[(r * 4u) * 2u + q] = a;
+                    uq[(r * 4u + 1u) * 2u + q] = 0.5 * (a + b + cc);
+                    uq[(r * 4u + 2u) * 2u + q] = 0.5 * (a - b + cc);
+                    uq[(r * 4u + 3u) * 2u + q] = cc;
+                }
+            }
+#else
             [[unroll]] for (uint e = 0; e < 16; e++)
                 load_u(co, e, c0, uq[e * 2u], uq[e * 2u + 1u]);
+#endif
             VKD_WINO_COL(0) VKD_WINO_COL(1) VKD_WINO_COL(2) VKD_WINO_COL(3)
             VKD_WINO_COL(4) VKD_WINO_COL(5) VKD_WINO_COL(6) VKD_WINO_COL(7)
         }

@@ -233,8 +233,14 @@ void golden_run(vkd_ctx *ctx, golden *g, vkd_dtype dt, vkd_gen_params *gp, const
         /* A whole 4-step run is not one stage: fp16 storage error compounds over the
          * steps and guidance multiplies the cond - uncond difference by 7, so the
          * fp16 latent gets 3e-2 (measured 0.3-1.5%); the image criterion (PSNR)
-         * is the issue's. fp32 keeps the per-stage 1e-4. */
-        expect_rel_lim(what, dt, lat, rl, nl, dt == VKD_F16 ? 3e-2 : 1e-4);
+         * is the issue's. fp32 keeps the per-stage 1e-4. With the fp16-arithmetic
+         * kernels (the emulated phone GPU, VKD_EMULATE=mobile, on a device with
+         * shaderFloat16) every GEMM and attention also sums 16 products in fp16 before
+         * its fp32 accumulator (docs/fp16.md): the SD2 runs measured 3.0-3.4%, so 6e-2,
+         * the same margin over what was measured. */
+        const char *emu = getenv("VKD_EMULATE");
+        bool f16_arith = emu && !strcmp(emu, "mobile");
+        expect_rel_lim(what, dt, lat, rl, nl, dt == VKD_F16 ? (f16_arith ? 6e-2 : 3e-2) : 1e-4);
         nchw_to_nhwc(ri, want, 1, 3, H * W);
         expect_psnr("  image", dt, img, want, ni);
     }

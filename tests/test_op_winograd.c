@@ -35,11 +35,18 @@ typedef struct wino_job {
     vkd_tensor x, w, u, b, res, out;
 } wino_job;
 
+/* this test's name for the subgroup kernel given the plain weight, which it transforms in
+ * registers (winograd_sg_g: what the models run) instead of U */
+#define KERN_SG_G ((vkd_winograd_kernel)100)
+
 static vkd_result record(vkd_cmd *c, void *ctx)
 {
     wino_job *j = ctx;
-    vkd_result r = vkd_conv2d_winograd_weights(c, &j->w, &j->u);
     const vkd_tensor *res = j->cc->flags & INPLACE ? &j->out : j->cc->flags & RES ? &j->res : NULL;
+    if (j->kern == KERN_SG_G)
+        return vkd_op_conv2d_winograd_ex(c, &j->x, j->cc->h, j->cc->w, &j->w, j->cc->flags & BIAS ? &j->b : NULL, res,
+                                         VKD_WINO_SUBGROUP, &j->out);
+    vkd_result r = vkd_conv2d_winograd_weights(c, &j->w, &j->u);
     return r ? r : vkd_op_conv2d_winograd_ex(c, &j->x, j->cc->h, j->cc->w, &j->u, j->cc->flags & BIAS ? &j->b : NULL,
                                              res, j->kern, &j->out);
 }
@@ -78,7 +85,8 @@ static void reference(const wino_case *cc, const float *x, const float *w, const
 
 static const char *kern_name(vkd_winograd_kernel k)
 {
-    return k == VKD_WINO_GENERIC ? "generic" : k == VKD_WINO_SUBGROUP ? "subgroup" : "device's";
+    return k == VKD_WINO_GENERIC ? "generic" : k == VKD_WINO_SUBGROUP ? "subgroup" : k == KERN_SG_G ? "subgroup, g in-kernel"
+                                                                                                   : "device's";
 }
 
 /* The case on kernel k (the subgroup one only where it applies); returns the dispatches. */
@@ -202,8 +210,10 @@ static void run_each_kernel(vkd_device *d, vkd_dtype dt, const void *c, test_rng
 {
     const wino_case *cc = c;
     run_case(d, dt, cc, VKD_WINO_GENERIC, rng);
-    if (d->profile.subgroup8 && cc->cin % (dt == VKD_F16 ? 8 : 4) == 0)
+    if (d->profile.subgroup8 && cc->cin % (dt == VKD_F16 ? 8 : 4) == 0) {
         run_case(d, dt, cc, VKD_WINO_SUBGROUP, rng);
+        run_case(d, dt, cc, KERN_SG_G, rng);
+    }
 }
 
 int main(void)
@@ -249,8 +259,10 @@ int main(void)
             for (size_t k = 0; k < sizeof bands / sizeof bands[0]; k++) {
                 nd = run_case(d, dts[i], &bands[k], VKD_WINO_GENERIC, &rng);
                 TEST_CHECK(nd > 2, "an image over one window in bands: %u dispatches", nd);
-                if (d->profile.subgroup8 && bands[k].cin % (dts[i] == VKD_F16 ? 8 : 4) == 0)
+                if (d->profile.subgroup8 && bands[k].cin % (dts[i] == VKD_F16 ? 8 : 4) == 0) {
                     run_case(d, dts[i], &bands[k], VKD_WINO_SUBGROUP, &rng);
+                    run_case(d, dts[i], &bands[k], KERN_SG_G, &rng);
+                }
             }
     }
     TEST_CHECK(vkd_conv2d_winograd_worth(d, 1, 80, 72, 8, 8) == d->profile.subgroup8,

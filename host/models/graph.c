@@ -470,23 +470,13 @@ static vkd_tensor conv(vkd_graph *g, const vkd_tensor *x, int64_t h, int64_t w, 
     vkd_tensor out = g_new3(g, x->shape[0], oh * ow, wt->shape[0]);
     int64_t cin = wt->shape[3];
     /* 3x3 stride-1 pad-1 convs on Winograd F(2x2,3x3) where the device's rule says it wins
-     * (docs/winograd.md): U = G g G^T built just before, into a temporary the plan counts
-     * like a dequantized weight's (16/9 the weight; keeping every U resident would cost
-     * SD1.5 another 1.7 GB). Building U costs a pass over the weight (16/9 of it written):
-     * at SD1.5 256x256 guided it took 729 of 7582 ms, and on the 8x8 maps (1280 channels)
-     * it ate most of what Winograd saved there, so only where there are at least 512 output
-     * pixels per conv (a 16x16 map at batch 2) */
+     * (docs/winograd.md), the kernel transforming the stored weight in registers: an
+     * earlier wiring built U = G g G^T into a temporary before each conv, a pass that took
+     * 729 of 7582 ms of SD1.5's guided 256x256 evaluation on lavapipe and a dispatch each */
     if (kh == 3 && kw == 3 && stride == 1 && pt == 1 && pb == 1 && pl == 1 && pr == 1 && !upsample && g_ok(g) &&
-        x->shape[0] * h * w >= 512 && vkd_conv2d_winograd_worth(g->d, x->shape[0], h, w, cin, wt->shape[0])) {
-        vkd_tensor u = g_new3(g, wt->shape[0], 16, vkd_conv2d_winograd_cin_padded(cin)); /* [Cout, 16, cinp] */
-        if (g->plan && pool_bytes(&u) > g->plan->dq_max)
-            g->plan->dq_max = pool_bytes(&u);
-        if (rec(g)) {
-            check(g, vkd_conv2d_winograd_weights(g->c, wt, &u));
-            if (g_ok(g))
-                check(g, vkd_op_conv2d_winograd(g->c, x, h, w, &u, b, residual, &out));
-        }
-        g_free(g, &u);
+        vkd_conv2d_winograd_worth(g->d, x->shape[0], h, w, cin, wt->shape[0])) {
+        if (rec(g))
+            check(g, vkd_op_conv2d_winograd(g->c, x, h, w, wt, b, residual, &out));
         g_free(g, &deq);
         return out;
     }

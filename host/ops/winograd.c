@@ -57,10 +57,15 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
 {
     static const char op[] = "conv2d_winograd";
     const vkd_device *d = vkd_cmd_device(c);
-    if (u->ndim != 3 || u->shape[1] != 16)
-        return vkd_op_shape_error(op, "u must be [Cout, 16, cinp] (vkd_conv2d_winograd_weights)", u);
-    int64_t cout = u->shape[0], cinp = u->shape[2];
-    if (x->ndim != 3 || h <= 0 || w <= 0 || x->shape[1] != h * w || vkd_conv2d_winograd_cin_padded(x->shape[2]) != cinp)
+    /* u: U [Cout, 16, cinp], or the plain weight [Cout, 3, 3, Cin] transformed in the
+     * kernel (winograd_sg_g: the subgroup kernel only) */
+    bool from_g = u->ndim == 4;
+    if (from_g ? u->shape[1] != 3 || u->shape[2] != 3 : u->ndim != 3 || u->shape[1] != 16)
+        return vkd_op_shape_error(op, "u must be [Cout, 16, cinp] (vkd_conv2d_winograd_weights) or the weight "
+                                      "[Cout, 3, 3, Cin]", u);
+    int64_t cout = u->shape[0], cinp = from_g ? u->shape[3] : u->shape[2];
+    if (x->ndim != 3 || h <= 0 || w <= 0 || x->shape[1] != h * w ||
+        (from_g ? x->shape[2] != cinp : vkd_conv2d_winograd_cin_padded(x->shape[2]) != cinp))
         return vkd_op_shape_error(op, "input must be [N, H*W, Cin] with u's Cin", x);
     int64_t nimg = x->shape[0], cin = x->shape[2];
     if (out->ndim != 3 || out->shape[0] != nimg || out->shape[1] != h * w || out->shape[2] != cout) {
@@ -87,8 +92,8 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
     uint32_t ept = x->dtype == VKD_F16 ? 8 : 4;
     bool sg_dev = d->profile.subgroup8 && vkd_kernel_usable(&d->profile, VKD_KERNEL_WINOGRAD_SG,
                                                              x->dtype == VKD_F16 ? VKD_VARIANT_F16 : VKD_VARIANT_F32);
-    bool sg = kern == VKD_WINO_SUBGROUP || (kern == VKD_WINO_AUTO && sg_dev && cin % ept == 0);
-    if (sg && (!sg_dev || cin % ept)) {
+    bool sg = from_g || kern == VKD_WINO_SUBGROUP || (kern == VKD_WINO_AUTO && sg_dev && cin % ept == 0);
+    if (sg && (!sg_dev || cin % ept || kern == VKD_WINO_GENERIC)) {
         VKD_ERROR("%s: the subgroup kernel needs 8-lane shuffles and Cin a multiple of %u", op, ept);
         return VKD_ERR_UNSUPPORTED;
     }
@@ -126,7 +131,8 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
 
     const vkd_pipeline *p;
     uint32_t spec[5] = {local, 1, 1, tt, tc};
-    vkd_result r = vkd_op_pipeline(c, sg ? VKD_KERNEL_WINOGRAD_SG : VKD_KERNEL_WINOGRAD, x->dtype, spec, 5, &p);
+    vkd_result r = vkd_op_pipeline(c, from_g ? VKD_KERNEL_WINOGRAD_SG_G : sg ? VKD_KERNEL_WINOGRAD_SG : VKD_KERNEL_WINOGRAD,
+                                   x->dtype, spec, 5, &p);
     if (r)
         return r;
     vkd_binding bind[5];

@@ -32,7 +32,9 @@ typedef enum vkd_winograd_kernel {
  * vkd_conv2d_params_sym(1, 1) computes it. x: [N, H*W, Cin] (h, w given, any >= 1);
  * u: [Cout, 16, cinp] from vkd_conv2d_winograd_weights of this conv's weight (its shape
  * carries Cin only rounded up to 8: the U of a conv with another Cin of the same rounding
- * is not caught); bias: [Cout] or NULL; residual:
+ * is not caught), or the weight itself, [Cout, 3, 3, Cin] (vkd_conv2d_weight_upload), which
+ * the subgroup kernel transforms in registers (winograd_sg_g: no U pass, no U in memory;
+ * VKD_ERR_UNSUPPORTED where that kernel cannot run); bias: [Cout] or NULL; residual:
  * out's shape or NULL (may be out itself); out: [N, H*W, Cout]. One dtype for all; out
  * must not overlap x; u must start on 16 bytes (a tensor of its own from vkd_tensor_create
  * does), VKD_ERR_UNSUPPORTED otherwise. Several images per dispatch where they fit one binding window,

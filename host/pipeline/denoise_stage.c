@@ -130,7 +130,7 @@ vkd_result vkd_denoise_stage_request(const vkd_memplan_in *in, vkd_denoise_reque
     if (g.err)
         return g.err;
     out->weights = plan.weight_bytes;
-    /* Quantized weights and Winograd's U: each temporary (up to 59 MB) is allocated and freed
+    /* Quantized weights: each dequantized temporary (up to 59 MB) is allocated and freed
      * around its op among the activations, and the pool's free ranges fragment around
      * them: lavapipe runs held up to ~2 of the largest above the live-byte peak (SD1.5
      * q8_0: +117 MiB at 64x64, +157 MiB at 512x512). The plan reserves that room. */
