@@ -27,15 +27,18 @@ echo "random tests: VKD_SEED=${VKD_SEED:-time-based}"
 export VKD_REQUIRE_VALIDATION=1
 # Two tests at a time: on a cold shader cache most of the time is LLVM compiling kernels
 # at their first dispatch, one thread per process (CMakeLists.txt: the longest start first).
-ctest --test-dir "$B" --output-on-failure -j"${VKD_CTEST_JOBS:-2}"
+# (test_op_attention_h, the fp16-arithmetic attention forced on this CPU device, is left to
+# the mobile pass below, where the profile runs every fp16 case of test_op_attention on it:
+# its cold compile costs minutes; `ctest -R test_op_attention_h` runs it alone.)
+ctest --test-dir "$B" --output-on-failure -j"${VKD_CTEST_JOBS:-2}" -E '^test_op_attention_h$'
 # The op tests and the tiny models again as a phone GPU (issue 26): VKD_EMULATE=mobile lowers
 # the limits to 16 KiB shared memory, 256 invocations, 1 GiB allocations and 128 MiB bindings
 # and makes the ops take their GPU kernels (tiled GEMM, flash attention, fp16 arithmetic),
 # every pipeline held to those limits (vk/spirv_shared.h); at a second subgroup width, as
 # llvmpipe's 128-bit vectors give subgroups of 4 instead of 8, so no kernel may assume one.
 # Left out: the cooperative-matrix emulation (32 KiB of shared memory: no phone kernel) and
-# attention_h's own run (the mobile profile runs it in test_op_attention). Most of the time
-# is llvmpipe compiling the GPU kernels, with barriers, cold (docs/testing.md).
+# attention_h's own run (the mobile profile runs it in test_op_attention). ~11 min on 2 cores,
+# most of it llvmpipe compiling the GPU kernels (barriers: coroutines) cold.
 # VKD_MOBILE_ALL=1: every test_* under it (~2x longer).
 MOBILE='^test_(op_|limits$|models$)'
 [[ -n "${VKD_MOBILE_ALL:-}" ]] && MOBILE='^test_'
