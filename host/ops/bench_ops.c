@@ -54,10 +54,6 @@ static const bench_case cases[] = {
     {"64x64 image: ResBlock conv 8x8 320->320, level 0", 1, 0, 0, 0, 8, 320, 320, 1},
 };
 
-/* --attention shared: the shared-memory flash kernel (attention.comp) on every device, e.g. to
- * time its fp16-arithmetic variant against its fp32 one on a CPU device */
-static vkd_attention_kernel attn_kernel = VKD_ATTENTION_AUTO;
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -95,8 +91,11 @@ static double replay_median(vkd_cmd *c, vkd_result r, double *ms, int repeat, co
     return median(ms, repeat);
 }
 
-/* Median GPU ms of the fused attention on a packed qkv [B, L, 3C] -> [B, L, C]; < 0 on failure. */
-static double time_attention(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat)
+/* Median GPU ms of the fused attention on a packed qkv [B, L, 3C] -> [B, L, C] with kernel
+ * attn_kernel (--attention shared: the shared-memory flash kernel on every device, e.g. to
+ * time its fp16-arithmetic variant against its fp32 one on a CPU device); < 0 on failure. */
+static double time_attention(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat,
+                             vkd_attention_kernel attn_kernel)
 {
     vkd_tensor x = {0}, o = {0};
     vkd_cmd *c = NULL;
@@ -324,6 +323,7 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
     o.coopmat = bo->coopmat;
     vkd_bench_host_sgemm_fn time_sgemm = bo->host_sgemm_ms; /* the caller's host reference, or NULL */
     int repeat = 0, quick = 0, all = 0, wino = 0;
+    vkd_attention_kernel attn_kernel = VKD_ATTENTION_AUTO; /* --attention shared: the flash kernel */
     int64_t batch = 0;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
@@ -448,7 +448,7 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
         }
         printf("| %s | %s | %.2f |", bc->what, shape, flop / 1e9);
         for (int j = 0; j < 2; j++) {
-            double ms = j >= ndt ? -1 : bc->conv == 2 ? time_attention(d, dts[j], bc, batch, repeat)
+            double ms = j >= ndt ? -1 : bc->conv == 2 ? time_attention(d, dts[j], bc, batch, repeat, attn_kernel)
                                                        : time_op(d, dts[j], bc, batch, repeat, 0);
             if (ms > 0)
                 printf(" %.2f | %.1f |", ms, flop / (ms * 1e6));
