@@ -22,6 +22,7 @@
 #include "pipeline/txt2img.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
+#include "ops/matmul.h"
 #include "vk/pipeline.h"
 
 struct vkd_ctx {
@@ -284,6 +285,9 @@ static vkd_result open_device(vkd_pipe *p, const vkd_ctx_params *cp)
             o.knobs.split_k = cp->dev->split_k > 0 ? cp->dev->split_k : -1; /* 0: off */
         o.knobs.attention_no_coopmat = cp->dev->attention_flash;
         o.knobs.winograd = cp->dev->no_winograd ? -1 : 0;
+        o.knobs.splitk_reduce = cp->dev->splitk_reduce;
+        if (cp->dev->gemm_coopmat_emu)
+            o.knobs.gemm_tile = vkd_gemm_coopmat_emu_tile;
     }
     vkd_result r = vkd_device_create(&o, &p->d);
     if (r)

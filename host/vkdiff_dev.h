@@ -18,6 +18,10 @@ struct vkd_dev_options {
     int split_k;              /* split-K's target workgroups for GEMMs; -1: the default, 0: off */
     bool attention_flash;     /* attention off the cooperative-matrix kernels (the flash kernel) */
     bool no_winograd;         /* the 3x3 convs on the implicit GEMM, never on Winograd (ops/winograd.h) */
+    bool splitk_reduce;       /* split-K's partial sums added by a dispatch of their own (ops/matmul.c) */
+    /* every fp16 GEMM on the emulated cooperative-matrix kernel: the GPU path's dispatches
+     * recorded on a device without cooperative matrices (bench model --record) */
+    bool gemm_coopmat_emu;
 };
 void vkd_dev_options_init(struct vkd_dev_options *o);
 

@@ -505,8 +505,6 @@ float16_t cm_sh(float v) { return float16_t(v); }
 #define VKD_CM_MULADD(i, a, b) acc[i] = coopMatMulAddNV(a, b, acc[i])
 #define VKD_CM_STORE(i, o) coopMatStoreNV(acc[i], Cs, o, BNP, false)
 #endif
-// split-K partial sums (pc.phase 1 writes, 2 reads): host/ops/matmul.c vkd_gemm_ksplit
-layout(std430, binding = 7) buffer Part { float part[]; };
 shared VKD_CM_SH As[BM * BKP]; // A(m0 + r, k0 + c) at r * BKP + c
 shared VKD_CM_SH Bs[BN * BKP]; // w[n0 + r, k0 + c] at r * BKP + c: the GEMM's B, column-major
 shared float Cs[BM * BNP];
@@ -573,20 +571,7 @@ void cm_stage_w(uint r, uint c, uint n, uint k)
     }
 }
 
-// Split-K, phase 2: out[m, n] = epilogue(sum over the chunks z of part[z, m, n]), one
-// invocation per output element along n (coalesced), the grid's x and y flattened
-void gemm_splitk_reduce()
-{
-    uint idx = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x +
-               gl_LocalInvocationID.x;
-    if (idx >= pc.M * pc.N)
-        return;
-    uint m = idx / pc.N, n = idx - m * pc.N;
-    float v = 0.0;
-    for (uint z = 0; z < pc.ksplit; z++)
-        v += part[pc.s_off + (z * pc.M + m) * pc.N + n];
-    gemm_epilogue(m, n, v);
-}
+#include "gemm_splitk.glsl" // split-K's reduce (phase 2) and last workgroup (phase 3)
 
 // Software pipelining of the staging (VEC4 = 2): the next k step's A and w are read
 // from global memory into registers before this step's matrix products, and written to
@@ -650,9 +635,9 @@ void gemm_coopmat()
         gemm_splitk_reduce();
         return;
     }
-    // phase 1: this workgroup's chunk of k (a whole number of BK steps; LNFOLD is never split)
-    uint kbeg = pc.phase == 1 ? gl_WorkGroupID.z * pc.kchunk : 0u;
-    uint kend = pc.phase == 1 ? min(pc.K, kbeg + pc.kchunk) : pc.K;
+    // phases 1 and 3: this workgroup's chunk of k (a whole number of BK steps; LNFOLD is never split)
+    uint kbeg = pc.phase != 0u ? gl_WorkGroupID.z * pc.kchunk : 0u;
+    uint kend = pc.phase != 0u ? min(pc.K, kbeg + pc.kchunk) : pc.K;
     uint tid = gl_LocalInvocationID.x;
     uint sm = gl_SubgroupID / SGN, sn = gl_SubgroupID % SGN;
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
@@ -716,11 +701,13 @@ void gemm_coopmat()
         uint m = m0 + r, n = n0 + c;
         if (m >= pc.M || n >= pc.N)
             continue;
-        if (pc.phase == 1)
+        if (pc.phase != 0u)
             part[pc.s_off + (gl_WorkGroupID.z * pc.M + m) * pc.N + n] = Cs[r * BNP + c];
         else
             gemm_epilogue(m, n, ln_out(n, Cs[r * BNP + c], LnSum[2 * r], LnSum[2 * r + 1]));
     }
+    if (pc.phase == 3u) // uniform across the dispatch
+        gemm_splitk_last(m0, n0);
 }
 #endif
 

@@ -154,8 +154,9 @@ static void test_conv2d_rejects_bad_shapes(vkd_device *d)
 
 /* Every case of cs on every GEMM kernel this device can run (test_gemm_tiles), chosen by
  * override: the one place this test chooses a kernel. split_k: only the kernels that
- * split K (the cooperative-matrix ones, vkd_gemm_ksplit), each case in 2 dispatches
- * (partial sums, reduce). */
+ * split K (the cooperative-matrix ones, vkd_gemm_ksplit), each case in 1 dispatch (its
+ * last workgroup per tile adds the partial sums) and with the knob in 2 (partial sums,
+ * reduce). */
 static void run_on_each_tile(vkd_device *d, const conv_case *cs, size_t ncs, bool split_k, test_rng *rng)
 {
     vkd_dtype dts[2];
@@ -169,8 +170,14 @@ static void run_on_each_tile(vkd_device *d, const conv_case *cs, size_t ncs, boo
         for (int i = test_gemm_first_dtype(&tiles[t], ndt); i < ndt; i++)
             for (size_t j = 0; j < ncs; j++) {
                 unsigned nd = run_case(d, dts[i], &cs[j], rng);
-                if (split_k)
-                    TEST_CHECK(nd == 2, "split-K conv: 2 dispatches (partial sums, reduce), got %u", nd);
+                if (!split_k)
+                    continue;
+                TEST_CHECK(nd == 1, "split-K conv: 1 dispatch (the last workgroup of each tile adds the "
+                           "partial sums), got %u", nd);
+                d->knobs.splitk_reduce = true;
+                nd = run_case(d, dts[i], &cs[j], rng);
+                d->knobs.splitk_reduce = false;
+                TEST_CHECK(nd == 2, "split-K conv, reduce dispatch: 2 dispatches (partial sums, reduce), got %u", nd);
             }
     }
     d->knobs.gemm_tile = (vkd_gemm_tile){0};

@@ -18,7 +18,7 @@ typedef struct mm_case {
     int64_t batch, m, k, n;
     int flags;
     double mean_off; /* ln: rows offset by up to this many standard deviations */
-    bool split_k;    /* only on the kernels that split K (cooperative matrix): must take 2 dispatches */
+    bool split_k;    /* only on the kernels that split K (cooperative matrix): 1 dispatch, 2 with the knob */
 } mm_case;
 
 /* fp32: accumulation order only (~K * eps^2); fp16: one output rounding (~1e-7) */
@@ -93,6 +93,30 @@ static vkd_result record(vkd_cmd *c, void *ctx)
     return vkd_op_linear_ex(c, &j->a, &j->w, &j->o, &j->out);
 }
 
+/* The recording c submitted again onto a poisoned output and partial sums equals ref
+ * again (a workgroup that reduced before the others wrote would read NaN), and leaves
+ * every ticket of its recorder at zero (vk/cmd.h vkd_cmd_tickets). */
+static void check_replay(vkd_device *d, vkd_cmd *c, vkd_tensor *out, vkd_tensor *scratch, const double *ref,
+                         double max_nmse, const char *what)
+{
+    char again[160];
+    snprintf(again, sizeof again, "%s, replayed", what);
+    vkd_buffer_fill(d, &out->buf, out->dtype == VKD_F16 ? 0x7e007e00u : 0x7fc00000u);
+    vkd_buffer_fill(d, &scratch->buf, 0x7fc00000u);
+    vkd_result r = vkd_cmd_submit_wait(c);
+    TEST_CHECK(r == VKD_OK, "%s: %s", again, vkd_result_str(r));
+    test_expect_close(d, out, ref, max_nmse, again);
+    vkd_binding t;
+    uint32_t *tickets = test_alloc(4 * VKD_CMD_TICKETS), nonzero = 0;
+    r = vkd_cmd_tickets(c, VKD_CMD_TICKETS, &t);
+    if (!r)
+        r = vkd_buffer_download(d, t.buf, t.offset, tickets, 4 * VKD_CMD_TICKETS);
+    for (uint32_t i = 0; !r && i < VKD_CMD_TICKETS; i++)
+        nonzero += tickets[i] != 0;
+    TEST_CHECK(r == VKD_OK && nonzero == 0, "%s: %u tickets left non-zero (%s)", again, nonzero, vkd_result_str(r));
+    free(tickets);
+}
+
 /* The linear layer, a given as one tensor or (SPLIT) as two side by side along K. */
 static unsigned run_case(vkd_device *d, vkd_dtype dt, const mm_case *mc, test_rng *rng)
 {
@@ -153,10 +177,18 @@ static unsigned run_case(vkd_device *d, vkd_dtype dt, const mm_case *mc, test_rn
              d->knobs.fp16_arith > 0 ? " fp16-arith" : "",
              (long long)(batch * m), (long long)k, flags & SPLIT ? " in 2 parts" : "", (long long)n, (long long)k,
              flags & BIAS ? " +bias" : "", flags & RES ? " +res" : "", flags & RES_IN_PLACE ? " +res in place" : "");
+    /* split-K's last workgroups (phase 3) set their tickets back to zero: the recording,
+     * replayed onto a poisoned output, computes it again (not in place: the residual would
+     * be added twice) */
+    bool replay = mc->split_k && !(flags & RES_IN_PLACE) && !d->knobs.splitk_reduce;
     test_op op = {.what = what, .record = record, .ctx = &j, .out = &j.out, .ref = ref,
-                  .tol = d->knobs.fp16_arith > 0 ? tol_h : tol};
+                  .tol = d->knobs.fp16_arith > 0 ? tol_h : tol, .keep_cmd = replay};
     if (!r)
         test_op_run(d, &op);
+    if (op.cmd) {
+        check_replay(d, op.cmd, &j.out, &j.scratch, ref, test_tol_for(op.tol, dt), what);
+        vkd_cmd_destroy(op.cmd);
+    }
     if (flags & RES_IN_PLACE)
         memset(&j.out, 0, sizeof j.out); /* j.res's buffer: destroyed once, as j.res */
     TEST_DESTROY(d, &j.scratch, &j.a2, &j.a, &j.w, &j.b, &j.res, &j.out);
@@ -238,9 +270,19 @@ static void run_table(vkd_device *d, vkd_dtype dt, const vkd_gemm_tile *t, const
         if (mc->ln && t && t->direct == 2)
             continue; /* the subgroup kernel's folded norm: at the SD shapes only */
         unsigned nd = mc->ln ? run_case_ln(d, dt, mc, rng) : run_case(d, dt, mc, rng);
-        if (mc->split_k)
-            TEST_CHECK(nd == 2, "split-K linear [%lld,%lld]x[%lld,%lld]: 2 dispatches (partial sums, reduce), got %u",
-                       (long long)(mc->batch * mc->m), (long long)mc->k, (long long)mc->n, (long long)mc->k, nd);
+        if (!mc->split_k)
+            continue;
+        /* one dispatch, its last workgroup per tile adding the sums; with the knob, the
+         * partial sums and a reduce dispatch */
+        TEST_CHECK(nd == 1, "split-K linear [%lld,%lld]x[%lld,%lld]: 1 dispatch (partial sums, the last "
+                   "workgroup of each tile adds them), got %u", (long long)(mc->batch * mc->m), (long long)mc->k,
+                   (long long)mc->n, (long long)mc->k, nd);
+        d->knobs.splitk_reduce = true;
+        nd = run_case(d, dt, mc, rng);
+        d->knobs.splitk_reduce = false;
+        TEST_CHECK(nd == 2, "split-K linear [%lld,%lld]x[%lld,%lld], reduce dispatch: 2 dispatches (partial sums, "
+                   "reduce), got %u", (long long)(mc->batch * mc->m), (long long)mc->k, (long long)mc->n,
+                   (long long)mc->k, nd);
     }
 }
 

@@ -63,6 +63,10 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
             dev.attention_flash = !strcmp(v, "flash"), i++;
         else if (!strcmp(a, "--winograd") && v) /* developer knob: off = the 3x3 convs on the implicit GEMM */
             dev.no_winograd = !strcmp(v, "off"), i++;
+        else if (!strcmp(a, "--splitk-reduce")) /* developer knob: split-K's sums added by a dispatch of their own */
+            dev.splitk_reduce = true;
+        else if (!strcmp(a, "--gemm-coopmat-emu")) /* developer knob: the GPU path's GEMMs, emulated (--record) */
+            dev.gemm_coopmat_emu = true;
         else if (!strcmp(a, "--device") && v)
             cp.device_index = atoi(v), i++;
         else if (!strcmp(a, "--precision") && v) {
@@ -81,9 +85,11 @@ int vkd_cli_bench_model(int argc, char **argv, const char *default_model, const 
                             "                         [--plan|--record [--mem-budget MIB] [--vae-tiling]]  (--plan: the "
                             "memory plan only, nothing run; --record: also record the UNet for its dispatches and "
                             "bytes bound; --append: add this run's one-line summary to FILE, a markdown table)\n"
-                            "                         [--split-k N] [--attention flash|auto] [--winograd off|auto]  "
-                            "(developer knobs: split-K's target workgroups, 0 = off; attention off cooperative "
-                            "matrices; 3x3 convs kept off Winograd)\n"
+                            "                         [--split-k N] [--attention flash|auto] [--winograd off|auto] "
+                            "[--splitk-reduce] [--gemm-coopmat-emu]  (developer knobs: split-K's target workgroups, "
+                            "0 = off; attention off cooperative matrices; 3x3 convs kept off Winograd; split-K's sums "
+                            "added by a dispatch of their own; every fp16 GEMM on the emulated cooperative-matrix "
+                            "kernel)\n"
                             "       (no -m: the shipped shapes model at 64x64)\n");
             return 2;
         }

@@ -364,11 +364,12 @@ int vkd_bench_ops_main(int argc, char **argv, const vkd_bench_ops_opts *bo)
             all = 1;
         else if (!strcmp(argv[i], "--winograd"))
             wino = 1;
-
+        else if (!strcmp(argv[i], "--splitk-reduce")) /* developer knob: split-K's sums in a dispatch of their own */
+            o.knobs.splitk_reduce = true;
         else {
             fprintf(stderr, "usage: vkdiff bench ops [--device N] [--repeat R] [--batch B] [--quick | --all] [--filter TEXT] "
                             "[--tile BMxBNxBKxTMxTN[x1]] [--split-k WORKGROUPS] [--attention flash|shared|auto] "
-                            "[--fp16-arith on|off] [--winograd]\n");
+                            "[--fp16-arith on|off] [--winograd] [--splitk-reduce]\n");
             return 2;
         }
     }

@@ -241,6 +241,22 @@ vkd_result vkd_gemm_dispatch(vkd_cmd *c, const vkd_pipeline *p, const vkd_gemm_t
     if (r)
         return r;
     pc->phase = 1, pc->kchunk = kchunk, pc->ksplit = s;
+    /* Phase 3: each workgroup writes its chunk's sums, then takes a ticket for its tile;
+     * the tile's last workgroup adds the chunks up and applies the epilogue, where a
+     * reduce dispatch did (83 of 472 dispatches in the SD1.5 UNet on an H200). The
+     * tickets take binding 5, LayerNorm's, which a split GEMM never uses. */
+    vkd_binding tickets;
+    if (!d->knobs.splitk_reduce && (r = vkd_cmd_tickets(c, (uint32_t)(gx * gy), &tickets)) != VKD_ERR_UNSUPPORTED) {
+        if (r)
+            return r;
+        vkd_binding tb[8];
+        memcpy(tb, bind, sizeof tb);
+        tb[5] = tickets;
+        pc->phase = 3;
+        r = vkd_cmd_dispatch(c, p, tb, 8, pc, sizeof *pc, gx, gy, s, op);
+        pc->phase = 0;
+        return r;
+    }
     if ((r = vkd_cmd_dispatch(c, p, bind, 8, pc, sizeof *pc, gx, gy, s, op)))
         return r;
     /* the reduce: one invocation per output, in workgroups of the pipeline's size. It

@@ -57,8 +57,10 @@ VKD_PUSH_BEGIN(vkd_push_gemm)
     pc_float ln_eps;
     /* split-K (the cooperative-matrix kernels, gemm.comp family 3/4): phase 1 writes the
      * fp32 sums of k chunk z = gl_WorkGroupID.z (kchunk wide) to part[s_off + (z * M + m)
-     * * N + n] (binding 7); phase 2 adds the ksplit chunks and applies the epilogue */
-    pc_uint phase;   /* 0: whole K in one pass; 1: partial sums; 2: reduce */
+     * * N + n] (binding 7); phase 2 adds the ksplit chunks and applies the epilogue;
+     * phase 3 is phase 1 whose last workgroup per output tile (counted in binding 5's
+     * tickets) then does phase 2's work for that tile */
+    pc_uint phase;   /* 0: whole K in one pass; 1: partial sums; 2: reduce; 3: 1 then 2 */
     pc_uint kchunk;
     pc_uint ksplit;
     pc_uint s_off;

@@ -37,6 +37,7 @@ struct vkd_cmd {
     uint32_t n_timed;
     double total_ms;
     uint32_t label_cap;
+    vkd_buffer tickets; /* VKD_CMD_TICKETS zeroed counters (vkd_cmd_tickets), made at first use */
 };
 
 vkd_result vkd_cmd_create(vkd_device *d, vkd_cmd **out)
@@ -84,6 +85,7 @@ void vkd_cmd_destroy(vkd_cmd *c)
     free_pools(c);
     free_views(c);
     free(c->views);
+    vkd_buffer_destroy(d, &c->tickets);
     if (c->queries)
         vkDestroyQueryPool(d->dev, c->queries, NULL);
     if (c->cb)
@@ -381,6 +383,23 @@ vkd_result vkd_binding_window(const vkd_device *d, const vkd_buffer *buf, VkDevi
 }
 
 vkd_device *vkd_cmd_device(vkd_cmd *c) { return c->d; }
+
+vkd_result vkd_cmd_tickets(vkd_cmd *c, uint32_t n, vkd_binding *out)
+{
+    if (n > VKD_CMD_TICKETS)
+        return VKD_ERR_UNSUPPORTED;
+    if (!c->tickets.vk) { /* zeroed by a submission of its own: this recording may never be submitted */
+        vkd_result r = vkd_buffer_create(c->d, 4ull * VKD_CMD_TICKETS, &c->tickets);
+        if (!r)
+            r = vkd_buffer_fill(c->d, &c->tickets, 0);
+        if (r) {
+            vkd_buffer_destroy(c->d, &c->tickets);
+            return r;
+        }
+    }
+    *out = (vkd_binding){&c->tickets, 0, 4ull * n};
+    return VKD_OK;
+}
 
 /* Barriers around a transfer command: earlier shader (and host) writes before it, it
  * before later shader reads and writes and host reads. */

@@ -48,6 +48,15 @@ vkd_result vkd_cmd_copy(vkd_cmd *c, const vkd_buffer *src, VkDeviceSize src_off,
 /* Record filling bytes [off, +bytes) of buf with the 32-bit word `value` (off and bytes
  * multiples of 4), ordered like vkd_cmd_copy. */
 vkd_result vkd_cmd_fill(vkd_cmd *c, const vkd_buffer *buf, VkDeviceSize off, VkDeviceSize bytes, uint32_t value);
+/* Tickets: n zeroed 32-bit counters this recorder owns, for a dispatch whose workgroups
+ * meet through atomics (the split-K GEMM's last workgroup per tile adds the partial sums:
+ * ops/matmul.c). A dispatch must leave the counters it used at zero again; every
+ * dispatch of a recording is ordered after the one before (vkd_cmd_dispatch), and one
+ * recorder's submissions never overlap (submit waits), so dispatches never share them
+ * at once. VKD_ERR_UNSUPPORTED when n exceeds VKD_CMD_TICKETS (the caller takes
+ * another way). The buffer lives as long as the recorder. */
+#define VKD_CMD_TICKETS 4096u
+vkd_result vkd_cmd_tickets(vkd_cmd *c, uint32_t n, vkd_binding *out);
 /* Submit the recorded work and wait for it. May be called many times after end. */
 vkd_result vkd_cmd_submit_wait(vkd_cmd *c);
 

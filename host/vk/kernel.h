@@ -116,6 +116,10 @@ typedef struct vkd_knobs {
      * VKD_SPLITK_TARGET_WG; < 0: no split-K, to time the kernels without it (bench
      * ops/model --split-k) */
     int split_k;
+    /* developer knob: split-K's partial sums added up by a reduce dispatch after the
+     * GEMM's (phase 2), instead of by the last workgroup of each output tile (phase 3), so
+     * that tests check both and a benchmark can time them (bench ops/model --splitk-reduce) */
+    bool splitk_reduce;
     /* developer knob: attention's AUTO never takes the cooperative-matrix kernel, to
      * time it against the flash kernel in one run (bench ops/model --attention flash) */
     bool attention_no_coopmat;
