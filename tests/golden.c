@@ -1,5 +1,6 @@
 /* The model goldens and the comparisons: see golden.h. */
 #include "golden.h"
+#include "vk/device.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -70,10 +71,25 @@ void expect_rel_lim(const char *what, vkd_dtype dt, const float *got, const floa
     TEST_CHECK(e <= lim, "%s %s: relative error %.3g > %.0e", what, vkd_dtype_suffix(dt), e, lim);
 }
 
-/* one stage: issue 4's thresholds */
-void expect_rel(const char *what, vkd_dtype dt, const float *got, const float *ref, size_t n)
+bool golden_fp16_arith(const vkd_device *d) { return vkd_fp16_arith_on(&d->profile, &d->knobs); }
+
+/* One stage: issue 4's thresholds. With the fp16-arithmetic kernels (the emulated phone,
+ * VKD_EMULATE=mobile, on a device with shaderFloat16) each GEMM and attention output also
+ * carries its 16-product fp16 partial sums' rounding: docs/fp16.md puts an op's nmse at
+ * (u^2/3)(3 + 16/2) against (u^2/3)(3) for fp16 storage alone, 3.7x the variance, 1.9x
+ * the relative error. Measured, test_lora_apply's tiny UNets (the largest fp16 errors of
+ * the suite): kohya 0.21-0.25% -> 0.45-0.58%, PEFT 0.38-0.60% -> 0.89-1.29%, 2.2-2.4x;
+ * so the bound doubles, keeping about the margin 1e-2 had over 0.60%. */
+double golden_stage_lim(const vkd_device *d, vkd_dtype dt)
 {
-    expect_rel_lim(what, dt, got, ref, n, dt == VKD_F16 ? 1e-2 : 1e-4);
+    if (dt != VKD_F16)
+        return 1e-4;
+    return golden_fp16_arith(d) ? 2e-2 : 1e-2;
+}
+
+void expect_rel(const vkd_device *d, const char *what, vkd_dtype dt, const float *got, const float *ref, size_t n)
+{
+    expect_rel_lim(what, dt, got, ref, n, golden_stage_lim(d, dt));
 }
 
 

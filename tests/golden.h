@@ -4,6 +4,7 @@
 #ifndef VKD_TESTS_GOLDEN_H
 #define VKD_TESTS_GOLDEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,8 +25,13 @@ double rel_err(const float *got, const float *ref, size_t n);
 /* PSNR of two [-1, 1] images mapped to [0, 1] and clamped */
 double psnr01(const float *got, const float *ref, size_t n);
 void expect_rel_lim(const char *what, vkd_dtype dt, const float *got, const float *ref, size_t n, double lim);
-/* one stage: 1e-4 fp32, 1e-2 fp16 */
-void expect_rel(const char *what, vkd_dtype dt, const float *got, const float *ref, size_t n);
+/* one stage on device d: 1e-4 fp32, 1e-2 fp16 (2e-2 where fp16 tensors multiply in fp16:
+ * golden_stage_lim) */
+void expect_rel(const vkd_device *d, const char *what, vkd_dtype dt, const float *got, const float *ref, size_t n);
+/* the stage bound on device d for dtype dt */
+double golden_stage_lim(const vkd_device *d, vkd_dtype dt);
+/* whether d's ops on fp16 tensors take the fp16-arithmetic kernels (docs/fp16.md) */
+bool golden_fp16_arith(const vkd_device *d);
 /* the image criterion: PSNR >= 40 dB fp32, >= 30 dB fp16 */
 void expect_psnr(const char *what, vkd_dtype dt, const float *got, const float *ref, size_t n);
 

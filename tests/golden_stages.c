@@ -40,7 +40,7 @@ void golden_text(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, gol
         size_t n;
         float *ref = gload(g, names[k], &n);
         if (got && ref)
-            expect_rel(what, dt, got, ref, n);
+            expect_rel(d, what, dt, got, ref, n);
         free(got);
         free(ref);
     }
@@ -99,14 +99,14 @@ void golden_text_sdxl(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg
         size_t n;
         float *ref = gload(g, e ? "context_g" : "context_l", &n);
         if (got && ref)
-            expect_rel(what, dt, got, ref, n);
+            expect_rel(d, what, dt, got, ref, n);
         free(got), free(ref);
         if (e) {
             float *pref = gload(g, "pooled", &n);
             snprintf(what, sizeof what, "SDXL %s encoder 2 -> pooled", lay);
             TEST_CHECK(s.host2 != NULL, "%s: no pooled output", what);
             if (s.host2 && pref)
-                expect_rel(what, dt, s.host2, pref, n);
+                expect_rel(d, what, dt, s.host2, pref, n);
             free(pref);
         }
         free(s.host2);
@@ -162,7 +162,7 @@ void golden_unet(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, gol
         float *got = stage_finish(&s, r, what);
         if (got) {
             nchw_to_nhwc(ref + (size_t)k * per, want, B, C, h * w);
-            expect_rel(what, dt, got, want, per);
+            expect_rel(d, what, dt, got, want, per);
         }
         free(got);
     }
@@ -196,7 +196,7 @@ void golden_vae(vkd_device *d, vkd_wstore *ws, const vkd_model_config *cfg, gold
                  (long long)H, (long long)W);
         float *got = stage_finish(&s, r, what);
         if (got)
-            expect_rel(what, dt, got, want, (size_t)(H * W * 3));
+            expect_rel(d, what, dt, got, want, (size_t)(H * W * 3));
         free(got);
     }
     free(z), free(ref), free(zin), free(want);
@@ -238,8 +238,7 @@ void golden_run(vkd_ctx *ctx, golden *g, vkd_dtype dt, vkd_gen_params *gp, const
          * shaderFloat16) every GEMM and attention also sums 16 products in fp16 before
          * its fp32 accumulator (docs/fp16.md): the SD2 runs measured 3.0-3.4%, so 6e-2,
          * the same margin over what was measured. */
-        const char *emu = getenv("VKD_EMULATE");
-        bool f16_arith = emu && !strcmp(emu, "mobile");
+        bool f16_arith = golden_fp16_arith(vkd_ctx_pipe(ctx)->d);
         expect_rel_lim(what, dt, lat, rl, nl, dt == VKD_F16 ? (f16_arith ? 6e-2 : 3e-2) : 1e-4);
         nchw_to_nhwc(ri, want, 1, 3, H * W);
         expect_psnr("  image", dt, img, want, ni);

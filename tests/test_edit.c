@@ -119,9 +119,9 @@ static void test_encoder(vkd_ctx *ctx, golden *g, const inputs *in, vkd_dtype dt
     char what[96];
     if (!r && rm && rl) {
         snprintf(what, sizeof what, "%s VAE encoder -> mean", fam);
-        expect_rel(what, dt, mean, rm, n);
+        expect_rel(vkd_ctx_pipe(ctx)->d, what, dt, mean, rm, n);
         snprintf(what, sizeof what, "%s VAE encoder -> logvar", fam);
-        expect_rel(what, dt, logvar, rl, n);
+        expect_rel(vkd_ctx_pipe(ctx)->d, what, dt, logvar, rl, n);
     }
     free(rm), free(rl), free(mean), free(logvar);
 }
@@ -228,7 +228,7 @@ static void test_unet9(vkd_ctx *ctx, golden *g, const inputs *in, vkd_dtype dt, 
         float *got = stage_finish(&s, r, what);
         nchw_to_nhwc(ref, want, B, 4, h * w);
         if (got)
-            expect_rel(what, dt, got, want, (size_t)(B * 4 * h * w));
+            expect_rel(vkd_ctx_pipe(ctx)->d, what, dt, got, want, (size_t)(B * 4 * h * w));
         free(got);
     }
     free(x), free(t), free(ref), free(xin), free(want);

@@ -86,10 +86,10 @@ static void test_text_stage(vkd_ctx *ctx, golden *g, vkd_dtype dt, const char *l
         if (!zero) {
             memcpy(reorder, got + per, per * sizeof *got), memcpy(reorder + per, got, per * sizeof *got);
             snprintf(what, sizeof what, "SDXL %s text stage -> context", lay);
-            expect_rel(what, dt, reorder, want, nc);
+            expect_rel(vkd_ctx_pipe(ctx)->d, what, dt, reorder, want, nc);
             memcpy(pr, pooled + pp, pp * sizeof *pr), memcpy(pr + pp, pooled, pp * sizeof *pr);
             snprintf(what, sizeof what, "SDXL %s text stage -> pooled", lay);
-            expect_rel(what, dt, pr, wpool, npool);
+            expect_rel(vkd_ctx_pipe(ctx)->d, what, dt, pr, wpool, npool);
         } else { /* the uncond item all zeros, the cond item as before */
             size_t nz = 0;
             for (size_t i = 0; i < per; i++)
@@ -98,7 +98,7 @@ static void test_text_stage(vkd_ctx *ctx, golden *g, vkd_dtype dt, const char *l
                 nz += pooled[i] != 0;
             TEST_CHECK(nz == 0, "SDXL empty negative as zeros: %zu values are not 0", nz);
             snprintf(what, sizeof what, "SDXL %s zero negative: cond item", lay);
-            expect_rel(what, dt, got + per, want, per);
+            expect_rel(vkd_ctx_pipe(ctx)->d, what, dt, got + per, want, per);
         }
     }
     vkd_text_stage_release(p->text);

@@ -78,7 +78,7 @@ static void run_net(vkd_device *d, vkd_wstore *ws, const vkd_taesd_config *cfg, 
                  (long long)w, (long long)oh, (long long)ow);
         float *got = stage_finish(&s, r, full);
         if (got)
-            expect_rel(full, dt, got, want, (size_t)(oc * oh * ow));
+            expect_rel(d, full, dt, got, want, (size_t)(oc * oh * ow));
         free(got);
     }
     free(in), free(want);

@@ -31,19 +31,22 @@ export VKD_REQUIRE_VALIDATION=1
 # the mobile pass below, where the profile runs every fp16 case of test_op_attention on it:
 # its cold compile costs minutes; `ctest -R test_op_attention_h` runs it alone.)
 ctest --test-dir "$B" --output-on-failure -j"${VKD_CTEST_JOBS:-2}" -E '^test_op_attention_h$'
-# The op tests and the tiny models again as a phone GPU (issue 26): VKD_EMULATE=mobile lowers
-# the limits to 16 KiB shared memory, 256 invocations, 1 GiB allocations and 128 MiB bindings
-# and makes the ops take their GPU kernels (tiled GEMM, flash attention, fp16 arithmetic),
-# every pipeline held to those limits (vk/spirv_shared.h); at a second subgroup width, as
-# llvmpipe's 128-bit vectors give subgroups of 4 instead of 8, so no kernel may assume one.
-# Left out: the cooperative-matrix emulation (32 KiB of shared memory: no phone kernel) and
-# attention_h's own run (the mobile profile runs it in test_op_attention). ~11 min on 2 cores,
-# most of it llvmpipe compiling the GPU kernels (barriers: coroutines) cold.
-# VKD_MOBILE_ALL=1: every test_* under it (~2x longer).
-MOBILE='^test_(op_|limits$|models$)'
-[[ -n "${VKD_MOBILE_ALL:-}" ]] && MOBILE='^test_'
+# The whole suite again as a phone GPU (issue 26): VKD_EMULATE=mobile lowers the limits to
+# 16 KiB shared memory, 256 invocations, 1 GiB allocations and 128 MiB bindings and makes the
+# ops take their GPU kernels (tiled GEMM, flash attention, fp16 arithmetic), every pipeline
+# held to those limits (vk/spirv_shared.h). The op tests and test_limits at a second subgroup
+# width too: llvmpipe's 128-bit vectors give subgroups of 4 instead of 8, so no kernel may
+# assume one; the other tests (models, pipelines, memory plan, LoRA, ...) at the default width,
+# ~1.3x faster there. Left out: the cooperative-matrix emulation (32 KiB of shared memory: no
+# phone kernel) and attention_h's own run (the mobile profile runs it in test_op_attention).
+# Most of the time is llvmpipe running the GPU kernels (barriers: coroutines), 2-7x the CPU
+# kernels' time. VKD_MOBILE=ops: the first part only.
+PHONE_OPS='^test_(op_|limits$)'
 VKD_EMULATE=mobile LP_NATIVE_VECTOR_WIDTH=128 ctest --test-dir "$B" --output-on-failure -j"${VKD_CTEST_JOBS:-2}" \
-  -R "$MOBILE" -E '^test_op_attention_(cm|h)$'
+  -R "$PHONE_OPS" -E '^test_op_attention_(cm|h)$'
+if [[ "${VKD_MOBILE:-}" != ops ]]; then
+  VKD_EMULATE=mobile ctest --test-dir "$B" --output-on-failure -j"${VKD_CTEST_JOBS:-2}" -R '^test_' -E "$PHONE_OPS"
+fi
 tools/fuzz.sh "${VKD_FUZZ_SECONDS:-20}"
 if [[ -z "${VKD_SKIP_CROSS:-}" ]]; then
   # Portability (issue 7): aarch64 cross-build, CPU tests + --list-devices under qemu,
