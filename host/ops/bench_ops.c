@@ -142,7 +142,7 @@ static vkd_result winograd_weights(vkd_device *d, const vkd_tensor *w, vkd_tenso
 }
 
 /* Median GPU ms of one op over `repeat` submissions; < 0 on failure. wino: a 3x3 conv
- * case on the Winograd conv (its weights' transform not timed). */
+ * case on the Winograd conv (U's transform, where it is made beforehand, not timed). */
 static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t batch, int repeat, int wino)
 {
     vkd_tensor x = {0}, w = {0}, b = {0}, o = {0}, s = {0}, u = {0};
@@ -166,7 +166,10 @@ static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t
     if (!r) r = vkd_tensor_create(d, dt, 1, bs, &b);
     if (!r) r = vkd_tensor_upload_f32(d, &b, hb);
     if (!r) r = vkd_tensor_create(d, dt, 3, os, &o);
-    if (!r && wino) r = winograd_weights(d, &w, &u);
+    /* the Winograd conv as the models run it where its rule says so (the kernel transforming
+     * the stored weight in registers, winograd_sg_g); elsewhere from U in memory */
+    bool from_g = wino && vkd_conv2d_winograd_worth(d, batch, bc->hw, bc->hw, bc->cin, bc->cout);
+    if (!r && wino && !from_g) r = winograd_weights(d, &w, &u);
     /* split-K partial sums where the device's GEMM splits this shape, as the model has them */
     int64_t sn = vkd_gemm_split_scratch_numel(d, dt, 0, batch * rows, n, kk, k);
     if (!r && sn) r = vkd_tensor_create(d, VKD_F32, 1, &sn, &s);
@@ -176,7 +179,7 @@ static double time_op(vkd_device *d, vkd_dtype dt, const bench_case *bc, int64_t
         vkd_conv2d_params p = vkd_conv2d_params_sym(1, 1);
         p.scratch = sn ? &s : NULL;
         vkd_linear_opts lo = {.bias = &b, .scratch = sn ? &s : NULL};
-        r = wino       ? vkd_op_conv2d_winograd(c, &x, bc->hw, bc->hw, &u, &b, NULL, &o)
+        r = wino       ? vkd_op_conv2d_winograd(c, &x, bc->hw, bc->hw, from_g ? &w : &u, &b, NULL, &o)
             : bc->conv ? vkd_op_conv2d(c, &x, bc->hw, bc->hw, &w, &b, NULL, &p, &o)
                        : vkd_op_linear_ex(c, &x, &w, &lo, &o);
     }

@@ -53,6 +53,26 @@ void vkd_conv2d_relay_f16(void *dst, int64_t e0, int64_t n, const void *src, int
     }
 }
 
+vkd_result vkd_conv_check_epilogue(const char *op, const vkd_tensor *x, const vkd_tensor *weight,
+                                   const vkd_tensor *bias, const vkd_tensor *residual, const vkd_tensor *out,
+                                   int64_t nimg, int64_t pixels, int64_t cout)
+{
+    if (out->ndim != 3 || out->shape[0] != nimg || out->shape[1] != pixels || out->shape[2] != cout) {
+        char s[96];
+        VKD_ERROR("%s: output must be [%lld, %lld, %lld] (got %s)", op, (long long)nimg, (long long)pixels,
+                  (long long)cout, vkd_tensor_str(out, s, sizeof s));
+        return VKD_ERR_SHAPE;
+    }
+    if (bias && vkd_tensor_numel(bias) != cout)
+        return vkd_op_shape_error(op, "bias must have Cout elements", bias);
+    if (residual && vkd_tensor_numel(residual) != vkd_tensor_numel(out))
+        return vkd_op_shape_error(op, "residual must have the output's shape", residual);
+    if (weight->dtype != x->dtype || out->dtype != x->dtype || (bias && bias->dtype != x->dtype) ||
+        (residual && residual->dtype != x->dtype))
+        return vkd_op_shape_error(op, "all operands must share a dtype", out);
+    return VKD_OK;
+}
+
 vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, const vkd_tensor *weight,
                          const vkd_tensor *bias, const vkd_tensor *residual, const vkd_conv2d_params *p,
                          vkd_tensor *out)
@@ -82,19 +102,9 @@ vkd_result vkd_op_conv2d(vkd_cmd *c, const vkd_tensor *x, int64_t h, int64_t w, 
     int64_t ow = vkd_conv2d_out_dim(w, (int)kw, p->stride, p->pad_left, p->pad_right);
     if (oh < 1 || ow < 1)
         return vkd_op_shape_error(op, "input smaller than the kernel", x);
-    if (out->ndim != 3 || out->shape[0] != nimg || out->shape[1] != oh * ow || out->shape[2] != cout) {
-        char s[96];
-        VKD_ERROR("conv2d: output must be [%lld, %lld, %lld] (got %s)", (long long)nimg, (long long)(oh * ow),
-                  (long long)cout, vkd_tensor_str(out, s, sizeof s));
-        return VKD_ERR_SHAPE;
-    }
-    if (bias && vkd_tensor_numel(bias) != cout)
-        return vkd_op_shape_error(op, "bias must have Cout elements", bias);
-    if (residual && vkd_tensor_numel(residual) != vkd_tensor_numel(out))
-        return vkd_op_shape_error(op, "residual must have the output's shape", residual);
-    if (weight->dtype != x->dtype || out->dtype != x->dtype || (bias && bias->dtype != x->dtype) ||
-        (residual && residual->dtype != x->dtype))
-        return vkd_op_shape_error(op, "all operands must share a dtype", out);
+    vkd_result rc = vkd_conv_check_epilogue(op, x, weight, bias, residual, out, nimg, oh * ow, cout);
+    if (rc)
+        return rc;
 
     int64_t k = kh * kw * cin;
     /* A 1x1 stride-1 unpadded conv is a linear layer over the pixels. */

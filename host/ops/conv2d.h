@@ -51,6 +51,13 @@ static inline int64_t vkd_conv2d_out_dim(int64_t in, int k, int stride, int pad_
 vkd_result vkd_conv2d_weight_upload(vkd_device *d, vkd_dtype dt, const float *w_pytorch, int64_t cout, int64_t cin,
                                     int kh, int kw, vkd_tensor *out);
 
+/* The checks every conv kernel's op shares (vkd_op_conv2d, the Winograd conv): out is
+ * [nimg, pixels, cout], bias has cout elements, residual out's shape, and weight, bias,
+ * residual and out all have x's dtype. VKD_ERR_SHAPE (logged, naming op) otherwise. */
+vkd_result vkd_conv_check_epilogue(const char *op, const vkd_tensor *x, const vkd_tensor *weight,
+                                   const vkd_tensor *bias, const vkd_tensor *residual, const vkd_tensor *out,
+                                   int64_t nimg, int64_t pixels, int64_t cout);
+
 /* x: [N, H*W, Cin] (h, w given); weight: [Cout, kh, kw, Cin] from vkd_conv2d_weight_upload;
  * bias: [Cout] or NULL; residual: out's shape or NULL (may be out itself);
  * out: [N, OH*OW, Cout] with OH, OW from vkd_conv2d_out_dim. One dtype for all;

@@ -2,6 +2,7 @@
 #include "ops/winograd.h"
 
 #include "common/log.h"
+#include "ops/conv2d.h"
 #include "push_winograd.h"
 #include "vk/device.h"
 
@@ -68,19 +69,9 @@ vkd_result vkd_op_conv2d_winograd_ex(vkd_cmd *c, const vkd_tensor *x, int64_t h,
         (from_g ? x->shape[2] != cinp : vkd_conv2d_winograd_cin_padded(x->shape[2]) != cinp))
         return vkd_op_shape_error(op, "input must be [N, H*W, Cin] with u's Cin", x);
     int64_t nimg = x->shape[0], cin = x->shape[2];
-    if (out->ndim != 3 || out->shape[0] != nimg || out->shape[1] != h * w || out->shape[2] != cout) {
-        char s[96];
-        VKD_ERROR("%s: output must be [%lld, %lld, %lld] (got %s)", op, (long long)nimg, (long long)(h * w),
-                  (long long)cout, vkd_tensor_str(out, s, sizeof s));
-        return VKD_ERR_SHAPE;
-    }
-    if (bias && vkd_tensor_numel(bias) != cout)
-        return vkd_op_shape_error(op, "bias must have Cout elements", bias);
-    if (residual && vkd_tensor_numel(residual) != vkd_tensor_numel(out))
-        return vkd_op_shape_error(op, "residual must have the output's shape", residual);
-    if (u->dtype != x->dtype || out->dtype != x->dtype || (bias && bias->dtype != x->dtype) ||
-        (residual && residual->dtype != x->dtype))
-        return vkd_op_shape_error(op, "all operands must share a dtype", out);
+    vkd_result rc = vkd_conv_check_epilogue(op, x, u, bias, residual, out, nimg, h * w, cout);
+    if (rc)
+        return rc;
 
     int64_t maxe = vkd_op_max_elems(c, x->dtype);
     int64_t in_img = h * w * cin, out_img = h * w * cout;
