@@ -100,6 +100,8 @@ sigint)
     left=$(ls "$W" | grep -v '^log$')
     [ -z "$left" ] || fail "$when: SIGINT left files behind: $left"
     grep -q "interrupted" "$W/log" || fail "$when: no message"
+    # the sampler stops at the step the signal lands in, not after all 1000
+    if [ $when = step ] && grep -q "step 1000/1000" "$W/log"; then fail "step: SIGINT did not stop the sampling"; fi
   done
   echo "SIGINT during a step and during the write leaves nothing: ok" ;;
 odd_size)

@@ -139,7 +139,7 @@ static int progress(void *user, int step, int total)
     } else if (step == total || step == 1 || step % 5 == 0) {
         fprintf(stderr, "step %d/%d  %.2f it/s  ETA %.0fs\n", step, total, rate, eta);
     }
-    return 0;
+    return vkd_cli_interrupted() ? 1 : 0; /* Ctrl-C: the sampler stops at this step (VKD_ERR_CANCELLED) */
 }
 
 /* "AxB" (sep 'x') or "A,B" (sep ','): two integers in [0, 65536] */
